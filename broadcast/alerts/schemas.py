@@ -1,0 +1,182 @@
+"""API shapes for alerts (CAP 1.2 vocabulary)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from geo import gazetteer
+
+Category = Literal[
+    "Geo",
+    "Met",
+    "Safety",
+    "Security",
+    "Rescue",
+    "Fire",
+    "Health",
+    "Env",
+    "Transport",
+    "Infra",
+    "CBRNE",
+    "Other",
+]
+Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
+Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+PublicStatus = Literal["Actual", "Exercise", "Test"]
+ChannelName = Literal["sms", "social", "web"]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("time must include a timezone offset, e.g. 2026-11-26T10:00:00+07:00")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class InfoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    language: str = Field(default="id-ID", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    category: Category = "Geo"
+    event: str = Field(min_length=1, max_length=255)
+    urgency: Urgency
+    severity: Severity
+    certainty: Certainty
+    headline: str = Field(min_length=1, max_length=160)
+    description: str = Field(default="", max_length=4000)
+    instruction: str = Field(default="", max_length=2000)
+    onset: AwareDatetime | None = None
+    expires: AwareDatetime | None = None
+    web: str | None = Field(default=None, max_length=512)
+    contact: str | None = Field(default=None, max_length=255)
+
+
+class AreaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    area_desc: str = Field(min_length=1, max_length=500)
+    geocodes: list[str] = Field(min_length=1, max_length=500)
+
+    @field_validator("geocodes")
+    @classmethod
+    def _known_codes(cls, codes: list[str]) -> list[str]:
+        bad = [c for c in codes if not gazetteer.is_well_formed(c)]
+        if bad:
+            raise ValueError(f"malformed Kemendagri code(s): {', '.join(bad[:10])}")
+        unknown = [c for c in codes if gazetteer.find_place(c) is None]
+        if unknown:
+            raise ValueError(
+                f"unknown Kemendagri code(s) / kode wilayah tidak dikenal: {', '.join(unknown[:10])}"
+            )
+        return list(dict.fromkeys(codes))
+
+
+class AlertCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: PublicStatus
+    channels: list[ChannelName] = Field(min_length=1)
+    expires: AwareDatetime | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    infos: list[InfoIn] = Field(min_length=1, max_length=4)
+    areas: list[AreaIn] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertCreate:
+        langs = [i.language for i in self.infos]
+        if len(set(langs)) != len(langs):
+            raise ValueError("one info block per language")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("each channel at most once")
+        return self
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class InfoRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    language: str
+    category: str
+    event: str
+    urgency: str
+    severity: str
+    certainty: str
+    headline: str
+    description: str
+    instruction: str
+    onset: datetime | None
+    expires: datetime | None
+    web: str | None
+    contact: str | None
+
+
+class AreaRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    area_desc: str
+    geocodes: list[str]
+
+
+class AlertRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    identifier: str
+    sender: str
+    status: str
+    msg_type: str
+    scope: str
+    references: str | None
+    state: str
+    channels: list[str]
+    author_id: int
+    approver_id: int | None
+    rejection_reason: str | None
+    sent: datetime | None
+    expires: datetime | None
+    created_at: datetime
+    submitted_at: datetime | None
+    approved_at: datetime | None
+    published_at: datetime | None
+    infos: list[InfoRead]
+    areas: list[AreaRead]
+
+
+class DeliveryCounts(BaseModel):
+    channel: str
+    mode: str
+    total: int
+    by_state: dict[str, int]
+
+
+class OutboxRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    delivery_id: int
+    channel: str
+    recipient: str
+    text: str
+    created_at: datetime
+
+
+class AuditRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    before: dict[str, object] | None
+    after: dict[str, object] | None
+    hash: str

@@ -1,0 +1,98 @@
+"""The FastAPI application: API, public pages, staff pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broadcast import __version__
+from broadcast.alerts.routes import router as alerts_router
+from broadcast.api import problems
+from broadcast.api.deps import SessionDep
+from broadcast.settings import Settings, get_settings
+from broadcast.users.routes import router as users_router
+from broadcast.web.public import router as public_router
+from broadcast.web.staff import router as staff_router
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(self.max_bytes)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = problems.problem_response(
+            413,
+            f"Badan permintaan melebihi {self.max_bytes} byte / body larger than {self.max_bytes} bytes",
+            code="payload-too-large",
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            413, f"Badan permintaan melebihi {max_bytes} byte / body larger than {max_bytes} bytes"
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; tests pass their own settings."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Broadcast: layanan peringatan bencana",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    problems.register(app)
+    app.include_router(users_router)
+    app.include_router(alerts_router)
+    app.include_router(public_router)
+    app.include_router(staff_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(session: SessionDep) -> dict[str, str]:
+        """Liveness and database reachability."""
+        session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__, "environment": settings.environment.value}
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,110 @@
+"""Request dependencies: settings, a database session, and who is asking."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from broadcast.db import get_engine, session_factory
+from broadcast.errors import Forbidden, Unauthorized
+from broadcast.settings import Settings, get_settings
+from broadcast.users.models import Role, User
+from broadcast.users.security import TokenError, read_token
+
+SESSION_COOKIE = "broadcast_session"
+CSRF_COOKIE = "broadcast_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    """One session per request; entrypoints commit, anything uncommitted is rolled back."""
+    session = session_factory(get_engine(settings.resolved_database_url))()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _token_from(request: Request) -> tuple[str | None, bool]:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def find_current_user(request: Request, session: Session, settings: Settings) -> User | None:
+    """The signed-in user, None when nobody is signed in.
+
+    Raises: Unauthorized (expired or forged token, disabled user),
+    Forbidden (cookie write without CSRF token).
+    """
+    token, from_cookie = _token_from(request)
+    if not token:
+        return None
+    try:
+        user_id, version = read_token(
+            settings.secret_key.get_secret_value(), token, max_age_s=settings.session_ttl_minutes * 60
+        )
+    except TokenError as exc:
+        if exc.expired:
+            raise Unauthorized(
+                "Sesi kedaluwarsa, silakan masuk lagi / session expired, sign in again",
+                code="session-expired",
+            ) from exc
+        raise Unauthorized("Token tidak valid / invalid token", code="invalid-token") from exc
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.token_version != version:
+        raise Unauthorized("Sesi tidak berlaku lagi / session revoked", code="session-revoked")
+    if from_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            raise Forbidden("Token CSRF tidak cocok / CSRF token missing or wrong", code="csrf")
+    return user
+
+
+def current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+    """The signed-in user.
+
+    Raises: Unauthorized.
+    """
+    user = find_current_user(request, session, settings)
+    if user is None:
+        raise Unauthorized("Perlu masuk / authentication required", code="not-authenticated")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets only these roles through."""
+    allowed = frozenset(r.value for r in roles)
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(
+                f"Peran '{user.role}' tidak boleh melakukan ini / role '{user.role}' may not do this "
+                f"(needs: {', '.join(sorted(allowed))})",
+                code="role-not-allowed",
+            )
+        return user
+
+    return check
+
+
+AuthorDep = Annotated[User, Depends(require_roles(Role.OPERATOR, Role.APPROVER, Role.ADMIN))]
+ApproverDep = Annotated[User, Depends(require_roles(Role.APPROVER, Role.ADMIN))]
+AdminDep = Annotated[User, Depends(require_roles(Role.ADMIN))]
+StaffDep = Annotated[User, Depends(require_roles(Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST))]

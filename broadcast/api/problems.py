@@ -1,0 +1,115 @@
+"""One mapping from domain errors to RFC 9457 problem responses; no tracebacks ever reach a user."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from broadcast.errors import BroadcastError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[BroadcastError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unauthorized: 401,
+    Invalid: 422,
+}
+TITLES = {
+    400: "Permintaan tidak valid / Bad request",
+    401: "Perlu masuk / Authentication required",
+    403: "Tidak diizinkan / Forbidden",
+    404: "Tidak ditemukan / Not found",
+    405: "Metode tidak diizinkan / Method not allowed",
+    409: "Konflik / Conflict",
+    413: "Permintaan terlalu besar / Payload too large",
+    415: "Jenis konten tidak didukung / Unsupported media type",
+    422: "Data tidak valid / Invalid data",
+    500: "Kesalahan server / Internal error",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    code: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        body |= extra
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def status_for(exc: BroadcastError) -> int:
+    return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 400)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BroadcastError)
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem_response(status, str(exc), code=exc.code, headers=headers)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem_response(
+            400,
+            "Badan permintaan bukan JSON yang valid / malformed JSON body",
+            code="malformed-json",
+            extra={"errors": jsonable_encoder(errors)},
+        )
+    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    return problem_response(
+        422,
+        f"Data tidak valid / invalid data: {summary}",
+        code="validation",
+        extra={"errors": jsonable_encoder(errors)},
+    )
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"Alamat tidak ditemukan / no such route: {request.url.path}"
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"Metode {request.method} tidak diizinkan di {request.url.path} / method not allowed"
+    return problem_response(
+        exc.status_code, detail, code=f"http-{exc.status_code}", headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500, "Terjadi kesalahan di server; sudah dicatat / internal error, logged", code="internal"
+    )
+
+
+def register(app: FastAPI) -> None:
+    """Install the single error mapping on `app`."""
+    app.add_exception_handler(BroadcastError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,141 @@
+"""Append to and verify the hash-chained audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from broadcast.audit.models import AuditEntry
+from broadcast.db import utcnow
+
+GENESIS = "0" * 64
+# Any constant: serialises writers of the chain on PostgreSQL (SQLite has one writer anyway).
+_CHAIN_LOCK = 0x6175646974
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def entry_hash(
+    *,
+    prev_hash: str,
+    at: datetime,
+    actor_id: int | None,
+    action: str,
+    subject_type: str,
+    subject_id: int | None,
+    before: Any,
+    after: Any,
+) -> str:
+    """The SHA-256 of an entry's content chained to the previous entry's hash."""
+    body = json.dumps(
+        {
+            "prev": prev_hash,
+            "at": at.isoformat(timespec="microseconds"),
+            "actor": actor_id,
+            "action": action,
+            "subject": [subject_type, subject_id],
+            "before": before,
+            "after": after,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    subject_type: str,
+    subject_id: int | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry, chained to the last one, in the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)) or GENESIS
+    at = utcnow()
+    before_j, after_j = _jsonable(before), _jsonable(after)
+    entry = AuditEntry(
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        before=before_j,
+        after=after_j,
+        prev_hash=prev,
+        hash=entry_hash(
+            prev_hash=prev,
+            at=at,
+            actor_id=actor_id,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            before=before_j,
+            after=after_j,
+        ),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    entries: int
+    first_bad_id: int | None = None
+    reason: str = ""
+
+
+def verify_chain(session: Session) -> ChainCheck:
+    """Recompute every hash in order; report the first entry that does not match."""
+    prev = GENESIS
+    count = 0
+    for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id)).yield_per(1000):
+        count += 1
+        if entry.prev_hash != prev:
+            return ChainCheck(False, count, entry.id, "prev_hash does not match the previous entry")
+        expected = entry_hash(
+            prev_hash=entry.prev_hash,
+            at=entry.at,
+            actor_id=entry.actor_id,
+            action=entry.action,
+            subject_type=entry.subject_type,
+            subject_id=entry.subject_id,
+            before=entry.before,
+            after=entry.after,
+        )
+        if expected != entry.hash:
+            return ChainCheck(False, count, entry.id, "content does not match its hash")
+        prev = entry.hash
+    return ChainCheck(True, count)
+
+
+def entries_for(session: Session, *, subject_type: str, subject_id: int) -> list[AuditEntry]:
+    """Every entry about one subject, oldest first."""
+    stmt = (
+        select(AuditEntry)
+        .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == subject_id)
+        .order_by(AuditEntry.id)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,229 @@
+"""The `broadcast` command: serve, worker, beat, db, users, demo, audit."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from broadcast.settings import Environment, get_settings
+
+app = typer.Typer(help="Layanan peringatan bencana / disaster broadcast service", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
+users_app = typer.Typer(help="Users", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(demo_app, name="demo")
+app.add_typer(audit_app, name="audit")
+console = Console()
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from broadcast.db import get_engine
+
+    return get_engine(get_settings().resolved_database_url)
+
+
+def _prepare_data_dir() -> None:
+    settings = get_settings()
+    if not settings.database_url or settings.embedded_broker:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Bring the database schema up to date."""
+    from broadcast import migrate
+
+    _prepare_data_dir()
+    migrate.upgrade(get_settings().resolved_database_url, revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Take the database schema down to REVISION (e.g. base)."""
+    from broadcast import migrate
+
+    migrate.downgrade(get_settings().resolved_database_url, revision)
+    console.print(f"[yellow]database at {revision}[/yellow]")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="operator, approver, admin or analyst")],
+    full_name: Annotated[str, typer.Option(help="Full name")] = "",
+    jurisdiction: Annotated[str, typer.Option(help="PP or PP.KK; empty for national")] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Add a user."""
+    from pydantic import ValidationError
+
+    from broadcast.db import session_scope
+    from broadcast.errors import BroadcastError
+    from broadcast.users import service
+    from broadcast.users.schemas import UserCreate
+
+    try:
+        data = UserCreate(
+            username=username,
+            full_name=full_name or username,
+            password=password,
+            role=role,
+            jurisdiction=jurisdiction or None,
+        )  # type: ignore[arg-type]
+        with session_scope(_engine()) as session:
+            user = service.create_user(
+                session,
+                username=data.username,
+                full_name=data.full_name,
+                password=data.password,
+                role=data.role,
+                jurisdiction=data.jurisdiction,
+                actor_id=None,
+            )
+            console.print(f"[green]user {user.username} ({user.role}) created, id {user.id}[/green]")
+    except ValidationError as exc:
+        console.print(f"[red]invalid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from exc
+    except BroadcastError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _print_demo_logins() -> None:
+    from broadcast.demo import DEMO_PASSWORD, DEMO_USERS
+
+    table = Table(title=f"Akun demo / demo logins (kata sandi / password: {DEMO_PASSWORD})")
+    for col in ("username", "role", "jurisdiction", "name"):
+        table.add_column(col)
+    for u in DEMO_USERS:
+        table.add_row(u.username, u.role.value, u.jurisdiction or "nasional", u.full_name)
+    console.print(table)
+
+
+def _load_demo() -> int:
+    from broadcast.db import session_scope
+    from broadcast.demo import load_demo
+
+    if get_settings().environment is Environment.PRODUCTION:
+        console.print("[red]demo data is never loaded in production[/red]")
+        raise typer.Exit(2)
+    with session_scope(_engine()) as session:
+        return len(load_demo(session))
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load demo users (one per role) and subscribers in Palu, Sleman and Grobogan."""
+    n = _load_demo()
+    console.print(f"[green]{n} demo users created[/green]")
+    _print_demo_logins()
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain and report the first broken entry."""
+    from broadcast.audit.service import verify_chain
+    from broadcast.db import session_scope
+
+    with session_scope(_engine()) as session:
+        check = verify_chain(session)
+    if check.ok:
+        console.print(f"[green]audit chain intact: {check.entries} entries[/green]")
+        return
+    console.print(f"[red]audit chain broken at entry {check.first_bad_id}: {check.reason}[/red]")
+    raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="comma-separated queues")] = "broadcast",
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker."""
+    from broadcast.worker import celery
+
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={queues}",
+            f"--loglevel={loglevel}",
+            "--hostname=broadcast-%h-" + str(os.getpid()),
+        ]
+    )
+
+
+@app.command()
+def beat(loglevel: str = "INFO") -> None:
+    """Run Celery beat (the periodic sweep)."""
+    from broadcast.worker import celery
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.data_dir.resolve() / "celerybeat-schedule"
+    celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Celery worker processes")] = 2,
+    demo: Annotated[bool, typer.Option(help="load demo data into an empty database")] = True,
+) -> None:
+    """Run everything: database migrations, local broker, API, worker and beat."""
+    from broadcast import migrate
+    from broadcast.db import session_scope
+    from broadcast.demo import is_empty
+    from broadcast.serve import ServeError, Supervisor, port_in_use
+
+    if port_in_use(host, port):
+        console.print(
+            f"[red]Port {port} di {host} sudah dipakai (apakah 'broadcast serve' sudah berjalan?) / "
+            f"port {port} on {host} is already in use (is 'broadcast serve' already running?)[/red]"
+        )
+        raise typer.Exit(1)
+    if "BROADCAST_PUBLIC_BASE_URL" not in os.environ:
+        os.environ["BROADCAST_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
+        get_settings.cache_clear()
+    settings = get_settings()
+    _prepare_data_dir()
+    migrate.upgrade(settings.resolved_database_url)
+    with session_scope(_engine()) as session:
+        empty = is_empty(session)
+    if empty and demo and settings.environment is not Environment.PRODUCTION:
+        _load_demo()
+        _print_demo_logins()
+    sup = Supervisor(settings, host=host, port=port, workers=workers)
+    try:
+        sup.start()
+    except ServeError as exc:
+        sup.stop()
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    modes = ", ".join(f"{c}={settings.channel_mode(c)}" for c in settings.enabled_channels)
+    console.print(
+        f"[bold green]Siap / ready:[/bold green] {settings.public_base_url}  "
+        f"(API docs {settings.public_base_url}/api/docs; channels {modes}; Ctrl-C to stop)"
+    )
+    code = 1
+    try:
+        code = sup.wait()
+    finally:
+        console.print("stopping…")
+        sup.stop()
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,21 @@
+"""Pure fan-out planning: batching and retry backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+MAX_ATTEMPTS = 8
+DEFAULT_BATCH = 200
+
+
+def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    """Consecutive chunks of at most `size` ids."""
+    if size < 1:
+        raise ValueError("batch size must be positive")
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def backoff(retries: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> float:
+    """Exponential backoff for the n-th retry, capped well under the broker's visibility timeout."""
+    return float(min(cap_s, base_s * (2**retries)))

@@ -1,0 +1,332 @@
+"""Fan-out use cases: plan delivery rows, claim a batch, record outcomes, sweep stragglers."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from broadcast.alerts import service as alerts
+from broadcast.alerts.models import Alert, AlertState
+from broadcast.db import utcnow
+from broadcast.dispatch.models import Delivery, DeliveryState, OutboxMessage
+from broadcast.dispatch.planning import MAX_ATTEMPTS
+from broadcast.subscribers import service as subscribers
+from broadcast.subscribers.models import Subscriber
+from channels.base import AlertData, Audience, Channel, Outcome, Recipient, SendResult
+from channels.registry import RENDERERS
+
+log = logging.getLogger(__name__)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    if rows:
+        session.execute(_insert(session, model).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
+    """Create one delivery per targeted recipient and channel (idempotent); publish the alert.
+
+    Returns the pending delivery ids per channel. A non-live alert plans nothing.
+    """
+    alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
+    if alert is None or not alerts.is_live(alert):
+        return {}
+    keys = ["alert_id", "channel", "recipient_key"]
+    codes = alerts.alert_codes(alert)
+    public_lang = alert.infos[0].language if alert.infos else "id-ID"
+    for channel in alert.channels:
+        if RENDERERS[channel].audience is Audience.PUBLIC:
+            row = {
+                "alert_id": alert.id,
+                "channel": channel,
+                "recipient_key": "public",
+                "language": public_lang,
+            }
+            _insert_ignore(session, Delivery, [row], keys)
+            continue
+        for part in subscribers.iter_targeted(session, codes=codes):
+            rows = [
+                {
+                    "alert_id": alert.id,
+                    "channel": channel,
+                    "recipient_key": f"sub:{sid}",
+                    "subscriber_id": sid,
+                    "language": lang,
+                }
+                for sid, lang in part
+            ]
+            _insert_ignore(session, Delivery, rows, keys)
+    if alert.state == AlertState.APPROVED.value:
+        alerts.mark_published(session, alert=alert)
+    pending = session.execute(
+        select(Delivery.channel, Delivery.id)
+        .where(Delivery.alert_id == alert.id, Delivery.state == DeliveryState.PENDING.value)
+        .order_by(Delivery.id)
+    )
+    planned: dict[str, list[int]] = defaultdict(list)
+    for channel, delivery_id in pending:
+        planned[channel].append(delivery_id)
+    log.info("alert %s planned: %s", alert.id, {c: len(v) for c, v in planned.items()})
+    return dict(planned)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    delivery_id: int
+    channel: str
+    recipient: Recipient
+
+
+@dataclass
+class ClaimedBatch:
+    alert: AlertData | None = None
+    items: list[ClaimedItem] = field(default_factory=list)
+
+
+def claim(
+    session: Session, *, delivery_ids: Sequence[int], lease_s: int, public_base_url: str
+) -> ClaimedBatch:
+    """Atomically move these deliveries from pending (or an expired lease) to sending.
+
+    Rows of an alert that is no longer live, or of subscribers who stopped, are skipped instead.
+    A row another worker holds, or one already sent, is not returned: this is what makes a
+    redelivered task harmless.
+    """
+    now = utcnow()
+    claimable = or_(
+        Delivery.state == DeliveryState.PENDING.value,
+        and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
+    )
+    rows = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(delivery_ids)), claimable)
+        .values(
+            state=DeliveryState.SENDING.value,
+            lease_until=now + timedelta(seconds=lease_s),
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Delivery.id,
+            Delivery.alert_id,
+            Delivery.channel,
+            Delivery.recipient_key,
+            Delivery.subscriber_id,
+            Delivery.language,
+        )
+    ).all()
+    if not rows:
+        return ClaimedBatch()
+    alert_ids = {r.alert_id for r in rows}
+    if len(alert_ids) != 1:
+        raise ValueError("a batch must hold deliveries of one alert")
+    alert = alerts.get_alert(session, alert_id=alert_ids.pop())
+    if not alerts.is_live(alert):
+        skip(session, delivery_ids=[r.id for r in rows], reason=f"alert {alert.state}, not live")
+        return ClaimedBatch()
+    sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
+    phones = (
+        dict(
+            session.execute(
+                select(Subscriber.id, Subscriber.phone).where(
+                    Subscriber.id.in_(sub_ids), Subscriber.active.is_(True)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if sub_ids
+        else {}
+    )
+    data = alerts.to_alert_data(alert, public_base_url=public_base_url)
+    batch = ClaimedBatch(alert=data)
+    stopped = []
+    for r in rows:
+        if r.subscriber_id is not None:
+            if r.subscriber_id not in phones:
+                stopped.append(r.id)
+                continue
+            address = phones[r.subscriber_id]
+        else:
+            address = data.public_url
+        batch.items.append(ClaimedItem(r.id, r.channel, Recipient(str(r.id), address, r.language)))
+    if stopped:
+        skip(session, delivery_ids=stopped, reason="subscriber stopped")
+    return batch
+
+
+def skip(session: Session, *, delivery_ids: Sequence[int], reason: str) -> None:
+    """Mark deliveries skipped: they will never be sent."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(delivery_ids)))
+        .values(state=DeliveryState.SKIPPED.value, error=reason, lease_until=None, updated_at=utcnow())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    item: ClaimedItem
+    result: SendResult
+    text: str
+    mode: str
+
+
+def send_claimed(batch: ClaimedBatch, *, channels: Mapping[str, Channel]) -> list[Sent]:
+    """Render and send every claimed item through its channel; holds no database session."""
+    if batch.alert is None:
+        return []
+    by_channel: dict[str, list[ClaimedItem]] = defaultdict(list)
+    for item in batch.items:
+        by_channel[item.channel].append(item)
+    out: list[Sent] = []
+    for name, items in by_channel.items():
+        channel = channels.get(name)
+        if channel is None:
+            out += [
+                Sent(
+                    i, SendResult(i.recipient.key, Outcome.RETRY, error=f"channel {name} not enabled"), "", ""
+                )
+                for i in items
+            ]
+            continue
+        messages = channel.render(batch.alert, [i.recipient for i in items])
+        results = {r.reference: r for r in channel.send_many(messages)}
+        texts = {m.reference: m.text for m in messages}
+        for item in items:
+            ref = item.recipient.key
+            result = results.get(ref) or SendResult(ref, Outcome.RETRY, error="no result from channel")
+            out.append(Sent(item, result, texts.get(ref, ""), channel.mode))
+    return out
+
+
+def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
+    """Store each outcome (and the outbox copy); return the ids to retry later."""
+    now = utcnow()
+    retry: list[int] = []
+    outbox_rows = []
+    attempts = (
+        dict(
+            session.execute(
+                select(Delivery.id, Delivery.attempts).where(
+                    Delivery.id.in_([s.item.delivery_id for s in sent])
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if sent
+        else {}
+    )
+    for s in sent:
+        did = s.item.delivery_id
+        values: dict[str, Any] = {"lease_until": None, "updated_at": now}
+        if s.result.outcome is Outcome.SENT:
+            values |= {
+                "state": DeliveryState.SENT.value,
+                "provider_id": s.result.provider_id,
+                "sent_at": now,
+                "error": None,
+            }
+            if s.mode == "outbox":
+                outbox_rows.append(
+                    {
+                        "delivery_id": did,
+                        "channel": s.item.channel,
+                        "recipient": s.item.recipient.address,
+                        "text": s.text,
+                        "created_at": now,
+                    }
+                )
+        elif s.result.outcome is Outcome.FAILED or attempts.get(did, 0) >= MAX_ATTEMPTS:
+            values |= {"state": DeliveryState.FAILED.value, "error": s.result.error}
+        else:
+            values |= {"state": DeliveryState.PENDING.value, "error": s.result.error}
+            retry.append(did)
+        # Only rows we still hold: a row whose lease was taken over is not ours to overwrite.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == did, Delivery.state == DeliveryState.SENDING.value)
+            .values(values)
+        )
+    _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
+    return retry
+
+
+@dataclass
+class SweepPlan:
+    fanout_alert_ids: list[int] = field(default_factory=list)
+    batches: list[list[int]] = field(default_factory=list)
+    skipped: int = 0
+
+
+def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> SweepPlan:
+    """Find work a lost message or dead worker left behind: unplanned approvals, stale pending rows,
+    expired leases; skip what belongs to alerts no longer live."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_s)
+    plan = SweepPlan()
+    plan.fanout_alert_ids = list(
+        session.scalars(
+            select(Alert.id).where(Alert.state == AlertState.APPROVED.value, Alert.approved_at < stale)
+        )
+    )
+    rows = session.execute(
+        select(Delivery.id, Delivery.alert_id)
+        .where(
+            or_(
+                and_(Delivery.state == DeliveryState.PENDING.value, Delivery.updated_at < stale),
+                and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
+            )
+        )
+        .order_by(Delivery.alert_id, Delivery.id)
+    ).all()
+    by_alert: dict[int, list[int]] = defaultdict(list)
+    for r in rows:
+        by_alert[r.alert_id].append(r.id)
+    for alert_id, ids in by_alert.items():
+        alert = session.get(Alert, alert_id)
+        if alert is None or not alerts.is_live(alert):
+            skip(session, delivery_ids=ids, reason="alert not live")
+            plan.skipped += len(ids)
+            continue
+        plan.batches += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    return plan
+
+
+def delivery_counts(session: Session, *, alert_id: int) -> dict[str, Counter[str]]:
+    """Number of deliveries per channel and state."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    stmt = (
+        select(Delivery.channel, Delivery.state, func.count())
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Delivery.channel, Delivery.state)
+    )
+    for channel, state, n in session.execute(stmt):
+        counts[channel][state] = n
+    return dict(counts)
+
+
+def outbox_for(session: Session, *, alert_id: int, limit: int = 500) -> list[OutboxMessage]:
+    """The outbox messages of an alert, oldest first."""
+    stmt = (
+        select(OutboxMessage)
+        .join(Delivery, Delivery.id == OutboxMessage.delivery_id)
+        .where(Delivery.alert_id == alert_id)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,22 @@
+"""Every table, imported in one place so Alembic and tests see the whole schema."""
+
+from broadcast.alerts.models import Alert, AlertArea, AlertInfo
+from broadcast.audit.models import AuditEntry
+from broadcast.db import Base
+from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.reports.models import Report
+from broadcast.subscribers.models import Subscriber
+from broadcast.users.models import User
+
+__all__ = [
+    "Alert",
+    "AlertArea",
+    "AlertInfo",
+    "AuditEntry",
+    "Base",
+    "Delivery",
+    "OutboxMessage",
+    "Report",
+    "Subscriber",
+    "User",
+]

@@ -1,0 +1,124 @@
+"""Settings from the environment (prefix ``BROADCAST_``); only entrypoints read them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known placeholder, rejected in production
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class TwilioSettings(BaseModel):
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    messaging_service_sid: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_sid and self.auth_token.get_secret_value())
+
+
+class XSettings(BaseModel):
+    consumer_key: str = ""
+    consumer_secret: SecretStr = SecretStr("")
+    access_token: str = ""
+    access_token_secret: SecretStr = SecretStr("")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.consumer_key and self.access_token)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Non-production environments can never reach a real provider."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BROADCAST_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("broadcast-data")
+    # Empty means: a SQLite file under data_dir.
+    database_url: str = ""
+    # Empty means: the embedded Redis that `broadcast serve` starts under data_dir.
+    broker_url: str = ""
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    public_base_url: str = "http://127.0.0.1:8000"
+    session_ttl_minutes: int = 12 * 60
+    max_body_bytes: int = 1_000_000
+    enabled_channels: list[str] = ["sms", "social", "web"]
+    sender_id: str = "bpbd@broadcast.local"
+    twilio: TwilioSettings = TwilioSettings()
+    x: XSettings = XSettings()
+
+    @model_validator(mode="after")
+    def _production_is_configured(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.secret_key.get_secret_value() in ("", PLACEHOLDER_SECRET):
+                raise ValueError("BROADCAST_SECRET_KEY must be set to a real secret in production")
+            if not self.database_url:
+                raise ValueError("BROADCAST_DATABASE_URL must be set in production")
+            if not self.broker_url:
+                raise ValueError("BROADCAST_BROKER_URL must be set in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'broadcast.sqlite3').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def redis_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The Celery broker; the embedded Redis listens on a unix socket in data_dir."""
+        if self.broker_url:
+            return self.broker_url
+        return f"redis+socket://{self.redis_socket}"
+
+    @property
+    def resolved_redis_url(self) -> str:
+        """The same Redis as a redis-py URL (rate limits, live events)."""
+        if self.broker_url:
+            return self.broker_url
+        return f"unix://{self.redis_socket}"
+
+    @property
+    def live_providers_allowed(self) -> bool:
+        """Only production may talk to real providers; every other environment is outbox-only."""
+        return self.environment is Environment.PRODUCTION
+
+    def channel_mode(self, channel: str) -> str:
+        """`live` when production and the provider is configured, else `outbox`.
+
+        The web channel is our own site, so it is always live."""
+        if channel == "web":
+            return "live"
+        if not self.live_providers_allowed:
+            return "outbox"
+        configured = {"sms": self.twilio.configured, "social": self.x.configured, "web": True}
+        return "live" if configured.get(channel, False) else "outbox"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,64 @@
+"""Login and user administration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from broadcast.api.deps import AdminDep, CurrentUser, SessionDep, SettingsDep
+from broadcast.audit import service as audit
+from broadcast.db import utcnow
+from broadcast.users import service
+from broadcast.users.schemas import LoginRequest, TokenRead, UserCreate, UserRead
+from broadcast.users.security import issue_token
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.post("/auth/login")
+def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenRead:
+    """Exchange a username and password for a bearer token."""
+    user = service.authenticate(session, username=body.username, password=body.password)
+    token = issue_token(
+        settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version
+    )
+    return TokenRead(
+        access_token=token, expires_at=utcnow() + timedelta(minutes=settings.session_ttl_minutes)
+    )
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(user: CurrentUser, session: SessionDep) -> None:
+    """Revoke every session of the signed-in user."""
+    user.token_version += 1
+    audit.record(session, actor_id=user.id, action="user.logout", subject_type="user", subject_id=user.id)
+    session.commit()
+
+
+@router.get("/auth/me")
+def me(user: CurrentUser) -> UserRead:
+    """Who the token belongs to."""
+    return UserRead.model_validate(user)
+
+
+@router.post("/users", status_code=201)
+def create_user(body: UserCreate, admin: AdminDep, session: SessionDep) -> UserRead:
+    """Add a user (admins only)."""
+    user = service.create_user(
+        session,
+        username=body.username,
+        full_name=body.full_name,
+        password=body.password,
+        role=body.role,
+        jurisdiction=body.jurisdiction,
+        actor_id=admin.id,
+    )
+    session.commit()
+    return UserRead.model_validate(user)
+
+
+@router.get("/users")
+def list_users(admin: AdminDep, session: SessionDep) -> list[UserRead]:
+    """Every user (admins only)."""
+    return [UserRead.model_validate(u) for u in service.list_users(session)]

@@ -1,0 +1,105 @@
+"""Create users and check who is asking."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcast.audit import service as audit
+from broadcast.errors import Conflict, Invalid, NotFound, Unauthorized
+from broadcast.users.models import Role, User
+from broadcast.users.security import hash_password, verify_password
+from geo import gazetteer
+
+# Verifying against a real hash keeps a wrong username as slow as a wrong password.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+def validate_jurisdiction(code: str | None) -> str | None:
+    """A national (None), provinsi or kabupaten/kota code that exists in the gazetteer.
+
+    Raises: Invalid.
+    """
+    if code in (None, "", "ID"):
+        return None
+    assert code is not None
+    if not gazetteer.is_well_formed(code) or code.count(".") > 1:
+        raise Invalid(
+            f"Yurisdiksi '{code}' harus kode provinsi (PP) atau kabupaten/kota (PP.KK) / "
+            "jurisdiction must be a provinsi (PP) or kabupaten/kota (PP.KK) code",
+            code="invalid-jurisdiction",
+        )
+    if gazetteer.find_place(code) is None:
+        raise Invalid(f"Kode wilayah '{code}' tidak dikenal / unknown area code", code="unknown-area-code")
+    return code
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    full_name: str,
+    password: str,
+    role: Role,
+    jurisdiction: str | None,
+    actor_id: int | None,
+) -> User:
+    """Add a user with an argon2-hashed password.
+
+    Raises: Conflict (username taken), Invalid (jurisdiction).
+    """
+    jurisdiction = validate_jurisdiction(jurisdiction)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"Nama pengguna '{username}' sudah dipakai / username taken", code="username-taken")
+    user = User(
+        username=username,
+        full_name=full_name,
+        password_hash=hash_password(password),
+        role=role.value,
+        jurisdiction=jurisdiction,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="user.create",
+        subject_type="user",
+        subject_id=user.id,
+        after={"username": username, "role": role.value, "jurisdiction": jurisdiction},
+    )
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User:
+    """The active user with these credentials.
+
+    Raises: Unauthorized.
+    """
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        raise Unauthorized("Nama pengguna atau kata sandi salah / wrong username or password")
+    return user
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    """The user with this id.
+
+    Raises: NotFound.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("Pengguna tidak ditemukan / user not found")
+    return user
+
+
+def find_user_by_username(session: Session, *, username: str) -> User | None:
+    """The user with this username, if any."""
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by username."""
+    return list(session.scalars(select(User).order_by(User.username)))

@@ -1,0 +1,89 @@
+"""Staff pages: sign in with a form (session cookie), sign out, and the console."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from broadcast.alerts import service as alerts
+from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
+from broadcast.dispatch import service as dispatch
+from broadcast.errors import BroadcastError, Unauthorized
+from broadcast.users import service as users
+from broadcast.users.security import issue_token
+from broadcast.web.render import render_page
+
+router = APIRouter(tags=["staff pages"])
+
+
+@router.get("/masuk", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    """The sign-in form."""
+    return render_page(request, "login.html", user=None, error=None, username="")
+
+
+@router.post("/masuk", response_model=None)
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    """Check the credentials and set the session and CSRF cookies."""
+    try:
+        user = users.authenticate(session, username=username, password=password)
+    except Unauthorized as exc:
+        return render_page(
+            request, "login.html", status_code=401, user=None, error=str(exc), username=username
+        )
+    token = issue_token(
+        settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version
+    )
+    secure = settings.public_base_url.startswith("https://")
+    response = RedirectResponse("/konsol", status_code=303)
+    max_age = settings.session_ttl_minutes * 60
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(
+        CSRF_COOKIE,
+        secrets.token_urlsafe(24),
+        max_age=max_age,
+        httponly=False,
+        samesite="strict",
+        secure=secure,
+    )
+    return response
+
+
+@router.post("/keluar", response_model=None)
+def logout(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """End the browser session (the form carries the CSRF token)."""
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    response = RedirectResponse("/", status_code=303)
+    if expected and secrets.compare_digest(csrf, expected):
+        response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.get("/konsol", response_class=HTMLResponse, response_model=None)
+def console(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The staff console: alerts and their delivery progress."""
+    try:
+        user = find_current_user(request, session, settings)
+    except BroadcastError:
+        user = None
+    if user is None:
+        return RedirectResponse("/masuk", status_code=303)
+    rows = [
+        (a, dispatch.delivery_counts(session, alert_id=a.id)) for a in alerts.list_alerts(session, limit=100)
+    ]
+    return render_page(request, "console.html", user=user, rows=rows)

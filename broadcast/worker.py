@@ -1,0 +1,49 @@
+"""The Celery app: broker, queues, reliability settings and the beat schedule."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_init
+
+from broadcast.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 30.0
+# Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
+VISIBILITY_TIMEOUT_S = 2 * 3600
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app with acks-late, reject-on-worker-loss and one reserved task per process."""
+    app = Celery("broadcast", broker=settings.resolved_broker_url, include=["broadcast.dispatch.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="broadcast",
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
+        },
+    )
+    return app
+
+
+celery = create_celery(get_settings())
+
+
+@worker_init.connect
+def _check_channels(**_: object) -> None:
+    """Build every enabled channel at worker start, so bad configuration fails before any alert."""
+    from broadcast.dispatch.tasks import active_channels
+
+    channels = active_channels()
+    log.info("channels: %s", {n: c.mode for n, c in channels.items()})

@@ -1,0 +1,1 @@
+"""Delivery channels, one module each, behind one small interface (see base.py)."""

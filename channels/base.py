@@ -1,0 +1,225 @@
+"""The channel interface: render plain alert data, send batches, parse inbound traffic.
+
+Adapters never touch the database or read settings; configuration is passed in when built.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+log = logging.getLogger(__name__)
+
+# The forced mark every non-Actual message carries, per language, in every channel.
+STATUS_MARKS: dict[str, dict[str, str]] = {
+    "Exercise": {"id": "LATIHAN", "en": "EXERCISE"},
+    "Test": {"id": "TEST/UJI COBA", "en": "TEST"},
+    "System": {"id": "SISTEM", "en": "SYSTEM"},
+    "Draft": {"id": "DRAF", "en": "DRAFT"},
+}
+
+
+def status_mark(status: str, language: str) -> str | None:
+    """The mark a message of this CAP status must carry, or None for Actual alerts."""
+    marks = STATUS_MARKS.get(status)
+    if marks is None:
+        return None
+    return marks.get(language.split("-")[0], marks["en"])
+
+
+class Audience(StrEnum):
+    SUBSCRIBERS = "subscribers"  # one message per subscriber
+    PUBLIC = "public"  # one public post or page per alert
+
+
+@dataclass(frozen=True, slots=True)
+class InfoData:
+    language: str
+    event: str
+    category: str
+    urgency: str
+    severity: str
+    certainty: str
+    headline: str
+    description: str
+    instruction: str
+    contact: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertData:
+    """What a channel knows about an alert: plain values, never an ORM object."""
+
+    id: int
+    identifier: str
+    sender: str
+    status: str
+    msg_type: str
+    sent: datetime | None
+    expires: datetime | None
+    area_desc: str
+    public_url: str
+    infos: tuple[InfoData, ...]
+    references: str | None = None
+
+    def info_for(self, language: str) -> InfoData:
+        """The info block in `language` (matching on the primary subtag), else the first one."""
+        want = language.split("-")[0].lower()
+        for info in self.infos:
+            if info.language.split("-")[0].lower() == want:
+                return info
+        return self.infos[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    key: str  # delivery recipient key: "sub:<id>" or "public"
+    address: str  # E.164 number, or "" for public posts
+    language: str = "id"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    recipient: str
+    text: str
+    reference: str  # our delivery id
+    language: str = "id"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    language: str
+    text: str
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    reference: str
+    outcome: Outcome
+    provider_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    rate_per_second: float
+    burst: int
+    max_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """Something a citizen sent us: a report or a subscriber command."""
+
+    source: str
+    external_id: str
+    sender: str
+    text: str
+    raw: Mapping[str, object]
+
+
+class ChannelError(Exception): ...
+
+
+class MessageRejected(ChannelError):
+    """Retrying will not help."""
+
+
+class ChannelUnavailable(ChannelError):
+    """Timeout, 429 or 5xx: try again later."""
+
+
+class Renderer(ABC):
+    """Turns alert data into this channel's messages; shared by the live and outbox modes."""
+
+    name: ClassVar[str]
+    audience: ClassVar[Audience]
+
+    @abstractmethod
+    def render_text(self, alert: AlertData, language: str) -> str:
+        """The message body in `language`, before the status mark is applied."""
+
+    def render(self, alert: AlertData, recipients: Sequence[Recipient]) -> list[OutboundMessage]:
+        """One message per recipient, each carrying the forced status mark when not Actual."""
+        cache: dict[str, str] = {}
+        out = []
+        for r in recipients:
+            if r.language not in cache:
+                cache[r.language] = self.marked_text(alert, r.language)
+            out.append(OutboundMessage(r.address, cache[r.language], r.key, r.language))
+        return out
+
+    def marked_text(self, alert: AlertData, language: str) -> str:
+        """The rendered text with the status mark that no template can leave out."""
+        text = self.render_text(alert, language).strip()
+        mark = status_mark(alert.status, language)
+        return f"[{mark}] {text}" if mark else text
+
+    def preview(self, alert: AlertData) -> list[Preview]:
+        """The exact text for every language of the alert."""
+        return [Preview(i.language, self.marked_text(alert, i.language)) for i in alert.infos]
+
+
+class Channel(ABC):
+    """A delivery channel: a renderer plus a way to send."""
+
+    mode: ClassVar[str] = "live"
+    limits: ChannelLimits = ChannelLimits(rate_per_second=100.0, burst=100, max_batch=200)
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+
+    @property
+    def name(self) -> str:
+        return self.renderer.name
+
+    @property
+    def audience(self) -> Audience:
+        return self.renderer.audience
+
+    def render(self, alert: AlertData, recipients: Sequence[Recipient]) -> list[OutboundMessage]:
+        return self.renderer.render(alert, recipients)
+
+    def preview(self, alert: AlertData) -> list[Preview]:
+        return self.renderer.preview(alert)
+
+    @abstractmethod
+    def send(self, message: OutboundMessage) -> str:
+        """Deliver one message and return the provider's id.
+
+        Raises: MessageRejected, ChannelUnavailable.
+        """
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Deliver a batch; one message's failure never stops the others."""
+        return [send_one_safely(self, m) for m in messages]
+
+    def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
+        """Turn a provider webhook or poll item into an event; None when not ours."""
+        return None
+
+
+def send_one_safely(channel: Channel, message: OutboundMessage) -> SendResult:
+    """Send one message and turn every failure into a result instead of an exception."""
+    try:
+        provider_id = channel.send(message)
+    except MessageRejected as exc:
+        return SendResult(message.reference, Outcome.FAILED, error=str(exc))
+    except ChannelUnavailable as exc:
+        return SendResult(message.reference, Outcome.RETRY, error=str(exc))
+    except Exception as exc:
+        log.exception("channel %s crashed on delivery %s", channel.name, message.reference)
+        return SendResult(message.reference, Outcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+    return SendResult(message.reference, Outcome.SENT, provider_id=provider_id)

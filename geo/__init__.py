@@ -1,0 +1,1 @@
+"""Boundaries, gazetteer, targeting and geoparsing for Indonesia."""
