@@ -138,19 +138,12 @@ def claim(
         skip(session, delivery_ids=[r.id for r in rows], reason=f"alert {alert.state}, not live")
         return ClaimedBatch()
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
-    phones = (
-        dict(
-            session.execute(
-                select(Subscriber.id, Subscriber.phone).where(
-                    Subscriber.id.in_(sub_ids), Subscriber.active.is_(True)
-                )
-            )
-            .tuples()
-            .all()
+    phones: dict[int, str] = {}
+    if sub_ids:
+        stmt = select(Subscriber.id, Subscriber.phone).where(
+            Subscriber.id.in_(sub_ids), Subscriber.active.is_(True)
         )
-        if sub_ids
-        else {}
-    )
+        phones = {sid: phone for sid, phone in session.execute(stmt)}
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     batch = ClaimedBatch(alert=data)
     stopped = []
@@ -218,19 +211,11 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
     now = utcnow()
     retry: list[int] = []
     outbox_rows = []
-    attempts = (
-        dict(
-            session.execute(
-                select(Delivery.id, Delivery.attempts).where(
-                    Delivery.id.in_([s.item.delivery_id for s in sent])
-                )
-            )
-            .tuples()
-            .all()
-        )
-        if sent
-        else {}
-    )
+    attempts: dict[int, int] = {}
+    if sent:
+        ids = [s.item.delivery_id for s in sent]
+        stmt = select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
+        attempts = {did: n for did, n in session.execute(stmt)}
     for s in sent:
         did = s.item.delivery_id
         values: dict[str, Any] = {"lease_until": None, "updated_at": now}

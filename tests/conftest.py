@@ -1,0 +1,161 @@
+"""Shared fixtures: fresh migrated databases (SQLite and the machine's PostgreSQL) and Redis.
+
+Every test that needs a database gets a brand-new one cloned from a migrated template, so
+commits are real (a Celery worker in another thread or process sees them) and tests never
+share rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The Celery app reads its broker at import: point it at a test-only Redis database first.
+TEST_REDIS_URL = os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["BROADCAST_BROKER_URL"] = TEST_REDIS_URL
+os.environ.setdefault("BROADCAST_ENVIRONMENT", "test")
+for _k in [k for k in os.environ if k.startswith(("BROADCAST_TWILIO", "BROADCAST_X__"))]:
+    del os.environ[_k]
+
+import sqlalchemy as sa  # noqa: E402
+
+from broadcast import migrate  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("BROADCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip locally when a service is absent; in CI a missing service is a failure."""
+    if _reachable(host, port):
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not reachable on {host}:{port}; CI must provide it")
+    pytest.skip(f"{name} not reachable on {host}:{port}")
+
+
+def _pg_url(dbname: str) -> str:
+    return str(sa.make_url(PG_ADMIN_URL).set(database=dbname).render_as_string(hide_password=False))
+
+
+def _pg_admin() -> sa.Engine:
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+class Databases:
+    """Makes fresh migrated databases of one kind by cloning a template migrated once."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        self.tmp = tmp
+        self.created: list[str] = []
+        self.run_id = uuid.uuid4().hex[:8]
+        if kind == "sqlite":
+            self.template = tmp / "template.sqlite3"
+            migrate.upgrade(f"sqlite:///{self.template}")
+        else:
+            self.template_name = f"bcast_tpl_{self.run_id}"
+            with _pg_admin().connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{self.template_name}"'))
+            self.created.append(self.template_name)
+            migrate.upgrade(_pg_url(self.template_name))
+
+    def empty(self) -> str:
+        """A URL of a new database with no schema (for migration tests)."""
+        name = f"bcast_{self.run_id}_{len(self.created)}"
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp / (name + '.sqlite3')}"
+        with _pg_admin().connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return _pg_url(name)
+
+    def fresh(self) -> str:
+        """A URL of a new database at the newest schema."""
+        name = f"bcast_{self.run_id}_{len(self.created)}"
+        if self.kind == "sqlite":
+            path = self.tmp / f"{name}_{uuid.uuid4().hex[:6]}.sqlite3"
+            shutil.copyfile(self.template, path)
+            return f"sqlite:///{path}"
+        with _pg_admin().connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template_name}"'))
+        self.created.append(name)
+        return _pg_url(name)
+
+    def cleanup(self) -> None:
+        from broadcast.db import get_engine
+
+        get_engine.cache_clear()
+        if self.kind == "postgresql":
+            with _pg_admin().connect() as c:
+                for name in reversed(self.created):
+                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_dbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases("sqlite", tmp_path_factory.mktemp("sqlite"))
+    yield dbs
+    dbs.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_dbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    dbs = Databases("postgresql", tmp_path_factory.mktemp("pg"))
+    yield dbs
+    dbs.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dbs(request: pytest.FixtureRequest) -> Databases:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_dbs" if request.param == "sqlite" else "pg_dbs")
+
+
+@pytest.fixture
+def db_url(dbs: Databases) -> str:
+    return dbs.fresh()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    from broadcast.db import make_engine
+
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: sa.Engine) -> Iterator[sa.orm.Session]:
+    from broadcast.db import session_factory
+
+    with session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The test Redis database, emptied before and after the test."""
+    import redis
+
+    require_service("Redis", "127.0.0.1", 6379)
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()

@@ -1,0 +1,214 @@
+"""The HTTP API: auth, roles, the lifecycle, and bad input that must change nothing."""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from broadcast.alerts.models import Alert
+from broadcast.api.app import create_app
+from broadcast.audit.models import AuditEntry
+from broadcast.db import session_scope
+from broadcast.settings import Settings
+from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(db_url, redis_url):
+    return Settings(environment="test", database_url=db_url, broker_url=redis_url,
+                    secret_key="test-secret-key-123", max_body_bytes=50_000)
+
+
+@pytest.fixture
+def client(settings, engine):
+    with session_scope(engine) as s:
+        make_team(s)
+        make_subscribers(s)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def login(client, username):
+    r = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def counts(engine):
+    with engine.connect() as c:
+        return (c.scalar(sa.select(sa.func.count()).select_from(Alert)),
+                c.scalar(sa.select(sa.func.count()).select_from(AuditEntry)))
+
+
+def assert_problem(r, status):
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+def test_lifecycle_over_http(client):
+    op, apv = login(client, "op.palu"), login(client, "apv.sulteng")
+    r = client.post("/api/v1/alerts", json=alert_payload(), headers=op)
+    assert r.status_code == 201, r.text
+    alert_id = r.json()["id"]
+    assert client.post(f"/api/v1/alerts/{alert_id}/submit", headers=op).json()["state"] == "submitted"
+    body = assert_problem(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=op), 403)
+    assert "role" in body["detail"]
+    r = client.post(f"/api/v1/alerts/{alert_id}/approve", headers=apv)
+    assert r.status_code == 202 and r.json()["state"] == "approved"
+    trail = client.get(f"/api/v1/alerts/{alert_id}/audit", headers=apv).json()
+    assert [e["action"] for e in trail] == ["alert.create", "alert.submit", "alert.approve"]
+    preview = client.get(f"/api/v1/alerts/{alert_id}/preview", headers=op).json()
+    assert {p["language"] for p in preview["sms"]} == {"id-ID", "en-US"}
+
+
+def test_admin_who_wrote_an_alert_cannot_approve_it(client, engine):
+    adm = login(client, "admin")
+    alert_id = client.post("/api/v1/alerts", json=alert_payload(), headers=adm).json()["id"]
+    client.post(f"/api/v1/alerts/{alert_id}/submit", headers=adm)
+    before = counts(engine)
+    body = assert_problem(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=adm), 403)
+    assert body["type"] == "/problems/two-person-rule"
+    assert counts(engine) == before
+    assert client.get(f"/api/v1/alerts/{alert_id}", headers=adm).json()["state"] == "submitted"
+
+
+def test_unknown_route_is_a_clear_404(client):
+    body = assert_problem(client.get("/api/v1/nothing-here"), 404)
+    assert "/api/v1/nothing-here" in body["detail"]
+
+
+def test_wrong_method_is_405(client):
+    assert_problem(client.delete("/api/v1/alerts"), 405)
+
+
+def test_no_token_wrong_password_forged_token(client):
+    assert_problem(client.get("/api/v1/alerts"), 401)
+    assert_problem(client.post("/api/v1/auth/login", json={"username": "op.palu", "password": "nope"}), 401)
+    assert_problem(client.post("/api/v1/auth/login", json={"username": "ghost", "password": "nope"}), 401)
+    body = assert_problem(client.get("/api/v1/alerts", headers={"Authorization": "Bearer abc.def"}), 401)
+    assert body["type"] == "/problems/invalid-token"
+
+
+def test_expired_session_is_401(client, monkeypatch):
+    headers = login(client, "op.palu")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 13 * 3600)
+    body = assert_problem(client.get("/api/v1/alerts", headers=headers), 401)
+    assert body["type"] == "/problems/session-expired"
+
+
+def test_logout_revokes_the_token(client):
+    headers = login(client, "op.palu")
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    assert_problem(client.get("/api/v1/alerts", headers=headers), 401)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "problem"),
+    [
+        (b"{not json", 400, "malformed-json"),
+        (b'{"status": "Actual"}', 422, "validation"),
+        (b'{"status": "Imaginary", "channels": ["sms"], "infos": [], "areas": []}', 422, "validation"),
+        (b"[]", 422, "validation"),
+    ],
+)
+def test_malformed_or_incomplete_json_writes_nothing(client, engine, body, status, problem):
+    op = login(client, "op.palu")
+    before = counts(engine)
+    r = client.post("/api/v1/alerts", content=body, headers={**op, "Content-Type": "application/json"})
+    assert assert_problem(r, status)["type"] == f"/problems/{problem}"
+    assert counts(engine) == before
+
+
+def test_unknown_area_code_and_unknown_field_are_422(client, engine):
+    op = login(client, "op.palu")
+    before = counts(engine)
+    body = assert_problem(client.post("/api/v1/alerts", json=alert_payload(codes=["72.71.99"]), headers=op), 422)
+    assert "72.71.99" in body["detail"]
+    payload = alert_payload()
+    payload["areas"][0]["polygon_wkt"] = "POLYGON EMPTY"
+    assert_problem(client.post("/api/v1/alerts", json=payload, headers=op), 422)
+    assert counts(engine) == before
+
+
+def test_outside_jurisdiction_is_403_naming_the_area(client, engine):
+    op = login(client, "op.palu")
+    before = counts(engine)
+    body = assert_problem(client.post("/api/v1/alerts", json=alert_payload(codes=["33.15"]), headers=op), 403)
+    assert "33.15" in body["detail"]
+    assert counts(engine) == before
+
+
+def test_analyst_cannot_write_and_operator_cannot_create_users(client, engine):
+    before = counts(engine)
+    assert_problem(client.post("/api/v1/alerts", json=alert_payload(), headers=login(client, "analis")), 403)
+    user = {"username": "new.user", "full_name": "N", "password": "long-enough-pw", "role": "operator"}
+    assert_problem(client.post("/api/v1/users", json=user, headers=login(client, "op.palu")), 403)
+    assert counts(engine) == before
+
+
+def test_admin_creates_user_with_validated_jurisdiction(client):
+    adm = login(client, "admin")
+    user = {"username": "op.sigi", "full_name": "Operator Sigi", "password": "long-enough-pw",
+            "role": "operator", "jurisdiction": "72.10"}
+    assert client.post("/api/v1/users", json=user, headers=adm).status_code == 201
+    assert_problem(client.post("/api/v1/users", json=user, headers=adm), 409)
+    bad = {**user, "username": "op.bad", "jurisdiction": "72.10.01"}
+    assert_problem(client.post("/api/v1/users", json=bad, headers=adm), 422)
+    unknown = {**user, "username": "op.nowhere", "jurisdiction": "99.99"}
+    assert_problem(client.post("/api/v1/users", json=unknown, headers=adm), 422)
+
+
+def test_oversized_body_is_413_and_writes_nothing(client, engine):
+    op = login(client, "op.palu")
+    payload = alert_payload()
+    payload["infos"][0]["description"] = "x" * 60_000
+    before = counts(engine)
+    assert_problem(client.post("/api/v1/alerts", json=payload, headers=op), 413)
+
+    def chunks():
+        yield b'{"status": "Actual", "note": "'
+        for _ in range(20):
+            yield b"y" * 5000
+        yield b'"}'
+
+    r = client.post("/api/v1/alerts", content=chunks(), headers={**op, "Content-Type": "application/json"})
+    assert_problem(r, 413)
+    assert counts(engine) == before
+
+
+def test_unpublished_alert_has_no_public_page(client):
+    op = login(client, "op.palu")
+    ident = client.post("/api/v1/alerts", json=alert_payload(), headers=op).json()["identifier"]
+    assert client.get(f"/peringatan/{ident}").status_code == 404
+    assert ident.encode() not in client.get("/feed/atom.xml").content
+
+
+def test_web_sign_in_sets_cookie_and_cookie_writes_need_csrf(client, engine):
+    r = client.post("/masuk", data={"username": "op.palu", "password": "wrong"})
+    assert r.status_code == 401 and "salah" in r.text
+    r = client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/konsol"
+    assert "httponly" in r.headers.get("set-cookie", "").lower()
+    assert client.get("/konsol").status_code == 200
+    before = counts(engine)
+    assert_problem(client.post("/api/v1/alerts", json=alert_payload()), 403)  # cookie without CSRF header
+    assert counts(engine) == before
+    csrf = client.cookies.get("broadcast_csrf")
+    r = client.post("/api/v1/alerts", json=alert_payload(), headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+
+
+def test_console_redirects_anonymous_users(client):
+    r = client.get("/konsol", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/masuk"
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json()["status"] == "ok"

@@ -1,0 +1,128 @@
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from broadcast.alerts import service as alerts
+from broadcast.alerts.schemas import AlertCreate
+from broadcast.db import utcnow
+from broadcast.dispatch import service
+from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.subscribers.models import Subscriber
+from channels.registry import build_channels
+from tests.factories import alert_payload, make_subscribers, make_team
+
+pytestmark = pytest.mark.integration
+BASE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def world(session):
+    team = make_team(session)
+    subs = make_subscribers(session)
+    session.commit()
+    return team, subs
+
+
+def _approved(session, team, status="Actual"):
+    alert = alerts.create_alert(session, data=AlertCreate(**alert_payload(status)), author=team["operator"],
+                                sender="t@x")
+    alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
+    alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"])
+    session.commit()
+    return alert
+
+
+def _channels():
+    return build_channels(["sms", "social", "web"], modes={}, public_base_url=BASE)
+
+
+def _deliver_all(session, planned):
+    for ids in planned.values():
+        batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        session.commit()
+        sent = service.send_claimed(batch, channels=_channels())
+        service.record_results(session, sent=sent)
+        session.commit()
+
+
+def test_plan_targets_exactly_the_area_and_is_idempotent(session, world):
+    team, subs = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    assert alert.state == "sent" and alert.published_at is not None
+    sms_subs = set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.channel == "sms")))
+    assert sms_subs == set(subs["palu"])  # not Donggala next door, not Grobogan
+    assert len(planned["social"]) == 1 and len(planned["web"]) == 1
+    again = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    assert again == planned
+    assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == len(subs["palu"]) + 2
+
+
+def test_stopped_subscribers_get_nothing(session, world):
+    team, subs = world
+    stopped = session.get(Subscriber, subs["palu"][0])
+    stopped.active = False
+    session.commit()
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    assert len(planned["sms"]) == len(subs["palu"]) - 1
+
+
+def test_deliver_writes_outbox_once_and_redelivery_is_harmless(session, world):
+    team, subs = world
+    alert = _approved(session, team, status="Exercise")
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    _deliver_all(session, planned)
+    _deliver_all(session, planned)  # a redelivered task claims nothing
+    rows = session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert len(rows) == len(subs["palu"]) + 1  # SMS plus one X post; the web page is not an outbox message
+    assert all(r.text.startswith(("[LATIHAN]", "[EXERCISE]")) for r in rows)
+    english = [r for r in rows if r.channel == "sms" and "Flooding" in r.text]
+    assert len(english) == 1
+    states = set(session.scalars(sa.select(Delivery.state)))
+    assert states == {"sent"}
+
+
+def test_second_claim_of_the_same_rows_gets_nothing(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    first = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    session.commit()
+    second = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    session.commit()
+    assert len(first.items) == len(planned["sms"]) and second.items == []
+
+
+def test_expired_alert_rows_are_skipped_not_sent(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    alert.expires = utcnow() - timedelta(seconds=1)
+    session.commit()
+    batch = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    session.commit()
+    assert batch.items == []
+    assert set(session.scalars(sa.select(Delivery.state).where(Delivery.channel == "sms"))) == {"skipped"}
+
+
+def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    alert.approved_at = utcnow() - timedelta(minutes=5)
+    session.commit()
+    plan = service.sweep(session)
+    assert plan.fanout_alert_ids == [alert.id]
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    service.claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=BASE)  # a worker died
+    session.commit()
+    plan = service.sweep(session)
+    session.commit()
+    assert sorted(sum(plan.batches, [])) == sorted(planned["sms"])

@@ -1,0 +1,40 @@
+import pytest
+
+from broadcast.dispatch.planning import backoff, batches
+from broadcast.worker import VISIBILITY_TIMEOUT_S
+from geo import gazetteer
+
+
+def test_known_codes_and_names():
+    assert gazetteer.find_place("72.71").nama == "Kota Palu"
+    assert gazetteer.find_place("33.15").level == "kabupaten_kota"
+    assert gazetteer.find_place("99.99") is None
+
+
+@pytest.mark.parametrize(("code", "ok"), [("72", True), ("72.71", True), ("72.71.01", True),
+                                          ("72.71.01.1004", True), ("7271", False), ("72.7", False),
+                                          ("72.71.01.100", False), ("", False), ("72.71;DROP", False)])
+def test_code_shape(code, ok):
+    assert gazetteer.is_well_formed(code) is ok
+
+
+def test_contains_respects_code_boundaries():
+    assert gazetteer.contains("72", "72.71.01.1004")
+    assert gazetteer.contains("72.71", "72.71")
+    assert not gazetteer.contains("33.1", "33.15")
+    assert not gazetteer.contains("72.71", "72.03.04.2001")
+
+
+def test_batches_cover_everything_once():
+    ids = list(range(1, 451))
+    chunks = list(batches(ids, 200))
+    assert [len(c) for c in chunks] == [200, 200, 50]
+    assert sum(chunks, []) == ids
+    with pytest.raises(ValueError):
+        list(batches(ids, 0))
+
+
+def test_backoff_grows_and_stays_under_visibility_timeout():
+    delays = [backoff(n) for n in range(12)]
+    assert delays == sorted(delays)
+    assert max(delays) < VISIBILITY_TIMEOUT_S / 10
