@@ -1,0 +1,100 @@
+"""The whole slice through the real `broadcast serve`: API, real Celery worker, outbox, public web."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import httpx
+import pytest
+import redis
+
+from broadcast.demo import DEMO_PASSWORD
+from tests.conftest import require_service
+from tests.e2e.conftest import broadcast_exe, clean_env
+from tests.factories import alert_payload
+
+pytestmark = pytest.mark.e2e
+PALU_DEMO_SUBSCRIBERS = 8
+
+
+def login(base: str, username: str) -> dict[str, str]:
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def wait_until_delivered(base: str, alert_id: int, headers: dict[str, str], timeout: float = 90) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = httpx.get(f"{base}/api/v1/alerts/{alert_id}/deliveries", headers=headers).json()
+        if rows and all(r["total"] and r["by_state"]["sent"] == r["total"] for r in rows):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError(f"deliveries not done: {rows}")
+
+
+def run_lifecycle(base: str, status: str) -> None:
+    op, apv = login(base, "op.palu"), login(base, "apv.sulteng")
+    r = httpx.post(f"{base}/api/v1/alerts", json=alert_payload(status), headers=op)
+    assert r.status_code == 201, r.text
+    alert = r.json()
+    assert httpx.post(f"{base}/api/v1/alerts/{alert['id']}/submit", headers=op).status_code == 200
+    refused = httpx.post(f"{base}/api/v1/alerts/{alert['id']}/approve", headers=op)
+    assert refused.status_code == 403, refused.text
+    page = f"{base}/peringatan/{alert['identifier']}"
+    assert httpx.get(page).status_code == 404  # nothing public before approval
+    approved = httpx.post(f"{base}/api/v1/alerts/{alert['id']}/approve", headers=apv)
+    assert approved.status_code == 202, approved.text
+
+    rows = wait_until_delivered(base, alert["id"], apv)
+    by_channel = {r["channel"]: r for r in rows}
+    assert by_channel["sms"]["total"] == PALU_DEMO_SUBSCRIBERS
+    assert by_channel["sms"]["mode"] == "outbox" and by_channel["social"]["mode"] == "outbox"
+
+    outbox = httpx.get(f"{base}/api/v1/alerts/{alert['id']}/outbox", headers=apv).json()
+    sms = [m for m in outbox if m["channel"] == "sms"]
+    assert len(sms) == PALU_DEMO_SUBSCRIBERS
+    assert len({m["recipient"] for m in sms}) == PALU_DEMO_SUBSCRIBERS  # nobody twice
+    assert all(page in m["text"] for m in sms)
+    if status == "Exercise":
+        assert all(m["text"].startswith(("[LATIHAN]", "[EXERCISE]")) for m in outbox)
+    else:
+        assert not any("LATIHAN" in m["text"] for m in outbox)
+
+    html = httpx.get(page)
+    assert html.status_code == 200 and "Banjir di Kota Palu" in html.text
+    assert ("LATIHAN" in html.text) is (status == "Exercise")
+    main_feed = httpx.get(f"{base}/feed/atom.xml")
+    exercise_feed = httpx.get(f"{base}/feed/latihan.xml")
+    assert main_feed.headers["content-type"].startswith("application/atom+xml")
+    in_main, in_exercise = page in main_feed.text, page in exercise_feed.text
+    assert (in_main, in_exercise) == ((True, False) if status == "Actual" else (False, True))
+    trail = httpx.get(f"{base}/api/v1/alerts/{alert['id']}/audit", headers=apv).json()
+    assert [e["action"] for e in trail] == ["alert.create", "alert.submit", "alert.approve", "alert.publish"]
+
+
+def test_embedded_default_end_to_end(serve_factory):
+    """SQLite and the bundled Redis, nothing configured: what a new user gets."""
+    served = serve_factory()
+    assert "op.palu" in served.output()  # demo logins printed on an empty database
+    run_lifecycle(served.base, "Exercise")
+    run_lifecycle(served.base, "Actual")
+
+    # A second serve on the same port says so clearly and exits.
+    second = subprocess.run([broadcast_exe(), "serve", "--port", served.base.rsplit(":", 1)[1]],
+                            env=clean_env(), capture_output=True, text=True, timeout=60,
+                            cwd=served.log.parent)
+    assert second.returncode == 1
+    assert "already in use" in second.stdout + second.stderr
+
+
+def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs):
+    """The production shape of the data path: PostgreSQL and a real Redis broker."""
+    require_service("Redis", "127.0.0.1", 6379)
+    broker = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(broker).flushdb()
+    served = serve_factory(BROADCAST_DATABASE_URL=pg_dbs.empty(), BROADCAST_BROKER_URL=broker)
+    assert "redis+socket" not in served.output()
+    run_lifecycle(served.base, "Actual")
+    redis.Redis.from_url(broker).flushdb()
