@@ -11,7 +11,13 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
+    url = config.get_main_option("sqlalchemy.url")
+    if url:
+        return url
+    settings = get_settings()
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    return settings.resolved_database_url
 
 
 def run_migrations_offline() -> None:
