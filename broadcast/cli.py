@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,11 +18,13 @@ db_app = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
 users_app = typer.Typer(help="Users", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit log", no_args_is_help=True)
+cap_app = typer.Typer(help="CAP 1.1/1.2 documents", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
-console = Console()
+app.add_typer(cap_app, name="cap")
+console = Console(soft_wrap=True)
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -141,6 +144,109 @@ def audit_verify() -> None:
         return
     console.print(f"[red]audit chain broken at entry {check.first_bad_id}: {check.reason}[/red]")
     raise typer.Exit(1)
+
+
+SYSTEM_USER = "sistem"
+
+
+def system_author(session):  # type: ignore[no-untyped-def]
+    """The account that authors machine-made drafts: it can write drafts but never log in or approve."""
+    from broadcast.users.models import Role, User
+    from broadcast.users.security import hash_password
+
+    user = session.scalar(__import__("sqlalchemy").select(User).where(User.username == SYSTEM_USER))
+    if user is None:
+        import secrets
+
+        user = User(
+            username=SYSTEM_USER,
+            full_name="Impor otomatis / automatic import",
+            password_hash=hash_password(secrets.token_urlsafe(32)),
+            role=Role.OPERATOR.value,
+            jurisdiction=None,
+            is_active=False,
+        )
+        session.add(user)
+        session.flush()
+    return user
+
+
+def fetch_url(url: str) -> bytes:
+    """Fetch a linked CAP document (http(s) only, bounded size and time)."""
+    import httpx
+
+    from broadcast.alerts.cap import MAX_DOCUMENT_BYTES
+
+    if not url.startswith(("http://", "https://")):
+        raise OSError(f"not an http(s) URL: {url}")
+    with httpx.stream("GET", url, timeout=10, follow_redirects=True) as response:
+        response.raise_for_status()
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_DOCUMENT_BYTES:
+                raise OSError("linked document too large")
+    return body
+
+
+@cap_app.command("validate")
+def cap_validate(paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Check CAP files (or Atom/RSS feeds of CAP); exit 1 if any is not valid CAP 1.1 or 1.2."""
+    from broadcast.alerts.importing import validate_document
+
+    bad = 0
+    for path in paths:
+        report = validate_document(path.read_bytes(), name=str(path))
+        if report.valid:
+            versions = sorted({i.version for i in report.items if i.version})
+            notes = sum(len(i.warnings) for i in report.items)
+            extra = f", {len(report.items)} entries" if len(report.items) > 1 else ""
+            console.print(
+                f"[green]VALID[/green]   {path} (CAP {'/'.join(versions) or '-'}{extra}"
+                f"{f', {notes} notes' if notes else ''})"
+            )
+            continue
+        bad += 1
+        first = next(i for i in report.items if not i.valid)
+        console.print(f"[red]INVALID[/red] {path}: {first.reasons[0] if first.reasons else 'invalid'}")
+    raise typer.Exit(1 if bad else 0)
+
+
+@cap_app.command("import")
+def cap_import(
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    author: Annotated[str, typer.Option(help="username that authors the drafts")] = SYSTEM_USER,
+    fetch: Annotated[bool, typer.Option(help="fetch CAP documents that feed entries link to")] = True,
+) -> None:
+    """Import CAP files or feeds as draft alerts (each still needs a second person's approval)."""
+    from rich.progress import track
+
+    from broadcast.alerts.importing import import_document
+    from broadcast.db import session_scope
+    from broadcast.users.service import find_user_by_username
+
+    total_bad = 0
+    for path in track(paths, description="Impor CAP / importing", console=console, transient=True):
+        with session_scope(_engine()) as session:
+            user = system_author(session) if author == SYSTEM_USER else find_user_by_username(session, username=author)
+            if user is None:
+                console.print(f"[red]no such user: {author}[/red]")
+                raise typer.Exit(2)
+            result = import_document(
+                session,
+                path.read_bytes(),
+                author=user,
+                origin="cap-import",
+                fetch=fetch_url if fetch else None,
+                name=str(path),
+            )
+        for alert_id in result.imported:
+            console.print(f"{path}: draft alert {alert_id}")
+        for skip in result.skipped:
+            console.print(f"[yellow]{skip.item}: skipped: {skip.reason}[/yellow]")
+        if not result.imported:
+            total_bad += 1
+    raise typer.Exit(1 if total_bad else 0)
 
 
 @app.command()

@@ -71,7 +71,5 @@ def load_demo(session: Session) -> list[DemoUser]:
         for i, desa in enumerate(_desa_under(kab, n)):
             phone = f"+62812{area_no:02d}{i:06d}"
             if session.scalar(select(Subscriber.id).where(Subscriber.phone == phone)) is None:
-                subscribers.add_subscriber(
-                    session, phone=phone, admin_code=desa, language="en" if i % 4 == 3 else "id"
-                )
+                subscribers.add_subscriber(session, phone=phone, admin_code=desa, language="en" if i % 4 == 3 else "id")
     return created

@@ -153,8 +153,7 @@ class Supervisor:
             for name, proc in self.procs:
                 if proc.poll() is not None:
                     console.print(
-                        f"[red]{name} berhenti tak terduga (kode {proc.returncode}) / "
-                        f"{name} exited unexpectedly[/red]"
+                        f"[red]{name} berhenti tak terduga (kode {proc.returncode}) / {name} exited unexpectedly[/red]"
                     )
                     return 1
             time.sleep(0.2)

@@ -43,9 +43,7 @@ class XSettings(BaseModel):
 class Settings(BaseSettings):
     """Every knob of the service. Non-production environments can never reach a real provider."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BROADCAST_", env_nested_delimiter="__", env_file=None, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="BROADCAST_", env_nested_delimiter="__", env_file=None, extra="ignore")
 
     environment: Environment = Environment.DEVELOPMENT
     data_dir: Path = Path("broadcast-data")

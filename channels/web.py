@@ -42,9 +42,7 @@ class WebPage(Channel):
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
-def atom_feed(
-    alerts: Sequence[AlertData], *, feed_url: str, title: str, updated: datetime, site_url: str
-) -> bytes:
+def atom_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated: datetime, site_url: str) -> bytes:
     """An Atom 1.0 feed of these alerts, one entry each, linking to the public page."""
     ET.register_namespace("", ATOM_NS)
 

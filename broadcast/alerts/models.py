@@ -18,7 +18,13 @@ class AlertState(StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
     APPROVED = "approved"
-    SENT = "sent"
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"  # a published Update replaced it
+    CANCELLED = "cancelled"  # a published Cancel withdrew it
+    EXPIRED = "expired"
+
+
+ALERT_STATES = tuple(s.value for s in AlertState)
 
 
 class CapStatus(StrEnum):
@@ -40,19 +46,32 @@ class MsgType(StrEnum):
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint("state IN ('draft','submitted','approved','sent')", name="state"),
+        CheckConstraint(
+            "state IN ('draft','submitted','approved','published','superseded','cancelled','expired')",
+            name="state",
+        ),
         CheckConstraint("status IN ('Actual','Exercise','System','Test','Draft')", name="status"),
         CheckConstraint("msg_type IN ('Alert','Update','Cancel','Ack','Error')", name="msg_type"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(128), unique=True)
+    identifier: Mapped[str] = mapped_column(String(255), unique=True)
     sender: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
     msg_type: Mapped[str] = mapped_column(String(16), default=MsgType.ALERT.value)
     scope: Mapped[str] = mapped_column(String(16), default="Public")
     references: Mapped[str | None] = mapped_column(Text)
+    # The alert in this database that an Update or Cancel refers to.
+    references_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(255))
+    restriction: Mapped[str | None] = mapped_column(Text)
+    addresses: Mapped[str | None] = mapped_column(Text)
+    codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    incidents: Mapped[str | None] = mapped_column(Text)
+    # Where the draft came from: authored, cap-import, bmkg; origin_ref de-duplicates re-imports.
+    origin: Mapped[str] = mapped_column(String(16), default="authored")
+    origin_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
     state: Mapped[str] = mapped_column(String(16), default=AlertState.DRAFT.value, index=True)
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -77,25 +96,35 @@ class Alert(Base):
 
 class AlertInfo(Base):
     __tablename__ = "alert_infos"
-    __table_args__ = (UniqueConstraint("alert_id", "language"),)
+    # CAP allows several info blocks in one language (e.g. two en-AU blocks), so position is the key.
+    __table_args__ = (UniqueConstraint("alert_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     language: Mapped[str] = mapped_column(String(16))
-    category: Mapped[str] = mapped_column(String(16))
+    # CAP categories, space-separated (a CAP info may have several).
+    category: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(255))
     urgency: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))
     certainty: Mapped[str] = mapped_column(String(16))
     onset: Mapped[datetime | None]
     expires: Mapped[datetime | None]
-    headline: Mapped[str] = mapped_column(String(255))
+    headline: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     instruction: Mapped[str] = mapped_column(Text, default="")
     web: Mapped[str | None] = mapped_column(String(512))
-    contact: Mapped[str | None] = mapped_column(String(255))
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    contact: Mapped[str | None] = mapped_column(Text)
+    # CAP parameters as an ordered list of {"valueName", "value"} (names may repeat).
+    parameters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    hazard: Mapped[str | None] = mapped_column(String(32))  # template key, e.g. banjir
+    response_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    audience: Mapped[str | None] = mapped_column(Text)
+    event_codes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    effective: Mapped[datetime | None]
+    sender_name: Mapped[str | None] = mapped_column(String(255))
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     alert: Mapped[Alert] = relationship(back_populates="infos")
 
@@ -112,5 +141,11 @@ class AlertArea(Base):
     polygons: Mapped[list[list[list[float]]]] = mapped_column(JSON, default=list)
     # CAP circles: each {"lat", "lon", "radius_km"}.
     circles: Mapped[list[dict[str, float]]] = mapped_column(JSON, default=list)
+    # Geocodes other than Kemendagri codes, kept as {"valueName", "value"} for round trips.
+    other_geocodes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    altitude: Mapped[float | None]
+    ceiling: Mapped[float | None]
+    # None: the area belongs to every info block; else only to the info at this position.
+    info_position: Mapped[int | None]
 
     alert: Mapped[Alert] = relationship(back_populates="areas")

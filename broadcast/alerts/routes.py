@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from broadcast.alerts import service
+from broadcast.alerts import hazards, service
+from broadcast.alerts.models import ALERT_STATES, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
     AuditRead,
+    CancelIn,
+    CapImportRead,
+    CapValidationRead,
     DeliveryCounts,
+    FollowUpIn,
+    HazardRead,
+    HazardRenderIn,
+    InfoIn,
     OutboxRead,
     RejectIn,
 )
@@ -19,10 +28,16 @@ from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, 
 from broadcast.audit import service as audit
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import DeliveryState
+from broadcast.errors import Invalid
+from broadcast.settings import Environment
 from channels.registry import RENDERERS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+cap_router = APIRouter(prefix="/api/v1/cap", tags=["cap"])
+hazard_router = APIRouter(prefix="/api/v1/hazards", tags=["hazards"])
+CAP_MEDIA = "application/cap+xml"
+STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
 
 def enqueue_fanout(alert_id: int) -> None:
@@ -47,21 +62,26 @@ def create_alert(body: AlertCreate, user: AuthorDep, session: SessionDep, settin
 def list_alerts(
     user: StaffDep,
     session: SessionDep,
-    state: str | None = Query(default=None, pattern="^(draft|submitted|approved|sent)$"),
+    state: str | None = Query(default=None, pattern=STATE_PATTERN),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
 ) -> list[AlertRead]:
     """Alerts, newest first."""
-    return [
-        AlertRead.model_validate(a)
-        for a in service.list_alerts(session, state=state, limit=limit, offset=offset)
-    ]
+    return [AlertRead.model_validate(a) for a in service.list_alerts(session, state=state, limit=limit, offset=offset)]
 
 
 @router.get("/{alert_id}")
 def get_alert(alert_id: int, user: StaffDep, session: SessionDep) -> AlertRead:
     """One alert."""
     return AlertRead.model_validate(service.get_alert(session, alert_id=alert_id))
+
+
+@router.put("/{alert_id}")
+def edit_alert(alert_id: int, body: AlertCreate, user: AuthorDep, session: SessionDep) -> AlertRead:
+    """Replace the content of a draft."""
+    alert = service.edit_draft(session, alert_id=alert_id, data=body, actor=user)
+    session.commit()
+    return AlertRead.model_validate(alert)
 
 
 @router.post("/{alert_id}/submit")
@@ -73,9 +93,10 @@ def submit(alert_id: int, user: AuthorDep, session: SessionDep) -> AlertRead:
 
 
 @router.post("/{alert_id}/approve", status_code=202)
-def approve(alert_id: int, user: ApproverDep, session: SessionDep) -> AlertRead:
+def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> AlertRead:
     """Approve a submitted alert (by a second person) and start delivery."""
-    alert = service.approve_alert(session, alert_id=alert_id, approver=user)
+    production = settings.environment is Environment.PRODUCTION
+    alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
     session.commit()
     enqueue_fanout(alert.id)
     return AlertRead.model_validate(alert)
@@ -90,9 +111,7 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 
 
 @router.get("/{alert_id}/deliveries")
-def deliveries(
-    alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep
-) -> list[DeliveryCounts]:
+def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
     alert = service.get_alert(session, alert_id=alert_id)
     counts = dispatch.delivery_counts(session, alert_id=alert.id)
@@ -119,9 +138,7 @@ def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRea
 
 
 @router.get("/{alert_id}/preview")
-def preview(
-    alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep
-) -> dict[str, list[dict]]:
+def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, list[dict]]:
     """The exact text every chosen channel will send, per language."""
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
@@ -135,7 +152,96 @@ def preview(
 def audit_trail(alert_id: int, user: StaffDep, session: SessionDep) -> list[AuditRead]:
     """Every recorded change of this alert, oldest first."""
     service.get_alert(session, alert_id=alert_id)
-    return [
-        AuditRead.model_validate(e)
-        for e in audit.entries_for(session, subject_type="alert", subject_id=alert_id)
-    ]
+    return [AuditRead.model_validate(e) for e in audit.entries_for(session, subject_type="alert", subject_id=alert_id)]
+
+
+@router.post("/{alert_id}/update", status_code=201)
+def start_update(alert_id: int, body: FollowUpIn, user: AuthorDep, session: SessionDep) -> AlertRead:
+    """A draft Update of a published alert, prefilled from it."""
+    alert = service.create_follow_up(
+        session, original_id=alert_id, actor=user, msg_type=MsgType.UPDATE, reason=body.reason
+    )
+    session.commit()
+    return AlertRead.model_validate(alert)
+
+
+@router.post("/{alert_id}/correct", status_code=201)
+def start_correction(alert_id: int, body: FollowUpIn, user: AuthorDep, session: SessionDep) -> AlertRead:
+    """A correction: an Update of the original created in one step, ready to edit and submit."""
+    alert = service.create_follow_up(
+        session,
+        original_id=alert_id,
+        actor=user,
+        msg_type=MsgType.UPDATE,
+        reason=body.reason,
+        correction=True,
+    )
+    session.commit()
+    return AlertRead.model_validate(alert)
+
+
+@router.post("/{alert_id}/cancel", status_code=201)
+def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: SessionDep) -> AlertRead:
+    """A draft Cancel of a published alert; it reaches the same people once approved."""
+    alert = service.create_follow_up(
+        session, original_id=alert_id, actor=user, msg_type=MsgType.CANCEL, reason=body.reason
+    )
+    session.commit()
+    return AlertRead.model_validate(alert)
+
+
+@router.get("/{alert_id}/cap", response_class=Response)
+def alert_cap(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
+    """The alert as schema-valid CAP 1.2 XML (drafts too, for review)."""
+    alert = service.get_alert(session, alert_id=alert_id)
+    return Response(service.export_cap(alert), media_type=CAP_MEDIA)
+
+
+async def _xml_body(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    if ctype not in ("application/xml", "text/xml", CAP_MEDIA, "application/atom+xml", "application/rss+xml"):
+        raise Invalid(
+            f"Kirim XML (Content-Type application/xml) / send XML, not {ctype or 'nothing'}",
+            code="unsupported-media-type",
+        )
+    return await request.body()
+
+
+@cap_router.post("/validate")
+async def validate_cap(request: Request, user: StaffDep) -> CapValidationRead:
+    """Check a CAP 1.1/1.2 document or a feed of them; says why when it is not valid."""
+    from broadcast.alerts import importing
+
+    report = importing.validate_document(await _xml_body(request))
+    return CapValidationRead.model_validate(report, from_attributes=True)
+
+
+@cap_router.post("/import", status_code=201)
+async def import_cap(request: Request, user: AuthorDep, session: SessionDep) -> CapImportRead:
+    """Turn each valid CAP message (or feed entry) in the body into a draft alert. Linked CAP
+    documents are not fetched from here (use the CLI)."""
+    from broadcast.alerts import importing
+
+    data = await _xml_body(request)
+    result = importing.import_document(session, data, author=user, origin="cap-import", fetch=None)
+    if not result.imported:
+        session.rollback()
+        raise Invalid(
+            "Tidak ada pesan yang bisa diimpor / nothing importable: "
+            + "; ".join(f"{s.item}: {s.reason}" for s in result.skipped[:5]),
+            code="invalid-cap",
+        )
+    session.commit()
+    return CapImportRead.model_validate(result, from_attributes=True)
+
+
+@hazard_router.get("")
+def list_hazards(user: StaffDep) -> list[HazardRead]:
+    """The hazard message templates and the fields each one asks for."""
+    return [HazardRead.model_validate(h, from_attributes=True) for h in hazards.catalog()]
+
+
+@hazard_router.post("/{key}/render")
+def render_hazard(key: str, body: HazardRenderIn, user: StaffDep) -> list[InfoIn]:
+    """Info blocks (Indonesian first, then English) filled from the template; the operator edits them."""
+    return hazards.render(key, body.fields)

@@ -39,6 +39,13 @@ def _aware(value: datetime | None) -> datetime | None:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
+class ParameterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    valueName: str = Field(min_length=1, max_length=255)
+    value: str = Field(max_length=2000)
+
+
 class InfoIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -55,6 +62,8 @@ class InfoIn(BaseModel):
     expires: AwareDatetime | None = None
     web: str | None = Field(default=None, max_length=512)
     contact: str | None = Field(default=None, max_length=255)
+    parameters: list[ParameterIn] = Field(default_factory=list, max_length=50)
+    hazard: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$")
 
 
 class AreaIn(BaseModel):
@@ -71,9 +80,7 @@ class AreaIn(BaseModel):
             raise ValueError(f"malformed Kemendagri code(s): {', '.join(bad[:10])}")
         unknown = [c for c in codes if gazetteer.find_place(c) is None]
         if unknown:
-            raise ValueError(
-                f"unknown Kemendagri code(s) / kode wilayah tidak dikenal: {', '.join(unknown[:10])}"
-            )
+            raise ValueError(f"unknown Kemendagri code(s) / kode wilayah tidak dikenal: {', '.join(unknown[:10])}")
         return list(dict.fromkeys(codes))
 
 
@@ -95,6 +102,18 @@ class AlertCreate(BaseModel):
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("each channel at most once")
         return self
+
+
+class FollowUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=3, max_length=2000)
 
 
 class RejectIn(BaseModel):
@@ -119,6 +138,11 @@ class InfoRead(BaseModel):
     expires: datetime | None
     web: str | None
     contact: str | None
+    hazard: str | None
+    parameters: list[dict[str, str]]
+    response_types: list[str]
+    sender_name: str | None
+    effective: datetime | None
 
 
 class AreaRead(BaseModel):
@@ -126,6 +150,10 @@ class AreaRead(BaseModel):
 
     area_desc: str
     geocodes: list[str]
+    polygons: list[list[list[float]]]
+    circles: list[dict[str, float]]
+    other_geocodes: list[dict[str, str]]
+    info_position: int | None
 
 
 class AlertRead(BaseModel):
@@ -138,6 +166,9 @@ class AlertRead(BaseModel):
     msg_type: str
     scope: str
     references: str | None
+    references_alert_id: int | None
+    note: str | None
+    origin: str
     state: str
     channels: list[str]
     author_id: int
@@ -180,3 +211,53 @@ class AuditRead(BaseModel):
     before: dict[str, object] | None
     after: dict[str, object] | None
     hash: str
+
+
+class HazardField(BaseModel):
+    name: str
+    label_id: str
+    label_en: str
+    required: bool
+    example: str
+
+
+class HazardRead(BaseModel):
+    key: str
+    name_id: str
+    name_en: str
+    category: str
+    urgency: str
+    severity: str
+    certainty: str
+    fields: list[HazardField]
+
+
+class HazardRenderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, str] = Field(default_factory=dict, max_length=30)
+
+
+class CapFileReport(BaseModel):
+    item: str
+    valid: bool
+    version: str | None
+    kind: str
+    reasons: list[str]
+    warnings: list[str]
+
+
+class CapValidationRead(BaseModel):
+    valid: bool
+    items: list[CapFileReport]
+
+
+class SkippedRead(BaseModel):
+    item: str
+    reason: str
+
+
+class CapImportRead(BaseModel):
+    imported: list[int]
+    skipped: list[SkippedRead]
+    warnings: list[str]

@@ -1,16 +1,20 @@
-"""Alert use cases: write, submit, approve, reject, publish. Services flush; callers commit."""
+"""Alert use cases: write, edit, submit, approve, reject, publish, follow up, expire, import, export.
+
+Services flush; callers commit. Every state change is written to the audit chain.
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from broadcast.alerts import rules
-from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus
+from broadcast.alerts import cap, capmap, rules
+from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import Action
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
@@ -31,6 +35,14 @@ class OutsideJurisdiction(Forbidden):
 
 class AlertExpired(Conflict):
     code = "alert-expired"
+
+
+class AlreadyImported(Conflict):
+    code = "already-imported"
+
+
+class NotEditable(Conflict):
+    code = "not-editable"
 
 
 def new_identifier() -> str:
@@ -59,27 +71,53 @@ def snapshot(alert: Alert) -> dict[str, Any]:
         "state": alert.state,
         "status": alert.status,
         "msg_type": alert.msg_type,
+        "references": alert.references,
         "channels": list(alert.channels),
         "expires": alert.expires,
         "approver_id": alert.approver_id,
         "infos": [
-            {"language": i.language, "headline": i.headline, "severity": i.severity} for i in alert.infos
+            {
+                "language": i.language,
+                "headline": i.headline,
+                "severity": i.severity,
+                "urgency": i.urgency,
+                "description": i.description,
+                "instruction": i.instruction,
+            }
+            for i in alert.infos
         ],
-        "geocodes": sorted({c for a in alert.areas for c in a.geocodes}),
+        "geocodes": alert_codes(alert),
     }
 
 
 def alert_codes(alert: Alert) -> list[str]:
+    """Every Kemendagri code the alert targets."""
     return sorted({c for a in alert.areas for c in a.geocodes})
+
+
+def _content_from(data: AlertCreate) -> tuple[list[AlertInfo], list[AlertArea]]:
+    infos = [
+        AlertInfo(
+            position=n,
+            **info.model_dump(exclude={"expires", "parameters"}),
+            parameters=[p.model_dump() for p in info.parameters],
+            expires=info.expires or data.expires,
+        )
+        for n, info in enumerate(data.infos)
+    ]
+    areas = [AlertArea(area_desc=a.area_desc, geocodes=a.geocodes) for a in data.areas]
+    return infos, areas
 
 
 def create_alert(session: Session, *, data: AlertCreate, author: User, sender: str) -> Alert:
     """A new draft alert written by `author`, inside their jurisdiction.
 
-    Raises: RoleNotAllowed, OutsideJurisdiction.
+    Raises: RoleNotAllowed, OutsideJurisdiction, InvalidTimes.
     """
     rules.check_can_author(author.role)
     check_jurisdiction(author, [c for a in data.areas for c in a.geocodes])
+    rules.check_times(sent=None, expires=data.expires, now=utcnow())
+    infos, areas = _content_from(data)
     alert = Alert(
         identifier=new_identifier(),
         sender=sender,
@@ -89,13 +127,8 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
         author_id=author.id,
         expires=data.expires,
         note=data.note,
-        infos=[
-            AlertInfo(
-                position=n, **info.model_dump(exclude={"expires"}), expires=info.expires or data.expires
-            )
-            for n, info in enumerate(data.infos)
-        ],
-        areas=[AlertArea(area_desc=a.area_desc, geocodes=a.geocodes) for a in data.areas],
+        infos=infos,
+        areas=areas,
     )
     session.add(alert)
     session.flush()
@@ -105,6 +138,44 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
         action="alert.create",
         subject_type="alert",
         subject_id=alert.id,
+        after=snapshot(alert),
+    )
+    return alert
+
+
+def edit_draft(session: Session, *, alert_id: int, data: AlertCreate, actor: User) -> Alert:
+    """Replace the content of a draft (a follow-up keeps its type, reference and status).
+
+    Raises: AlertNotFound, NotEditable, RoleNotAllowed, OutsideJurisdiction, InvalidTimes.
+    """
+    alert = _lock(session, alert_id)
+    rules.check_can_author(actor.role)
+    check_jurisdiction(actor, alert_codes(alert))
+    check_jurisdiction(actor, [c for a in data.areas for c in a.geocodes])
+    if alert.state != AlertState.DRAFT.value:
+        raise NotEditable(f"Hanya draf yang bisa diubah / only drafts can be edited (state {alert.state})")
+    if alert.references_alert_id is not None and data.status != alert.status:
+        raise NotEditable("Status pembaruan harus sama dengan aslinya / a follow-up keeps the original status")
+    rules.check_times(sent=None, expires=data.expires, now=utcnow())
+    before = snapshot(alert)
+    infos, areas = _content_from(data)
+    alert.infos.clear()
+    alert.areas.clear()
+    session.flush()
+    alert.infos.extend(infos)
+    alert.areas.extend(areas)
+    alert.status = data.status
+    alert.channels = list(data.channels)
+    alert.expires = data.expires
+    alert.note = data.note if data.note is not None else alert.note
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="alert.edit",
+        subject_type="alert",
+        subject_id=alert.id,
+        before=before,
         after=snapshot(alert),
     )
     return alert
@@ -126,13 +197,17 @@ def find_alert_by_identifier(session: Session, *, identifier: str) -> Alert | No
     return session.scalar(select(Alert).where(Alert.identifier == identifier))
 
 
-def list_alerts(
-    session: Session, *, state: str | None = None, limit: int = 100, offset: int = 0
-) -> list[Alert]:
+def list_alerts(session: Session, *, state: str | None = None, limit: int = 100, offset: int = 0) -> list[Alert]:
     """Alerts, newest first."""
     stmt = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
     if state:
         stmt = stmt.where(Alert.state == state)
+    return list(session.scalars(stmt))
+
+
+def list_follow_ups(session: Session, *, alert_id: int) -> list[Alert]:
+    """Updates and Cancels that reference this alert, oldest first."""
+    stmt = select(Alert).where(Alert.references_alert_id == alert_id).order_by(Alert.id)
     return list(session.scalars(stmt))
 
 
@@ -143,7 +218,7 @@ def _transition(alert: Alert, action: Action) -> dict[str, Any]:
 
 
 def _lock(session: Session, alert_id: int) -> Alert:
-    """Load the alert row locked, so two approvers cannot race (no-op lock on SQLite)."""
+    """Load the alert row locked, so two approvers cannot race (SQLite serialises writers anyway)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None:
         raise AlertNotFound(f"Peringatan {alert_id} tidak ditemukan / alert not found")
@@ -174,22 +249,36 @@ def submit_alert(session: Session, *, alert_id: int, actor: User) -> Alert:
     return alert
 
 
-def approve_alert(session: Session, *, alert_id: int, approver: User) -> Alert:
-    """Approve a submitted alert for publication; a second person is required.
+def approve_alert(session: Session, *, alert_id: int, approver: User, production: bool) -> Alert:
+    """Approve a submitted alert for publication: a second person, a status this deployment may
+    publish, an expiry still ahead, and a message that is valid CAP.
 
     Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, TwoPersonRule, OutsideJurisdiction,
-    AlertExpired.
+    ActualNotAllowedHere, AlertExpired, CapError.
     """
     alert = _lock(session, alert_id)
-    rules.check_can_approve(approver.role, author_id=alert.author_id, approver_id=approver.id)
+    rules.check_can_approve(
+        approver.role,
+        author_id=alert.author_id,
+        approver_id=approver.id,
+        contributors=contributors(session, alert_id=alert.id),
+    )
     check_jurisdiction(approver, alert_codes(alert))
+    rules.check_status_allowed(alert.status, production=production)
     now = utcnow()
     if alert.expires is not None and alert.expires <= now:
         raise AlertExpired("Peringatan sudah kedaluwarsa / the alert has already expired")
+    if alert.references_alert_id is not None:
+        original = get_alert(session, alert_id=alert.references_alert_id)
+        if original.state != AlertState.PUBLISHED.value:
+            raise rules.InvalidTransition(
+                f"Peringatan asli sudah '{original.state}' / the original alert is already {original.state}"
+            )
     before = _transition(alert, Action.APPROVE)
     alert.approver_id = approver.id
     alert.approved_at = now
     alert.sent = now
+    cap.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
     session.flush()
     audit.record(
         session,
@@ -201,6 +290,25 @@ def approve_alert(session: Session, *, alert_id: int, approver: User) -> Alert:
         after=snapshot(alert),
     )
     return alert
+
+
+CONTRIBUTING_ACTIONS = frozenset(
+    {
+        "alert.create",
+        "alert.edit",
+        "alert.submit",
+        "alert.import",
+        "alert.correct",
+        "alert.update.draft",
+        "alert.cancel.draft",
+    }
+)
+
+
+def contributors(session: Session, *, alert_id: int) -> frozenset[int]:
+    """Everyone who wrote, edited or submitted this alert (from the audit chain)."""
+    entries = audit.entries_for(session, subject_type="alert", subject_id=alert_id)
+    return frozenset(e.actor_id for e in entries if e.action in CONTRIBUTING_ACTIONS and e.actor_id is not None)
 
 
 def reject_alert(session: Session, *, alert_id: int, approver: User, reason: str) -> Alert:
@@ -227,7 +335,8 @@ def reject_alert(session: Session, *, alert_id: int, approver: User, reason: str
 
 
 def mark_published(session: Session, *, alert: Alert) -> Alert:
-    """Record that the fan-out has been planned: the alert is now live (system action).
+    """Record that delivery has been planned: the alert is live (a system action). Publishing an
+    Update supersedes its original; publishing a Cancel cancels it.
 
     Raises: InvalidTransition.
     """
@@ -243,14 +352,259 @@ def mark_published(session: Session, *, alert: Alert) -> Alert:
         before=before,
         after=snapshot(alert),
     )
+    action = rules.follow_up_action(alert.msg_type)
+    if action is not None and alert.references_alert_id is not None:
+        original = _lock(session, alert.references_alert_id)
+        if original.state == AlertState.PUBLISHED.value:
+            before = _transition(original, action)
+            session.flush()
+            audit.record(
+                session,
+                actor_id=None,
+                action=f"alert.{action.value}",
+                subject_type="alert",
+                subject_id=original.id,
+                before=before,
+                after={**snapshot(original), "by": alert.id},
+            )
     return alert
 
 
-def is_live(alert: Alert) -> bool:
-    """True while the alert may still be delivered: approved or sent, and not expired."""
-    if alert.state not in (AlertState.APPROVED.value, AlertState.SENT.value):
+def create_follow_up(
+    session: Session,
+    *,
+    original_id: int,
+    actor: User,
+    msg_type: MsgType,
+    reason: str | None = None,
+    correction: bool = False,
+) -> Alert:
+    """A draft Update or Cancel of a published alert, its content copied from the original, its
+    CAP `references` naming it; it goes through the same approval.
+
+    Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
+    """
+    if msg_type not in (MsgType.UPDATE, MsgType.CANCEL):
+        raise ValueError("a follow-up is an Update or a Cancel")
+    rules.check_can_author(actor.role)
+    original = get_alert(session, alert_id=original_id)
+    check_jurisdiction(actor, alert_codes(original))
+    if original.state != AlertState.PUBLISHED.value:
+        raise rules.InvalidTransition(
+            f"Hanya peringatan yang terbit bisa diperbarui/dibatalkan (status '{original.state}') / "
+            f"only a published alert can be updated or cancelled"
+        )
+    refs = " ".join(filter(None, [original.references, capmap.reference_of(original)]))
+    note = reason
+    if correction:
+        note = "Koreksi / Correction" + (f": {reason}" if reason else "")
+    follow = Alert(
+        identifier=new_identifier(),
+        sender=original.sender,
+        status=original.status,
+        msg_type=msg_type.value,
+        scope=original.scope,
+        references=refs,
+        references_alert_id=original.id,
+        note=note,
+        state=AlertState.DRAFT.value,
+        channels=list(original.channels),
+        author_id=actor.id,
+        expires=original.expires if original.expires and original.expires > utcnow() else None,
+        infos=[_copy_info(i, cancel=msg_type is MsgType.CANCEL, reason=reason) for i in original.infos],
+        areas=[_copy_area(a) for a in original.areas],
+    )
+    session.add(follow)
+    session.flush()
+    action = "alert.correct" if correction else f"alert.{msg_type.value.lower()}.draft"
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action=action,
+        subject_type="alert",
+        subject_id=follow.id,
+        after={**snapshot(follow), "original_id": original.id},
+    )
+    return follow
+
+
+_CANCEL_PREFIX = {"id": "DIBATALKAN", "en": "CANCELLED"}
+
+
+def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInfo:
+    fields = {
+        c: getattr(info, c)
+        for c in (
+            "position",
+            "language",
+            "category",
+            "event",
+            "urgency",
+            "severity",
+            "certainty",
+            "onset",
+            "expires",
+            "headline",
+            "description",
+            "instruction",
+            "web",
+            "contact",
+            "parameters",
+            "hazard",
+            "response_types",
+            "audience",
+            "event_codes",
+            "effective",
+            "sender_name",
+            "resources",
+        )
+    }
+    if cancel:
+        word = _CANCEL_PREFIX.get(info.language.split("-")[0], "CANCELLED")
+        fields["headline"] = f"{word}: {info.headline}"
+        fields["description"] = reason or fields["description"]
+        fields["instruction"] = ""
+        fields["response_types"] = ["AllClear"]
+        fields["urgency"], fields["severity"], fields["certainty"] = "Past", "Minor", "Observed"
+    return AlertInfo(**fields)
+
+
+def _copy_area(area: AlertArea) -> AlertArea:
+    return AlertArea(
+        **{
+            c: getattr(area, c)
+            for c in (
+                "area_desc",
+                "geocodes",
+                "polygons",
+                "circles",
+                "other_geocodes",
+                "altitude",
+                "ceiling",
+                "info_position",
+            )
+        }
+    )
+
+
+def expire_due(session: Session, *, now: datetime | None = None) -> list[Alert]:
+    """Move approved or published alerts whose expiry has passed to `expired` (a system action)."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Alert)
+        .where(
+            Alert.state.in_([AlertState.APPROVED.value, AlertState.PUBLISHED.value]),
+            Alert.expires.is_not(None),
+            Alert.expires <= now,
+        )
+        .with_for_update()
+    ).all()
+    for alert in due:
+        before = _transition(alert, Action.EXPIRE)
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="alert.expire",
+            subject_type="alert",
+            subject_id=alert.id,
+            before=before,
+            after=snapshot(alert),
+        )
+    return list(due)
+
+
+def is_live(alert: Alert, *, now: datetime | None = None) -> bool:
+    """True while the alert may still be delivered: approved or published, and not expired."""
+    if AlertState(alert.state) not in rules.LIVE_STATES:
         return False
-    return alert.expires is None or alert.expires > utcnow()
+    return alert.expires is None or alert.expires > (now or utcnow())
+
+
+def import_message(
+    session: Session,
+    *,
+    msg: cap.CapMessage,
+    author: User,
+    origin: str,
+    origin_ref: str | None = None,
+    channels: Sequence[str] = ("web",),
+    hazard: str | None = None,
+) -> Alert:
+    """A draft alert holding a CAP message as it came (identifier, sender and times kept).
+
+    Raises: AlreadyImported, Invalid (no info block: nothing to broadcast).
+    """
+    if not msg.infos:
+        raise cap.CapError(
+            ["tidak ada blok <info>: tidak ada yang bisa disiarkan / no <info> block: nothing to broadcast"]
+        )
+    clash = session.scalar(
+        select(Alert.id).where(
+            or_(Alert.identifier == msg.identifier, Alert.origin_ref == (origin_ref or msg.identifier))
+        )
+    )
+    if clash is not None:
+        raise AlreadyImported(
+            f"Pesan '{msg.identifier}' sudah diimpor sebagai peringatan {clash} / already imported as alert {clash}"
+        )
+    columns, infos, areas = capmap.message_to_parts(msg)
+    if hazard:
+        for info in infos:
+            info.hazard = hazard
+    original = None
+    if msg.references:
+        last_ref = msg.references.split()[-1].split(",")
+        if len(last_ref) >= 2:
+            original = find_alert_by_identifier(session, identifier=last_ref[1])
+    alert = Alert(
+        **columns,
+        state=AlertState.DRAFT.value,
+        channels=list(channels),
+        author_id=author.id,
+        origin=origin,
+        origin_ref=origin_ref or msg.identifier,
+        references_alert_id=original.id if original else None,
+        infos=infos,
+        areas=areas,
+    )
+    # The source's <sent> is kept so the draft exports as it came; approval sets our own time.
+    session.add(alert)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=author.id,
+        action="alert.import",
+        subject_type="alert",
+        subject_id=alert.id,
+        after={
+            **snapshot(alert),
+            "origin": origin,
+            "origin_ref": alert.origin_ref,
+            "cap_version": msg.version,
+            "warnings": msg.warnings,
+        },
+    )
+    return alert
+
+
+def export_cap(alert: Alert) -> bytes:
+    """The alert as schema-valid CAP 1.2 (a draft gets the current time as a provisional `sent`).
+
+    Raises: CapError.
+    """
+    msg = capmap.alert_to_message(_with_sent(alert))
+    return cap.export(msg)
+
+
+def _with_sent(alert: Alert) -> Alert:
+    if alert.sent is not None:
+        return alert
+    preview = Alert(**{c.key: getattr(alert, c.key) for c in Alert.__table__.columns})
+    preview.sent = utcnow()
+    preview.infos = list(alert.infos)
+    preview.areas = list(alert.areas)
+    return preview
 
 
 def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:

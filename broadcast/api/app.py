@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import __version__
+from broadcast.alerts.routes import cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems
 from broadcast.api.deps import SessionDep
@@ -65,9 +66,7 @@ class BodyLimit:
 
 class _TooLarge(StarletteHTTPException):
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            413, f"Badan permintaan melebihi {max_bytes} byte / body larger than {max_bytes} bytes"
-        )
+        super().__init__(413, f"Badan permintaan melebihi {max_bytes} byte / body larger than {max_bytes} bytes")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.register(app)
     app.include_router(users_router)
     app.include_router(alerts_router)
+    app.include_router(cap_router)
+    app.include_router(hazard_router)
     app.include_router(public_router)
     app.include_router(staff_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

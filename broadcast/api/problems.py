@@ -68,10 +68,7 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
     if any(e["type"] == "json_invalid" for e in errors):
         return problem_response(
             400,
@@ -102,9 +99,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(
-        500, "Terjadi kesalahan di server; sudah dicatat / internal error, logged", code="internal"
-    )
+    return problem_response(500, "Terjadi kesalahan di server; sudah dicatat / internal error, logged", code="internal")
 
 
 def register(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import service as alerts
-from broadcast.alerts.models import Alert, AlertState
+from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
 from broadcast.dispatch.models import Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
@@ -39,6 +39,7 @@ def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], key
 def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
     """Create one delivery per targeted recipient and channel (idempotent); publish the alert.
 
+    An Update or Cancel first reaches everyone the original reached; a Cancel reaches no one else.
     Returns the pending delivery ids per channel. A non-live alert plans nothing.
     """
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
@@ -47,6 +48,7 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
     keys = ["alert_id", "channel", "recipient_key"]
     codes = alerts.alert_codes(alert)
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
+    follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     for channel in alert.channels:
         if RENDERERS[channel].audience is Audience.PUBLIC:
             row = {
@@ -57,6 +59,27 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
             }
             _insert_ignore(session, Delivery, [row], keys)
             continue
+        if follow_up:
+            reached = session.execute(
+                select(Delivery.recipient_key, Delivery.subscriber_id, Delivery.language).where(
+                    Delivery.alert_id == alert.references_alert_id,
+                    Delivery.channel == channel,
+                    Delivery.state.in_([DeliveryState.SENT.value, DeliveryState.SENDING.value]),
+                )
+            ).all()
+            rows = [
+                {
+                    "alert_id": alert.id,
+                    "channel": channel,
+                    "recipient_key": r.recipient_key,
+                    "subscriber_id": r.subscriber_id,
+                    "language": r.language,
+                }
+                for r in reached
+            ]
+            _insert_ignore(session, Delivery, rows, keys)
+            if alert.msg_type == MsgType.CANCEL:
+                continue
         for part in subscribers.iter_targeted(session, codes=codes):
             rows = [
                 {
@@ -96,9 +119,7 @@ class ClaimedBatch:
     items: list[ClaimedItem] = field(default_factory=list)
 
 
-def claim(
-    session: Session, *, delivery_ids: Sequence[int], lease_s: int, public_base_url: str
-) -> ClaimedBatch:
+def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public_base_url: str) -> ClaimedBatch:
     """Atomically move these deliveries from pending (or an expired lease) to sending.
 
     Rows of an alert that is no longer live, or of subscribers who stopped, are skipped instead.
@@ -140,9 +161,7 @@ def claim(
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
     phones: dict[int, str] = {}
     if sub_ids:
-        stmt = select(Subscriber.id, Subscriber.phone).where(
-            Subscriber.id.in_(sub_ids), Subscriber.active.is_(True)
-        )
+        stmt = select(Subscriber.id, Subscriber.phone).where(Subscriber.id.in_(sub_ids), Subscriber.active.is_(True))
         phones = {sid: phone for sid, phone in session.execute(stmt)}
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     batch = ClaimedBatch(alert=data)
@@ -190,9 +209,7 @@ def send_claimed(batch: ClaimedBatch, *, channels: Mapping[str, Channel]) -> lis
         channel = channels.get(name)
         if channel is None:
             out += [
-                Sent(
-                    i, SendResult(i.recipient.key, Outcome.RETRY, error=f"channel {name} not enabled"), "", ""
-                )
+                Sent(i, SendResult(i.recipient.key, Outcome.RETRY, error=f"channel {name} not enabled"), "", "")
                 for i in items
             ]
             continue
@@ -243,9 +260,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
             retry.append(did)
         # Only rows we still hold: a row whose lease was taken over is not ours to overwrite.
         session.execute(
-            update(Delivery)
-            .where(Delivery.id == did, Delivery.state == DeliveryState.SENDING.value)
-            .values(values)
+            update(Delivery).where(Delivery.id == did, Delivery.state == DeliveryState.SENDING.value).values(values)
         )
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
@@ -256,18 +271,18 @@ class SweepPlan:
     fanout_alert_ids: list[int] = field(default_factory=list)
     batches: list[list[int]] = field(default_factory=list)
     skipped: int = 0
+    expired: list[int] = field(default_factory=list)
 
 
 def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> SweepPlan:
-    """Find work a lost message or dead worker left behind: unplanned approvals, stale pending rows,
-    expired leases; skip what belongs to alerts no longer live."""
+    """Expire alerts past their expiry, then find work a lost message or dead worker left behind:
+    unplanned approvals, stale pending rows, expired leases; skip what belongs to alerts no longer live."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_s)
     plan = SweepPlan()
+    plan.expired = [a.id for a in alerts.expire_due(session, now=now)]
     plan.fanout_alert_ids = list(
-        session.scalars(
-            select(Alert.id).where(Alert.state == AlertState.APPROVED.value, Alert.approved_at < stale)
-        )
+        session.scalars(select(Alert.id).where(Alert.state == AlertState.APPROVED.value, Alert.approved_at < stale))
     )
     rows = session.execute(
         select(Delivery.id, Delivery.alert_id)

@@ -41,9 +41,7 @@ def add_subscriber(
     """
     e164 = normalise_phone(phone)
     if gazetteer.find_place(admin_code) is None:
-        raise Invalid(
-            f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code"
-        )
+        raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     if session.scalar(select(Subscriber.id).where(Subscriber.phone == e164)) is not None:
         raise Conflict("Nomor sudah terdaftar / number already registered", code="subscriber-exists")
     sub = Subscriber(phone=e164, admin_code=admin_code, language=language)
@@ -60,9 +58,7 @@ def add_subscriber(
     return sub
 
 
-def iter_targeted(
-    session: Session, *, codes: Sequence[str], batch_size: int = 1000
-) -> Iterator[list[tuple[int, str]]]:
+def iter_targeted(session: Session, *, codes: Sequence[str], batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
     """(subscriber id, language) of every active subscriber registered inside any of `codes`, in batches."""
     if not codes:
         return

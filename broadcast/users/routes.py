@@ -20,12 +20,8 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenRead:
     """Exchange a username and password for a bearer token."""
     user = service.authenticate(session, username=body.username, password=body.password)
-    token = issue_token(
-        settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version
-    )
-    return TokenRead(
-        access_token=token, expires_at=utcnow() + timedelta(minutes=settings.session_ttl_minutes)
-    )
+    token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
+    return TokenRead(access_token=token, expires_at=utcnow() + timedelta(minutes=settings.session_ttl_minutes))
 
 
 @router.post("/auth/logout", status_code=204)

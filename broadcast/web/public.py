@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, CapStatus
+from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.db import utcnow
 from broadcast.errors import NotFound
@@ -19,13 +20,11 @@ router = APIRouter(tags=["public"])
 
 def _current(session: SessionDep, *, actual: bool) -> list[Alert]:
     now = utcnow()
-    status_filter = (
-        Alert.status == CapStatus.ACTUAL.value if actual else Alert.status != CapStatus.ACTUAL.value
-    )
+    status_filter = Alert.status == CapStatus.ACTUAL.value if actual else Alert.status != CapStatus.ACTUAL.value
     stmt = (
         select(Alert)
         .where(
-            Alert.state == AlertState.SENT.value,
+            Alert.state == AlertState.PUBLISHED.value,
             or_(Alert.expires.is_(None), Alert.expires > now),
             status_filter,
         )
@@ -49,9 +48,27 @@ def alert_page(identifier: str, request: Request, session: SessionDep) -> HTMLRe
     Raises: NotFound (unknown or not yet published).
     """
     alert = alerts.find_alert_by_identifier(session, identifier=identifier)
-    if alert is None or alert.state != AlertState.SENT.value:
+    if alert is None or AlertState(alert.state) not in PUBLIC_STATES:
         raise NotFound("Peringatan tidak ditemukan / alert not found", code="alert-not-found")
-    return render_page(request, "alert.html", alert=alert)
+    followers = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if AlertState(a.state) in PUBLIC_STATES]
+    original = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
+    return render_page(request, "alert.html", alert=alert, followers=followers, original=original)
+
+
+@router.get("/cap/{identifier}.xml")
+def alert_cap(identifier: str, session: SessionDep) -> Response:
+    """The CAP 1.2 message of a published alert (schema-valid, or not served at all).
+
+    Raises: NotFound.
+    """
+    alert = alerts.find_alert_by_identifier(session, identifier=identifier)
+    if alert is None or AlertState(alert.state) not in PUBLIC_STATES:
+        raise NotFound("Peringatan tidak ditemukan / alert not found", code="alert-not-found")
+    return Response(
+        alerts.export_cap(alert),
+        media_type="application/cap+xml",
+        headers={"Cache-Control": "public, max-age=60"},
+    )
 
 
 def _feed(session: SessionDep, settings: SettingsDep, *, actual: bool, path: str, title: str) -> Response:

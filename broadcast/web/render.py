@@ -11,9 +11,7 @@ from broadcast.api.deps import CSRF_COOKIE
 from channels.base import STATUS_MARKS
 from templates import page_env
 
-MARKS = {
-    status: f"{m['id']} / {m['en']}" if m["id"] != m["en"] else m["id"] for status, m in STATUS_MARKS.items()
-}
+MARKS = {status: f"{m['id']} / {m['en']}" if m["id"] != m["en"] else m["id"] for status, m in STATUS_MARKS.items()}
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -37,12 +37,8 @@ def login_submit(
     try:
         user = users.authenticate(session, username=username, password=password)
     except Unauthorized as exc:
-        return render_page(
-            request, "login.html", status_code=401, user=None, error=str(exc), username=username
-        )
-    token = issue_token(
-        settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version
-    )
+        return render_page(request, "login.html", status_code=401, user=None, error=str(exc), username=username)
+    token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
     secure = settings.public_base_url.startswith("https://")
     response = RedirectResponse("/konsol", status_code=303)
     max_age = settings.session_ttl_minutes * 60
@@ -83,7 +79,5 @@ def console(request: Request, session: SessionDep, settings: SettingsDep) -> Res
         user = None
     if user is None:
         return RedirectResponse("/masuk", status_code=303)
-    rows = [
-        (a, dispatch.delivery_counts(session, alert_id=a.id)) for a in alerts.list_alerts(session, limit=100)
-    ]
+    rows = [(a, dispatch.delivery_counts(session, alert_id=a.id)) for a in alerts.list_alerts(session, limit=100)]
     return render_page(request, "console.html", user=user, rows=rows)

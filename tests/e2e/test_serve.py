@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 
 import httpx
@@ -57,14 +58,15 @@ def run_lifecycle(base: str, status: str) -> None:
     assert len(sms) == PALU_DEMO_SUBSCRIBERS
     assert len({m["recipient"] for m in sms}) == PALU_DEMO_SUBSCRIBERS  # nobody twice
     assert all(page in m["text"] for m in sms)
-    if status == "Exercise":
-        assert all(m["text"].startswith(("[LATIHAN]", "[EXERCISE]")) for m in outbox)
+    marks = {"Exercise": ("[LATIHAN]", "[EXERCISE]"), "Test": ("[TEST/UJI COBA]", "[TEST]")}
+    if status in marks:
+        assert all(m["text"].startswith(marks[status]) for m in outbox)
     else:
-        assert not any("LATIHAN" in m["text"] for m in outbox)
+        assert not any(m["text"].startswith("[") for m in outbox)
 
     html = httpx.get(page)
     assert html.status_code == 200 and "Banjir di Kota Palu" in html.text
-    assert ("LATIHAN" in html.text) is (status == "Exercise")
+    assert ("BUKAN KEJADIAN NYATA" in html.text) is (status != "Actual")
     main_feed = httpx.get(f"{base}/feed/atom.xml")
     exercise_feed = httpx.get(f"{base}/feed/latihan.xml")
     assert main_feed.headers["content-type"].startswith("application/atom+xml")
@@ -72,14 +74,40 @@ def run_lifecycle(base: str, status: str) -> None:
     assert (in_main, in_exercise) == ((True, False) if status == "Actual" else (False, True))
     trail = httpx.get(f"{base}/api/v1/alerts/{alert['id']}/audit", headers=apv).json()
     assert [e["action"] for e in trail] == ["alert.create", "alert.submit", "alert.approve", "alert.publish"]
+    cap_xml = httpx.get(f"{base}/cap/{alert['identifier']}.xml")
+    assert cap_xml.status_code == 200 and cap_xml.headers["content-type"] == "application/cap+xml"
+    assert f"<status>{status}</status>" in cap_xml.text
+    return alert
+
+
+def cancel_through_approval(base: str, alert: dict) -> None:
+    """A Cancel goes through the same two-person approval and reaches the same people."""
+    op, apv = login(base, "op.palu"), login(base, "apv.sulteng")
+    cancel = httpx.post(f"{base}/api/v1/alerts/{alert['id']}/cancel", json={"reason": "Air sudah surut"},
+                        headers=op).json()
+    assert cancel["msg_type"] == "Cancel" and alert["identifier"] in cancel["references"]
+    httpx.post(f"{base}/api/v1/alerts/{cancel['id']}/submit", headers=op)
+    assert httpx.post(f"{base}/api/v1/alerts/{cancel['id']}/approve", headers=apv).status_code == 202
+    wait_until_delivered(base, cancel["id"], apv)
+    original = httpx.get(f"{base}/api/v1/alerts/{alert['id']}", headers=apv).json()
+    assert original["state"] == "cancelled"
+    page = httpx.get(f"{base}/peringatan/{alert['identifier']}").text
+    assert "DIBATALKAN" in page
 
 
 def test_embedded_default_end_to_end(serve_factory):
     """SQLite and the bundled Redis, nothing configured: what a new user gets."""
     served = serve_factory()
     assert "op.palu" in served.output()  # demo logins printed on an empty database
-    run_lifecycle(served.base, "Exercise")
-    run_lifecycle(served.base, "Actual")
+    exercise = run_lifecycle(served.base, "Exercise")
+    run_lifecycle(served.base, "Test")
+    cancel_through_approval(served.base, exercise)
+    # A development deployment cannot publish an Actual alert at all.
+    op, apv = login(served.base, "op.palu"), login(served.base, "apv.sulteng")
+    actual = httpx.post(f"{served.base}/api/v1/alerts", json=alert_payload("Actual"), headers=op).json()
+    httpx.post(f"{served.base}/api/v1/alerts/{actual['id']}/submit", headers=op)
+    refused = httpx.post(f"{served.base}/api/v1/alerts/{actual['id']}/approve", headers=apv)
+    assert refused.status_code == 403 and refused.json()["type"] == "/problems/actual-not-allowed-here"
 
     # A second serve on the same port says so clearly and exits.
     second = subprocess.run([broadcast_exe(), "serve", "--port", served.base.rsplit(":", 1)[1]],
@@ -94,7 +122,14 @@ def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs):
     require_service("Redis", "127.0.0.1", 6379)
     broker = "redis://127.0.0.1:6379/14"
     redis.Redis.from_url(broker).flushdb()
-    served = serve_factory(BROADCAST_DATABASE_URL=pg_dbs.empty(), BROADCAST_BROKER_URL=broker)
+    db_url = pg_dbs.empty()
+    # Production never loads demo data itself: seed the same users and subscribers beforehand.
+    for args in (["db", "upgrade"], ["demo", "load"]):
+        seeded = subprocess.run([broadcast_exe(), *args], env=clean_env(BROADCAST_DATABASE_URL=db_url), cwd=tempfile.gettempdir(),
+                                capture_output=True, text=True, timeout=120)
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    served = serve_factory(BROADCAST_DATABASE_URL=db_url, BROADCAST_BROKER_URL=broker,
+                           BROADCAST_ENVIRONMENT="production", BROADCAST_SECRET_KEY="e2e-production-secret-key")
     assert "redis+socket" not in served.output()
     run_lifecycle(served.base, "Actual")
     redis.Redis.from_url(broker).flushdb()

@@ -30,7 +30,7 @@ def _draft(session, author, **kw):
 def test_full_lifecycle_is_audited(session, team):
     alert = _draft(session, team["operator"])
     service.submit_alert(session, alert_id=alert.id, actor=team["operator"])
-    service.approve_alert(session, alert_id=alert.id, approver=team["approver"])
+    service.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
     assert alert.state == "approved" and alert.approver_id == team["approver"].id and alert.sent is not None
     actions = [(e.action, e.actor_id, (e.before or {}).get("state"), (e.after or {}).get("state"))
@@ -50,7 +50,7 @@ def test_author_cannot_approve_own_alert_and_nothing_changes(session, team):
     session.commit()
     before = session.scalar(sa.select(sa.func.count()).select_from(audit.AuditEntry))
     with pytest.raises(TwoPersonRule):
-        service.approve_alert(session, alert_id=alert.id, approver=admin)
+        service.approve_alert(session, alert_id=alert.id, approver=admin, production=True)
     session.rollback()
     assert session.get(Alert, alert.id).state == AlertState.SUBMITTED.value
     assert session.scalar(sa.select(sa.func.count()).select_from(audit.AuditEntry)) == before
@@ -68,7 +68,7 @@ def test_approver_outside_jurisdiction_cannot_approve(session, team):
     service.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     session.commit()
     with pytest.raises(service.OutsideJurisdiction):
-        service.approve_alert(session, alert_id=alert.id, approver=team["approver_grobogan"])
+        service.approve_alert(session, alert_id=alert.id, approver=team["approver_grobogan"], production=True)
 
 
 def test_analyst_cannot_author(session, team):
@@ -83,7 +83,7 @@ def test_expired_alert_cannot_be_approved(session, team):
     alert.expires = utcnow() - timedelta(minutes=1)
     session.commit()
     with pytest.raises(service.AlertExpired):
-        service.approve_alert(session, alert_id=alert.id, approver=team["approver"])
+        service.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
 
 
 def test_reject_sends_back_with_reason(session, team):
@@ -93,4 +93,4 @@ def test_reject_sends_back_with_reason(session, team):
     session.commit()
     assert alert.state == "draft" and alert.rejection_reason == "Wilayah terlalu luas"
     with pytest.raises(InvalidTransition):
-        service.approve_alert(session, alert_id=alert.id, approver=team["approver"])
+        service.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)

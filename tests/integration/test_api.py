@@ -1,6 +1,7 @@
 """The HTTP API: auth, roles, the lifecycle, and bad input that must change nothing."""
 
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ def client(settings, engine):
         make_team(s)
         make_subscribers(s)
     with TestClient(create_app(settings)) as c:
+        c.app_state_db_url = settings.database_url
         yield c
 
 
@@ -53,7 +55,7 @@ def assert_problem(r, status):
 
 def test_lifecycle_over_http(client):
     op, apv = login(client, "op.palu"), login(client, "apv.sulteng")
-    r = client.post("/api/v1/alerts", json=alert_payload(), headers=op)
+    r = client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=op)
     assert r.status_code == 201, r.text
     alert_id = r.json()["id"]
     assert client.post(f"/api/v1/alerts/{alert_id}/submit", headers=op).json()["state"] == "submitted"
@@ -65,6 +67,17 @@ def test_lifecycle_over_http(client):
     assert [e["action"] for e in trail] == ["alert.create", "alert.submit", "alert.approve"]
     preview = client.get(f"/api/v1/alerts/{alert_id}/preview", headers=op).json()
     assert {p["language"] for p in preview["sms"]} == {"id-ID", "en-US"}
+
+
+def test_actual_alert_cannot_be_approved_outside_production(client, engine):
+    op, apv = login(client, "op.palu"), login(client, "apv.sulteng")
+    alert_id = client.post("/api/v1/alerts", json=alert_payload("Actual"), headers=op).json()["id"]
+    client.post(f"/api/v1/alerts/{alert_id}/submit", headers=op)
+    before = counts(engine)
+    body = assert_problem(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=apv), 403)
+    assert body["type"] == "/problems/actual-not-allowed-here"
+    assert counts(engine) == before
+    assert client.get(f"/api/v1/alerts/{alert_id}", headers=op).json()["state"] == "submitted"
 
 
 def test_admin_who_wrote_an_alert_cannot_approve_it(client, engine):
@@ -212,3 +225,73 @@ def test_console_redirects_anonymous_users(client):
 
 def test_healthz(client):
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_hazard_templates_over_http(client):
+    op = login(client, "op.palu")
+    catalog = client.get("/api/v1/hazards", headers=op).json()
+    assert "tsunami" in {h["key"] for h in catalog}
+    infos = client.post("/api/v1/hazards/tsunami/render", json={"fields": {"wilayah": "Pantai Palu"}},
+                        headers=op).json()
+    assert [i["language"] for i in infos] == ["id-ID", "en-US"]
+    payload = alert_payload("Exercise")
+    payload["infos"] = infos
+    assert client.post("/api/v1/alerts", json=payload, headers=op).status_code == 201
+    assert_problem(client.post("/api/v1/hazards/tsunami/render", json={"fields": {}}, headers=op), 422)
+    assert_problem(client.post("/api/v1/hazards/meteor/render", json={"fields": {}}, headers=op), 404)
+
+
+def test_cap_validate_and_import_over_http(client, engine):
+    op = login(client, "op.palu")
+    xml = {"Content-Type": "application/cap+xml"}
+    good = (FIXTURES / "cap/oasis_examples/a4_amber_alert_multilingual.xml").read_bytes()
+    report = client.post("/api/v1/cap/validate", content=good, headers={**op, **xml}).json()
+    assert report["valid"] and report["items"][0]["version"] == "1.2"
+    bad = (FIXTURES / "cap/invalid/gcl_invalid.cap").read_bytes()
+    report = client.post("/api/v1/cap/validate", content=bad, headers={**op, **xml}).json()
+    assert not report["valid"] and report["items"][0]["reasons"]
+    before = counts(engine)
+    body = assert_problem(client.post("/api/v1/cap/import", content=bad, headers={**op, **xml}), 422)
+    assert "scope" in body["detail"]
+    bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "c">]><alert>&b;</alert>'
+    assert_problem(client.post("/api/v1/cap/import", content=bomb, headers={**op, **xml}), 422)
+    assert_problem(client.post("/api/v1/cap/import", content=good, headers={**op, "Content-Type": "text/plain"}),
+                   422)
+    assert counts(engine) == before
+    imported = client.post("/api/v1/cap/import", content=good, headers={**op, **xml})
+    assert imported.status_code == 201
+    alert_id = imported.json()["imported"][0]
+    draft = client.get(f"/api/v1/alerts/{alert_id}", headers=op).json()
+    assert draft["state"] == "draft" and draft["origin"] == "cap-import" and len(draft["infos"]) == 2
+    exported = client.get(f"/api/v1/alerts/{alert_id}/cap", headers=op)
+    assert exported.headers["content-type"] == "application/cap+xml"
+    assert b"<identifier>KAR0-0306112239-SW</identifier>" in exported.content
+    assert_problem(client.post("/api/v1/cap/import", content=good, headers={**op, **xml}), 422)  # already there
+
+
+def test_follow_ups_over_http(client):
+    op, apv = login(client, "op.palu"), login(client, "apv.sulteng")
+    alert_id = client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=op).json()["id"]
+    assert_problem(client.post(f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "salah"}, headers=op), 409)
+    client.post(f"/api/v1/alerts/{alert_id}/submit", headers=op)
+    client.post(f"/api/v1/alerts/{alert_id}/approve", headers=apv)
+    with session_scope(sa.create_engine(client.app_state_db_url)) as s:  # publish without a worker
+        from broadcast.alerts import service as alerts
+
+        alerts.mark_published(s, alert=alerts.get_alert(s, alert_id=alert_id))
+    correction = client.post(f"/api/v1/alerts/{alert_id}/correct", json={"reason": "jam salah"}, headers=op)
+    assert correction.status_code == 201 and correction.json()["msg_type"] == "Update"
+    cid = correction.json()["id"]
+    edited = alert_payload("Exercise")
+    edited["infos"][0]["headline"] = "Banjir di Kota Palu (koreksi jam)"
+    r = client.put(f"/api/v1/alerts/{cid}", json=edited, headers=op)
+    assert r.status_code == 200 and r.json()["infos"][0]["headline"].endswith("(koreksi jam)")
+    wrong_status = alert_payload("Test")
+    assert_problem(client.put(f"/api/v1/alerts/{cid}", json=wrong_status, headers=op), 409)
+    cancel = client.post(f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "Air surut"}, headers=op).json()
+    assert cancel["msg_type"] == "Cancel" and cancel["references_alert_id"] == alert_id
+    assert_problem(client.post(f"/api/v1/alerts/{alert_id}/cancel", json={}, headers=op), 422)
+    assert_problem(client.post("/api/v1/alerts/99999/cancel", json={"reason": "x y z"}, headers=op), 404)

@@ -28,7 +28,7 @@ def _approved(session, team, status="Actual"):
     alert = alerts.create_alert(session, data=AlertCreate(**alert_payload(status)), author=team["operator"],
                                 sender="t@x")
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
-    alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"])
+    alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
     return alert
 
@@ -51,7 +51,7 @@ def test_plan_targets_exactly_the_area_and_is_idempotent(session, world):
     alert = _approved(session, team)
     planned = service.plan_alert(session, alert_id=alert.id)
     session.commit()
-    assert alert.state == "sent" and alert.published_at is not None
+    assert alert.state == "published" and alert.published_at is not None
     sms_subs = set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.channel == "sms")))
     assert sms_subs == set(subs["palu"])  # not Donggala next door, not Grobogan
     assert len(planned["social"]) == 1 and len(planned["web"]) == 1

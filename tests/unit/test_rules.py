@@ -10,7 +10,7 @@ def test_happy_path_draft_to_sent():
     for action, expected in [
         (Action.SUBMIT, AlertState.SUBMITTED),
         (Action.APPROVE, AlertState.APPROVED),
-        (Action.PUBLISH, AlertState.SENT),
+        (Action.PUBLISH, AlertState.PUBLISHED),
     ]:
         state = rules.next_state(state, action)
         assert state is expected
@@ -27,8 +27,8 @@ def test_reject_returns_to_draft():
         ("draft", Action.PUBLISH),
         ("submitted", Action.PUBLISH),  # no publication without approval
         ("approved", Action.APPROVE),
-        ("sent", Action.SUBMIT),
-        ("sent", Action.REJECT),
+        ("published", Action.SUBMIT),
+        ("published", Action.REJECT),
     ],
 )
 def test_invalid_transitions_raise(state, action):

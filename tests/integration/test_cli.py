@@ -1,0 +1,64 @@
+"""The real `broadcast` command in a subprocess: cap validate/import and audit verify."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from broadcast.db import make_engine
+from tests.e2e.conftest import broadcast_exe, clean_env
+
+pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def run(*args: str, db_url: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = clean_env(**({"BROADCAST_DATABASE_URL": db_url} if db_url else {}))
+    return subprocess.run([broadcast_exe(), *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_cap_validate_exit_codes_and_one_reason_per_bad_file(tmp_path):
+    valid = sorted(str(p) for p in (FIXTURES / "cap/oasis_examples").iterdir())
+    ok = run("cap", "validate", *valid, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("VALID") == len(valid)
+    invalid = [str(FIXTURES / "cap/invalid" / n) for n in ("gcl_invalid.cap", "gcl_noaa_errors.cap",
+                                                           "gcl_canada_errors.cap")]
+    bad = run("cap", "validate", valid[0], *invalid, cwd=tmp_path)
+    assert bad.returncode == 1
+    lines = [line for line in bad.stdout.splitlines() if line.startswith("INVALID")]
+    assert len(lines) == 3 and all(": " in line for line in lines)
+
+
+def test_cap_import_prints_new_draft_ids(sqlite_dbs, tmp_path):
+    url = sqlite_dbs.fresh()
+    res = run("cap", "import", str(FIXTURES / "cap/real_world/us_wcatwc_tsunami_warning.cap"),
+              str(FIXTURES / "cap/invalid/gcl_invalid.cap"), "--no-fetch", db_url=url, cwd=tmp_path)
+    assert res.returncode == 1  # one file had nothing importable
+    assert re.search(r"draft alert \d+", res.stdout)
+    assert "skipped" in res.stdout
+    engine = make_engine(url)
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM alerts WHERE state = 'draft'")) == 1
+    engine.dispose()
+
+
+def test_audit_verify_detects_a_row_edited_in_the_database(dbs, tmp_path):
+    url = dbs.fresh()
+    assert run("demo", "load", db_url=url, cwd=tmp_path).returncode == 0
+    intact = run("audit", "verify", db_url=url, cwd=tmp_path)
+    assert intact.returncode == 0 and "intact" in intact.stdout
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER audit_log_no_update"))
+        victim = conn.scalar(sa.text("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 3"))
+        conn.execute(sa.text("UPDATE audit_log SET action = 'user.delete' WHERE id = :i"), {"i": victim})
+    engine.dispose()
+    broken = run("audit", "verify", db_url=url, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert f"broken at entry {victim}" in broken.stdout
