@@ -78,7 +78,7 @@ class Databases:
         """A URL of a new database with no schema (for migration tests)."""
         name = f"bcast_{self.run_id}_{len(self.created)}"
         if self.kind == "sqlite":
-            return f"sqlite:///{self.tmp / (name + '.sqlite3')}"
+            return f"sqlite:///{self.tmp / f'{name}_{uuid.uuid4().hex[:6]}.sqlite3'}"
         with _pg_admin().connect() as c:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
         self.created.append(name)
