@@ -152,6 +152,14 @@ def outlines(level: str, bbox: tuple[float, float, float, float] | None = None) 
     return [(str(lvl.codes[i]), lvl.geoms[i]) for i in idx]
 
 
+def descendants(code: str, level: str) -> list[tuple[str, BaseGeometry]]:
+    """(code, geometry) of every `level` unit whose code lies under `code` in the hierarchy."""
+    lvl = load_level(level)
+    lo = int(np.searchsorted(lvl.codes, code + "."))
+    hi = int(np.searchsorted(lvl.codes, code + "/"))  # "/" sorts right after ".", closing the prefix range
+    return [(str(lvl.codes[i]), lvl.geoms[i]) for i in range(lo, hi)]
+
+
 def intersecting_codes(geometry: BaseGeometry, level: str) -> list[str]:
     """Codes of `level` units whose interiors overlap `geometry` (mere border contact excluded), sorted."""
     lvl = load_level(level)
