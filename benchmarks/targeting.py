@@ -97,11 +97,18 @@ def run_postgis(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, areas: dict[s
             with conn.cursor().copy("COPY staging (id, lon, lat) FROM STDIN") as copy:
                 step = 500_000
                 for s in range(0, ids.size, step):
-                    rows = zip(ids[s : s + step].tolist(), lon[s : s + step].tolist(), lat[s : s + step].tolist(),
-                               strict=True)
+                    rows = zip(
+                        ids[s : s + step].tolist(),
+                        lon[s : s + step].tolist(),
+                        lat[s : s + step].tolist(),
+                        strict=True,
+                    )
                     # repr() of a float round-trips exactly, so PostGIS sees the very same doubles as we do.
                     copy.write("".join(f"{i}\t{x!r}\t{y!r}\n" for i, x, y in rows))
-            conn.execute("CREATE TABLE subs AS SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM staging")
+            conn.execute(
+                "CREATE TABLE subs AS SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom"
+                " FROM staging"
+            )
             conn.execute("DROP TABLE staging")
             conn.execute("CREATE INDEX subs_geom ON subs USING gist (geom)")
             conn.execute("VACUUM ANALYZE subs")
@@ -113,19 +120,22 @@ def run_postgis(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, areas: dict[s
                 wkb = shapely.to_wkb(geom)
 
                 def q_default(conn: Any = conn, wkb: bytes = wkb) -> np.ndarray:
-                    cur = conn.execute("SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))",
-                                       (wkb,))
+                    cur = conn.execute(
+                        "SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))", (wkb,)
+                    )
                     return np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
 
                 out[f"default/{name}"] = median_ms(q_default, runs)
-        # Tuned: no parallel workers (start-up cost dominates small queries), more work_mem, custom plans only,
+        # Tuned: no parallel workers (start-up cost dominates small queries), more work_mem, custom plans,
         # and the geometry inlined as a literal so the planner sees the real polygon every time.
         with psycopg.connect(url, prepare_threshold=None) as conn:
             conn.execute("SET max_parallel_workers_per_gather = 0")
             conn.execute("SET work_mem = '64MB'")
             conn.execute("SET plan_cache_mode = force_custom_plan")
             for name, geom in areas.items():
-                stmt = sql.SQL("SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(decode({}, 'hex'), 4326))")
+                stmt = sql.SQL(
+                    "SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(decode({}, 'hex'), 4326))"
+                )
                 stmt = stmt.format(sql.Literal(shapely.to_wkb(geom, hex=True)))
                 text = stmt.as_string(conn)
 
@@ -173,7 +183,9 @@ def one_size(n: int, runs: int, postgis: bool) -> dict[str, Any]:
 
 def main() -> None:
     """Parse flags, run each size in a child process, print one table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-postgis", action="store_true")
@@ -194,18 +206,24 @@ def main() -> None:
             cmd.append("--no-postgis")
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    table = Table(title=f"Targeting: SubscriberIndex vs PostGIS ST_Intersects + GiST (median of {args.runs} runs, ms)")
+    table = Table(
+        title=f"Targeting: SubscriberIndex vs PostGIS ST_Intersects + GiST (median of {args.runs} runs, ms)"
+    )
     for col in ("subscribers", "query", "matched", "ours", "PostGIS default", "PostGIS tuned", "tuned/ours"):
         table.add_column(col, justify="right")
     for r in results:
         for name, q in r["queries"].items():
             pg_d, pg_t = q.get("pg_default_ms"), q.get("pg_tuned_ms")
             table.add_row(
-                f"{r['n']:,}", name, f"{q['matched']:,}", f"{q['ours_ms']:.2f}",
-                "-" if pg_d is None else f"{pg_d:.1f}", "-" if pg_t is None else f"{pg_t:.1f}",
+                f"{r['n']:,}",
+                name,
+                f"{q['matched']:,}",
+                f"{q['ours_ms']:.2f}",
+                "-" if pg_d is None else f"{pg_d:.1f}",
+                "-" if pg_t is None else f"{pg_t:.1f}",
                 "-" if pg_t is None else f"{pg_t / q['ours_ms']:.0f}x",
             )
-    console = Console()
+    console = Console(width=150)
     console.print(table)
     for r in results:
         extra = f", PostGIS load+index {r['pg_load_s']:.1f} s" if "pg_load_s" in r else ", PostGIS not run"

@@ -36,7 +36,7 @@ CIRCLE_QUAD_SEGS = 32  # 128 vertices: area within 0.05 % of a true circle
 
 @dataclass(frozen=True, slots=True)
 class Area:
-    """A validated target area: geometry in EPSG:4326, what was repaired or noticed, and the codes it came from."""
+    """A validated target area: geometry in EPSG:4326, what was repaired or noticed, and its source codes."""
 
     geometry: BaseGeometry
     warnings: tuple[str, ...] = field(default=())
@@ -72,10 +72,14 @@ def _check_positions(points: Sequence[tuple[float, float]]) -> None:
 def _number(value: Any) -> float:
     # bool is an int in Python; a JSON true in a coordinate is a client bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _err("bad-coordinates", f"Koordinat bukan angka: {value!r}", f"coordinate is not a number: {value!r}")
+        raise _err(
+            "bad-coordinates", f"Koordinat bukan angka: {value!r}", f"coordinate is not a number: {value!r}"
+        )
     out = float(value)
     if not math.isfinite(out):
-        raise _err("bad-coordinates", f"Koordinat tidak hingga: {value!r}", f"coordinate is not finite: {value!r}")
+        raise _err(
+            "bad-coordinates", f"Koordinat tidak hingga: {value!r}", f"coordinate is not finite: {value!r}"
+        )
     return out
 
 
@@ -89,7 +93,11 @@ def _position(pos: Any) -> tuple[float, float]:
 
 def _ring(raw: Any) -> list[tuple[float, float]]:
     if not isinstance(raw, list | tuple):
-        raise _err("bad-coordinates", "Cincin poligon harus berupa daftar posisi", "a ring must be a list of positions")
+        raise _err(
+            "bad-coordinates",
+            "Cincin poligon harus berupa daftar posisi",
+            "a ring must be a list of positions",
+        )
     ring = [_position(p) for p in raw]
     _check_ring(ring)
     return ring
@@ -122,8 +130,13 @@ def _make_polygon(rings: list[list[tuple[float, float]]], warnings: list[str]) -
     for ring in rings:
         _check_positions(ring)
     poly = Polygon(rings[0], rings[1:])
-    if Polygon(rings[0]).area == 0:
-        raise _err("empty-area", "Poligon tidak memiliki luas (titik segaris)", "polygon has no area (collinear points)")
+    # The convex hull, not the signed ring area: a bow-tie's two lobes cancel out to zero signed area.
+    if shapely.MultiPoint(rings[0]).convex_hull.area == 0:
+        raise _err(
+            "empty-area",
+            "Poligon tidak memiliki luas (titik segaris)",
+            "polygon has no area (collinear points)",
+        )
     if poly.is_valid:
         return poly
     reason = shapely.is_valid_reason(poly)
@@ -233,9 +246,10 @@ def area_from_codes(codes: Iterable[str]) -> Area:
 
 
 def area_from_geojson(obj: Mapping[str, Any] | str) -> Area:
-    """A GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection (lon,lat) as one area; repairs self-intersection.
+    """A GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection (lon,lat) as one area.
 
-    Raises: GeoError (bad-geojson, bad-coordinates, too-deep, too-few-points, unclosed-ring, swapped-coordinates,
+    Raises: GeoError (bad-geojson, bad-coordinates, too-deep, too-few-points, unclosed-ring,
+    swapped-coordinates,
     outside-indonesia, too-many-vertices, self-intersection, empty-area, unsupported-geometry).
     """
     if isinstance(obj, str | bytes):
@@ -270,8 +284,11 @@ def area_from_circle(lon: float, lat: float, radius_km: float) -> Area:
     """
     lon, lat, radius = _number(lon), _number(lat), _number(radius_km)
     if not 0 < radius <= MAX_RADIUS_KM:
-        raise _err("bad-radius", f"Radius harus antara 0 dan {MAX_RADIUS_KM:g} km", f"radius must be in (0, "
-                   f"{MAX_RADIUS_KM:g}] km")
+        raise _err(
+            "bad-radius",
+            f"Radius harus antara 0 dan {MAX_RADIUS_KM:g} km",
+            f"radius must be in (0, {MAX_RADIUS_KM:g}] km",
+        )
     _check_positions([(lon, lat)])
     proj = local_metric(lon, lat)
     disc = shapely.Point(0.0, 0.0).buffer(radius * 1000.0, quad_segs=CIRCLE_QUAD_SEGS)
@@ -289,7 +306,9 @@ def _cap_pair(token: str, what: str) -> tuple[float, float]:
         lat, lon = float(parts[0]), float(parts[1])
     except ValueError:
         raise _err(
-            f"bad-cap-{what}", f"Pasangan koordinat CAP tidak sah: {token!r:.40}", f"invalid CAP pair {token!r:.40}"
+            f"bad-cap-{what}",
+            f"Pasangan koordinat CAP tidak sah: {token!r:.40}",
+            f"invalid CAP pair {token!r:.40}",
         ) from None
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise _err("bad-coordinates", "Koordinat tidak hingga", "coordinate is not finite")
@@ -318,12 +337,16 @@ def area_from_cap_circle(text: str) -> Area:
     """
     tokens = text.split()
     if len(tokens) != 2:
-        raise _err("bad-cap-circle", "Lingkaran CAP harus 'lat,lon radius'", "CAP circle must be 'lat,lon radius'")
+        raise _err(
+            "bad-cap-circle", "Lingkaran CAP harus 'lat,lon radius'", "CAP circle must be 'lat,lon radius'"
+        )
     lon, lat = _cap_pair(tokens[0], "circle")
     try:
         radius = float(tokens[1])
     except ValueError:
-        raise _err("bad-cap-circle", "Radius lingkaran CAP bukan angka", "CAP circle radius is not a number") from None
+        raise _err(
+            "bad-cap-circle", "Radius lingkaran CAP bukan angka", "CAP circle radius is not a number"
+        ) from None
     if not math.isfinite(radius):
         raise _err("bad-radius", "Radius tidak hingga", "radius is not finite")
     return area_from_circle(lon, lat, radius)
@@ -359,9 +382,13 @@ def build_area(spec: Mapping[str, Any], _depth: int = 0) -> Area:
     Raises: GeoError bad-spec or any code of the specific builders.
     """
     if _depth > MAX_NESTING:
-        raise _err("too-deep", "Spesifikasi area bersarang terlalu dalam", "area specification nested too deeply")
+        raise _err(
+            "too-deep", "Spesifikasi area bersarang terlalu dalam", "area specification nested too deeply"
+        )
     if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise _err("bad-spec", "Spesifikasi area harus satu kunci", "area spec must be an object with one key")
+        raise _err(
+            "bad-spec", "Spesifikasi area harus satu kunci", "area spec must be an object with one key"
+        )
     ((kind, value),) = spec.items()
     try:
         if kind == "codes":
@@ -378,10 +405,14 @@ def build_area(spec: Mapping[str, Any], _depth: int = 0) -> Area:
             return area_from_geocode(value["valueName"], value["value"])
         if kind == "union":
             if not isinstance(value, list) or not value or len(value) > MAX_PARTS:
-                raise _err("bad-spec", "Gabungan area harus daftar tidak kosong", "union must be a non-empty list")
+                raise _err(
+                    "bad-spec", "Gabungan area harus daftar tidak kosong", "union must be a non-empty list"
+                )
             return union_areas([build_area(s, _depth + 1) for s in value])
     except (KeyError, TypeError, AttributeError) as exc:
-        raise _err("bad-spec", f"Spesifikasi {kind!r} tidak lengkap", f"incomplete {kind!r} spec ({exc})") from None
+        raise _err(
+            "bad-spec", f"Spesifikasi {kind!r} tidak lengkap", f"incomplete {kind!r} spec ({exc})"
+        ) from None
     raise _err("bad-spec", f"Jenis area tidak dikenal: {kind!r}", f"unknown area kind {kind!r}")
 
 

@@ -22,8 +22,12 @@ from geo.gazetteer import find_place, is_well_formed
 BOUNDARIES_FILE = Path(__file__).parent / "data" / "boundaries.npz"
 LEVELS = ("provinsi", "kabupaten_kota", "kecamatan", "desa_kelurahan")
 SCALE = 10_000_000  # coordinates are stored as int32 in units of 1e-7 degree (1 cm)
-ALIASES = {"kabupaten": "kabupaten_kota", "kota": "kabupaten_kota", "desa": "desa_kelurahan",
-           "kelurahan": "desa_kelurahan"}
+ALIASES = {
+    "kabupaten": "kabupaten_kota",
+    "kota": "kabupaten_kota",
+    "desa": "desa_kelurahan",
+    "kelurahan": "desa_kelurahan",
+}
 FOCUS_KABUPATEN = ("31", "33.15", "34.04", "72.03", "72.10", "72.71")
 
 
@@ -45,8 +49,11 @@ class Level:
 def _level_name(level: str) -> str:
     name = ALIASES.get(level, level)
     if name not in LEVELS:
-        raise GeoError("unknown-level", f"Tingkat wilayah tidak dikenal: {level!r}",
-                       f"unknown administrative level {level!r}")
+        raise GeoError(
+            "unknown-level",
+            f"Tingkat wilayah tidak dikenal: {level!r}",
+            f"unknown administrative level {level!r}",
+        )
     return name
 
 
@@ -58,7 +65,7 @@ def _archive() -> dict[str, np.ndarray]:
 
 @lru_cache(maxsize=len(LEVELS))
 def load_level(level: str) -> Level:
-    """The boundaries of `level` (provinsi, kabupaten_kota, kecamatan, desa_kelurahan), built once per process."""
+    """The boundaries of `level` (provinsi .. desa_kelurahan, or an alias), built once per process."""
     name = _level_name(level)
     data = _archive()
     coords = np.cumsum(data[f"{name}/deltas"], axis=0, dtype=np.int64) / SCALE
@@ -86,7 +93,7 @@ def find_geometry(code: str) -> BaseGeometry | None:
 def geometry_of(code: str) -> BaseGeometry:
     """The boundary (valid MultiPolygon, EPSG:4326) of `code`.
 
-    Raises: GeoError with code malformed-code, unknown-code or no-boundary (a real desa outside the focus areas).
+    Raises: GeoError with code malformed-code, unknown-code or no-boundary (a desa outside the focus areas).
     """
     if not is_well_formed(code):
         raise GeoError("malformed-code", f"Kode wilayah tidak sah: {code!r}", f"malformed area code {code!r}")
@@ -120,14 +127,16 @@ def nearest_geometry(code: str) -> tuple[str, BaseGeometry] | None:
 def codes_at(lon: float, lat: float, level: str) -> str | None: ...
 @overload
 def codes_at(lon: np.ndarray, lat: np.ndarray, level: str) -> np.ndarray: ...
-def codes_at(lon: float | np.ndarray, lat: float | np.ndarray, level: str) -> str | None | np.ndarray:
+def codes_at(lon: float | np.ndarray, lat: float | np.ndarray, level: str) -> str | np.ndarray | None:
     """Code of the `level` unit containing each point (boundary included); None / "" where there is none.
 
     Scalars give a str or None; arrays give a str array with "" for points in no unit.
     """
     lvl = load_level(level)
     scalar = np.ndim(lon) == 0
-    pts = shapely.points(np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float)))
+    pts = shapely.points(
+        np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float))
+    )
     pt_idx, geom_idx = lvl.tree.query(pts, predicate="intersects")
     out = np.full(len(pts), "", dtype=lvl.codes.dtype)
     # Where a point sits on a shared border, the later code in sorted order wins; either answer is right.
@@ -142,7 +151,9 @@ def locate(lon: float, lat: float) -> dict[str, str | None]:
     return {level: codes_at(float(lon), float(lat), level) for level in LEVELS}
 
 
-def outlines(level: str, bbox: tuple[float, float, float, float] | None = None) -> list[tuple[str, BaseGeometry]]:
+def outlines(
+    level: str, bbox: tuple[float, float, float, float] | None = None
+) -> list[tuple[str, BaseGeometry]]:
     """(code, geometry) of every `level` unit intersecting bbox (minlon, minlat, maxlon, maxlat), or all."""
     lvl = load_level(level)
     if bbox is None:

@@ -20,8 +20,7 @@ from geo.crs import area_km2, metric_for
 MAX_VERTICES = 100  # coordinate pairs per CAP polygon, the closing pair included
 TARGET_OVERSHOOT_M = 161.0  # about a tenth of a mile: what cell-broadcast geo-fencing can resolve anyway
 # Buffers tried in turn (metres); the first one whose simplification covers the target wins.
-BUFFER_STEPS_M = (5, 10, 20, 40, 60, 80, 100, 130, 161, 200, 250, 320, 400, 500, 650, 800, 1000, 1300, 1600,
-                  2000, 2500, 3200, 4000, 5000, 6500, 8000, 10000, 13000, 16000, 20000, 25000, 32000, 40000)
+BUFFER_STEPS_M = tuple(sorted({161, *(round(5 * 1.3**k) for k in range(36))}))  # 5 m .. 49 km
 COORD_DECIMALS = 5  # ~1 m; what BMKG and most CAP producers send
 
 
@@ -58,7 +57,7 @@ def _fill(poly: Polygon) -> Polygon:
 
 
 def _simplify_to(poly: Polygon, max_vertices: int, max_tol: float) -> Polygon | None:
-    """The least-simplified version of `poly` with ≤ max_vertices coordinates, or None if tolerance must exceed max_tol."""
+    """The least-simplified version of `poly` with ≤ max_vertices coordinates, or None past max_tol."""
     if len(poly.exterior.coords) <= max_vertices:
         return poly
     lo, hi = 0.0, max_tol
@@ -93,9 +92,9 @@ def _overshoot_m(polys: list[Polygon], filled_target_m: BaseGeometry, to_m: Any)
 def cap_polygons(
     target: BaseGeometry, max_vertices: int = MAX_VERTICES, target_overshoot_m: float = TARGET_OVERSHOOT_M
 ) -> CapGeometry:
-    """Polygons of ≤ max_vertices coordinates that together contain `target`, with the smallest buffer that works.
+    """Polygons of ≤ max_vertices coordinates that together contain `target`, smallest buffer first.
 
-    Raises: ValueError if no buffer up to 40 km gives a covering with that many vertices (not seen on real areas).
+    Raises: ValueError if no buffer up to 49 km gives a covering that small (not seen on real areas).
     """
     if max_vertices < 5:
         raise ValueError("max_vertices must be at least 5")
@@ -127,6 +126,8 @@ def cap_polygons(
                         f"the {max_vertices}-vertex limit does not allow ≤ {target_overshoot_m:.0f} m"
                     )
                 if holes_km2 > 0.01:
-                    note += f"; lubang {holes_km2:.1f} km² ikut tercakup / holes of {holes_km2:.1f} km² filled"
+                    note += (
+                        f"; lubang {holes_km2:.1f} km² ikut tercakup / holes of {holes_km2:.1f} km² filled"
+                    )
                 return CapGeometry(tuple(out), overshoot, float(buffer_m), met, max(holes_km2, 0.0), note)
-    raise ValueError("no covering CAP polygon found within a 40 km buffer")
+    raise ValueError("no covering CAP polygon found within a 49 km buffer")

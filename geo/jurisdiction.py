@@ -14,7 +14,9 @@ from geo.crs import area_km2, metric_for
 from geo.errors import GeoError
 from geo.gazetteer import contains, find_place
 
-DEFAULT_TOLERANCE_M = 300.0  # upstream boundaries are simplified; a drawn edge on the border may stray this far
+DEFAULT_TOLERANCE_M = (
+    300.0  # upstream boundaries are simplified; a drawn edge on the border may stray this far
+)
 MIN_OUTSIDE_KM2 = 1e-4  # 100 m²: below this an "outside" part is float noise of the buffer
 
 
@@ -49,7 +51,11 @@ def _grown_jurisdiction(code: str, tolerance_m: float) -> BaseGeometry:
     home = boundaries.geometry_of(code)
     # Each level was simplified upstream on its own, so a kecamatan can poke out of its kabupaten outline:
     # the jurisdiction is the union of its own boundary and those of every unit inside it.
-    lower = [g for level in boundaries.LEVELS[code.count(".") + 1 :] for _, g in boundaries.descendants(code, level)]
+    lower = [
+        g
+        for level in boundaries.LEVELS[code.count(".") + 1 :]
+        for _, g in boundaries.descendants(code, level)
+    ]
     if lower:
         home = shapely.union_all([home, *lower])
     proj = metric_for(home)
@@ -65,7 +71,7 @@ def check_within(
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     allow_sea: bool = False,
 ) -> JurisdictionCheck:
-    """Accept `area_geometry` if it lies within the jurisdiction grown by tolerance_m; None means all of Indonesia.
+    """Accept `area_geometry` if it lies within the jurisdiction grown by tolerance_m; None = all Indonesia.
 
     With allow_sea, parts outside the jurisdiction that touch no kabupaten/kota land (open sea, e.g. a tsunami
     zone off the coast) are accepted and reported. Raises: OutsideJurisdiction (code "outside-jurisdiction"),

@@ -1,4 +1,4 @@
-"""Map previews without a tile server: a PNG of the target and its CAP polygons, and GeoJSON for the web map."""
+"""Map previews without a tile server: a PNG of the target and its CAP polygons; GeoJSON for the web map."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: workers and tests have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import shapely  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from shapely.geometry.base import BaseGeometry  # noqa: E402
+import matplotlib.pyplot as plt
+import shapely
+from matplotlib.axes import Axes
+from shapely.geometry.base import BaseGeometry
 
-from geo import boundaries  # noqa: E402
-from geo.cap_geometry import CapGeometry  # noqa: E402
-from geo.gazetteer import find_place  # noqa: E402
+from geo import boundaries
+from geo.cap_geometry import CapGeometry
+from geo.gazetteer import find_place
 
 
 def _draw(ax: Axes, geom: BaseGeometry, **style: Any) -> None:
@@ -39,8 +39,10 @@ def _fill(ax: Axes, geom: BaseGeometry, **style: Any) -> None:
 def render_png(
     area: BaseGeometry, cap: CapGeometry | None = None, title: str = "", size_px: int = 900
 ) -> bytes:
-    """A PNG (bytes) of the target area, kabupaten/kota outlines with labels, and the CAP polygons if given."""
-    minx, miny, maxx, maxy = area.bounds if cap is None else shapely.union_all(cap.polygons).union(area).bounds
+    """A PNG (bytes) of the target area, kabupaten/kota outlines with labels, and CAP polygons if given."""
+    minx, miny, maxx, maxy = (
+        area.bounds if cap is None else shapely.union_all(cap.polygons).union(area).bounds
+    )
     pad = max(maxx - minx, maxy - miny) * 0.15 + 0.01
     view = (minx - pad, miny - pad, maxx + pad, maxy + pad)
     fig, ax = plt.subplots(figsize=(size_px / 100, size_px / 100), dpi=100)
@@ -50,7 +52,10 @@ def render_png(
             label = geom.intersection(shapely.box(*view)).representative_point()
             place = find_place(kode)
             ax.annotate(
-                f"{place.nama if place else kode}\n{kode}", (label.x, label.y), fontsize=7, ha="center",
+                f"{place.nama if place else kode}\n{kode}",
+                (label.x, label.y),
+                fontsize=7,
+                ha="center",
                 color="#444444",
             )
         _fill(ax, area, color="#d62728", alpha=0.35, linewidth=0)
@@ -66,7 +71,9 @@ def render_png(
         ax.set_ylabel("lintang / latitude")
         subtitle = "merah: area sasaran / red: target area"
         if cap is not None:
-            subtitle += f"; biru putus-putus: poligon CAP / dashed blue: CAP polygons ({cap.overshoot_m:.0f} m)"
+            subtitle += (
+                f"; biru putus-putus: poligon CAP / dashed blue: CAP polygons ({cap.overshoot_m:.0f} m)"
+            )
         ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
@@ -75,18 +82,27 @@ def render_png(
         plt.close(fig)
 
 
-def map_geojson(area: BaseGeometry, cap: CapGeometry | None = None, codes: tuple[str, ...] = ()) -> dict[str, Any]:
+def map_geojson(
+    area: BaseGeometry, cap: CapGeometry | None = None, codes: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A GeoJSON FeatureCollection with the target area (role "target") and the CAP polygons (role "cap")."""
     features: list[dict[str, Any]] = [
-        {"type": "Feature", "properties": {"role": "target", "codes": list(codes)},
-         "geometry": shapely.geometry.mapping(area)}
+        {
+            "type": "Feature",
+            "properties": {"role": "target", "codes": list(codes)},
+            "geometry": shapely.geometry.mapping(area),
+        }
     ]
     if cap is not None:
         features.append(
             {
                 "type": "Feature",
-                "properties": {"role": "cap", "overshoot_m": round(cap.overshoot_m, 1), "target_met": cap.target_met,
-                               "polygons": len(cap.polygons)},
+                "properties": {
+                    "role": "cap",
+                    "overshoot_m": round(cap.overshoot_m, 1),
+                    "target_met": cap.target_met,
+                    "polygons": len(cap.polygons),
+                },
                 "geometry": cap.geojson(),
             }
         )

@@ -19,7 +19,7 @@ POPULATION_FILE = Path(__file__).parent / "data" / "penduduk_prov_kab.csv"
 
 @dataclass(frozen=True, slots=True)
 class KabupatenReach:
-    """One kabupaten/kota's share of the area: the fraction of its land covered and the people that implies."""
+    """One kabupaten/kota's share of the area: the fraction of its land covered, and the people implied."""
 
     kode: str
     nama: str
@@ -44,7 +44,7 @@ def population_by_kode() -> dict[str, int]:
 
 
 def estimate_reach(area: BaseGeometry) -> Reach:
-    """People in `area`, assuming each kabupaten's population is spread evenly over its land (equal-area km²)."""
+    """People in `area`, assuming each kabupaten's population is spread evenly over its land (equal-area)."""
     pop = population_by_kode()
     ea = equal_area()
     area_ea = ea.forward(area)

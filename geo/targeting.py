@@ -1,11 +1,11 @@
 """Which subscribers does an area reach? Pure and vectorised: arrays in, matching ids out; no database.
 
 A subscriber matches when their point lies in the area (its border included: if in doubt, send) or, for a
-subscriber without a point, when the boundary of their admin code overlaps the area (more than a shared border).
+subscriber without a point, when the boundary of their admin code overlaps the area (beyond a shared border).
 
 Points are kept in Z-order (Morton) of a 65,536 x 65,536 grid over Indonesia, so every aligned square block of
-cells is one contiguous slice. A query walks a quadtree over the area's bounding box: blocks inside the area are
-taken whole, blocks outside dropped, and only points in blocks on the area's outline are tested one by one.
+cells is one contiguous slice. A query walks a quadtree over the area's bounding box: blocks inside the
+area are taken whole, blocks outside dropped, and only points in blocks on its outline are tested one by one.
 """
 
 from __future__ import annotations
@@ -94,14 +94,21 @@ class SubscriberIndex:
         del take
         off = has_point & ~in_grid
         self._off_ids, self._off_lon, self._off_lat = ids[off], lon[off], lat[off]
-        self._groups = self._group_codes(ids[~has_point], None if codes is None else np.asarray(codes)[~has_point])
+        self._groups = self._group_codes(
+            ids[~has_point], None if codes is None else np.asarray(codes)[~has_point]
+        )
         self.size = int(ids.size)
         self.unresolved_codes: tuple[str, ...] = self._unresolved
 
     def _group_codes(self, ids: np.ndarray, codes: np.ndarray | None) -> _CodeGroups:
         self._unresolved: tuple[str, ...] = ()
-        empty = _CodeGroups(np.array([], dtype=str), np.array([], dtype=object), np.zeros(1, np.int64),
-                            np.array([], np.int64), None)
+        empty = _CodeGroups(
+            np.array([], dtype=str),
+            np.array([], dtype=object),
+            np.zeros(1, np.int64),
+            np.array([], np.int64),
+            None,
+        )
         if codes is None or ids.size == 0:
             return empty
         codes = np.where(codes == None, "", codes).astype(str)  # noqa: E711 - elementwise test for None
@@ -146,10 +153,8 @@ class SubscriberIndex:
         gx = np.arange(x0[0] >> level, (x1[0] >> level) + 1, dtype=np.int64)
         gy = np.arange(y0[0] >> level, (y1[0] >> level) + 1, dtype=np.int64)
         bx, by = (a.ravel() for a in np.meshgrid(gx, gy))
-        whole_lo: list[np.ndarray] = []
-        whole_hi: list[np.ndarray] = []
-        test_lo: list[np.ndarray] = []
-        test_hi: list[np.ndarray] = []
+        none = np.array([], dtype=np.int64)
+        whole_lo, whole_hi, test_lo, test_hi = [none], [none], [none], [none]
         while bx.size:
             lo, hi = self._block_ranges(bx, by, level)
             nonempty = hi > lo
@@ -196,7 +201,7 @@ class SubscriberIndex:
             if gi.size:
                 out.append(_ranges_to_positions(groups.starts[gi], groups.starts[gi + 1]).astype(np.int64))
                 out[-1] = groups.ids[out[-1]]
-        # A subscriber id is unique per row, and each row lands in exactly one branch above, so sorting is enough.
+        # Each row lands in exactly one branch above, so the ids are already unique: sorting is enough.
         return np.sort(np.concatenate(out))
 
     def iter_match(self, area: BaseGeometry, batch_size: int = 1000) -> Iterator[np.ndarray]:
