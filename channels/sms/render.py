@@ -67,6 +67,8 @@ def _headline(words: list[str], keep: int) -> str:
 def _cut(words: list[str], keep: int) -> str:
     if keep >= len(words):
         return " ".join(words)
+    if keep <= 0:
+        return ""
     # Always "…": normalise_gsm7 turns it into "..." when the rest of the text is GSM-7, and keeps the
     # single character (1 unit instead of 3) when the text is UCS-2 anyway.
     return " ".join(words[:keep]).rstrip(_TRAILING_JUNK) + "…"
