@@ -19,24 +19,51 @@ LONG_INSTR = (
 )
 
 
-def alert(status="Actual", *, headline="Banjir di Kota Palu", description=LONG_DESC, instruction=LONG_INSTR,
-          max_segments=None, en_headline="Flooding in Palu"):
+def alert(
+    status="Actual",
+    *,
+    headline="Banjir di Kota Palu",
+    description=LONG_DESC,
+    instruction=LONG_INSTR,
+    max_segments=None,
+    en_headline="Flooding in Palu",
+):
     infos = (
-        InfoData("id-ID", "Banjir", "Met", "Immediate", "Severe", "Likely", headline, description, instruction),
-        InfoData("en-US", "Flood", "Met", "Immediate", "Severe", "Likely", en_headline,
-                 "The Palu river overflowed in Lere, Ujuna and Baru; water is 80 cm deep.",
-                 "Move to higher ground now, switch off electricity and follow BPBD officers."),
+        InfoData(
+            "id-ID", "Banjir", "Met", "Immediate", "Severe", "Likely", headline, description, instruction
+        ),
+        InfoData(
+            "en-US",
+            "Flood",
+            "Met",
+            "Immediate",
+            "Severe",
+            "Likely",
+            en_headline,
+            "The Palu river overflowed in Lere, Ujuna and Baru; water is 80 cm deep.",
+            "Move to higher ground now, switch off electricity and follow BPBD officers.",
+        ),
     )
     return AlertData(
-        id=7, identifier="BCAST-7", sender="bpbd@test", status=status, msg_type="Alert",
-        sent=datetime(2026, 11, 26, 3, 0, tzinfo=UTC), expires=None, area_desc="Kota Palu",
-        public_url="http://127.0.0.1:8000/peringatan/BCAST-7", infos=infos, short_url=LINK,
+        id=7,
+        identifier="BCAST-7",
+        sender="bpbd@test",
+        status=status,
+        msg_type="Alert",
+        sent=datetime(2026, 11, 26, 3, 0, tzinfo=UTC),
+        expires=None,
+        area_desc="Kota Palu",
+        public_url="http://127.0.0.1:8000/peringatan/BCAST-7",
+        infos=infos,
+        short_url=LINK,
         sms_max_segments=max_segments,
     )
 
 
 @pytest.mark.parametrize("budget", [1, 2, 3])
-@pytest.mark.parametrize(("status", "mark"), [("Actual", None), ("Exercise", "[LATIHAN] "), ("Test", "[TEST/UJI COBA] ")])
+@pytest.mark.parametrize(
+    ("status", "mark"), [("Actual", None), ("Exercise", "[LATIHAN] "), ("Test", "[TEST/UJI COBA] ")]
+)
 def test_fitted_text_respects_budget_and_keeps_mark_and_link(budget, status, mark):
     r = SmsRenderer(max_segments=budget)
     text = r.marked_text(alert(status), "id")
@@ -78,12 +105,16 @@ def test_ucs2_text_is_cut_with_a_single_ellipsis_character():
     info = sms_segments(text)
     assert info.encoding is Encoding.UCS2 and info.segments <= 2
     assert "…" in text and "..." not in text
-    assert "Hujan" not in text and "di Kota Palu. Segera mengungsi" in text  # the dropped part leaves no trace
+    assert (
+        "Hujan" not in text and "di Kota Palu. Segera mengungsi" in text
+    )  # the dropped part leaves no trace
     assert text.endswith(LINK)
 
 
 def test_typographic_quotes_are_normalised_so_the_text_stays_gsm7():
-    a = alert(description="Warga diminta “tetap tenang” — jangan panik…", instruction="Ikuti arahan petugas’.")
+    a = alert(
+        description="Warga diminta “tetap tenang” — jangan panik…", instruction="Ikuti arahan petugas’."
+    )
     text = SmsRenderer(max_segments=1).marked_text(a, "id")
     assert sms_segments(text).encoding is Encoding.GSM7
     assert '"tetap tenang" - jangan panik...' in text
@@ -129,7 +160,9 @@ def test_preview_reports_encoding_segments_characters_and_cost():
 
 def test_render_uses_the_same_fitted_text_per_language():
     r = SmsRenderer()
-    msgs = r.render(alert(), [Recipient("sub:1", "+6281200000001", "id"), Recipient("sub:2", "+6281200000002", "en")])
+    msgs = r.render(
+        alert(), [Recipient("sub:1", "+6281200000001", "id"), Recipient("sub:2", "+6281200000002", "en")]
+    )
     assert msgs[0].text == r.marked_text(alert(), "id")
     assert msgs[1].text.startswith("Flooding in Palu.")
 

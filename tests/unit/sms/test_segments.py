@@ -6,13 +6,19 @@ import regex
 from channels.sms import Encoding, is_gsm7, normalise_gsm7, sms_segments
 
 # REFERENCE §2's implementation, verified there against the npm calculator on 284 cases: the oracle.
-GSM = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 EXT = set("\f^{}\\[]~|€")
 
 
 def reference_segments(t):
     gsm = all(c in GSM or c in EXT for c in t)
-    atoms = list(t) if gsm else [g for x in regex.findall(r"\X", t) for g in (["\r", "\n"] if x == "\r\n" else [x])]
+    atoms = (
+        list(t)
+        if gsm
+        else [g for x in regex.findall(r"\X", t) for g in (["\r", "\n"] if x == "\r\n" else [x])]
+    )
     u = [sum(2 if c in EXT else 1 for c in a) if gsm else len(a.encode("utf-16-le")) // 2 for a in atoms]
     one, per = (160, 153) if gsm else (70, 67)
     if sum(u) <= one:
@@ -80,7 +86,7 @@ def test_smart_encoding_turns_ucs2_back_into_gsm7():
     text = "Don’t “panic” — évacuez… now\u00a0please"
     assert sms_segments(text).encoding is Encoding.UCS2
     normal = normalise_gsm7(text)
-    assert normal == "Don't \"panic\" - évacuez... now please"
+    assert normal == 'Don\'t "panic" - évacuez... now please'
     assert sms_segments(normal).encoding is Encoding.GSM7
 
 
