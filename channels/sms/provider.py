@@ -133,7 +133,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
 
 
-class TwilioHttp(TwilioHttpClient):
+class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
     """The SDK's HTTP client with a connection pool sized for concurrent sends, quiet logs (no numbers),
     a per-thread Retry-After hint (the SDK's exceptions drop headers) and an optional base URL override
     for a local fake. It never retries by itself: Twilio has no idempotency key, a retried POST can
