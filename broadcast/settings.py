@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known placeholder, rejected in production
@@ -23,6 +25,20 @@ class TwilioSettings(BaseModel):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     messaging_service_sid: str = ""
+    # Used when there is no Messaging Service: E.164 numbers, picked per recipient by sender_strategy.
+    sender_numbers: list[str] = []
+    sender_strategy: Literal["hash", "round_robin"] = "hash"
+    # Public URL Twilio posts delivery status to; our delivery id is added to its query.
+    status_callback_url: str = ""
+    # Public base URL Twilio signs webhooks with (scheme + host as Twilio sees it); empty = public_base_url.
+    webhook_base_url: str = ""
+    max_concurrency: int = Field(default=32, ge=1, le=256)
+    timeout_s: float = Field(default=10.0, gt=0)
+    rate_per_second: float = Field(default=100.0, gt=0)
+    max_segments: int = Field(default=1, ge=1, le=3)
+    # Only an estimate for previews: roughly Twilio's list price per segment to Indonesia.
+    price_per_segment: Decimal = Decimal("0.41")
+    currency: str = "USD"
 
     @property
     def configured(self) -> bool:

@@ -66,6 +66,8 @@ class AlertData:
     public_url: str
     infos: tuple[InfoData, ...]
     references: str | None = None
+    short_url: str | None = None  # a shorter link to public_url for SMS; public_url when None
+    sms_max_segments: int | None = None  # the operator's SMS budget (1-3); the renderer default when None
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""
@@ -110,6 +112,7 @@ class SendResult:
     outcome: Outcome
     provider_id: str | None = None
     error: str | None = None
+    retry_after: float | None = None  # seconds the provider asked us to wait, when it said so
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from channels.base import AlertData, Channel, Recipient, Renderer
+from decimal import Decimal
+
+from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer
 from channels.outbox import Outbox
-from channels.sms import SmsRenderer
+from channels.sms import SmsRenderer, TwilioConfig, TwilioSms, build_client
 from channels.social import XRenderer
 from channels.web import WebPage, WebRenderer
 
@@ -15,28 +17,77 @@ class ChannelConfigError(Exception):
     """A channel cannot be built as configured; raised at startup, before any alert arrives."""
 
 
-def build_channel(name: str, *, mode: str, public_base_url: str) -> Channel:
-    """The channel `name` in `mode` ("outbox" or "live").
+def build_channel(
+    name: str, *, mode: str, public_base_url: str, twilio: TwilioConfig | None = None
+) -> Channel:
+    """The channel `name` in `mode` ("outbox" or "live"); live SMS needs `twilio`.
 
     Raises: ChannelConfigError.
     """
     renderer_cls = RENDERERS.get(name)
     if renderer_cls is None:
         raise ChannelConfigError(f"unknown channel {name!r}; known: {', '.join(sorted(RENDERERS))}")
-    renderer = renderer_cls()
+    renderer = _sms_renderer(twilio) if name == "sms" and twilio is not None else renderer_cls()
     if name == "web":
         return WebPage(renderer, public_base_url=public_base_url)
     if mode == "outbox":
         return Outbox(renderer)
+    if name == "sms" and twilio is not None:
+        return _twilio_sms(renderer, twilio)
     raise ChannelConfigError(
         f"channel {name!r}: live mode has no provider adapter in this version; "
         "run it in outbox mode (unset its credentials)"
     )
 
 
-def build_channels(names: list[str], *, modes: dict[str, str], public_base_url: str) -> dict[str, Channel]:
-    """All enabled channels, keyed by name."""
-    return {n: build_channel(n, mode=modes.get(n, "outbox"), public_base_url=public_base_url) for n in names}
+def build_channels(
+    names: list[str], *, modes: dict[str, str], public_base_url: str, twilio: TwilioConfig | None = None
+) -> dict[str, Channel]:
+    """All enabled channels, keyed by name; outbox unless `modes` says live."""
+    return {
+        n: build_channel(n, mode=modes.get(n, "outbox"), public_base_url=public_base_url, twilio=twilio)
+        for n in names
+    }
+
+
+def _sms_renderer(config: TwilioConfig) -> SmsRenderer:
+    try:
+        return SmsRenderer(
+            max_segments=config.max_segments,
+            price_per_segment=Decimal(config.price_per_segment),
+            currency=config.currency,
+        )
+    except (ValueError, ArithmeticError) as exc:
+        raise ChannelConfigError(f"channel 'sms': {exc}") from exc
+
+
+def _twilio_sms(renderer: Renderer, config: TwilioConfig) -> TwilioSms:
+    if not (config.account_sid and config.auth_token):
+        raise ChannelConfigError("channel 'sms': live mode needs a Twilio account SID and auth token")
+    client = build_client(
+        config.account_sid,
+        config.auth_token,
+        timeout=config.timeout_s,
+        pool_size=config.max_concurrency,
+        api_base_url=config.api_base_url,
+    )
+    try:
+        return TwilioSms(
+            renderer,
+            client=client,
+            messaging_service_sid=config.messaging_service_sid,
+            sender_numbers=config.sender_numbers,
+            sender_strategy=config.sender_strategy,
+            status_callback_url=config.status_callback_url,
+            max_concurrency=config.max_concurrency,
+            limits=ChannelLimits(
+                rate_per_second=config.rate_per_second,
+                burst=max(1, int(config.rate_per_second)),
+                max_batch=200,
+            ),
+        )
+    except ValueError as exc:
+        raise ChannelConfigError(f"channel 'sms': {exc}") from exc
 
 
 def public_recipient(alert: AlertData) -> Recipient:

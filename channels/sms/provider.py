@@ -1,0 +1,376 @@
+"""The Twilio adapter: send SMS through an injected `twilio.rest.Client`, map its errors, list sent messages.
+
+It never retries by itself: a transient failure raises `ChannelUnavailable` (the dispatcher retries the
+delivery with backoff) and a permanent one raises `MessageRejected` (the delivery is marked FAILED).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from channels.base import (
+    Channel,
+    ChannelError,
+    ChannelLimits,
+    ChannelUnavailable,
+    InboundEvent,
+    MessageRejected,
+    OutboundMessage,
+    Outcome,
+    Renderer,
+    SendResult,
+)
+from channels.sms.codes import AUTH_CODES, FILTERED_CODES, SUPPRESS_CODES, TRANSIENT_CODES
+from channels.sms.inbound import DELIVERY_PARAM, parse_inbound
+from channels.sms.render import DEFAULT_PRICE_PER_SEGMENT
+
+log = logging.getLogger(__name__)
+
+
+def mask_number(number: str) -> str:
+    """A phone number safe for logs: country prefix and last two digits only ("+6281******90")."""
+    if len(number) <= 6:
+        return "*" * len(number)
+    return number[:5] + "*" * (len(number) - 7) + number[-2:]
+
+
+class SenderStrategy(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    HASH = "hash"  # the same recipient always hears from the same number, so a reply thread stays together
+
+
+class TwilioRejected(MessageRejected):
+    """Twilio refused this message for good; `suppress` when the number itself can never receive."""
+
+    def __init__(self, message: str, *, status: int | None, code: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.suppress = code in SUPPRESS_CODES
+
+
+class TwilioUnavailable(ChannelUnavailable):
+    """Twilio could not take the message now; `in_doubt` when it may have accepted it before we lost it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after: float | None = None,
+        in_doubt: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.in_doubt = in_doubt
+
+
+def map_twilio_error(exc: BaseException, *, retry_after: float | None = None) -> ChannelError:
+    """Classify an exception from the twilio SDK or its HTTP layer as rejected (permanent) or unavailable."""
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        status = int(exc.status) if exc.status is not None else None
+        code = int(exc.code) if exc.code is not None else None
+        what = f"twilio HTTP {status} code {code}"  # exc.msg may quote the phone number: keep it out
+        if code in SUPPRESS_CODES or code in FILTERED_CODES:
+            return TwilioRejected(what, status=status, code=code)
+        if status == 429 or code in TRANSIENT_CODES or (status is not None and status >= 500):
+            return TwilioUnavailable(what, status=status, code=code, retry_after=retry_after)
+        if status == 401 or code in AUTH_CODES:
+            # A bad or rotated credential says nothing about the message; failing thousands of evacuation
+            # orders for good because of it would be worse than retrying until someone fixes the config.
+            return TwilioUnavailable(f"{what} (credentials)", status=status, code=code)
+        return TwilioRejected(what, status=status, code=code)
+    if isinstance(exc, requests.ConnectTimeout):
+        return TwilioUnavailable("twilio connect timeout", in_doubt=False)
+    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
+        return TwilioUnavailable("twilio unreachable", in_doubt=False)
+    if isinstance(exc, requests.RequestException):
+        # The request may have reached Twilio: the answer, not the message, was lost.
+        return TwilioUnavailable(f"twilio {type(exc).__name__}", in_doubt=True)
+    if isinstance(exc, TwilioException):
+        return TwilioUnavailable(f"twilio {type(exc).__name__}", in_doubt=True)
+    return TwilioUnavailable(f"{type(exc).__name__}", in_doubt=True)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    text = repr(exc.args[0]) if exc.args else ""
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
+class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
+    """The SDK's HTTP client with a connection pool sized for concurrent sends, quiet logs (no numbers),
+    a per-thread Retry-After hint (the SDK's exceptions drop headers) and an optional base URL override
+    for a local fake. It never retries by itself: Twilio has no idempotency key, a retried POST can
+    duplicate a message."""
+
+    def __init__(self, *, timeout: float = 10.0, pool_size: int = 32, base_url: str = "") -> None:
+        super().__init__(pool_connections=True, timeout=timeout, logger=log)
+        self.base_url = base_url.rstrip("/")
+        self._local = threading.local()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        assert self.session is not None
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send one request (to `base_url` when set, keeping path and query) and remember Retry-After."""
+        if self.base_url:
+            parts = urlsplit(url)
+            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        self._local.retry_after = None
+        response = super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
+        if response.status_code >= 400:
+            self._local.retry_after = parse_retry_after((response.headers or {}).get("Retry-After"))
+        return response
+
+    def last_retry_after(self) -> float | None:
+        """The Retry-After of this thread's last failed request, if the server sent one."""
+        return getattr(self._local, "retry_after", None)
+
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        # The SDK logs query params at INFO, and a list by To puts a phone number there.
+        log.debug("twilio %s %s", kwargs["method"], urlsplit(kwargs["url"]).path)
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        log.debug("twilio response %s", status_code)
+
+
+def build_client(
+    account_sid: str, auth_token: str, *, timeout: float = 10.0, pool_size: int = 32, api_base_url: str = ""
+) -> Client:
+    """A twilio Client on `TwilioHttp`; `api_base_url` points it at a local fake (tests only)."""
+    http = TwilioHttp(timeout=timeout, pool_size=pool_size, base_url=api_base_url)
+    return Client(account_sid, auth_token, http_client=http)
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """One message Twilio holds for a number: enough to tell whether a delivery was already sent."""
+
+    sid: str
+    to: str
+    sender: str | None
+    body: str
+    status: str
+    date_created: datetime | None
+    date_sent: datetime | None
+    error_code: int | None
+    num_segments: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioConfig:
+    """What the registry needs to build the live SMS channel; the caller fills it from TwilioSettings."""
+
+    account_sid: str
+    auth_token: str
+    messaging_service_sid: str = ""
+    sender_numbers: tuple[str, ...] = ()
+    sender_strategy: SenderStrategy = SenderStrategy.HASH
+    status_callback_url: str = ""
+    max_concurrency: int = 32
+    timeout_s: float = 10.0
+    rate_per_second: float = 100.0
+    max_segments: int = 1
+    price_per_segment: Decimal = DEFAULT_PRICE_PER_SEGMENT
+    currency: str = "USD"
+    api_base_url: str = ""  # only to reach a local fake in tests
+
+
+class TwilioSms(Channel):
+    """Sends each SMS through Twilio (a Messaging Service or a pool of numbers), `send_many` concurrently.
+
+    Retries: never itself; `ChannelUnavailable` (429, 5xx, 30003/30008, timeouts) lets the dispatcher retry
+    with backoff, `MessageRejected` (bad or stopped numbers, other 4xx) marks the delivery FAILED.
+    """
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        *,
+        client: Client,
+        messaging_service_sid: str = "",
+        sender_numbers: Sequence[str] = (),
+        sender_strategy: SenderStrategy = SenderStrategy.HASH,
+        status_callback_url: str = "",
+        max_concurrency: int = 32,
+        limits: ChannelLimits | None = None,
+    ) -> None:
+        """Raises: ValueError when neither a Messaging Service nor a sender number is given."""
+        super().__init__(renderer)
+        if not messaging_service_sid and not sender_numbers:
+            raise ValueError("TwilioSms needs a messaging_service_sid or at least one sender number")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._client = client
+        self._service_sid = messaging_service_sid
+        self._senders = tuple(sender_numbers)
+        self._strategy = SenderStrategy(sender_strategy)
+        self._callback = status_callback_url
+        self._max_concurrency = max_concurrency
+        self._rr = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        if limits is not None:
+            self.limits = limits
+
+    def sender_for(self, recipient: str) -> str | None:
+        """The From number for `recipient`, or None when the Messaging Service picks one."""
+        if not self._senders:
+            return None
+        if self._strategy is SenderStrategy.HASH:
+            # crc32, not hash(): Python salts str hashes per process, and every worker must agree.
+            return self._senders[zlib.crc32(recipient.encode()) % len(self._senders)]
+        with self._lock:
+            index, self._rr = self._rr, (self._rr + 1) % len(self._senders)
+        return self._senders[index]
+
+    def status_callback_for(self, reference: str) -> str | None:
+        """The StatusCallback URL carrying our delivery id, or None when no callback is configured."""
+        if not self._callback:
+            return None
+        joiner = "&" if "?" in self._callback else "?"
+        return f"{self._callback}{joiner}{urlencode({DELIVERY_PARAM: reference})}"
+
+    def send(self, message: OutboundMessage) -> str:
+        """Create one Twilio message and return its SID. Never retries by itself.
+
+        Raises: MessageRejected (TwilioRejected), ChannelUnavailable (TwilioUnavailable).
+        """
+        kwargs: dict[str, Any] = {"to": message.recipient, "body": message.text, "smart_encoded": False}
+        # smart_encoded=False: the renderer already normalised the text, so the previewed segments are exact.
+        sender = self.sender_for(message.recipient)
+        if sender:
+            kwargs["from_"] = sender
+        if self._service_sid:
+            kwargs["messaging_service_sid"] = self._service_sid
+        callback = self.status_callback_for(message.reference)
+        if callback:
+            kwargs["status_callback"] = callback
+        try:
+            sent = self._client.messages.create(**kwargs)
+        except Exception as exc:
+            error = map_twilio_error(exc, retry_after=self._retry_after_hint())
+            log.info(
+                "twilio refused delivery %s to %s: %s",
+                message.reference,
+                mask_number(message.recipient),
+                error,
+            )
+            raise error from exc
+        return str(sent.sid)
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Send a batch over at most `max_concurrency` threads; results keep the input order."""
+        if not messages:
+            return []
+        if len(messages) == 1 or self._max_concurrency == 1:
+            return [self._send_result(m) for m in messages]
+        return list(self._executor().map(self._send_result, messages))
+
+    def find_sent(self, to: str, since: datetime, *, page_size: int = 100) -> list[SentMessage]:
+        """Every message Twilio holds for `to` sent at or after `since`, newest first, across all pages.
+
+        Raises: MessageRejected, ChannelUnavailable.
+        """
+        try:
+            found = self._client.messages.list(to=to, date_sent_after=since, page_size=page_size)
+        except Exception as exc:
+            raise map_twilio_error(exc, retry_after=self._retry_after_hint()) from exc
+        return [
+            SentMessage(
+                sid=str(m.sid),
+                to=str(m.to),
+                sender=m.from_,
+                body=m.body or "",
+                status=str(m.status),
+                date_created=m.date_created,
+                date_sent=m.date_sent,
+                error_code=int(m.error_code) if m.error_code is not None else None,
+                num_segments=int(m.num_segments) if m.num_segments not in (None, "") else None,
+            )
+            for m in found
+        ]
+
+    def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
+        """An inbound SMS webhook form as an event; None for anything else (e.g. a status callback)."""
+        return parse_inbound(payload)
+
+    def close(self) -> None:
+        """Stop the send threads; the channel builds new ones if used again."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Built lazily so a Celery prefork child creates its own threads after the fork.
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="twilio-sms")
+            return self._pool
+
+    def _send_result(self, message: OutboundMessage) -> SendResult:
+        try:
+            sid = self.send(message)
+        except MessageRejected as exc:
+            return SendResult(message.reference, Outcome.FAILED, error=str(exc))
+        except ChannelUnavailable as exc:
+            return SendResult(
+                message.reference,
+                Outcome.RETRY,
+                error=str(exc),
+                retry_after=getattr(exc, "retry_after", None),
+            )
+        return SendResult(message.reference, Outcome.SENT, provider_id=sid)
+
+    def _retry_after_hint(self) -> float | None:
+        http = getattr(self._client, "http_client", None)
+        hint = getattr(http, "last_retry_after", None)
+        return hint() if callable(hint) else None

@@ -1,0 +1,392 @@
+"""A local fake of Twilio's Messages REST API for tests: the real twilio SDK talks to it over HTTP.
+
+Start it with ``with FakeTwilio() as fake:`` (127.0.0.1, a port the OS picks) and build the SDK client with
+``fake.client()``. It checks Basic auth, stores messages, serves Twilio-style pages, records every request
+and can be told to fail: ``fake.fail_next(2, status=429, code=20429)``, ``fake.reject_number(n)``,
+``fake.latency = 0.01``.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+
+from twilio.rest import Client
+
+from channels.sms import build_client, sms_segments
+
+MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received, as it arrived."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    authorized: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How the fake answers one request instead of serving it."""
+
+    status: int = 500
+    code: int | None = None
+    message: str = "fake failure"
+    retry_after: str | None = None  # Retry-After header value
+    rfc9457: bool = False  # answer with a problem-details body (type, title, status, code)
+    drop: bool = False  # close the connection without answering
+    hang: float = 0.0  # sleep this long before answering (to trip the client's timeout)
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    failures: deque[Failure] = field(default_factory=deque)
+    rejected: dict[str, tuple[int, int]] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    latency: float = 0.0
+    page_size: int = 50
+
+
+def _rfc2822(when: datetime) -> str:
+    return format_datetime(when)  # "Thu, 26 Nov 2026 03:00:00 +0000", like Twilio
+
+
+def _parse_filter_date(value: str) -> datetime:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
+class FakeTwilio:
+    """A threaded HTTP server on 127.0.0.1 that answers like Twilio's Messages API."""
+
+    def __init__(
+        self,
+        account_sid: str = "AC" + "f" * 32,
+        auth_token: str = "fake-auth-token",  # noqa: S107 - the fake's own made-up credential
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self._state = _State()
+        self._sids = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> FakeTwilio:
+        """Listen on 127.0.0.1 on a port the OS picks, serving from a background thread."""
+        handler = _make_handler(self)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+        server.daemon_threads = True
+        server.request_queue_size = 512  # a burst of concurrent sends must not overflow the backlog
+        server.server_bind()
+        server.server_activate()
+        self._server = server
+        # A short poll interval so stop() returns at once instead of after half a second.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-twilio", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeTwilio:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def client(self, *, timeout: float = 5.0, pool_size: int = 32, auth_token: str | None = None) -> Client:
+        """A real twilio Client pointed at this fake (through channels.sms.TwilioHttp)."""
+        return build_client(
+            self.account_sid,
+            auth_token if auth_token is not None else self.auth_token,
+            timeout=timeout,
+            pool_size=pool_size,
+            api_base_url=self.url,
+        )
+
+    # -- programming ---------------------------------------------------------------------------------
+    @property
+    def latency(self) -> float:
+        """Seconds every request waits before it is answered."""
+        return self._state.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._state.latency = seconds
+
+    @property
+    def page_size(self) -> int:
+        """Default page size of list requests without PageSize."""
+        return self._state.page_size
+
+    @page_size.setter
+    def page_size(self, size: int) -> None:
+        self._state.page_size = size
+
+    def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, **kw: Any) -> None:
+        """Answer the next `n` requests (after any failures already queued) with this failure."""
+        with self._state.lock:
+            self._state.failures.extend(Failure(status=status, code=code, **kw) for _ in range(n))
+
+    def reject_number(self, number: str, code: int = 21211, status: int = 400) -> None:
+        """Refuse every message to `number` with this Twilio error code."""
+        with self._state.lock:
+            self._state.rejected[number] = (status, code)
+
+    def add_message(
+        self, to: str, body: str, *, sent: datetime, sender: str = "+15005550006"
+    ) -> dict[str, Any]:
+        """Store a message as if it had been sent at `sent` (for list and paging tests)."""
+        sent = sent.astimezone(UTC).replace(microsecond=0)
+        return self._store({"To": to, "Body": body, "From": sender}, sent)
+
+    # -- inspection ----------------------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Every stored message, oldest first."""
+        with self._state.lock:
+            return list(self._state.messages)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests the fake was serving at the same moment."""
+        return self._state.max_in_flight
+
+    # -- behaviour -----------------------------------------------------------------------------------
+    def _store(self, form: dict[str, str], when: datetime) -> dict[str, Any]:
+        sid = f"SM{next(self._sids):032x}"
+        body = form.get("Body", "")
+        path = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        message = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": _rfc2822(when),
+            "date_updated": _rfc2822(when),
+            # The fake hands messages over at once, so date_sent is set when it is created.
+            "date_sent": _rfc2822(when),
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": str(sms_segments(body).segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": path.replace(".json", "/Media.json")},
+            "to": form.get("To"),
+            "uri": path,
+            "_sent_at": when,
+        }
+        with self._state.lock:
+            self._state.messages.append(message)
+        return message
+
+    def _public(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in message.items() if not k.startswith("_")}
+
+    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        to = form.get("To", "")
+        if not to:
+            return 400, {"code": 21604, "message": "A 'To' phone number is required.", "status": 400}
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return 400, {"code": 21603, "message": "A 'From' phone number is required.", "status": 400}
+        with self._state.lock:
+            rejected = self._state.rejected.get(to)
+        if rejected is not None:
+            status, code = rejected
+            return status, {"code": code, "message": f"The 'To' number {to} is not valid.", "status": status}
+        now = datetime.now(UTC).replace(microsecond=0)
+        return 201, self._public(self._store(form, now))
+
+    def _list(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        try:
+            after = _parse_filter_date(query["DateSent>"]) if "DateSent>" in query else None
+            before = _parse_filter_date(query["DateSent<"]) if "DateSent<" in query else None
+            page = int(query.get("Page", "0"))
+            size = min(1000, int(query.get("PageSize", str(self._state.page_size))))
+        except ValueError:
+            return 400, {"code": 20001, "message": "Invalid filter", "status": 400}
+        with self._state.lock:
+            found = [
+                m
+                for m in self._state.messages
+                if (not query.get("To") or m["to"] == query["To"])
+                and (not query.get("From") or m["from"] == query["From"])
+                and (after is None or m["_sent_at"] >= after)
+                and (before is None or m["_sent_at"] <= before)
+            ]
+        # Twilio lists newest first.
+        found.sort(key=lambda m: (m["_sent_at"], m["sid"]), reverse=True)
+        start = page * size
+        chunk = found[start : start + size]
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        keep = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
+
+        def uri(p: int) -> str:
+            token = {"PageToken": f"PA{chunk[-1]['sid']}"} if p > page and chunk else {}
+            return f"{base}?{urlencode({**keep, 'PageSize': size, 'Page': p, **token})}"
+
+        has_next = start + size < len(found)
+        return 200, {
+            "messages": [self._public(m) for m in chunk],
+            "page": page,
+            "page_size": size,
+            "start": start,
+            "end": start + max(0, len(chunk) - 1),
+            "uri": uri(page),
+            "first_page_uri": uri(0),
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+            "next_page_uri": uri(page + 1) if has_next else None,
+        }
+
+    def _authorized(self, header: str | None) -> bool:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return bool(header) and secrets.compare_digest(header or "", f"Basic {expected}")
+
+
+def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
+    state = fake._state
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled session expects
+        disable_nagle_algorithm = True  # headers and body go out as separate writes; no 40 ms ACK stalls
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # tests stay quiet; every request is in fake.requests
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode("utf-8") if length else ""
+            parts = urlsplit(self.path)
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            form = dict(parse_qsl(raw, keep_blank_values=True))
+            authorized = fake._authorized(self.headers.get("Authorization"))
+            with state.lock:
+                state.requests.append(
+                    RecordedRequest(method, parts.path, query, form, authorized, time.time())
+                )
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                failure = state.failures.popleft() if state.failures else None
+            try:
+                self._answer(method, parts.path, query, form, authorized, failure)
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _answer(
+            self,
+            method: str,
+            path: str,
+            query: dict[str, str],
+            form: dict[str, str],
+            authorized: bool,
+            failure: Failure | None,
+        ) -> None:
+            if state.latency:
+                time.sleep(state.latency)
+            match = MESSAGES_PATH.match(path)
+            if match is None:
+                return self._json(404, {"code": 20404, "message": "Not found", "status": 404})
+            if not authorized or match["sid"] != fake.account_sid:
+                return self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            if failure is not None:
+                return self._fail(failure)
+            if method == "POST":
+                return self._json(*fake._create(form))
+            return self._json(*fake._list(query))
+
+        def _fail(self, failure: Failure) -> None:
+            if failure.hang:
+                time.sleep(failure.hang)
+            if failure.drop:
+                # Shut the socket so the client sees the connection die mid-request.
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if failure.rfc9457:
+                body: dict[str, Any] = {
+                    "type": f"https://www.twilio.com/docs/errors/{failure.code}",
+                    "title": failure.message,
+                    "status": failure.status,
+                    "code": failure.code,
+                }
+            else:
+                body = {"message": failure.message, "status": failure.status}
+                if failure.code is not None:
+                    body["code"] = failure.code
+            headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+            self._json(failure.status, body, headers)
+
+        def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    """The query of `url` as lists (to read our delivery id back out of a StatusCallback)."""
+    return parse_qs(urlsplit(url).query)
