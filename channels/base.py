@@ -66,6 +66,12 @@ class AlertData:
     public_url: str
     infos: tuple[InfoData, ...]
     references: str | None = None
+    # Kemendagri codes the alert targets; channels with per-jurisdiction accounts pick one from them.
+    area_codes: tuple[str, ...] = ()
+    # The area map as PNG, for channels that can show an image; None when no map was drawn.
+    map_png: bytes | None = None
+    # For Update/Cancel/Error: the original alert's provider ids by channel name (e.g. {"social": "1234"}).
+    original_provider_ids: Mapping[str, str] = field(default_factory=dict)
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""
@@ -89,6 +95,16 @@ class OutboundMessage:
     text: str
     reference: str  # our delivery id
     language: str = "id"
+    # Public posts that follow `text` in order, each a reply to the one before (e.g. an X thread).
+    thread: tuple[str, ...] = ()
+    # An image for the first post, with its alt text.
+    image_png: bytes | None = None
+    image_alt: str = ""
+    # Provider ids of an earlier post this one quotes or replies to (an update or correction of it).
+    quote_of: str | None = None
+    reply_to: str | None = None
+    # Which of our accounts sends it (an X account's Kemendagri code); "" means the channel's default.
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +126,10 @@ class SendResult:
     outcome: Outcome
     provider_id: str | None = None
     error: str | None = None
+    # Ids of the posts that followed the first one (a thread); `provider_id` is the first.
+    extra_provider_ids: tuple[str, ...] = ()
+    # Seconds the provider asked us to wait before retrying (a 429's reset), when it said.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
