@@ -7,6 +7,7 @@ Never retries by itself and never sleeps: a 429 becomes `RateLimited` with the s
 from __future__ import annotations
 
 import io
+import math
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +61,8 @@ def map_x_error(exc: Exception, *, now: float) -> ChannelError:
     """The channel error for a tweepy or requests failure: 429/5xx/network retry later, other 4xx never."""
     if isinstance(exc, tweepy.TooManyRequests):
         reset = exc.reset_time
-        retry_after = max(1.0, reset - now) if reset is not None else None
+        # Whole seconds, at least one: a reset already past must not become a zero-delay retry loop.
+        retry_after = float(max(1, math.ceil(reset - now))) if reset is not None else None
         return RateLimited(f"x 429: rate limited, retry after {retry_after} s", retry_after=retry_after)
     if isinstance(exc, tweepy.TwitterServerError):
         return ChannelUnavailable(f"x {exc.response.status_code}: server error")
