@@ -7,8 +7,8 @@ Never retries by itself and never sleeps: a 429 becomes `RateLimited` with the s
 from __future__ import annotations
 
 import io
-import math
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace

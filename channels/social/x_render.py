@@ -143,10 +143,17 @@ def shorten(text: str, ok: Callable[[str], bool]) -> str:
     if ok(text):
         return text
     words = text.split()
-    for n in range(len(words) - 1, 0, -1):
-        candidate = " ".join(words[:n]).rstrip(",;:.") + "…"
-        if ok(candidate):
-            return candidate
+
+    def cut(n: int) -> str:
+        return " ".join(words[:n]).rstrip(",;:.") + "…"
+
+    # Fewer words never weigh more, so a binary search finds the longest prefix that passes.
+    low, high = 0, len(words) - 1
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if ok(cut(mid)) else (low, mid - 1)
+    if low:
+        return cut(low)
     best = ""
     for c in clusters(text):
         if not ok(best + c + "…"):

@@ -147,7 +147,12 @@ class FakeX:
         headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0"}
         if reset is not None:
             headers["x-rate-limit-reset"] = str(reset)
-        body = {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}
+        body = {
+            "title": "Too Many Requests",
+            "detail": "Too Many Requests",
+            "type": "about:blank",
+            "status": 429,
+        }
         self.fail_next(method, path_prefix, 429, body, headers=headers, times=times)
 
     def add_user(self, user_id: str, username: str, name: str = "") -> None:
@@ -207,7 +212,12 @@ class FakeX:
         author = _oauth_token(rec.headers.get("Authorization", ""))
         with self._lock:
             if any(t["author"] == author and t["text"] == payload.get("text") for t in self.tweets.values()):
-                body = {"detail": DUPLICATE_DETAIL, "type": "about:blank", "title": "Forbidden", "status": 403}
+                body = {
+                    "detail": DUPLICATE_DETAIL,
+                    "type": "about:blank",
+                    "title": "Forbidden",
+                    "status": 403,
+                }
                 return 403, {}, json.dumps(body).encode()
             tweet_id = self._new_id()
             self.tweets[tweet_id] = {
@@ -218,7 +228,9 @@ class FakeX:
                 "quote_of": payload.get("quote_tweet_id"),
                 "media_ids": (payload.get("media") or {}).get("media_ids", []),
             }
-        body = {"data": {"id": tweet_id, "text": payload.get("text", ""), "edit_history_tweet_ids": [tweet_id]}}
+        body = {
+            "data": {"id": tweet_id, "text": payload.get("text", ""), "edit_history_tweet_ids": [tweet_id]}
+        }
         return 201, {}, json.dumps(body).encode()
 
     def _mentions(self, user_id: str, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
@@ -235,7 +247,11 @@ class FakeX:
         page = newer[offset : offset + size]
         if not page:
             return 200, {}, json.dumps({"meta": {"result_count": 0}}).encode()
-        meta: dict[str, Any] = {"result_count": len(page), "newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
+        meta: dict[str, Any] = {
+            "result_count": len(page),
+            "newest_id": page[0]["id"],
+            "oldest_id": page[-1]["id"],
+        }
         if offset + size < len(newer):
             meta["next_token"] = f"page-{offset + size}"
         body: dict[str, Any] = {"data": page, "meta": meta}
@@ -252,7 +268,11 @@ class FakeX:
         parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
         media = parts.get("media")
         if media is None:
-            return 400, {}, json.dumps({"errors": [{"code": 38, "message": "media parameter is missing."}]}).encode()
+            return (
+                400,
+                {},
+                json.dumps({"errors": [{"code": 38, "message": "media parameter is missing."}]}).encode(),
+            )
         data = media.get_payload(decode=True)
         media_id = self._new_id()
         self.media[media_id] = data

@@ -13,7 +13,9 @@ from channels.base import AlertData, InfoData
 from channels.social import XAccount, XConnection, XPost, XRenderer
 from tests.fakes.x_api import FakeX
 
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+)
 PALU = XAccount("72.71", "bpbdpalu", "4271", "tok-palu", "sec-palu")
 SULTENG = XAccount("72", "bpbdsulteng", "4272", "tok-sulteng", "sec-sulteng")
 
@@ -21,23 +23,51 @@ SULTENG = XAccount("72", "bpbdsulteng", "4272", "tok-sulteng", "sec-sulteng")
 def make_alert(status: str = "Actual", **changes: object) -> AlertData:
     """A flood alert for Kota Palu in Indonesian and English."""
     infos = (
-        InfoData("id-ID", "Banjir", "Met", "Immediate", "Severe", "Likely", "Banjir di Kota Palu",
-                 "Sungai Palu meluap.", "Segera mengungsi ke tempat yang lebih tinggi."),
-        InfoData("en-US", "Flood", "Met", "Immediate", "Severe", "Likely", "Flooding in Palu",
-                 "The Palu river is overflowing.", "Move to higher ground now."),
+        InfoData(
+            "id-ID",
+            "Banjir",
+            "Met",
+            "Immediate",
+            "Severe",
+            "Likely",
+            "Banjir di Kota Palu",
+            "Sungai Palu meluap.",
+            "Segera mengungsi ke tempat yang lebih tinggi.",
+        ),
+        InfoData(
+            "en-US",
+            "Flood",
+            "Met",
+            "Immediate",
+            "Severe",
+            "Likely",
+            "Flooding in Palu",
+            "The Palu river is overflowing.",
+            "Move to higher ground now.",
+        ),
     )
     alert = AlertData(
-        id=1, identifier="BCAST-1", sender="bpbd@test", status=status, msg_type="Alert",
-        sent=datetime(2026, 11, 26, 3, 0, tzinfo=UTC), expires=None, area_desc="Kota Palu",
-        public_url="https://peringatan.bpbd.go.id/peringatan/BCAST-1", infos=infos, area_codes=("72.71",),
+        id=1,
+        identifier="BCAST-1",
+        sender="bpbd@test",
+        status=status,
+        msg_type="Alert",
+        sent=datetime(2026, 11, 26, 3, 0, tzinfo=UTC),
+        expires=None,
+        area_desc="Kota Palu",
+        public_url="https://peringatan.bpbd.go.id/peringatan/BCAST-1",
+        infos=infos,
+        area_codes=("72.71",),
     )
     return dataclasses.replace(alert, **changes)
 
 
 def with_instructions(alert: AlertData, id_text: str, en_text: str) -> AlertData:
     """The alert with other instructions per language."""
-    infos = (dataclasses.replace(alert.infos[0], instruction=id_text),
-             dataclasses.replace(alert.infos[1], instruction=en_text))
+    infos = (
+        dataclasses.replace(alert.infos[0], instruction=id_text),
+        dataclasses.replace(alert.infos[1], instruction=en_text),
+    )
     return dataclasses.replace(alert, infos=infos)
 
 
@@ -50,8 +80,12 @@ def fake() -> Iterator[FakeX]:
 
 def connect(fake: FakeX, account: XAccount, *, timeout_s: float = 5.0, with_api: bool = True) -> XConnection:
     """Real tweepy clients acting as `account`, talking to the fake."""
-    client = tweepy.Client(consumer_key="ck", consumer_secret="cs", access_token=account.access_token,
-                           access_token_secret=account.access_token_secret)
+    client = tweepy.Client(
+        consumer_key="ck",
+        consumer_secret="cs",
+        access_token=account.access_token,
+        access_token_secret=account.access_token_secret,
+    )
     api = tweepy.API(tweepy.OAuth1UserHandler("ck", "cs", account.access_token, account.access_token_secret))
     fake.attach(client, api, timeout_s=timeout_s)
     return XConnection(account, client, api if with_api else None)

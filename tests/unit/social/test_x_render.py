@@ -6,12 +6,17 @@ from channels.base import Recipient
 from channels.social import MAX_WEIGHT, XRenderer, weighted_length
 from tests.unit.social.conftest import PNG, make_alert, with_instructions
 
-MARKS = [("Actual", "", ""), ("Exercise", "[LATIHAN] ", "[EXERCISE] "),
-         ("Test", "[TEST/UJI COBA] ", "[TEST] ")]
-LONG_ID = " ".join(f"Langkah {n}: matikan listrik, bawa dokumen penting, dan menuju titik kumpul {n}."
-                   for n in range(1, 9))
-LONG_EN = " ".join(f"Step {n}: switch off power, take documents and go to assembly point {n}."
-                   for n in range(1, 7))
+MARKS = [
+    ("Actual", "", ""),
+    ("Exercise", "[LATIHAN] ", "[EXERCISE] "),
+    ("Test", "[TEST/UJI COBA] ", "[TEST] "),
+]
+LONG_ID = " ".join(
+    f"Langkah {n}: matikan listrik, bawa dokumen penting, dan menuju titik kumpul {n}." for n in range(1, 9)
+)
+LONG_EN = " ".join(
+    f"Step {n}: switch off power, take documents and go to assembly point {n}." for n in range(1, 7)
+)
 
 
 def thread(alert, language="id"):
@@ -49,7 +54,9 @@ def test_long_instruction_becomes_a_thread_every_post_marked_and_within_280(stat
 
 
 def test_mark_survives_when_headline_and_area_must_be_shortened():
-    alert = make_alert("Exercise", area_desc="; ".join(f"Kecamatan Nama Panjang Sekali {n}" for n in range(30)))
+    alert = make_alert(
+        "Exercise", area_desc="; ".join(f"Kecamatan Nama Panjang Sekali {n}" for n in range(30))
+    )
     infos = tuple(dataclasses.replace(i, headline="Peringatan " * 40) for i in alert.infos)
     posts = thread(dataclasses.replace(alert, infos=infos))
     for p in posts:
@@ -87,11 +94,14 @@ def test_preview_lists_each_post_with_weight_and_image():
     assert not any(p.details["has_image"] for p in XRenderer().preview(make_alert()))
 
 
-@pytest.mark.parametrize(("msg_type", "label_id", "label_en", "quote", "reply"), [
-    ("Update", "PEMBARUAN: ", "UPDATE: ", "111", None),
-    ("Cancel", "DIBATALKAN: ", "CANCELLED: ", "111", None),
-    ("Error", "KOREKSI: ", "CORRECTION: ", None, "111"),
-])
+@pytest.mark.parametrize(
+    ("msg_type", "label_id", "label_en", "quote", "reply"),
+    [
+        ("Update", "PEMBARUAN: ", "UPDATE: ", "111", None),
+        ("Cancel", "DIBATALKAN: ", "CANCELLED: ", "111", None),
+        ("Error", "KOREKSI: ", "CORRECTION: ", None, "111"),
+    ],
+)
 def test_updates_quote_and_corrections_reply_to_the_original(msg_type, label_id, label_en, quote, reply):
     alert = make_alert("Exercise", msg_type=msg_type, original_provider_ids={"social": "111", "sms": "SM1"})
     (msg,) = XRenderer().render(alert, [Recipient("public", alert.public_url, "id")])

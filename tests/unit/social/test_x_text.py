@@ -4,49 +4,55 @@ from channels.social import hashtags, place_names, weighted_length
 from channels.social.x_render import clusters, shorten, split_to_fit
 
 
-@pytest.mark.parametrize(("text", "weight"), [
-    ("", 0),
-    ("a" * 280, 280),
-    ("Banjir di Kota Palu", 19),
-    # Any URL counts 23, however long, with or without a scheme.
-    ("https://peringatan.bpbd.go.id/peringatan/BCAST-2026-000123?lang=id&utm=x", 23),
-    ("bpbd.palukota.go.id/peringatan/1", 23),
-    ("Lihat https://bpbd.go.id/a dan http://x.co", 6 + 23 + 5 + 23),
-    # Any emoji sequence counts 2: ZWJ family, skin tone, flag, keycap, tag flag, VS16 heart.
-    ("👨\u200d👩\u200d👧\u200d👦", 2),
-    ("👍🏽", 2),
-    ("🇮🇩", 2),
-    ("1\ufe0f\u20e3", 2),
-    ("🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", 2),
-    ("❤\ufe0f", 2),
-    ("Awas 🌊🌊", 5 + 2 + 2),
-    # CJK and Hangul weigh 2 each.
-    ("日本語", 6),
-    ("한국", 4),
-    # NFC first: a decomposed é is one character of weight 1.
-    ("e\u0301", 1),
-    ("é" * 10, 10),
-    # Vietnamese ế composes to U+1EBF, beyond U+10FF, so it weighs 2.
-    ("Tie\u0302\u0301ng", 6),
-    # General punctuation: the em dash is in the weight-1 range, the ellipsis (U+2026) and € are not.
-    ("\u2014", 1),
-    ("\u2026", 2),
-    ("€", 2),
-    ("a\r\nb", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "weight"),
+    [
+        ("", 0),
+        ("a" * 280, 280),
+        ("Banjir di Kota Palu", 19),
+        # Any URL counts 23, however long, with or without a scheme.
+        ("https://peringatan.bpbd.go.id/peringatan/BCAST-2026-000123?lang=id&utm=x", 23),
+        ("bpbd.palukota.go.id/peringatan/1", 23),
+        ("Lihat https://bpbd.go.id/a dan http://x.co", 6 + 23 + 5 + 23),
+        # Any emoji sequence counts 2: ZWJ family, skin tone, flag, keycap, tag flag, VS16 heart.
+        ("👨\u200d👩\u200d👧\u200d👦", 2),
+        ("👍🏽", 2),
+        ("🇮🇩", 2),
+        ("1\ufe0f\u20e3", 2),
+        ("🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", 2),
+        ("❤\ufe0f", 2),
+        ("Awas 🌊🌊", 5 + 2 + 2),
+        # CJK and Hangul weigh 2 each.
+        ("日本語", 6),
+        ("한국", 4),
+        # NFC first: a decomposed é is one character of weight 1.
+        ("e\u0301", 1),
+        ("é" * 10, 10),
+        # Vietnamese ế composes to U+1EBF, beyond U+10FF, so it weighs 2.
+        ("Tie\u0302\u0301ng", 6),
+        # General punctuation: the em dash is in the weight-1 range, the ellipsis (U+2026) and € are not.
+        ("\u2014", 1),
+        ("\u2026", 2),
+        ("€", 2),
+        ("a\r\nb", 3),
+    ],
+)
 def test_weighted_length_follows_twitter_text_v3(text, weight):
     assert weighted_length(text) == weight
 
 
-@pytest.mark.parametrize(("area", "names"), [
-    ("Kota Palu", ["Palu"]),
-    ("Kabupaten Sigi", ["Sigi"]),
-    ("Kab. Donggala; Kota Palu", ["Donggala", "Palu"]),
-    ("Kecamatan Palu Barat, Kota Palu", ["Palu Barat", "Palu"]),
-    ("Kota Administrasi Jakarta Selatan", ["Jakarta Selatan"]),
-    ("Provinsi Sulawesi Tengah", ["Sulawesi Tengah"]),
-    ("  ", []),
-])
+@pytest.mark.parametrize(
+    ("area", "names"),
+    [
+        ("Kota Palu", ["Palu"]),
+        ("Kabupaten Sigi", ["Sigi"]),
+        ("Kab. Donggala; Kota Palu", ["Donggala", "Palu"]),
+        ("Kecamatan Palu Barat, Kota Palu", ["Palu Barat", "Palu"]),
+        ("Kota Administrasi Jakarta Selatan", ["Jakarta Selatan"]),
+        ("Provinsi Sulawesi Tengah", ["Sulawesi Tengah"]),
+        ("  ", []),
+    ],
+)
 def test_place_names_strip_administrative_prefixes(area, names):
     assert place_names(area) == names
 
@@ -65,7 +71,13 @@ def test_hashtags_skip_unlinkable_tags_and_cap_places():
 
 def test_clusters_keep_emoji_sequences_and_accents_whole():
     assert clusters("a👨\u200d👩\u200d👧e\u0301🇮🇩🇯🇵👍🏽") == [
-        "a", "👨\u200d👩\u200d👧", "e\u0301", "🇮🇩", "🇯🇵", "👍🏽"]
+        "a",
+        "👨\u200d👩\u200d👧",
+        "e\u0301",
+        "🇮🇩",
+        "🇯🇵",
+        "👍🏽",
+    ]
 
 
 def test_split_to_fit_prefers_sentences_then_words_then_clusters():
