@@ -53,6 +53,7 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     delay_s: float = 0.0
+    after: int = 0  # matching requests to let through first
 
 
 class Redirect(HTTPAdapter):
@@ -97,7 +98,11 @@ class FakeX:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A handler still sleeping for a timeout test must not hold up stopping the fake.
+        self._server.block_on_close = False
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -137,10 +142,13 @@ class FakeX:
         headers: dict[str, str] | None = None,
         times: int = 1,
         delay_s: float = 0.0,
+        after: int = 0,
     ) -> None:
-        """Answer the next `times` matching requests with `status` (after `delay_s`)."""
+        """Let `after` matching requests through, then answer the next `times` with `status` (after `delay_s`)."""
         with self._lock:
-            self.failures.append(Failure(method, path_prefix, status, body, headers or {}, times, delay_s))
+            self.failures.append(
+                Failure(method, path_prefix, status, body, headers or {}, times, delay_s, after)
+            )
 
     def rate_limit_next(self, method: str, path_prefix: str, *, reset: int | None, times: int = 1) -> None:
         """Answer 429 like X, with `x-rate-limit-reset` (epoch seconds) unless `reset` is None."""
@@ -182,6 +190,9 @@ class FakeX:
         with self._lock:
             for f in self.failures:
                 if f.times > 0 and f.method == method and path.startswith(f.path_prefix):
+                    if f.after > 0:
+                        f.after -= 1
+                        return None
                     f.times -= 1
                     return f
         return None
