@@ -103,7 +103,7 @@ class OutboundMessage:
     # Provider ids of an earlier post this one quotes or replies to (an update or correction of it).
     quote_of: str | None = None
     reply_to: str | None = None
-    # Which of our accounts sends it (an X account's Kemendagri code); "" means the channel's default.
+    # Which of our accounts sends it (an X account's handle, chosen by area); "" means the only account.
     sender: str = ""
 
 
