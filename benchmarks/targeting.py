@@ -106,8 +106,7 @@ def run_postgis(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, areas: dict[s
                     # repr() of a float round-trips exactly, so PostGIS sees the very same doubles as we do.
                     copy.write("".join(f"{i}\t{x!r}\t{y!r}\n" for i, x, y in rows))
             conn.execute(
-                "CREATE TABLE subs AS SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom"
-                " FROM staging"
+                "CREATE TABLE subs AS SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM staging"
             )
             conn.execute("DROP TABLE staging")
             conn.execute("CREATE INDEX subs_geom ON subs USING gist (geom)")
@@ -133,9 +132,7 @@ def run_postgis(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, areas: dict[s
             conn.execute("SET work_mem = '64MB'")
             conn.execute("SET plan_cache_mode = force_custom_plan")
             for name, geom in areas.items():
-                stmt = sql.SQL(
-                    "SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(decode({}, 'hex'), 4326))"
-                )
+                stmt = sql.SQL("SELECT id FROM subs WHERE ST_Intersects(geom, ST_GeomFromWKB(decode({}, 'hex'), 4326))")
                 stmt = stmt.format(sql.Literal(shapely.to_wkb(geom, hex=True)))
                 text = stmt.as_string(conn)
 
@@ -183,9 +180,7 @@ def one_size(n: int, runs: int, postgis: bool) -> dict[str, Any]:
 
 def main() -> None:
     """Parse flags, run each size in a child process, print one table."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-postgis", action="store_true")
@@ -206,9 +201,7 @@ def main() -> None:
             cmd.append("--no-postgis")
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    table = Table(
-        title=f"Targeting: SubscriberIndex vs PostGIS ST_Intersects + GiST (median of {args.runs} runs, ms)"
-    )
+    table = Table(title=f"Targeting: SubscriberIndex vs PostGIS ST_Intersects + GiST (median of {args.runs} runs, ms)")
     for col in ("subscribers", "query", "matched", "ours", "PostGIS default", "PostGIS tuned", "tuned/ours"):
         table.add_column(col, justify="right")
     for r in results:

@@ -45,11 +45,30 @@ class TwilioSettings(BaseModel):
         return bool(self.account_sid and self.auth_token.get_secret_value())
 
 
+class XAccountSettings(BaseModel):
+    """One agency account on X; the key it is stored under in `XSettings.accounts` is its Kemendagri code."""
+
+    handle: str
+    user_id: str = ""
+    access_token: str = ""
+    access_token_secret: SecretStr = SecretStr("")
+    posts_per_24h: int = 100
+
+
 class XSettings(BaseModel):
     consumer_key: str = ""
     consumer_secret: SecretStr = SecretStr("")
     access_token: str = ""
     access_token_secret: SecretStr = SecretStr("")
+    # The account the top-level tokens belong to (the national/fallback account, code "").
+    handle: str = ""
+    user_id: str = ""
+    # App-only token for reading mentions; empty means reads use the user tokens.
+    bearer_token: SecretStr = SecretStr("")
+    # Agency accounts by Kemendagri code ("72.71" Kota Palu, "72" Sulawesi Tengah); JSON in the env var.
+    accounts: dict[str, XAccountSettings] = {}
+    app_posts_per_24h: int = 1667
+    timeout_s: float = 10.0
 
     @property
     def configured(self) -> bool:

@@ -68,6 +68,12 @@ class AlertData:
     references: str | None = None
     short_url: str | None = None  # a shorter link to public_url for SMS; public_url when None
     sms_max_segments: int | None = None  # the operator's SMS budget (1-3); the renderer default when None
+    # Kemendagri codes the alert targets; channels with per-jurisdiction accounts pick one from them.
+    area_codes: tuple[str, ...] = ()
+    # The area map as PNG, for channels that can show an image; None when no map was drawn.
+    map_png: bytes | None = None
+    # For Update/Cancel/Error: the original alert's provider ids by channel name (e.g. {"social": "1234"}).
+    original_provider_ids: Mapping[str, str] = field(default_factory=dict)
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""
@@ -91,6 +97,16 @@ class OutboundMessage:
     text: str
     reference: str  # our delivery id
     language: str = "id"
+    # Public posts that follow `text` in order, each a reply to the one before (e.g. an X thread).
+    thread: tuple[str, ...] = ()
+    # An image for the first post, with its alt text.
+    image_png: bytes | None = None
+    image_alt: str = ""
+    # Provider ids of an earlier post this one quotes or replies to (an update or correction of it).
+    quote_of: str | None = None
+    reply_to: str | None = None
+    # Which of our accounts sends it (an X account's handle, chosen by area); "" means the only account.
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +128,10 @@ class SendResult:
     outcome: Outcome
     provider_id: str | None = None
     error: str | None = None
-    retry_after: float | None = None  # seconds the provider asked us to wait, when it said so
+    # Ids of the posts that followed the first one (a thread); `provider_id` is the first.
+    extra_provider_ids: tuple[str, ...] = ()
+    # Seconds the provider asked us to wait before retrying (a 429's reset), when it said.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

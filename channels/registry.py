@@ -7,7 +7,7 @@ from decimal import Decimal
 from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer, TwilioConfig, TwilioSms, build_client
-from channels.social import XRenderer
+from channels.social import XConfig, XPost, XRenderer
 from channels.web import WebPage, WebRenderer
 
 RENDERERS: dict[str, type[Renderer]] = {r.name: r for r in (SmsRenderer, XRenderer, WebRenderer)}
@@ -18,9 +18,14 @@ class ChannelConfigError(Exception):
 
 
 def build_channel(
-    name: str, *, mode: str, public_base_url: str, twilio: TwilioConfig | None = None
+    name: str,
+    *,
+    mode: str,
+    public_base_url: str,
+    twilio: TwilioConfig | None = None,
+    x_config: XConfig | None = None,
 ) -> Channel:
-    """The channel `name` in `mode` ("outbox" or "live"); live SMS needs `twilio`.
+    """The channel `name` in `mode` ("outbox" or "live"); live SMS needs `twilio`, live social `x_config`.
 
     Raises: ChannelConfigError.
     """
@@ -34,6 +39,11 @@ def build_channel(
         return Outbox(renderer)
     if name == "sms" and twilio is not None:
         return _twilio_sms(renderer, twilio)
+    if name == "social" and x_config is not None:
+        try:
+            return XPost.from_config(x_config, XRenderer())
+        except ValueError as exc:
+            raise ChannelConfigError(f"channel 'social': {exc}") from exc
     raise ChannelConfigError(
         f"channel {name!r}: live mode has no provider adapter in this version; "
         "run it in outbox mode (unset its credentials)"
@@ -41,11 +51,18 @@ def build_channel(
 
 
 def build_channels(
-    names: list[str], *, modes: dict[str, str], public_base_url: str, twilio: TwilioConfig | None = None
+    names: list[str],
+    *,
+    modes: dict[str, str],
+    public_base_url: str,
+    twilio: TwilioConfig | None = None,
+    x_config: XConfig | None = None,
 ) -> dict[str, Channel]:
     """All enabled channels, keyed by name; outbox unless `modes` says live."""
     return {
-        n: build_channel(n, mode=modes.get(n, "outbox"), public_base_url=public_base_url, twilio=twilio)
+        n: build_channel(
+            n, mode=modes.get(n, "outbox"), public_base_url=public_base_url, twilio=twilio, x_config=x_config
+        )
         for n in names
     }
 

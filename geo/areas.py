@@ -72,14 +72,10 @@ def _check_positions(points: Sequence[tuple[float, float]]) -> None:
 def _number(value: Any) -> float:
     # bool is an int in Python; a JSON true in a coordinate is a client bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _err(
-            "bad-coordinates", f"Koordinat bukan angka: {value!r}", f"coordinate is not a number: {value!r}"
-        )
+        raise _err("bad-coordinates", f"Koordinat bukan angka: {value!r}", f"coordinate is not a number: {value!r}")
     out = float(value)
     if not math.isfinite(out):
-        raise _err(
-            "bad-coordinates", f"Koordinat tidak hingga: {value!r}", f"coordinate is not finite: {value!r}"
-        )
+        raise _err("bad-coordinates", f"Koordinat tidak hingga: {value!r}", f"coordinate is not finite: {value!r}")
     return out
 
 
@@ -337,16 +333,12 @@ def area_from_cap_circle(text: str) -> Area:
     """
     tokens = text.split()
     if len(tokens) != 2:
-        raise _err(
-            "bad-cap-circle", "Lingkaran CAP harus 'lat,lon radius'", "CAP circle must be 'lat,lon radius'"
-        )
+        raise _err("bad-cap-circle", "Lingkaran CAP harus 'lat,lon radius'", "CAP circle must be 'lat,lon radius'")
     lon, lat = _cap_pair(tokens[0], "circle")
     try:
         radius = float(tokens[1])
     except ValueError:
-        raise _err(
-            "bad-cap-circle", "Radius lingkaran CAP bukan angka", "CAP circle radius is not a number"
-        ) from None
+        raise _err("bad-cap-circle", "Radius lingkaran CAP bukan angka", "CAP circle radius is not a number") from None
     if not math.isfinite(radius):
         raise _err("bad-radius", "Radius tidak hingga", "radius is not finite")
     return area_from_circle(lon, lat, radius)
@@ -382,13 +374,9 @@ def build_area(spec: Mapping[str, Any], _depth: int = 0) -> Area:
     Raises: GeoError bad-spec or any code of the specific builders.
     """
     if _depth > MAX_NESTING:
-        raise _err(
-            "too-deep", "Spesifikasi area bersarang terlalu dalam", "area specification nested too deeply"
-        )
+        raise _err("too-deep", "Spesifikasi area bersarang terlalu dalam", "area specification nested too deeply")
     if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise _err(
-            "bad-spec", "Spesifikasi area harus satu kunci", "area spec must be an object with one key"
-        )
+        raise _err("bad-spec", "Spesifikasi area harus satu kunci", "area spec must be an object with one key")
     ((kind, value),) = spec.items()
     try:
         if kind == "codes":
@@ -405,14 +393,10 @@ def build_area(spec: Mapping[str, Any], _depth: int = 0) -> Area:
             return area_from_geocode(value["valueName"], value["value"])
         if kind == "union":
             if not isinstance(value, list) or not value or len(value) > MAX_PARTS:
-                raise _err(
-                    "bad-spec", "Gabungan area harus daftar tidak kosong", "union must be a non-empty list"
-                )
+                raise _err("bad-spec", "Gabungan area harus daftar tidak kosong", "union must be a non-empty list")
             return union_areas([build_area(s, _depth + 1) for s in value])
     except (KeyError, TypeError, AttributeError) as exc:
-        raise _err(
-            "bad-spec", f"Spesifikasi {kind!r} tidak lengkap", f"incomplete {kind!r} spec ({exc})"
-        ) from None
+        raise _err("bad-spec", f"Spesifikasi {kind!r} tidak lengkap", f"incomplete {kind!r} spec ({exc})") from None
     raise _err("bad-spec", f"Jenis area tidak dikenal: {kind!r}", f"unknown area kind {kind!r}")
 
 

@@ -134,9 +134,7 @@ def codes_at(lon: float | np.ndarray, lat: float | np.ndarray, level: str) -> st
     """
     lvl = load_level(level)
     scalar = np.ndim(lon) == 0
-    pts = shapely.points(
-        np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float))
-    )
+    pts = shapely.points(np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float)))
     pt_idx, geom_idx = lvl.tree.query(pts, predicate="intersects")
     out = np.full(len(pts), "", dtype=lvl.codes.dtype)
     # Where a point sits on a shared border, the later code in sorted order wins; either answer is right.
@@ -151,9 +149,7 @@ def locate(lon: float, lat: float) -> dict[str, str | None]:
     return {level: codes_at(float(lon), float(lat), level) for level in LEVELS}
 
 
-def outlines(
-    level: str, bbox: tuple[float, float, float, float] | None = None
-) -> list[tuple[str, BaseGeometry]]:
+def outlines(level: str, bbox: tuple[float, float, float, float] | None = None) -> list[tuple[str, BaseGeometry]]:
     """(code, geometry) of every `level` unit intersecting bbox (minlon, minlat, maxlon, maxlat), or all."""
     lvl = load_level(level)
     if bbox is None:

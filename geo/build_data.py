@@ -51,10 +51,7 @@ def build(root: Path, out: Path = BOUNDARIES_FILE) -> dict[str, int]:
         # Source vertices sit on a 1e-5 grid except a few made by make_valid; at 1e-7 degrees (1 cm) the
         # integer form moves none by more than half a centimetre: prove that, and validity, before writing.
         rebuilt = shapely.from_ragged_array(gtype, ints / SCALE, offsets)
-        if (
-            not shapely.equals_exact(rebuilt, multi, tolerance=1e-7).all()
-            or not shapely.is_valid(rebuilt).all()
-        ):
+        if not shapely.equals_exact(rebuilt, multi, tolerance=1e-7).all() or not shapely.is_valid(rebuilt).all():
             raise SystemExit(f"{level}: round trip changed a geometry")
         # Delta-encoding consecutive vertices makes the deflate stream about half the size.
         deltas = np.diff(ints, axis=0, prepend=np.zeros((1, 2), dtype=np.int32))

@@ -126,8 +126,6 @@ def cap_polygons(
                         f"the {max_vertices}-vertex limit does not allow ≤ {target_overshoot_m:.0f} m"
                     )
                 if holes_km2 > 0.01:
-                    note += (
-                        f"; lubang {holes_km2:.1f} km² ikut tercakup / holes of {holes_km2:.1f} km² filled"
-                    )
+                    note += f"; lubang {holes_km2:.1f} km² ikut tercakup / holes of {holes_km2:.1f} km² filled"
                 return CapGeometry(tuple(out), overshoot, float(buffer_m), met, max(holes_km2, 0.0), note)
     raise ValueError("no covering CAP polygon found within a 49 km buffer")

@@ -14,9 +14,7 @@ from geo.crs import area_km2, metric_for
 from geo.errors import GeoError
 from geo.gazetteer import contains, find_place
 
-DEFAULT_TOLERANCE_M = (
-    300.0  # upstream boundaries are simplified; a drawn edge on the border may stray this far
-)
+DEFAULT_TOLERANCE_M = 300.0  # upstream boundaries are simplified; a drawn edge on the border may stray this far
 MIN_OUTSIDE_KM2 = 1e-4  # 100 m²: below this an "outside" part is float noise of the buffer
 
 
@@ -51,11 +49,7 @@ def _grown_jurisdiction(code: str, tolerance_m: float) -> BaseGeometry:
     home = boundaries.geometry_of(code)
     # Each level was simplified upstream on its own, so a kecamatan can poke out of its kabupaten outline:
     # the jurisdiction is the union of its own boundary and those of every unit inside it.
-    lower = [
-        g
-        for level in boundaries.LEVELS[code.count(".") + 1 :]
-        for _, g in boundaries.descendants(code, level)
-    ]
+    lower = [g for level in boundaries.LEVELS[code.count(".") + 1 :] for _, g in boundaries.descendants(code, level)]
     if lower:
         home = shapely.union_all([home, *lower])
     proj = metric_for(home)
@@ -89,9 +83,7 @@ def check_within(
     if km2 <= MIN_OUTSIDE_KM2:
         return JurisdictionCheck(jurisdiction_code, 0.0)
     touched = tuple(
-        c
-        for c in boundaries.intersecting_codes(outside, "kabupaten_kota")
-        if not contains(jurisdiction_code, c)
+        c for c in boundaries.intersecting_codes(outside, "kabupaten_kota") if not contains(jurisdiction_code, c)
     )
     if not touched and allow_sea:
         return JurisdictionCheck(jurisdiction_code, km2)

@@ -36,13 +36,9 @@ def _fill(ax: Axes, geom: BaseGeometry, **style: Any) -> None:
             ax.fill(xs, ys, **style)
 
 
-def render_png(
-    area: BaseGeometry, cap: CapGeometry | None = None, title: str = "", size_px: int = 900
-) -> bytes:
+def render_png(area: BaseGeometry, cap: CapGeometry | None = None, title: str = "", size_px: int = 900) -> bytes:
     """A PNG (bytes) of the target area, kabupaten/kota outlines with labels, and CAP polygons if given."""
-    minx, miny, maxx, maxy = (
-        area.bounds if cap is None else shapely.union_all(cap.polygons).union(area).bounds
-    )
+    minx, miny, maxx, maxy = area.bounds if cap is None else shapely.union_all(cap.polygons).union(area).bounds
     pad = max(maxx - minx, maxy - miny) * 0.15 + 0.01
     view = (minx - pad, miny - pad, maxx + pad, maxy + pad)
     fig, ax = plt.subplots(figsize=(size_px / 100, size_px / 100), dpi=100)
@@ -71,9 +67,7 @@ def render_png(
         ax.set_ylabel("lintang / latitude")
         subtitle = "merah: area sasaran / red: target area"
         if cap is not None:
-            subtitle += (
-                f"; biru putus-putus: poligon CAP / dashed blue: CAP polygons ({cap.overshoot_m:.0f} m)"
-            )
+            subtitle += f"; biru putus-putus: poligon CAP / dashed blue: CAP polygons ({cap.overshoot_m:.0f} m)"
         ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
@@ -82,9 +76,7 @@ def render_png(
         plt.close(fig)
 
 
-def map_geojson(
-    area: BaseGeometry, cap: CapGeometry | None = None, codes: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def map_geojson(area: BaseGeometry, cap: CapGeometry | None = None, codes: tuple[str, ...] = ()) -> dict[str, Any]:
     """A GeoJSON FeatureCollection with the target area (role "target") and the CAP polygons (role "cap")."""
     features: list[dict[str, Any]] = [
         {

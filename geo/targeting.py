@@ -94,9 +94,7 @@ class SubscriberIndex:
         del take
         off = has_point & ~in_grid
         self._off_ids, self._off_lon, self._off_lat = ids[off], lon[off], lat[off]
-        self._groups = self._group_codes(
-            ids[~has_point], None if codes is None else np.asarray(codes)[~has_point]
-        )
+        self._groups = self._group_codes(ids[~has_point], None if codes is None else np.asarray(codes)[~has_point])
         self.size = int(ids.size)
         self.unresolved_codes: tuple[str, ...] = self._unresolved
 

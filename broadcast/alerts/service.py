@@ -428,9 +428,6 @@ def create_follow_up(
     return follow
 
 
-_CANCEL_PREFIX = {"id": "DIBATALKAN", "en": "CANCELLED"}
-
-
 def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInfo:
     fields = {
         c: getattr(info, c)
@@ -460,8 +457,7 @@ def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInf
         )
     }
     if cancel:
-        word = _CANCEL_PREFIX.get(info.language.split("-")[0], "CANCELLED")
-        fields["headline"] = f"{word}: {info.headline}"
+        # Channels prefix "DIBATALKAN"/"CANCELLED" from msgType; the headline stays the original's.
         fields["description"] = reason or fields["description"]
         fields["instruction"] = ""
         fields["response_types"] = ["AllClear"]

@@ -173,9 +173,7 @@ class FakeTwilio:
         with self._state.lock:
             self._state.rejected[number] = (status, code)
 
-    def add_message(
-        self, to: str, body: str, *, sent: datetime, sender: str = "+15005550006"
-    ) -> dict[str, Any]:
+    def add_message(self, to: str, body: str, *, sent: datetime, sender: str = "+15005550006") -> dict[str, Any]:
         """Store a message as if it had been sent at `sent` (for list and paging tests)."""
         sent = sent.astimezone(UTC).replace(microsecond=0)
         return self._store({"To": to, "Body": body, "From": sender}, sent)
@@ -318,9 +316,7 @@ def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             form = dict(parse_qsl(raw, keep_blank_values=True))
             authorized = fake._authorized(self.headers.get("Authorization"))
             with state.lock:
-                state.requests.append(
-                    RecordedRequest(method, parts.path, query, form, authorized, time.time())
-                )
+                state.requests.append(RecordedRequest(method, parts.path, query, form, authorized, time.time()))
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
                 failure = state.failures.popleft() if state.failures else None
