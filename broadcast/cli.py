@@ -19,11 +19,13 @@ users_app = typer.Typer(help="Users", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit log", no_args_is_help=True)
 cap_app = typer.Typer(help="CAP 1.1/1.2 documents", no_args_is_help=True)
+bmkg_app = typer.Typer(help="BMKG intake (nowcast CAP/RSS, earthquake JSON)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cap_app, name="cap")
+app.add_typer(bmkg_app, name="bmkg")
 console = Console(soft_wrap=True)
 
 
@@ -149,46 +151,6 @@ def audit_verify() -> None:
 SYSTEM_USER = "sistem"
 
 
-def system_author(session):  # type: ignore[no-untyped-def]
-    """The account that authors machine-made drafts: it can write drafts but never log in or approve."""
-    from broadcast.users.models import Role, User
-    from broadcast.users.security import hash_password
-
-    user = session.scalar(__import__("sqlalchemy").select(User).where(User.username == SYSTEM_USER))
-    if user is None:
-        import secrets
-
-        user = User(
-            username=SYSTEM_USER,
-            full_name="Impor otomatis / automatic import",
-            password_hash=hash_password(secrets.token_urlsafe(32)),
-            role=Role.OPERATOR.value,
-            jurisdiction=None,
-            is_active=False,
-        )
-        session.add(user)
-        session.flush()
-    return user
-
-
-def fetch_url(url: str) -> bytes:
-    """Fetch a linked CAP document (http(s) only, bounded size and time)."""
-    import httpx
-
-    from broadcast.alerts.cap import MAX_DOCUMENT_BYTES
-
-    if not url.startswith(("http://", "https://")):
-        raise OSError(f"not an http(s) URL: {url}")
-    with httpx.stream("GET", url, timeout=10, follow_redirects=True) as response:
-        response.raise_for_status()
-        body = b""
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > MAX_DOCUMENT_BYTES:
-                raise OSError("linked document too large")
-    return body
-
-
 @cap_app.command("validate")
 def cap_validate(paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Check CAP files (or Atom/RSS feeds of CAP); exit 1 if any is not valid CAP 1.1 or 1.2."""
@@ -223,12 +185,13 @@ def cap_import(
 
     from broadcast.alerts.importing import import_document
     from broadcast.db import session_scope
-    from broadcast.users.service import find_user_by_username
+    from broadcast.fetch import fetch_url
+    from broadcast.users.service import find_user_by_username, system_user
 
     total_bad = 0
     for path in track(paths, description="Impor CAP / importing", console=console, transient=True):
         with session_scope(_engine()) as session:
-            user = system_author(session) if author == SYSTEM_USER else find_user_by_username(session, username=author)
+            user = system_user(session) if author == SYSTEM_USER else find_user_by_username(session, username=author)
             if user is None:
                 console.print(f"[red]no such user: {author}[/red]")
                 raise typer.Exit(2)
@@ -247,6 +210,40 @@ def cap_import(
         if not result.imported:
             total_bad += 1
     raise typer.Exit(1 if total_bad else 0)
+
+
+@bmkg_app.command("import")
+def bmkg_import(
+    paths: Annotated[list[Path], typer.Argument(exists=True)],
+    fetch: Annotated[bool, typer.Option(help="fetch the CAP documents an RSS index links to")] = True,
+) -> None:
+    """Turn BMKG nowcast CAP/RSS and earthquake JSON (files or folders) into draft alerts."""
+    from rich.progress import track
+
+    from broadcast.alerts import bmkg
+    from broadcast.db import session_scope
+    from broadcast.fetch import fetch_url
+    from broadcast.users.service import system_user
+
+    files = bmkg.source_files(paths)
+    created = 0
+    for path in track(files, description="Impor BMKG / importing", console=console, transient=True):
+        with session_scope(_engine()) as session:
+            result = bmkg.detect_and_import(
+                session,
+                path.read_bytes(),
+                author=system_user(session),
+                fetch=fetch_url if fetch else None,
+                name=str(path),
+            )
+        created += len(result.created)
+        for alert_id in result.created:
+            console.print(f"{path}: draft alert {alert_id}")
+        for alert_id in result.merged:
+            console.print(f"{path}: added a language to draft alert {alert_id}")
+        for item, reason in result.skipped:
+            console.print(f"[yellow]{item}: {reason}[/yellow]")
+    console.print(f"{created} draf baru / new drafts (perlu persetujuan / need approval)")
 
 
 @app.command()

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     enabled_channels: list[str] = ["sms", "social", "web"]
     sender_id: str = "bpbd@broadcast.local"
+    # BMKG sources a beat job polls for new items (URLs or folders); empty disables the job.
+    bmkg_sources: list[str] = []
+    bmkg_poll_seconds: float = 300.0
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
 

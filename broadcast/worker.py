@@ -18,7 +18,9 @@ VISIBILITY_TIMEOUT_S = 2 * 3600
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app with acks-late, reject-on-worker-loss and one reserved task per process."""
-    app = Celery("broadcast", broker=settings.resolved_broker_url, include=["broadcast.dispatch.tasks"])
+    app = Celery(
+        "broadcast", broker=settings.resolved_broker_url, include=["broadcast.dispatch.tasks", "broadcast.alerts.tasks"]
+    )
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -32,6 +34,11 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
         beat_schedule={
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
+            **(
+                {"bmkg-poll": {"task": "alerts.poll_bmkg", "schedule": settings.bmkg_poll_seconds}}
+                if settings.bmkg_sources and settings.bmkg_poll_seconds > 0
+                else {}
+            ),
         },
     )
     return app

@@ -51,6 +51,12 @@ def contains(outer: str, inner: str) -> bool:
     return inner == outer or inner.startswith(outer + ".")
 
 
+@lru_cache(maxsize=4)
+def places_at(level: str) -> tuple[Place, ...]:
+    """Every place at one level (provinsi, kabupaten_kota, kecamatan, desa_kelurahan), by code."""
+    return tuple(sorted((p for p in _places().values() if p.level == level), key=lambda p: p.kode))
+
+
 def children(code: str) -> list[Place]:
     """The places one level below `code`."""
     return [p for p in _places().values() if p.kode_induk == code]

@@ -589,18 +589,7 @@ def export_cap(alert: Alert) -> bytes:
 
     Raises: CapError.
     """
-    msg = capmap.alert_to_message(_with_sent(alert))
-    return cap.export(msg)
-
-
-def _with_sent(alert: Alert) -> Alert:
-    if alert.sent is not None:
-        return alert
-    preview = Alert(**{c.key: getattr(alert, c.key) for c in Alert.__table__.columns})
-    preview.sent = utcnow()
-    preview.infos = list(alert.infos)
-    preview.areas = list(alert.areas)
-    return preview
+    return cap.export(capmap.alert_to_message(alert, sent=utcnow()))
 
 
 def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:

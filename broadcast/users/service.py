@@ -103,3 +103,33 @@ def find_user_by_username(session: Session, *, username: str) -> User | None:
 def list_users(session: Session) -> list[User]:
     """Every user, by username."""
     return list(session.scalars(select(User).order_by(User.username)))
+
+
+SYSTEM_USERNAME = "sistem"
+
+
+def system_user(session: Session) -> User:
+    """The account that authors machine-made drafts (imports, BMKG): it can never sign in or approve."""
+    user = find_user_by_username(session, username=SYSTEM_USERNAME)
+    if user is None:
+        import secrets
+
+        user = User(
+            username=SYSTEM_USERNAME,
+            full_name="Impor otomatis / automatic import",
+            password_hash=hash_password(secrets.token_urlsafe(32)),
+            role=Role.OPERATOR.value,
+            jurisdiction=None,
+            is_active=False,
+        )
+        session.add(user)
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="user.create",
+            subject_type="user",
+            subject_id=user.id,
+            after={"username": SYSTEM_USERNAME, "role": user.role, "system": True},
+        )
+    return user

@@ -1,0 +1,40 @@
+"""Celery tasks of the alerts domain."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from broadcast.alerts import bmkg
+from broadcast.db import get_engine, session_scope
+from broadcast.fetch import fetch_url
+from broadcast.settings import get_settings
+from broadcast.users.service import system_user
+from broadcast.worker import celery
+
+log = logging.getLogger(__name__)
+
+
+def _read_source(source: str) -> list[tuple[str, bytes]]:
+    if source.startswith(("http://", "https://")):
+        return [(source, fetch_url(source))]
+    return [(str(p), p.read_bytes()) for p in bmkg.source_files([Path(source)])]
+
+
+@celery.task(name="alerts.poll_bmkg", acks_late=True)
+def poll_bmkg() -> None:
+    """Turn new items of the configured BMKG sources into drafts; re-polls add nothing twice.
+    A source that fails is logged and tried again on the next beat."""
+    settings = get_settings()
+    engine = get_engine(settings.resolved_database_url)
+    for source in settings.bmkg_sources:
+        try:
+            documents = _read_source(source)
+        except OSError as exc:
+            log.warning("BMKG source %s unreadable: %s", source, exc)
+            continue
+        for name, data in documents:
+            with session_scope(engine) as session:
+                result = bmkg.detect_and_import(session, data, author=system_user(session), fetch=fetch_url, name=name)
+            if result.created or result.merged:
+                log.info("BMKG %s: %d new drafts, %d merged", name, len(result.created), len(result.merged))
