@@ -90,6 +90,20 @@ def snapshot(alert: Alert) -> dict[str, Any]:
     }
 
 
+def _audit(
+    session: Session, alert: Alert, action: str, *, actor_id: int | None, before: dict[str, Any] | None = None
+) -> None:
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action=action,
+        subject_type="alert",
+        subject_id=alert.id,
+        before=before,
+        after=snapshot(alert),
+    )
+
+
 def alert_codes(alert: Alert) -> list[str]:
     """Every Kemendagri code the alert targets."""
     return sorted({c for a in alert.areas for c in a.geocodes})
@@ -132,14 +146,7 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
     )
     session.add(alert)
     session.flush()
-    audit.record(
-        session,
-        actor_id=author.id,
-        action="alert.create",
-        subject_type="alert",
-        subject_id=alert.id,
-        after=snapshot(alert),
-    )
+    _audit(session, alert, "alert.create", actor_id=author.id)
     return alert
 
 
@@ -169,15 +176,7 @@ def edit_draft(session: Session, *, alert_id: int, data: AlertCreate, actor: Use
     alert.expires = data.expires
     alert.note = data.note if data.note is not None else alert.note
     session.flush()
-    audit.record(
-        session,
-        actor_id=actor.id,
-        action="alert.edit",
-        subject_type="alert",
-        subject_id=alert.id,
-        before=before,
-        after=snapshot(alert),
-    )
+    _audit(session, alert, "alert.edit", actor_id=actor.id, before=before)
     return alert
 
 
@@ -237,15 +236,7 @@ def submit_alert(session: Session, *, alert_id: int, actor: User) -> Alert:
     alert.submitted_at = utcnow()
     alert.rejection_reason = None
     session.flush()
-    audit.record(
-        session,
-        actor_id=actor.id,
-        action="alert.submit",
-        subject_type="alert",
-        subject_id=alert.id,
-        before=before,
-        after=snapshot(alert),
-    )
+    _audit(session, alert, "alert.submit", actor_id=actor.id, before=before)
     return alert
 
 
@@ -280,15 +271,7 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     alert.sent = now
     cap.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
     session.flush()
-    audit.record(
-        session,
-        actor_id=approver.id,
-        action="alert.approve",
-        subject_type="alert",
-        subject_id=alert.id,
-        before=before,
-        after=snapshot(alert),
-    )
+    _audit(session, alert, "alert.approve", actor_id=approver.id, before=before)
     return alert
 
 
@@ -343,15 +326,7 @@ def mark_published(session: Session, *, alert: Alert) -> Alert:
     before = _transition(alert, Action.PUBLISH)
     alert.published_at = utcnow()
     session.flush()
-    audit.record(
-        session,
-        actor_id=None,
-        action="alert.publish",
-        subject_type="alert",
-        subject_id=alert.id,
-        before=before,
-        after=snapshot(alert),
-    )
+    _audit(session, alert, "alert.publish", actor_id=None, before=before)
     action = rules.follow_up_action(alert.msg_type)
     if action is not None and alert.references_alert_id is not None:
         original = _lock(session, alert.references_alert_id)
@@ -498,15 +473,7 @@ def expire_due(session: Session, *, now: datetime | None = None) -> list[Alert]:
     for alert in due:
         before = _transition(alert, Action.EXPIRE)
         session.flush()
-        audit.record(
-            session,
-            actor_id=None,
-            action="alert.expire",
-            subject_type="alert",
-            subject_id=alert.id,
-            before=before,
-            after=snapshot(alert),
-        )
+        _audit(session, alert, "alert.expire", actor_id=None, before=before)
     return list(due)
 
 

@@ -29,27 +29,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def entry_hash(
-    *,
-    prev_hash: str,
-    at: datetime,
-    actor_id: int | None,
-    action: str,
-    subject_type: str,
-    subject_id: int | None,
-    before: Any,
-    after: Any,
-) -> str:
+def entry_hash(entry: AuditEntry) -> str:
     """The SHA-256 of an entry's content chained to the previous entry's hash."""
     body = json.dumps(
         {
-            "prev": prev_hash,
-            "at": at.isoformat(timespec="microseconds"),
-            "actor": actor_id,
-            "action": action,
-            "subject": [subject_type, subject_id],
-            "before": before,
-            "after": after,
+            "prev": entry.prev_hash,
+            "at": entry.at.isoformat(timespec="microseconds"),
+            "actor": entry.actor_id,
+            "action": entry.action,
+            "subject": [entry.subject_type, entry.subject_id],
+            "before": entry.before,
+            "after": entry.after,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -72,28 +62,17 @@ def record(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
     prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)) or GENESIS
-    at = utcnow()
-    before_j, after_j = _jsonable(before), _jsonable(after)
     entry = AuditEntry(
-        at=at,
+        at=utcnow(),
         actor_id=actor_id,
         action=action,
         subject_type=subject_type,
         subject_id=subject_id,
-        before=before_j,
-        after=after_j,
+        before=_jsonable(before),
+        after=_jsonable(after),
         prev_hash=prev,
-        hash=entry_hash(
-            prev_hash=prev,
-            at=at,
-            actor_id=actor_id,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            before=before_j,
-            after=after_j,
-        ),
     )
+    entry.hash = entry_hash(entry)
     session.add(entry)
     session.flush()
     return entry
@@ -115,16 +94,7 @@ def verify_chain(session: Session) -> ChainCheck:
         count += 1
         if entry.prev_hash != prev:
             return ChainCheck(False, count, entry.id, "prev_hash does not match the previous entry")
-        expected = entry_hash(
-            prev_hash=entry.prev_hash,
-            at=entry.at,
-            actor_id=entry.actor_id,
-            action=entry.action,
-            subject_type=entry.subject_type,
-            subject_id=entry.subject_id,
-            before=entry.before,
-            after=entry.after,
-        )
+        expected = entry_hash(entry)
         if expected != entry.hash:
             return ChainCheck(False, count, entry.id, "content does not match its hash")
         prev = entry.hash
