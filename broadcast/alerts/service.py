@@ -571,6 +571,7 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
         expires=alert.expires,
         area_desc="; ".join(a.area_desc for a in alert.areas),
         public_url=public_url(public_base_url, alert.identifier),
+        short_url=short_url(public_base_url, alert.id),
         references=alert.references,
         infos=tuple(
             InfoData(
@@ -593,6 +594,11 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
 def public_url(base: str, identifier: str) -> str:
     """The public page of an alert."""
     return f"{base.rstrip('/')}/peringatan/{identifier}"
+
+
+def short_url(base: str, alert_id: int) -> str:
+    """A short link to the public page, for SMS where every character counts."""
+    return f"{base.rstrip('/')}/p/{alert_id}"
 
 
 def is_exercise_like(alert: Alert) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 
 from broadcast.alerts import service as alerts
@@ -53,6 +53,18 @@ def alert_page(identifier: str, request: Request, session: SessionDep) -> HTMLRe
     followers = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if AlertState(a.state) in PUBLIC_STATES]
     original = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
     return render_page(request, "alert.html", alert=alert, followers=followers, original=original)
+
+
+@router.get("/p/{alert_id}", response_class=RedirectResponse, status_code=302)
+def short_link(alert_id: int, session: SessionDep) -> RedirectResponse:
+    """The short SMS link: redirects to the public page of a published alert.
+
+    Raises: NotFound.
+    """
+    alert = session.get(Alert, alert_id)
+    if alert is None or AlertState(alert.state) not in PUBLIC_STATES:
+        raise NotFound("Peringatan tidak ditemukan / alert not found", code="alert-not-found")
+    return RedirectResponse(f"/peringatan/{alert.identifier}", status_code=302)
 
 
 @router.get("/cap/{identifier}.xml")

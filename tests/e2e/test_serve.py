@@ -57,7 +57,9 @@ def run_lifecycle(base: str, status: str) -> None:
     sms = [m for m in outbox if m["channel"] == "sms"]
     assert len(sms) == PALU_DEMO_SUBSCRIBERS
     assert len({m["recipient"] for m in sms}) == PALU_DEMO_SUBSCRIBERS  # nobody twice
-    assert all(page in m["text"] for m in sms)
+    short = f"{base}/p/{alert['id']}"
+    assert all(m["text"].endswith(short) for m in sms)  # SMS carry the short link
+    assert httpx.get(short).url == httpx.URL(page)
     marks = {"Exercise": ("[LATIHAN]", "[EXERCISE]"), "Test": ("[TEST/UJI COBA]", "[TEST]")}
     if status in marks:
         assert all(m["text"].startswith(marks[status]) for m in outbox)

@@ -198,8 +198,11 @@ def test_oversized_body_is_413_and_writes_nothing(client, engine):
 
 def test_unpublished_alert_has_no_public_page(client):
     op = login(client, "op.palu")
-    ident = client.post("/api/v1/alerts", json=alert_payload(), headers=op).json()["identifier"]
+    created = client.post("/api/v1/alerts", json=alert_payload(), headers=op).json()
+    ident = created["identifier"]
     assert client.get(f"/peringatan/{ident}").status_code == 404
+    assert client.get(f"/p/{created['id']}", follow_redirects=False).status_code == 404
+    assert client.get(f"/cap/{ident}.xml").status_code == 404
     assert ident.encode() not in client.get("/feed/atom.xml").content
 
 
