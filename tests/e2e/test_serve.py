@@ -59,7 +59,7 @@ def run_lifecycle(base: str, status: str) -> None:
     assert len({m["recipient"] for m in sms}) == PALU_DEMO_SUBSCRIBERS  # nobody twice
     short = f"{base}/p/{alert['id']}"
     assert all(m["text"].endswith(short) for m in sms)  # SMS carry the short link
-    assert httpx.get(short).url == httpx.URL(page)
+    assert httpx.get(short, follow_redirects=True).url == httpx.URL(page)
     marks = {"Exercise": ("[LATIHAN]", "[EXERCISE]"), "Test": ("[TEST/UJI COBA]", "[TEST]")}
     if status in marks:
         assert all(m["text"].startswith(marks[status]) for m in outbox)
