@@ -573,6 +573,7 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
         public_url=public_url(public_base_url, alert.identifier),
         short_url=short_url(public_base_url, alert.id),
         references=alert.references,
+        area_codes=tuple(alert_codes(alert)),
         infos=tuple(
             InfoData(
                 language=i.language,

@@ -1,9 +1,13 @@
-"""Public pages and feeds: no login, Indonesian first."""
+"""Public pages and feeds: no login, Indonesian first (?lang=en for English), fast on a slow phone."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 
 from broadcast.alerts import service as alerts
@@ -11,48 +15,160 @@ from broadcast.alerts.models import Alert, AlertState, CapStatus
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.db import utcnow
-from broadcast.errors import NotFound
+from broadcast.errors import Invalid, NotFound
+from broadcast.web import maps
+from broadcast.web.caching import etag_for, not_modified, validator_headers
 from broadcast.web.render import render_page
-from channels.web import atom_feed
+from channels.web import atom_feed, json_alert, rss_feed
+from geo import gazetteer
 
 router = APIRouter(tags=["public"])
 
+Lang = Annotated[Literal["id", "en"], Query(description="id (default) or en")]
+Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+FeedStatus = Literal["Actual", "Exercise", "Test", "all"]
 
-def _current(session: SessionDep, *, actual: bool) -> list[Alert]:
+
+class UnknownArea(NotFound):
+    code = "unknown-area-code"
+
+
+def _in_area(alert: Alert, code: str) -> bool:
+    codes = alerts.alert_codes(alert)
+    return any(gazetteer.contains(code, c) or gazetteer.contains(c, code) for c in codes)
+
+
+def select_alerts(
+    session: SessionDep,
+    *,
+    statuses: tuple[str, ...] = (CapStatus.ACTUAL.value,),
+    code: str | None = None,
+    severity: str | None = None,
+    current: bool = True,
+    limit: int = 200,
+) -> list[Alert]:
+    """Published alerts (current ones unless `current` is False), newest first, filtered."""
     now = utcnow()
-    status_filter = Alert.status == CapStatus.ACTUAL.value if actual else Alert.status != CapStatus.ACTUAL.value
-    stmt = (
-        select(Alert)
-        .where(
-            Alert.state == AlertState.PUBLISHED.value,
-            or_(Alert.expires.is_(None), Alert.expires > now),
-            status_filter,
-        )
-        .order_by(Alert.sent.desc())
-        .limit(200)
-    )
-    return list(session.scalars(stmt))
+    states = [AlertState.PUBLISHED.value] if current else [s.value for s in PUBLIC_STATES]
+    stmt = select(Alert).where(Alert.state.in_(states), Alert.status.in_(statuses)).order_by(Alert.sent.desc())
+    if current:
+        stmt = stmt.where(or_(Alert.expires.is_(None), Alert.expires > now))
+    found = list(session.scalars(stmt.limit(limit * 5 if (code or severity) else limit)))
+    if code:
+        found = [a for a in found if _in_area(a, code)]
+    if severity:
+        found = [a for a in found if a.infos and a.infos[0].severity == severity]
+    return found[:limit]
+
+
+def _check_code(code: str | None) -> None:
+    if code is not None and (not gazetteer.is_well_formed(code) or gazetteer.find_place(code) is None):
+        raise UnknownArea(f"Kode wilayah '{code}' tidak dikenal / unknown area code")
+
+
+def _version(found: list[Alert], *extra: object) -> tuple[str, datetime | None]:
+    last = max((a.updated_at for a in found), default=None)
+    return etag_for(*extra, *((a.id, a.updated_at.isoformat()) for a in found)), last
+
+
+def _statuses(status: FeedStatus) -> tuple[str, ...]:
+    return ("Actual", "Exercise", "Test") if status == "all" else (status,)
+
+
+def _cached(request: Request, found: list[Alert], key: tuple[object, ...], build: Callable[[], Response]) -> Response:
+    etag, last = _version(found, *key)
+    cached = not_modified(request, etag=etag, last_modified=last)
+    if cached is not None:
+        return cached
+    response = build()
+    response.headers.update(validator_headers(etag=etag, last_modified=last))
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep) -> HTMLResponse:
-    """Current alerts, real ones first, then exercises clearly marked."""
-    current = _current(session, actual=True) + _current(session, actual=False)
-    return render_page(request, "index.html", alerts=current)
+def home(request: Request, session: SessionDep, lang: Lang = "id") -> Response:
+    """Current alerts with a map, real ones first, then exercises and tests clearly marked."""
+    real = select_alerts(session)
+    drills = select_alerts(session, statuses=("Exercise", "Test"))
+    found = real + drills
+    return _cached(
+        request,
+        found,
+        ("home", lang),
+        lambda: render_page(
+            request, "index.html", alerts=real, drills=drills, lang=lang, overview=maps.alerts_feature_collection(found)
+        ),
+    )
 
 
 @router.get("/peringatan/{identifier}", response_class=HTMLResponse)
-def alert_page(identifier: str, request: Request, session: SessionDep) -> HTMLResponse:
-    """The public page of one published alert.
+def alert_page(identifier: str, request: Request, session: SessionDep, lang: Lang = "id") -> Response:
+    """The public page of one published alert, with its history of updates and cancellation.
 
     Raises: NotFound (unknown or not yet published).
     """
+    alert = _published(session, identifier)
+    followers = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if AlertState(a.state) in PUBLIC_STATES]
+    original = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
+    infos = sorted(alert.infos, key=lambda i: not i.language.startswith(lang))
+    return _cached(
+        request,
+        [alert, *followers],
+        ("page", lang),
+        lambda: render_page(
+            request, "alert.html", alert=alert, infos=infos, followers=followers, original=original, lang=lang
+        ),
+    )
+
+
+def _published(session: SessionDep, identifier: str) -> Alert:
     alert = alerts.find_alert_by_identifier(session, identifier=identifier)
     if alert is None or AlertState(alert.state) not in PUBLIC_STATES:
         raise NotFound("Peringatan tidak ditemukan / alert not found", code="alert-not-found")
-    followers = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if AlertState(a.state) in PUBLIC_STATES]
-    original = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
-    return render_page(request, "alert.html", alert=alert, followers=followers, original=original)
+    return alert
+
+
+@router.get("/peringatan/{identifier}/area.geojson")
+def alert_area(identifier: str, request: Request, session: SessionDep) -> Response:
+    """The alert's target area and the kabupaten outlines around it, for the page map."""
+    alert = _published(session, identifier)
+    return _cached(
+        request,
+        [alert],
+        ("area",),
+        lambda: JSONResponse(maps.alert_feature_collection(alert), media_type="application/geo+json"),
+    )
+
+
+@router.get("/wilayah/{code}", response_class=HTMLResponse)
+def area_page(code: str, request: Request, session: SessionDep, lang: Lang = "id") -> Response:
+    """Alerts for one area code (current first, then past), e.g. /wilayah/33.15.
+
+    Raises: NotFound (unknown code).
+    """
+    _check_code(code)
+    place = gazetteer.find_place(code)
+    current = select_alerts(session, statuses=("Actual", "Exercise", "Test"), code=code)
+    past = [
+        a
+        for a in select_alerts(session, statuses=("Actual", "Exercise", "Test"), code=code, current=False, limit=50)
+        if a not in current
+    ]
+    return _cached(
+        request,
+        current + past,
+        ("area-page", code, lang),
+        lambda: render_page(
+            request,
+            "area.html",
+            place=place,
+            code=code,
+            current=current,
+            past=past,
+            lang=lang,
+            overview=maps.alerts_feature_collection(current),
+        ),
+    )
 
 
 @router.get("/p/{alert_id}", response_class=RedirectResponse, status_code=302)
@@ -68,53 +184,139 @@ def short_link(alert_id: int, session: SessionDep) -> RedirectResponse:
 
 
 @router.get("/cap/{identifier}.xml")
-def alert_cap(identifier: str, session: SessionDep) -> Response:
+def alert_cap(identifier: str, request: Request, session: SessionDep) -> Response:
     """The CAP 1.2 message of a published alert (schema-valid, or not served at all).
 
     Raises: NotFound.
     """
-    alert = alerts.find_alert_by_identifier(session, identifier=identifier)
-    if alert is None or AlertState(alert.state) not in PUBLIC_STATES:
-        raise NotFound("Peringatan tidak ditemukan / alert not found", code="alert-not-found")
-    return Response(
-        alerts.export_cap(alert),
-        media_type="application/cap+xml",
-        headers={"Cache-Control": "public, max-age=60"},
+    alert = _published(session, identifier)
+    return _cached(
+        request, [alert], ("cap",), lambda: Response(alerts.export_cap(alert), media_type="application/cap+xml")
     )
 
 
-def _feed(session: SessionDep, settings: SettingsDep, *, actual: bool, path: str, title: str) -> Response:
+def _feed(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    *,
+    kind: str,
+    path: str,
+    title: str,
+    statuses: tuple[str, ...],
+    code: str | None,
+    severity: str | None,
+) -> Response:
+    _check_code(code)
+    found = select_alerts(session, statuses=statuses, code=code, severity=severity)
     base = settings.public_base_url.rstrip("/")
-    current = _current(session, actual=actual)
-    data = [alerts.to_alert_data(a, public_base_url=base) for a in current]
-    updated = max((a.sent for a in current if a.sent), default=None) or utcnow()
-    body = atom_feed(data, feed_url=f"{base}{path}", title=title, updated=updated, site_url=f"{base}/")
-    return Response(
-        body,
-        media_type="application/atom+xml; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=30"},
-    )
+
+    def build() -> Response:
+        data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
+        updated = max((a.updated_at for a in found), default=None) or utcnow()
+        query = f"?{request.url.query}" if request.url.query else ""
+        args = {"feed_url": f"{base}{path}{query}", "title": title, "updated": updated, "site_url": f"{base}/"}
+        if kind == "rss":
+            return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
+        if kind == "json":
+            return JSONResponse(
+                {"title": title, "updated": updated.isoformat(), "alerts": [json_alert(a) for a in data]}
+            )
+        return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
+
+    return _cached(request, found, (kind, path, code, severity, statuses), build)
+
+
+AreaQuery = Annotated[str | None, Query(alias="wilayah", max_length=13, description="Kemendagri code, e.g. 72.71")]
+SeverityQuery = Annotated[Severity | None, Query()]
 
 
 @router.get("/feed/atom.xml")
-def feed_actual(session: SessionDep, settings: SettingsDep) -> Response:
-    """Atom feed of current real (Actual) alerts, the form aggregators ingest."""
+def feed_atom(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wilayah: AreaQuery = None,
+    severity: SeverityQuery = None,
+) -> Response:
+    """Atom feed of current real (Actual) alerts, each linking its CAP document."""
     return _feed(
+        request,
         session,
         settings,
-        actual=True,
+        kind="atom",
         path="/feed/atom.xml",
+        statuses=("Actual",),
         title="Peringatan bencana aktif / Current disaster alerts",
+        code=wilayah,
+        severity=severity,
     )
 
 
 @router.get("/feed/latihan.xml")
-def feed_exercise(session: SessionDep, settings: SettingsDep) -> Response:
+def feed_exercise(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wilayah: AreaQuery = None,
+    severity: SeverityQuery = None,
+) -> Response:
     """A separate Atom feed of exercises and tests, so aggregators never take them for real."""
     return _feed(
+        request,
         session,
         settings,
-        actual=False,
+        kind="atom",
         path="/feed/latihan.xml",
+        statuses=("Exercise", "Test"),
         title="LATIHAN/TEST: peringatan latihan / exercise and test alerts",
+        code=wilayah,
+        severity=severity,
+    )
+
+
+@router.get("/feed/rss.xml")
+def feed_rss(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wilayah: AreaQuery = None,
+    severity: SeverityQuery = None,
+) -> Response:
+    """RSS 2.0 feed of current real alerts."""
+    return _feed(
+        request,
+        session,
+        settings,
+        kind="rss",
+        path="/feed/rss.xml",
+        statuses=("Actual",),
+        title="Peringatan bencana aktif / Current disaster alerts",
+        code=wilayah,
+        severity=severity,
+    )
+
+
+@router.get("/api/public/alerts")
+def feed_json(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wilayah: AreaQuery = None,
+    severity: SeverityQuery = None,
+    status: FeedStatus = "Actual",
+) -> Response:
+    """Current alerts as JSON; `status=all` adds exercises and tests, each flagged `is_exercise_or_test`."""
+    if status not in ("Actual", "Exercise", "Test", "all"):
+        raise Invalid("status harus Actual, Exercise, Test atau all / bad status")
+    return _feed(
+        request,
+        session,
+        settings,
+        kind="json",
+        path="/api/public/alerts",
+        statuses=_statuses(status),
+        title="Peringatan bencana / disaster alerts",
+        code=wilayah,
+        severity=severity,
     )

@@ -18,5 +18,10 @@ def render_page(request: Request, name: str, *, status_code: int = 200, **contex
     """The page `name` with the common context (user, csrf, status marks)."""
     context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("csrf", request.cookies.get(CSRF_COOKIE, ""))
-    html = page_env().get_template(name).render(marks=MARKS, **context)
+    lang = context.setdefault("lang", "id")
+
+    def t(indonesian: str, english: str) -> str:
+        return english if lang == "en" else indonesian
+
+    html = page_env().get_template(name).render(marks=MARKS, t=t, path=request.url.path, **context)
     return HTMLResponse(html, status_code=status_code)

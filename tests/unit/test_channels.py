@@ -117,4 +117,6 @@ def test_atom_feed_is_well_formed_and_marks_exercises():
     ns = {"a": "http://www.w3.org/2005/Atom"}
     titles = [e.findtext("a:title", namespaces=ns) for e in root.findall("a:entry", ns)]
     assert titles == ["[LATIHAN] Banjir di Kota Palu", "Banjir di Kota Palu"]
-    assert root.find("a:entry/a:link", ns).get("href") == "http://127.0.0.1:8000/peringatan/BCAST-1"
+    links = {li.get("type"): li.get("href") for li in root.find("a:entry", ns).findall("a:link", ns)}
+    assert links == {"application/cap+xml": "http://127.0.0.1:8000/cap/BCAST-1.xml",
+                     "text/html": "http://127.0.0.1:8000/peringatan/BCAST-1"}
