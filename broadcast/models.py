@@ -4,6 +4,7 @@ from broadcast.alerts.models import Alert, AlertArea, AlertInfo
 from broadcast.audit.models import AuditEntry
 from broadcast.db import Base
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.partners.models import PartnerDelivery, PartnerWebhook
 from broadcast.reports.models import Report
 from broadcast.subscribers.models import Subscriber
 from broadcast.users.models import User
@@ -16,6 +17,8 @@ __all__ = [
     "Base",
     "Delivery",
     "OutboxMessage",
+    "PartnerDelivery",
+    "PartnerWebhook",
     "Report",
     "Subscriber",
     "User",

@@ -12,6 +12,7 @@ from broadcast.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
+TASK_MODULES = ["broadcast.dispatch.tasks", "broadcast.alerts.tasks", "broadcast.partners.tasks"]
 # Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
 VISIBILITY_TIMEOUT_S = 2 * 3600
 
@@ -19,7 +20,9 @@ VISIBILITY_TIMEOUT_S = 2 * 3600
 def create_celery(settings: Settings) -> Celery:
     """A Celery app with acks-late, reject-on-worker-loss and one reserved task per process."""
     app = Celery(
-        "broadcast", broker=settings.resolved_broker_url, include=["broadcast.dispatch.tasks", "broadcast.alerts.tasks"]
+        "broadcast",
+        broker=settings.resolved_broker_url,
+        include=TASK_MODULES,
     )
     app.conf.update(
         task_acks_late=True,
@@ -34,6 +37,7 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
         beat_schedule={
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
+            "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             **(
                 {"bmkg-poll": {"task": "alerts.poll_bmkg", "schedule": settings.bmkg_poll_seconds}}
                 if settings.bmkg_sources and settings.bmkg_poll_seconds > 0

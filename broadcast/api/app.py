@@ -15,6 +15,7 @@ from broadcast.alerts.routes import cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems
 from broadcast.api.deps import SessionDep
+from broadcast.partners.routes import router as partners_router
 from broadcast.settings import Settings, get_settings
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(cap_router)
     app.include_router(hazard_router)
+    app.include_router(partners_router)
     app.include_router(public_router)
     app.include_router(staff_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

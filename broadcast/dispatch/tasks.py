@@ -42,6 +42,9 @@ def fanout_alert(self: Task, alert_id: int) -> None:
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.backoff(self.request.retries)) from exc
+    from broadcast.partners.tasks import fan_out as partners_fan_out
+
+    partners_fan_out.delay(alert_id)  # partners learn of the publish as soon as it is planned
     channels = active_channels()
     for name, ids in planned.items():
         size = channels[name].limits.max_batch if name in channels else planning.DEFAULT_BATCH
