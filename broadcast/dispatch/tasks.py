@@ -9,9 +9,9 @@ from celery import Task
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch import planning, service
+from broadcast.dispatch.wiring import build_active_channels
 from broadcast.settings import get_settings
 from broadcast.worker import celery
-from broadcast.dispatch.wiring import build_active_channels
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
