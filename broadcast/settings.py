@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -167,6 +169,11 @@ class Settings(BaseSettings):
         if self.live_providers_allowed:
             return self.twilio.auth_token.get_secret_value()
         return self.twilio.webhook_test_token.get_secret_value()
+
+    @property
+    def report_author_key(self) -> bytes:
+        """The key reports hash a sender's phone number with (derived from secret_key)."""
+        return hmac.new(self.secret_key.get_secret_value().encode(), b"report-author-v1", hashlib.sha256).digest()
 
     def channel_mode(self, channel: str) -> str:
         """`live` when production and the provider is configured, else `outbox`.
