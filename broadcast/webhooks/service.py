@@ -70,9 +70,9 @@ def _act(
     if fixed is not None:
         return fixed, {}
     assert phone is not None
-    sub = subscribers.find_by_phone(session, phone=phone)
     if command.kind is CommandKind.REGISTER:
         return _register(session, report=report, command=command, phone=phone)
+    sub = subscribers.find_by_phone(session, phone=phone)
     if command.kind is CommandKind.STOP:
         if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
             callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
