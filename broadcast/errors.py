@@ -30,3 +30,17 @@ class Unauthorized(BroadcastError):
 
 class Invalid(BroadcastError):
     code = "invalid"
+
+
+class Unavailable(BroadcastError):
+    """The service cannot do this now (e.g. it is not configured for it); trying later or elsewhere may work."""
+
+    code = "unavailable"
+
+
+class TooLarge(Invalid):
+    code = "payload-too-large"
+
+
+class UnsupportedMediaType(Invalid):
+    code = "unsupported-media-type"

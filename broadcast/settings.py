@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -12,6 +14,9 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known placeholder, rejected in production
+# Where Twilio posts to us; the public URLs are the webhook base URL plus these paths.
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
+TWILIO_INBOUND_PATH = "/webhooks/twilio/inbound"
 
 
 class Environment(StrEnum):
@@ -29,9 +34,15 @@ class TwilioSettings(BaseModel):
     sender_numbers: list[str] = []
     sender_strategy: Literal["hash", "round_robin"] = "hash"
     # Public URL Twilio posts delivery status to; our delivery id is added to its query.
+    # Empty = the webhook base URL + TWILIO_STATUS_PATH.
     status_callback_url: str = ""
     # Public base URL Twilio signs webhooks with (scheme + host as Twilio sees it); empty = public_base_url.
     webhook_base_url: str = ""
+    # Outside production only: the token webhook signatures are checked with (auth_token is never used
+    # there). Empty = webhooks answer 503, since an unsigned webhook must never be trusted.
+    webhook_test_token: SecretStr = SecretStr("")
+    # Twilio Advanced Opt-Out answers STOP/START/HELP itself: we act on them but send an empty reply.
+    advanced_opt_out: bool = False
     max_concurrency: int = Field(default=32, ge=1, le=256)
     timeout_s: float = Field(default=10.0, gt=0)
     rate_per_second: float = Field(default=100.0, gt=0)
@@ -72,7 +83,9 @@ class XSettings(BaseModel):
 
     @property
     def configured(self) -> bool:
-        return bool(self.consumer_key and self.access_token)
+        """True when there is an app key and at least one account (national or regional) to post as."""
+        has_account = bool(self.access_token) or any(a.access_token for a in self.accounts.values())
+        return bool(self.consumer_key and has_account)
 
 
 class Settings(BaseSettings):
@@ -141,6 +154,29 @@ class Settings(BaseSettings):
     def live_providers_allowed(self) -> bool:
         """Only production may talk to real providers; every other environment is outbox-only."""
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def twilio_webhook_base_url(self) -> str:
+        """The scheme and host Twilio signs our webhooks with."""
+        return (self.twilio.webhook_base_url or self.public_base_url).rstrip("/")
+
+    @property
+    def twilio_status_callback_url(self) -> str:
+        """The StatusCallback URL given to Twilio with every message."""
+        return self.twilio.status_callback_url or self.twilio_webhook_base_url + TWILIO_STATUS_PATH
+
+    @property
+    def twilio_webhook_token(self) -> str:
+        """The token webhook signatures are verified with: the auth token in production, the test token
+        elsewhere; "" when none is configured (webhooks then refuse every request)."""
+        if self.live_providers_allowed:
+            return self.twilio.auth_token.get_secret_value()
+        return self.twilio.webhook_test_token.get_secret_value()
+
+    @property
+    def report_author_key(self) -> bytes:
+        """The key reports hash a sender's phone number with (derived from secret_key)."""
+        return hmac.new(self.secret_key.get_secret_value().encode(), b"report-author-v1", hashlib.sha256).digest()
 
     def channel_mode(self, channel: str) -> str:
         """`live` when production and the provider is configured, else `outbox`.

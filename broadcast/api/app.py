@@ -20,6 +20,7 @@ from broadcast.settings import Settings, get_settings
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
 from broadcast.web.staff import router as staff_router
+from broadcast.webhooks.routes import router as webhooks_router
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(partners_router)
     app.include_router(public_router)
     app.include_router(staff_router)
+    app.include_router(webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])

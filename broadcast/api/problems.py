@@ -11,7 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broadcast.errors import BroadcastError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from broadcast.errors import (
+    BroadcastError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +31,9 @@ STATUS: dict[type[BroadcastError], int] = {
     Forbidden: 403,
     Unauthorized: 401,
     Invalid: 422,
+    TooLarge: 413,
+    UnsupportedMediaType: 415,
+    Unavailable: 503,
 }
 TITLES = {
     400: "Permintaan tidak valid / Bad request",
@@ -33,6 +46,7 @@ TITLES = {
     415: "Jenis konten tidak didukung / Unsupported media type",
     422: "Data tidak valid / Invalid data",
     500: "Kesalahan server / Internal error",
+    503: "Layanan tidak tersedia / Service unavailable",
 }
 
 

@@ -14,17 +14,31 @@ from broadcast.db import Base, utcnow
 class DeliveryState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
-    SENT = "sent"
+    SENT = "sent"  # accepted by the provider; a status callback may move it on
+    DELIVERED = "delivered"  # the provider reported the handset got it
+    UNDELIVERED = "undelivered"  # the provider accepted it but the carrier could not deliver it
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+# Rows the provider took: an Update or Cancel must reach every one of these recipients again.
+REACHED_STATES = (
+    DeliveryState.SENDING.value,
+    DeliveryState.SENT.value,
+    DeliveryState.DELIVERED.value,
+    DeliveryState.UNDELIVERED.value,
+)
 
 
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("alert_id", "channel", "recipient_key"),
-        CheckConstraint("state IN ('pending','sending','sent','failed','skipped')", name="state"),
+        CheckConstraint(
+            "state IN ('pending','sending','sent','delivered','undelivered','failed','skipped')", name="state"
+        ),
         Index("ix_deliveries_alert_state", "alert_id", "state"),
+        Index("ix_deliveries_provider_id", "provider_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,6 +56,11 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None]
+    # The provider's own last status word (Twilio: queued, sent, delivered, undelivered, failed, read...).
+    provider_status: Mapped[str | None] = mapped_column(String(16))
+    provider_error_code: Mapped[int | None]
+    provider_status_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):

@@ -19,3 +19,12 @@ def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
 def backoff(retries: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> float:
     """Exponential backoff for the n-th retry, capped well under the broker's visibility timeout."""
     return float(min(cap_s, base_s * (2**retries)))
+
+
+def retry_countdown(retries: int, retry_after: float | None, *, cap_s: float = 3600.0) -> float:
+    """Seconds before the n-th retry: the backoff, or longer when the provider asked us to wait (capped
+    under the broker's visibility timeout, so a far-off reset cannot make Redis redeliver the task)."""
+    wait = backoff(retries)
+    if retry_after is not None and retry_after > wait:
+        wait = float(retry_after)
+    return min(wait, cap_s)

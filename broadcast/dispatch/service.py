@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
-from broadcast.dispatch.models import Delivery, DeliveryState, OutboxMessage
+from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
@@ -64,7 +64,7 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
                 select(Delivery.recipient_key, Delivery.subscriber_id, Delivery.language).where(
                     Delivery.alert_id == alert.references_alert_id,
                     Delivery.channel == channel,
-                    Delivery.state.in_([DeliveryState.SENT.value, DeliveryState.SENDING.value]),
+                    Delivery.state.in_(REACHED_STATES),
                 )
             ).all()
             rows = [
@@ -264,6 +264,13 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         )
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
+
+
+def retry_after_hint(sent: Sequence[Sent], retry_ids: Sequence[int]) -> float | None:
+    """The longest wait a provider asked for among the deliveries to retry; None when none asked."""
+    wanted = set(retry_ids)
+    hints = [s.result.retry_after for s in sent if s.item.delivery_id in wanted and s.result.retry_after is not None]
+    return max(hints) if hints else None
 
 
 @dataclass

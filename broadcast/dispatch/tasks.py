@@ -9,10 +9,10 @@ from celery import Task
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch import planning, service
+from broadcast.dispatch.wiring import build_active_channels
 from broadcast.settings import get_settings
 from broadcast.worker import celery
 from channels.base import Channel
-from channels.registry import build_channels
 
 log = logging.getLogger(__name__)
 LEASE_S = 300
@@ -20,13 +20,8 @@ LEASE_S = 300
 
 @lru_cache(maxsize=1)
 def active_channels() -> dict[str, Channel]:
-    """The enabled channels of this process, each in the mode the settings allow."""
-    s = get_settings()
-    return build_channels(
-        s.enabled_channels,
-        modes={n: s.channel_mode(n) for n in s.enabled_channels},
-        public_base_url=s.public_base_url,
-    )
+    """The enabled channels of this process: live Twilio/X only in production with credentials, else outbox."""
+    return build_active_channels(get_settings())
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -67,7 +62,8 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
     with session_scope(engine) as session:
         retry_ids = service.record_results(session, sent=sent)
     if retry_ids:
-        raise self.retry(args=[retry_ids], countdown=planning.backoff(self.request.retries))
+        countdown = planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
+        raise self.retry(args=[retry_ids], countdown=countdown)
 
 
 @celery.task(name="dispatch.sweep", acks_late=True)

@@ -30,3 +30,7 @@ class Report(Base):
     hazard: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="new")
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # For an inbound SMS that was a command (register, stop, start, help) rather than a report; None otherwise.
+    command: Mapped[str | None] = mapped_column(String(16))
+    # The exact reply we gave (TwiML for SMS), so a retried webhook gets the same answer.
+    reply: Mapped[str | None] = mapped_column(Text)

@@ -23,3 +23,6 @@ class Subscriber(Base):
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]
+    # Why an inactive subscriber gets nothing: "sms-stop" (they texted BERHENTI/STOP to us), "twilio-opt-out"
+    # (Twilio reports 21610: they opted out with Twilio) or "undeliverable" (the number can never receive).
+    stop_reason: Mapped[str | None] = mapped_column(String(32))

@@ -102,6 +102,7 @@ REPLIES = frozenset(
         "registered",
         "register_unknown",
         "register_missing",
+        "register_ambiguous",
         "stopped",
         "started",
         "help",

@@ -1,0 +1,1 @@
+"""Provider webhooks: Twilio delivery status callbacks and inbound SMS (citizen commands and reports)."""

@@ -1,0 +1,110 @@
+"""Twilio webhooks: delivery status callbacks and inbound SMS, both signed with X-Twilio-Signature.
+
+The signature is checked against our configured public URL (never the Host header), the raw query and the
+raw form, before anything is parsed or stored. Outside production the test token is used; with no token at
+all the webhooks refuse every request (503), because an unverified webhook could stop anyone's alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from broadcast.api.deps import SessionDep, SettingsDep
+from broadcast.dispatch import callbacks
+from broadcast.errors import Forbidden, Invalid, TooLarge, Unavailable, UnsupportedMediaType
+from broadcast.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH
+from broadcast.webhooks import service
+from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
+from channels.sms.inbound import TwilioForm
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+# Twilio's forms are a few kilobytes (a 1,600-character body at most); anything far larger is not Twilio.
+MAX_FORM_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedForm:
+    form: TwilioForm
+    raw_query: str
+
+
+async def signed_form(request: Request, settings: SettingsDep) -> SignedForm:
+    """The request's form, only once X-Twilio-Signature proves Twilio sent it to our public URL.
+
+    Raises: Unavailable (no token configured), UnsupportedMediaType, TooLarge, Invalid, Forbidden.
+    """
+    token = settings.twilio_webhook_token
+    if not token:
+        raise Unavailable(
+            "Webhook Twilio belum dikonfigurasi / Twilio webhooks are not configured (no token to verify with)",
+            code="twilio-webhook-not-configured",
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise UnsupportedMediaType(
+            f"Harus {FORM_TYPE} / must be {FORM_TYPE}, got {content_type or 'nothing'}",
+        )
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise TooLarge(f"Formulir melebihi {MAX_FORM_BYTES} byte / form larger than {MAX_FORM_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("Formulir bukan UTF-8 / form is not UTF-8", code="malformed-form") from exc
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    ok = validate_signature(
+        token,
+        public_base_url=settings.twilio_webhook_base_url,
+        path=request.url.path,
+        raw_query=raw_query,
+        raw_body=text,
+        signature=request.headers.get("x-twilio-signature"),
+    )
+    if not ok:
+        log.warning("twilio webhook %s: missing or invalid signature", request.url.path)
+        raise Forbidden("Tanda tangan Twilio tidak valid / invalid Twilio signature", code="invalid-signature")
+    return SignedForm(parse_form(text), raw_query)
+
+
+SignedFormDep = Annotated[SignedForm, Depends(signed_form)]
+
+
+@router.post(TWILIO_STATUS_PATH, status_code=200)
+def twilio_status(signed: SignedFormDep, session: SessionDep) -> Response:
+    """Record a delivery status callback; a replayed or out-of-order one changes nothing.
+
+    Raises: Invalid (no MessageSid/MessageStatus, unknown status).
+    """
+    try:
+        status = parse_status_callback(signed.form, raw_query=signed.raw_query)
+    except InvalidCallback as exc:
+        raise Invalid(f"Callback status tidak valid / invalid status callback: {exc}", code="invalid-callback") from exc
+    callbacks.record_status(session, status=status)
+    session.commit()
+    return Response(status_code=200)
+
+
+@router.post(TWILIO_INBOUND_PATH, status_code=200)
+def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Store an inbound SMS, act on its command (DAFTAR, BERHENTI, MULAI, BANTUAN, LAPOR) and reply in TwiML.
+
+    Raises: Invalid (no MessageSid, From or Body).
+    """
+    event = parse_inbound(signed.form)
+    if event is None:
+        raise Invalid("SMS masuk tanpa MessageSid, From atau Body / inbound SMS without MessageSid, From or Body")
+    twiml = service.handle_inbound_sms(
+        session,
+        event=event,
+        author_key=settings.report_author_key,
+        advanced_opt_out=settings.twilio.advanced_opt_out,
+    )
+    session.commit()
+    return Response(content=twiml, media_type="application/xml")

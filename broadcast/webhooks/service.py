@@ -1,0 +1,117 @@
+"""Inbound SMS use case: store the raw message as a report first, then act on the citizen's command."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from broadcast.dispatch import callbacks
+from broadcast.reports import service as reports
+from broadcast.reports.models import Report
+from broadcast.subscribers import service as subscribers
+from broadcast.subscribers.models import Subscriber
+from channels.base import InboundEvent
+from channels.sms import Command, CommandKind, mask_number, parse_command, reply_for, reply_twiml
+from geo import gazetteer
+from geo.placenames import Resolution, describe, resolve_place
+
+log = logging.getLogger(__name__)
+
+# Commands Twilio Advanced Opt-Out answers itself; we still act on them, but reply with an empty <Response/>.
+OPT_OUT_KINDS = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
+
+
+def handle_inbound_sms(session: Session, *, event: InboundEvent, author_key: bytes, advanced_opt_out: bool) -> str:
+    """Store an inbound SMS as a report (once per MessageSid), act on its command, return the TwiML reply.
+
+    A retried webhook changes nothing and gets the reply the first delivery got.
+    """
+    phone: str | None
+    try:
+        phone = subscribers.normalise_phone(event.sender)
+    except subscribers.InvalidPhone:
+        phone = None
+    author = reports.author_hash(author_key, phone or event.sender)
+    report, created = reports.store_inbound(
+        session, source="sms", external_id=event.external_id, raw=event.raw, author=author
+    )
+    if not created and report.reply is not None:
+        return report.reply
+    command = parse_command(event.text)
+    report.language = command.language
+    report.text = event.text.strip()
+    if phone is None and command.kind is not CommandKind.REPORT:
+        # Not a number we can subscribe or stop (a short code, an alphanumeric sender): keep it as a report.
+        log.warning(
+            "inbound SMS %s from an unparseable sender %s kept as a report", report.id, mask_number(event.sender)
+        )
+        command = Command(CommandKind.REPORT, report.text, command.language)
+    name, context = _act(session, report=report, command=command, phone=phone)
+    if advanced_opt_out and command.kind in OPT_OUT_KINDS:
+        name = None
+    report.reply = reply_twiml(name, **context)
+    session.flush()
+    log.info("inbound SMS %s (report %s): %s", event.external_id, report.id, report.command or "report")
+    return report.reply
+
+
+def _act(
+    session: Session, *, report: Report, command: Command, phone: str | None
+) -> tuple[str | None, dict[str, object]]:
+    fixed = reply_for(command)
+    if command.kind is CommandKind.REPORT:
+        if fixed is not None:
+            report.state = "dismissed"
+            return fixed, {}
+        return _report(session, report=report, command=command, phone=phone)
+    report.command = command.kind.value
+    report.state = "actioned"
+    if fixed is not None:
+        return fixed, {}
+    assert phone is not None
+    if command.kind is CommandKind.REGISTER:
+        return _register(session, report=report, command=command, phone=phone)
+    sub = subscribers.find_by_phone(session, phone=phone)
+    if command.kind is CommandKind.STOP:
+        if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
+            callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
+        return "stopped", {}
+    if command.kind is CommandKind.START:
+        if sub is None:
+            return "register_missing", {}
+        subscribers.start_subscriber(session, subscriber=sub)
+        return "started", {}
+    return "help", {}
+
+
+def _register(
+    session: Session, *, report: Report, command: Command, phone: str
+) -> tuple[str | None, dict[str, object]]:
+    match = resolve_place(command.argument)
+    if match.resolution is Resolution.FOUND and match.place is not None:
+        sub, _ = subscribers.register_by_sms(
+            session, phone=phone, admin_code=match.place.kode, language=command.language
+        )
+        report.admin_code = sub.admin_code
+        return "registered", {"area": describe(match.place)}
+    if match.resolution is Resolution.AMBIGUOUS:
+        options = [{"name": _short(p), "code": p.kode} for p in match.options]
+        return "register_ambiguous", {"area": command.argument, "options": options}
+    return "register_unknown", {"area": command.argument}
+
+
+def _short(place: gazetteer.Place) -> str:
+    parent = gazetteer.find_place(place.kode_induk) if place.kode_induk else None
+    return f"{place.nama}, {parent.nama}" if parent is not None and parent.level != "provinsi" else place.nama
+
+
+def _report(
+    session: Session, *, report: Report, command: Command, phone: str | None
+) -> tuple[str | None, dict[str, object]]:
+    report.text = command.argument
+    report.state = "new"
+    sub: Subscriber | None = subscribers.find_by_phone(session, phone=phone) if phone else None
+    if sub is not None:
+        report.admin_code = sub.admin_code  # where they registered: the location hint until geoparsing
+    return "report_received", {"reference": report.id}
