@@ -5,7 +5,7 @@ from broadcast.audit.models import AuditEntry
 from broadcast.db import Base
 from broadcast.dispatch.models import Delivery, OutboxMessage
 from broadcast.partners.models import PartnerDelivery, PartnerWebhook
-from broadcast.reports.models import Report
+from broadcast.reports.models import PollCheckpoint, Report
 from broadcast.subscribers.models import Subscriber
 from broadcast.users.models import User
 
@@ -19,6 +19,7 @@ __all__ = [
     "OutboxMessage",
     "PartnerDelivery",
     "PartnerWebhook",
+    "PollCheckpoint",
     "Report",
     "Subscriber",
     "User",

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # BMKG sources a beat job polls for new items (URLs or folders); empty disables the job.
     bmkg_sources: list[str] = []
     bmkg_poll_seconds: float = 300.0
+    # How often beat reads mentions of the agency X accounts into reports (production with X configured).
+    x_poll_seconds: float = 60.0
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
 

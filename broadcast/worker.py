@@ -12,7 +12,12 @@ from broadcast.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
-TASK_MODULES = ["broadcast.dispatch.tasks", "broadcast.alerts.tasks", "broadcast.partners.tasks"]
+TASK_MODULES = [
+    "broadcast.dispatch.tasks",
+    "broadcast.alerts.tasks",
+    "broadcast.partners.tasks",
+    "broadcast.reports.tasks",
+]
 # Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
 VISIBILITY_TIMEOUT_S = 2 * 3600
 
@@ -38,6 +43,11 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
+            **(
+                {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
+                if settings.live_providers_allowed and settings.x.configured and settings.x_poll_seconds > 0
+                else {}
+            ),
             **(
                 {"bmkg-poll": {"task": "alerts.poll_bmkg", "schedule": settings.bmkg_poll_seconds}}
                 if settings.bmkg_sources and settings.bmkg_poll_seconds > 0

@@ -34,3 +34,13 @@ class Report(Base):
     command: Mapped[str | None] = mapped_column(String(16))
     # The exact reply we gave (TwiML for SMS), so a retried webhook gets the same answer.
     reply: Mapped[str | None] = mapped_column(Text)
+
+
+class PollCheckpoint(Base):
+    """Where a poller stopped (e.g. the newest X post id seen per account), so a restart reads nothing twice."""
+
+    __tablename__ = "poll_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
