@@ -282,13 +282,10 @@ class XRenderer(Renderer):
         ]
 
     def relation(self, alert: AlertData) -> tuple[str | None, str | None]:
-        """(quote_of, reply_to): the original post an update or cancel quotes, or a correction replies to."""
+        """(quote_of, reply_to): updates, cancels and corrections reply to the original post, so whoever
+        saw it finds what changed right under it."""
         original = alert.original_provider_ids.get(self.name)
-        if not original:
-            return None, None
-        if alert.msg_type in ("Update", "Cancel"):
-            return original, None
-        if alert.msg_type == "Error":
+        if original and alert.msg_type in ("Update", "Cancel", "Error"):
             return None, original
         return None, None
 
@@ -327,7 +324,7 @@ class XRenderer(Renderer):
         counter: str,
     ) -> str:
         _, reply_to = self.relation(alert)
-        original_link = STATUS_URL.format(id=reply_to) if reply_to else ""
+        original_link = STATUS_URL.format(id=reply_to) if reply_to and alert.msg_type == "Error" else ""
         return self._template(
             f"alert.{_lang(info)}",
             alert=alert,

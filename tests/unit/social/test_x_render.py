@@ -97,12 +97,12 @@ def test_preview_lists_each_post_with_weight_and_image():
 @pytest.mark.parametrize(
     ("msg_type", "label_id", "label_en", "quote", "reply"),
     [
-        ("Update", "PEMBARUAN: ", "UPDATE: ", "111", None),
-        ("Cancel", "DIBATALKAN: ", "CANCELLED: ", "111", None),
+        ("Update", "PEMBARUAN: ", "UPDATE: ", None, "111"),
+        ("Cancel", "DIBATALKAN: ", "CANCELLED: ", None, "111"),
         ("Error", "KOREKSI: ", "CORRECTION: ", None, "111"),
     ],
 )
-def test_updates_quote_and_corrections_reply_to_the_original(msg_type, label_id, label_en, quote, reply):
+def test_updates_cancels_and_corrections_reply_to_the_original(msg_type, label_id, label_en, quote, reply):
     alert = make_alert("Exercise", msg_type=msg_type, original_provider_ids={"social": "111", "sms": "SM1"})
     (msg,) = XRenderer().render(alert, [Recipient("public", alert.public_url, "id")])
     assert msg.text.startswith(f"[LATIHAN] {label_id}Banjir di Kota Palu")
