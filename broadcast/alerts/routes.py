@@ -148,6 +148,32 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
     }
 
 
+@router.get("/{alert_id}/x-caps")
+def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, object]:
+    """Whether posting this alert's thread would go over X's 24-hour caps, said before approval."""
+    from datetime import timedelta
+
+    from broadcast.db import utcnow
+    from channels.social import XRenderer, check_posting_caps
+
+    alert = service.get_alert(session, alert_id=alert_id)
+    data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
+    planned = len(XRenderer().render_thread(data)) if "social" in alert.channels else 0
+    # Every account is counted together: conservative for each one, exact for the app-wide cap.
+    posted = dispatch.social_posts_since(
+        session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url
+    )
+    check = check_posting_caps(planned, account_posts_24h=posted, app_posts_24h=posted)
+    return {
+        "planned_posts": planned,
+        "posts_last_24h": posted,
+        "exceeds": check.exceeds,
+        "account_excess": check.account_excess,
+        "app_excess": check.app_excess,
+        "message": " / ".join(m for m in (check.message_id, check.message_en) if m),
+    }
+
+
 @router.get("/{alert_id}/audit")
 def audit_trail(alert_id: int, user: StaffDep, session: SessionDep) -> list[AuditRead]:
     """Every recorded change of this alert, oldest first."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from broadcast.alerts import geometry
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
@@ -164,6 +165,7 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
         stmt = select(Subscriber.id, Subscriber.phone).where(Subscriber.id.in_(sub_ids), Subscriber.active.is_(True))
         phones = {sid: phone for sid, phone in session.execute(stmt)}
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
+    data = replace(data, **_public_post_extras(session, alert, channels={r.channel for r in rows}))
     batch = ClaimedBatch(alert=data)
     stopped = []
     for r in rows:
@@ -178,6 +180,24 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
     if stopped:
         skip(session, delivery_ids=stopped, reason="subscriber stopped")
     return batch
+
+
+def _public_post_extras(session: Session, alert: Alert, *, channels: set[str]) -> dict[str, Any]:
+    """For public posts: the area map, and the original's post ids an update or cancel replies to."""
+    extras: dict[str, Any] = {}
+    if any(RENDERERS[c].audience is Audience.PUBLIC and c != "web" for c in channels):
+        try:
+            extras["map_png"] = geometry.map_png(alert)
+        except Exception:  # a map is a nicety: never let it stop a warning going out
+            log.exception("map image for alert %s failed", alert.id)
+    if alert.references_alert_id is not None:
+        stmt = select(Delivery.channel, Delivery.provider_id).where(
+            Delivery.alert_id == alert.references_alert_id,
+            Delivery.recipient_key == "public",
+            Delivery.provider_id.is_not(None),
+        )
+        extras["original_provider_ids"] = {channel: pid for channel, pid in session.execute(stmt)}
+    return extras
 
 
 def skip(session: Session, *, delivery_ids: Sequence[int], reason: str) -> None:
@@ -215,7 +235,7 @@ def send_claimed(batch: ClaimedBatch, *, channels: Mapping[str, Channel]) -> lis
             continue
         messages = channel.render(batch.alert, [i.recipient for i in items])
         results = {r.reference: r for r in channel.send_many(messages)}
-        texts = {m.reference: m.text for m in messages}
+        texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:
             ref = item.recipient.key
             result = results.get(ref) or SendResult(ref, Outcome.RETRY, error="no result from channel")
@@ -337,3 +357,21 @@ def outbox_for(session: Session, *, alert_id: int, limit: int = 500) -> list[Out
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def social_posts_since(session: Session, *, since: datetime, public_base_url: str) -> int:
+    """How many X posts the service made since `since`: every published social delivery counted as the
+    thread the renderer makes of it (the same renderer that posted it)."""
+    from channels.social import XRenderer
+
+    renderer = XRenderer()
+    alert_ids = session.scalars(
+        select(Delivery.alert_id).where(
+            Delivery.channel == "social", Delivery.sent_at >= since, Delivery.state.in_(["sent", "delivered"])
+        )
+    ).all()
+    total = 0
+    for alert_id in alert_ids:
+        alert = alerts.get_alert(session, alert_id=alert_id)
+        total += len(renderer.render_thread(alerts.to_alert_data(alert, public_base_url=public_base_url)))
+    return total

@@ -7,44 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from broadcast.alerts.models import Alert, AlertArea
+from broadcast.alerts.geometry import alert_geometry
+from broadcast.alerts.models import Alert
 from geo import boundaries, gazetteer
-from geo.areas import area_from_circle
-from geo.errors import GeoError
 
 OUTLINE_SIMPLIFY_DEG = 0.002  # ~200 m: outlines are context, not targets
 TARGET_SIMPLIFY_DEG = 0.0002
-
-
-def area_geometry(area: AlertArea) -> BaseGeometry | None:
-    """The area as one geometry: Kemendagri codes, CAP polygons and circles together (None if empty)."""
-    parts: list[BaseGeometry] = []
-    for code in area.geocodes:
-        try:
-            parts.append(boundaries.geometry_of(code))
-        except GeoError:
-            continue
-    for ring in area.polygons:
-        if len(ring) >= 4:
-            polygon = shapely.Polygon([(lon, lat) for lat, lon in ring])
-            parts.append(shapely.make_valid(polygon))
-    for circle in area.circles:
-        try:
-            parts.append(area_from_circle(circle["lon"], circle["lat"], circle["radius_km"]).geometry)
-        except (GeoError, KeyError):
-            continue
-    parts = [p for p in parts if not p.is_empty]
-    return shapely.union_all(parts) if parts else None
-
-
-def alert_geometry(alert: Alert) -> BaseGeometry | None:
-    """Every area of the alert united."""
-    parts = [g for g in (area_geometry(a) for a in alert.areas) if g is not None]
-    return shapely.union_all(parts) if parts else None
 
 
 def _feature(geometry: BaseGeometry, **properties: Any) -> dict[str, Any]:
