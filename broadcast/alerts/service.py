@@ -204,6 +204,23 @@ def list_alerts(session: Session, *, state: str | None = None, limit: int = 100,
     return list(session.scalars(stmt))
 
 
+def current_for_area(session: Session, *, code: str, limit: int = 3) -> list[Alert]:
+    """Published, unexpired alerts whose area contains `code` or lies inside it, newest first."""
+    now = utcnow()
+    stmt = (
+        select(Alert)
+        .where(Alert.state == AlertState.PUBLISHED.value, or_(Alert.expires.is_(None), Alert.expires > now))
+        .order_by(Alert.sent.desc())
+        .limit(500)
+    )
+    found = [
+        a
+        for a in session.scalars(stmt)
+        if any(gazetteer.contains(c, code) or gazetteer.contains(code, c) for c in alert_codes(a))
+    ]
+    return found[:limit]
+
+
 def list_follow_ups(session: Session, *, alert_id: int) -> list[Alert]:
     """Updates and Cancels that reference this alert, oldest first."""
     stmt = select(Alert).where(Alert.references_alert_id == alert_id).order_by(Alert.id)

@@ -53,9 +53,14 @@ def store_inbound(
     return report, True
 
 
+def find_checkpoint(session: Session, *, name: str) -> PollCheckpoint | None:
+    """The saved state named `name` (a poller's position, an SMS sender's pending choice), if any."""
+    return session.get(PollCheckpoint, name)
+
+
 def get_checkpoint(session: Session, *, name: str) -> str | None:
     """The value a poller saved under `name`, or None on its first run."""
-    row = session.get(PollCheckpoint, name)
+    row = find_checkpoint(session, name=name)
     return row.value if row else None
 
 

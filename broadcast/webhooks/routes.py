@@ -105,6 +105,7 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
         event=event,
         author_key=settings.report_author_key,
         advanced_opt_out=settings.twilio.advanced_opt_out,
+        public_base_url=settings.public_base_url,
     )
     session.commit()
     return Response(content=twiml, media_type="application/xml")

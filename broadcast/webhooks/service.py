@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from broadcast.alerts import service as alerts
+from broadcast.db import utcnow
 from broadcast.dispatch import callbacks
 from broadcast.reports import service as reports
 from broadcast.reports.models import Report
@@ -22,7 +26,12 @@ log = logging.getLogger(__name__)
 OPT_OUT_KINDS = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
 
 
-def handle_inbound_sms(session: Session, *, event: InboundEvent, author_key: bytes, advanced_opt_out: bool) -> str:
+CHOICE_TTL = timedelta(hours=1)
+
+
+def handle_inbound_sms(
+    session: Session, *, event: InboundEvent, author_key: bytes, advanced_opt_out: bool, public_base_url: str = ""
+) -> str:
     """Store an inbound SMS as a report (once per MessageSid), act on its command, return the TwiML reply.
 
     A retried webhook changes nothing and gets the reply the first delivery got.
@@ -47,7 +56,9 @@ def handle_inbound_sms(session: Session, *, event: InboundEvent, author_key: byt
             "inbound SMS %s from an unparseable sender %s kept as a report", report.id, mask_number(event.sender)
         )
         command = Command(CommandKind.REPORT, report.text, command.language)
-    name, context = _act(session, report=report, command=command, phone=phone)
+    name, context = _act(
+        session, report=report, command=command, phone=phone, author=author, public_base_url=public_base_url
+    )
     if advanced_opt_out and command.kind in OPT_OUT_KINDS:
         name = None
     report.reply = reply_twiml(name, **context)
@@ -57,7 +68,7 @@ def handle_inbound_sms(session: Session, *, event: InboundEvent, author_key: byt
 
 
 def _act(
-    session: Session, *, report: Report, command: Command, phone: str | None
+    session: Session, *, report: Report, command: Command, phone: str | None, author: str, public_base_url: str
 ) -> tuple[str | None, dict[str, object]]:
     fixed = reply_for(command)
     if command.kind is CommandKind.REPORT:
@@ -71,8 +82,12 @@ def _act(
         return fixed, {}
     assert phone is not None
     if command.kind is CommandKind.REGISTER:
-        return _register(session, report=report, command=command, phone=phone)
+        return _register(session, report=report, command=command, phone=phone, author=author)
+    if command.kind is CommandKind.CHOICE:
+        return _choose(session, report=report, command=command, phone=phone, author=author)
     sub = subscribers.find_by_phone(session, phone=phone)
+    if command.kind is CommandKind.INFO:
+        return _info(session, command=command, sub=sub, public_base_url=public_base_url)
     if command.kind is CommandKind.STOP:
         if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
             callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
@@ -86,19 +101,65 @@ def _act(
 
 
 def _register(
-    session: Session, *, report: Report, command: Command, phone: str
+    session: Session, *, report: Report, command: Command, phone: str, author: str
 ) -> tuple[str | None, dict[str, object]]:
     match = resolve_place(command.argument)
     if match.resolution is Resolution.FOUND and match.place is not None:
-        sub, _ = subscribers.register_by_sms(
-            session, phone=phone, admin_code=match.place.kode, language=command.language
-        )
-        report.admin_code = sub.admin_code
-        return "registered", {"area": describe(match.place)}
+        return _subscribe(session, report=report, place=match.place, phone=phone, language=command.language)
     if match.resolution is Resolution.AMBIGUOUS:
         options = [{"name": _short(p), "code": p.kode} for p in match.options]
+        # Remember the numbered list for an hour, so a bare "2" picks the second place.
+        reports.set_checkpoint(
+            session, name=f"sms-choice:{author}", value=json.dumps([command.language, *(o["code"] for o in options)])
+        )
         return "register_ambiguous", {"area": command.argument, "options": options}
     return "register_unknown", {"area": command.argument}
+
+
+def _subscribe(
+    session: Session, *, report: Report, place: gazetteer.Place, phone: str, language: str
+) -> tuple[str | None, dict[str, object]]:
+    sub, _ = subscribers.register_by_sms(session, phone=phone, admin_code=place.kode, language=language)
+    report.admin_code = sub.admin_code
+    return "registered", {"area": describe(place)}
+
+
+def _choose(
+    session: Session, *, report: Report, command: Command, phone: str, author: str
+) -> tuple[str | None, dict[str, object]]:
+    """A bare number answering the last numbered list of places sent to this sender (within an hour)."""
+    pending = reports.find_checkpoint(session, name=f"sms-choice:{author}")
+    if pending is None or pending.updated_at < utcnow() - CHOICE_TTL:
+        return "choice_expired", {}
+    language, *codes = json.loads(pending.value)
+    index = int(command.argument) - 1
+    place = gazetteer.find_place(codes[index]) if 0 <= index < len(codes) else None
+    if place is None:
+        return "choice_expired", {}
+    report.command = CommandKind.REGISTER.value
+    pending.value = json.dumps([language])  # answered: a second "1" does not register again
+    return _subscribe(session, report=report, place=place, phone=phone, language=language)
+
+
+def _info(
+    session: Session, *, command: Command, sub: Subscriber | None, public_base_url: str
+) -> tuple[str | None, dict[str, object]]:
+    """The current alerts for the place they name, or else the place they registered for."""
+    place = None
+    if command.argument:
+        match = resolve_place(command.argument)
+        place = match.place if match.resolution is Resolution.FOUND else None
+        if place is None:
+            return "register_unknown", {"area": command.argument}
+    elif sub is not None:
+        place = gazetteer.find_place(sub.admin_code)
+    if place is None:
+        return "info_none", {"area": "-", "registered": False}
+    current = alerts.current_for_area(session, code=place.kode, limit=3)
+    if not current:
+        return "info_none", {"area": describe(place), "registered": sub is not None}
+    items = [{"headline": a.infos[0].headline, "link": alerts.short_url(public_base_url, a.id)} for a in current]
+    return "info", {"area": describe(place), "alerts": items}
 
 
 def _short(place: gazetteer.Place) -> str:

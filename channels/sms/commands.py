@@ -20,6 +20,8 @@ class CommandKind(StrEnum):
     STOP = "stop"
     START = "start"
     HELP = "help"
+    INFO = "info"
+    CHOICE = "choice"  # a bare number answering a numbered list we sent
     REPORT = "report"
 
 
@@ -44,7 +46,8 @@ KEYWORDS: dict[str, tuple[CommandKind, str]] = {
     "yes": (CommandKind.START, "en"),
     "bantuan": (CommandKind.HELP, "id"),
     "help": (CommandKind.HELP, "en"),
-    "info": (CommandKind.HELP, "en"),
+    "info": (CommandKind.INFO, "en"),
+    "informasi": (CommandKind.INFO, "id"),
     "lapor": (CommandKind.REPORT, "id"),
     "report": (CommandKind.REPORT, "en"),
 }
@@ -78,6 +81,8 @@ def parse_command(text: str) -> Command:
     whole = " ".join(body.split())
     if not _clean(whole):
         return Command(CommandKind.HELP, "", "id")
+    if _clean(whole).isdigit() and len(_clean(whole)) == 1:
+        return Command(CommandKind.CHOICE, _clean(whole), "id")
     match = _HEAD.match(whole)
     if match:
         word = match["kw"].casefold()
@@ -108,6 +113,9 @@ REPLIES = frozenset(
         "help",
         "report_received",
         "report_empty",
+        "info",
+        "info_none",
+        "choice_expired",
     }
 )
 

@@ -1,6 +1,7 @@
 """The SMS channel end to end on the service side: live TwilioSms (real SDK) against the fake Twilio server,
 signed status callbacks and inbound SMS through the real FastAPI routes, on SQLite and PostgreSQL."""
 
+import re
 from dataclasses import replace
 from urllib.parse import urlencode
 
@@ -84,8 +85,9 @@ def client(settings, world):
 
 
 def _approved(session, team):
-    alert = alerts.create_alert(session, data=AlertCreate(**alert_payload("Actual")), author=team["operator"],
-                                sender="bpbd@palu")
+    alert = alerts.create_alert(
+        session, data=AlertCreate(**alert_payload("Actual")), author=team["operator"], sender="bpbd@palu"
+    )
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
@@ -115,16 +117,31 @@ def _post_signed(client, token, path, form, query=""):
 
 
 def _status_form(sid, status, code=None):
-    form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-            "AccountSid": "AC" + "f" * 32, "From": "+15005550006", "To": "+6281299000001"}
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": "AC" + "f" * 32,
+        "From": "+15005550006",
+        "To": "+6281299000001",
+    }
     if code is not None:
         form["ErrorCode"] = str(code)
     return form
 
 
 def _inbound_form(sid, body, sender=CITIZEN):
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "f" * 32, "From": sender,
-            "To": "+6281100000000", "Body": body, "NumMedia": "0", "NumSegments": "1"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "f" * 32,
+        "From": sender,
+        "To": "+6281100000000",
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+    }
 
 
 def _row(engine, delivery_id):
@@ -230,14 +247,20 @@ def test_opt_out_code_stops_the_subscriber(client, session, engine, settings, ch
     team, _ = world
     _, rows = _sent_alert(session, settings, channels, team)
     target = rows[2]
-    r = _post_signed(client, fake.auth_token, "/webhooks/twilio/status",
-                     _status_form(target.provider_id, "undelivered", 21610), f"delivery={target.id}")
+    r = _post_signed(
+        client,
+        fake.auth_token,
+        "/webhooks/twilio/status",
+        _status_form(target.provider_id, "undelivered", 21610),
+        f"delivery={target.id}",
+    )
     assert r.status_code == 200
     session.expire_all()
     sub = session.get(Subscriber, target.subscriber_id)
     assert not sub.active and sub.stop_reason == "twilio-opt-out"
-    trail = session.scalars(sa.select(AuditEntry.action).where(AuditEntry.subject_type == "subscriber",
-                                                                AuditEntry.subject_id == sub.id)).all()
+    trail = session.scalars(
+        sa.select(AuditEntry.action).where(AuditEntry.subject_type == "subscriber", AuditEntry.subject_id == sub.id)
+    ).all()
     assert trail[-1] == "subscriber.stop"
     # A later alert plans no row for them.
     alert2 = _approved(session, team)
@@ -294,8 +317,7 @@ def test_inbound_register_with_a_typo_stop_and_replay(client, session, engine, s
     alert = _approved(session, team)
     planned = service.plan_alert(session, alert_id=alert.id)
     session.commit()
-    mine = session.scalar(sa.select(Delivery.id).where(Delivery.alert_id == alert.id,
-                                                         Delivery.subscriber_id == sub.id))
+    mine = session.scalar(sa.select(Delivery.id).where(Delivery.alert_id == alert.id, Delivery.subscriber_id == sub.id))
     assert mine in planned["sms"]
     # ... then they text BERHENTI mid fan-out: the planned row is skipped, never sent.
     r = _post_signed(client, token, path, _inbound_form("SM" + "2" * 32, "BERHENTI"))
@@ -310,15 +332,15 @@ def test_inbound_register_with_a_typo_stop_and_replay(client, session, engine, s
     alert2 = _approved(session, team)
     planned2 = service.plan_alert(session, alert_id=alert2.id)
     session.commit()
-    assert sub.id not in set(session.scalars(sa.select(Delivery.subscriber_id)
-                                             .where(Delivery.id.in_(planned2["sms"]))))
+    assert sub.id not in set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.id.in_(planned2["sms"]))))
     # MULAI brings them back.
     r = _post_signed(client, token, path, _inbound_form("SM" + "3" * 32, "mulai"))
     assert "aktif kembali" in r.text
     session.expire_all()
     assert session.get(Subscriber, sub.id).active
-    actions = session.scalars(sa.select(AuditEntry.action).where(AuditEntry.subject_type == "subscriber",
-                                                                 AuditEntry.subject_id == sub.id)).all()
+    actions = session.scalars(
+        sa.select(AuditEntry.action).where(AuditEntry.subject_type == "subscriber", AuditEntry.subject_id == sub.id)
+    ).all()
     assert actions == ["subscriber.register_sms", "subscriber.stop", "subscriber.start"]
 
 
@@ -345,10 +367,19 @@ def test_inbound_ambiguous_unknown_and_report(client, session, engine, fake, wor
 
 
 def test_advanced_opt_out_gets_an_empty_reply_but_still_stops(db_url, engine, fake, world):
-    settings = Settings(environment="production", database_url=db_url, broker_url=REDIS_13,
-                        secret_key="a-real-production-secret-42", public_base_url=PUBLIC,
-                        twilio={"account_sid": fake.account_sid, "auth_token": fake.auth_token,
-                                "messaging_service_sid": "MG" + "a" * 32, "advanced_opt_out": True})
+    settings = Settings(
+        environment="production",
+        database_url=db_url,
+        broker_url=REDIS_13,
+        secret_key="a-real-production-secret-42",
+        public_base_url=PUBLIC,
+        twilio={
+            "account_sid": fake.account_sid,
+            "auth_token": fake.auth_token,
+            "messaging_service_sid": "MG" + "a" * 32,
+            "advanced_opt_out": True,
+        },
+    )
     with TestClient(create_app(settings)) as client:
         path = "/webhooks/twilio/inbound"
         _post_signed(client, fake.auth_token, path, _inbound_form("SM" + "8" * 32, "DAFTAR Palu Barat"))
@@ -380,16 +411,24 @@ def test_signed_but_incomplete_forms_are_422(client, engine, fake):
     assert r.status_code == 422
     r = _post_signed(client, fake.auth_token, "/webhooks/twilio/status", _status_form("SM1", "exploded"))
     assert r.status_code == 422
-    bad = client.post("/webhooks/twilio/inbound", content=b"Body=\xff\xfe",
-                      headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
+    bad = client.post(
+        "/webhooks/twilio/inbound",
+        content=b"Body=\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+    )
     assert bad.status_code == 422
     with engine.connect() as c:
         assert c.scalar(sa.select(sa.func.count()).select_from(Report)) == 0
 
 
 def test_outside_production_webhooks_need_the_test_token(db_url, engine, world):
-    base = {"environment": "test", "database_url": db_url, "broker_url": REDIS_13, "public_base_url": PUBLIC,
-            "twilio": {"auth_token": "a-real-token-that-must-not-be-used"}}
+    base = {
+        "environment": "test",
+        "database_url": db_url,
+        "broker_url": REDIS_13,
+        "public_base_url": PUBLIC,
+        "twilio": {"auth_token": "a-real-token-that-must-not-be-used"},
+    }
     form = _inbound_form("SM" + "a" * 32, "LAPOR pohon tumbang")
     with TestClient(create_app(Settings(**base))) as client:
         r = _post_signed(client, "a-real-token-that-must-not-be-used", "/webhooks/twilio/inbound", form)
@@ -398,3 +437,37 @@ def test_outside_production_webhooks_need_the_test_token(db_url, engine, world):
     with TestClient(create_app(Settings(**base))) as client:
         r = _post_signed(client, "local-test-token", "/webhooks/twilio/inbound", form)
         assert r.status_code == 200 and "Laporan diterima" in r.text
+
+
+def test_info_lists_current_alerts_and_a_number_answers_an_ambiguous_daftar(client, session, engine, fake, world):
+    """INFO answers with the current alerts for the sender's area; a bare number picks from the numbered list."""
+    team, _ = world
+    alert = alerts.create_alert(
+        session, data=AlertCreate(**alert_payload("Actual")), author=team["operator"], sender="bpbd@palu"
+    )
+    alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
+    alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
+    session.commit()
+    service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    token, path, phone = fake.auth_token, "/webhooks/twilio/inbound", "+6281299900777"
+
+    def sms(n, body, sender=phone):
+        return _post_signed(client, token, path, _inbound_form(f"SM{n:032d}", body, sender)).text
+
+    listing = sms(1, "DAFTAR Tondo")
+    assert "1)" in listing and "2)" in listing
+    codes = re.findall(r"\[([\d.]+)\]", listing)
+    chosen = sms(2, "1")
+    assert "Terdaftar" in chosen or "Registered" in chosen
+    sub = session.scalar(sa.select(Subscriber).where(Subscriber.phone == phone))
+    assert sub is not None and sub.active and sub.admin_code == codes[0]
+    assert "kedaluwarsa" in sms(3, "1")  # the list was answered already
+    assert "kedaluwarsa" in sms(4, "2", sender="+6281299900778")  # nobody asked this sender anything
+    info = sms(5, "INFO")
+    if sub.admin_code.startswith("72.71"):
+        assert "Banjir di Kota Palu" in info and f"/p/{alert.id}" in info
+    else:
+        assert "Tidak ada peringatan aktif" in info
+    assert f"/p/{alert.id}" in sms(6, "INFO Palu Timur")
+    assert "Tidak ada peringatan aktif" in sms(7, "INFO 33.15")
