@@ -11,11 +11,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import __version__
-from broadcast.alerts.routes import cap_router, hazard_router
+from broadcast.alerts.routes import areas_router, cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems
 from broadcast.api.deps import SessionDep
 from broadcast.settings import Settings, get_settings
+from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
 from broadcast.web.staff import router as staff_router
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(cap_router)
     app.include_router(hazard_router)
+    app.include_router(subscribers_router)
+    app.include_router(areas_router)
     app.include_router(public_router)
     app.include_router(staff_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
