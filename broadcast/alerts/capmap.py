@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from broadcast.alerts import cap
 from broadcast.alerts.areas import lenient_geometry
 from broadcast.alerts.cap import CapArea, CapInfo, CapMessage, CapResource
@@ -23,9 +25,10 @@ def _area_to_cap(area: AlertArea) -> CapArea:
     return CapArea(area.area_desc, polygons, circles, geocodes, area.altitude, area.ceiling)
 
 
-def alert_to_message(alert: Alert) -> CapMessage:
-    """The CAP message of a stored alert (its `sent` must be set)."""
-    if alert.sent is None:
+def alert_to_message(alert: Alert, *, sent: datetime | None = None) -> CapMessage:
+    """The CAP message of a stored alert; its `sent` must be set unless one is given."""
+    sent = sent or alert.sent
+    if sent is None:
         raise ValueError("alert has no CAP sent time yet")
     infos = []
     for info in alert.infos:
@@ -58,7 +61,7 @@ def alert_to_message(alert: Alert) -> CapMessage:
     return CapMessage(
         identifier=alert.identifier,
         sender=alert.sender,
-        sent=alert.sent,
+        sent=sent,
         status=alert.status,
         msg_type=alert.msg_type,
         scope=alert.scope,

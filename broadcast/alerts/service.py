@@ -54,7 +54,8 @@ def new_identifier() -> str:
 
 def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence[BaseGeometry] = ()) -> None:
     """Every code (by the code hierarchy) and every drawn geometry (by boundary, with geo's tolerance) must lie
-    inside the user's jurisdiction; national users may target anywhere in Indonesia.
+    inside the user's jurisdiction; national users may target anywhere in Indonesia. Parts at sea that touch
+    no other kabupaten/kota are allowed (a coastal BPBD's tsunami or flood zone runs into the bay).
 
     Raises: OutsideJurisdiction, naming the offending codes or the km² outside and the kabupaten touched.
     """
@@ -67,7 +68,7 @@ def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence
             )
     for geom in geometries:
         try:
-            jurisdiction.check_within(user.jurisdiction, geom)
+            jurisdiction.check_within(user.jurisdiction, geom, allow_sea=True)
         except jurisdiction.OutsideJurisdiction as exc:
             raise OutsideJurisdiction(str(exc)) from None
 
@@ -621,18 +622,9 @@ def export_cap(alert: Alert) -> bytes:
 
     Raises: CapError.
     """
-    msg = capmap.alert_to_message(_with_sent(alert))
-    return cap.export(msg)
-
-
-def _with_sent(alert: Alert) -> Alert:
-    if alert.sent is not None:
-        return alert
-    preview = Alert(**{c.key: getattr(alert, c.key) for c in Alert.__table__.columns})
-    preview.sent = utcnow()
-    preview.infos = list(alert.infos)
-    preview.areas = list(alert.areas)
-    return preview
+    # The provisional time is passed in, not set on a copy: copying would move the area and info rows
+    # to the copy through their back-references.
+    return cap.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
 
 
 def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
