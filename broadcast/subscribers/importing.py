@@ -173,8 +173,8 @@ def import_rows(
     existing: dict[str, tuple[int, bool]] = {}
     phones = [f.phone for f in items]
     for start in range(0, len(phones), WRITE_CHUNK):
-        chunk = phones[start : start + WRITE_CHUNK]
-        stmt = select(Subscriber.phone, Subscriber.id, Subscriber.active).where(Subscriber.phone.in_(chunk))
+        some = phones[start : start + WRITE_CHUNK]
+        stmt = select(Subscriber.phone, Subscriber.id, Subscriber.active).where(Subscriber.phone.in_(some))
         existing |= {phone: (sid, active) for phone, sid, active in session.execute(stmt)}
     new = [f for f in items if f.phone not in existing]
     known = [f for f in items if f.phone in existing]

@@ -16,7 +16,11 @@ class SubscriberCreate(BaseModel):
 
     phone: str = Field(min_length=4, max_length=32)  # 08…, 62… or +62…; stored as E.164
     language: Language = "id"
-    channels: list[PersonalChannel] = Field(default_factory=lambda: ["sms"], min_length=1, max_length=5)
+    channels: list[PersonalChannel] = Field(
+        default_factory=lambda: ["sms"],  # type: ignore[arg-type]
+        min_length=1,
+        max_length=5,
+    )
     x_handle: str | None = Field(default=None, max_length=16)
     lat: float | None = None
     lon: float | None = None

@@ -218,3 +218,37 @@ def test_follow_up_keeps_the_drawn_area_and_reaches_the_original_recipients(sess
     dispatch.plan_alert(session, alert_id=update.id)
     session.commit()
     assert inside in sms_targets(session, update.id)
+
+
+def test_imported_cap_areas_import_outside_indonesia_and_target_inside(session, world):
+    from pathlib import Path
+
+    from broadcast.alerts import importing
+
+    team, _ = world
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "cap" / "real_world"
+    abroad = importing.import_document(session, (fixtures / "ca_ec_snowfall_signed.cap").read_bytes(),
+                                       author=team["admin"], origin="cap-import", fetch=None)
+    session.commit()
+    (alert_id,) = abroad.imported
+    areas = session.get(Alert, alert_id).areas
+    assert any(a.polygons for a in areas) and all(a.target_geometry is None for a in areas)
+    # Our own polygon alert, re-imported under a new identifier, targets the same place.
+    inside = add(session, 31, lon=INSIDE[0], lat=INSIDE[1])
+    mine = service.create_alert(
+        session, data=AlertCreate(**drawn_payload({"geometry": {"type": "Polygon", "coordinates": [BOX]}})),
+        author=team["operator"], sender="t@x",
+    )
+    xml = service.export_cap(mine).replace(mine.identifier.encode(), b"IMPORTED-1")
+    again = importing.import_document(session, xml, author=team["admin"], origin="cap-import", fetch=None)
+    session.commit()
+    imported = session.get(Alert, again.imported[0])
+    geom = shapely.geometry.shape(imported.areas[0].target_geometry)
+    assert geom.covers(shapely.Polygon(BOX))
+    from broadcast.alerts.areas import target_of
+    from broadcast.subscribers import targeting
+
+    target = target_of(imported)
+    matched = targeting.load_subscribers(session).match(targeting.TargetSpec(target.codes, target.drawn))
+    assert inside in matched.tolist()
+    assert not target_of(session.get(Alert, alert_id)).drawn
