@@ -20,12 +20,14 @@ demo_app = typer.Typer(help="Demo data", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit log", no_args_is_help=True)
 cap_app = typer.Typer(help="CAP 1.1/1.2 documents", no_args_is_help=True)
 bmkg_app = typer.Typer(help="BMKG intake (nowcast CAP/RSS, earthquake JSON)", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Pelanggan / subscribers", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cap_app, name="cap")
 app.add_typer(bmkg_app, name="bmkg")
+app.add_typer(subscribers_app, name="subscribers")
 console = Console(soft_wrap=True)
 
 
@@ -330,3 +332,62 @@ def serve(
 
 if __name__ == "__main__":
     sys.exit(app())
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file")],
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the good rows anyway")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report, write nothing")] = False,
+) -> None:
+    """Import subscribers from CSV: columns phone,language,admin_code,lat,lon,channels,x_handle (header
+    required; phone plus a point or an admin_code per row; channels separated by ';'). A phone already
+    registered is updated. Any bad row imports nothing (exit 1) unless --skip-invalid."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from broadcast.db import session_scope
+    from broadcast.errors import BroadcastError
+    from broadcast.subscribers import importing
+
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    total = max(text.count("\n") - 1, 0) + (0 if text.endswith("\n") else 1)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as bar, session_scope(_engine()) as session:
+            tasks: dict[str, int] = {}
+
+            def advance(phase: str, done: int, of: int) -> None:
+                if phase not in tasks:
+                    label = "memeriksa / checking" if phase == "check" else "menulis / writing"
+                    tasks[phase] = bar.add_task(label, total=of or None)
+                bar.update(tasks[phase], completed=done, total=of or None)
+
+            report = importing.import_rows(
+                session,
+                importing.read_csv(text),
+                skip_invalid=skip_invalid,
+                dry_run=dry_run,
+                source=path.name,
+                progress=advance,
+                total=total,
+            )
+    except BroadcastError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    for err in report.errors:
+        console.print(f"[red]line {err.line}: {err.reason}[/red]")
+    for line, earlier in report.repeated:
+        console.print(f"[yellow]line {line}: same phone as line {earlier}; the later row is used[/yellow]")
+    console.print(
+        f"{report.rows} rows, {report.valid} valid, {len(report.errors)} bad; "
+        f"new {report.inserted}, updated (phone already registered) {report.updated}"
+        + (f", of which {report.stopped_kept} stopped and kept stopped" if report.stopped_kept else "")
+        + f"; {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"
+    )
+    if dry_run:
+        console.print("[yellow]dry run: nothing written / uji coba: tidak ada yang disimpan[/yellow]")
+    elif report.applied:
+        console.print(f"[green]imported: {report.inserted} new, {report.updated} updated[/green]")
+    else:
+        console.print("[red]nothing imported: fix the rows above or use --skip-invalid[/red]")
+        raise typer.Exit(1)

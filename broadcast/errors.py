@@ -44,3 +44,14 @@ class TooLarge(Invalid):
 
 class UnsupportedMediaType(Invalid):
     code = "unsupported-media-type"
+
+
+class InvalidGeometry(Invalid):
+    """Geographic input the geo package refused; `code` is geo's stable code (e.g. self-intersection)."""
+
+    code = "invalid-geometry"
+
+    @classmethod
+    def from_geo(cls, exc: ValueError) -> InvalidGeometry:
+        """Wrap a geo.errors.GeoError, keeping its code and its bilingual message."""
+        return cls(str(exc), code=getattr(exc, "code", None))

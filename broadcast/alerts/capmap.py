@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from broadcast.alerts import cap
+from broadcast.alerts.areas import lenient_geometry
 from broadcast.alerts.cap import CapArea, CapInfo, CapMessage, CapResource
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo
 
@@ -95,11 +96,14 @@ def _parse_circle(text: str) -> dict[str, float] | None:
 def _area_from_cap(area: CapArea, position: int | None) -> AlertArea:
     kemendagri = [v for k, v in area.geocodes if k.upper() == cap.KEMENDAGRI]
     others = [{"valueName": k, "value": v} for k, v in area.geocodes if k.upper() != cap.KEMENDAGRI]
+    polygons = [p for p in (_parse_polygon(t) for t in area.polygons) if p is not None]
+    circles = [c for c in (_parse_circle(t) for t in area.circles) if c is not None]
     return AlertArea(
         area_desc=area.area_desc,
         geocodes=kemendagri,
-        polygons=[p for p in (_parse_polygon(t) for t in area.polygons) if p is not None],
-        circles=[c for c in (_parse_circle(t) for t in area.circles) if c is not None],
+        polygons=polygons,
+        circles=circles,
+        target_geometry=lenient_geometry(polygons, circles),
         other_geocodes=others,
         altitude=area.altitude,
         ceiling=area.ceiling,

@@ -5,31 +5,27 @@ from __future__ import annotations
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from broadcast.alerts.areas import codes_geometry, drawn_geometry, union
 from broadcast.alerts.models import Alert, AlertArea
-from geo import boundaries
 from geo.areas import area_from_circle
 from geo.errors import GeoError
 
 
 def area_geometry(area: AlertArea) -> BaseGeometry | None:
-    """The area as one geometry: Kemendagri codes, CAP polygons and circles together (None if empty)."""
-    parts: list[BaseGeometry] = []
-    for code in area.geocodes:
-        try:
-            parts.append(boundaries.geometry_of(code))
-        except GeoError:
-            continue
-    for ring in area.polygons:
-        if len(ring) >= 4:
-            polygon = shapely.Polygon([(lon, lat) for lat, lon in ring])
-            parts.append(shapely.make_valid(polygon))
-    for circle in area.circles:
-        try:
-            parts.append(area_from_circle(circle["lon"], circle["lat"], circle["radius_km"]).geometry)
-        except (GeoError, KeyError):
-            continue
-    parts = [p for p in parts if not p.is_empty]
-    return shapely.union_all(parts) if parts else None
+    """What the area targets: its codes' boundaries plus the drawn target; for imported areas that have
+    no resolved target, their CAP polygons and circles (None when nothing is left)."""
+    drawn = drawn_geometry(area)
+    parts = [codes_geometry(area.geocodes), drawn]
+    if drawn is None:
+        for ring in area.polygons:
+            if len(ring) >= 4:
+                parts.append(shapely.make_valid(shapely.Polygon([(lon, lat) for lat, lon in ring])))
+        for circle in area.circles:
+            try:
+                parts.append(area_from_circle(circle["lon"], circle["lat"], circle["radius_km"]).geometry)
+            except (GeoError, KeyError):
+                continue
+    return union(parts)
 
 
 def alert_geometry(alert: Alert) -> BaseGeometry | None:

@@ -139,6 +139,12 @@ class AlertArea(Base):
     geocodes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # CAP polygons: each a list of [lat, lon] pairs, closed.
     polygons: Mapped[list[list[list[float]]]] = mapped_column(JSON, default=list)
+    # The resolved geometry of the drawn parts (GeoJSON, lon/lat, EPSG:4326): GeoJSON, circles and CAP strings
+    # the operator gave. Kemendagri codes are resolved from `geocodes`. None: nothing drawn, or an imported
+    # area that is not a usable target (e.g. outside Indonesia).
+    target_geometry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Worst distance (metres) by which the CAP polygons exceed the drawn target.
+    cap_overshoot_m: Mapped[float | None]
     # CAP circles: each {"lat", "lon", "radius_km"}.
     circles: Mapped[list[dict[str, float]]] = mapped_column(JSON, default=list)
     # Geocodes other than Kemendagri codes, kept as {"valueName", "value"} for round trips.

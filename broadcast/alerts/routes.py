@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from broadcast.alerts import hazards, service
+from broadcast.alerts import hazards, reach, service
 from broadcast.alerts.models import ALERT_STATES, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
+    AreaResolved,
+    AreaSpec,
     AuditRead,
     CancelIn,
     CapImportRead,
@@ -22,6 +26,7 @@ from broadcast.alerts.schemas import (
     HazardRenderIn,
     InfoIn,
     OutboxRead,
+    ReachRead,
     RejectIn,
 )
 from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 cap_router = APIRouter(prefix="/api/v1/cap", tags=["cap"])
 hazard_router = APIRouter(prefix="/api/v1/hazards", tags=["hazards"])
+areas_router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 CAP_MEDIA = "application/cap+xml"
 STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
@@ -138,14 +144,40 @@ def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRea
 
 
 @router.get("/{alert_id}/preview")
-def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, list[dict]]:
-    """The exact text every chosen channel will send, per language."""
+def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """The exact text every chosen channel will send, per language, and under "reach" who it reaches."""
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
-    return {
+    out: dict[str, Any] = {
         ch: [{"language": p.language, "text": p.text, **p.details} for p in RENDERERS[ch]().preview(data)]
         for ch in alert.channels
     }
+    out["reach"] = reach.alert_reach(session, alert=alert)
+    return out
+
+
+@router.get("/{alert_id}/reach")
+def alert_reach(alert_id: int, user: StaffDep, session: SessionDep) -> ReachRead:
+    """Matched subscribers per channel and the estimated population of the alert's areas."""
+    alert = service.get_alert(session, alert_id=alert_id)
+    return ReachRead.model_validate(reach.alert_reach(session, alert=alert))
+
+
+@router.get("/{alert_id}/map.geojson")
+def alert_map_geojson(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
+    """The target and its CAP polygons as a GeoJSON FeatureCollection for the web map."""
+    alert = service.get_alert(session, alert_id=alert_id)
+    return Response(json.dumps(reach.alert_map_geojson(alert)), media_type="application/geo+json")
+
+
+@router.get("/{alert_id}/map.png", response_class=Response)
+def alert_map_png(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
+    """A PNG map of the target, kabupaten outlines and CAP polygons, for posts and reports."""
+    alert = service.get_alert(session, alert_id=alert_id)
+    png = reach.alert_map_png(alert)
+    if png is None:
+        raise Invalid("Peringatan ini tidak punya area di peta / this alert has no mappable area", code="no-geometry")
+    return Response(png, media_type="image/png")
 
 
 @router.get("/{alert_id}/x-caps")
@@ -271,3 +303,9 @@ def list_hazards(user: StaffDep) -> list[HazardRead]:
 def render_hazard(key: str, body: HazardRenderIn, user: StaffDep) -> list[InfoIn]:
     """Info blocks (Indonesian first, then English) filled from the template; the operator edits them."""
     return hazards.render(key, body.fields)
+
+
+@areas_router.post("/resolve")
+def resolve_area(body: AreaSpec, user: AuthorDep, session: SessionDep) -> AreaResolved:
+    """An area spec as the composer needs it: target GeoJSON, CAP polygons, overshoot, warnings and reach."""
+    return AreaResolved.model_validate(reach.resolve_for_composer(session, spec=body, user=user))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -66,11 +66,25 @@ class InfoIn(BaseModel):
     hazard: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$")
 
 
-class AreaIn(BaseModel):
+class CircleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float
+    lat: float
+    radius_km: float
+
+
+class AreaSpec(BaseModel):
+    """Where: Kemendagri codes and/or a drawn GeoJSON, a circle, a CAP polygon or a CAP circle (their union)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    area_desc: str = Field(min_length=1, max_length=500)
-    geocodes: list[str] = Field(min_length=1, max_length=500)
+    geocodes: list[str] = Field(default_factory=list, max_length=500)
+    # GeoJSON (lon,lat) Polygon, MultiPolygon, Feature or FeatureCollection, as drawn on the map.
+    geometry: dict[str, Any] | None = None
+    circle: CircleIn | None = None
+    cap_polygon: str | None = Field(default=None, max_length=300_000)  # "lat,lon lat,lon ..." closed
+    cap_circle: str | None = Field(default=None, max_length=100)  # "lat,lon radius_km"
 
     @field_validator("geocodes")
     @classmethod
@@ -82,6 +96,19 @@ class AreaIn(BaseModel):
         if unknown:
             raise ValueError(f"unknown Kemendagri code(s) / kode wilayah tidak dikenal: {', '.join(unknown[:10])}")
         return list(dict.fromkeys(codes))
+
+    @model_validator(mode="after")
+    def _something(self) -> AreaSpec:
+        if not (self.geocodes or self.geometry or self.circle or self.cap_polygon or self.cap_circle):
+            raise ValueError(
+                "area kosong: beri kode wilayah, geometri, lingkaran atau poligon / empty area: give geocodes, "
+                "a geometry, a circle, a cap_polygon or a cap_circle"
+            )
+        return self
+
+
+class AreaIn(AreaSpec):
+    area_desc: str = Field(min_length=1, max_length=500)
 
 
 class AlertCreate(BaseModel):
@@ -154,6 +181,8 @@ class AreaRead(BaseModel):
     circles: list[dict[str, float]]
     other_geocodes: list[dict[str, str]]
     info_position: int | None
+    target_geometry: dict[str, Any] | None = None
+    cap_overshoot_m: float | None = None
 
 
 class AlertRead(BaseModel):
@@ -261,3 +290,27 @@ class CapImportRead(BaseModel):
     imported: list[int]
     skipped: list[SkippedRead]
     warnings: list[str]
+
+
+class CapPolygonRead(BaseModel):
+    cap: str  # the CAP <polygon> value
+    vertices: int
+
+
+class ReachRead(BaseModel):
+    """Who an area reaches: matched subscribers per personal channel, and people living there (estimate)."""
+
+    subscribers: dict[str, int]
+    population: int
+    by_kabupaten: list[dict[str, Any]]
+
+
+class AreaResolved(BaseModel):
+    target: dict[str, Any] | None  # GeoJSON geometry of the whole target (codes and drawn parts)
+    codes: list[str]
+    cap_polygons: list[CapPolygonRead]
+    cap_circles: list[dict[str, float]]
+    overshoot_m: float | None
+    overshoot_target_met: bool | None
+    warnings: list[str]
+    reach: ReachRead

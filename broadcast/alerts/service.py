@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from broadcast.alerts import areas as area_geo
 from broadcast.alerts import cap, capmap, rules
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import Action
@@ -22,7 +24,7 @@ from broadcast.db import utcnow
 from broadcast.errors import Conflict, Forbidden, NotFound
 from broadcast.users.models import User
 from channels.base import AlertData, InfoData
-from geo import gazetteer
+from geo import gazetteer, jurisdiction
 
 
 class AlertNotFound(NotFound):
@@ -50,19 +52,43 @@ def new_identifier() -> str:
     return f"BCAST-{utcnow():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-def check_jurisdiction(user: User, codes: Sequence[str]) -> None:
-    """Every code must lie inside the user's jurisdiction (national users may target anywhere).
+def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence[BaseGeometry] = ()) -> None:
+    """Every code (by the code hierarchy) and every drawn geometry (by boundary, with geo's tolerance) must lie
+    inside the user's jurisdiction; national users may target anywhere in Indonesia. Parts at sea that touch
+    no other kabupaten/kota are allowed (a coastal BPBD's tsunami or flood zone runs into the bay).
 
-    Raises: OutsideJurisdiction, naming the offending codes.
+    Raises: OutsideJurisdiction, naming the offending codes or the km² outside and the kabupaten touched.
     """
-    if user.jurisdiction is None:
-        return
-    outside = [c for c in codes if not gazetteer.contains(user.jurisdiction, c)]
-    if outside:
-        raise OutsideJurisdiction(
-            f"Wilayah di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
-            f"areas outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
-        )
+    if user.jurisdiction is not None:
+        outside = [c for c in codes if not gazetteer.contains(user.jurisdiction, c)]
+        if outside:
+            raise OutsideJurisdiction(
+                f"Wilayah di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
+                f"areas outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
+            )
+    for geom in geometries:
+        try:
+            jurisdiction.check_within(user.jurisdiction, geom, allow_sea=True)
+        except jurisdiction.OutsideJurisdiction as exc:
+            raise OutsideJurisdiction(str(exc)) from None
+
+
+def check_alert_jurisdiction(user: User, alert: Alert) -> None:
+    """Every area of a stored alert, codes and drawn parts, lies inside the user's jurisdiction.
+
+    Raises: OutsideJurisdiction.
+    """
+    drawn = [g for g in (area_geo.drawn_geometry(a) for a in alert.areas) if g is not None]
+    check_jurisdiction(user, alert_codes(alert), geometries=drawn)
+
+
+def check_areas_jurisdiction(user: User, resolved: Sequence[area_geo.ResolvedArea]) -> None:
+    """Every resolved (not yet stored) area lies inside the user's jurisdiction.
+
+    Raises: OutsideJurisdiction.
+    """
+    drawn = [r.drawn for r in resolved if r.drawn is not None]
+    check_jurisdiction(user, [c for r in resolved for c in r.codes], geometries=drawn)
 
 
 def snapshot(alert: Alert) -> dict[str, Any]:
@@ -87,6 +113,7 @@ def snapshot(alert: Alert) -> dict[str, Any]:
             for i in alert.infos
         ],
         "geocodes": alert_codes(alert),
+        "drawn": [a.target_geometry for a in alert.areas if a.target_geometry],
     }
 
 
@@ -109,7 +136,9 @@ def alert_codes(alert: Alert) -> list[str]:
     return sorted({c for a in alert.areas for c in a.geocodes})
 
 
-def _content_from(data: AlertCreate) -> tuple[list[AlertInfo], list[AlertArea]]:
+def _content_from(
+    data: AlertCreate, resolved: Sequence[area_geo.ResolvedArea]
+) -> tuple[list[AlertInfo], list[AlertArea]]:
     infos = [
         AlertInfo(
             position=n,
@@ -119,19 +148,20 @@ def _content_from(data: AlertCreate) -> tuple[list[AlertInfo], list[AlertArea]]:
         )
         for n, info in enumerate(data.infos)
     ]
-    areas = [AlertArea(area_desc=a.area_desc, geocodes=a.geocodes) for a in data.areas]
+    areas = [r.to_row(a.area_desc) for a, r in zip(data.areas, resolved, strict=True)]
     return infos, areas
 
 
 def create_alert(session: Session, *, data: AlertCreate, author: User, sender: str) -> Alert:
     """A new draft alert written by `author`, inside their jurisdiction.
 
-    Raises: RoleNotAllowed, OutsideJurisdiction, InvalidTimes.
+    Raises: RoleNotAllowed, InvalidGeometry, OutsideJurisdiction, InvalidTimes.
     """
     rules.check_can_author(author.role)
-    check_jurisdiction(author, [c for a in data.areas for c in a.geocodes])
+    resolved = area_geo.resolve_areas(data.areas)
+    check_areas_jurisdiction(author, resolved)
     rules.check_times(sent=None, expires=data.expires, now=utcnow())
-    infos, areas = _content_from(data)
+    infos, areas = _content_from(data, resolved)
     alert = Alert(
         identifier=new_identifier(),
         sender=sender,
@@ -153,19 +183,20 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
 def edit_draft(session: Session, *, alert_id: int, data: AlertCreate, actor: User) -> Alert:
     """Replace the content of a draft (a follow-up keeps its type, reference and status).
 
-    Raises: AlertNotFound, NotEditable, RoleNotAllowed, OutsideJurisdiction, InvalidTimes.
+    Raises: AlertNotFound, NotEditable, RoleNotAllowed, InvalidGeometry, OutsideJurisdiction, InvalidTimes.
     """
     alert = _lock(session, alert_id)
     rules.check_can_author(actor.role)
-    check_jurisdiction(actor, alert_codes(alert))
-    check_jurisdiction(actor, [c for a in data.areas for c in a.geocodes])
+    check_alert_jurisdiction(actor, alert)
+    resolved = area_geo.resolve_areas(data.areas)
+    check_areas_jurisdiction(actor, resolved)
     if alert.state != AlertState.DRAFT.value:
         raise NotEditable(f"Hanya draf yang bisa diubah / only drafts can be edited (state {alert.state})")
     if alert.references_alert_id is not None and data.status != alert.status:
         raise NotEditable("Status pembaruan harus sama dengan aslinya / a follow-up keeps the original status")
     rules.check_times(sent=None, expires=data.expires, now=utcnow())
     before = snapshot(alert)
-    infos, areas = _content_from(data)
+    infos, areas = _content_from(data, resolved)
     alert.infos.clear()
     alert.areas.clear()
     session.flush()
@@ -248,7 +279,7 @@ def submit_alert(session: Session, *, alert_id: int, actor: User) -> Alert:
     """
     alert = _lock(session, alert_id)
     rules.check_can_author(actor.role)
-    check_jurisdiction(actor, alert_codes(alert))
+    check_alert_jurisdiction(actor, alert)
     before = _transition(alert, Action.SUBMIT)
     alert.submitted_at = utcnow()
     alert.rejection_reason = None
@@ -271,7 +302,7 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
         approver_id=approver.id,
         contributors=contributors(session, alert_id=alert.id),
     )
-    check_jurisdiction(approver, alert_codes(alert))
+    check_alert_jurisdiction(approver, alert)
     rules.check_status_allowed(alert.status, production=production)
     now = utcnow()
     if alert.expires is not None and alert.expires <= now:
@@ -318,7 +349,7 @@ def reject_alert(session: Session, *, alert_id: int, approver: User, reason: str
     """
     alert = _lock(session, alert_id)
     rules.check_can_approve(approver.role, author_id=alert.author_id, approver_id=approver.id)
-    check_jurisdiction(approver, alert_codes(alert))
+    check_alert_jurisdiction(approver, alert)
     before = _transition(alert, Action.REJECT)
     alert.rejection_reason = reason
     session.flush()
@@ -380,7 +411,7 @@ def create_follow_up(
         raise ValueError("a follow-up is an Update or a Cancel")
     rules.check_can_author(actor.role)
     original = get_alert(session, alert_id=original_id)
-    check_jurisdiction(actor, alert_codes(original))
+    check_alert_jurisdiction(actor, original)
     if original.state != AlertState.PUBLISHED.value:
         raise rules.InvalidTransition(
             f"Hanya peringatan yang terbit bisa diperbarui/dibatalkan (status '{original.state}') / "
@@ -467,6 +498,8 @@ def _copy_area(area: AlertArea) -> AlertArea:
                 "polygons",
                 "circles",
                 "other_geocodes",
+                "target_geometry",
+                "cap_overshoot_m",
                 "altitude",
                 "ceiling",
                 "info_position",
@@ -573,7 +606,9 @@ def export_cap(alert: Alert) -> bytes:
 
     Raises: CapError.
     """
-    return cap.export(capmap.alert_to_message(alert, sent=utcnow()))
+    # The provisional time is passed in, not set on a copy: copying would move the area and info rows
+    # to the copy through their back-references.
+    return cap.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
 
 
 def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:

@@ -11,12 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import __version__
-from broadcast.alerts.routes import cap_router, hazard_router
+from broadcast.alerts.routes import areas_router, cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems
 from broadcast.api.deps import SessionDep
 from broadcast.partners.routes import router as partners_router
 from broadcast.settings import Settings, get_settings
+from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
 from broadcast.web.staff import router as staff_router
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cap_router)
     app.include_router(hazard_router)
     app.include_router(partners_router)
+    app.include_router(subscribers_router)
+    app.include_router(areas_router)
     app.include_router(public_router)
     app.include_router(staff_router)
     app.include_router(webhooks_router)

@@ -9,17 +9,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from broadcast.alerts import areas as area_geo
 from broadcast.alerts import geometry
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
 from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
-from broadcast.subscribers import service as subscribers
+from broadcast.subscribers import targeting
 from broadcast.subscribers.models import Subscriber
 from channels.base import AlertData, Audience, Channel, Outcome, Recipient, SendResult
 from channels.registry import RENDERERS
@@ -40,14 +42,16 @@ def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], key
 def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
     """Create one delivery per targeted recipient and channel (idempotent); publish the alert.
 
-    An Update or Cancel first reaches everyone the original reached; a Cancel reaches no one else.
-    Returns the pending delivery ids per channel. A non-live alert plans nothing.
+    Subscribers are matched against the areas' codes and drawn geometry (subscribers.targeting); a personal
+    channel reaches only subscribers who chose it. An Update or Cancel first reaches everyone the original
+    reached; a Cancel reaches no one else. Returns the pending delivery ids per channel. A non-live alert plans nothing.
     """
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None or not alerts.is_live(alert):
         return {}
     keys = ["alert_id", "channel", "recipient_key"]
-    codes = alerts.alert_codes(alert)
+    target = area_geo.target_of(alert)
+    matched: tuple[targeting.SubscriberArrays, np.ndarray] | None = None
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     for channel in alert.channels:
@@ -81,7 +85,11 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
             _insert_ignore(session, Delivery, rows, keys)
             if alert.msg_type == MsgType.CANCEL:
                 continue
-        for part in subscribers.iter_targeted(session, codes=codes):
+        if matched is None:
+            subs = targeting.load_subscribers(session)
+            matched = subs, subs.match(targeting.TargetSpec(target.codes, target.drawn))
+        subs, ids = matched
+        for part in subs.batches(subs.on_channel(ids, channel)):
             rows = [
                 {
                     "alert_id": alert.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -16,10 +16,14 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
     language: Mapped[str] = mapped_column(String(8), default="id")
-    # Kemendagri code of the desa/kecamatan/kabupaten they registered for.
-    admin_code: Mapped[str] = mapped_column(String(13), index=True)
+    # Kemendagri code of the desa/kecamatan/kabupaten they registered for (located from the point when
+    # only a point was given; None for a point in no known unit).
+    admin_code: Mapped[str | None] = mapped_column(String(13), index=True)
     lat: Mapped[float | None]
     lon: Mapped[float | None]
+    x_handle: Mapped[str | None] = mapped_column(String(16))  # without the @
+    # Personal channels they receive alerts on ("sms"); public channels (X posts, web) reach everyone anyway.
+    channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["sms"])
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]

@@ -1,36 +1,68 @@
-"""Subscribers: who gets SMS for which place."""
+"""Subscribers: who gets alerts for which place, on which channels."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcast.audit import service as audit
 from broadcast.db import utcnow
-from broadcast.errors import Conflict, Invalid
+from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
+from broadcast.subscribers import targeting
 from broadcast.subscribers.models import Subscriber
-from geo import gazetteer
+from broadcast.users.models import User
+from geo import boundaries, gazetteer
+from geo.areas import BBOX
 
-# Why a subscriber is inactive (Subscriber.stop_reason).
+LANGUAGES = ("id", "en")
+CHANNELS = targeting.PERSONAL_CHANNELS
+X_HANDLE_RE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
+# Finest level first: a point is registered under the smallest unit that has a boundary there.
+LOCATE_LEVELS = ("desa_kelurahan", "kecamatan", "kabupaten_kota", "provinsi")
 STOP_SMS = "sms-stop"  # they texted BERHENTI/STOP to us
 STOP_TWILIO = "twilio-opt-out"  # Twilio reported 21610: they opted out with Twilio itself
 STOP_UNDELIVERABLE = "undeliverable"  # the number can never receive (invalid, landline, blocked)
+STOP_STAFF = "staff"  # an operator stopped them from the console or API
 
 
 class InvalidPhone(Invalid):
     code = "invalid-phone"
 
 
+class InvalidSubscriber(Invalid):
+    code = "invalid-subscriber"
+
+
+class SubscriberExists(Conflict):
+    code = "subscriber-exists"
+
+
+class SubscriberNotFound(NotFound):
+    code = "subscriber-not-found"
+
+
+class SubscriberOutsideJurisdiction(Forbidden):
+    code = "outside-jurisdiction"
+
+
 def normalise_phone(raw: str, *, region: str = "ID") -> str:
-    """The E.164 form of a phone number written the Indonesian way or internationally.
+    """The E.164 form of a phone number written the Indonesian way (08…, 62…) or internationally (+62…).
 
     Raises: InvalidPhone.
     """
+    text = raw.strip()
+    # "62812..." without the plus is how many Indonesian spreadsheets store numbers.
+    if re.fullmatch(r"62\d{8,13}", text):
+        text = "+" + text
     try:
-        number = phonenumbers.parse(raw, region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhone(f"Nomor telepon tidak valid / invalid phone number: {raw!r}") from exc
     if not phonenumbers.is_valid_number(number):
@@ -38,19 +70,168 @@ def normalise_phone(raw: str, *, region: str = "ID") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def add_subscriber(
-    session: Session, *, phone: str, admin_code: str, language: str = "id", actor_id: int | None = None
-) -> Subscriber:
-    """Register a phone number for an area.
+def mask_phone(e164: str) -> str:
+    """A phone number safe for logs and the audit trail: country and operator prefix, last three digits."""
+    return e164[:6] + "*" * max(len(e164) - 9, 0) + e164[-3:]
 
-    Raises: InvalidPhone, Invalid (unknown area code), Conflict (already registered).
+
+@dataclass(frozen=True, slots=True)
+class SubscriberFields:
+    """Validated subscriber fields (admin_code may still be None when only a point was given)."""
+
+    phone: str
+    language: str
+    admin_code: str | None
+    lat: float | None
+    lon: float | None
+    channels: tuple[str, ...]
+    x_handle: str | None
+
+
+def check_fields(
+    *,
+    phone: str,
+    language: str = "id",
+    admin_code: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    channels: Sequence[str] = ("sms",),
+    x_handle: str | None = None,
+) -> SubscriberFields:
+    """Validate and normalise one subscriber's fields (without locating a point).
+
+    Raises: InvalidPhone, InvalidSubscriber (its code says which field).
     """
     e164 = normalise_phone(phone)
-    if gazetteer.find_place(admin_code) is None:
-        raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
-    if session.scalar(select(Subscriber.id).where(Subscriber.phone == e164)) is not None:
-        raise Conflict("Nomor sudah terdaftar / number already registered", code="subscriber-exists")
-    sub = Subscriber(phone=e164, admin_code=admin_code, language=language)
+    if language not in LANGUAGES:
+        raise InvalidSubscriber(
+            f"Bahasa harus id atau en / language must be id or en, not {language!r}", code="bad-language"
+        )
+    code = (admin_code or "").strip() or None
+    if code is not None and (not gazetteer.is_well_formed(code) or gazetteer.find_place(code) is None):
+        raise InvalidSubscriber(f"Kode wilayah '{code}' tidak dikenal / unknown area code", code="unknown-area-code")
+    if (lat is None) != (lon is None):
+        raise InvalidSubscriber("Isi lat dan lon bersama / give lat and lon together", code="bad-location")
+    if lat is not None and lon is not None:
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            raise InvalidSubscriber("Koordinat tidak sah / coordinates are not finite", code="bad-location")
+        if not (BBOX[0] <= lon <= BBOX[2] and BBOX[1] <= lat <= BBOX[3]):
+            hint = " (lat/lon tertukar? / lat and lon swapped?)" if BBOX[0] <= lat <= BBOX[2] else ""
+            raise InvalidSubscriber(
+                f"Titik ({lat}, {lon}) di luar Indonesia / point outside Indonesia{hint}", code="outside-indonesia"
+            )
+    elif code is None:
+        raise InvalidSubscriber(
+            "Beri titik (lat, lon) atau kode wilayah / give a point (lat, lon) or an area code",
+            code="missing-location",
+        )
+    chans = tuple(dict.fromkeys(c.strip().lower() for c in channels if c.strip()))
+    bad = [c for c in chans if c not in CHANNELS]
+    if bad or not chans:
+        raise InvalidSubscriber(
+            f"Saluran tidak dikenal / unknown channel(s): {', '.join(bad) or 'none'} (use {', '.join(CHANNELS)})",
+            code="bad-channel",
+        )
+    handle = None
+    if x_handle and x_handle.strip():
+        m = X_HANDLE_RE.match(x_handle.strip())
+        if m is None:
+            raise InvalidSubscriber(f"Akun X tidak sah / invalid X handle: {x_handle!r}", code="bad-x-handle")
+        handle = m.group(1)
+    if "social" in chans and handle is None:
+        raise InvalidSubscriber(
+            "Saluran social perlu akun X / the social channel needs an X handle", code="bad-x-handle"
+        )
+    return SubscriberFields(e164, language, code, lat, lon, chans, handle)
+
+
+def locate_code(lon: float, lat: float) -> str | None:
+    """The code of the smallest administrative unit with a boundary at this point, or None (at sea)."""
+    found = boundaries.locate(lon, lat)
+    return next((found[level] for level in LOCATE_LEVELS if found[level]), None)
+
+
+def check_jurisdiction(user: User | None, sub: SubscriberFields | Subscriber) -> None:
+    """A subscriber's code (given or located) lies inside the user's jurisdiction; national users: anywhere.
+
+    Raises: SubscriberOutsideJurisdiction.
+    """
+    if user is None or user.jurisdiction is None:
+        return
+    codes = [sub.admin_code]
+    if sub.lat is not None and sub.lon is not None:
+        codes.append(locate_code(sub.lon, sub.lat))
+    outside = [c or "laut/sea" for c in codes if c is None or not gazetteer.contains(user.jurisdiction, c)]
+    if outside:
+        raise SubscriberOutsideJurisdiction(
+            f"Pelanggan di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
+            f"subscriber outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
+        )
+
+
+def _located(fields: SubscriberFields) -> SubscriberFields:
+    if fields.admin_code is not None or fields.lat is None or fields.lon is None:
+        return fields
+    code = locate_code(fields.lon, fields.lat)
+    return SubscriberFields(
+        fields.phone, fields.language, code, fields.lat, fields.lon, fields.channels, fields.x_handle
+    )
+
+
+def _audit_view(sub: Subscriber) -> dict[str, Any]:
+    return {
+        "phone": mask_phone(sub.phone),
+        "language": sub.language,
+        "admin_code": sub.admin_code,
+        "point": None if sub.lat is None else [sub.lat, sub.lon],
+        "channels": list(sub.channels),
+        "x_handle": sub.x_handle,
+        "active": sub.active,
+    }
+
+
+def add_subscriber(
+    session: Session,
+    *,
+    phone: str,
+    admin_code: str | None = None,
+    language: str = "id",
+    actor_id: int | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    channels: Sequence[str] = ("sms",),
+    x_handle: str | None = None,
+) -> Subscriber:
+    """Register a phone number for a place (an area code, a point, or both; a point alone gets its code).
+
+    Raises: InvalidPhone, InvalidSubscriber (e.g. unknown area code), SubscriberExists.
+    """
+    fields = _located(
+        check_fields(
+            phone=phone,
+            language=language,
+            admin_code=admin_code,
+            lat=lat,
+            lon=lon,
+            channels=channels,
+            x_handle=x_handle,
+        )
+    )
+    return _insert_one(session, fields, actor_id=actor_id)
+
+
+def _insert_one(session: Session, fields: SubscriberFields, *, actor_id: int | None) -> Subscriber:
+    if session.scalar(select(Subscriber.id).where(Subscriber.phone == fields.phone)) is not None:
+        raise SubscriberExists("Nomor sudah terdaftar / number already registered")
+    sub = Subscriber(
+        phone=fields.phone,
+        admin_code=fields.admin_code,
+        language=fields.language,
+        lat=fields.lat,
+        lon=fields.lon,
+        channels=list(fields.channels),
+        x_handle=fields.x_handle,
+    )
     session.add(sub)
     session.flush()
     audit.record(
@@ -59,24 +240,106 @@ def add_subscriber(
         action="subscriber.create",
         subject_type="subscriber",
         subject_id=sub.id,
-        after={"admin_code": admin_code, "language": language},
+        after=_audit_view(sub),
     )
     return sub
 
 
+def create_subscriber(session: Session, *, actor: User, fields: dict[str, Any]) -> Subscriber:
+    """Register a subscriber on behalf of a staff user, inside their jurisdiction.
+
+    Raises: InvalidPhone, InvalidSubscriber, SubscriberOutsideJurisdiction, SubscriberExists.
+    """
+    checked = _located(check_fields(**fields))
+    check_jurisdiction(actor, checked)
+    return _insert_one(session, checked, actor_id=actor.id)
+
+
+def get_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
+    """The subscriber with this id.
+
+    Raises: SubscriberNotFound.
+    """
+    sub = session.get(Subscriber, subscriber_id)
+    if sub is None:
+        raise SubscriberNotFound(f"Pelanggan {subscriber_id} tidak ditemukan / subscriber not found")
+    return sub
+
+
+def list_subscribers(
+    session: Session, *, code: str | None = None, active: bool | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[Subscriber], int]:
+    """One page of subscribers (by id) registered in or under `code`, and how many match in all."""
+    where = []
+    if code:
+        where.append(or_(Subscriber.admin_code == code, Subscriber.admin_code.like(f"{code}.%")))
+    if active is not None:
+        where.append(Subscriber.active.is_(active))
+    total = session.scalar(select(func.count()).select_from(Subscriber).where(*where)) or 0
+    page = session.scalars(select(Subscriber).where(*where).order_by(Subscriber.id).limit(limit).offset(offset))
+    return list(page), int(total)
+
+
+def update_subscriber(session: Session, *, subscriber_id: int, actor: User, changes: dict[str, Any]) -> Subscriber:
+    """Change a subscriber's language, channels, X handle or place; both old and new place must be in the
+    actor's jurisdiction. Giving a new point without a code re-locates the code.
+
+    Raises: SubscriberNotFound, InvalidPhone, InvalidSubscriber, SubscriberOutsideJurisdiction, SubscriberExists.
+    """
+    sub = get_subscriber(session, subscriber_id=subscriber_id)
+    check_jurisdiction(actor, sub)
+    before = _audit_view(sub)
+    merged: dict[str, Any] = {
+        "phone": sub.phone,
+        "language": sub.language,
+        "admin_code": sub.admin_code,
+        "lat": sub.lat,
+        "lon": sub.lon,
+        "channels": sub.channels,
+        "x_handle": sub.x_handle,
+    }
+    if ("lat" in changes or "lon" in changes) and "admin_code" not in changes:
+        merged["admin_code"] = None  # the old code described the old point
+    merged |= changes
+    checked = _located(check_fields(**merged))
+    check_jurisdiction(actor, checked)
+    if checked.phone != sub.phone:
+        clash = session.scalar(select(Subscriber.id).where(Subscriber.phone == checked.phone))
+        if clash is not None:
+            raise SubscriberExists("Nomor sudah terdaftar / number already registered")
+    sub.phone, sub.language, sub.admin_code = checked.phone, checked.language, checked.admin_code
+    sub.lat, sub.lon, sub.channels, sub.x_handle = checked.lat, checked.lon, list(checked.channels), checked.x_handle
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="subscriber.update",
+        subject_type="subscriber",
+        subject_id=sub.id,
+        before=before,
+        after=_audit_view(sub),
+    )
+    return sub
+
+
+def stop_by_staff(session: Session, *, subscriber_id: int, actor: User | None) -> Subscriber:
+    """Stop all alerts to a subscriber on an operator's request (idempotent); pending deliveries are skipped.
+
+    Raises: SubscriberNotFound, SubscriberOutsideJurisdiction.
+    """
+    sub = get_subscriber(session, subscriber_id=subscriber_id)
+    check_jurisdiction(actor, sub)
+    stop_subscriber(session, subscriber=sub, reason=STOP_STAFF, actor_id=None if actor is None else actor.id)
+    return sub
+
+
 def iter_targeted(session: Session, *, codes: Sequence[str], batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
-    """(subscriber id, language) of every active subscriber registered inside any of `codes`, in batches."""
+    """(subscriber id, language) of every active subscriber the codes reach (point inside a code's boundary,
+    or admin code equal to or under one), in batches."""
     if not codes:
         return
-    inside = or_(*[or_(Subscriber.admin_code == c, Subscriber.admin_code.like(f"{c}.%")) for c in codes])
-    stmt = (
-        select(Subscriber.id, Subscriber.language)
-        .where(Subscriber.active.is_(True), inside)
-        .order_by(Subscriber.id)
-        .execution_options(yield_per=batch_size)
-    )
-    for part in session.execute(stmt).partitions(batch_size):
-        yield [(row.id, row.language) for row in part]
+    subs = targeting.load_subscribers(session)
+    yield from subs.batches(subs.match(targeting.TargetSpec(tuple(codes), None)), batch_size=batch_size)
 
 
 def find_by_phone(session: Session, *, phone: str) -> Subscriber | None:
@@ -136,10 +399,13 @@ def register_by_sms(session: Session, *, phone: str, admin_code: str, language: 
     return sub, True
 
 
-def stop_subscriber(session: Session, *, subscriber: Subscriber, reason: str, detail: str | None = None) -> bool:
+def stop_subscriber(
+    session: Session, *, subscriber: Subscriber, reason: str, detail: str | None = None, actor_id: int | None = None
+) -> bool:
     """Stop every message to this subscriber from now on; True when they were active.
 
-    `reason` is one of STOP_SMS, STOP_TWILIO, STOP_UNDELIVERABLE; `detail` (e.g. the provider error code) is audited.
+    `reason` is one of STOP_SMS, STOP_TWILIO, STOP_UNDELIVERABLE, STOP_STAFF; `detail` (e.g. the provider error
+    code) is audited.
     """
     if not subscriber.active:
         return False
@@ -148,7 +414,7 @@ def stop_subscriber(session: Session, *, subscriber: Subscriber, reason: str, de
     session.flush()
     audit.record(
         session,
-        actor_id=None,
+        actor_id=actor_id,
         action="subscriber.stop",
         subject_type="subscriber",
         subject_id=subscriber.id,

@@ -22,7 +22,7 @@ OLD_STATES = "'pending','sending','sent','failed','skipped'"
 NEW_STATES = "'pending','sending','sent','delivered','undelivered','failed','skipped'"
 
 revision: str = '0004'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,152 @@
+"""Which active subscribers an alert's target reaches, per personal channel, from numpy arrays.
+
+Subscribers are read from the database in chunks of plain tuples into aligned arrays (never one ORM object
+each) and matched with geo.targeting.SubscriberIndex:
+
+- drawn geometry: a subscriber's point inside it, or (for a subscriber without a point) the boundary of
+  their admin code overlapping it;
+- Kemendagri codes: a subscriber's point inside the code's boundary, or their admin code equal to or under
+  the code in the hierarchy (the exact code-prefix rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcast.subscribers.models import Subscriber
+from geo import boundaries
+from geo.targeting import SubscriberIndex
+
+PERSONAL_CHANNELS = ("sms", "social")
+LOAD_CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """What to reach: Kemendagri codes and/or drawn geometry (EPSG:4326)."""
+
+    codes: tuple[str, ...]
+    drawn: BaseGeometry | None
+
+
+class SubscriberArrays:
+    """Active subscribers as aligned arrays sorted by id, with a point index and a code-only index."""
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        lon: np.ndarray,
+        lat: np.ndarray,
+        codes: np.ndarray,
+        languages: np.ndarray,
+        channels: dict[str, np.ndarray],
+    ) -> None:
+        """Build from aligned arrays (ids ascending; lon/lat NaN for no point; codes "" for none)."""
+        self.ids, self.lon, self.lat, self.codes, self.languages = ids, lon, lat, codes, languages
+        self.channels = channels
+        has_point = np.isfinite(lon) & np.isfinite(lat)
+        self._points = SubscriberIndex(ids[has_point], lon[has_point], lat[has_point])
+        nan = np.full(int((~has_point).sum()), np.nan)
+        self._by_code = SubscriberIndex(ids[~has_point], nan, nan, codes[~has_point])
+        self._code_order = np.argsort(codes, kind="stable")
+        self._sorted_codes = codes[self._code_order]
+
+    @property
+    def size(self) -> int:
+        """Number of active subscribers loaded."""
+        return int(self.ids.size)
+
+    def _under_codes(self, codes: Sequence[str]) -> np.ndarray:
+        """Ids whose admin code is one of `codes` or lies under one of them."""
+        out = []
+        for code in codes:
+            # Sorted codes put `code` first, then every "code.*" before "code/" ("/" follows "." in ASCII).
+            lo = np.searchsorted(self._sorted_codes, code, side="left")
+            hi = np.searchsorted(self._sorted_codes, code + "/", side="left")
+            out.append(self.ids[self._code_order[lo:hi]])
+        return np.concatenate(out) if out else np.array([], dtype=np.int64)
+
+    def match(self, target: TargetSpec) -> np.ndarray:
+        """Sorted unique ids of every active subscriber the target reaches (any channel)."""
+        found = [np.array([], dtype=np.int64)]
+        if target.drawn is not None and not target.drawn.is_empty:
+            found += [self._points.match(target.drawn), self._by_code.match(target.drawn)]
+        if target.codes:
+            found.append(self._under_codes(target.codes))
+            geoms = [g for g in (boundaries.nearest_geometry(c) for c in target.codes) if g is not None]
+            for _, geom in geoms:
+                found.append(self._points.match(geom))
+        return np.unique(np.concatenate(found).astype(np.int64))
+
+    def on_channel(self, ids: np.ndarray, channel: str) -> np.ndarray:
+        """Those of `ids` who receive alerts on `channel`."""
+        mask = self.channels.get(channel)
+        if mask is None or ids.size == 0:
+            return np.array([], dtype=np.int64)
+        pos = np.searchsorted(self.ids, ids)
+        return ids[mask[pos]]
+
+    def batches(self, ids: np.ndarray, *, batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
+        """(id, language) of `ids` in batches of at most batch_size."""
+        pos = np.searchsorted(self.ids, ids)
+        for start in range(0, ids.size, batch_size):
+            part = pos[start : start + batch_size]
+            yield list(zip(self.ids[part].tolist(), self.languages[part].tolist(), strict=True))
+
+
+def load_subscribers(session: Session, *, chunk_size: int = LOAD_CHUNK) -> SubscriberArrays:
+    """Every active subscriber, read in chunks of plain rows into numpy arrays."""
+    stmt = (
+        select(
+            Subscriber.id,
+            Subscriber.lon,
+            Subscriber.lat,
+            Subscriber.admin_code,
+            Subscriber.language,
+            Subscriber.channels,
+        )
+        .where(Subscriber.active.is_(True))
+        .order_by(Subscriber.id)
+        .execution_options(yield_per=chunk_size)
+    )
+    ids: list[np.ndarray] = []
+    lon: list[np.ndarray] = []
+    lat: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    langs: list[np.ndarray] = []
+    chans: dict[str, list[np.ndarray]] = {c: [] for c in PERSONAL_CHANNELS}
+    for part in session.execute(stmt).partitions(chunk_size):
+        cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
+        ids.append(np.asarray(cid, dtype=np.int64))
+        lon.append(np.array([np.nan if v is None else v for v in clon], dtype=np.float64))
+        lat.append(np.array([np.nan if v is None else v for v in clat], dtype=np.float64))
+        codes.append(np.array([c or "" for c in ccode], dtype="U13"))
+        langs.append(np.array(clang, dtype="U8"))
+        for name in PERSONAL_CHANNELS:
+            chans[name].append(np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan)))
+
+    def cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+
+    return SubscriberArrays(
+        cat(ids, "int64"),
+        cat(lon, "float64"),
+        cat(lat, "float64"),
+        cat(codes, "U13"),
+        cat(langs, "U8"),
+        {name: cat(parts, "bool") for name, parts in chans.items()},
+    )
+
+
+def count_per_channel(subs: SubscriberArrays, target: TargetSpec) -> dict[str, int]:
+    """Matched active subscribers per personal channel, plus "any" (on any channel)."""
+    ids = subs.match(target)
+    counts = {name: int(subs.on_channel(ids, name).size) for name in PERSONAL_CHANNELS}
+    counts["any"] = int(ids.size)
+    return counts
