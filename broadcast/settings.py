@@ -80,6 +80,8 @@ class XSettings(BaseModel):
     accounts: dict[str, XAccountSettings] = {}
     app_posts_per_24h: int = 1667
     timeout_s: float = 10.0
+    # Public posts to read as reports, e.g. "banjir OR longsor OR gempa Palu"; empty turns the search off.
+    search_query: str = ""
 
     @property
     def configured(self) -> bool:

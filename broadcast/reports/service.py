@@ -109,3 +109,20 @@ def ingest_x_mentions(session: Session, *, client: object, account: str, user_id
     if poll.since_id:
         set_checkpoint(session, name=name, value=poll.since_id)
     return new
+
+
+def ingest_x_search(session: Session, *, client: object, query: str, author_key: bytes) -> int:
+    """Run the configured keyword search from its checkpoint and store each new post as a report.
+
+    Raises: the channel's errors with nothing stored or moved forward.
+    """
+    from channels.social import poll_search
+
+    name = "x-search:" + hashlib.sha256(query.encode()).hexdigest()[:16]
+    poll = poll_search(client, query, get_checkpoint(session, name=name))  # type: ignore[arg-type]
+    new = 0
+    for event in poll.events:
+        new += store_x_post(session, event=event, account=f"search:{query}", author_key=author_key)[1]
+    if poll.since_id:
+        set_checkpoint(session, name=name, value=poll.since_id)
+    return new

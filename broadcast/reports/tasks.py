@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 @celery.task(name="reports.poll_x", acks_late=True)
 def poll_x() -> None:
-    """Store new mentions of every agency account (production only: elsewhere no provider is reached).
-    A failing account is logged and read again from its checkpoint on the next beat."""
+    """Store new mentions of every agency account and new posts matching the configured search (production
+    only: elsewhere no provider is reached). A failing poll is logged and read again from its checkpoint."""
     settings = get_settings()
     if not settings.live_providers_allowed or not settings.x.configured:
         return
@@ -44,3 +44,18 @@ def poll_x() -> None:
             continue
         if new:
             log.info("x mentions of @%s: %d new reports", account.handle, new)
+    if settings.x.search_query and config.accounts:
+        connection = XConnection.build(config, config.accounts[0])
+        try:
+            with session_scope(engine) as session:
+                new = service.ingest_x_search(
+                    session,
+                    client=connection.client,
+                    query=settings.x.search_query,
+                    author_key=settings.report_author_key,
+                )
+        except ChannelError as exc:
+            log.warning("x search %r not polled: %s", settings.x.search_query, exc)
+            return
+        if new:
+            log.info("x search %r: %d new reports", settings.x.search_query, new)

@@ -18,6 +18,7 @@ from channels.social.x import (
     check_posting_caps,
     map_x_error,
     poll_mentions,
+    poll_search,
 )
 from channels.social.x_render import MAX_WEIGHT, ThreadPost, XRenderer, hashtags, place_names, weighted_length
 
@@ -43,5 +44,6 @@ __all__ = [
     "map_x_error",
     "place_names",
     "poll_mentions",
+    "poll_search",
     "weighted_length",
 ]

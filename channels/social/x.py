@@ -334,21 +334,68 @@ def poll_mentions(
     A failure on any page raises and moves nothing forward, so the next poll reads the same mentions again.
     Raises: RateLimited, ChannelUnavailable, MessageRejected.
     """
+
+    def fetch(token: str | None) -> tweepy.Response:
+        return client.get_users_mentions(
+            user_id,
+            since_id=since_id,
+            pagination_token=token,
+            max_results=page_size,
+            expansions=["author_id"],
+            tweet_fields=TWEET_FIELDS,
+            user_fields=["username", "name"],
+            user_auth=not client.bearer_token,
+        )
+
+    return _poll(fetch, since_id, what=f"mentions of {user_id}", max_pages=max_pages, clock=clock)
+
+
+def poll_search(
+    client: tweepy.Client,
+    query: str,
+    since_id: str | None,
+    *,
+    page_size: int = MENTIONS_PAGE_SIZE,
+    max_pages: int = MENTIONS_MAX_PAGES,
+    clock: Callable[[], float] = time.time,
+) -> MentionsPoll:
+    """Every recent post matching `query` (e.g. "banjir OR longsor Palu") newer than `since_id`, across pages.
+
+    Same guarantees as `poll_mentions`. Raises: RateLimited, ChannelUnavailable, MessageRejected.
+    """
+
+    def fetch(token: str | None) -> tweepy.Response:
+        return client.search_recent_tweets(
+            query,
+            since_id=since_id,
+            next_token=token,
+            max_results=max(10, page_size),
+            expansions=["author_id"],
+            tweet_fields=TWEET_FIELDS,
+            user_fields=["username", "name"],
+            user_auth=not client.bearer_token,
+        )
+
+    return _poll(fetch, since_id, what=f"search {query!r}", max_pages=max_pages, clock=clock)
+
+
+TWEET_FIELDS = ["author_id", "created_at", "conversation_id", "in_reply_to_user_id", "geo"]
+
+
+def _poll(
+    fetch: Callable[[str | None], tweepy.Response],
+    since_id: str | None,
+    *,
+    what: str,
+    max_pages: int,
+    clock: Callable[[], float],
+) -> MentionsPoll:
     events: dict[str, InboundEvent] = {}
     newest = since_id
     token: str | None = None
     for _ in range(max_pages):
         try:
-            response = client.get_users_mentions(
-                user_id,
-                since_id=since_id,
-                pagination_token=token,
-                max_results=page_size,
-                expansions=["author_id"],
-                tweet_fields=["author_id", "created_at", "conversation_id", "in_reply_to_user_id"],
-                user_fields=["username", "name"],
-                user_auth=not client.bearer_token,
-            )
+            response = fetch(token)
         except (tweepy.TweepyException, requests.RequestException) as exc:
             raise map_x_error(exc, now=clock()) from exc
         users = {str(u.id): u for u in (response.includes or {}).get("users", [])}
@@ -368,7 +415,7 @@ def poll_mentions(
         if not token:
             break
     else:
-        log.warning("x mentions of %s: stopped after %d pages", user_id, max_pages)
+        log.warning("x %s: stopped after %d pages", what, max_pages)
     ordered = tuple(sorted(events.values(), key=lambda e: int(e.external_id)))
     return MentionsPoll(ordered, newest)
 

@@ -79,6 +79,7 @@ class FakeX:
         self.requests: list[Recorded] = []
         self.tweets: dict[str, dict[str, Any]] = {}
         self.mentions: dict[str, list[dict[str, Any]]] = {}
+        self.public_posts: list[dict[str, Any]] = []
         self.users: dict[str, dict[str, str]] = {}
         self.media: dict[str, bytes] = {}
         self.alt_texts: dict[str, str] = {}
@@ -206,6 +207,8 @@ class FakeX:
         m = re.fullmatch(r"/2/users/(\d+)/mentions", rec.path)
         if rec.method == "GET" and m:
             return self._mentions(m.group(1), rec)
+        if rec.method == "GET" and rec.path == "/2/tweets/search/recent":
+            return self._search(rec)
         if rec.method == "POST" and rec.path == "/1.1/media/upload.json":
             return self._upload(rec)
         if rec.method == "POST" and rec.path == "/1.1/media/metadata/create.json":
@@ -238,14 +241,38 @@ class FakeX:
         body = {"data": {"id": tweet_id, "text": payload.get("text", ""), "edit_history_tweet_ids": [tweet_id]}}
         return 201, {}, json.dumps(body).encode()
 
+    def add_post(self, text: str, *, author_id: str, **fields: Any) -> str:
+        """A public post by someone else, findable by recent search; returns its id."""
+        with self._lock:
+            tweet_id = self._new_id()
+            self.public_posts.append(
+                {"id": tweet_id, "text": text, "author_id": author_id, "edit_history_tweet_ids": [tweet_id], **fields}
+            )
+        return tweet_id
+
+    def _search(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        """Recent search with X's paging (`next_token`); the query's words are ORed, case-insensitive."""
+        q = {k: v[0] for k, v in rec.query.items()}
+        words = [w.lower() for w in q.get("query", "").split() if w.upper() != "OR"]
+        with self._lock:
+            found = [t for t in self.public_posts if any(w in t["text"].lower() for w in words)]
+        return self._page(found, q, token_param="next_token")
+
     def _mentions(self, user_id: str, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
         q = {k: v[0] for k, v in rec.query.items()}
+        with self._lock:
+            mentions = list(self.mentions.get(user_id, []))
+        return self._page(mentions, q, token_param="pagination_token")
+
+    def _page(
+        self, tweets: list[dict[str, Any]], q: dict[str, str], *, token_param: str
+    ) -> tuple[int, dict[str, str], bytes]:
         since = int(q.get("since_id", "0"))
         size = int(q.get("max_results", "10"))
-        offset = int(q["pagination_token"].removeprefix("page-")) if "pagination_token" in q else 0
+        offset = int(q[token_param].removeprefix("page-")) if token_param in q else 0
         with self._lock:
             newer = sorted(
-                (t for t in self.mentions.get(user_id, []) if int(t["id"]) > since),
+                (t for t in tweets if int(t["id"]) > since),
                 key=lambda t: int(t["id"]),
                 reverse=True,
             )

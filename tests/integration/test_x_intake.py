@@ -76,3 +76,24 @@ def test_a_rate_limit_stores_nothing_and_keeps_the_checkpoint(engine, fake):
         assert s.scalar(sa.select(sa.func.count()).select_from(Report)) == 0
         assert service.get_checkpoint(s, name="x-mentions:4271") is None
     assert ingest(engine, fake) == 1  # the next beat reads it
+
+
+def test_keyword_search_is_read_from_its_checkpoint_once(engine, fake):
+    query = "banjir OR longsor"
+    fake.add_post("Banjir sepaha di Jl. Sis Aljufri, Palu", author_id="901")
+    fake.add_post("Cuaca cerah hari ini", author_id="901")
+    for _ in range(12):  # more than one page of results
+        fake.add_post("longsor kecil di Kawatuna", author_id="902")
+
+    def run():
+        with session_factory(engine).begin() as s:
+            return service.ingest_x_search(s, client=client_for(fake), query=query, author_key=KEY)
+
+    assert run() == 13
+    assert run() == 0
+    fake.add_post("banjir lagi di Tondo", author_id="901")
+    assert run() == 1
+    with session_factory(engine)() as s:
+        texts = s.scalars(sa.select(Report.text).where(Report.source == "x")).all()
+        assert "Cuaca cerah hari ini" not in texts and len(texts) == 14
+        assert all(r["account"] == f"search:{query}" for r in s.scalars(sa.select(Report.raw)))
