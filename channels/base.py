@@ -142,6 +142,17 @@ class ChannelLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RateBucket:
+    """A limit a channel's provider enforces: `rate` requests per second refilling up to `burst`.
+
+    Channels only declare buckets; the dispatcher keeps them (in Redis, shared by every worker)."""
+
+    key: str
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
 class InboundEvent:
     """Something a citizen sent us: a report or a subscriber command."""
 
@@ -231,6 +242,10 @@ class Channel(ABC):
     def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
         """Turn a provider webhook or poll item into an event; None when not ours."""
         return None
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
+        """The provider limits sending `message` draws on, and how many requests it costs."""
+        return [RateBucket(f"{self.name}:rate", self.limits.rate_per_second, self.limits.burst)], 1
 
 
 def send_one_safely(channel: Channel, message: OutboundMessage) -> SendResult:

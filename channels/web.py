@@ -13,6 +13,7 @@ from channels.base import (
     Channel,
     ChannelLimits,
     OutboundMessage,
+    RateBucket,
     Renderer,
     status_mark,
 )
@@ -38,6 +39,10 @@ class WebPage(Channel):
 
     def send(self, message: OutboundMessage) -> str:
         return message.recipient or self.public_base_url
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
+        """Our own site: no provider limit to respect."""
+        return [], 1
 
 
 ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -21,9 +21,10 @@ from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
 from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
+from broadcast.dispatch.ratelimit import Bucket, RateLimiter
 from broadcast.subscribers import targeting
 from broadcast.subscribers.models import Subscriber
-from channels.base import AlertData, Audience, Channel, Outcome, Recipient, SendResult
+from channels.base import AlertData, Audience, Channel, OutboundMessage, Outcome, Recipient, SendResult
 from channels.registry import RENDERERS
 
 log = logging.getLogger(__name__)
@@ -225,8 +226,54 @@ class Sent:
     mode: str
 
 
-def send_claimed(batch: ClaimedBatch, *, channels: Mapping[str, Channel]) -> list[Sent]:
-    """Render and send every claimed item through its channel; holds no database session."""
+def _within_limits(
+    channel: Channel, messages: list[OutboundMessage], limiter: RateLimiter | None
+) -> tuple[list[OutboundMessage], list[SendResult]]:
+    """The messages the provider's limits allow now; the others come back as RETRY with the wait."""
+    if limiter is None or channel.mode != "live":
+        return messages, []
+    allowed, held = [], []
+    for message in messages:
+        buckets, cost = channel.rate_buckets(message)
+        if not buckets:
+            allowed.append(message)
+            continue
+        redis_buckets = [Bucket(b.key, b.rate, b.burst) for b in buckets]
+        cost = max(1, min([cost, *(int(b.burst) for b in buckets)]))  # a thread longer than a cap goes at its cap
+        wait = limiter.try_acquire(redis_buckets, cost)
+        if wait:
+            held.append(
+                SendResult(
+                    message.reference,
+                    Outcome.RETRY,
+                    error=f"rate limit: waiting for the provider's limit ({wait:.0f} s)",
+                    retry_after=wait,
+                )
+            )
+        else:
+            allowed.append(message)
+    return allowed, held
+
+
+def _honour_retry_after(
+    channel: Channel, messages: list[OutboundMessage], results: list[SendResult], limiter: RateLimiter | None
+) -> None:
+    """A provider's 429 reset blocks its buckets for every worker, not just this retry."""
+    if limiter is None:
+        return
+    by_ref = {m.reference: m for m in messages}
+    for result in results:
+        if result.outcome is Outcome.RETRY and result.retry_after and result.reference in by_ref:
+            buckets, _ = channel.rate_buckets(by_ref[result.reference])
+            for b in buckets:
+                limiter.block_for(Bucket(b.key, b.rate, b.burst), result.retry_after)
+
+
+def send_claimed(
+    batch: ClaimedBatch, *, channels: Mapping[str, Channel], limiter: RateLimiter | None = None
+) -> list[Sent]:
+    """Render and send every claimed item through its channel, within the providers' limits (Redis token
+    buckets shared by every worker, when a limiter is given); holds no database session."""
     if batch.alert is None:
         return []
     by_channel: dict[str, list[ClaimedItem]] = defaultdict(list)
@@ -242,7 +289,10 @@ def send_claimed(batch: ClaimedBatch, *, channels: Mapping[str, Channel]) -> lis
             ]
             continue
         messages = channel.render(batch.alert, [i.recipient for i in items])
-        results = {r.reference: r for r in channel.send_many(messages)}
+        allowed, held = _within_limits(channel, messages, limiter)
+        sent_results = channel.send_many(allowed) if allowed else []
+        _honour_retry_after(channel, allowed, sent_results, limiter)
+        results = {r.reference: r for r in [*sent_results, *held]}
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:
             ref = item.recipient.key

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+import redis
 from celery import Task
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch import planning, service
+from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.dispatch.wiring import build_active_channels
 from broadcast.settings import get_settings
 from broadcast.worker import celery
@@ -22,6 +24,12 @@ LEASE_S = 300
 def active_channels() -> dict[str, Channel]:
     """The enabled channels of this process: live Twilio/X only in production with credentials, else outbox."""
     return build_active_channels(get_settings())
+
+
+@lru_cache(maxsize=1)
+def rate_limiter() -> RateLimiter:
+    """The token buckets every worker of this deployment shares (in the broker's Redis)."""
+    return RateLimiter(redis.Redis.from_url(get_settings().resolved_redis_url))
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -58,7 +66,7 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
         )
     if not claimed.items:
         return
-    sent = service.send_claimed(claimed, channels=active_channels())
+    sent = service.send_claimed(claimed, channels=active_channels(), limiter=rate_limiter())
     with session_scope(engine) as session:
         retry_ids = service.record_results(session, sent=sent)
     if retry_ids:

@@ -28,6 +28,7 @@ from channels.base import (
     MessageRejected,
     OutboundMessage,
     Outcome,
+    RateBucket,
     Recipient,
     SendResult,
 )
@@ -177,7 +178,20 @@ class XPost(Channel):
             raise ValueError(f"duplicate X account handles: {handles}")
         self.connections = tuple(connections)
         self._by_handle = {c.account.handle: c for c in connections}
+        self.app_posts_per_24h = X_BASIC_APP_POSTS_24H
         self._clock = clock
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
+        """Per second, per account (its 24-hour cap) and per app (1,667 a day on X Basic); a thread costs
+        one request per post."""
+        posts = 1 + len(message.thread)
+        buckets = [RateBucket("social:rate", self.limits.rate_per_second, self.limits.burst)]
+        connection = self._by_handle.get(message.sender)
+        if connection is not None:
+            cap = connection.account.posts_per_24h
+            buckets.append(RateBucket(f"social:account:{message.sender}", cap / 86400, cap))
+        buckets.append(RateBucket("social:app", self.app_posts_per_24h / 86400, self.app_posts_per_24h))
+        return buckets, posts
 
     @classmethod
     def from_config(cls, config: XConfig, renderer: XRenderer | None = None) -> XPost:
@@ -190,7 +204,9 @@ class XPost(Channel):
             raise ValueError("X consumer key and secret are required")
         if missing:
             raise ValueError(f"X accounts without access tokens: {', '.join(missing)}")
-        return cls(renderer or XRenderer(), [XConnection.build(config, a) for a in config.accounts])
+        channel = cls(renderer or XRenderer(), [XConnection.build(config, a) for a in config.accounts])
+        channel.app_posts_per_24h = config.app_posts_per_24h
+        return channel
 
     @property
     def accounts(self) -> tuple[XAccount, ...]:

@@ -130,3 +130,48 @@ def test_caps_are_reported_before_approval(session, db_url, channels, fake):
 
     near_limit = check_posting_caps(caps["planned_posts"], account_posts_24h=99, app_posts_24h=99)
     assert near_limit.exceeds and "100" in near_limit.message_en
+
+
+def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(session, fake):
+    import redis as redis_lib
+
+    from broadcast.dispatch.ratelimit import RateLimiter
+    from tests.conftest import require_service
+
+    require_service("Redis", "127.0.0.1", 6379)
+    client = redis_lib.Redis.from_url("redis://127.0.0.1:6379/12")
+    client.flushdb()
+    limiter = RateLimiter(client)
+    small = XAccount("72.71", "bpbdpalu", "4271", "tok-palu", "sec-palu", posts_per_24h=4)
+    x = XPost.from_config(XConfig("ck", "cs", (small,)))
+    for connection in x.connections:
+        fake.attach(connection.client, connection.api, timeout_s=5)
+    channels = {**build_channels(["sms", "web"], modes={}, public_base_url=BASE), "social": x}
+    team = make_team(session)
+    session.commit()
+
+    def send_limited(ids):
+        batch = dispatch.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        session.commit()
+        sent = dispatch.send_claimed(batch, channels=channels, limiter=limiter)
+        retry = dispatch.record_results(session, sent=sent)
+        session.commit()
+        return sent, retry
+
+    _, first = publish(session, team)
+    send_limited(first["social"])
+    used = len(fake.posts())
+    assert 2 <= used <= 4  # a thread within the account's 4 posts a day
+    _, second = publish(session, team)
+    sent, retry = send_limited(second["social"])
+    assert retry == second["social"] and len(fake.posts()) == used  # held back, not sent, not lost
+    assert sent[0].result.retry_after > 3600  # the cap refills over the day
+    client.flushdb()
+    fake.rate_limit_next("POST", "/2/tweets", reset=int(time.time()) + 120)
+    sent, retry = send_limited(second["social"])
+    assert retry == second["social"] and sent[0].result.retry_after >= 100
+    # X said wait: the buckets are blocked for every worker, so nothing is even attempted now.
+    requests_before = len(fake.requests)
+    sent, retry = send_limited(second["social"])
+    assert retry == second["social"] and len(fake.requests) == requests_before
+    client.flushdb()
