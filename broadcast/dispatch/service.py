@@ -224,6 +224,7 @@ class Sent:
     result: SendResult
     text: str
     mode: str
+    held: bool = False  # never handed to the provider: a rate limit held it back
 
 
 def _within_limits(
@@ -293,11 +294,12 @@ def send_claimed(
         sent_results = channel.send_many(allowed) if allowed else []
         _honour_retry_after(channel, allowed, sent_results, limiter)
         results = {r.reference: r for r in [*sent_results, *held]}
+        held_refs = {r.reference for r in held}
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:
             ref = item.recipient.key
             result = results.get(ref) or SendResult(ref, Outcome.RETRY, error="no result from channel")
-            out.append(Sent(item, result, texts.get(ref, ""), channel.mode))
+            out.append(Sent(item, result, texts.get(ref, ""), channel.mode, held=ref in held_refs))
     return out
 
 
@@ -331,6 +333,10 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
                         "created_at": now,
                     }
                 )
+        elif s.held:
+            # Waiting for a provider limit is not an attempt: a day-long cap must not use up the retries.
+            values |= {"state": DeliveryState.PENDING.value, "error": s.result.error, "attempts": Delivery.attempts - 1}
+            retry.append(did)
         elif s.result.outcome is Outcome.FAILED or attempts.get(did, 0) >= MAX_ATTEMPTS:
             values |= {"state": DeliveryState.FAILED.value, "error": s.result.error}
         else:

@@ -166,6 +166,8 @@ def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(
     sent, retry = send_limited(second["social"])
     assert retry == second["social"] and len(fake.posts()) == used  # held back, not sent, not lost
     assert sent[0].result.retry_after > 3600  # the cap refills over the day
+    attempts = session.scalar(sa.select(Delivery.attempts).where(Delivery.id == second["social"][0]))
+    assert attempts == 0  # waiting for the cap used up no retry
     client.flushdb()
     fake.rate_limit_next("POST", "/2/tweets", reset=int(time.time()) + 120)
     sent, retry = send_limited(second["social"])
