@@ -251,7 +251,7 @@ def bmkg_import(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
-    queues: Annotated[str, typer.Option(help="comma-separated queues")] = "broadcast",
+    queues: Annotated[str, typer.Option(help="comma-separated queues, drained in this order")] = "critical,broadcast",
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker."""

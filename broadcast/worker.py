@@ -7,6 +7,7 @@ import logging
 from celery import Celery
 from celery.signals import worker_init
 
+from broadcast.dispatch.planning import ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_default_queue="broadcast",
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        task_default_queue=ROUTINE_QUEUE,
+        # A worker listening to several queues always takes from the first non-empty one in this order.
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S, "queue_order_strategy": "priority"},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from broadcast.alerts import hazards, reach, service
-from broadcast.alerts.models import ALERT_STATES, MsgType
+from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
@@ -46,14 +46,18 @@ CAP_MEDIA = "application/cap+xml"
 STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
 
-def enqueue_fanout(alert_id: int) -> None:
-    """Start delivery after the commit; if the broker is down, the beat sweep picks it up."""
+def enqueue_fanout(alert: Alert) -> None:
+    """Start delivery after the commit, on the critical queue when it is urgent; if the broker is down, the
+    beat sweep picks it up."""
+    from broadcast.dispatch.planning import queue_for
     from broadcast.dispatch.tasks import fanout_alert
 
+    first = alert.infos[0]
+    queue = queue_for(msg_type=alert.msg_type, severity=first.severity, urgency=first.urgency)
     try:
-        fanout_alert.delay(alert_id)
+        fanout_alert.apply_async(args=[alert.id], queue=queue)
     except Exception:
-        log.exception("could not enqueue fan-out of alert %s; the sweep will retry", alert_id)
+        log.exception("could not enqueue fan-out of alert %s; the sweep will retry", alert.id)
 
 
 @router.post("", status_code=201)
@@ -104,7 +108,7 @@ def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: Set
     production = settings.environment is Environment.PRODUCTION
     alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
     session.commit()
-    enqueue_fanout(alert.id)
+    enqueue_fanout(alert)
     return AlertRead.model_validate(alert)
 
 

@@ -6,6 +6,17 @@ from collections.abc import Iterator, Sequence
 
 MAX_ATTEMPTS = 8
 DEFAULT_BATCH = 200
+# Workers drain `critical` before `broadcast` (Redis transport, queue_order_strategy=priority).
+CRITICAL_QUEUE = "critical"
+ROUTINE_QUEUE = "broadcast"
+QUEUES = (CRITICAL_QUEUE, ROUTINE_QUEUE)
+
+
+def queue_for(*, msg_type: str, severity: str, urgency: str) -> str:
+    """Cancels, updates and Extreme+Immediate warnings go ahead of routine traffic and of every retry."""
+    if msg_type in ("Update", "Cancel") or (severity == "Extreme" and urgency == "Immediate"):
+        return CRITICAL_QUEUE
+    return ROUTINE_QUEUE
 
 
 def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:

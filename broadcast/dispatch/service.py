@@ -19,6 +19,7 @@ from broadcast.alerts import geometry
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
+from broadcast.dispatch import planning
 from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
 from broadcast.dispatch.ratelimit import Bucket, RateLimiter
@@ -207,6 +208,15 @@ def _public_post_extras(session: Session, alert: Alert, *, channels: set[str]) -
         )
         extras["original_provider_ids"] = {channel: pid for channel, pid in session.execute(stmt)}
     return extras
+
+
+def queue_of(session: Session, *, alert_id: int) -> str:
+    """The Celery queue an alert's batches go to (critical for cancels, updates, Extreme+Immediate)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None or not alert.infos:
+        return planning.ROUTINE_QUEUE
+    first = alert.infos[0]
+    return planning.queue_for(msg_type=alert.msg_type, severity=first.severity, urgency=first.urgency)
 
 
 def skip(session: Session, *, delivery_ids: Sequence[int], reason: str) -> None:

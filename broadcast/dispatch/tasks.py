@@ -42,6 +42,7 @@ def fanout_alert(self: Task, alert_id: int) -> None:
     try:
         with session_scope(_engine()) as session:
             planned = service.plan_alert(session, alert_id=alert_id)
+            queue = service.queue_of(session, alert_id=alert_id)
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.backoff(self.request.retries)) from exc
@@ -52,7 +53,7 @@ def fanout_alert(self: Task, alert_id: int) -> None:
     for name, ids in planned.items():
         size = channels[name].limits.max_batch if name in channels else planning.DEFAULT_BATCH
         for chunk in planning.batches(ids, min(size, planning.DEFAULT_BATCH)):
-            send_batch.delay(chunk)
+            send_batch.apply_async(args=[chunk], queue=queue)
 
 
 @celery.task(name="dispatch.send_batch", bind=True, acks_late=True, max_retries=planning.MAX_ATTEMPTS)
@@ -71,7 +72,8 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
         retry_ids = service.record_results(session, sent=sent)
     if retry_ids:
         countdown = planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
-        raise self.retry(args=[retry_ids], countdown=countdown)
+        # Retries wait in the routine queue: first attempts of a cancel or a tsunami warning go ahead of them.
+        raise self.retry(args=[retry_ids], countdown=countdown, queue=planning.ROUTINE_QUEUE)
 
 
 @celery.task(name="dispatch.sweep", acks_late=True)

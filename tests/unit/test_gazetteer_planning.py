@@ -38,3 +38,19 @@ def test_backoff_grows_and_stays_under_visibility_timeout():
     delays = [backoff(n) for n in range(12)]
     assert delays == sorted(delays)
     assert max(delays) < VISIBILITY_TIMEOUT_S / 10
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "severity", "urgency", "queue"),
+    [
+        ("Cancel", "Minor", "Past", "critical"),
+        ("Update", "Moderate", "Expected", "critical"),
+        ("Alert", "Extreme", "Immediate", "critical"),
+        ("Alert", "Extreme", "Expected", "broadcast"),
+        ("Alert", "Severe", "Immediate", "broadcast"),
+    ],
+)
+def test_cancels_updates_and_extreme_immediate_warnings_jump_the_queue(msg_type, severity, urgency, queue):
+    from broadcast.dispatch.planning import queue_for
+
+    assert queue_for(msg_type=msg_type, severity=severity, urgency=urgency) == queue
