@@ -20,6 +20,7 @@ demo_app = typer.Typer(help="Demo data", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit log", no_args_is_help=True)
 cap_app = typer.Typer(help="CAP 1.1/1.2 documents", no_args_is_help=True)
 bmkg_app = typer.Typer(help="BMKG intake (nowcast CAP/RSS, earthquake JSON)", no_args_is_help=True)
+alerts_app = typer.Typer(help="Peringatan / alerts", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Pelanggan / subscribers", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -27,6 +28,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cap_app, name="cap")
 app.add_typer(bmkg_app, name="bmkg")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(subscribers_app, name="subscribers")
 console = Console(soft_wrap=True)
 
@@ -246,6 +248,53 @@ def bmkg_import(
         for item, reason in result.skipped:
             console.print(f"[yellow]{item}: {reason}[/yellow]")
     console.print(f"{created} draf baru / new drafts (perlu persetujuan / need approval)")
+
+
+@alerts_app.command("progress")
+def alerts_progress(
+    alert_id: int,
+    watch: Annotated[bool, typer.Option(help="follow live until every delivery settled")] = True,
+    timeout: Annotated[float, typer.Option(help="stop watching after this many seconds")] = 600,
+) -> None:
+    """Per-channel delivery progress bars for one alert (sent, delivered, failed, skipped)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from broadcast.db import session_factory
+    from broadcast.dispatch import service as dispatch
+    from broadcast.errors import NotFound
+
+    engine = _engine()
+
+    def read() -> tuple[list[dispatch.ChannelProgress], bool]:
+        with session_factory(engine)() as session:
+            rows = dispatch.progress(session, alert_id=alert_id)
+            return rows, dispatch.is_settled(session, alert_id=alert_id, rows=rows)
+
+    try:
+        rows, settled = read()
+    except NotFound as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    columns = (
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        tasks = {r.channel: bars.add_task(r.channel, total=max(r.total, 1), detail="") for r in rows}
+        deadline = time.monotonic() + timeout
+        while True:
+            for r in rows:
+                detail = " ".join(f"{k}={v}" for k, v in r.by_state.items() if v)
+                bars.update(tasks[r.channel], completed=r.finished, total=max(r.total, 1), detail=detail)
+            if settled or not watch or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+            rows, settled = read()
+    console.print("selesai / settled" if settled else "masih berjalan / still in progress")
 
 
 @app.command()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from broadcast.alerts import hazards, reach, service
 from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
@@ -31,8 +33,8 @@ from broadcast.alerts.schemas import (
 )
 from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep
 from broadcast.audit import service as audit
+from broadcast.db import get_engine, session_factory
 from broadcast.dispatch import service as dispatch
-from broadcast.dispatch.models import DeliveryState
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
 from channels.registry import RENDERERS
@@ -123,21 +125,43 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 @router.get("/{alert_id}/deliveries")
 def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
-    alert = service.get_alert(session, alert_id=alert_id)
-    counts = dispatch.delivery_counts(session, alert_id=alert.id)
-    out = []
-    for channel in alert.channels:
-        c = counts.get(channel, {})
-        by_state = {s.value: c.get(s.value, 0) for s in DeliveryState}
-        out.append(
-            DeliveryCounts(
-                channel=channel,
-                mode=settings.channel_mode(channel),
-                total=sum(by_state.values()),
-                by_state=by_state,
+    rows = dispatch.progress(session, alert_id=alert_id)
+    return [
+        DeliveryCounts(channel=r.channel, mode=settings.channel_mode(r.channel), total=r.total, by_state=r.by_state)
+        for r in rows
+    ]
+
+
+@router.get("/{alert_id}/progress/stream", response_class=StreamingResponse)
+def progress_stream(
+    alert_id: int,
+    user: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    interval_s: float = Query(default=1.0, ge=0.2, le=10),
+) -> StreamingResponse:
+    """Server-sent events: per-channel delivery counts every `interval_s` until every delivery settled
+    (event `done`) or ten minutes passed."""
+    dispatch.progress(session, alert_id=alert_id)  # 404 before the stream starts
+    engine = get_engine(settings.resolved_database_url)
+
+    def events() -> Iterator[str]:
+        deadline = time.monotonic() + 600
+        while True:
+            with session_factory(engine)() as s:
+                rows = dispatch.progress(s, alert_id=alert_id)
+                settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
+            payload = json.dumps(
+                [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
             )
-        )
-    return out
+            yield f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"
+            if settled or time.monotonic() > deadline:
+                return
+            time.sleep(interval_s)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @router.get("/{alert_id}/outbox")

@@ -449,3 +449,41 @@ def social_posts_since(session: Session, *, since: datetime, public_base_url: st
         alert = alerts.get_alert(session, alert_id=alert_id)
         total += len(renderer.render_thread(alerts.to_alert_data(alert, public_base_url=public_base_url)))
     return total
+
+
+FINAL_STATES = ("sent", "delivered", "undelivered", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class ChannelProgress:
+    channel: str
+    total: int
+    by_state: dict[str, int]
+
+    @property
+    def finished(self) -> int:
+        """Deliveries that will not change any more (sent, delivered, failed, skipped...)."""
+        return sum(self.by_state.get(s, 0) for s in FINAL_STATES)
+
+
+def progress(session: Session, *, alert_id: int) -> list[ChannelProgress]:
+    """Per channel of the alert: how many deliveries are in each state.
+
+    Raises: AlertNotFound.
+    """
+    alert = alerts.get_alert(session, alert_id=alert_id)
+    counts = delivery_counts(session, alert_id=alert.id)
+    out = []
+    for channel in alert.channels:
+        c = counts.get(channel, {})
+        by_state = {s.value: c.get(s.value, 0) for s in DeliveryState}
+        out.append(ChannelProgress(channel, sum(by_state.values()), by_state))
+    return out
+
+
+def is_settled(session: Session, *, alert_id: int, rows: list[ChannelProgress]) -> bool:
+    """True once the alert was planned and no delivery is still pending or being sent."""
+    alert = alerts.get_alert(session, alert_id=alert_id)
+    if alert.state in (AlertState.DRAFT.value, AlertState.SUBMITTED.value, AlertState.APPROVED.value):
+        return False
+    return all(r.finished == r.total for r in rows)

@@ -298,3 +298,36 @@ def test_follow_ups_over_http(client):
     assert cancel["msg_type"] == "Cancel" and cancel["references_alert_id"] == alert_id
     assert_problem(client.post(f"/api/v1/alerts/{alert_id}/cancel", json={}, headers=op), 422)
     assert_problem(client.post("/api/v1/alerts/99999/cancel", json={"reason": "x y z"}, headers=op), 404)
+
+
+def test_progress_stream_sends_events_until_settled(client, engine):
+    from broadcast.alerts import service as alerts_service
+    from broadcast.alerts.schemas import AlertCreate
+    from broadcast.dispatch import service as dispatch
+    from broadcast.users.models import User
+    from channels.registry import build_channels
+
+    with session_scope(engine) as s:
+        team = {u.username: u for u in s.scalars(sa.select(User))}
+        alert = alerts_service.create_alert(s, data=AlertCreate(**alert_payload("Exercise")), author=team["op.palu"],
+                                            sender="s")
+        alerts_service.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
+        alerts_service.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=False)
+        alert_id = alert.id
+    headers = login(client, "analis")
+    with client.stream("GET", f"/api/v1/alerts/{alert_id}/progress/stream?interval_s=0.2", headers=headers) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        first = next(line for line in lines if line.startswith("event:"))
+        assert first == "event: progress"  # approved, not yet planned
+        with session_scope(engine) as s:
+            planned = dispatch.plan_alert(s, alert_id=alert_id)
+        channels = build_channels(["sms", "social", "web"], modes={}, public_base_url="http://x")
+        for ids in planned.values():
+            with session_scope(engine) as s:
+                batch = dispatch.claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
+            with session_scope(engine) as s:
+                dispatch.record_results(s, sent=dispatch.send_claimed(batch, channels=channels))
+        events = [line for line in lines if line.startswith("event:")]
+    assert events[-1] == "event: done"
+    assert client.get("/api/v1/alerts/999/progress/stream", headers=headers).status_code == 404

@@ -62,3 +62,36 @@ def test_audit_verify_detects_a_row_edited_in_the_database(dbs, tmp_path):
     broken = run("audit", "verify", db_url=url, cwd=tmp_path)
     assert broken.returncode == 1
     assert f"broken at entry {victim}" in broken.stdout
+
+
+def test_alerts_progress_shows_each_channel_settled(sqlite_dbs, tmp_path):
+    from broadcast.alerts import service as alerts
+    from broadcast.alerts.schemas import AlertCreate
+    from broadcast.db import session_scope
+    from broadcast.dispatch import service as dispatch
+    from channels.registry import build_channels
+    from tests.factories import alert_payload, make_subscribers, make_team
+
+    url = sqlite_dbs.fresh()
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        team = make_team(s)
+        make_subscribers(s)
+        alert = alerts.create_alert(s, data=AlertCreate(**alert_payload("Exercise")), author=team["operator"],
+                                    sender="s")
+        alerts.submit_alert(s, alert_id=alert.id, actor=team["operator"])
+        alerts.approve_alert(s, alert_id=alert.id, approver=team["approver"], production=False)
+        alert_id = alert.id
+    with session_scope(engine) as s:
+        planned = dispatch.plan_alert(s, alert_id=alert_id)
+    channels = build_channels(["sms", "social", "web"], modes={}, public_base_url="http://x")
+    for ids in planned.values():
+        with session_scope(engine) as s:
+            batch = dispatch.claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
+        with session_scope(engine) as s:
+            dispatch.record_results(s, sent=dispatch.send_claimed(batch, channels=channels))
+    engine.dispose()
+    res = run("alerts", "progress", str(alert_id), "--no-watch", db_url=url, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "sms" in res.stdout and "4/4" in res.stdout and "selesai" in res.stdout
+    assert run("alerts", "progress", "999", db_url=url, cwd=tmp_path).returncode == 2
