@@ -243,6 +243,12 @@ class Channel(ABC):
         """Turn a provider webhook or poll item into an event; None when not ours."""
         return None
 
+    def reconcile(self, message: OutboundMessage, *, since: datetime) -> str | None:
+        """The provider's id when it already accepted this message since `since` (a send left in doubt by a
+        dead worker); None when it did not, or cannot tell (then the message is sent again: a duplicate
+        beats a missing warning)."""
+        return None
+
     def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
         """The provider limits sending `message` draws on, and how many requests it costs."""
         return [RateBucket(f"{self.name}:rate", self.limits.rate_per_second, self.limits.burst)], 1

@@ -122,6 +122,8 @@ class ClaimedItem:
     delivery_id: int
     channel: str
     recipient: Recipient
+    # When a dead worker's claim on this row began: its send may or may not have reached the provider.
+    in_doubt_since: datetime | None = None
 
 
 @dataclass
@@ -142,6 +144,10 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
         Delivery.state == DeliveryState.PENDING.value,
         and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
     )
+    doubt_stmt = select(Delivery.id, Delivery.updated_at).where(
+        Delivery.id.in_(list(delivery_ids)), Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now
+    )
+    in_doubt = {did: claimed_at for did, claimed_at in session.execute(doubt_stmt)}
     rows = session.execute(
         update(Delivery)
         .where(Delivery.id.in_(list(delivery_ids)), claimable)
@@ -186,7 +192,7 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
             address = phones[r.subscriber_id]
         else:
             address = data.public_url
-        batch.items.append(ClaimedItem(r.id, r.channel, Recipient(str(r.id), address, r.language)))
+        batch.items.append(ClaimedItem(r.id, r.channel, Recipient(str(r.id), address, r.language), in_doubt.get(r.id)))
     if stopped:
         skip(session, delivery_ids=stopped, reason="subscriber stopped")
     return batch
@@ -266,6 +272,28 @@ def _within_limits(
     return allowed, held
 
 
+def _reconcile(
+    channel: Channel, messages: list[OutboundMessage], items: list[ClaimedItem]
+) -> tuple[list[OutboundMessage], list[SendResult]]:
+    """Rows a dead worker left in doubt are checked with the provider first: what it already accepted is
+    recorded as sent, not sent again."""
+    doubt = {str(i.delivery_id): i.in_doubt_since for i in items if i.in_doubt_since is not None}
+    if not doubt:
+        return messages, []
+    remaining, done = [], []
+    for message in messages:
+        since = doubt.get(message.reference)
+        provider_id = channel.reconcile(message, since=since - timedelta(seconds=5)) if since else None
+        if provider_id:
+            log.info(
+                "delivery %s: already accepted by the provider as %s; not sent again", message.reference, provider_id
+            )
+            done.append(SendResult(message.reference, Outcome.SENT, provider_id=provider_id))
+        else:
+            remaining.append(message)
+    return remaining, done
+
+
 def _honour_retry_after(
     channel: Channel, messages: list[OutboundMessage], results: list[SendResult], limiter: RateLimiter | None
 ) -> None:
@@ -300,10 +328,11 @@ def send_claimed(
             ]
             continue
         messages = channel.render(batch.alert, [i.recipient for i in items])
+        messages, reconciled = _reconcile(channel, messages, items)
         allowed, held = _within_limits(channel, messages, limiter)
         sent_results = channel.send_many(allowed) if allowed else []
         _honour_retry_after(channel, allowed, sent_results, limiter)
-        results = {r.reference: r for r in [*sent_results, *held]}
+        results = {r.reference: r for r in [*sent_results, *held, *reconciled]}
         held_refs = {r.reference for r in held}
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:

@@ -338,6 +338,16 @@ class TwilioSms(Channel):
             for m in found
         ]
 
+    def reconcile(self, message: OutboundMessage, *, since: datetime) -> str | None:
+        """The sid of a message Twilio already holds for this number with this exact body since `since`.
+        Twilio has no idempotency key, so its message list is the only witness; if it cannot be read, None."""
+        try:
+            found = self.find_sent(message.recipient, since)
+        except ChannelError as exc:
+            log.warning("delivery %s: could not reconcile with Twilio (%s); sending again", message.reference, exc)
+            return None
+        return next((m.sid for m in found if m.body == message.text), None)
+
     def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
         """An inbound SMS webhook form as an event; None for anything else (e.g. a status callback)."""
         return parse_inbound(payload)

@@ -471,3 +471,45 @@ def test_info_lists_current_alerts_and_a_number_answers_an_ambiguous_daftar(clie
         assert "Tidak ada peringatan aktif" in info
     assert f"/p/{alert.id}" in sms(6, "INFO Palu Timur")
     assert "Tidak ada peringatan aktif" in sms(7, "INFO 33.15")
+
+
+def test_rows_left_in_doubt_by_a_dead_worker_are_reconciled_not_resent(session, settings, channels, fake, world):
+    """A worker claimed a batch, reached Twilio for some numbers, then died before recording anything.
+    The next worker asks Twilio what it already holds: every recipient ends with exactly one message."""
+    team, _ = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    ids = planned["sms"]
+    dead = service.claim(session, delivery_ids=ids, lease_s=-1, public_base_url=settings.public_base_url)
+    session.commit()
+    sms = channels["sms"]
+    messages = sms.render(dead.alert, [i.recipient for i in dead.items])
+    got_through = {m.reference: sms.send(m) for m in messages[:2]}  # then the worker was killed -9
+    assert len([r for r in fake.requests if r.method == "POST"]) == 2
+
+    _, retry = _send(session, settings, channels, ids)
+    assert retry == []
+    posts = [r for r in fake.requests if r.method == "POST"]
+    per_number = {}
+    for r in posts:
+        per_number[r.form["To"]] = per_number.get(r.form["To"], 0) + 1
+    assert sorted(per_number.values()) == [1] * len(ids)  # nobody twice, nobody missed
+    session.expire_all()
+    for delivery_id, sid in got_through.items():
+        row = session.get(Delivery, int(delivery_id))
+        assert row.state == "sent" and row.provider_id == sid
+    assert len([r for r in fake.requests if r.method == "GET"]) >= 1  # Twilio's message list was consulted
+
+
+def test_when_the_provider_cannot_tell_the_message_is_sent_again(session, settings, channels, fake, world):
+    team, _ = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    service.claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=settings.public_base_url)
+    session.commit()
+    fake.fail_next(1, status=500, code=20500)  # the list request fails: a duplicate beats a missing warning
+    _, retry = _send(session, settings, channels, planned["sms"])
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) + len(retry) == len(planned["sms"])
