@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import field_validator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known placeholder, rejected in production
@@ -50,6 +50,15 @@ class TwilioSettings(BaseModel):
     # Only an estimate for previews: roughly Twilio's list price per segment to Indonesia.
     price_per_segment: Decimal = Decimal("0.41")
     currency: str = "USD"
+    # Only to point the live channel at a local fake Twilio (benchmarks, tests): loopback URLs only.
+    api_base_url: str = ""
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise ValueError("twilio.api_base_url may only point at a local fake (http://127.0.0.1:PORT)")
+        return value
 
     @property
     def configured(self) -> bool:

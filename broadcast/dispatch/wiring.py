@@ -27,6 +27,7 @@ def twilio_config(settings: Settings) -> TwilioConfig:
         max_segments=t.max_segments,
         price_per_segment=Decimal(t.price_per_segment),
         currency=t.currency,
+        api_base_url=t.api_base_url,
     )
 
 

@@ -134,6 +134,20 @@ class FakeTwilio:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    def stats(self) -> dict[str, Any]:
+        """Counts for benchmarks: message requests, distinct recipients, the most any one got, first/last time."""
+        posts = [r for r in self.requests if r.method == "POST"]
+        per_to: dict[str, int] = {}
+        for r in posts:
+            per_to[r.form.get("To", "")] = per_to.get(r.form.get("To", ""), 0) + 1
+        return {
+            "posts": len(posts),
+            "distinct_to": len(per_to),
+            "max_per_to": max(per_to.values(), default=0),
+            "first_at": posts[0].at if posts else None,
+            "last_at": posts[-1].at if posts else None,
+        }
+
     def client(self, *, timeout: float = 5.0, pool_size: int = 32, auth_token: str | None = None) -> Client:
         """A real twilio Client pointed at this fake (through channels.sms.TwilioHttp)."""
         return build_client(
@@ -337,6 +351,8 @@ def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             if state.latency:
                 time.sleep(state.latency)
+            if path == "/_stats":
+                return self._json(200, fake.stats())
             match = MESSAGES_PATH.match(path)
             if match is None:
                 return self._json(404, {"code": 20404, "message": "Not found", "status": 404})

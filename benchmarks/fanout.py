@@ -1,0 +1,306 @@
+"""Fan-out throughput through the real Celery worker, PostgreSQL, Redis and the real twilio SDK against a
+local fake Twilio (in its own process, answering at once; rate limits switched off).
+
+Two runs in the same session:
+  ours   — one alert to N subscribers: planning, batch claims, pooled sends, bookkeeping per delivery;
+  naive  — one Celery task per message (the SDK's messages.create in each task), no bookkeeping.
+Each reports messages/s, the time from approval to the first provider request, and duplicates/missing
+(counted by the fake).
+
+    python benchmarks/fanout.py --recipients 100000 --naive 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BROKER = "redis://127.0.0.1:6379/11"
+SECRET = "benchmark-production-secret-key"  # noqa: S105 - a throwaway local value
+console = Console(width=150)
+
+FAKE_SCRIPT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.fakes.twilio import FakeTwilio
+fake = FakeTwilio().start()
+print(fake.url, fake.account_sid, fake.auth_token, flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+NAIVE_APP = """
+import os
+from celery import Celery
+from twilio.rest import Client
+from channels.sms import build_client
+
+app = Celery("naive", broker=os.environ["NAIVE_BROKER"])
+app.conf.update(task_acks_late=True, worker_prefetch_multiplier=4, task_ignore_result=True,
+                task_default_queue="naive")
+_client = None
+
+
+@app.task(name="naive.send_one")
+def send_one(to: str, body: str) -> None:
+    global _client
+    if _client is None:
+        _client = build_client(os.environ["FAKE_SID"], os.environ["FAKE_TOKEN"], api_base_url=os.environ["FAKE_URL"])
+    _client.messages.create(to=to, messaging_service_sid="MG" + "a" * 32, body=body)
+"""
+
+
+def start_fake() -> tuple[subprocess.Popen[str], str, str, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAKE_SCRIPT.format(root=str(ROOT))],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    url, sid, token = proc.stdout.readline().split()
+    return proc, url, sid, token
+
+
+def stats(url: str) -> dict[str, object]:
+    return httpx.get(f"{url}/_stats", timeout=60).json()
+
+
+def make_db() -> str:
+    name = f"bench_fanout_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return str(sa.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False))
+
+
+def drop_db(url: str) -> None:
+    name = sa.make_url(url).database
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def seed(db_url: str, n: int) -> None:
+    from broadcast import migrate
+    from broadcast.db import make_engine, session_scope
+    from tests.factories import make_team
+
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        make_team(s)
+    rows = [
+        {
+            "phone": f"+62813{i:08d}",
+            "language": "id",
+            "admin_code": "72.71.01.1004",
+            "active": True,
+            "channels": ["sms"],
+        }
+        for i in range(n)
+    ]
+    from broadcast.subscribers.models import Subscriber
+
+    with engine.begin() as conn:
+        for start in range(0, n, 10_000):
+            conn.execute(sa.insert(Subscriber.__table__), rows[start : start + 10_000])
+    engine.dispose()
+
+
+def worker_env(db_url: str, fake_url: str, sid: str, token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCAST_")}
+    env.update(
+        BROADCAST_ENVIRONMENT="production",
+        BROADCAST_SECRET_KEY=SECRET,
+        BROADCAST_DATABASE_URL=db_url,
+        BROADCAST_BROKER_URL=BROKER,
+        BROADCAST_ENABLED_CHANNELS='["sms"]',
+        BROADCAST_TWILIO__ACCOUNT_SID=sid,
+        BROADCAST_TWILIO__AUTH_TOKEN=token,
+        BROADCAST_TWILIO__MESSAGING_SERVICE_SID="MG" + "a" * 32,
+        BROADCAST_TWILIO__API_BASE_URL=fake_url,
+        BROADCAST_TWILIO__RATE_PER_SECOND="1000000",
+        BROADCAST_TWILIO__MAX_CONCURRENCY="48",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def run_ours(n: int, workers: int) -> dict[str, float]:
+    fake, fake_url, sid, token = start_fake()
+    db_url = make_db()
+    worker = None
+    try:
+        seed(db_url, n)
+        env = worker_env(db_url, fake_url, sid, token)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("BROADCAST_")})
+        import redis
+
+        redis.Redis.from_url(BROKER).flushdb()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "broadcast.cli", "worker", "--concurrency", str(workers), "--loglevel", "WARNING"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(6)  # let the worker connect
+        from broadcast.alerts import service as alerts
+        from broadcast.alerts.routes import enqueue_fanout
+        from broadcast.alerts.schemas import AlertCreate
+        from broadcast.db import make_engine, session_scope
+        from broadcast.dispatch.models import Delivery
+        from broadcast.users.models import User
+        from tests.factories import alert_payload
+
+        engine = make_engine(db_url)
+        with session_scope(engine) as s:
+            team = {u.username: u for u in s.scalars(sa.select(User))}
+            payload = alert_payload("Actual")
+            payload["channels"] = ["sms"]
+            alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
+            alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
+            alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
+        approved_at = time.time()
+        enqueue_fanout(alert)
+        done_states = ("sent", "delivered", "failed", "skipped")
+        while True:
+            with engine.connect() as c:
+                done = c.scalar(sa.select(sa.func.count()).select_from(Delivery).where(Delivery.state.in_(done_states)))
+            if done >= n:
+                break
+            time.sleep(0.5)
+        finished_at = time.time()
+        engine.dispose()
+        st = stats(fake_url)
+        return {
+            "messages": n,
+            "seconds": finished_at - approved_at,
+            "rate": n / (finished_at - approved_at),
+            "first_request_ms": (float(st["first_at"]) - approved_at) * 1000,
+            "posts": st["posts"],
+            "duplicates": int(st["posts"]) - int(st["distinct_to"]),
+            "missing": n - int(st["distinct_to"]),
+        }
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+        os.killpg(fake.pid, signal.SIGTERM)
+        drop_db(db_url)
+
+
+def run_naive(n: int, workers: int) -> dict[str, float]:
+    fake, fake_url, sid, token = start_fake()
+    app_dir = Path(tempfile.mkdtemp(prefix="naive_"))
+    (app_dir / "naive_app.py").write_text(NAIVE_APP)
+    env = {
+        **os.environ,
+        "NAIVE_BROKER": BROKER,
+        "FAKE_URL": fake_url,
+        "FAKE_SID": sid,
+        "FAKE_TOKEN": token,
+        "PYTHONPATH": f"{app_dir}:{ROOT}",
+    }
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "naive_app",
+            "worker",
+            "-Q",
+            "naive",
+            "--concurrency",
+            str(workers),
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        cwd=app_dir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(6)
+        sys.path.insert(0, str(app_dir))
+        os.environ.update({"NAIVE_BROKER": BROKER})
+        import naive_app
+
+        started = time.time()
+        for i in range(n):
+            naive_app.send_one.delay(f"+62814{i:08d}", "[TEST] Banjir di Kota Palu. Segera mengungsi.")
+        while int(stats(fake_url)["posts"]) < n:
+            time.sleep(0.5)
+        finished = time.time()
+        st = stats(fake_url)
+        return {
+            "messages": n,
+            "seconds": finished - started,
+            "rate": n / (finished - started),
+            "first_request_ms": (float(st["first_at"]) - started) * 1000,
+            "posts": st["posts"],
+            "duplicates": int(st["posts"]) - int(st["distinct_to"]),
+            "missing": n - int(st["distinct_to"]),
+        }
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        os.killpg(fake.pid, signal.SIGTERM)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--naive", type=int, default=3_000, help="messages for the naive baseline")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (this machine has 2 cores)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    naive = run_naive(args.naive, args.workers)
+    ours = run_ours(args.recipients, args.workers)
+    table = Table(title="Fan-out to SMS through the real worker (PostgreSQL + Redis, twilio SDK → local fake)")
+    for col in ("run", "messages", "seconds", "msg/s", "approval → first request", "duplicates", "missing"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for name, r in (("naive: one task per message, no bookkeeping", naive), ("ours: batches + bookkeeping", ours)):
+        table.add_row(
+            name,
+            f"{r['messages']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['rate']:,.0f}",
+            f"{r['first_request_ms']:.0f} ms",
+            str(r["duplicates"]),
+            str(r["missing"]),
+        )
+    console.print(table)
+    console.print(
+        f"ours / naive: {ours['rate'] / naive['rate']:.1f}×  (goals: ≥ 3,000 msg/s, ≥ 10× naive, "
+        "first request < 500 ms, 0 duplicates, 0 missing)"
+    )
+    print(json.dumps({"ours": ours, "naive": naive}))
+
+
+if __name__ == "__main__":
+    main()
