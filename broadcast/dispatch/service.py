@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -352,16 +352,13 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         ids = [s.item.delivery_id for s in sent]
         stmt = select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
         attempts = {did: n for did, n in session.execute(stmt)}
+    outcomes: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
     for s in sent:
         did = s.item.delivery_id
-        values: dict[str, Any] = {"lease_until": None, "updated_at": now}
+        row: dict[str, Any] = {"b_id": did, "b_error": s.result.error, "b_pid": None, "b_sent": None}
         if s.result.outcome is Outcome.SENT:
-            values |= {
-                "state": DeliveryState.SENT.value,
-                "provider_id": s.result.provider_id,
-                "sent_at": now,
-                "error": None,
-            }
+            row |= {"b_state": DeliveryState.SENT.value, "b_pid": s.result.provider_id, "b_sent": now, "b_error": None}
             if s.mode == "outbox":
                 outbox_rows.append(
                     {
@@ -373,17 +370,46 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
                     }
                 )
         elif s.held:
-            # Waiting for a provider limit is not an attempt: a day-long cap must not use up the retries.
-            values |= {"state": DeliveryState.PENDING.value, "error": s.result.error, "attempts": Delivery.attempts - 1}
+            held.append({"b_id": did, "b_error": s.result.error})
             retry.append(did)
+            continue
         elif s.result.outcome is Outcome.FAILED or attempts.get(did, 0) >= MAX_ATTEMPTS:
-            values |= {"state": DeliveryState.FAILED.value, "error": s.result.error}
+            row["b_state"] = DeliveryState.FAILED.value
         else:
-            values |= {"state": DeliveryState.PENDING.value, "error": s.result.error}
+            row["b_state"] = DeliveryState.PENDING.value
             retry.append(did)
-        # Only rows we still hold: a row whose lease was taken over is not ours to overwrite.
-        session.execute(
-            update(Delivery).where(Delivery.id == did, Delivery.state == DeliveryState.SENDING.value).values(values)
+        outcomes.append(row)
+    conn = session.connection()
+    # One statement for the whole batch (executemany); only rows we still hold: a row whose lease was taken
+    # over by another worker is not ours to overwrite.
+    mine = and_(Delivery.id == bindparam("b_id"), Delivery.state == DeliveryState.SENDING.value)
+    if outcomes:
+        conn.execute(
+            update(Delivery.__table__)
+            .where(mine)
+            .values(
+                state=bindparam("b_state"),
+                provider_id=func.coalesce(bindparam("b_pid", type_=Delivery.provider_id.type), Delivery.provider_id),
+                sent_at=func.coalesce(bindparam("b_sent", type_=Delivery.__table__.c.sent_at.type), Delivery.sent_at),
+                error=bindparam("b_error"),
+                lease_until=None,
+                updated_at=now,
+            ),
+            outcomes,
+        )
+    if held:
+        # Waiting for a provider limit is not an attempt: a day-long cap must not use up the retries.
+        conn.execute(
+            update(Delivery.__table__)
+            .where(mine)
+            .values(
+                state=DeliveryState.PENDING.value,
+                error=bindparam("b_error"),
+                attempts=Delivery.attempts - 1,
+                lease_until=None,
+                updated_at=now,
+            ),
+            held,
         )
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
