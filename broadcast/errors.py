@@ -55,3 +55,9 @@ class InvalidGeometry(Invalid):
     def from_geo(cls, exc: ValueError) -> InvalidGeometry:
         """Wrap a geo.errors.GeoError, keeping its code and its bilingual message."""
         return cls(str(exc), code=getattr(exc, "code", None))
+
+
+class TooManyRequests(BroadcastError):
+    """A rate limit was reached; trying again after the window works."""
+
+    code = "rate-limited"

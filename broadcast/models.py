@@ -5,7 +5,7 @@ from broadcast.audit.models import AuditEntry
 from broadcast.db import Base
 from broadcast.dispatch.models import Delivery, OutboxMessage
 from broadcast.partners.models import PartnerDelivery, PartnerWebhook
-from broadcast.reports.models import PollCheckpoint, Report
+from broadcast.reports.models import Incident, PollCheckpoint, Report
 from broadcast.subscribers.models import Subscriber
 from broadcast.users.models import User
 
@@ -16,6 +16,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Delivery",
+    "Incident",
     "OutboxMessage",
     "PartnerDelivery",
     "PartnerWebhook",

@@ -123,6 +123,16 @@ class Settings(BaseSettings):
     x_poll_seconds: float = 60.0
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
+    # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).
+    report_api_keys: dict[str, SecretStr] = {}
+    # Limit the geoparser to one region (a code prefix such as "31" for DKI Jakarta); empty: all Indonesia.
+    reports_geoparse_within: str = ""
+    # Public report form (/lapor): photo size and per-IP / per-phone limits per window.
+    report_photo_max_bytes: int = 5_000_000
+    report_limit_per_ip: int = 10
+    report_limit_per_phone: int = 5
+    report_limit_window_s: int = 600
+    report_form_min_seconds: float = 3.0
 
     @model_validator(mode="after")
     def _production_is_configured(self) -> Settings:

@@ -45,6 +45,7 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
+            "reports-sweep": {"task": "reports.sweep", "schedule": SWEEP_EVERY_S},
             **(
                 {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
                 if settings.live_providers_allowed and settings.x.configured and settings.x_poll_seconds > 0

@@ -16,10 +16,12 @@ from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems
 from broadcast.api.deps import SessionDep
 from broadcast.partners.routes import router as partners_router
+from broadcast.reports.routes import router as reports_router
 from broadcast.settings import Settings, get_settings
 from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
+from broadcast.web.reports import router as report_pages_router
 from broadcast.web.staff import router as staff_router
 from broadcast.webhooks.routes import router as webhooks_router
 
@@ -29,17 +31,19 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.overrides.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._too_large(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            await self._too_large(send, max_bytes)
             return
         seen = 0
 
@@ -48,19 +52,19 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise _TooLarge(max_bytes)
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._too_large(send)
+            await self._too_large(send, max_bytes)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, max_bytes: int) -> None:
         response = problems.problem_response(
             413,
-            f"Badan permintaan melebihi {self.max_bytes} byte / body larger than {self.max_bytes} bytes",
+            f"Badan permintaan melebihi {max_bytes} byte / body larger than {max_bytes} bytes",
             code="payload-too-large",
         )
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(staff_router)
     app.include_router(webhooks_router)
+    app.include_router(reports_router)
+    app.include_router(report_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])
@@ -102,5 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__, "environment": settings.environment.value}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # The public report form may carry a photo; everything else keeps the general limit.
+    photo_limit = max(settings.max_body_bytes, settings.report_photo_max_bytes + 64 * 1024)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={"/lapor": photo_limit})
     return app

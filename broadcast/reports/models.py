@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -15,6 +15,7 @@ class Report(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
         CheckConstraint("state IN ('new','verified','dismissed','actioned')", name="state"),
+        Index("ix_reports_processing", "processing", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,6 +35,54 @@ class Report(Base):
     command: Mapped[str | None] = mapped_column(String(16))
     # The exact reply we gave (TwiML for SMS), so a retried webhook gets the same answer.
     reply: Mapped[str | None] = mapped_column(Text)
+    # Normalised at intake: links to photos or posts the report carries.
+    media: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Enrichment (Celery): pending → working (leased) → done; failed keeps the raw row and waits for a retry;
+    # skipped for SMS commands (DAFTAR, BERHENTI...) that are not reports.
+    processing: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None]
+    enriched_at: Mapped[datetime | None] = mapped_column(index=True)
+    hazard_confidence: Mapped[float | None]
+    depth_cm: Mapped[int | None]
+    severity: Mapped[str | None] = mapped_column(String(16))
+    kecamatan_code: Mapped[str | None] = mapped_column(String(13))
+    # coordinates, text, subscriber or none
+    geocode_method: Mapped[str | None] = mapped_column(String(16))
+    place_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    street: Mapped[str | None] = mapped_column(String(200))
+    rw: Mapped[str | None] = mapped_column(String(8))
+    alert_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Incident(Base):
+    """Reports close in space and time about the same hazard, grouped; triaged like a report."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (CheckConstraint("state IN ('new','verified','dismissed','actioned')", name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hazard: Mapped[str] = mapped_column(String(32))
+    lat: Mapped[float]
+    lon: Mapped[float]
+    admin_code: Mapped[str | None] = mapped_column(String(13))
+    kecamatan_code: Mapped[str | None] = mapped_column(String(13))
+    street: Mapped[str | None] = mapped_column(String(200))
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime] = mapped_column(index=True)
+    report_count: Mapped[int] = mapped_column(default=0)
+    max_depth_cm: Mapped[int | None]
+    representative_text: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class PollCheckpoint(Base):

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
-from collections.abc import Mapping
-from datetime import datetime
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from rapidfuzz import fuzz, process
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from broadcast.reports.models import PollCheckpoint, Report
+from broadcast.audit import service as audit
+from broadcast.db import utcnow
+from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.reports import rules
+from broadcast.reports.models import Incident, PollCheckpoint, Report
 from channels.base import InboundEvent
+from geo import boundaries, gazetteer, geoparse, placenames
+
+if TYPE_CHECKING:
+    from broadcast.alerts.models import Alert
+    from broadcast.users.models import User
 
 # Form fields that carry the sender's own number; stored only as the keyed hash.
 PHONE_FIELDS = ("From",)
@@ -126,3 +142,742 @@ def ingest_x_search(session: Session, *, client: object, query: str, author_key:
     if poll.since_id:
         set_checkpoint(session, name=name, value=poll.since_id)
     return new
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One intake for every source: the raw payload is stored in one INSERT, enrichment happens later in Celery.
+
+MAX_TEXT = 4000
+MAX_MEDIA = 10
+MAX_ATTEMPTS = 6
+LEASE = timedelta(minutes=5)
+
+
+class ReportNotFound(NotFound):
+    code = "report-not-found"
+
+
+class IncidentNotFound(NotFound):
+    code = "incident-not-found"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid-report-transition"
+
+
+class InvalidReport(Invalid):
+    code = "invalid-report"
+
+
+def check_coordinates(lat: float | None, lon: float | None) -> None:
+    """Both or neither, and on the globe.
+
+    Raises: InvalidReport.
+    """
+    if (lat is None) != (lon is None):
+        raise InvalidReport("Lintang dan bujur harus diisi keduanya / give both lat and lon, or neither")
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidReport("Koordinat di luar jangkauan / coordinates out of range")
+
+
+def intake(
+    session: Session,
+    *,
+    source: str,
+    external_id: str,
+    raw: Mapping[str, object],
+    text: str,
+    author: str | None,
+    lat: float | None = None,
+    lon: float | None = None,
+    media: Sequence[str] = (),
+    received_at: datetime | None = None,
+    language: str | None = None,
+    hazard: str | None = None,
+    admin_code: str | None = None,
+) -> tuple[int, bool]:
+    """Store a report's raw payload and its normalised fields in one INSERT, pending enrichment.
+
+    Returns (report id, created); the same (source, external_id) twice stores nothing new.
+    Raises: InvalidReport (unknown source, bad coordinates).
+    """
+    if source not in rules.SOURCES:
+        raise InvalidReport(f"Sumber tidak dikenal / unknown source {source!r}")
+    check_coordinates(lat, lon)
+    values = {
+        "source": source,
+        "external_id": external_id[:128],
+        "raw": dict(raw),
+        "text": text.strip()[:MAX_TEXT],
+        "author_hash": author,
+        "language": language,
+        "lat": lat,
+        "lon": lon,
+        "media": list(media)[:MAX_MEDIA],
+        "hazard": hazard if hazard in rules.HAZARD_RULES else None,
+        "admin_code": admin_code,
+        "state": "new",
+        "processing": "pending",
+        "attempts": 0,
+        "received_at": received_at or utcnow(),
+        "place_names": [],
+        "alert_ids": [],
+    }
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert_fn(Report)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(Report.id)
+    )
+    new_id = session.execute(stmt).scalar()
+    if new_id is not None:
+        return int(new_id), True
+    existing = find_report(session, source=source, external_id=external_id[:128])
+    assert existing is not None
+    return existing.id, False
+
+
+def get_report(session: Session, *, report_id: int) -> Report:
+    """The report with this id.
+
+    Raises: ReportNotFound.
+    """
+    report = session.get(Report, report_id)
+    if report is None:
+        raise ReportNotFound(f"Laporan {report_id} tidak ditemukan / report not found")
+    return report
+
+
+def get_incident(session: Session, *, incident_id: int) -> Incident:
+    """The incident with this id.
+
+    Raises: IncidentNotFound.
+    """
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise IncidentNotFound(f"Kejadian {incident_id} tidak ditemukan / incident not found")
+    return incident
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Report.processing == "pending",
+        and_(Report.processing == "failed", Report.attempts < MAX_ATTEMPTS, Report.lease_until <= now),
+        and_(Report.processing == "working", Report.lease_until <= now),
+    )
+
+
+def claim_pending(session: Session, *, limit: int = 100, now: datetime | None = None) -> list[int]:
+    """Lease up to `limit` reports that need enrichment (new, failed and due for a retry, or left by a dead
+    worker); each id is claimed by exactly one caller."""
+    now = now or utcnow()
+    stmt = select(Report.id).where(_claimable(now)).order_by(Report.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    claimed = []
+    for report_id in session.scalars(stmt).all():
+        done = session.execute(
+            update(Report)
+            .where(Report.id == report_id, _claimable(now))
+            .values(processing="working", lease_until=now + LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(report_id)
+    return claimed
+
+
+def count_pending(session: Session) -> int:
+    """Reports still waiting for enrichment (pending, working or failed with retries left)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Report)
+            .where(
+                or_(
+                    Report.processing.in_(("pending", "working")),
+                    and_(Report.processing == "failed", Report.attempts < MAX_ATTEMPTS),
+                )
+            )
+        )
+        or 0
+    )
+
+
+def mark_failed(session: Session, *, report_id: int, error: str, now: datetime | None = None) -> Report:
+    """Record a failed enrichment: the raw report stays, the error is shown and a retry is due after a backoff."""
+    now = now or utcnow()
+    report = get_report(session, report_id=report_id)
+    report.attempts += 1
+    report.processing = "failed"
+    report.last_error = error[:2000]
+    report.lease_until = now + timedelta(seconds=min(2**report.attempts, 300))
+    session.flush()
+    return report
+
+
+def _point_for(code: str) -> tuple[float, float] | None:
+    found = boundaries.nearest_geometry(code)
+    if found is None:
+        return None
+    point = found[1].point_on_surface()
+    return point.y, point.x
+
+
+def geocode(report: Report, *, within: str | None) -> None:
+    """Where a report is: its coordinates (admin codes from the boundaries), else place names in its text,
+    else the sender's registered area (the admin_code set at intake)."""
+    parsed = geoparse.parse_location(report.text or "", within=within or (report.admin_code or "")[:5] or None)
+    if within is None and report.admin_code and parsed.place is None:
+        parsed = geoparse.parse_location(report.text or "")
+    report.street = parsed.street
+    report.rw = parsed.rw
+    report.place_names = parsed.names
+    if report.lat is not None and report.lon is not None:
+        codes = boundaries.locate(report.lon, report.lat)
+        report.kecamatan_code = codes["kecamatan"]
+        report.admin_code = codes["desa_kelurahan"] or codes["kecamatan"] or codes["kabupaten_kota"]
+        report.geocode_method = "coordinates"
+        return
+    if parsed.place is not None:
+        report.admin_code = parsed.place.kode
+        report.kecamatan_code = parsed.kecamatan
+        report.geocode_method = "text"
+    elif report.admin_code:
+        report.kecamatan_code = report.admin_code[:8] if report.admin_code.count(".") >= 2 else None
+        report.geocode_method = "subscriber"
+    else:
+        report.geocode_method = "none"
+        return
+    point = _point_for(report.admin_code)
+    if point is not None:
+        report.lat, report.lon = point
+
+
+def _find_duplicate(session: Session, report: Report) -> Report | None:
+    if not report.author_hash:
+        return None
+    stmt = (
+        select(Report)
+        .where(
+            Report.author_hash == report.author_hash,
+            Report.id != report.id,
+            Report.processing == "done",
+            Report.duplicate_of_id.is_(None),
+            Report.received_at >= report.received_at - rules.DUPLICATE_WINDOW,
+            Report.received_at <= report.received_at + rules.DUPLICATE_WINDOW,
+        )
+        .order_by(Report.id)
+        .limit(50)
+    )
+    return next((r for r in session.scalars(stmt) if rules.is_near_duplicate(r.text, report.text)), None)
+
+
+def _representative(texts: Sequence[str]) -> str:
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        return ""
+    if len(texts) <= 2:
+        return max(texts, key=len)
+    normalised = [rules.normalise_text(t) for t in texts]
+    scores = process.cdist(normalised, normalised, scorer=fuzz.token_set_ratio)
+    best = max(range(len(texts)), key=lambda i: (float(scores[i].sum()), len(texts[i])))
+    return texts[best]
+
+
+def refresh_incident(session: Session, incident: Incident) -> Incident:
+    """Recount an incident from its reports (duplicates not counted): count, centre, time span, depth, text."""
+    members = list(
+        session.scalars(
+            select(Report)
+            .where(Report.incident_id == incident.id, Report.duplicate_of_id.is_(None))
+            .order_by(Report.id)
+        )
+    )
+    located = [m for m in members if m.lat is not None and m.lon is not None]
+    incident.report_count = len(members)
+    if located:
+        incident.lat = sum(m.lat for m in located) / len(located)  # type: ignore[misc]
+        incident.lon = sum(m.lon for m in located) / len(located)  # type: ignore[misc]
+    if members:
+        incident.first_at = min(m.received_at for m in members)
+        incident.last_at = max(m.received_at for m in members)
+        depths = [m.depth_cm for m in members if m.depth_cm is not None]
+        incident.max_depth_cm = max(depths) if depths else None
+        incident.representative_text = _representative([m.text for m in members[-50:]])
+    incident.updated_at = utcnow()
+    session.flush()
+    return incident
+
+
+def cluster(session: Session, report: Report) -> Incident | None:
+    """Put a located report with a hazard into the nearest open incident it belongs to, or start one."""
+    if report.hazard is None or report.lat is None or report.lon is None:
+        return None
+    hazards = ("banjir", "genangan") if report.hazard in ("banjir", "genangan") else (report.hazard,)
+    window = rules.CLUSTER_WINDOW
+    near = or_(
+        and_(func.abs(Incident.lat - report.lat) < 0.02, func.abs(Incident.lon - report.lon) < 0.02),
+        and_(Incident.street == report.street, Incident.kecamatan_code == report.kecamatan_code),
+    )
+    stmt = select(Incident).where(
+        Incident.hazard.in_(hazards),
+        Incident.last_at >= report.received_at - window,
+        Incident.first_at <= report.received_at + window,
+        Incident.state != "dismissed",
+        near,
+    )
+    best: tuple[float, Incident] | None = None
+    for incident in session.scalars(stmt):
+        d = rules.same_incident(
+            hazard=report.hazard,
+            lat=report.lat,
+            lon=report.lon,
+            at=report.received_at,
+            street=report.street,
+            kecamatan=report.kecamatan_code,
+            incident_hazard=incident.hazard,
+            incident_lat=incident.lat,
+            incident_lon=incident.lon,
+            incident_last_at=incident.last_at,
+            incident_street=incident.street,
+            incident_kecamatan=incident.kecamatan_code,
+        )
+        if d is not None and (best is None or d < best[0]):
+            best = (d, incident)
+    if best is None:
+        incident = Incident(
+            hazard=report.hazard,
+            lat=report.lat,
+            lon=report.lon,
+            admin_code=report.admin_code,
+            kecamatan_code=report.kecamatan_code,
+            street=report.street,
+            first_at=report.received_at,
+            last_at=report.received_at,
+            representative_text=report.text,
+            state="new",
+        )
+        session.add(incident)
+        session.flush()
+    else:
+        incident = best[1]
+    report.incident_id = incident.id
+    session.flush()
+    return refresh_incident(session, incident)
+
+
+def enrich(session: Session, *, report_id: int, within: str | None = None) -> Report:
+    """Normalise and enrich one report: language, hazard and confidence, depth and severity, location,
+    near-duplicate of the same author, incident, and the active alerts covering it."""
+    from broadcast.alerts import service as alerts
+
+    report = get_report(session, report_id=report_id)
+    if report.command is not None:
+        report.processing = "skipped"
+        session.flush()
+        return report
+    text = report.text or ""
+    report.language = report.language or rules.detect_language(text)
+    guess = rules.classify_hazard(text)
+    if guess.hazard is not None:
+        report.hazard, report.hazard_confidence = guess.hazard, guess.confidence
+    elif report.hazard is not None:
+        report.hazard_confidence = 0.5  # the source said so (a flood-only platform, a partner's category)
+    report.depth_cm = rules.depth_cm(text)
+    if report.depth_cm is None and isinstance(report.raw.get("flood_depth"), int | float):
+        report.depth_cm = int(report.raw["flood_depth"])  # type: ignore[arg-type]
+    report.severity = rules.severity_for(report.depth_cm)
+    geocode(report, within=within)
+    duplicate = _find_duplicate(session, report)
+    if duplicate is not None:
+        report.duplicate_of_id = duplicate.id
+        report.incident_id = duplicate.incident_id
+    else:
+        cluster(session, report)
+    code = report.admin_code or report.kecamatan_code
+    report.alert_ids = [a.id for a in alerts.current_for_area(session, code=code, limit=5)] if code else []
+    report.processing = "done"
+    report.enriched_at = utcnow()
+    report.last_error = None
+    report.lease_until = None
+    session.flush()
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Triage
+
+
+def set_state(session: Session, *, report_id: int, state: str, actor_id: int | None, note: str | None = None) -> Report:
+    """Move a report through triage (new → verified / dismissed / actioned), audited. The one place a report's
+    state changes, so follow-ups (e.g. replying to the reporter) hook in here.
+
+    Raises: ReportNotFound, InvalidTransition.
+    """
+    report = get_report(session, report_id=report_id)
+    if state not in rules.TRANSITIONS.get(report.state, frozenset()):
+        raise InvalidTransition(
+            f"Laporan {report.id}: {report.state} → {state} tidak diizinkan / not allowed "
+            f"(allowed: {', '.join(sorted(rules.TRANSITIONS.get(report.state, ()))) or 'none'})"
+        )
+    before = {"state": report.state, "notes": report.notes}
+    report.state = state
+    if note:
+        report.notes = f"{report.notes}\n{note}" if report.notes else note
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="report.state",
+        subject_type="report",
+        subject_id=report.id,
+        before=before,
+        after={"state": report.state, "notes": report.notes},
+    )
+    session.flush()
+    return report
+
+
+def update_triage(
+    session: Session, *, report_id: int, actor_id: int, assignee_id: int | None, note: str | None
+) -> Report:
+    """Assign a report (None clears) and append a note, audited.
+
+    Raises: ReportNotFound.
+    """
+    report = get_report(session, report_id=report_id)
+    before = {"assignee_id": report.assignee_id, "notes": report.notes}
+    report.assignee_id = assignee_id
+    if note:
+        report.notes = f"{report.notes}\n{note}" if report.notes else note
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="report.triage",
+        subject_type="report",
+        subject_id=report.id,
+        before=before,
+        after={"assignee_id": report.assignee_id, "notes": report.notes},
+    )
+    session.flush()
+    return report
+
+
+def set_incident_state(
+    session: Session, *, incident_id: int, state: str, actor_id: int | None, note: str | None = None
+) -> Incident:
+    """Triage an incident and, through set_state, each of its reports that may make the same move; audited.
+
+    Raises: IncidentNotFound, InvalidTransition.
+    """
+    incident = get_incident(session, incident_id=incident_id)
+    if state not in rules.TRANSITIONS.get(incident.state, frozenset()):
+        raise InvalidTransition(
+            f"Kejadian {incident.id}: {incident.state} → {state} tidak diizinkan / not allowed",
+            code="invalid-incident-transition",
+        )
+    before = {"state": incident.state, "notes": incident.notes}
+    incident.state = state
+    if note:
+        incident.notes = f"{incident.notes}\n{note}" if incident.notes else note
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="incident.state",
+        subject_type="incident",
+        subject_id=incident.id,
+        before=before,
+        after={"state": incident.state, "notes": incident.notes},
+    )
+    members = session.scalars(select(Report).where(Report.incident_id == incident.id).order_by(Report.id))
+    for member in list(members):
+        if state in rules.TRANSITIONS.get(member.state, frozenset()):
+            set_state(session, report_id=member.id, state=state, actor_id=actor_id, note=f"kejadian #{incident.id}")
+    incident.updated_at = utcnow()
+    session.flush()
+    return incident
+
+
+def update_incident_triage(
+    session: Session, *, incident_id: int, actor_id: int, assignee_id: int | None, note: str | None
+) -> Incident:
+    """Assign an incident and append a note, audited.
+
+    Raises: IncidentNotFound.
+    """
+    incident = get_incident(session, incident_id=incident_id)
+    before = {"assignee_id": incident.assignee_id, "notes": incident.notes}
+    incident.assignee_id = assignee_id
+    if note:
+        incident.notes = f"{incident.notes}\n{note}" if incident.notes else note
+    incident.updated_at = utcnow()
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="incident.triage",
+        subject_type="incident",
+        subject_id=incident.id,
+        before=before,
+        after={"assignee_id": incident.assignee_id, "notes": incident.notes},
+    )
+    session.flush()
+    return incident
+
+
+def incident_area_code(incident: Incident) -> str:
+    """The area a draft alert for this incident targets: its kecamatan, else the most precise code it has.
+
+    Raises: InvalidReport (the incident has no administrative area).
+    """
+    code = incident.kecamatan_code or incident.admin_code
+    if not code:
+        raise InvalidReport("Kejadian tanpa wilayah administrasi / incident has no administrative area")
+    return code
+
+
+def draft_alert_from_incident(session: Session, *, incident_id: int, actor: User, sender: str) -> Alert:
+    """Write a draft alert for the incident's kecamatan from its hazard's template, in one step (it still needs
+    submission and a second person's approval). Analysts, who may not author, get the system account as author.
+
+    Raises: IncidentNotFound, InvalidReport (no template for the hazard, no area), OutsideJurisdiction.
+    """
+    from broadcast.alerts import hazards
+    from broadcast.alerts import service as alerts
+    from broadcast.alerts.rules import AUTHOR_ROLES
+    from broadcast.alerts.schemas import AlertCreate, AreaIn
+    from broadcast.users import service as users
+
+    incident = get_incident(session, incident_id=incident_id)
+    template = rules.HAZARD_TEMPLATES.get(incident.hazard)
+    if template is None:
+        raise InvalidReport(f"Tidak ada templat untuk {incident.hazard} / no alert template for this hazard")
+    code = incident_area_code(incident)
+    place = gazetteer.find_place(code)
+    area_name = placenames.describe(place) if place else code
+    fields = {"lokasi": area_name}
+    known = {f.name for f in hazards.get_hazard(template).fields}
+    if incident.max_depth_cm and "ketinggian_air" in known:
+        fields["ketinggian_air"] = f"{incident.max_depth_cm} cm"
+    infos = hazards.render(template, {k: v for k, v in fields.items() if k in known})
+    data = AlertCreate(
+        status="Actual",
+        channels=["sms", "social", "web"],
+        note=f"Dari kejadian #{incident.id} ({incident.report_count} laporan warga) / from incident #{incident.id}",
+        infos=infos,
+        areas=[AreaIn(area_desc=area_name, geocodes=[code])],
+    )
+    author = actor if actor.role in {r.value for r in AUTHOR_ROLES} else users.system_user(session)
+    alert = alerts.create_alert(session, data=data, author=author, sender=sender)
+    before = {"alert_id": incident.alert_id, "state": incident.state}
+    incident.alert_id = alert.id
+    incident.updated_at = utcnow()
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="incident.draft_alert",
+        subject_type="incident",
+        subject_id=incident.id,
+        before=before,
+        after={"alert_id": alert.id, "state": incident.state},
+    )
+    session.flush()
+    return alert
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Listing and export
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    hazard: str | None = None
+    source: str | None = None
+    state: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int | None = None
+
+
+def _filtered(stmt: Select[Any], flt: ReportFilter, model: Any = Report) -> Select[Any]:
+    if flt.hazard:
+        stmt = stmt.where(model.hazard == flt.hazard)
+    if flt.state:
+        stmt = stmt.where(model.state == flt.state)
+    if model is Report:
+        if flt.source:
+            stmt = stmt.where(Report.source == flt.source)
+        if flt.since:
+            stmt = stmt.where(Report.received_at >= flt.since)
+        if flt.until:
+            stmt = stmt.where(Report.received_at <= flt.until)
+        if flt.after_id:
+            stmt = stmt.where(Report.id > flt.after_id)
+        stmt = stmt.where(Report.command.is_(None))
+    elif flt.since:
+        stmt = stmt.where(Incident.last_at >= flt.since)
+    return stmt
+
+
+def list_reports(session: Session, *, flt: ReportFilter, limit: int = 500) -> list[Report]:
+    """Reports (not SMS commands) matching the filter, newest first."""
+    stmt = _filtered(select(Report), flt).order_by(Report.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def reports_changed(
+    session: Session, *, after_id: int, enriched_after: datetime | None, limit: int = 500
+) -> list[Report]:
+    """Reports stored after `after_id` or enriched after `enriched_after`, oldest first (for live updates)."""
+    cond = Report.id > after_id
+    if enriched_after is not None:
+        cond = or_(cond, Report.enriched_at > enriched_after)
+    stmt = select(Report).where(cond, Report.command.is_(None)).order_by(Report.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def incident_reports(session: Session, *, incident_id: int) -> list[Report]:
+    """The reports grouped into an incident (duplicates included), oldest first."""
+    return list(session.scalars(select(Report).where(Report.incident_id == incident_id).order_by(Report.id)))
+
+
+def list_incidents(
+    session: Session, *, flt: ReportFilter, updated_after: datetime | None = None, limit: int = 200
+) -> list[Incident]:
+    """Incidents matching the filter (hazard, state, active since), most recently active first."""
+    stmt = _filtered(select(Incident), flt, Incident)
+    if updated_after is not None:
+        stmt = stmt.where(Incident.updated_at > updated_after)
+    return list(session.scalars(stmt.order_by(Incident.last_at.desc()).limit(limit)))
+
+
+def counts_by_hour(session: Session, *, flt: ReportFilter, hours: int = 24) -> list[tuple[datetime, int]]:
+    """Reports per hour over the last `hours` hours (oldest first), for the dashboard chart."""
+    end = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=hours)
+    since = max(flt.since, start) if flt.since else start
+    stmt = _filtered(select(Report.received_at), ReportFilter(**{**_asdict(flt), "since": since}))
+    buckets = [0] * hours
+    for (at,) in session.execute(stmt):
+        i = int((at - start).total_seconds() // 3600)
+        if 0 <= i < hours:
+            buckets[i] += 1
+    return [(start + timedelta(hours=i), n) for i, n in enumerate(buckets)]
+
+
+def _asdict(flt: ReportFilter) -> dict[str, Any]:
+    return {k: getattr(flt, k) for k in flt.__slots__}  # type: ignore[attr-defined]
+
+
+def latest_report_id_stmt() -> Select[Any]:
+    """The newest report id (where a live view starts streaming from)."""
+    return select(func.max(Report.id))
+
+
+def report_summary(report: Report) -> dict[str, Any]:
+    """The plain fields of a report shown to staff and exported (never the raw payload or the phone)."""
+    return {
+        "id": report.id,
+        "source": report.source,
+        "received_at": report.received_at.isoformat(),
+        "text": report.text,
+        "language": report.language,
+        "hazard": report.hazard,
+        "hazard_confidence": report.hazard_confidence,
+        "depth_cm": report.depth_cm,
+        "severity": report.severity,
+        "lat": report.lat,
+        "lon": report.lon,
+        "admin_code": report.admin_code,
+        "kecamatan_code": report.kecamatan_code,
+        "geocode_method": report.geocode_method,
+        "place_names": list(report.place_names or []),
+        "street": report.street,
+        "rw": report.rw,
+        "state": report.state,
+        "processing": report.processing,
+        "attempts": report.attempts,
+        "last_error": report.last_error,
+        "incident_id": report.incident_id,
+        "duplicate_of_id": report.duplicate_of_id,
+        "alert_ids": list(report.alert_ids or []),
+        "media": list(report.media or []),
+        "assignee_id": report.assignee_id,
+        "notes": report.notes,
+    }
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    """The plain fields of an incident."""
+    return {
+        "id": incident.id,
+        "hazard": incident.hazard,
+        "lat": incident.lat,
+        "lon": incident.lon,
+        "admin_code": incident.admin_code,
+        "kecamatan_code": incident.kecamatan_code,
+        "street": incident.street,
+        "first_at": incident.first_at.isoformat(),
+        "last_at": incident.last_at.isoformat(),
+        "report_count": incident.report_count,
+        "max_depth_cm": incident.max_depth_cm,
+        "representative_text": incident.representative_text,
+        "state": incident.state,
+        "assignee_id": incident.assignee_id,
+        "notes": incident.notes,
+        "alert_id": incident.alert_id,
+    }
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "source",
+    "received_at",
+    "hazard",
+    "hazard_confidence",
+    "depth_cm",
+    "severity",
+    "lat",
+    "lon",
+    "admin_code",
+    "kecamatan_code",
+    "geocode_method",
+    "state",
+    "incident_id",
+    "duplicate_of_id",
+    "text",
+)
+
+
+def export_geojson(reports: Sequence[Report], incidents: Sequence[Incident]) -> dict[str, Any]:
+    """A FeatureCollection: located reports (kind=report) and incidents (kind=incident) as points."""
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+            "properties": {"kind": "report", **report_summary(r)},
+        }
+        for r in reports
+        if r.lat is not None and r.lon is not None
+    ]
+    features += [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [i.lon, i.lat]},
+            "properties": {"kind": "incident", **incident_summary(i)},
+        }
+        for i in incidents
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def export_csv(reports: Sequence[Report]) -> str:
+    """Reports as CSV (one row each, the columns of EXPORT_COLUMNS)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for r in reports:
+        row = report_summary(r)
+        writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+    return out.getvalue()

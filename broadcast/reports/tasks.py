@@ -1,8 +1,11 @@
-"""Celery tasks bringing public reports in from social media."""
+"""Celery tasks: enrich stored reports (geocode, classify, dedupe, cluster) and bring reports in from X."""
 
 from __future__ import annotations
 
 import logging
+
+import redis
+from celery import Task
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch.wiring import x_config
@@ -13,6 +16,75 @@ from channels.base import ChannelError
 from channels.social import XConnection
 
 log = logging.getLogger(__name__)
+
+BATCH = 100
+# At most one enrichment run is queued per window, however many reports arrive in it.
+KICK_KEY = "reports:enrich-kick"
+KICK_WINDOW_MS = 200
+MAX_ROUNDS = 50
+_redis: dict[str, redis.Redis] = {}
+
+
+def _redis_for(url: str) -> redis.Redis:
+    client = _redis.get(url)
+    if client is None:
+        client = _redis[url] = redis.Redis.from_url(url, socket_timeout=2)
+    return client
+
+
+def kick_enrichment() -> None:
+    """Make sure an enrichment run starts soon (call after committing new reports). Cheap: one Redis SET NX per
+    call, one task per window; if Redis is down, the beat sweep finds the reports instead."""
+    settings = get_settings()
+    try:
+        if _redis_for(settings.resolved_redis_url).set(KICK_KEY, "1", nx=True, px=KICK_WINDOW_MS):
+            enrich_pending.apply_async(countdown=KICK_WINDOW_MS / 1000)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("enrichment not kicked (the sweep will find the reports): %s", exc)
+
+
+def _backoff(retries: int) -> int:
+    return min(2 ** (retries + 1), 60)
+
+
+@celery.task(name="reports.enrich_pending", bind=True, acks_late=True, max_retries=8)
+def enrich_pending(self: Task) -> int:
+    """Enrich every report waiting for it, in leased batches, one transaction per report. A report that fails
+    keeps its raw row, shows `failed` with the error, and is retried by this task (backoff) and the sweep."""
+    settings = get_settings()
+    engine = get_engine(settings.resolved_database_url)
+    within = settings.reports_geoparse_within or None
+    done = failed = 0
+    for _ in range(MAX_ROUNDS):
+        with session_scope(engine) as session:
+            ids = service.claim_pending(session, limit=BATCH)
+        if not ids:
+            break
+        for report_id in ids:
+            try:
+                with session_scope(engine) as session:
+                    service.enrich(session, report_id=report_id, within=within)
+                done += 1
+            except Exception as exc:
+                log.exception("report %s: enrichment failed", report_id)
+                with session_scope(engine) as session:
+                    service.mark_failed(session, report_id=report_id, error=f"{type(exc).__name__}: {exc}")
+                failed += 1
+    if done or failed:
+        log.info("reports enriched: %d, failed: %d", done, failed)
+    if failed:
+        raise self.retry(countdown=_backoff(self.request.retries))
+    return done
+
+
+@celery.task(name="reports.sweep", acks_late=True)
+def sweep() -> None:
+    """Start enrichment when reports wait for it (missed kicks, failures due for a retry, dead workers)."""
+    settings = get_settings()
+    with session_scope(get_engine(settings.resolved_database_url)) as session:
+        waiting = service.count_pending(session)
+    if waiting:
+        enrich_pending.delay()
 
 
 @celery.task(name="reports.poll_x", acks_late=True)
@@ -44,6 +116,7 @@ def poll_x() -> None:
             continue
         if new:
             log.info("x mentions of @%s: %d new reports", account.handle, new)
+            kick_enrichment()
     if settings.x.search_query and config.accounts:
         connection = XConnection.build(config, config.accounts[0])
         try:
@@ -59,3 +132,4 @@ def poll_x() -> None:
             return
         if new:
             log.info("x search %r: %d new reports", settings.x.search_query, new)
+            kick_enrichment()

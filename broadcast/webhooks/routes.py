@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.dispatch import callbacks
 from broadcast.errors import Forbidden, Invalid, TooLarge, Unavailable, UnsupportedMediaType
+from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH
 from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
@@ -108,4 +109,5 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
         public_base_url=settings.public_base_url,
     )
     session.commit()
+    kick_enrichment()  # a LAPOR waits for enrichment; a retried webhook or a command finds nothing to do
     return Response(content=twiml, media_type="application/xml")

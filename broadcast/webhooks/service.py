@@ -74,10 +74,12 @@ def _act(
     if command.kind is CommandKind.REPORT:
         if fixed is not None:
             report.state = "dismissed"
+            report.processing = "skipped"  # an empty LAPOR: nothing to enrich
             return fixed, {}
         return _report(session, report=report, command=command, phone=phone)
     report.command = command.kind.value
     report.state = "actioned"
+    report.processing = "skipped"  # a command, not a report: never enriched or shown on the map
     if fixed is not None:
         return fixed, {}
     assert phone is not None

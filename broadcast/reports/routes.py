@@ -1,0 +1,220 @@
+"""Reports API: partner intake, triage, incidents, export and the live stream for the operations centre."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.db import get_engine, session_factory, utcnow
+from broadcast.errors import Unauthorized
+from broadcast.reports import service
+from broadcast.reports.schemas import ReportAccepted, ReportCreate, StateIn, TriageIn
+from broadcast.reports.tasks import kick_enrichment
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+API_KEY_HEADER = "x-api-key"
+
+
+def intake_caller(request: Request, session: SessionDep, settings: SettingsDep) -> str:
+    """Who posts a report: "partner:<name>" for a valid X-API-Key, "user:<id>" for signed-in staff.
+
+    Raises: Unauthorized.
+    """
+    key = request.headers.get(API_KEY_HEADER)
+    if key is not None:
+        for name, secret in settings.report_api_keys.items():
+            if hmac.compare_digest(key.encode(), secret.get_secret_value().encode()):
+                return f"partner:{name}"
+        raise Unauthorized("Kunci API tidak valid / invalid API key", code="invalid-api-key")
+    user = find_current_user(request, session, settings)
+    if user is None:
+        raise Unauthorized("Perlu kunci API atau masuk / API key or sign-in required", code="not-authenticated")
+    return f"user:{user.id}"
+
+
+CallerDep = Annotated[str, Depends(intake_caller)]
+
+
+@router.post("/reports", status_code=202)
+def create_report(body: ReportCreate, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> ReportAccepted:
+    """Store a report (raw first, one INSERT) and queue its enrichment; the same external_id twice stores one."""
+    external_id = f"{caller}:{body.external_id or uuid.uuid4().hex}"
+    author = service.author_hash(settings.report_author_key, f"{caller}:{body.author}") if body.author else None
+    report_id, created = service.intake(
+        session,
+        source="api",
+        external_id=external_id,
+        raw={"caller": caller, **body.model_dump(mode="json")},
+        text=body.text,
+        author=author,
+        lat=body.lat,
+        lon=body.lon,
+        media=body.media,
+        received_at=body.occurred_at,
+        language=body.language,
+        hazard=body.hazard,
+    )
+    session.commit()
+    if created:
+        kick_enrichment()
+    return ReportAccepted(id=report_id, created=created)
+
+
+def report_filter(
+    hazard: str | None = None,
+    source: str | None = None,
+    state: str | None = None,
+    hours: float | None = Query(default=None, gt=0, le=24 * 90),
+) -> service.ReportFilter:
+    """Filters shared by the list, export and stream endpoints (and the dashboard page)."""
+    since = utcnow() - timedelta(hours=hours) if hours else None
+    return service.ReportFilter(hazard=hazard or None, source=source or None, state=state or None, since=since)
+
+
+FilterDep = Annotated[service.ReportFilter, Depends(report_filter)]
+
+
+@router.get("/reports/export.geojson")
+def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    """Located reports and incidents matching the filters as GeoJSON."""
+    data = service.export_geojson(
+        service.list_reports(session, flt=flt, limit=50_000), service.list_incidents(session, flt=flt, limit=5_000)
+    )
+    return Response(
+        json.dumps(data, ensure_ascii=False),
+        media_type="application/geo+json",
+        headers={"Content-Disposition": 'attachment; filename="laporan.geojson"'},
+    )
+
+
+@router.get("/reports/export.csv")
+def export_csv(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    """Reports matching the filters as CSV."""
+    return Response(
+        service.export_csv(service.list_reports(session, flt=flt, limit=50_000)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="laporan.csv"'},
+    )
+
+
+@router.get("/reports/stream", response_class=StreamingResponse)
+def stream(
+    user: StaffDep,
+    settings: SettingsDep,
+    after_id: int = Query(default=0, ge=0),
+    interval_s: float = Query(default=1.0, ge=0.2, le=10),
+) -> StreamingResponse:
+    """Server-sent events for the live map: `report` for each new or newly enriched report, `incident` for each
+    changed incident; the stream ends after ten minutes (the browser reconnects)."""
+    engine = get_engine(settings.resolved_database_url)
+
+    def events() -> Iterator[str]:
+        last_id, since = after_id, utcnow()
+        deadline = time.monotonic() + 600
+        yield "retry: 2000\n\n"
+        while time.monotonic() < deadline:
+            checked = utcnow()
+            with session_factory(engine)() as s:
+                reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
+                incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
+                payloads = [("report", service.report_summary(r)) for r in reports]
+                payloads += [("incident", service.incident_summary(i)) for i in incidents]
+            for kind, data in payloads:
+                yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            if reports:
+                last_id = max(last_id, max(r.id for r in reports))
+            since = checked - timedelta(seconds=1) if payloads else checked
+            if not payloads:
+                yield ": keep-alive\n\n"
+            time.sleep(interval_s)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/reports")
+def list_reports(
+    user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
+) -> list[dict[str, Any]]:
+    """Reports matching the filters, newest first."""
+    return [service.report_summary(r) for r in service.list_reports(session, flt=flt, limit=limit)]
+
+
+@router.get("/reports/{report_id}")
+def read_report(report_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """One report, with its enrichment state (and the error when it failed)."""
+    return service.report_summary(service.get_report(session, report_id=report_id))
+
+
+@router.post("/reports/{report_id}/state")
+def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """Triage a report: verified, dismissed or actioned (audited)."""
+    report = service.set_state(session, report_id=report_id, state=body.state, actor_id=user.id, note=body.note)
+    session.commit()
+    return service.report_summary(report)
+
+
+@router.post("/reports/{report_id}/triage")
+def triage_report(report_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """Assign a report and add a note (audited)."""
+    report = service.update_triage(
+        session, report_id=report_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+    )
+    session.commit()
+    return service.report_summary(report)
+
+
+@router.get("/incidents")
+def list_incidents(
+    user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
+) -> list[dict[str, Any]]:
+    """Incidents (grouped reports) matching the filters, most recently active first."""
+    return [service.incident_summary(i) for i in service.list_incidents(session, flt=flt, limit=limit)]
+
+
+@router.get("/incidents/{incident_id}")
+def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """One incident with its reports."""
+    incident = service.get_incident(session, incident_id=incident_id)
+    return {
+        **service.incident_summary(incident),
+        "reports": [service.report_summary(r) for r in service.incident_reports(session, incident_id=incident.id)],
+    }
+
+
+@router.post("/incidents/{incident_id}/state")
+def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """Triage an incident and its reports (audited)."""
+    incident = service.set_incident_state(
+        session, incident_id=incident_id, state=body.state, actor_id=user.id, note=body.note
+    )
+    session.commit()
+    return service.incident_summary(incident)
+
+
+@router.post("/incidents/{incident_id}/triage")
+def triage_incident(incident_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
+    """Assign an incident and add a note (audited)."""
+    incident = service.update_incident_triage(
+        session, incident_id=incident_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+    )
+    session.commit()
+    return service.incident_summary(incident)
+
+
+@router.post("/incidents/{incident_id}/draft-alert", status_code=201)
+def draft_alert(incident_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Turn an incident into a draft alert for its kecamatan from the hazard's template (needs approval)."""
+    alert = service.draft_alert_from_incident(session, incident_id=incident_id, actor=user, sender=settings.sender_id)
+    session.commit()
+    return {"alert_id": alert.id, "identifier": alert.identifier, "state": alert.state, "edit_url": "/konsol"}

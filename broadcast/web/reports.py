@@ -1,0 +1,314 @@
+"""Public report form (/lapor) and the operations-centre dashboard (/pusdalops) for analysts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from shapely.geometry import mapping
+
+from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.errors import BroadcastError, Invalid, TooManyRequests
+from broadcast.reports import rules, service
+from broadcast.reports.routes import FilterDep, report_filter
+from broadcast.reports.tasks import kick_enrichment
+from broadcast.settings import Settings
+from broadcast.subscribers import service as subscribers
+from broadcast.web.render import render_page
+from geo import boundaries, gazetteer
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["reports pages"])
+
+PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
+PHOTO_NAME_LEN = 32
+FORM_MAX_AGE_S = 24 * 3600
+HAZARD_LABELS = {
+    "banjir": "Banjir / Flood",
+    "genangan": "Genangan / Standing water",
+    "banjir_bandang": "Banjir bandang / Flash flood",
+    "longsor": "Longsor / Landslide",
+    "gempa": "Gempa / Earthquake",
+    "tsunami": "Tsunami",
+    "kebakaran": "Kebakaran / Fire",
+    "erupsi": "Erupsi / Eruption",
+    "angin": "Angin kencang / Strong wind",
+    "kekeringan": "Kekeringan / Drought",
+}
+
+
+class FormRejected(Invalid):
+    code = "report-form-rejected"
+
+
+def _form_token(settings: Settings, now: float | None = None) -> str:
+    stamp = str(int(now if now is not None else time.time()))
+    sig = hmac.new(settings.secret_key.get_secret_value().encode(), f"lapor:{stamp}".encode(), hashlib.sha256)
+    return f"{stamp}.{sig.hexdigest()[:32]}"
+
+
+def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
+    """The form was rendered by us, at least the minimum fill time ago and less than a day ago.
+
+    Raises: FormRejected.
+    """
+    now = now if now is not None else time.time()
+    stamp = token.partition(".")[0]
+    if not stamp.isdigit() or not hmac.compare_digest(_form_token(settings, int(stamp)), token):
+        raise FormRejected("Formulir tidak sah, muat ulang halaman / invalid form, reload the page")
+    age = now - int(stamp)
+    if age < settings.report_form_min_seconds:
+        raise FormRejected("Terlalu cepat, periksa isian lalu kirim lagi / sent too fast, check and send again")
+    if age > FORM_MAX_AGE_S:
+        raise FormRejected("Formulir kedaluwarsa, muat ulang halaman / form expired, reload the page")
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_rate(settings: Settings, *, ip: str, phone_hash: str | None) -> None:
+    """Per-IP and per-phone limits over a fixed window in Redis; if Redis is down the report is still taken.
+
+    Raises: TooManyRequests.
+    """
+    window = settings.report_limit_window_s
+    keys = [(f"lapor:ip:{ip}", settings.report_limit_per_ip)]
+    if phone_hash:
+        keys.append((f"lapor:phone:{phone_hash[:32]}", settings.report_limit_per_phone))
+    try:
+        client = redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2)
+        pipe = client.pipeline()
+        for key, _ in keys:
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
+        counts = pipe.execute()[::2]
+    except (redis.RedisError, OSError) as exc:
+        log.warning("report form rate limit unavailable, report accepted: %s", exc)
+        return
+    for (key, limit), count in zip(keys, counts, strict=True):
+        if int(count) > limit:
+            what = "nomor ini / this number" if ":phone:" in key else "alamat ini / this address"
+            raise TooManyRequests(
+                f"Terlalu banyak laporan dari {what}; coba lagi dalam {window // 60} menit / "
+                f"too many reports, try again in {window // 60} minutes"
+            )
+
+
+async def _save_photo(settings: Settings, photo: UploadFile) -> str:
+    data = await photo.read(settings.report_photo_max_bytes + 1)
+    if len(data) > settings.report_photo_max_bytes:
+        raise FormRejected(
+            f"Foto melebihi {settings.report_photo_max_bytes // 1_000_000} MB / photo larger than "
+            f"{settings.report_photo_max_bytes // 1_000_000} MB"
+        )
+    ext = next((e for magic, e in PHOTO_TYPES.items() if data.startswith(magic)), None)
+    if ext is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        ext = ".webp"
+    if ext is None:
+        raise FormRejected("Foto harus JPEG, PNG atau WebP / photo must be JPEG, PNG or WebP")
+    folder = (settings.data_dir / "uploads").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(PHOTO_NAME_LEN // 2) + ext
+    (folder / name).write_bytes(data)
+    return f"/pusdalops/foto/{name}"
+
+
+def _lapor_page(request: Request, settings: Settings, *, status_code: int = 200, **context: object) -> HTMLResponse:
+    context.setdefault("error", None)
+    context.setdefault("reference", None)
+    context.setdefault("values", {})
+    return render_page(
+        request,
+        "lapor.html",
+        status_code=status_code,
+        token=_form_token(settings),
+        max_mb=settings.report_photo_max_bytes // 1_000_000,
+        **context,
+    )
+
+
+@router.get("/lapor", response_class=HTMLResponse)
+def report_form(request: Request, settings: SettingsDep, lang: str = "id") -> HTMLResponse:
+    """The public report form: what happened, optional phone, photo and a pin on the map."""
+    return _lapor_page(request, settings, lang="en" if lang == "en" else "id")
+
+
+@router.post("/lapor", response_class=HTMLResponse)
+async def report_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    text: Annotated[str, Form(max_length=4000)] = "",
+    phone: Annotated[str, Form(max_length=32)] = "",
+    lat: Annotated[str, Form(max_length=32)] = "",
+    lon: Annotated[str, Form(max_length=32)] = "",
+    token: Annotated[str, Form(max_length=80)] = "",
+    website: Annotated[str, Form(max_length=200)] = "",  # honeypot: people never see it
+    photo: Annotated[UploadFile | None, File()] = None,
+) -> HTMLResponse:
+    """Store a citizen's report (raw first) and queue its enrichment; refuse bots and floods with a clear 4xx."""
+    values = {"text": text, "phone": phone, "lat": lat, "lon": lon}
+    try:
+        if website:
+            raise FormRejected("Formulir ditolak / form rejected")
+        check_form_token(settings, token)
+        if len(text.strip()) < 5:
+            raise FormRejected("Tulis apa yang terjadi (minimal 5 huruf) / describe what happened (5+ letters)")
+        phone_e164 = None
+        if phone.strip():
+            try:
+                phone_e164 = subscribers.normalise_phone(phone)
+            except subscribers.InvalidPhone as exc:
+                raise FormRejected(f"Nomor telepon tidak dikenal / unknown phone number: {exc}") from exc
+        try:
+            lat_f = float(lat) if lat.strip() else None
+            lon_f = float(lon) if lon.strip() else None
+        except ValueError as exc:
+            raise FormRejected("Koordinat tidak valid / invalid coordinates") from exc
+        service.check_coordinates(lat_f, lon_f)
+        ip = _client_ip(request)
+        author = service.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
+        check_rate(settings, ip=ip, phone_hash=author if phone_e164 else None)
+        media = [await _save_photo(settings, photo)] if photo is not None and photo.filename else []
+    except BroadcastError as exc:
+        status = 429 if isinstance(exc, TooManyRequests) else 422
+        return _lapor_page(request, settings, status_code=status, error=str(exc), values=values)
+    sub = subscribers.find_by_phone(session, phone=phone_e164) if phone_e164 else None
+    report_id, _ = service.intake(
+        session,
+        source="web",
+        external_id=uuid.uuid4().hex,
+        raw={"text": text, "lat": lat, "lon": lon, "has_phone": bool(phone_e164), "media": media},
+        text=text,
+        author=author,
+        lat=lat_f,
+        lon=lon_f,
+        media=media,
+        admin_code=sub.admin_code if sub is not None else None,
+    )
+    session.commit()
+    kick_enrichment()
+    return _lapor_page(request, settings, reference=report_id)
+
+
+@router.get("/pusdalops", response_class=HTMLResponse, response_model=None)
+def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The operations-centre dashboard: live map, filters, incidents, reports, chart and exports."""
+    try:
+        user = find_current_user(request, session, settings)
+    except BroadcastError:
+        user = None
+    if user is None:
+        return RedirectResponse("/masuk", status_code=303)
+    q = request.query_params
+    hours = q.get("hours") or "24"
+    flt = report_filter(
+        hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=float(hours) if hours else None
+    )
+    reports = service.list_reports(session, flt=flt, limit=300)
+    incidents = service.list_incidents(session, flt=flt, limit=100)
+    counts = service.counts_by_hour(session, flt=flt, hours=24)
+    latest = session.scalar(service.latest_report_id_stmt()) or 0
+    return render_page(
+        request,
+        "pusdalops.html",
+        user=user,
+        reports=reports,
+        incidents=incidents,
+        chart=_chart(counts),
+        total=sum(n for _, n in counts),
+        filters={
+            "hazard": q.get("hazard", ""),
+            "source": q.get("source", ""),
+            "state": q.get("state", ""),
+            "hours": hours,
+        },
+        query=request.url.query,
+        hazards=HAZARD_LABELS,
+        sources=rules.SOURCES,
+        states=rules.STATES,
+        latest_id=latest,
+        place_name=_place_name,
+    )
+
+
+def _place_name(code: str | None) -> str:
+    place = gazetteer.find_place(code) if code else None
+    return place.nama if place else ""
+
+
+def _chart(counts: list[tuple[object, int]]) -> dict[str, object]:
+    """Bars for an inline SVG: reports per hour (x in 0..100 per cent, heights in px of a 60 px chart)."""
+    peak = max((n for _, n in counts), default=0) or 1
+    width = 100 / max(len(counts), 1)
+    bars = [
+        {
+            "x": round(i * width, 3),
+            "w": round(width * 0.8, 3),
+            "h": round(56 * n / peak, 1),
+            "n": n,
+            "label": f"{at:%d/%m %H}:00 UTC",
+        }  # type: ignore[str-format]
+        for i, (at, n) in enumerate(counts)
+    ]
+    return {"bars": bars, "peak": peak}
+
+
+@router.get("/pusdalops/foto/{name}", response_model=None)
+def photo(name: str, user: StaffDep, settings: SettingsDep) -> Response:
+    """A photo a citizen sent with a report (staff only: it may show people and homes)."""
+    if len(name) > PHOTO_NAME_LEN + 5 or not name.replace(".", "").isalnum():
+        raise FormRejected("Nama berkas tidak sah / invalid file name")
+    path = (settings.data_dir / "uploads" / name).resolve()
+    if not path.is_file() or path.parent != (settings.data_dir / "uploads").resolve():
+        return Response(status_code=404)
+    return FileResponse(Path(path))
+
+
+@router.get("/pusdalops/outlines.geojson")
+def outlines(user: StaffDep, session: SessionDep, flt: FilterDep) -> dict[str, object]:
+    """Kabupaten/kota outlines around the reports shown, as map context without a tile server."""
+    located = [r for r in service.list_reports(session, flt=flt, limit=2000) if r.lat is not None]
+    if not located:
+        return {"type": "FeatureCollection", "features": []}
+    lons = [r.lon for r in located]
+    lats = [r.lat for r in located]
+    bbox = (min(lons) - 0.05, min(lats) - 0.05, max(lons) + 0.05, max(lats) + 0.05)  # type: ignore[type-var,operator]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": mapping(geom.simplify(0.002)),
+            "properties": {"kode": code, "nama": _place_name(code)},
+        }
+        for code, geom in boundaries.outlines("kabupaten_kota", bbox)[:60]
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+@lru_cache(maxsize=1)
+def _province_outlines() -> str:
+    features = [
+        {"type": "Feature", "geometry": mapping(geom.simplify(0.03)), "properties": {"nama": _place_name(code)}}
+        for code, geom in boundaries.outlines("provinsi")
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
+
+
+@router.get("/lapor/wilayah.geojson")
+def province_outlines() -> Response:
+    """Province outlines (simplified) under the form's pin map, so it works with no tile server."""
+    return Response(
+        _province_outlines(), media_type="application/geo+json", headers={"Cache-Control": "public, max-age=86400"}
+    )

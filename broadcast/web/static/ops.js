@@ -1,0 +1,88 @@
+// Operations-centre dashboard: reports and incidents on a vector map, updated live over server-sent events.
+(function () {
+  "use strict";
+  var el = document.getElementById("ops-map");
+  if (!el || !window.L) { return; }
+  var COLOURS = {banjir: "#0969da", genangan: "#54aeff", banjir_bandang: "#0a3069", longsor: "#953800",
+                 gempa: "#8250df", tsunami: "#1b1f24", kebakaran: "#cf222e", erupsi: "#bc4c00", angin: "#1a7f37"};
+  var filt = {hazard: el.dataset.filterHazard, source: el.dataset.filterSource, state: el.dataset.filterState};
+  var csrf = el.dataset.csrf;
+  var map = L.map(el).setView([-6.2, 106.85], 11);
+  var reportLayer = L.layerGroup().addTo(map), incidentLayer = L.layerGroup().addTo(map);
+  var reports = {}, incidents = {}, fitted = false, fresh = 0;
+  fetch(el.dataset.outlines).then(function (r) { return r.json(); }).then(function (d) {
+    L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
+                  onEachFeature: function (f, l) { l.bindTooltip(f.properties.nama); }}).addTo(map);
+  }).catch(function () {});
+  function esc(s) { var d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
+  function matches(r) {
+    return (!filt.hazard || r.hazard === filt.hazard) && (!filt.source || r.source === filt.source) &&
+           (!filt.state || r.state === filt.state);
+  }
+  function drawReport(r) {
+    if (reports[r.id]) { reportLayer.removeLayer(reports[r.id]); delete reports[r.id]; }
+    if (r.lat == null || r.lon == null || !matches(r)) { return; }
+    var m = L.circleMarker([r.lat, r.lon], {radius: 5, weight: 1, color: "#fff", fillOpacity: 0.9,
+      fillColor: COLOURS[r.hazard] || "#6e7781", className: "report-marker"});
+    m.bindPopup("<b>#" + r.id + "</b> " + esc(r.source) + " · " + esc(r.hazard || "?") +
+      (r.depth_cm ? " · " + r.depth_cm + " cm" : "") + "<br>" + esc(r.text));
+    m.addTo(reportLayer); reports[r.id] = m;
+  }
+  function drawIncident(i) {
+    if (incidents[i.id]) { incidentLayer.removeLayer(incidents[i.id]); delete incidents[i.id]; }
+    if (i.state === "dismissed" || (filt.hazard && i.hazard !== filt.hazard)) { return; }
+    var c = L.circle([i.lat, i.lon], {radius: 300 + 60 * Math.min(i.report_count, 30), weight: 2,
+      color: COLOURS[i.hazard] || "#6e7781", fillOpacity: 0.12, className: "incident-area"});
+    c.bindTooltip("#" + i.id + " " + esc(i.hazard) + " · " + i.report_count + " laporan");
+    c.addTo(incidentLayer); incidents[i.id] = c;
+    var row = document.querySelector("tr[data-incident='" + i.id + "']");
+    if (row) { row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = i.state; }
+  }
+  function addRow(r) {
+    if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
+    var tbody = document.querySelector("#reports tbody"), tr = document.createElement("tr");
+    tr.setAttribute("data-report", r.id);
+    tr.innerHTML = "<td>" + r.id + "</td><td>" + esc(r.received_at.slice(5, 16).replace("T", " ")) + "</td><td>" +
+      esc(r.source) + "</td><td>" + esc(r.text.slice(0, 160)) + "</td><td class='state'>" + esc(r.state) + "</td><td></td>";
+    tbody.insertBefore(tr, tbody.firstChild);
+  }
+  function load() {
+    var q = window.location.search.replace(/^\?/, "");
+    fetch("/api/v1/reports/export.geojson?" + q).then(function (r) { return r.json(); }).then(function (d) {
+      d.features.forEach(function (f) {
+        if (f.properties.kind === "report") { drawReport(f.properties); } else { drawIncident(f.properties); }
+      });
+      var layers = reportLayer.getLayers();
+      if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [20, 20]}); fitted = true; }
+      el.setAttribute("data-ready", "true");
+    });
+  }
+  load();
+  var status = document.getElementById("live-status"), counter = document.getElementById("live-count");
+  var source = new EventSource("/api/v1/reports/stream?after_id=" + el.dataset.after);
+  source.onopen = function () { status.textContent = "langsung / live"; status.setAttribute("data-live", "true"); };
+  source.onerror = function () { status.textContent = "terputus, menyambung lagi / reconnecting"; };
+  source.addEventListener("report", function (e) {
+    var r = JSON.parse(e.data);
+    if (!reports[r.id] && !document.querySelector("tr[data-report='" + r.id + "']")) { fresh += 1; counter.textContent = fresh; }
+    drawReport(r); addRow(r);
+  });
+  source.addEventListener("incident", function (e) { drawIncident(JSON.parse(e.data)); });
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-act]");
+    if (!b) { return; }
+    var id = b.dataset.id, url, body = {};
+    if (b.dataset.act === "draft") { url = "/api/v1/incidents/" + id + "/draft-alert"; }
+    else if (b.dataset.act === "incident-state") { url = "/api/v1/incidents/" + id + "/state"; body = {state: b.dataset.state}; }
+    else { url = "/api/v1/reports/" + id + "/state"; body = {state: b.dataset.state}; }
+    fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+                body: JSON.stringify(body)}).then(function (r) { return r.json().then(function (d) { return [r, d]; }); })
+      .then(function (rd) {
+        var r = rd[0], d = rd[1];
+        if (!r.ok) { window.alert(d.detail || r.status); return; }
+        var row = b.closest("tr");
+        if (d.alert_id) { b.replaceWith(Object.assign(document.createElement("span"), {className: "chip", textContent: "draf #" + d.alert_id})); }
+        else if (row && d.state) { row.querySelector(".state").textContent = d.state; }
+      });
+  });
+})();
