@@ -166,10 +166,14 @@ def _fuzzy(phrase: list[str], within: str | None, level: str) -> tuple[Place, ..
     return (places[hit[2]],)
 
 
-def _street(words: list[str], start: int) -> str | None:
+def _street(words: list[str], start: int, within: str | None) -> str | None:
+    """The street name after "Jl."/"Gang": up to four words, ending before a number's end, a marker, a common
+    word or a place name ("Jl. Dermaga Klender" → "dermaga")."""
     out: list[str] = []
-    for w in words[start : start + 5]:
-        if w in MARKERS or w in ("rt", "rw", "no", "nomor", "di", "dan", "kampung") or w in STREET_WORDS:
+    for i, w in enumerate(words[start : start + 4], start=start):
+        if w in MARKERS or w in STREET_WORDS or w in ("rt", "rw", "no", "nomor", "kampung") or w in STOPWORDS:
+            break
+        if out and not w.isdigit() and any(_exact(words[i : i + n], within, None) for n in (1, 2)):
             break
         out.append(w)
         if w.isdigit():
@@ -186,9 +190,9 @@ def find_mentions(text: str, *, within: str | None = None) -> tuple[list[Mention
     while i < len(words):
         word = words[i]
         if word in STREET_WORDS:
-            found_street = _street(words, i + 1)
-            street = street or found_street
-            i += 1 + (len(found_street.split()) if found_street else 0)
+            # Place names inside a street's name still count ("Jl. Kampung Melayu Besar").
+            street = street or _street(words, i + 1, within)
+            i += 1
             continue
         marker = MARKERS.get(word)
         start = i + 1 if marker else i
