@@ -440,3 +440,57 @@ def subscribers_import(
     else:
         console.print("[red]nothing imported: fix the rows above or use --skip-invalid[/red]")
         raise typer.Exit(1)
+
+
+@demo_app.command("replay-petabencana")
+def demo_replay_petabencana(
+    speed: Annotated[float, typer.Option(help="times faster than real time; 0 = as fast as possible")] = 120.0,
+    max_gap: Annotated[float, typer.Option(help="longest pause between two reports, in seconds")] = 5.0,
+    limit: Annotated[int, typer.Option(help="replay only the first N reports (0 = all 1,204)")] = 0,
+) -> None:
+    """Replay the real PetaBencana.id Jakarta flood reports of 20-22 Feb 2017 through the report intake, at a
+    chosen speed, so the operations-centre map (/pusdalops) fills as it did those days."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from broadcast.db import session_scope
+    from broadcast.reports import petabencana
+    from broadcast.reports import service as reports
+    from broadcast.reports.tasks import kick_enrichment
+
+    if get_settings().environment is Environment.PRODUCTION:
+        console.print("[red]demo data is never replayed in production[/red]")
+        raise typer.Exit(2)
+    items = petabencana.load_reports()
+    items = items[:limit] if limit > 0 else items
+    engine = _engine()
+    stored = 0
+    console.print(petabencana.CREDIT)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("PetaBencana 20-22/02/2017", total=len(items))
+        previous = items[0].created_at if items else None
+        for item in items:
+            if speed > 0 and previous is not None:
+                time.sleep(min((item.created_at - previous).total_seconds() / speed, max_gap))
+            previous = item.created_at
+            with session_scope(engine) as session:
+                _, created = reports.intake(
+                    session,
+                    source="api",
+                    external_id=f"petabencana:{item.key}",
+                    raw=item.feature,
+                    text=item.text,
+                    author=None,
+                    lat=item.lat,
+                    lon=item.lon,
+                    media=[item.image_url] if item.image_url else [],
+                    language="id",
+                    hazard="banjir",
+                    depth_cm=item.depth_cm,
+                )
+            stored += created
+            kick_enrichment()
+            progress.update(task, advance=1, description=f"{item.created_at:%d/%m %H:%M} WIB")
+    console.print(f"[green]{stored} laporan baru / new reports[/green] ({len(items) - stored} already there)")

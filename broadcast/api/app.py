@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     problems.register(app)
     app.include_router(users_router)
     app.include_router(alerts_router)

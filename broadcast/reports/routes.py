@@ -12,50 +12,66 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
 from broadcast.db import get_engine, session_factory, utcnow
-from broadcast.errors import Unauthorized
+from broadcast.errors import Unauthorized, Unavailable
 from broadcast.reports import service
+from broadcast.reports.intake import IntakeWriter
 from broadcast.reports.schemas import ReportAccepted, ReportCreate, StateIn, TriageIn
 from broadcast.reports.tasks import kick_enrichment
+from broadcast.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 API_KEY_HEADER = "x-api-key"
 
 
-def intake_caller(request: Request, session: SessionDep, settings: SettingsDep) -> str:
-    """Who posts a report: "partner:<name>" for a valid X-API-Key, "user:<id>" for signed-in staff.
-
-    Raises: Unauthorized.
-    """
-    key = request.headers.get(API_KEY_HEADER)
-    if key is not None:
-        for name, secret in settings.report_api_keys.items():
-            if hmac.compare_digest(key.encode(), secret.get_secret_value().encode()):
-                return f"partner:{name}"
-        raise Unauthorized("Kunci API tidak valid / invalid API key", code="invalid-api-key")
-    user = find_current_user(request, session, settings)
+def _staff_caller(request: Request, settings: Settings) -> str:
+    with session_factory(get_engine(settings.resolved_database_url))() as session:
+        user = find_current_user(request, session, settings)
     if user is None:
         raise Unauthorized("Perlu kunci API atau masuk / API key or sign-in required", code="not-authenticated")
     return f"user:{user.id}"
 
 
-CallerDep = Annotated[str, Depends(intake_caller)]
+def _writer(request: Request, settings: Settings) -> IntakeWriter:
+    writer = getattr(request.app.state, "report_writer", None)
+    if writer is None:
+        writer = IntakeWriter(get_engine(settings.resolved_database_url), after_commit=kick_enrichment)
+        request.app.state.report_writer = writer
+    return writer
 
 
 @router.post("/reports", status_code=202)
-def create_report(body: ReportCreate, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> ReportAccepted:
-    """Store a report (raw first, one INSERT) and queue its enrichment; the same external_id twice stores one."""
-    external_id = f"{caller}:{body.external_id or uuid.uuid4().hex}"
-    author = service.author_hash(settings.report_author_key, f"{caller}:{body.author}") if body.author else None
-    report_id, created = service.intake(
-        session,
+async def create_report(body: ReportCreate, request: Request) -> ReportAccepted:
+    """Store a report from a partner (X-API-Key) or staff (token): raw first, committed before the answer, then
+    enrichment is queued; the same external_id twice stores one. Async with no thread hop but the batched write.
+
+    Raises: Unauthorized, InvalidReport, Unavailable (the database refused the write).
+    """
+    settings: Settings = request.app.state.settings
+    key = request.headers.get(API_KEY_HEADER)
+    if key is not None:
+        caller = next(
+            (
+                f"partner:{name}"
+                for name, secret in settings.report_api_keys.items()
+                if hmac.compare_digest(key.encode(), secret.get_secret_value().encode())
+            ),
+            None,
+        )
+        if caller is None:
+            raise Unauthorized("Kunci API tidak valid / invalid API key", code="invalid-api-key")
+    else:
+        caller = await run_in_threadpool(_staff_caller, request, settings)
+    row = service.intake_values(
         source="api",
-        external_id=external_id,
+        external_id=f"{caller}:{body.external_id or uuid.uuid4().hex}",
         raw={"caller": caller, **body.model_dump(mode="json")},
         text=body.text,
-        author=author,
+        author=service.author_hash(settings.report_author_key, f"{caller}:{body.author}") if body.author else None,
         lat=body.lat,
         lon=body.lon,
         media=body.media,
@@ -63,9 +79,12 @@ def create_report(body: ReportCreate, caller: CallerDep, session: SessionDep, se
         language=body.language,
         hazard=body.hazard,
     )
-    session.commit()
-    if created:
-        kick_enrichment()
+    try:
+        report_id, created = await _writer(request, settings).submit(row)
+    except SQLAlchemyError as exc:
+        raise Unavailable(
+            "Laporan belum tersimpan, kirim ulang / report not stored, send it again", code="intake-unavailable"
+        ) from exc
     return ReportAccepted(id=report_id, created=created)
 
 

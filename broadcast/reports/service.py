@@ -180,8 +180,7 @@ def check_coordinates(lat: float | None, lon: float | None) -> None:
         raise InvalidReport("Koordinat di luar jangkauan / coordinates out of range")
 
 
-def intake(
-    session: Session,
+def intake_values(
     *,
     source: str,
     external_id: str,
@@ -195,16 +194,16 @@ def intake(
     language: str | None = None,
     hazard: str | None = None,
     admin_code: str | None = None,
-) -> tuple[int, bool]:
-    """Store a report's raw payload and its normalised fields in one INSERT, pending enrichment.
+    depth_cm: int | None = None,
+) -> dict[str, Any]:
+    """The row a report becomes at intake: its raw payload and normalised fields, pending enrichment.
 
-    Returns (report id, created); the same (source, external_id) twice stores nothing new.
     Raises: InvalidReport (unknown source, bad coordinates).
     """
     if source not in rules.SOURCES:
         raise InvalidReport(f"Sumber tidak dikenal / unknown source {source!r}")
     check_coordinates(lat, lon)
-    values = {
+    return {
         "source": source,
         "external_id": external_id[:128],
         "raw": dict(raw),
@@ -216,6 +215,7 @@ def intake(
         "media": list(media)[:MAX_MEDIA],
         "hazard": hazard if hazard in rules.HAZARD_RULES else None,
         "admin_code": admin_code,
+        "depth_cm": depth_cm,
         "state": "new",
         "processing": "pending",
         "attempts": 0,
@@ -223,20 +223,50 @@ def intake(
         "place_names": [],
         "alert_ids": [],
     }
+
+
+def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[int, bool]]:
+    """Store intake rows in one multi-row INSERT; per row (report id, created). A (source, external_id) already
+    stored, or repeated within the batch, stores nothing new and gives the first row's id."""
+    if not rows:
+        return []
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         insert_fn(Report)
-        .values(**values)
+        .values(list(rows))
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(Report.id)
+        .returning(Report.id, Report.source, Report.external_id)
     )
-    new_id = session.execute(stmt).scalar()
-    if new_id is not None:
-        return int(new_id), True
-    existing = find_report(session, source=source, external_id=external_id[:128])
-    assert existing is not None
-    return existing.id, False
+    inserted = {(src, ext): int(rid) for rid, src, ext in session.execute(stmt).all()}
+    keys = [(r["source"], r["external_id"]) for r in rows]
+    missing = {k for k in keys if k not in inserted}
+    existing: dict[tuple[str, str], int] = {}
+    if missing:
+        found = session.execute(
+            select(Report.id, Report.source, Report.external_id).where(
+                Report.external_id.in_([ext for _, ext in missing])
+            )
+        )
+        existing = {(src, ext): int(rid) for rid, src, ext in found if (src, ext) in missing}
+    out: list[tuple[int, bool]] = []
+    claimed: set[tuple[str, str]] = set()
+    for key in keys:
+        if key in inserted and key not in claimed:
+            claimed.add(key)
+            out.append((inserted[key], True))
+        else:
+            out.append((inserted.get(key) or existing[key], False))
+    return out
+
+
+def intake(session: Session, **fields: Any) -> tuple[int, bool]:
+    """Store one report (raw payload and normalised fields, one INSERT), pending enrichment.
+
+    Returns (report id, created); the same (source, external_id) twice stores nothing new.
+    Raises: InvalidReport (unknown source, bad coordinates).
+    """
+    return store_many(session, [intake_values(**fields)])[0]
 
 
 def get_report(session: Session, *, report_id: int) -> Report:
@@ -486,9 +516,8 @@ def enrich(session: Session, *, report_id: int, within: str | None = None) -> Re
         report.hazard, report.hazard_confidence = guess.hazard, guess.confidence
     elif report.hazard is not None:
         report.hazard_confidence = 0.5  # the source said so (a flood-only platform, a partner's category)
-    report.depth_cm = rules.depth_cm(text)
-    if report.depth_cm is None and isinstance(report.raw.get("flood_depth"), int | float):
-        report.depth_cm = int(report.raw["flood_depth"])  # type: ignore[arg-type]
+    # Depth said in the text wins over a depth the source gave as a field (kept when the text says none).
+    report.depth_cm = rules.depth_cm(text) or report.depth_cm
     report.severity = rules.severity_for(report.depth_cm)
     geocode(report, within=within)
     duplicate = _find_duplicate(session, report)
