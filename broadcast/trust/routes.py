@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from broadcast.api.deps import CSRF_COOKIE, SessionDep, SettingsDep, find_current_user
+from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
 from broadcast.db import utcnow
 from broadcast.errors import BroadcastError, Forbidden, NotFound
 from broadcast.settings import Settings
@@ -147,9 +146,11 @@ def signing_certificate(settings: SettingsDep) -> Response:
     return Response(pair.cert_pem, media_type="application/x-pem-file")
 
 
-def _ops_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+def _ops_user(
+    request: Request, session: SessionDep, settings: SettingsDep, form_csrf: str | None = None
+) -> User | None:
     try:
-        user = find_current_user(request, session, settings)
+        user = find_current_user(request, session, settings, form_csrf=form_csrf)
     except BroadcastError:
         return None
     return user if user is not None and Role(user.role) in OPS_ROLES else None
@@ -180,9 +181,8 @@ def hoax_clarify(
 
     Raises: Forbidden (not signed in, or a wrong CSRF token), HoaxNotFound, InvalidHoax.
     """
-    user = _ops_user(request, session, settings)
-    expected = request.cookies.get(CSRF_COOKIE, "")
-    if user is None or not expected or not secrets.compare_digest(csrf, expected):
+    user = _ops_user(request, session, settings, form_csrf=csrf)
+    if user is None:
         raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
     page, replies = service.publish_clarification(
         session,

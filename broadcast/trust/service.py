@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import phonenumbers
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 from sqlalchemy import select
@@ -180,6 +181,20 @@ def get_hoax(session: Session, *, hoax_id: int) -> HoaxReport:
     return row
 
 
+_LONG_DIGITS = re.compile(r"(?:\+?\d[\d\s().-]{7,}\d)")
+
+
+def redact_numbers(text: str) -> str:
+    """`text` with every phone number (and any other long run of digits) replaced by "[nomor disembunyikan]", so a
+    forwarded fake shown in public never carries someone's number."""
+    out = text
+    for match in reversed(list(phonenumbers.PhoneNumberMatcher(text, "ID", leniency=phonenumbers.Leniency.POSSIBLE))):
+        out = out[: match.start] + "[nomor disembunyikan]" + out[match.end :]
+    return _LONG_DIGITS.sub(
+        lambda m: "[nomor disembunyikan]" if sum(c.isdigit() for c in m.group()) >= 9 else m.group(), out
+    )
+
+
 def _slug(title: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower())
     return f"{base.strip('-')[:40] or 'klarifikasi'}-{secrets.token_hex(3)}"
@@ -216,7 +231,7 @@ def publish_clarification(
         title_en=title_en.strip(),
         body_id=body_id.strip(),
         body_en=body_en.strip(),
-        hoax_text=chosen[0].text,
+        hoax_text=redact_numbers(chosen[0].text),
         alert_id=alert_id,
         author_id=actor_id,
     )
@@ -235,7 +250,7 @@ def publish_clarification(
     link = f"{public_base_url.rstrip('/')}/klarifikasi/{page.slug}"
     replies = []
     for m in members:
-        if m.source != "sms" or m.author_hash is None:
+        if m.source != "sms" or not _reachable(session, m.author_hash):
             continue
         title = page.title_en if m.language == "en" and page.title_en else page.title_id
         reply = _queue(
@@ -267,6 +282,12 @@ def list_clarifications(session: Session, *, limit: int = 50) -> list[HoaxClarif
 def _stopped(session: Session, phone: str) -> bool:
     sub = session.scalar(select(Subscriber).where(Subscriber.phone == phone))
     return sub is not None and not sub.active
+
+
+def _reachable(session: Session, author: str | None) -> bool:
+    """True when we hold a number for this sender and they have not stopped."""
+    contact = session.get(ReplyContact, author) if author else None
+    return contact is not None and not _stopped(session, contact.phone)
 
 
 def _render(kind: str, language: str, context: Mapping[str, object]) -> str:
@@ -314,8 +335,7 @@ def notify_reporter(session: Session, report: Report, kind: str) -> TrustReply |
     if report.source == "sms":
         if report.author_hash is None:
             return None
-        contact = session.get(ReplyContact, report.author_hash)
-        if contact is None or _stopped(session, contact.phone):
+        if not _reachable(session, report.author_hash):
             return None
         return _queue(
             session,
