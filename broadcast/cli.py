@@ -200,13 +200,15 @@ def cap_verify(
     if not checks:
         console.print(f"[red]UNSIGNED[/red] {path}: tidak ada tanda tangan / no signature")
         raise typer.Exit(1)
-    table = Table("#", "hasil / result", "kunci / key", "subjek / subject", "algoritme / algorithm")
     for c in checks:
-        result = "[green]VALID[/green]" if c.valid else f"[red]INVALID[/red] {c.error or ''}"
+        result = "[green]VALID[/green]" if c.valid else "[red]INVALID[/red]"
         trust = " (trusted)" if c.trusted else ""
         legacy = " [yellow]SHA-1[/yellow]" if c.legacy else ""
-        table.add_row(str(c.index + 1), result + trust, c.key_source, c.subject or "-", c.algorithm + legacy)
-    console.print(table)
+        console.print(f"{path} signature {c.index + 1}: {result}{trust} - {c.key_source}{legacy}", markup=True)
+        console.print(f"  subject: {c.subject or '-'}", markup=False)
+        console.print(f"  algorithm: {c.algorithm}", markup=False)
+        if c.error:
+            console.print(f"  error: {c.error}", markup=False)
     raise typer.Exit(0 if any(c.valid for c in checks) else 1)
 
 
