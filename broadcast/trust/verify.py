@@ -8,6 +8,7 @@ only to show the closest official message next to an altered copy, never to veri
 from __future__ import annotations
 
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,6 +108,41 @@ def channel_texts(
     session: Session, alert: Alert, *, public_base_url: str, renderers: Mapping[str, Renderer] | None = None
 ) -> list[ChannelText]:
     """Every text the alert went out as: each SMS language, each X post, plus any text the outbox recorded."""
+    rendered = rendered_texts(alert, public_base_url=public_base_url, renderers=renderers)
+    return _with_outbox(rendered, _outbox_texts(session, [alert.id]).get(alert.id, []))
+
+
+# Rendering (X weighting above all) costs milliseconds per alert; a pasted text without a code is compared with
+# hundreds of alerts, so each alert's texts are kept per version (id, updated_at) and rendering configuration.
+_RENDER_CACHE: OrderedDict[tuple[object, ...], tuple[ChannelText, ...]] = OrderedDict()
+_RENDER_CACHE_SIZE = 2 * RECENT_ALERTS
+
+
+def rendered_texts(
+    alert: Alert, *, public_base_url: str, renderers: Mapping[str, Renderer] | None = None
+) -> list[ChannelText]:
+    """The texts the alert's channels render for it (SMS per language, every X post of the thread)."""
+    config = tuple(
+        sorted(
+            (n, type(r).__name__, tuple(sorted(getattr(r, "__dict__", {}).items())))
+            for n, r in (renderers or {}).items()
+        )
+    )
+    key = (alert.id, alert.updated_at, alert.state, public_base_url, config)
+    cached = _RENDER_CACHE.get(key)
+    if cached is not None:
+        _RENDER_CACHE.move_to_end(key)
+        return list(cached)
+    texts = _render_texts(alert, public_base_url=public_base_url, renderers=renderers)
+    _RENDER_CACHE[key] = tuple(texts)
+    while len(_RENDER_CACHE) > _RENDER_CACHE_SIZE:
+        _RENDER_CACHE.popitem(last=False)
+    return texts
+
+
+def _render_texts(
+    alert: Alert, *, public_base_url: str, renderers: Mapping[str, Renderer] | None = None
+) -> list[ChannelText]:
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     built = dict(renderers or {})
     out: list[ChannelText] = []
@@ -119,17 +155,33 @@ def channel_texts(
                 out += [ChannelText(name, info.language, t) for t in renderer.language_posts(data, info)]
         else:
             out += [ChannelText(name, p.language, p.text) for p in renderer.preview(data)]
+    return out
+
+
+def _outbox_texts(session: Session, alert_ids: list[int]) -> dict[int, list[ChannelText]]:
+    """Texts the outbox recorded for these alerts (exactly what was handed to each channel), by alert."""
+    found: dict[int, list[ChannelText]] = {}
+    if not alert_ids:
+        return found
     stmt = (
-        select(OutboxMessage.channel, Delivery.language, OutboxMessage.text)
+        select(Delivery.alert_id, OutboxMessage.channel, Delivery.language, OutboxMessage.text)
         .join(Delivery, Delivery.id == OutboxMessage.delivery_id)
-        .where(Delivery.alert_id == alert.id)
+        .where(Delivery.alert_id.in_(alert_ids))
         .distinct()
     )
+    for alert_id, channel, language, text in session.execute(stmt):
+        found.setdefault(alert_id, []).append(ChannelText(channel, language, text))
+    return found
+
+
+def _with_outbox(rendered: list[ChannelText], recorded: list[ChannelText]) -> list[ChannelText]:
+    out = list(rendered)
     seen = {(t.channel, normalise_text(t.text)) for t in out}
-    for channel, language, text in session.execute(stmt):
-        if (channel, normalise_text(text)) not in seen:
-            seen.add((channel, normalise_text(text)))
-            out.append(ChannelText(channel, language, text))
+    for t in recorded:
+        key = (t.channel, normalise_text(t.text))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
     return out
 
 
@@ -185,8 +237,8 @@ def check_text(
     wanted = normalise_text(text)
     claimed = codes.find_in_text(text)
     if claimed is not None:
-        found = find_by_code(session, code=claimed, public_base_url=public_base_url, renderers=renderers)
-        candidates = [found] if found is not None else []
+        canonical = codes.normalise(claimed)
+        stmt = select(Alert).where(Alert.verify_code == canonical)
     else:
         stmt = (
             select(Alert)
@@ -194,15 +246,17 @@ def check_text(
             .order_by(Alert.id.desc())
             .limit(RECENT_ALERTS)
         )
-        candidates = [
-            v
-            for a in session.scalars(stmt)
-            if (v := _verification(session, a, public_base_url=public_base_url, renderers=renderers)) is not None
-        ]
-    pool = [(v, t) for v in candidates for t in v.texts]
-    for v, t in pool:
+    candidates = [a for a in session.scalars(stmt) if state_of(a) is not None]
+    recorded = _outbox_texts(session, [a.id for a in candidates])
+    pool: list[tuple[Alert, ChannelText]] = []
+    for alert in candidates:
+        rendered = rendered_texts(alert, public_base_url=public_base_url, renderers=renderers)
+        pool += [(alert, t) for t in _with_outbox(rendered, recorded.get(alert.id, []))]
+    for alert, t in pool:
         if normalise_text(t.text) == wanted:
-            return TextCheck(True, verification=v, claimed_code=claimed)
+            return TextCheck(
+                True, verification=_verified(session, alert, public_base_url, renderers), claimed_code=claimed
+            )
     if not pool or not wanted:
         return TextCheck(False, claimed_code=claimed)
     best = process.extractOne(wanted, [normalise_text(t.text) for _, t in pool], scorer=fuzz.ratio)
@@ -210,5 +264,14 @@ def check_text(
     _, score, index = best
     if score < SIMILAR_SCORE:
         return TextCheck(False, claimed_code=claimed, score=score)
-    v, t = pool[index]
-    return TextCheck(False, closest=v, closest_text=t, score=score, claimed_code=claimed)
+    alert, t = pool[index]
+    closest = _verified(session, alert, public_base_url, renderers)
+    return TextCheck(False, closest=closest, closest_text=t, score=score, claimed_code=claimed)
+
+
+def _verified(
+    session: Session, alert: Alert, public_base_url: str, renderers: Mapping[str, Renderer] | None
+) -> Verification:
+    found = _verification(session, alert, public_base_url=public_base_url, renderers=renderers)
+    assert found is not None  # candidates are issued alerts
+    return found

@@ -389,3 +389,40 @@ def test_no_personal_data_in_any_public_output(client, session, team):
         assert not re.search(r"(?:\+62|\b0)8\d[\d\s-]{7,12}\d", text), path
         for n in numbers:
             assert n not in text and n[3:] not in text, (path, n)
+
+
+def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, redis_url, monkeypatch):
+    import time
+
+    from celery.contrib.testing.worker import start_worker
+
+    from broadcast.dispatch.tasks import active_channels
+    from broadcast.settings import get_settings
+    from broadcast.worker import celery
+
+    sms(session, "LAPOR pohon tumbang di Jl. Hasanuddin", sid="SM" + "a" * 32)
+    report = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
+    reply = trust.notify_reporter(session, report, "actioned")
+    session.commit()
+    monkeypatch.setenv("BROADCAST_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    active_channels.cache_clear()
+    try:
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            from broadcast.trust.tasks import send_replies
+
+            send_replies.delay([reply.id])
+            send_replies.delay([reply.id])  # a duplicate task sends nothing more
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                session.expire_all()
+                if session.get(TrustReply, reply.id).state != "pending":
+                    break
+                time.sleep(0.1)
+            time.sleep(0.5)
+    finally:
+        get_settings.cache_clear()
+        active_channels.cache_clear()
+    session.expire_all()
+    row = session.get(TrustReply, reply.id)
+    assert row.state == "sent" and row.provider_id == f"outbox-sms-reply-{reply.id}"
