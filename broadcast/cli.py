@@ -178,6 +178,40 @@ def cap_validate(paths: Annotated[list[Path], typer.Argument(exists=True, dir_ok
     raise typer.Exit(1 if bad else 0)
 
 
+@cap_app.command("verify")
+def cap_verify(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a CAP file")],
+    cert: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="PEM certificate the signature must match")
+    ] = None,
+    at_sent_time: Annotated[
+        bool, typer.Option(help="judge certificate validity at the CAP <sent> time (archived messages)")
+    ] = False,
+) -> None:
+    """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid (and matches
+    --cert when given), 1 otherwise. Without --cert a valid signature proves integrity, not who signed."""
+    from broadcast.trust.signing import SignatureError, verify_cap
+
+    try:
+        checks = verify_cap(path.read_bytes(), cert_pem=cert.read_bytes() if cert else None, at_sent_time=at_sent_time)
+    except (SignatureError, ValueError) as exc:
+        console.print(f"[red]INVALID[/red] {path}: {exc}")
+        raise typer.Exit(1) from exc
+    if not checks:
+        console.print(f"[red]UNSIGNED[/red] {path}: tidak ada tanda tangan / no signature")
+        raise typer.Exit(1)
+    for c in checks:
+        result = "[green]VALID[/green]" if c.valid else "[red]INVALID[/red]"
+        trust = " (trusted)" if c.trusted else ""
+        legacy = " [yellow]SHA-1[/yellow]" if c.legacy else ""
+        console.print(f"{path} signature {c.index + 1}: {result}{trust} - {c.key_source}{legacy}", markup=True)
+        console.print(f"  subject: {c.subject or '-'}", markup=False)
+        console.print(f"  algorithm: {c.algorithm}", markup=False)
+        if c.error:
+            console.print(f"  error: {c.error}", markup=False)
+    raise typer.Exit(0 if any(c.valid for c in checks) else 1)
+
+
 @cap_app.command("import")
 def cap_import(
     paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
@@ -190,8 +224,10 @@ def cap_import(
     from broadcast.alerts.importing import import_document
     from broadcast.db import session_scope
     from broadcast.fetch import fetch_url
+    from broadcast.trust.signing import trusted_certs
     from broadcast.users.service import find_user_by_username, system_user
 
+    certs = trusted_certs(get_settings().cap_signing.trusted_senders)
     total_bad = 0
     for path in track(paths, description="Impor CAP / importing", console=console, transient=True):
         with session_scope(_engine()) as session:
@@ -206,6 +242,7 @@ def cap_import(
                 origin="cap-import",
                 fetch=fetch_url if fetch else None,
                 name=str(path),
+                trusted_certs=certs,
             )
         for alert_id in result.imported:
             console.print(f"{path}: draft alert {alert_id}")

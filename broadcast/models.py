@@ -7,6 +7,7 @@ from broadcast.dispatch.models import Delivery, OutboxMessage
 from broadcast.partners.models import PartnerDelivery, PartnerWebhook
 from broadcast.reports.models import Incident, PollCheckpoint, Report
 from broadcast.subscribers.models import Subscriber
+from broadcast.trust.models import HoaxClarification, HoaxReport, ReplyContact, TrustReply
 from broadcast.users.models import User
 
 __all__ = [
@@ -16,12 +17,16 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Delivery",
+    "HoaxClarification",
+    "HoaxReport",
     "Incident",
     "OutboxMessage",
     "PartnerDelivery",
     "PartnerWebhook",
     "PollCheckpoint",
+    "ReplyContact",
     "Report",
     "Subscriber",
+    "TrustReply",
     "User",
 ]

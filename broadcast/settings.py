@@ -99,6 +99,15 @@ class XSettings(BaseModel):
         return bool(self.consumer_key and has_account)
 
 
+class CapSigningSettings(BaseModel):
+    """XML-DSig for CAP: our key and certificate (PEM paths), and the certificates of senders we import from."""
+
+    key_path: Path | None = None
+    cert_path: Path | None = None
+    # CAP <sender> → PEM certificate; a document from a listed sender is imported only with a matching signature.
+    trusted_senders: dict[str, Path] = {}
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Non-production environments can never reach a real provider."""
 
@@ -133,6 +142,7 @@ class Settings(BaseSettings):
     report_limit_per_phone: int = 5
     report_limit_window_s: int = 600
     report_form_min_seconds: float = 3.0
+    cap_signing: CapSigningSettings = CapSigningSettings()
 
     @model_validator(mode="after")
     def _production_is_configured(self) -> Settings:
@@ -200,6 +210,17 @@ class Settings(BaseSettings):
     def report_author_key(self) -> bytes:
         """The key reports hash a sender's phone number with (derived from secret_key)."""
         return hmac.new(self.secret_key.get_secret_value().encode(), b"report-author-v1", hashlib.sha256).digest()
+
+    @property
+    def cap_signing_keypair_paths(self) -> tuple[Path, Path] | None:
+        """The configured CAP signing key and certificate; outside production without them, a development pair
+        created under data_dir (never in the repository); None in production without them (CAP goes unsigned)."""
+        if self.cap_signing.key_path and self.cap_signing.cert_path:
+            return self.cap_signing.key_path, self.cap_signing.cert_path
+        if self.environment is Environment.PRODUCTION:
+            return None
+        folder = (self.data_dir / "cap-signing").resolve()
+        return folder / "key.pem", folder / "cert.pem"
 
     def channel_mode(self, channel: str) -> str:
         """`live` when production and the provider is configured, else `outbox`.

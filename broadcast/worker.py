@@ -18,6 +18,7 @@ TASK_MODULES = [
     "broadcast.alerts.tasks",
     "broadcast.partners.tasks",
     "broadcast.reports.tasks",
+    "broadcast.trust.tasks",
 ]
 # Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
 VISIBILITY_TIMEOUT_S = 2 * 3600
@@ -46,6 +47,7 @@ def create_celery(settings: Settings) -> Celery:
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             "reports-sweep": {"task": "reports.sweep", "schedule": SWEEP_EVERY_S},
+            "trust-replies-sweep": {"task": "trust.sweep_replies", "schedule": 60.0},
             **(
                 {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
                 if settings.live_providers_allowed and settings.x.configured and settings.x_poll_seconds > 0

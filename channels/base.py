@@ -74,6 +74,9 @@ class AlertData:
     map_png: bytes | None = None
     # For Update/Cancel/Error: the original alert's provider ids by channel name (e.g. {"social": "1234"}).
     original_provider_ids: Mapping[str, str] = field(default_factory=dict)
+    # The alert's verification code ("Kode: 7KQ2MX") and the page that checks it; every message carries them.
+    verify_code: str | None = None
+    verify_url: str | None = None
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -89,26 +89,28 @@ def validate_document(data: bytes, *, name: str = "document") -> ValidationRepor
 
 def messages_in(
     data: bytes, *, name: str, fetch: Fetch | None
-) -> tuple[list[tuple[str, cap.CapMessage]], list[Skipped]]:
-    """Every CAP message a document carries, and the items that carry none (with the reason)."""
+) -> tuple[list[tuple[str, cap.CapMessage, bytes | None]], list[Skipped]]:
+    """Every CAP message a document carries (with its own bytes when it is a whole document, for signature
+    checks), and the items that carry none (with the reason)."""
     try:
         root = cap.parse_document(data)
         if cap.local_name(root) == "alert":
-            return [(name, cap.message_from_root(root))], []
+            return [(name, cap.message_from_root(root), data)], []
         items = cap.read_feed(root)
     except cap.CapError as exc:
         return [], [Skipped(name, "; ".join(exc.reasons[:3]))]
-    found: list[tuple[str, cap.CapMessage]] = []
+    found: list[tuple[str, cap.CapMessage, bytes | None]] = []
     skipped: list[Skipped] = []
     for n, item in enumerate(items, start=1):
         label = f"{name}#{n}"
         try:
             if item.embedded is not None:
-                found.append((label, cap.message_from_root(item.embedded)))
+                found.append((label, cap.message_from_root(item.embedded), None))
             elif item.index is not None:
-                found.append((label, item.index))
+                found.append((label, item.index, None))
             elif item.link and fetch is not None:
-                found.append((label, cap.parse_cap(fetch(item.link))))
+                fetched = fetch(item.link)
+                found.append((label, cap.parse_cap(fetched), fetched))
             else:
                 skipped.append(Skipped(label, f"CAP tertaut tidak diambil / linked CAP not fetched: {item.link}"))
         except cap.CapError as exc:
@@ -120,6 +122,18 @@ def messages_in(
     return found, skipped
 
 
+def _signature_problem(raw: bytes | None, cert: bytes) -> str | None:
+    from broadcast.trust.signing import SignatureError, check_trusted
+
+    if raw is None:
+        return "pengirim mewajibkan tanda tangan; entri tanpa dokumen sendiri / sender requires a signed document"
+    try:
+        check_trusted(raw, cert_pem=cert)
+    except SignatureError as exc:
+        return f"tanda tangan tidak sah / signature not valid: {exc}"
+    return None
+
+
 def import_document(
     session: Session,
     data: bytes,
@@ -129,11 +143,22 @@ def import_document(
     fetch: Fetch | None,
     name: str = "document",
     channels: Sequence[str] = ("web",),
+    trusted_certs: Mapping[str, bytes] | None = None,
 ) -> ImportResult:
-    """Each valid message in the document becomes a draft alert; the rest are reported, never half-stored."""
+    """Each valid message in the document becomes a draft alert; the rest are reported, never half-stored.
+
+    A message from a sender in `trusted_certs` is imported only when it is a whole signed document whose XML-DSig
+    signature verifies against that sender's certificate (a feed entry without its own document is skipped).
+    """
     messages, skipped = messages_in(data, name=name, fetch=fetch)
     result = ImportResult(skipped=skipped)
-    for label, msg in messages:
+    for label, msg, raw in messages:
+        cert = (trusted_certs or {}).get(msg.sender)
+        if cert is not None:
+            reason = _signature_problem(raw, cert)
+            if reason is not None:
+                result.skipped.append(Skipped(label, reason))
+                continue
         try:
             alert = service.import_message(session, msg=msg, author=author, origin=origin, channels=channels)
         except BroadcastError as exc:

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Connection, ForeignKey, String, Text, UniqueConstraint, event, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcast.db import Base, utcnow
+from broadcast.trust.codes import new_code
 
 
 class AlertState(StrEnum):
@@ -72,6 +73,8 @@ class Alert(Base):
     # Where the draft came from: authored, cap-import, bmkg; origin_ref de-duplicates re-imports.
     origin: Mapped[str] = mapped_column(String(16), default="authored")
     origin_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The short code every outgoing message carries ("Kode: 7KQ2MX"); anyone can check it on /cek.
+    verify_code: Mapped[str | None] = mapped_column(String(8), unique=True)
     state: Mapped[str] = mapped_column(String(16), default=AlertState.DRAFT.value, index=True)
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -155,3 +158,17 @@ class AlertArea(Base):
     info_position: Mapped[int | None]
 
     alert: Mapped[Alert] = relationship(back_populates="areas")
+
+
+@event.listens_for(Alert, "before_insert")
+def _assign_verify_code(mapper: object, connection: Connection, target: Alert) -> None:
+    """Every alert gets a unique verification code when first stored, so previews show the exact text."""
+    if target.verify_code:
+        return
+    table = Alert.__table__
+    for _ in range(20):
+        code = new_code()
+        if connection.execute(select(table.c.id).where(table.c.verify_code == code)).first() is None:
+            target.verify_code = code
+            return
+    raise RuntimeError("no free verification code after 20 tries")

@@ -303,13 +303,21 @@ async def validate_cap(request: Request, user: StaffDep) -> CapValidationRead:
 
 
 @cap_router.post("/import", status_code=201)
-async def import_cap(request: Request, user: AuthorDep, session: SessionDep) -> CapImportRead:
+async def import_cap(request: Request, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> CapImportRead:
     """Turn each valid CAP message (or feed entry) in the body into a draft alert. Linked CAP
-    documents are not fetched from here (use the CLI)."""
+    documents are not fetched from here (use the CLI). A sender with a configured certificate must sign."""
     from broadcast.alerts import importing
+    from broadcast.trust.signing import trusted_certs
 
     data = await _xml_body(request)
-    result = importing.import_document(session, data, author=user, origin="cap-import", fetch=None)
+    result = importing.import_document(
+        session,
+        data,
+        author=user,
+        origin="cap-import",
+        fetch=None,
+        trusted_certs=trusted_certs(settings.cap_signing.trusted_senders),
+    )
     if not result.imported:
         session.rollback()
         raise Invalid(

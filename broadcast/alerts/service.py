@@ -626,6 +626,8 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
         short_url=short_url(public_base_url, alert.id),
         references=alert.references,
         area_codes=tuple(alert_codes(alert)),
+        verify_code=alert.verify_code,
+        verify_url=f"{public_base_url.rstrip('/')}/cek",
         infos=tuple(
             InfoData(
                 language=i.language,

@@ -19,6 +19,8 @@ from broadcast.partners.routes import router as partners_router
 from broadcast.reports.routes import router as reports_router
 from broadcast.settings import Settings, get_settings
 from broadcast.subscribers.routes import router as subscribers_router
+from broadcast.trust.routes import router as trust_router
+from broadcast.trust.routes import staff_router as trust_staff_router
 from broadcast.users.routes import router as users_router
 from broadcast.web.public import router as public_router
 from broadcast.web.reports import router as report_pages_router
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscribers_router)
     app.include_router(areas_router)
     app.include_router(public_router)
+    app.include_router(trust_router)
+    app.include_router(trust_staff_router)
     app.include_router(staff_router)
     app.include_router(webhooks_router)
     app.include_router(reports_router)

@@ -43,8 +43,11 @@ def _token_from(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-def find_current_user(request: Request, session: Session, settings: Settings) -> User | None:
-    """The signed-in user, None when nobody is signed in.
+def find_current_user(
+    request: Request, session: Session, settings: Settings, *, form_csrf: str | None = None
+) -> User | None:
+    """The signed-in user, None when nobody is signed in. An HTML form passes its CSRF field as `form_csrf`
+    (checked instead of the header).
 
     Raises: Unauthorized (expired or forged token, disabled user),
     Forbidden (cookie write without CSRF token).
@@ -67,7 +70,7 @@ def find_current_user(request: Request, session: Session, settings: Settings) ->
     if user is None or not user.is_active or user.token_version != version:
         raise Unauthorized("Sesi tidak berlaku lagi / session revoked", code="session-revoked")
     if from_cookie and request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
+        sent = form_csrf if form_csrf is not None else request.headers.get(CSRF_HEADER, "")
         expected = request.cookies.get(CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent, expected):
             raise Forbidden("Token CSRF tidak cocok / CSRF token missing or wrong", code="csrf")

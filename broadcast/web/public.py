@@ -16,6 +16,8 @@ from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
+from broadcast.trust.signing import sign_cap
+from broadcast.trust.wiring import cap_keypair
 from broadcast.web import maps
 from broadcast.web.caching import etag_for, not_modified, validator_headers
 from broadcast.web.render import render_page
@@ -184,15 +186,20 @@ def short_link(alert_id: int, session: SessionDep) -> RedirectResponse:
 
 
 @router.get("/cap/{identifier}.xml")
-def alert_cap(identifier: str, request: Request, session: SessionDep) -> Response:
-    """The CAP 1.2 message of a published alert (schema-valid, or not served at all).
+def alert_cap(identifier: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The CAP 1.2 message of a published alert (schema-valid, or not served at all), with an enveloped XML-DSig
+    signature whose certificate is at /.well-known/cap-signing.pem.
 
     Raises: NotFound.
     """
     alert = _published(session, identifier)
-    return _cached(
-        request, [alert], ("cap",), lambda: Response(alerts.export_cap(alert), media_type="application/cap+xml")
-    )
+    keypair = cap_keypair(settings)
+
+    def build() -> Response:
+        body = alerts.export_cap(alert)
+        return Response(sign_cap(body, keypair) if keypair else body, media_type="application/cap+xml")
+
+    return _cached(request, [alert], ("cap", keypair is not None), build)
 
 
 def _feed(

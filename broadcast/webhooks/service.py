@@ -15,6 +15,8 @@ from broadcast.reports import service as reports
 from broadcast.reports.models import Report
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
+from broadcast.trust import service as trust
+from broadcast.trust import verify
 from channels.base import InboundEvent
 from channels.sms import Command, CommandKind, mask_number, parse_command, reply_for, reply_twiml
 from geo import gazetteer
@@ -76,12 +78,28 @@ def _act(
             report.state = "dismissed"
             report.processing = "skipped"  # an empty LAPOR: nothing to enrich
             return fixed, {}
+        if phone is not None:
+            trust.remember_contact(session, author=author, phone=phone, language=command.language)
         return _report(session, report=report, command=command, phone=phone)
     report.command = command.kind.value
     report.state = "actioned"
     report.processing = "skipped"  # a command, not a report: never enriched or shown on the map
     if fixed is not None:
         return fixed, {}
+    if command.kind is CommandKind.CHECK:
+        return _check(session, code=command.argument, public_base_url=public_base_url)
+    if command.kind is CommandKind.HOAX:
+        hoax = trust.store_hoax(
+            session,
+            source="sms",
+            external_id=report.external_id,
+            text=command.argument,
+            language=command.language,
+            author=author,
+        )
+        if phone is not None:
+            trust.remember_contact(session, author=author, phone=phone, language=command.language)
+        return "hoax_received", {"reference": hoax.id}
     assert phone is not None
     if command.kind is CommandKind.REGISTER:
         return _register(session, report=report, command=command, phone=phone, author=author)
@@ -91,6 +109,7 @@ def _act(
     if command.kind is CommandKind.INFO:
         return _info(session, command=command, sub=sub, public_base_url=public_base_url)
     if command.kind is CommandKind.STOP:
+        trust.forget_contact(session, author=author)
         if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
             callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
         return "stopped", {}
@@ -162,6 +181,22 @@ def _info(
         return "info_none", {"area": describe(place), "registered": sub is not None}
     items = [{"headline": a.infos[0].headline, "link": alerts.short_url(public_base_url, a.id)} for a in current]
     return "info", {"area": describe(place), "alerts": items}
+
+
+def _check(session: Session, *, code: str, public_base_url: str) -> tuple[str | None, dict[str, object]]:
+    """CEK <kode>: the alert's state and headline, or a clear "not official" for an unknown code."""
+    found = verify.find_by_code(session, code=code, public_base_url=public_base_url, with_texts=False)
+    if found is None:
+        return "check_unknown", {"code": code.upper()[:12]}
+    follow = found.follow_up
+    return "check", {
+        "label_id": found.state.label_id,
+        "label_en": found.state.label_en,
+        "headline": found.headline,
+        "mark": found.mark,
+        "link": alerts.short_url(public_base_url, found.alert.id),
+        "follow_link": alerts.short_url(public_base_url, follow.id) if follow is not None else "",
+    }
 
 
 def _short(place: gazetteer.Place) -> str:

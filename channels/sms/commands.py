@@ -23,6 +23,8 @@ class CommandKind(StrEnum):
     INFO = "info"
     CHOICE = "choice"  # a bare number answering a numbered list we sent
     REPORT = "report"
+    CHECK = "check"  # CEK <kode>: is a message with this verification code official?
+    HOAX = "hoax"  # HOAKS <text>: a suspected fake message forwarded to us
 
 
 # Keyword -> (kind, language of the keyword). STOP/START/HELP also carry Twilio's own opt-out keywords:
@@ -50,9 +52,15 @@ KEYWORDS: dict[str, tuple[CommandKind, str]] = {
     "informasi": (CommandKind.INFO, "id"),
     "lapor": (CommandKind.REPORT, "id"),
     "report": (CommandKind.REPORT, "en"),
+    "cek": (CommandKind.CHECK, "id"),
+    "check": (CommandKind.CHECK, "en"),
+    "hoaks": (CommandKind.HOAX, "id"),
+    "hoax": (CommandKind.HOAX, "en"),
 }
 # Like Twilio, treat these only as the whole message: "stop banjir di jalan" is a report, not an opt-out.
 _ALONE_ONLY = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
+# Commands whose argument is the citizen's own text, kept with its punctuation.
+_FREE_TEXT = frozenset({CommandKind.REPORT, CommandKind.HOAX})
 _HEAD = regex.compile(r"^[\p{P}\p{S}\s]*(?P<kw>\p{L}+)(?P<rest>.*)$", regex.DOTALL)
 _EDGE_PUNCT = " \t\r\n.,;:!?-_/#*\"'()[]"
 
@@ -90,7 +98,7 @@ def parse_command(text: str) -> Command:
         if found is not None:
             kind, language = found
             rest = match["rest"]
-            argument = _report_text(rest) if kind is CommandKind.REPORT else _clean(rest)
+            argument = _report_text(rest) if kind in _FREE_TEXT else _clean(rest)
             if kind in _ALONE_ONLY and argument:
                 return Command(CommandKind.REPORT, whole.strip(), "id")
             return Command(kind, argument, language, word)
@@ -116,6 +124,11 @@ REPLIES = frozenset(
         "info",
         "info_none",
         "choice_expired",
+        "check",
+        "check_unknown",
+        "check_missing",
+        "hoax_received",
+        "hoax_empty",
     }
 )
 
@@ -147,4 +160,8 @@ def reply_for(command: Command) -> str | None:
         return "report_empty"
     if command.kind is CommandKind.REGISTER and not command.argument:
         return "register_missing"
+    if command.kind is CommandKind.CHECK and not command.argument:
+        return "check_missing"
+    if command.kind is CommandKind.HOAX and not command.argument:
+        return "hoax_empty"
     return None

@@ -1,7 +1,8 @@
 """SMS rendering: one text per subscriber language that fits the operator's segment budget.
 
-The status mark (added by `Renderer.marked_text`) and the link to the public page always survive; when the
-text is too long the description goes first, then the instruction, then the headline, each cut at a word.
+The status mark (added by `Renderer.marked_text`), the link to the public page and the verification code always
+survive; when the text is too long the description goes first, then the instruction, then the headline, each cut
+at a word.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class SmsRenderer(Renderer):
                 description=_cut(parts["description"], keep["description"]),
                 instruction=_cut(parts["instruction"], keep["instruction"]),
                 link=link,
+                code=alert.verify_code,
                 msg_type=alert.msg_type,
             )
             return normalise_gsm7(" ".join(text.split()))

@@ -1,0 +1,202 @@
+"""Public trust pages (/cek, hoax form, klarifikasi, /transparansi, CAP signing certificate) and the hoax console."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
+from broadcast.db import utcnow
+from broadcast.errors import BroadcastError, Forbidden, NotFound
+from broadcast.settings import Settings
+from broadcast.trust import service, transparency, verify
+from broadcast.trust.wiring import cap_keypair, reply_renderers
+from broadcast.users.models import Role, User
+from broadcast.web.render import render_page
+
+router = APIRouter(tags=["trust"])
+staff_router = APIRouter(tags=["trust (staff)"])
+
+Lang = Annotated[Literal["id", "en"], Query(description="id (default) or en")]
+OPS_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST})
+
+
+def _base(settings: Settings) -> str:
+    return settings.public_base_url.rstrip("/")
+
+
+@router.get("/cek", response_class=HTMLResponse)
+def check_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    lang: Lang = "id",
+    kode: Annotated[str | None, Query(max_length=32)] = None,
+) -> HTMLResponse:
+    """Check a verification code (?kode=7KQ2MX), or show the form for a code or a pasted message."""
+    found = None
+    if kode:
+        found = verify.find_by_code(
+            session, code=kode, public_base_url=_base(settings), renderers=reply_renderers(settings)
+        )
+    return render_page(request, "cek.html", lang=lang, code=kode or "", text="", found=found, check=None)
+
+
+@router.post("/cek", response_class=HTMLResponse)
+def check_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    kode: Annotated[str, Form(max_length=32)] = "",
+    teks: Annotated[str, Form(max_length=service.MAX_HOAX_CHARS)] = "",
+    lang: Annotated[Literal["id", "en"], Form()] = "id",
+) -> HTMLResponse:
+    """Check a code or a pasted message; a pasted text is official only when it is exactly a message we issued."""
+    found, check = None, None
+    renderers = reply_renderers(settings)
+    if teks.strip():
+        check = verify.check_text(session, text=teks, public_base_url=_base(settings), renderers=renderers)
+    elif kode.strip():
+        found = verify.find_by_code(session, code=kode, public_base_url=_base(settings), renderers=renderers)
+    return render_page(request, "cek.html", lang=lang, code=kode, text=teks, found=found, check=check)
+
+
+@router.post("/lapor-hoaks", response_class=HTMLResponse)
+def hoax_submit(
+    request: Request,
+    session: SessionDep,
+    teks: Annotated[str, Form(max_length=service.MAX_HOAX_CHARS)],
+    lang: Annotated[Literal["id", "en"], Form()] = "id",
+) -> HTMLResponse:
+    """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept)."""
+    hoax = service.store_hoax(session, source="web", text=teks, language=lang)
+    session.commit()
+    return render_page(request, "hoaks_terima.html", lang=lang, reference=hoax.id)
+
+
+@router.get("/klarifikasi", response_class=HTMLResponse)
+def clarifications(request: Request, session: SessionDep, lang: Lang = "id") -> HTMLResponse:
+    """Every published clarification of a circulating fake, newest first."""
+    return render_page(request, "klarifikasi_list.html", lang=lang, items=service.list_clarifications(session))
+
+
+@router.get("/klarifikasi/{slug}", response_class=HTMLResponse)
+def clarification(slug: str, request: Request, session: SessionDep, lang: Lang = "id") -> HTMLResponse:
+    """One clarification: the fake as it circulated and the agency's answer.
+
+    Raises: NotFound.
+    """
+    page = service.find_clarification(session, slug=slug)
+    if page is None:
+        raise NotFound("Klarifikasi tidak ditemukan / clarification not found", code="clarification-not-found")
+    return render_page(request, "klarifikasi.html", lang=lang, page=page)
+
+
+@router.get("/transparansi", response_class=HTMLResponse)
+def transparency_page(request: Request, session: SessionDep, lang: Lang = "id") -> HTMLResponse:
+    """The public accountability dashboard: charts and tables from the open dataset (CC BY 4.0)."""
+    rows = transparency.dataset(session)
+    return render_page(
+        request,
+        "transparansi.html",
+        lang=lang,
+        rows=rows,
+        charts=transparency.charts(rows),
+        licence=transparency.LICENCE,
+        licence_url=transparency.LICENCE_URL,
+        min_count=transparency.MIN_COUNT,
+    )
+
+
+@router.get("/transparansi/data.csv")
+def transparency_csv(session: SessionDep) -> Response:
+    """The open dataset as CSV (CC BY 4.0)."""
+    body = transparency.to_csv(transparency.dataset(session))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="transparansi.csv"',
+            "Link": f'<{transparency.LICENCE_URL}>; rel="license"',
+        },
+    )
+
+
+@router.get("/transparansi/data.json")
+def transparency_json(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The open dataset as JSON, with its licence and suppression rule."""
+    rows = transparency.dataset(session)
+    return JSONResponse(
+        transparency.to_json(rows, generated_at=utcnow(), source_url=f"{_base(settings)}/transparansi"),
+        headers={"Link": f'<{transparency.LICENCE_URL}>; rel="license"'},
+    )
+
+
+@router.get("/.well-known/cap-signing.pem")
+def signing_certificate(settings: SettingsDep) -> Response:
+    """The certificate our CAP signatures verify with.
+
+    Raises: NotFound (this deployment does not sign).
+    """
+    pair = cap_keypair(settings)
+    if pair is None:
+        raise NotFound("CAP tidak ditandatangani di sini / CAP is not signed here", code="no-signing-key")
+    return Response(pair.cert_pem, media_type="application/x-pem-file")
+
+
+def _ops_user(
+    request: Request, session: SessionDep, settings: SettingsDep, form_csrf: str | None = None
+) -> User | None:
+    try:
+        user = find_current_user(request, session, settings, form_csrf=form_csrf)
+    except BroadcastError:
+        return None
+    return user if user is not None and Role(user.role) in OPS_ROLES else None
+
+
+@staff_router.get("/konsol/hoaks", response_class=HTMLResponse, response_model=None)
+def hoax_console(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Forwarded suspected fakes grouped by similarity, largest group first (staff only)."""
+    user = _ops_user(request, session, settings)
+    if user is None:
+        return RedirectResponse("/masuk", status_code=303)
+    return render_page(request, "hoaks_konsol.html", user=user, clusters=service.cluster_hoaxes(session))
+
+
+@staff_router.post("/konsol/hoaks/klarifikasi", response_model=None)
+def hoax_clarify(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    hoax_ids: Annotated[list[int], Form()],
+    title_id: Annotated[str, Form(max_length=200)],
+    body_id: Annotated[str, Form(max_length=5000)],
+    title_en: Annotated[str, Form(max_length=200)] = "",
+    body_en: Annotated[str, Form(max_length=5000)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Publish a clarification for a group of forwarded fakes and reply by SMS to everyone who sent one.
+
+    Raises: Forbidden (not signed in, or a wrong CSRF token), HoaxNotFound, InvalidHoax.
+    """
+    user = _ops_user(request, session, settings, form_csrf=csrf)
+    if user is None:
+        raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
+    page, replies = service.publish_clarification(
+        session,
+        hoax_ids=hoax_ids,
+        title_id=title_id,
+        body_id=body_id,
+        title_en=title_en,
+        body_en=body_en,
+        actor_id=user.id,
+        public_base_url=_base(settings),
+    )
+    session.commit()
+    if replies:
+        from broadcast.trust.tasks import send_replies
+
+        send_replies.delay([r.id for r in replies])
+    return RedirectResponse(f"/klarifikasi/{page.slug}", status_code=303)

@@ -1,0 +1,407 @@
+"""Hoax intake, clarifications and replies to citizens (closing the loop), opt-outs respected throughout."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import phonenumbers
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from broadcast.audit import service as audit
+from broadcast.db import utcnow
+from broadcast.errors import Invalid, NotFound
+from broadcast.reports.models import Report
+from broadcast.subscribers.models import Subscriber
+from broadcast.trust import codes
+from broadcast.trust.models import HoaxClarification, HoaxReport, ReplyContact, TrustReply
+from broadcast.trust.verify import normalise_text
+from channels.base import Channel, OutboundMessage, Outcome, send_one_safely
+from templates import message_env
+
+log = logging.getLogger(__name__)
+
+MAX_HOAX_CHARS = 2000
+# Two forwarded texts at least this similar (rapidfuzz token_set_ratio) are the same rumour.
+CLUSTER_SCORE = 80.0
+REPLY_KINDS = ("verified", "actioned", "clarified")
+
+
+class HoaxNotFound(NotFound):
+    code = "hoax-not-found"
+
+
+class InvalidHoax(Invalid):
+    code = "invalid-hoax"
+
+
+def _language(value: str | None) -> str:
+    return "en" if (value or "").lower().startswith("en") else "id"
+
+
+def remember_contact(session: Session, *, author: str, phone: str, language: str) -> None:
+    """Keep the number behind `author` (a report's author hash) so the ops centre can answer this sender."""
+    row = session.get(ReplyContact, author)
+    if row is None:
+        session.add(ReplyContact(author_hash=author, phone=phone, language=_language(language)))
+    else:
+        row.phone, row.language = phone, _language(language)
+    session.flush()
+
+
+def forget_contact(session: Session, *, author: str) -> None:
+    """Drop the number behind `author` (they texted BERHENTI/STOP); pending replies to them are skipped."""
+    row = session.get(ReplyContact, author)
+    if row is not None:
+        session.delete(row)
+    for reply in session.scalars(select(TrustReply).where(TrustReply.address == author, TrustReply.state == "pending")):
+        reply.state, reply.error = "skipped", "sender stopped"
+    session.flush()
+
+
+def store_hoax(
+    session: Session,
+    *,
+    source: str,
+    text: str,
+    language: str = "id",
+    external_id: str | None = None,
+    author: str | None = None,
+) -> HoaxReport:
+    """Store a forwarded suspected fake once per provider message (a retried webhook returns the first row).
+
+    Raises: InvalidHoax (empty or longer than MAX_HOAX_CHARS).
+    """
+    cleaned = unicodedata.normalize("NFKC", text or "").strip()
+    if not cleaned:
+        raise InvalidHoax("Isi pesan kosong / the message is empty")
+    if len(cleaned) > MAX_HOAX_CHARS:
+        raise InvalidHoax(f"Pesan terlalu panjang (maks. {MAX_HOAX_CHARS}) / too long (max {MAX_HOAX_CHARS})")
+    external_id = external_id or f"{source}-{secrets.token_hex(8)}"
+    existing = session.scalar(
+        select(HoaxReport).where(HoaxReport.source == source, HoaxReport.external_id == external_id)
+    )
+    if existing is not None:
+        return existing
+    row = HoaxReport(
+        source=source,
+        external_id=external_id,
+        text=cleaned,
+        language=_language(language),
+        author_hash=author,
+        claimed_code=codes.find_in_text(cleaned),
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        found = session.scalar(
+            select(HoaxReport).where(HoaxReport.source == source, HoaxReport.external_id == external_id)
+        )
+        if found is None:
+            raise
+        return found
+    return row
+
+
+@dataclass
+class HoaxCluster:
+    """Forwarded texts that are the same rumour: the earliest text stands for them all."""
+
+    members: list[HoaxReport] = field(default_factory=list)
+
+    @property
+    def representative(self) -> HoaxReport:
+        return self.members[0]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def forwarders(self) -> int:
+        return len({m.author_hash or f"anon:{m.id}" for m in self.members})
+
+    @property
+    def last_at(self) -> datetime:
+        return max(m.received_at for m in self.members)
+
+
+def _comparable(text: str) -> str:
+    # Forwards differ in "Fwd:", emoji, case and punctuation; the rumour is in the words.
+    return re.sub(r"[^\w\s]", " ", normalise_text(text).casefold())
+
+
+def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float = CLUSTER_SCORE) -> list[HoaxCluster]:
+    """Forwarded texts grouped by similarity (single link on token_set_ratio), largest group first."""
+    stmt = select(HoaxReport).order_by(HoaxReport.received_at, HoaxReport.id)
+    if open_only:
+        stmt = stmt.where(HoaxReport.clarification_id.is_(None))
+    rows = list(session.scalars(stmt))
+    if not rows:
+        return []
+    texts = [_comparable(r.text) for r in rows]
+    scores = cdist(texts, texts, scorer=fuzz.token_set_ratio, score_cutoff=threshold)
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            if scores[i][j] >= threshold:
+                parent[root(j)] = root(i)
+    groups: dict[int, HoaxCluster] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(root(i), HoaxCluster()).members.append(row)
+    return sorted(groups.values(), key=lambda c: (-c.size, -c.last_at.timestamp()))
+
+
+def get_hoax(session: Session, *, hoax_id: int) -> HoaxReport:
+    """The forwarded text with this id.
+
+    Raises: HoaxNotFound.
+    """
+    row = session.get(HoaxReport, hoax_id)
+    if row is None:
+        raise HoaxNotFound(f"Laporan hoaks {hoax_id} tidak ditemukan / hoax report not found")
+    return row
+
+
+_LONG_DIGITS = re.compile(r"(?:\+?\d[\d\s().-]{7,}\d)")
+
+
+def redact_numbers(text: str) -> str:
+    """`text` with every phone number (and any other long run of digits) replaced by "[nomor disembunyikan]", so a
+    forwarded fake shown in public never carries someone's number."""
+    out = text
+    for match in reversed(list(phonenumbers.PhoneNumberMatcher(text, "ID", leniency=phonenumbers.Leniency.POSSIBLE))):
+        out = out[: match.start] + "[nomor disembunyikan]" + out[match.end :]
+    return _LONG_DIGITS.sub(
+        lambda m: "[nomor disembunyikan]" if sum(c.isdigit() for c in m.group()) >= 9 else m.group(), out
+    )
+
+
+def _slug(title: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower())
+    return f"{base.strip('-')[:40] or 'klarifikasi'}-{secrets.token_hex(3)}"
+
+
+def publish_clarification(
+    session: Session,
+    *,
+    hoax_ids: Sequence[int],
+    title_id: str,
+    body_id: str,
+    actor_id: int,
+    title_en: str = "",
+    body_en: str = "",
+    alert_id: int | None = None,
+    public_base_url: str = "",
+) -> tuple[HoaxClarification, list[TrustReply]]:
+    """Publish a public "klarifikasi" page for these forwarded texts (and every text of their cluster) and queue one
+    SMS reply to each sender who can still be reached. Returns the page and the queued replies.
+
+    Raises: HoaxNotFound, InvalidHoax.
+    """
+    if not title_id.strip() or not body_id.strip():
+        raise InvalidHoax("Judul dan isi klarifikasi wajib diisi / title and text are required")
+    chosen = [get_hoax(session, hoax_id=i) for i in hoax_ids]
+    if not chosen:
+        raise InvalidHoax("Pilih minimal satu laporan hoaks / choose at least one hoax report")
+    ids = {h.id for h in chosen}
+    members = [m for c in cluster_hoaxes(session) if ids & {m.id for m in c.members} for m in c.members]
+    members = list({m.id: m for m in [*chosen, *members]}.values())
+    page = HoaxClarification(
+        slug=_slug(title_id),
+        title_id=title_id.strip(),
+        title_en=title_en.strip(),
+        body_id=body_id.strip(),
+        body_en=body_en.strip(),
+        hoax_text=redact_numbers(chosen[0].text),
+        alert_id=alert_id,
+        author_id=actor_id,
+    )
+    session.add(page)
+    session.flush()
+    for m in members:
+        m.clarification_id = page.id
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="hoax.clarify",
+        subject_type="hoax_clarification",
+        subject_id=page.id,
+        after={"slug": page.slug, "hoax_ids": sorted(m.id for m in members), "alert_id": alert_id},
+    )
+    link = f"{public_base_url.rstrip('/')}/klarifikasi/{page.slug}"
+    replies = []
+    for m in members:
+        if m.source != "sms" or not _reachable(session, m.author_hash):
+            continue
+        title = page.title_en if m.language == "en" and page.title_en else page.title_id
+        reply = _queue(
+            session,
+            subject=f"hoax:{m.id}",
+            kind="clarified",
+            channel="sms",
+            address=m.author_hash,
+            language=m.language,
+            context={"reference": m.id, "title": title, "link": link},
+        )
+        if reply is not None:
+            replies.append(reply)
+    session.flush()
+    return page, replies
+
+
+def find_clarification(session: Session, *, slug: str) -> HoaxClarification | None:
+    """The published clarification page with this slug, or None."""
+    return session.scalar(select(HoaxClarification).where(HoaxClarification.slug == slug))
+
+
+def list_clarifications(session: Session, *, limit: int = 50) -> list[HoaxClarification]:
+    """Published clarifications, newest first."""
+    stmt = select(HoaxClarification).order_by(HoaxClarification.published_at.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def _stopped(session: Session, phone: str) -> bool:
+    sub = session.scalar(select(Subscriber).where(Subscriber.phone == phone))
+    return sub is not None and not sub.active
+
+
+def _reachable(session: Session, author: str | None) -> bool:
+    """True when we hold a number for this sender and they have not stopped."""
+    contact = session.get(ReplyContact, author) if author else None
+    return contact is not None and not _stopped(session, contact.phone)
+
+
+def _render(kind: str, language: str, context: Mapping[str, object]) -> str:
+    template = message_env().get_template(f"trust/{kind}.{_language(language)}.j2")
+    return " ".join(template.render(**context).split())
+
+
+def _queue(
+    session: Session,
+    *,
+    subject: str,
+    kind: str,
+    channel: str,
+    address: str,
+    language: str,
+    context: Mapping[str, object],
+) -> TrustReply | None:
+    """One reply per subject and kind; None when it was queued before."""
+    existing = session.scalar(select(TrustReply).where(TrustReply.subject == subject, TrustReply.kind == kind))
+    if existing is not None:
+        return None
+    text = _render(kind, language, {**context, "stop_hint": channel == "sms"})
+    reply = TrustReply(
+        subject=subject, kind=kind, channel=channel, address=address, language=_language(language), text=text
+    )
+    session.add(reply)
+    session.flush()
+    return reply
+
+
+def notify_reporter(session: Session, report: Report, kind: str) -> TrustReply | None:
+    """Queue the reply telling a citizen their report was verified or actioned, on the channel it came from
+    (SMS to the sender's number, X as a reply to their post), in the report's language.
+
+    Nothing is queued for a sender who stopped (BERHENTI/STOP or a carrier opt-out), an anonymous report, a
+    report that was a command, or the second time the same kind is asked for. Returns the queued reply or None.
+    Raises: ValueError for an unknown kind.
+    """
+    if kind not in ("verified", "actioned"):
+        raise ValueError(f"unknown reply kind {kind!r}; known: verified, actioned")
+    if report.command is not None:
+        return None
+    context = {"reference": report.id}
+    language = report.language or "id"
+    if report.source == "sms":
+        if report.author_hash is None:
+            return None
+        if not _reachable(session, report.author_hash):
+            return None
+        return _queue(
+            session,
+            subject=f"report:{report.id}",
+            kind=kind,
+            channel="sms",
+            address=report.author_hash,
+            language=language,
+            context=context,
+        )
+    if report.source == "x":
+        tweet = report.raw.get("tweet") if isinstance(report.raw, dict) else None
+        post_id = str(tweet.get("id") or report.external_id) if isinstance(tweet, dict) else report.external_id
+        return _queue(
+            session,
+            subject=f"report:{report.id}",
+            kind=kind,
+            channel="social",
+            address=post_id,
+            language=language,
+            context=context,
+        )
+    return None
+
+
+def pending_replies(session: Session, *, limit: int = 200) -> list[int]:
+    """Ids of replies not yet sent, oldest first."""
+    stmt = select(TrustReply.id).where(TrustReply.state == "pending").order_by(TrustReply.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def send_reply(session: Session, *, reply_id: int, channels: Mapping[str, Channel]) -> TrustReply | None:
+    """Send one pending reply through its channel (SMS number resolved only now; stopped senders skipped).
+
+    Sends at most once: only a pending row is sent, and it leaves pending in the same transaction. A channel that
+    is unavailable leaves it pending for the next sweep. Returns the row, or None when it was not pending.
+    """
+    reply = session.scalar(
+        select(TrustReply).where(TrustReply.id == reply_id, TrustReply.state == "pending").with_for_update()
+    )
+    if reply is None:
+        return None
+    channel = channels.get(reply.channel)
+    if channel is None:
+        reply.state, reply.error = "failed", f"channel {reply.channel} not enabled"
+        session.flush()
+        return reply
+    recipient, reply_to = "", None
+    if reply.channel == "sms":
+        contact = session.get(ReplyContact, reply.address)
+        if contact is None or _stopped(session, contact.phone):
+            reply.state, reply.error = "skipped", "sender stopped or unknown"
+            session.flush()
+            return reply
+        recipient = contact.phone
+    else:
+        reply_to = reply.address
+    message = OutboundMessage(
+        recipient=recipient, text=reply.text, reference=f"reply-{reply.id}", language=reply.language, reply_to=reply_to
+    )
+    result = send_one_safely(channel, message)
+    if result.outcome is Outcome.SENT:
+        reply.state, reply.provider_id, reply.sent_at = "sent", result.provider_id, utcnow()
+    elif result.outcome is Outcome.FAILED:
+        reply.state, reply.error = "failed", result.error
+    else:
+        reply.error = result.error
+    session.flush()
+    return reply

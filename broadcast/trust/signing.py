@@ -1,0 +1,241 @@
+"""XML-DSig for CAP: enveloped signatures on the CAP we publish, and checks of the ones other agencies send.
+
+Our signatures are RSA-SHA256 with exclusive canonicalisation, appended as the last child of <alert>, where
+CAP 1.2 allows `xmldsig#` elements. Outside production a self-signed development key is created in the data
+directory on first use (never committed); production configures a key and certificate by path.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from signxml import SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier, methods
+from signxml.algorithms import DigestAlgorithm
+from signxml.exceptions import InvalidInput, SignXMLException
+
+log = logging.getLogger(__name__)
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+_NS = {"ds": DS}
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+DEV_DIR = "cap-signing"
+# Older agency signatures (Environment Canada, CISN) are RSA-SHA1; we accept them on import as "legacy", never sign
+# with them.
+_LEGACY_CONFIG = SignatureConfiguration(
+    signature_methods=frozenset(SignatureMethod),
+    digest_algorithms=frozenset(DigestAlgorithm),
+)
+
+
+class SignatureError(Exception):
+    """A CAP document's signature is missing, malformed or does not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    key_pem: bytes
+    cert_pem: bytes
+
+
+def _parser() -> etree.XMLParser:
+    # No entities, no network, no DTDs: the same stance as defusedxml for the parse signxml needs.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def create_dev_keypair(directory: Path, *, common_name: str) -> KeyPair:
+    """The development key and self-signed certificate in `directory`, created on first use (mode 0600 key)."""
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    if key_path.exists() and cert_path.exists():
+        return KeyPair(key_path.read_bytes(), cert_path.read_bytes())
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "broadcast-dev")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=730))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_path.write_bytes(key_pem)
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert_pem)
+    log.info("created a development CAP signing key in %s", directory)
+    return KeyPair(key_pem, cert_pem)
+
+
+def load_keypair(key_path: Path, cert_path: Path) -> KeyPair:
+    """A configured key and certificate, read from PEM files.
+
+    Raises: OSError, ValueError (not a PEM key/certificate).
+    """
+    key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+    serialization.load_pem_private_key(key_pem, password=None)
+    x509.load_pem_x509_certificate(cert_pem)
+    return KeyPair(key_pem, cert_pem)
+
+
+def sign_cap(data: bytes, keypair: KeyPair) -> bytes:
+    """The CAP document with an enveloped RSA-SHA256 signature (and the certificate) as the last child of <alert>."""
+    root = etree.fromstring(data, parser=_parser())
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm=EXC_C14N,
+    )
+    signed = signer.sign(root, key=keypair.key_pem, cert=keypair.cert_pem)
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """One ds:Signature of a document: whether it matches, with which key, and how far it can be trusted."""
+
+    index: int
+    valid: bool
+    algorithm: str
+    key_source: str  # "configured certificate", "embedded certificate", "embedded key value"
+    subject: str | None = None
+    trusted: bool = False  # verified with a certificate we were given, not one the document carried
+    legacy: bool = False  # SHA-1
+    error: str | None = None
+
+
+class _NthSignature(XMLVerifier):
+    """signxml checks the first ds:Signature it finds; a relayed CAP (e.g. NAADS) carries several in order."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self._index = index
+
+    def _get_signature(self, root: etree._Element) -> etree._Element:
+        found = root.findall("ds:Signature", namespaces=_NS)
+        if self._index >= len(found):
+            raise InvalidInput("no such signature")
+        return found[self._index]
+
+
+def _embedded_cert(signature: etree._Element) -> x509.Certificate | None:
+    text = signature.findtext("ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=_NS)
+    if not text:
+        return None
+    return x509.load_der_x509_certificate(base64.b64decode("".join(text.split())))
+
+
+def _sent_time(root: etree._Element) -> datetime | None:
+    for el in root:
+        if isinstance(el.tag, str) and etree.QName(el).localname == "sent" and el.text:
+            try:
+                return datetime.fromisoformat(el.text.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _as_signed(root: etree._Element, index: int) -> Iterator[tuple[etree._Element, int]]:
+    """The document as signature `index` may have been made over: with every other signature (a relay that signed
+    after the author, wherever it put its signature), or with none of them (the author signed first)."""
+    yield etree.fromstring(etree.tostring(root), parser=_parser()), index
+    alone = etree.fromstring(etree.tostring(root), parser=_parser())
+    for n, other in enumerate(alone.findall("ds:Signature", namespaces=_NS)):
+        if n != index:
+            alone.remove(other)
+    yield alone, 0
+
+
+def signature_count(data: bytes) -> int:
+    """How many enveloped signatures the document's root carries."""
+    return len(etree.fromstring(data, parser=_parser()).findall("ds:Signature", namespaces=_NS))
+
+
+def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool = False) -> list[SignatureCheck]:
+    """Check every enveloped signature on the document's root, in order; each against the document as it was when
+    it was signed (later signatures removed).
+
+    With `cert_pem` a signature is checked against that certificate (and is `trusted` when it matches); without it,
+    against the certificate or key the signature carries (it then proves integrity, not who signed). With
+    `at_sent_time` certificates are judged valid at the CAP <sent> time (archived messages whose certificate has
+    since expired). Raises: SignatureError when the document is not XML.
+    """
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        raise SignatureError(f"not XML: {exc}") from exc
+    signatures = root.findall("ds:Signature", namespaces=_NS)
+    given = x509.load_pem_x509_certificate(cert_pem) if cert_pem else None
+    when = _sent_time(root) if at_sent_time else None
+    checks = []
+    for index, signature in enumerate(signatures):
+        algorithm = signature.find("ds:SignedInfo/ds:SignatureMethod", namespaces=_NS)
+        alg = algorithm.get("Algorithm", "") if algorithm is not None else ""
+        legacy = "sha1" in alg.lower()
+        try:
+            embedded = _embedded_cert(signature)
+        except ValueError:
+            embedded = None
+        cert = given or embedded
+        source = "configured certificate" if given else ("embedded certificate" if embedded else "embedded key value")
+        subject = cert.subject.rfc4514_string() if cert is not None else None
+        config = SignatureConfiguration(
+            signature_methods=_LEGACY_CONFIG.signature_methods,
+            digest_algorithms=_LEGACY_CONFIG.digest_algorithms,
+            require_x509=cert is not None,
+            verification_time=when,
+        )
+        error = ""
+        for doc, position in _as_signed(root, index):
+            try:
+                _NthSignature(position).verify(
+                    doc,
+                    x509_cert=cert,
+                    expect_config=config,
+                    # Some agencies' Id attributes ("NAADS Signature") are not xs:ID; the check is cryptographic.
+                    validate_schema=False,
+                )
+            except (SignXMLException, InvalidSignature, ValueError) as exc:
+                error = error or str(exc)[:300] or type(exc).__name__
+                continue
+            checks.append(SignatureCheck(index, True, alg, source, subject, given is not None, legacy))
+            break
+        else:
+            checks.append(SignatureCheck(index, False, alg, source, subject, False, legacy, error))
+    return checks
+
+
+def check_trusted(data: bytes, *, cert_pem: bytes) -> SignatureCheck:
+    """The first signature that verifies against the sender's configured certificate.
+
+    Raises: SignatureError when the document is unsigned or no signature matches that certificate.
+    """
+    checks = verify_cap(data, cert_pem=cert_pem, at_sent_time=True)
+    if not checks:
+        raise SignatureError("tidak bertanda tangan / the document is not signed")
+    for check in checks:
+        if check.valid:
+            return check
+    raise SignatureError(f"tanda tangan tidak cocok / no signature matches the sender's certificate: {checks[0].error}")
+
+
+def trusted_certs(mapping: Mapping[str, Path]) -> dict[str, bytes]:
+    """The configured sender → certificate files, read once (a missing file fails at startup, not on import)."""
+    return {sender: Path(path).read_bytes() for sender, path in mapping.items()}
