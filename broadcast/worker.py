@@ -12,7 +12,6 @@ from broadcast.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 30.0
 TASK_MODULES = [
     "broadcast.dispatch.tasks",
     "broadcast.alerts.tasks",
@@ -43,7 +42,7 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
-            "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
+            "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             **(
                 {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
