@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 
 from broadcast.dispatch.planning import ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
@@ -69,3 +69,15 @@ def _check_channels(**_: object) -> None:
 
     channels = active_channels()
     log.info("channels: %s", {n: c.mode for n, c in channels.items()})
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Open this pool process's database and Redis connections before the first task, so the first batch of
+    an alert does not pay for them (approval to first provider request is a goal)."""
+    from broadcast.dispatch.tasks import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a cold start is slower, not broken
+        log.warning("worker warm-up failed", exc_info=True)

@@ -36,6 +36,15 @@ def _engine():  # type: ignore[no-untyped-def]
     return get_engine(get_settings().resolved_database_url)
 
 
+def warm_up() -> None:
+    """Connect this process to the database and Redis (called once per pool process at start)."""
+    engine = _engine()
+    engine.dispose(close=False)  # connections inherited from the parent process are not ours to use
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    rate_limiter().ping()
+
+
 @celery.task(name="dispatch.fanout_alert", bind=True, acks_late=True, max_retries=10)
 def fanout_alert(self: Task, alert_id: int) -> None:
     """Plan an approved alert's deliveries, enqueueing each chunk's batches as soon as it is committed (the

@@ -135,13 +135,21 @@ class FakeTwilio:
         return f"http://{host}:{port}"
 
     def stats(self) -> dict[str, Any]:
-        """Counts for benchmarks: message requests, distinct recipients, the most any one got, first/last time."""
+        """Counts for benchmarks: message requests, distinct recipients, the most any one got, the most in any
+        one-second window, first/last time."""
         posts = [r for r in self.requests if r.method == "POST"]
         per_to: dict[str, int] = {}
         for r in posts:
             per_to[r.form.get("To", "")] = per_to.get(r.form.get("To", ""), 0) + 1
+        times = sorted(r.at for r in posts)
+        busiest, lo = 0, 0
+        for hi, t in enumerate(times):  # the most requests in any one-second window
+            while t - times[lo] >= 1.0:
+                lo += 1
+            busiest = max(busiest, hi - lo + 1)
         return {
             "posts": len(posts),
+            "max_in_any_second": busiest,
             "distinct_to": len(per_to),
             "max_per_to": max(per_to.values(), default=0),
             "first_at": posts[0].at if posts else None,
