@@ -60,7 +60,8 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     """`plan_alert` in steps: yields the pending delivery ids per channel as each chunk of rows is flushed, so
     the caller can commit and enqueue the first batches before the last rows exist. Every pending id of the
     alert is yielded exactly once (rows an earlier run created come last). The alert is published with the
-    first chunk, so a cancel arriving during planning already finds it live."""
+    first chunk, so a cancel arriving during planning already finds it live; `planned_at` is set with the
+    last one (the sweep re-plans a published alert without it)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None or not alerts.is_live(alert):
         return
@@ -143,9 +144,10 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     for channel, delivery_id in pending:
         if delivery_id not in yielded:
             leftover[channel].append(delivery_id)
+    alert.planned_at = utcnow()
+    session.flush()
     log.info("alert %s planned: %d new rows, %d earlier", alert.id, len(yielded), sum(map(len, leftover.values())))
-    if leftover:
-        yield dict(leftover)
+    yield dict(leftover)  # possibly empty: the caller commits planned_at with it
 
 
 def is_alert_live(session: Session, *, alert_id: int) -> bool:
@@ -524,8 +526,15 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
     stale = now - timedelta(seconds=stale_s)
     plan = SweepPlan()
     plan.expired = [a.id for a in alerts.expire_due(session, now=now)]
+    # Approved but never planned, or published by a plan a dead worker left half done.
     plan.fanout_alert_ids = list(
-        session.scalars(select(Alert.id).where(Alert.state == AlertState.APPROVED.value, Alert.approved_at < stale))
+        session.scalars(
+            select(Alert.id).where(
+                Alert.state.in_([AlertState.APPROVED.value, AlertState.PUBLISHED.value]),
+                Alert.planned_at.is_(None),
+                Alert.approved_at < stale,
+            )
+        )
     )
     rows = session.execute(
         select(Delivery.id, Delivery.alert_id)
@@ -547,6 +556,15 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
             plan.skipped += len(ids)
             continue
         plan.batches += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    # A re-enqueued row counts as fresh again: a long fan-out still waiting in the queue is re-enqueued at
+    # most once per `stale_s`, not on every sweep.
+    requeued = [i for ids in plan.batches for i in ids]
+    for start in range(0, len(requeued), 5000):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(requeued[start : start + 5000]), Delivery.state == DeliveryState.PENDING.value)
+            .values(updated_at=now)
+        )
     return plan
 
 

@@ -361,6 +361,9 @@ def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 time.sleep(state.latency)
             if path == "/_stats":
                 return self._json(200, fake.stats())
+            if path == "/_posts":  # for tests in another process: when each message request arrived, and for whom
+                posts = [[r.at, r.form.get("To", "")] for r in fake.requests if r.method == "POST"]
+                return self._json(200, {"posts": posts})
             match = MESSAGES_PATH.match(path)
             if match is None:
                 return self._json(404, {"code": 20404, "message": "Not found", "status": 404})
