@@ -64,11 +64,15 @@ celery = create_celery(get_settings())
 
 @worker_init.connect
 def _check_channels(**_: object) -> None:
-    """Build every enabled channel at worker start, so bad configuration fails before any alert."""
+    """Build every enabled channel at worker start, so bad configuration fails before any alert; load the
+    boundaries once for every pool process."""
     from broadcast.dispatch.tasks import active_channels
 
     channels = active_channels()
     log.info("channels: %s", {n: c.mode for n, c in channels.items()})
+    from broadcast.dispatch.tasks import preload
+
+    preload()
 
 
 @worker_process_init.connect

@@ -36,6 +36,15 @@ def _engine():  # type: ignore[no-untyped-def]
     return get_engine(get_settings().resolved_database_url)
 
 
+def preload() -> None:
+    """Load the boundaries targeting reads (called once in the worker's main process, before the pool forks,
+    so every pool process shares them instead of loading them during an alert's first batch)."""
+    from geo import boundaries
+
+    for level in boundaries.LEVELS:
+        boundaries.load_level(level)
+
+
 def warm_up() -> None:
     """Connect this process to the database and Redis (called once per pool process at start)."""
     engine = _engine()
