@@ -80,6 +80,7 @@ class Rig:
     def __init__(self, tmp: Path, db_url: str, broker: str, failures: list[dict[str, object]] | None = None) -> None:
         self.tmp, self.db_url, self.broker = tmp, db_url, broker
         self.engine = make_engine(db_url)
+        self.extra_env: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.fake = subprocess.Popen(
             [sys.executable, "-c", FAKE_SCRIPT.format(root=str(ROOT), failures=json.dumps(failures or []))],
@@ -111,11 +112,11 @@ class Rig:
             BROADCAST_DISPATCH_STALE_S="10",
             PYTHONPATH=str(ROOT),
         )
-        return env
+        return env | self.extra_env
 
-    def start(self, what: str) -> subprocess.Popen[bytes]:
+    def start(self, what: str, concurrency: int = WORKERS) -> subprocess.Popen[bytes]:
         """`worker` or `beat`, as its own process group (so kill -9 takes the pool processes too)."""
-        args = ["worker", f"--concurrency={WORKERS}"] if what == "worker" else ["beat"]
+        args = ["worker", f"--concurrency={concurrency}"] if what == "worker" else ["beat"]
         log = (self.tmp / f"{what}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "broadcast.cli", *args, "--loglevel", "WARNING"],
@@ -128,12 +129,12 @@ class Rig:
         self.procs.append(proc)
         return proc
 
-    def seed(self, n: int) -> None:
+    def seed(self, n: int, *, code: str = "72.71.01.1004", prefix: str = "+62813") -> None:
         rows = [
             {
-                "phone": f"+62813{i:08d}",
+                "phone": f"{prefix}{i:08d}",
                 "language": "id",
-                "admin_code": "72.71.01.1004",
+                "admin_code": code,
                 "active": True,
                 "channels": ["sms"],
             }
@@ -143,14 +144,17 @@ class Rig:
             for start in range(0, n, 10_000):
                 conn.execute(sa.insert(Subscriber.__table__), rows[start : start + 10_000])
 
-    def approve(self) -> int:
+    def approve(self, codes: list[str] | None = None) -> int:
+        """An approved SMS alert of Kota Palu's operator, or of the province's approver outside Palu."""
+        palu = all(c.startswith("72.71") for c in codes or ["72.71"])
+        author, approver = ("operator", "approver") if palu else ("approver", "admin")
         with session_scope(self.engine) as s:
-            payload = alert_payload("Actual")
+            payload = alert_payload("Actual", codes=codes)
             payload["channels"] = ["sms"]
-            operator = s.merge(self.team["operator"])
+            operator = s.merge(self.team[author])
             alert = alerts.create_alert(s, data=AlertCreate(**payload), author=operator, sender="bpbd@palu")
             alerts.submit_alert(s, alert_id=alert.id, actor=operator)
-            alerts.approve_alert(s, alert_id=alert.id, approver=s.merge(self.team["approver"]), production=True)
+            alerts.approve_alert(s, alert_id=alert.id, approver=s.merge(self.team[approver]), production=True)
             return alert.id
 
     def enqueue_fanout(self, alert_id: int, queue: str = "broadcast") -> None:
@@ -358,3 +362,35 @@ def test_no_request_leaves_after_the_cancel_is_committed(rig: Rig) -> None:
     assert len(after) <= WORKERS * CHECK_EVERY
     assert states["skipped"] > 0 and states["sent"] + states["skipped"] == n
     assert states["sent"] == len(posts)
+
+
+def test_an_update_goes_ahead_of_a_routine_alerts_remaining_batches(rig: Rig) -> None:
+    rig.seed(3000)  # Kota Palu: the routine alert
+    rig.seed(50, code="72.03.04.2001", prefix="+62815")  # Donggala: the alert that gets an update
+    rig.extra_env["BROADCAST_DISPATCH_BATCH_SIZE"] = "100"
+    rig.start("worker", concurrency=1)
+    original = rig.approve(codes=["72.03"])
+    rig.enqueue_fanout(original)
+    rig.wait_settled(original, 50)
+    routine = rig.approve(codes=["72.71"])
+    rig.enqueue_fanout(routine)
+    rig.wait_for("the routine alert under way", lambda: rig.states(routine)["sent"] >= 300)
+    with session_scope(rig.engine) as s:
+        update = alerts.create_follow_up(
+            s, original_id=original, actor=s.merge(rig.team["approver"]), msg_type=MsgType.UPDATE
+        )
+        alerts.submit_alert(s, alert_id=update.id, actor=s.merge(rig.team["approver"]))
+        alerts.approve_alert(s, alert_id=update.id, approver=s.merge(rig.team["admin"]), production=True)
+        update_id = update.id
+        queue = dispatch.queue_of(s, alert_id=update_id)
+    assert queue == "critical"
+    queued_at = time.time()
+    rig.enqueue_fanout(update_id, queue=queue)
+    rig.wait_settled(update_id, 50)
+    rig.wait_settled(routine, 3000)
+    posts = rig.posts()
+    update_done = max(at for at, to in posts if to.startswith("+62815") and at > queued_at)
+    routine_after = sum(1 for at, to in posts if to.startswith("+62813") and at > update_done)
+    print(f"\nupdate sent in full while {routine_after:,} of the routine alert's 3,000 messages were still queued")
+    assert rig.states(update_id) == Counter({"sent": 50})
+    assert routine_after >= 1500  # it did not wait behind the routine batches queued before it
