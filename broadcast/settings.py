@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     report_limit_window_s: int = 600
     report_form_min_seconds: float = 3.0
     cap_signing: CapSigningSettings = CapSigningSettings()
+    # Fan-out: recipients per batch task; how long a claim holds a row before another worker may take it over
+    # (reconciling with the provider first); how often beat sweeps; when a pending row counts as lost.
+    dispatch_batch_size: int = Field(default=500, ge=1, le=5000)
+    dispatch_lease_s: int = Field(default=300, ge=1)
+    dispatch_sweep_s: float = Field(default=30.0, gt=0)
+    dispatch_stale_s: int = Field(default=60, ge=1)
 
     @model_validator(mode="after")
     def _production_is_configured(self) -> Settings:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 
 from broadcast.dispatch.planning import ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 30.0
 TASK_MODULES = [
     "broadcast.dispatch.tasks",
     "broadcast.alerts.tasks",
@@ -44,7 +43,7 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
-            "dispatch-sweep": {"task": "dispatch.sweep", "schedule": SWEEP_EVERY_S},
+            "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             "reports-sweep": {"task": "reports.sweep", "schedule": SWEEP_EVERY_S},
             "trust-replies-sweep": {"task": "trust.sweep_replies", "schedule": 60.0},
@@ -68,8 +67,24 @@ celery = create_celery(get_settings())
 
 @worker_init.connect
 def _check_channels(**_: object) -> None:
-    """Build every enabled channel at worker start, so bad configuration fails before any alert."""
+    """Build every enabled channel at worker start, so bad configuration fails before any alert; load the
+    boundaries once for every pool process."""
     from broadcast.dispatch.tasks import active_channels
 
     channels = active_channels()
     log.info("channels: %s", {n: c.mode for n, c in channels.items()})
+    from broadcast.dispatch.tasks import preload
+
+    preload()
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Open this pool process's database and Redis connections before the first task, so the first batch of
+    an alert does not pay for them (approval to first provider request is a goal)."""
+    from broadcast.dispatch.tasks import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a cold start is slower, not broken
+        log.warning("worker warm-up failed", exc_info=True)

@@ -88,6 +88,8 @@ class Alert(Base):
     submitted_at: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
+    # Set once every delivery row of the alert exists (planning commits in chunks, see dispatch.service).
+    planned_at: Mapped[datetime | None]
 
     infos: Mapped[list[AlertInfo]] = relationship(
         back_populates="alert", cascade="all, delete-orphan", order_by="AlertInfo.position", lazy="selectin"

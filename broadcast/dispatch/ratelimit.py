@@ -83,6 +83,10 @@ class RateLimiter:
         self._acquire = client.register_script(_ACQUIRE)
         self._block = client.register_script(_BLOCK)
 
+    def ping(self) -> None:
+        """Open the connection to Redis (and fail if it is down)."""
+        self._client.ping()
+
     def try_acquire(self, buckets: Sequence[Bucket], n: int = 1, *, now_ms: int | None = None) -> float:
         """Take `n` tokens from every bucket, or from none; 0.0 when taken, else the seconds to wait."""
         if not buckets:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,50 +49,77 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
     channel reaches only subscribers who chose it. An Update or Cancel first reaches everyone the original
     reached; a Cancel reaches no one else. Returns the pending delivery ids per channel. A non-live alert plans nothing.
     """
+    planned: dict[str, list[int]] = defaultdict(list)
+    for part in plan_alert_stream(session, alert_id=alert_id):
+        for channel, ids in part.items():
+            planned[channel] += ids
+    return {channel: sorted(ids) for channel, ids in planned.items()}
+
+
+def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> Iterator[dict[str, list[int]]]:
+    """`plan_alert` in steps: yields the pending delivery ids per channel as each chunk of rows is flushed, so
+    the caller can commit and enqueue the first batches before the last rows exist. Every pending id of the
+    alert is yielded exactly once (rows an earlier run created come last). The alert is published with the
+    first chunk, so a cancel arriving during planning already finds it live; `planned_at` is set with the
+    last one (the sweep re-plans a published alert without it)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None or not alerts.is_live(alert):
-        return {}
-    keys = ["alert_id", "channel", "recipient_key"]
+        return
+    if alert.state == AlertState.APPROVED.value:
+        alerts.mark_published(session, alert=alert)
+    table = Delivery.__table__
+    insert = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=["alert_id", "channel", "recipient_key"])
+        .returning(table.c.id)
+    )
+    yielded: set[int] = set()
+
+    def add(channel: str, rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+        ids = list(session.scalars(insert, rows)) if rows else []
+        yielded.update(ids)
+        return {channel: sorted(ids)} if ids else {}
+
     target = area_geo.target_of(alert)
     matched: tuple[targeting.SubscriberArrays, np.ndarray] | None = None
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     for channel in alert.channels:
         if RENDERERS[channel].audience is Audience.PUBLIC:
-            row = {
-                "alert_id": alert.id,
-                "channel": channel,
-                "recipient_key": "public",
-                "language": public_lang,
-            }
-            _insert_ignore(session, Delivery, [row], keys)
+            row = {"alert_id": alert.id, "channel": channel, "recipient_key": "public", "language": public_lang}
+            yield add(channel, [row])
             continue
         if follow_up:
             reached = session.execute(
-                select(Delivery.recipient_key, Delivery.subscriber_id, Delivery.language).where(
+                select(Delivery.recipient_key, Delivery.subscriber_id, Delivery.language)
+                .where(
                     Delivery.alert_id == alert.references_alert_id,
                     Delivery.channel == channel,
                     Delivery.state.in_(REACHED_STATES),
                 )
+                .order_by(Delivery.id)
             ).all()
-            rows = [
-                {
-                    "alert_id": alert.id,
-                    "channel": channel,
-                    "recipient_key": r.recipient_key,
-                    "subscriber_id": r.subscriber_id,
-                    "language": r.language,
-                }
-                for r in reached
-            ]
-            _insert_ignore(session, Delivery, rows, keys)
+            for start in range(0, len(reached), chunk):
+                rows = [
+                    {
+                        "alert_id": alert.id,
+                        "channel": channel,
+                        "recipient_key": r.recipient_key,
+                        "subscriber_id": r.subscriber_id,
+                        "language": r.language,
+                    }
+                    for r in reached[start : start + chunk]
+                ]
+                yield add(channel, rows)
             if alert.msg_type == MsgType.CANCEL:
                 continue
         if matched is None:
             subs = targeting.load_subscribers(session)
             matched = subs, subs.match(targeting.TargetSpec(target.codes, target.drawn))
         subs, ids = matched
-        for part in subs.batches(subs.on_channel(ids, channel)):
+        # The first chunk is one batch: the first messages leave while the rest is still being written.
+        first = True
+        for part in subs.batches(subs.on_channel(ids, channel), batch_size=chunk):
             rows = [
                 {
                     "alert_id": alert.id,
@@ -102,19 +130,30 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
                 }
                 for sid, lang in part
             ]
-            _insert_ignore(session, Delivery, rows, keys)
-    if alert.state == AlertState.APPROVED.value:
-        alerts.mark_published(session, alert=alert)
+            if first and len(rows) > planning.DEFAULT_BATCH:
+                yield add(channel, rows[: planning.DEFAULT_BATCH])
+                rows = rows[planning.DEFAULT_BATCH :]
+            first = False
+            yield add(channel, rows)
     pending = session.execute(
         select(Delivery.channel, Delivery.id)
         .where(Delivery.alert_id == alert.id, Delivery.state == DeliveryState.PENDING.value)
         .order_by(Delivery.id)
     )
-    planned: dict[str, list[int]] = defaultdict(list)
+    leftover: dict[str, list[int]] = defaultdict(list)
     for channel, delivery_id in pending:
-        planned[channel].append(delivery_id)
-    log.info("alert %s planned: %s", alert.id, {c: len(v) for c, v in planned.items()})
-    return dict(planned)
+        if delivery_id not in yielded:
+            leftover[channel].append(delivery_id)
+    alert.planned_at = utcnow()
+    session.flush()
+    log.info("alert %s planned: %d new rows, %d earlier", alert.id, len(yielded), sum(map(len, leftover.values())))
+    yield dict(leftover)  # possibly empty: the caller commits planned_at with it
+
+
+def is_alert_live(session: Session, *, alert_id: int) -> bool:
+    """True while the alert may still be delivered (checked within long batches: a cancel stops them)."""
+    alert = session.get(Alert, alert_id, populate_existing=True)
+    return alert is not None and alerts.is_live(alert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,15 +280,23 @@ class Sent:
     text: str
     mode: str
     held: bool = False  # never handed to the provider: a rate limit held it back
+    skipped: bool = False  # never handed to the provider: the alert stopped being live during the batch
 
 
-def _within_limits(
-    channel: Channel, messages: list[OutboundMessage], limiter: RateLimiter | None
+STOPPED = "alert cancelled or expired during the batch"
+
+
+# Messages handed to a channel at a time: between two steps the alert's state is checked again.
+CHECK_EVERY = 100
+
+
+def _take_tokens(
+    channel: Channel, messages: list[OutboundMessage], limiter: RateLimiter, *, deadline: float
 ) -> tuple[list[OutboundMessage], list[SendResult]]:
-    """The messages the provider's limits allow now; the others come back as RETRY with the wait."""
-    if limiter is None or channel.mode != "live":
-        return messages, []
-    allowed, held = [], []
+    """Take the provider's tokens for these messages from the shared Redis buckets (one script call per set of
+    buckets), waiting while the wait fits before `deadline`; what cannot go comes back as RETRY with the wait."""
+    groups: dict[tuple[str, ...], tuple[list[Bucket], list[tuple[OutboundMessage, int]]]] = {}
+    allowed: list[OutboundMessage] = []
     for message in messages:
         buckets, cost = channel.rate_buckets(message)
         if not buckets:
@@ -257,19 +304,35 @@ def _within_limits(
             continue
         redis_buckets = [Bucket(b.key, b.rate, b.burst) for b in buckets]
         cost = max(1, min([cost, *(int(b.burst) for b in buckets)]))  # a thread longer than a cap goes at its cap
-        wait = limiter.try_acquire(redis_buckets, cost)
-        if wait:
-            held.append(
-                SendResult(
-                    message.reference,
-                    Outcome.RETRY,
-                    error=f"rate limit: waiting for the provider's limit ({wait:.0f} s)",
-                    retry_after=wait,
-                )
-            )
-        else:
-            allowed.append(message)
+        key = tuple(b.key for b in redis_buckets)
+        groups.setdefault(key, (redis_buckets, []))[1].append((message, cost))
+    held: list[SendResult] = []
+    for buckets, wanted in groups.values():
+        cap = int(min(b.burst for b in buckets))
+        pieces: list[list[tuple[OutboundMessage, int]]] = [[]]
+        for message, cost in wanted:  # as few script calls as the buckets' burst allows
+            if sum(c for _, c in pieces[-1]) + cost > cap:
+                pieces.append([])
+            pieces[-1].append((message, cost))
+        for n, piece in enumerate(pieces):
+            need = sum(c for _, c in piece)
+            while (wait := limiter.try_acquire(buckets, need)) and time.monotonic() + wait <= deadline:
+                time.sleep(wait)
+            if wait:
+                error = f"rate limit: waiting for the provider's limit ({wait:.0f} s)"
+                rest = [m for p in pieces[n:] for m, _ in p]
+                held += [SendResult(m.reference, Outcome.RETRY, error=error, retry_after=wait) for m in rest]
+                break
+            allowed += [m for m, _ in piece]
     return allowed, held
+
+
+def _pace_size(channel: Channel, message: OutboundMessage, limiter: RateLimiter | None) -> int:
+    """How many messages go out together: at most a bucket's burst, so no second sees more than the limit."""
+    if limiter is None or channel.mode != "live":
+        return CHECK_EVERY
+    buckets, _ = channel.rate_buckets(message)
+    return max(1, min([CHECK_EVERY, *(int(b.burst) for b in buckets)]))
 
 
 def _reconcile(
@@ -309,16 +372,25 @@ def _honour_retry_after(
 
 
 def send_claimed(
-    batch: ClaimedBatch, *, channels: Mapping[str, Channel], limiter: RateLimiter | None = None
+    batch: ClaimedBatch,
+    *,
+    channels: Mapping[str, Channel],
+    limiter: RateLimiter | None = None,
+    still_live: Callable[[], bool] | None = None,
+    max_wait_s: float = 15.0,
 ) -> list[Sent]:
     """Render and send every claimed item through its channel, within the providers' limits (Redis token
-    buckets shared by every worker, when a limiter is given); holds no database session."""
+    buckets shared by every worker, when a limiter is given, waiting up to `max_wait_s` for them); holds no
+    database session. Every CHECK_EVERY messages (and before every paced step) `still_live` is asked again:
+    once the alert is cancelled or expired no further request leaves and the rest come back `skipped`."""
     if batch.alert is None:
         return []
     by_channel: dict[str, list[ClaimedItem]] = defaultdict(list)
     for item in batch.items:
         by_channel[item.channel].append(item)
     out: list[Sent] = []
+    deadline = time.monotonic() + max_wait_s
+    stopped = False
     for name, items in by_channel.items():
         channel = channels.get(name)
         if channel is None:
@@ -329,14 +401,29 @@ def send_claimed(
             continue
         messages = channel.render(batch.alert, [i.recipient for i in items])
         messages, reconciled = _reconcile(channel, messages, items)
-        allowed, held = _within_limits(channel, messages, limiter)
-        sent_results = channel.send_many(allowed) if allowed else []
-        _honour_retry_after(channel, allowed, sent_results, limiter)
-        results = {r.reference: r for r in [*sent_results, *held, *reconciled]}
-        held_refs = {r.reference for r in held}
+        results: dict[str, SendResult] = {r.reference: r for r in reconciled}
+        held_refs: set[str] = set()
+        skipped_refs: set[str] = set()
+        step = _pace_size(channel, messages[0], limiter) if messages else CHECK_EVERY
+        for start in range(0, len(messages), step):
+            chunk = messages[start : start + step]
+            if stopped or (still_live is not None and start > 0 and not still_live()):
+                stopped = True
+                skipped_refs.update(m.reference for m in chunk)
+                continue
+            held: list[SendResult] = []
+            if limiter is not None and channel.mode == "live":
+                chunk, held = _take_tokens(channel, chunk, limiter, deadline=deadline)
+            sent_results = channel.send_many(chunk) if chunk else []
+            _honour_retry_after(channel, chunk, sent_results, limiter)
+            held_refs.update(r.reference for r in held)
+            results.update((r.reference, r) for r in [*sent_results, *held])
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:
             ref = item.recipient.key
+            if ref in skipped_refs:
+                out.append(Sent(item, SendResult(ref, Outcome.RETRY, error=STOPPED), "", channel.mode, skipped=True))
+                continue
             result = results.get(ref) or SendResult(ref, Outcome.RETRY, error="no result from channel")
             out.append(Sent(item, result, texts.get(ref, ""), channel.mode, held=ref in held_refs))
     return out
@@ -369,6 +456,8 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
                         "created_at": now,
                     }
                 )
+        elif s.skipped:
+            row["b_state"] = DeliveryState.SKIPPED.value
         elif s.held:
             held.append({"b_id": did, "b_error": s.result.error})
             retry.append(did)
@@ -437,8 +526,15 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
     stale = now - timedelta(seconds=stale_s)
     plan = SweepPlan()
     plan.expired = [a.id for a in alerts.expire_due(session, now=now)]
+    # Approved but never planned, or published by a plan a dead worker left half done.
     plan.fanout_alert_ids = list(
-        session.scalars(select(Alert.id).where(Alert.state == AlertState.APPROVED.value, Alert.approved_at < stale))
+        session.scalars(
+            select(Alert.id).where(
+                Alert.state.in_([AlertState.APPROVED.value, AlertState.PUBLISHED.value]),
+                Alert.planned_at.is_(None),
+                Alert.approved_at < stale,
+            )
+        )
     )
     rows = session.execute(
         select(Delivery.id, Delivery.alert_id)
@@ -460,6 +556,15 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
             plan.skipped += len(ids)
             continue
         plan.batches += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    # A re-enqueued row counts as fresh again: a long fan-out still waiting in the queue is re-enqueued at
+    # most once per `stale_s`, not on every sweep.
+    requeued = [i for ids in plan.batches for i in ids]
+    for start in range(0, len(requeued), 5000):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(requeued[start : start + 5000]), Delivery.state == DeliveryState.PENDING.value)
+            .values(updated_at=now)
+        )
     return plan
 
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import redis
 from celery import Task
+from sqlalchemy.orm import Session
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch import planning, service
@@ -17,7 +18,6 @@ from broadcast.worker import celery
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
-LEASE_S = 300
 
 
 @lru_cache(maxsize=1)
@@ -36,38 +36,74 @@ def _engine():  # type: ignore[no-untyped-def]
     return get_engine(get_settings().resolved_database_url)
 
 
+def preload() -> None:
+    """Load the boundaries targeting reads (called once in the worker's main process, before the pool forks,
+    so every pool process shares them instead of loading them during an alert's first batch)."""
+    from geo import boundaries
+
+    for level in boundaries.LEVELS:
+        boundaries.load_level(level)
+
+
+def warm_up() -> None:
+    """Connect this process to the database and Redis (called once per pool process at start)."""
+    engine = _engine()
+    engine.dispose(close=False)  # connections inherited from the parent process are not ours to use
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    rate_limiter().ping()
+
+
 @celery.task(name="dispatch.fanout_alert", bind=True, acks_late=True, max_retries=10)
 def fanout_alert(self: Task, alert_id: int) -> None:
-    """Plan an approved alert's deliveries and enqueue their batches. Retries on database errors."""
+    """Plan an approved alert's deliveries, enqueueing each chunk's batches as soon as it is committed (the
+    first messages leave while later rows are still being written). Retries on database errors; a rerun
+    re-enqueues only what is still pending, and claims make a duplicate batch harmless."""
+    settings = get_settings()
+    channels = active_channels()
+    announced = False
     try:
-        with session_scope(_engine()) as session:
-            planned = service.plan_alert(session, alert_id=alert_id)
+        with Session(_engine(), expire_on_commit=False) as session:
             queue = service.queue_of(session, alert_id=alert_id)
+            for part in service.plan_alert_stream(session, alert_id=alert_id):
+                session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
+                if not announced:
+                    from broadcast.partners.tasks import fan_out as partners_fan_out
+
+                    partners_fan_out.delay(alert_id)  # partners learn of the publish as soon as it is planned
+                    announced = True
+                for name, ids in part.items():
+                    size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
+                    for chunk in planning.batches(ids, min(size, settings.dispatch_batch_size)):
+                        send_batch.apply_async(args=[chunk], queue=queue)
+            session.commit()
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.backoff(self.request.retries)) from exc
-    from broadcast.partners.tasks import fan_out as partners_fan_out
-
-    partners_fan_out.delay(alert_id)  # partners learn of the publish as soon as it is planned
-    channels = active_channels()
-    for name, ids in planned.items():
-        size = channels[name].limits.max_batch if name in channels else planning.DEFAULT_BATCH
-        for chunk in planning.batches(ids, min(size, planning.DEFAULT_BATCH)):
-            send_batch.apply_async(args=[chunk], queue=queue)
 
 
 @celery.task(name="dispatch.send_batch", bind=True, acks_late=True, max_retries=planning.MAX_ATTEMPTS)
 def send_batch(self: Task, delivery_ids: list[int]) -> None:
-    """Send this batch's pending deliveries once; retry only transient failures, with backoff."""
+    """Send this batch's pending deliveries once; retry only transient failures, with backoff. The alert's
+    state is read again every few dozen messages: a cancel stops the batch and the rest is skipped."""
     settings = get_settings()
     engine = _engine()
     with session_scope(engine) as session:
         claimed = service.claim(
-            session, delivery_ids=delivery_ids, lease_s=LEASE_S, public_base_url=settings.public_base_url
+            session,
+            delivery_ids=delivery_ids,
+            lease_s=settings.dispatch_lease_s,
+            public_base_url=settings.public_base_url,
         )
-    if not claimed.items:
+    if not claimed.items or claimed.alert is None:
         return
-    sent = service.send_claimed(claimed, channels=active_channels(), limiter=rate_limiter())
+    alert_id = claimed.alert.id
+
+    def still_live() -> bool:
+        with session_scope(engine) as session:
+            return service.is_alert_live(session, alert_id=alert_id)
+
+    sent = service.send_claimed(claimed, channels=active_channels(), limiter=rate_limiter(), still_live=still_live)
     with session_scope(engine) as session:
         retry_ids = service.record_results(session, sent=sent)
     if retry_ids:
@@ -80,7 +116,8 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
 def sweep() -> None:
     """Re-enqueue work left behind by lost messages or dead workers (runs on beat)."""
     with session_scope(_engine()) as session:
-        plan = service.sweep(session)
+        settings = get_settings()
+        plan = service.sweep(session, stale_s=settings.dispatch_stale_s, batch_size=settings.dispatch_batch_size)
     for alert_id in plan.fanout_alert_ids:
         fanout_alert.delay(alert_id)
     for chunk in plan.batches:

@@ -6,11 +6,13 @@ delivery with backoff) and a permanent one raises `MessageRejected` (the deliver
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import os
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,9 +21,11 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -108,6 +112,10 @@ def map_twilio_error(exc: BaseException, *, retry_after: float | None = None) ->
     if isinstance(exc, requests.RequestException):
         # The request may have reached Twilio: the answer, not the message, was lost.
         return TwilioUnavailable(f"twilio {type(exc).__name__}", in_doubt=True)
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
+        return TwilioUnavailable("twilio unreachable", in_doubt=False)
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError):
+        return TwilioUnavailable(f"twilio {type(exc).__name__}", in_doubt=True)
     if isinstance(exc, TwilioException):
         return TwilioUnavailable(f"twilio {type(exc).__name__}", in_doubt=True)
     return TwilioUnavailable(f"{type(exc).__name__}", in_doubt=True)
@@ -175,6 +183,59 @@ class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no typ
 
     def log_request(self, kwargs: dict[str, Any]) -> None:
         # The SDK logs query params at INFO, and a list by To puts a phone number there.
+        log.debug("twilio %s %s", kwargs["method"], urlsplit(kwargs["url"]).path)
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        log.debug("twilio response %s", status_code)
+
+
+_ASYNC_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar("twilio_retry_after", default=None)
+
+
+class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
+    """The SDK's aiohttp client for `create_async`: one pooled session of at most `pool_size` connections,
+    quiet logs, the Retry-After of a failed request kept per asyncio task, an optional base URL for a
+    local fake. Never retries by itself (no idempotency key at Twilio). Build it inside a running loop."""
+
+    def __init__(self, *, timeout: float = 10.0, pool_size: int = 32, base_url: str = "") -> None:
+        super().__init__(pool_connections=False, timeout=timeout, logger=log)
+        self.base_url = base_url.rstrip("/")
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send one request (to `base_url` when set, keeping path and query) and remember Retry-After."""
+        if self.base_url:
+            parts = urlsplit(url)
+            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = dict(headers or {})
+        if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
+            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+        self.log_request({"method": method, "url": url})
+        # Without a per-request timeout the session's own applies (None would mean no timeout at all).
+        extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        async with self.session.request(
+            method.upper(), url, params=params, data=data, headers=headers, allow_redirects=allow_redirects, **extra
+        ) as raw:
+            response = Response(raw.status, await raw.text(), raw.headers)
+        self.log_response(response.status_code, response)
+        if response.status_code >= 400:
+            _ASYNC_RETRY_AFTER.set(parse_retry_after((response.headers or {}).get("Retry-After")))
+        return response
+
+    def log_request(self, kwargs: dict[str, Any]) -> None:
         log.debug("twilio %s %s", kwargs["method"], urlsplit(kwargs["url"]).path)
 
     def log_response(self, status_code: int, response: Any) -> None:
@@ -256,7 +317,10 @@ class TwilioSms(Channel):
         self._max_concurrency = max_concurrency
         self._rr = 0
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid = 0
+        self._async: Client | None = None
+        self._timeout = float(getattr(getattr(client, "http_client", None), "timeout", None) or 10.0)
         if limits is not None:
             self.limits = limits
 
@@ -278,11 +342,7 @@ class TwilioSms(Channel):
         joiner = "&" if "?" in self._callback else "?"
         return f"{self._callback}{joiner}{urlencode({DELIVERY_PARAM: reference})}"
 
-    def send(self, message: OutboundMessage) -> str:
-        """Create one Twilio message and return its SID. Never retries by itself.
-
-        Raises: MessageRejected (TwilioRejected), ChannelUnavailable (TwilioUnavailable).
-        """
+    def _create_kwargs(self, message: OutboundMessage) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"to": message.recipient, "body": message.text, "smart_encoded": False}
         # smart_encoded=False: the renderer already normalised the text, so the previewed segments are exact.
         sender = self.sender_for(message.recipient)
@@ -293,26 +353,67 @@ class TwilioSms(Channel):
         callback = self.status_callback_for(message.reference)
         if callback:
             kwargs["status_callback"] = callback
+        return kwargs
+
+    def _refused(self, message: OutboundMessage, exc: Exception, retry_after: float | None) -> ChannelError:
+        error = map_twilio_error(exc, retry_after=retry_after)
+        log.info("twilio refused delivery %s to %s: %s", message.reference, mask_number(message.recipient), error)
+        return error
+
+    def send(self, message: OutboundMessage) -> str:
+        """Create one Twilio message and return its SID. Never retries by itself.
+
+        Raises: MessageRejected (TwilioRejected), ChannelUnavailable (TwilioUnavailable).
+        """
         try:
-            sent = self._client.messages.create(**kwargs)
+            sent = self._client.messages.create(**self._create_kwargs(message))
         except Exception as exc:
-            error = map_twilio_error(exc, retry_after=self._retry_after_hint())
-            log.info(
-                "twilio refused delivery %s to %s: %s",
-                message.reference,
-                mask_number(message.recipient),
-                error,
-            )
-            raise error from exc
+            raise self._refused(message, exc, self._retry_after_hint()) from exc
         return str(sent.sid)
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
-        """Send a batch over at most `max_concurrency` threads; results keep the input order."""
+        """Send a batch with twilio's async client, at most `max_concurrency` requests in flight; results
+        keep the input order. A single message goes through the synchronous client."""
         if not messages:
             return []
-        if len(messages) == 1 or self._max_concurrency == 1:
+        if len(messages) == 1:
             return [self._send_result(m) for m in messages]
-        return list(self._executor().map(self._send_result, messages))
+        loop = self._event_loop()
+        return loop.run_until_complete(self._send_all(messages))
+
+    async def _send_all(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        client = await self._async_client()
+        gate = asyncio.Semaphore(self._max_concurrency)
+
+        async def one(message: OutboundMessage) -> SendResult:
+            async with gate:
+                _ASYNC_RETRY_AFTER.set(None)
+                try:
+                    sent = await client.messages.create_async(**self._create_kwargs(message))
+                except Exception as exc:
+                    error = self._refused(message, exc, _ASYNC_RETRY_AFTER.get())
+                    return self._result_of_error(message, error)
+                return SendResult(message.reference, Outcome.SENT, provider_id=str(sent.sid))
+
+        return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        # One loop (and one aiohttp connection pool) per process, built lazily: a Celery prefork child must not
+        # inherit its parent's sockets.
+        with self._lock:
+            if self._loop is None or self._loop_pid != os.getpid():
+                self._loop, self._loop_pid, self._async = asyncio.new_event_loop(), os.getpid(), None
+            return self._loop
+
+    async def _async_client(self) -> Client:
+        if self._async is None:
+            http = AsyncTwilioHttp(
+                timeout=self._timeout,
+                pool_size=self._max_concurrency,
+                base_url=getattr(self._client.http_client, "base_url", ""),
+            )
+            self._async = Client(self._client.username, self._client.password, http_client=http)
+        return self._async
 
     def find_sent(self, to: str, since: datetime, *, page_size: int = 100) -> list[SentMessage]:
         """Every message Twilio holds for `to` sent at or after `since`, newest first, across all pages.
@@ -353,32 +454,30 @@ class TwilioSms(Channel):
         return parse_inbound(payload)
 
     def close(self) -> None:
-        """Stop the send threads; the channel builds new ones if used again."""
+        """Close the async connection pool and its loop; the channel builds new ones if used again."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        # Built lazily so a Celery prefork child creates its own threads after the fork.
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="twilio-sms")
-            return self._pool
+            loop, client, self._loop, self._async = self._loop, self._async, None, None
+            mine = self._loop_pid == os.getpid()
+        if loop is None or not mine:
+            return
+        if client is not None:
+            loop.run_until_complete(client.http_client.close())
+        loop.close()
 
     def _send_result(self, message: OutboundMessage) -> SendResult:
         try:
             sid = self.send(message)
-        except MessageRejected as exc:
-            return SendResult(message.reference, Outcome.FAILED, error=str(exc))
-        except ChannelUnavailable as exc:
-            return SendResult(
-                message.reference,
-                Outcome.RETRY,
-                error=str(exc),
-                retry_after=getattr(exc, "retry_after", None),
-            )
+        except ChannelError as exc:
+            return self._result_of_error(message, exc)
         return SendResult(message.reference, Outcome.SENT, provider_id=sid)
+
+    @staticmethod
+    def _result_of_error(message: OutboundMessage, exc: ChannelError) -> SendResult:
+        if isinstance(exc, MessageRejected):
+            return SendResult(message.reference, Outcome.FAILED, error=str(exc))
+        return SendResult(
+            message.reference, Outcome.RETRY, error=str(exc), retry_after=getattr(exc, "retry_after", None)
+        )
 
     def _retry_after_hint(self) -> float | None:
         http = getattr(self._client, "http_client", None)

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
@@ -67,6 +68,11 @@ class _State:
     max_in_flight: int = 0
     latency: float = 0.0
     page_size: int = 50
+
+
+@lru_cache(maxsize=256)
+def _segments(body: str) -> str:
+    return str(sms_segments(body).segments)  # a fan-out sends few distinct bodies: count each once
 
 
 def _rfc2822(when: datetime) -> str:
@@ -135,13 +141,21 @@ class FakeTwilio:
         return f"http://{host}:{port}"
 
     def stats(self) -> dict[str, Any]:
-        """Counts for benchmarks: message requests, distinct recipients, the most any one got, first/last time."""
+        """Counts for benchmarks: message requests, distinct recipients, the most any one got, the most in any
+        one-second window, first/last time."""
         posts = [r for r in self.requests if r.method == "POST"]
         per_to: dict[str, int] = {}
         for r in posts:
             per_to[r.form.get("To", "")] = per_to.get(r.form.get("To", ""), 0) + 1
+        times = sorted(r.at for r in posts)
+        busiest, lo = 0, 0
+        for hi, t in enumerate(times):  # the most requests in any one-second window
+            while t - times[lo] >= 1.0:
+                lo += 1
+            busiest = max(busiest, hi - lo + 1)
         return {
             "posts": len(posts),
+            "max_in_any_second": busiest,
             "distinct_to": len(per_to),
             "max_per_to": max(per_to.values(), default=0),
             "first_at": posts[0].at if posts else None,
@@ -229,7 +243,7 @@ class FakeTwilio:
             "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "num_media": "0",
-            "num_segments": str(sms_segments(body).segments),
+            "num_segments": _segments(body),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -353,6 +367,9 @@ def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 time.sleep(state.latency)
             if path == "/_stats":
                 return self._json(200, fake.stats())
+            if path == "/_posts":  # for tests in another process: when each message request arrived, and for whom
+                posts = [[r.at, r.form.get("To", "")] for r in fake.requests if r.method == "POST"]
+                return self._json(200, {"posts": posts})
             match = MESSAGES_PATH.match(path)
             if match is None:
                 return self._json(404, {"code": 20404, "message": "Not found", "status": 404})

@@ -273,3 +273,20 @@ def test_registry_builds_the_live_adapter_only_with_config(fake_twilio):
             public_base_url="http://x",
             twilio=TwilioConfig(account_sid="AC1", auth_token="t", sender_numbers=SENDERS, max_segments=5),
         )
+
+
+def test_async_batches_carry_retry_after_and_retry_timeouts(fake_twilio):
+    fake_twilio.fail_next(1, status=429, code=20429, retry_after="5")
+    ch = channel(fake_twilio, max_concurrency=1)
+    try:
+        results = ch.send_many([msg("a", to="+6281200000001"), msg("b", to="+6281200000002")])
+        assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.SENT]
+        assert results[0].retry_after == 5.0 and results[1].retry_after is None
+        fake_twilio.fail_next(1, status=500, hang=1.0)
+        slow = channel(fake_twilio, client=fake_twilio.client(timeout=0.2), max_concurrency=1)
+        (late, fine) = slow.send_many([msg("c", to="+6281200000003"), msg("d", to="+6281200000004")])
+        slow.close()
+        assert late.outcome is Outcome.RETRY and "Timeout" in (late.error or "")
+        assert fine.outcome is Outcome.SENT
+    finally:
+        ch.close()
