@@ -19,6 +19,7 @@ from broadcast.partners.routes import router as partners_router
 from broadcast.settings import Settings, get_settings
 from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.users.routes import router as users_router
+from broadcast.web.console import router as console_router
 from broadcast.web.public import router as public_router
 from broadcast.web.staff import router as staff_router
 from broadcast.webhooks.routes import router as webhooks_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(areas_router)
     app.include_router(public_router)
     app.include_router(staff_router)
+    app.include_router(console_router)
     app.include_router(webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
