@@ -154,7 +154,7 @@ def draft_alert(session: Session, *, data: AlertCreate, author: User, sender: st
     service.check_areas_jurisdiction(author, resolved)
     infos, areas = service._content_from(data, resolved)
     next_id = (session.scalar(select(func.max(Alert.id))) or 0) + 1
-    return Alert(
+    alert = Alert(
         id=next_id,
         identifier=service.new_identifier(),
         sender=sender,
@@ -170,6 +170,24 @@ def draft_alert(session: Session, *, data: AlertCreate, author: User, sender: st
         infos=infos,
         areas=areas,
     )
+    for obj in (alert, *infos, *areas):
+        _apply_defaults(obj)
+    return alert
+
+
+def _apply_defaults(obj: Any) -> None:
+    """Fill the column defaults the database would apply on insert, so a transient row reads like a stored one."""
+    for column in obj.__table__.columns:
+        default = column.default
+        if default is None or getattr(obj, column.key, None) is not None:
+            continue
+        if default.is_scalar:
+            setattr(obj, column.key, default.arg)
+        elif default.is_callable:
+            try:
+                setattr(obj, column.key, default.arg(None))
+            except TypeError:
+                setattr(obj, column.key, default.arg())
 
 
 def recipients(reach_info: dict[str, Any], channels: list[str]) -> int:
