@@ -79,7 +79,14 @@
             fillOpacity: on ? 0.45 : 0.12, className: "area-choice area-" + kode.replace(/\./g, "-") + (on ? " selected" : "")};
   }
   function restyle() {
-    if (childLayer) { childLayer.eachLayer(function (l) { l.setStyle(styleFor(l.feature.properties.kode)); }); }
+    if (childLayer) {
+      childLayer.eachLayer(function (l) {
+        var kode = l.feature.properties.kode;
+        l.setStyle(styleFor(kode));
+        // Leaflet applies className only when a path is created; keep the selection visible to CSS and tests.
+        if (l.getElement()) { l.getElement().classList.toggle("selected", !!state.codes[kode]); }
+      });
+    }
     document.querySelectorAll("#area-list input[type=checkbox]").forEach(function (c) { c.checked = !!state.codes[c.value]; });
   }
   function loadChildren(code) {
@@ -100,7 +107,7 @@
         }
       }).addTo(map);
       targetLayer.bringToFront();
-      if (childLayer.getLayers().length) { map.fitBounds(childLayer.getBounds(), {padding: [8, 8]}); }
+      if (childLayer.getLayers().length) { map.fitBounds(childLayer.getBounds(), {padding: [8, 8], animate: false}); }
       renderTrail(res.data);
       renderList(res.data);
       root.setAttribute("data-level", res.data.level);

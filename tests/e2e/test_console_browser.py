@@ -1,0 +1,139 @@
+"""The operator console in a real headless Chromium against `broadcast serve`: an operator composes a flood alert
+for a kecamatan in Grobogan by clicking the map, sees SMS segment counts and submits; an approver reviews the
+previews, confirms and watches delivery reach 100% in outbox mode. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
+from tests.e2e.test_serve import login
+from tests.factories import alert_payload
+
+pytestmark = pytest.mark.e2e
+KECAMATAN = "33.15.01"  # the demo puts two subscribers in its first two desa
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def sign_in(browser, base: str, username: str):  # noqa: F811 - browser is the fixture
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{base}/masuk")
+    page.get_by_label(re.compile("Nama pengguna|Username", re.I)).fill(username)
+    page.get_by_label(re.compile("Kata sandi|Password", re.I)).fill(DEMO_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(f"{base}/konsol")
+    return context, page
+
+
+def theme(page) -> dict[str, str]:
+    return page.evaluate(
+        """() => { const b = getComputedStyle(document.body), n = getComputedStyle(document.querySelector('.status-banner'));
+                   return {cls: document.body.className, borderImage: b.borderImageSource, borderTop: b.borderTopColor,
+                           bodyBg: b.backgroundColor, bannerBg: n.backgroundColor + n.backgroundImage,
+                           banner: document.querySelector('.status-banner').innerText}; }"""
+    )
+
+
+def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, browser):  # noqa: F811
+    served = serve_factory()
+    base = served.base
+    ARTIFACTS.mkdir(exist_ok=True)
+    requests: list[str] = []
+
+    # Operator: compose.
+    op_ctx, page = sign_in(browser, base, "op.grobogan")
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{base}/konsol/baru")
+    page.wait_for_selector("#composer-map[data-ready='true']", timeout=20_000)
+    page.get_by_label(re.compile("LATIHAN / Exercise")).check()
+    exercise = theme(page)
+    assert "status-Exercise" in exercise["cls"] and "LATIHAN" in exercise["banner"]
+    page.get_by_label(re.compile("Jenis bencana")).select_option("banjir")
+    page.locator("#hf-lokasi").fill("Kecamatan Kedungjati, Kabupaten Grobogan")
+    page.locator("#hf-ketinggian_air").fill("50-100 cm")
+    page.locator("#fill-hazard").click()
+    page.wait_for_function("document.getElementById('id-headline').value.length > 0")
+    assert "Kedungjati" in page.locator("#id-headline").input_value()
+
+    # Click the kecamatan on the map (a point Leaflet draws inside it).
+    page.locator("#composer-map").scroll_into_view_if_needed()
+    point = page.evaluate(f"window.composer.pointFor('{KECAMATAN}')")
+    assert point, "kecamatan not drawn on the map"
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_selector(f"#selected-areas li:has-text('{KECAMATAN}')")
+    page.wait_for_selector("#reach[data-subscribers]")
+    assert page.locator("#reach").get_attribute("data-subscribers") == "2"
+    assert page.locator(f"path.area-{KECAMATAN.replace('.', '-')}.selected").count() == 1
+
+    # Previews come from the server's renderers: SMS per language with encoding and segments.
+    page.wait_for_selector("#composer[data-preview='ready']", timeout=20_000)
+    segments = page.locator(".sms-preview .segments")
+    assert segments.count() == 2
+    assert all(int(segments.nth(i).get_attribute("data-segments")) >= 1 for i in range(2))
+    assert "GSM-7" in page.locator(".sms-preview").first.inner_text()
+    assert "LATIHAN" in page.locator(".sms-preview pre").first.inner_text()
+    assert page.locator(".x-preview").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "console-composer-exercise.png"), full_page=True)
+
+    # The Actual theme is visibly different; switching back restores the exercise theme.
+    page.get_by_label(re.compile("NYATA / Actual")).check()
+    actual = theme(page)
+    assert "status-Actual" in actual["cls"] and "PERINGATAN NYATA" in actual["banner"]
+    assert actual["borderImage"] != exercise["borderImage"] and actual["bannerBg"] != exercise["bannerBg"]
+    assert actual["bodyBg"] != exercise["bodyBg"]
+    page.screenshot(path=str(ARTIFACTS / "console-composer-actual.png"))
+    page.get_by_label(re.compile("LATIHAN / Exercise")).check()
+    assert theme(page) == exercise
+
+    # Tablet width: one column, nothing wider than the screen, the map still usable.
+    page.set_viewport_size({"width": 820, "height": 1180})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator("#composer-map").bounding_box()["width"] > 600
+    page.screenshot(path=str(ARTIFACTS / "console-composer-tablet.png"))
+    page.set_viewport_size(VIEWPORT)
+
+    page.locator("#submit-alert").click()
+    page.wait_for_url(re.compile(r"/konsol/peringatan/\d+$"), timeout=20_000)
+    alert_id = int(page.url.rsplit("/", 1)[1])
+    assert page.locator("#review").get_attribute("data-state") == "submitted"
+    op_ctx.close()
+
+    # Approver: queue → review with previews → confirm naming status and recipients → progress.
+    apv_ctx, page = sign_in(browser, base, "apv.grobogan")
+    page.goto(f"{base}/konsol/persetujuan")
+    page.locator(f"a[href='/konsol/peringatan/{alert_id}']").click()
+    page.wait_for_selector(".sms-preview .segments")
+    assert page.locator(".sms-preview").count() == 2 and "status-Exercise" in theme(page)["cls"]
+    page.screenshot(path=str(ARTIFACTS / "console-approval.png"), full_page=True)
+    page.locator("#approve").click()
+    dialog = page.locator("#confirm-dialog")
+    assert dialog.is_visible()
+    assert "Kirim LATIHAN ke 2 penerima?" in dialog.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-approval-confirm.png"))
+    page.locator("#confirm-yes").click()
+    page.wait_for_url(f"{base}/konsol/peringatan/{alert_id}/progres", timeout=20_000)
+    page.wait_for_selector("#progress[data-done='true']", timeout=90_000)
+    assert page.locator("#overall").get_attribute("data-percent") == "100"
+    assert page.locator("#progress-rows tr").count() == 3  # sms, social, web
+    page.screenshot(path=str(ARTIFACTS / "console-progress.png"), full_page=True)
+
+    # An Actual alert: the approver sees the real-alert theme and confirm wording (not approved: non-production).
+    op = login(base, "op.grobogan")
+    payload = alert_payload("Actual", codes=[KECAMATAN])
+    actual_id = httpx.post(f"{base}/api/v1/alerts", json=payload, headers=op).json()["id"]
+    assert httpx.post(f"{base}/api/v1/alerts/{actual_id}/submit", headers=op).status_code == 200
+    page.goto(f"{base}/konsol/peringatan/{actual_id}")
+    real = theme(page)
+    assert "status-Actual" in real["cls"] and real["borderImage"] == "none"
+    page.locator("#approve").click()
+    assert "Kirim PERINGATAN NYATA ke 2 penerima?" in page.locator("#confirm-dialog").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-approval-actual-confirm.png"))
+    page.locator("#confirm-no").click()
+    assert not page.locator("#confirm-dialog").is_visible()
+    apv_ctx.close()
+    assert all(u.startswith(base) for u in requests)  # no CDN, no tile server
