@@ -122,6 +122,15 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     assert page.locator("#progress-rows tr").count() == 3  # sms, social, web
     page.screenshot(path=str(ARTIFACTS / "console-progress.png"), full_page=True)
 
+    # One click starts an Update from the original: the composer opens prefilled, status locked to the original's.
+    page.reload()
+    page.locator("[data-follow-up=update]").click()
+    page.wait_for_url(re.compile(r"/konsol/peringatan/\d+/ubah$"), timeout=20_000)
+    assert "Kedungjati" in page.locator("#id-headline").input_value()
+    assert page.locator("input[name=status][value=Exercise]").is_checked()
+    assert page.locator("input[name=status][value=Actual]").is_disabled()
+    page.wait_for_selector(f"#selected-areas li:has-text('{KECAMATAN}')")
+
     # An Actual alert: the approver sees the real-alert theme and confirm wording (not approved: non-production).
     op = login(base, "op.grobogan")
     payload = alert_payload("Actual", codes=[KECAMATAN])

@@ -235,3 +235,26 @@ def test_console_pages_need_sign_in(client):
 def test_review_of_unknown_alert_is_404(client):
     sign_in(client, "op.grobogan")
     assert client.get("/konsol/peringatan/99999").status_code == 404
+
+
+def test_review_of_an_update_shows_the_diff_against_the_original(client, engine):
+    from broadcast.alerts import service
+
+    op, apv = login(client, "op.grobogan"), login(client, "apv.grobogan")
+    original = client.post("/api/v1/alerts", json=grobogan_payload(), headers=op).json()["id"]
+    client.post(f"/api/v1/alerts/{original}/submit", headers=op)
+    assert client.post(f"/api/v1/alerts/{original}/approve", headers=apv).status_code == 202
+    with session_scope(engine) as s:  # what the fan-out task does once delivery is planned
+        service.mark_published(s, alert=service.get_alert(s, alert_id=original))
+    update = client.post(f"/api/v1/alerts/{original}/update", json={}, headers=op).json()
+    payload = grobogan_payload()
+    payload["infos"][0]["headline"] = "Banjir meluas di Kedungjati"
+    r = client.put(f"/api/v1/alerts/{update['id']}", json=payload, headers=op)
+    assert r.status_code == 200, r.text
+    assert client.post(f"/api/v1/alerts/{update['id']}/submit", headers=op).status_code == 200
+    sign_in(client, "apv.grobogan")
+    page = client.get(f"/konsol/peringatan/{update['id']}").text
+    assert "Perubahan dari versi sebelumnya" in page
+    assert '<span class="d-del">-[id-ID] headline: Banjir di Kota Palu</span>' in page
+    assert '<span class="d-add">+[id-ID] headline: Banjir meluas di Kedungjati</span>' in page
+    assert "msgType: Update" in page and "Kirim PEMBARUAN LATIHAN ke 1 penerima?" in page
