@@ -10,6 +10,7 @@ import difflib
 from functools import lru_cache
 from typing import Any
 
+import shapely
 from shapely.geometry import mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,7 +26,8 @@ from channels.registry import RENDERERS
 from geo import boundaries, gazetteer, placenames
 
 CHILD_LEVEL = {None: "provinsi", "provinsi": "kabupaten_kota", "kabupaten_kota": "kecamatan", "kecamatan": "desa"}
-SIMPLIFY_DEG = {"provinsi": 0.01, "kabupaten_kota": 0.002, "kecamatan": 0.0005, "desa": 0.0001}
+SIMPLIFY_DEG = {"provinsi": 0.02, "kabupaten_kota": 0.002, "kecamatan": 0.0005, "desa": 0.0001}
+GRID_DEG = 0.00001  # ~1 m: enough for a map to click on, and half the bytes
 LEVEL_NAMES = {
     "provinsi": ("Provinsi", "Province"),
     "kabupaten_kota": ("Kabupaten/Kota", "Regency/City"),
@@ -52,6 +54,16 @@ def _check_code(code: str) -> gazetteer.Place:
     return place
 
 
+def _for_display(geom: Any, level: str) -> Any:
+    """A lighter outline to click on: simplified, on a ~1 m grid, and (for whole provinsi) without the islets
+    smaller than a few km², which are most of the bytes; targeting itself always uses the full boundaries."""
+    tolerance = SIMPLIFY_DEG[level]
+    if level == "provinsi":
+        parts = [p for p in getattr(geom, "geoms", [geom]) if p.area >= 100 * tolerance**2]
+        geom = shapely.MultiPolygon(parts) if parts else geom
+    return shapely.set_precision(geom.simplify(tolerance), GRID_DEG)
+
+
 @lru_cache(maxsize=256)
 def _children_cached(code: str | None) -> dict[str, Any]:
     parent_level = None if code is None else gazetteer.level_of(code)
@@ -68,7 +80,7 @@ def _children_cached(code: str | None) -> dict[str, Any]:
         features.append(
             {
                 "type": "Feature",
-                "geometry": mapping(geom.simplify(SIMPLIFY_DEG[level], preserve_topology=True)),
+                "geometry": mapping(_for_display(geom, level)),
                 "properties": {
                     "kode": kode,
                     "nama": place.nama if place else kode,

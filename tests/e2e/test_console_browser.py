@@ -146,3 +146,62 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     assert not page.locator("#confirm-dialog").is_visible()
     apv_ctx.close()
     assert all(u.startswith(base) for u in requests)  # no CDN, no tile server
+
+
+def test_draw_upload_keyboard_targeting_and_reject_with_reason(serve_factory, browser, tmp_path):  # noqa: F811
+    served = serve_factory()
+    base = served.base
+    _, page = sign_in(browser, base, "op.grobogan")
+    page.goto(f"{base}/konsol/baru")
+    page.wait_for_selector("#composer-map[data-ready='true']", timeout=20_000)
+
+    # Keyboard: the list under the map selects and drills down without a mouse.
+    box = page.locator(f"#ck-{KECAMATAN.replace('.', '-')}")
+    box.focus()
+    page.keyboard.press("Space")
+    page.wait_for_selector(f"#selected-areas li:has-text('{KECAMATAN}')")
+    page.wait_for_selector("#reach[data-subscribers='2']")
+    page.locator(f"#area-list li:has(#ck-{KECAMATAN.replace('.', '-')}) button").click()
+    page.wait_for_selector("#composer[data-level='desa']")
+    box = page.locator(f"#ck-{KECAMATAN.replace('.', '-')}")
+    assert box.count() == 0  # now listing the desa of the kecamatan
+    page.locator(f"#selected-areas li:has-text('{KECAMATAN}') button").click()
+    page.wait_for_selector("#reach:not([data-subscribers])")
+
+    # Back up to the kabupaten, then draw a small polygon with four clicks around the kecamatan's inner point.
+    page.locator("#area-trail button", has_text="Grobogan").click()
+    page.wait_for_selector("#composer[data-level='kecamatan']")
+    page.locator("#composer-map").scroll_into_view_if_needed()
+    page.locator("#draw-polygon").click()
+    centre = page.evaluate(f"window.composer.pointFor('{KECAMATAN}')")
+    for dx, dy in ((-5, -5), (5, -5), (5, 5), (-5, 5)):
+        page.mouse.click(centre["x"] + dx, centre["y"] + dy)
+    page.locator("#finish-drawing").click()
+    page.wait_for_selector("#selected-areas li:has-text('Polygon')")
+    page.wait_for_selector("#reach[data-subscribers]")
+    ring = page.evaluate("window.composer.state.drawn[0].coordinates[0]")
+    assert len(ring) == 5  # four clicks, one vertex each, closed
+
+    # Upload: a bad file says why; a GeoJSON file is added to the area.
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "Point", "coordinates": [110.9, -7.1]}')
+    page.locator("#area-file").set_input_files(str(bad))
+    page.wait_for_selector("#upload-status.fail")
+    assert "poligon" in page.locator("#upload-status").inner_text()
+    good = tmp_path / "area.geojson"
+    good.write_text('{"type": "Polygon", "coordinates": [[[110.90, -7.10], [110.95, -7.10], [110.95, -7.05],'
+                    ' [110.90, -7.05], [110.90, -7.10]]]}')
+    page.locator("#area-file").set_input_files(str(good))
+    page.wait_for_selector("#upload-status:has-text('geojson')")
+    assert page.locator("#selected-areas li:has-text('Polygon')").count() == 2
+
+    # Reject with a reason: the author sees it on the draft.
+    op = login(base, "op.grobogan")
+    alert_id = httpx.post(f"{base}/api/v1/alerts", json=alert_payload("Exercise", codes=[KECAMATAN]), headers=op).json()["id"]
+    httpx.post(f"{base}/api/v1/alerts/{alert_id}/submit", headers=op)
+    _, apv = sign_in(browser, base, "apv.grobogan")
+    apv.goto(f"{base}/konsol/peringatan/{alert_id}")
+    apv.get_by_label(re.compile("Tolak dengan alasan")).fill("Wilayah terlalu sempit, tambahkan Godong")
+    apv.locator("#reject-form button[type=submit]").click()
+    apv.wait_for_selector("#review[data-state='draft']")
+    assert "Wilayah terlalu sempit" in apv.locator("p.error").inner_text()

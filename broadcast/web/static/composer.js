@@ -99,8 +99,8 @@
         style: function (f) { return styleFor(f.properties.kode); },
         onEachFeature: function (f, layer) {
           layer.bindTooltip(f.properties.nama, {sticky: true});
-          layer.on("click", function (e) {
-            if (state.mode) { mapClick(e); return; }
+          layer.on("click", function () {
+            if (state.mode) { return; }  // drawing: the click reaches the map's own handler
             toggle(f.properties.kode, f.properties.nama);
           });
           layer.on("dblclick", function (e) { L.DomEvent.stop(e); if (f.properties.has_children) { loadChildren(f.properties.kode); } });
