@@ -93,7 +93,7 @@ def _children_cached(code: str | None) -> dict[str, Any]:
     # Places the gazetteer knows but we hold no boundary for (desa outside the focus areas): listed, not drawn.
     missing = [] if code is None else [p for p in gazetteer.children(code) if p.kode not in drawn]
     parent = None if code is None else gazetteer.find_place(code)
-    trail = []
+    trail: list[dict[str, str]] = []
     walk = parent
     while walk is not None:
         trail.insert(0, {"kode": walk.kode, "nama": walk.nama})

@@ -258,3 +258,21 @@ def test_review_of_an_update_shows_the_diff_against_the_original(client, engine)
     assert '<span class="d-del">-[id-ID] headline: Banjir di Kota Palu</span>' in page
     assert '<span class="d-add">+[id-ID] headline: Banjir meluas di Kedungjati</span>' in page
     assert "msgType: Update" in page and "Kirim PEMBARUAN LATIHAN ke 1 penerima?" in page
+
+
+def test_progress_page_lists_failures_with_their_reasons(client, engine):
+    from broadcast.dispatch.models import Delivery
+
+    op, apv = login(client, "op.grobogan"), login(client, "apv.grobogan")
+    alert_id = client.post("/api/v1/alerts", json=grobogan_payload(), headers=op).json()["id"]
+    client.post(f"/api/v1/alerts/{alert_id}/submit", headers=op)
+    assert client.post(f"/api/v1/alerts/{alert_id}/approve", headers=apv).status_code == 202
+    with session_scope(engine) as s:
+        s.add(Delivery(alert_id=alert_id, channel="sms", recipient_key="sub:1", state="failed",
+                       error="twilio code 21211: invalid 'To' number"))
+        s.add(Delivery(alert_id=alert_id, channel="sms", recipient_key="sub:2", state="sent"))
+    sign_in(client, "apv.grobogan")
+    page = client.get(f"/konsol/peringatan/{alert_id}/progres").text
+    assert "twilio code 21211: invalid &#39;To&#39; number" in page and "sub:1" in page
+    assert "sub:2" not in page
+    assert "twilio code 21211" in client.get(f"/konsol/peringatan/{alert_id}").text
