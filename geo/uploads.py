@@ -19,7 +19,6 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 from geo.errors import GeoError
 
@@ -171,7 +170,7 @@ def _shapefile(data: bytes) -> list[BaseGeometry]:
                 geom = shape(s.__geo_interface__)
             except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as exc:
                 raise _bad("bad-shapefile", f"Bentuk rusak: {exc}", f"malformed shape: {exc}") from None
-            out.append(transform(to_lonlat, geom) if to_lonlat else geom)
+            out.append(shapely.transform(geom, to_lonlat, interleaved=False) if to_lonlat else geom)
     return out
 
 
