@@ -345,11 +345,10 @@ def preview_draft(body: AlertCreate, user: AuthorDep, session: SessionDep, setti
     encoding and segments, the X thread with lengths, CAP XML, the public page, reach and the confirm sentence.
     Nothing is stored."""
     from broadcast.alerts import composer
-    from broadcast.web.render import public_alert_html
 
     alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id)
     out = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
-    out["public_html"] = public_alert_html(alert)
+    out["public_html"] = composer.public_page_html(alert)
     session.rollback()
     return out
 

@@ -26,7 +26,7 @@ from broadcast.dispatch.models import Delivery, DeliveryState
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
 from broadcast.users.models import Role, User
-from broadcast.web.render import public_alert_html, render_page
+from broadcast.web.render import render_page
 
 router = APIRouter(tags=["console pages"], include_in_schema=False)
 
@@ -255,6 +255,6 @@ def public_page_preview(alert_id: int, request: Request, session: SessionDep, se
 
     def build(user: User) -> Response:
         alert = alerts.get_alert(session, alert_id=alert_id)
-        return HTMLResponse(public_alert_html(alert))
+        return HTMLResponse(composer.public_page_html(alert))
 
     return _page(request, session, settings, build)

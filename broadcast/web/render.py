@@ -25,29 +25,3 @@ def render_page(request: Request, name: str, *, status_code: int = 200, **contex
 
     html = page_env().get_template(name).render(marks=MARKS, t=t, path=request.url.path, **context)
     return HTMLResponse(html, status_code=status_code)
-
-
-def public_alert_html(alert: Any, *, lang: str = "id") -> str:
-    """The public page of `alert` exactly as /peringatan/<identifier> renders it (same template), for previews
-    before it is published."""
-
-    def t(indonesian: str, english: str) -> str:
-        return english if lang == "en" else indonesian
-
-    infos = sorted(alert.infos, key=lambda i: not i.language.startswith(lang))
-    return (
-        page_env()
-        .get_template("alert.html")
-        .render(
-            marks=MARKS,
-            t=t,
-            path=f"/peringatan/{alert.identifier}",
-            user=None,
-            csrf="",
-            lang=lang,
-            alert=alert,
-            infos=infos,
-            followers=[],
-            original=None,
-        )
-    )
