@@ -50,6 +50,11 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{base}/konsol/baru")
     page.wait_for_selector("#composer-map[data-ready='true']", timeout=20_000)
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+                 .filter(e => e.type !== 'hidden' && !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id)"""
+    )
+    assert unlabelled == []  # every control has a label (screen readers, and a bigger click target)
     page.get_by_label(re.compile("LATIHAN / Exercise")).check()
     exercise = theme(page)
     assert "status-Exercise" in exercise["cls"] and "LATIHAN" in exercise["banner"]
@@ -108,6 +113,8 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     page.goto(f"{base}/konsol/persetujuan")
     page.locator(f"a[href='/konsol/peringatan/{alert_id}']").click()
     page.wait_for_selector(".sms-preview .segments")
+    page.keyboard.press("Tab")  # keyboard users reach the menu first, then the decision
+    assert page.evaluate("document.activeElement.tagName") == "A"
     assert page.locator(".sms-preview").count() == 2 and "status-Exercise" in theme(page)["cls"]
     page.screenshot(path=str(ARTIFACTS / "console-approval.png"), full_page=True)
     page.locator("#approve").click()
