@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from broadcast.alerts import hazards, reach, service
@@ -345,3 +345,62 @@ def render_hazard(key: str, body: HazardRenderIn, user: StaffDep) -> list[InfoIn
 def resolve_area(body: AreaSpec, user: AuthorDep, session: SessionDep) -> AreaResolved:
     """An area spec as the composer needs it: target GeoJSON, CAP polygons, overshoot, warnings and reach."""
     return AreaResolved.model_validate(reach.resolve_for_composer(session, spec=body, user=user))
+
+
+@router.post("/preview")
+def preview_draft(body: AlertCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Previews of an unsaved composer body from the channels' own renderers: SMS text per language with
+    encoding and segments, the X thread with lengths, CAP XML, the public page, reach and the confirm sentence.
+    Nothing is stored."""
+    from broadcast.alerts import composer
+
+    alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id)
+    out = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+    out["public_html"] = composer.public_page_html(alert)
+    session.rollback()
+    return out
+
+
+@router.get("/{alert_id}/previews")
+def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """The same previews as POST /preview, for a stored alert (what the approver reviews)."""
+    from broadcast.alerts import composer
+
+    alert = service.get_alert(session, alert_id=alert_id)
+    return composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+
+
+@areas_router.get("/children")
+def child_areas(
+    user: StaffDep, code: str | None = Query(default=None, max_length=20, description="parent code; none: provinsi")
+) -> Response:
+    """Boundaries one level below `code` as GeoJSON, for clicking areas on the composer map."""
+    from broadcast.alerts import composer
+
+    return Response(json.dumps(composer.child_areas(code or None)), media_type="application/geo+json")
+
+
+@areas_router.get("/search")
+def search_areas(user: StaffDep, q: str = Query(min_length=1, max_length=100)) -> list[dict[str, Any]]:
+    """Places by name or code (typos allowed), inside the user's jurisdiction first."""
+    from broadcast.alerts import composer
+
+    return composer.search_places(q, jurisdiction=user.jurisdiction)
+
+
+@areas_router.post("/upload")
+async def upload_area(user: AuthorDep, file: UploadFile) -> dict[str, Any]:
+    """A GeoJSON, zipped Shapefile or KML file → one polygonal GeoJSON geometry for the composer's area (then
+    checked by /areas/resolve like anything drawn)."""
+    import shapely
+
+    from broadcast.errors import InvalidGeometry
+    from geo import uploads
+    from geo.errors import GeoError
+
+    data = await file.read(uploads.MAX_UPLOAD_BYTES + 1)
+    try:
+        fmt, geom, count = uploads.parse_upload(file.filename or "", data)
+    except GeoError as exc:
+        raise InvalidGeometry.from_geo(exc) from None
+    return {"format": fmt, "shapes": count, "geometry": shapely.geometry.mapping(geom)}

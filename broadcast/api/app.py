@@ -22,6 +22,7 @@ from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.trust.routes import router as trust_router
 from broadcast.trust.routes import staff_router as trust_staff_router
 from broadcast.users.routes import router as users_router
+from broadcast.web.console import router as console_router
 from broadcast.web.public import router as public_router
 from broadcast.web.reports import router as report_pages_router
 from broadcast.web.staff import router as staff_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trust_router)
     app.include_router(trust_staff_router)
     app.include_router(staff_router)
+    app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(reports_router)
     app.include_router(report_pages_router)

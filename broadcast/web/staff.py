@@ -1,4 +1,4 @@
-"""Staff pages: sign in with a form (session cookie), sign out, and the console."""
+"""Staff pages: sign in with a form (session cookie) and sign out; the console lives in web/console.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from broadcast.alerts import service as alerts
-from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
-from broadcast.dispatch import service as dispatch
-from broadcast.errors import BroadcastError, Unauthorized
+from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep
+from broadcast.errors import Unauthorized
 from broadcast.users import service as users
 from broadcast.users.security import issue_token
 from broadcast.web.render import render_page
@@ -68,16 +66,3 @@ def logout(
         response.delete_cookie(SESSION_COOKIE)
         response.delete_cookie(CSRF_COOKIE)
     return response
-
-
-@router.get("/konsol", response_class=HTMLResponse, response_model=None)
-def console(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """The staff console: alerts and their delivery progress."""
-    try:
-        user = find_current_user(request, session, settings)
-    except BroadcastError:
-        user = None
-    if user is None:
-        return RedirectResponse("/masuk", status_code=303)
-    rows = [(a, dispatch.delivery_counts(session, alert_id=a.id)) for a in alerts.list_alerts(session, limit=100)]
-    return render_page(request, "console.html", user=user, rows=rows)
