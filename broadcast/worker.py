@@ -45,7 +45,7 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
-            "reports-sweep": {"task": "reports.sweep", "schedule": SWEEP_EVERY_S},
+            "reports-sweep": {"task": "reports.sweep", "schedule": 30.0},
             "trust-replies-sweep": {"task": "trust.sweep_replies", "schedule": 60.0},
             **(
                 {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
