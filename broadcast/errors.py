@@ -55,3 +55,13 @@ class InvalidGeometry(Invalid):
     def from_geo(cls, exc: ValueError) -> InvalidGeometry:
         """Wrap a geo.errors.GeoError, keeping its code and its bilingual message."""
         return cls(str(exc), code=getattr(exc, "code", None))
+
+
+class TooManyRequests(BroadcastError):
+    """Too many attempts; `retry_after_s` says when trying again may work."""
+
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s

@@ -6,15 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import __version__
 from broadcast.alerts.routes import areas_router, cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
-from broadcast.api import problems
-from broadcast.api.deps import SessionDep
+from broadcast.api import problems, security
+from broadcast.api.ops import router as ops_router
 from broadcast.partners.routes import router as partners_router
 from broadcast.settings import Settings, get_settings
 from broadcast.subscribers.routes import router as subscribers_router
@@ -94,13 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(staff_router)
     app.include_router(webhooks_router)
+    app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz(session: SessionDep) -> dict[str, str]:
-        """Liveness and database reachability."""
-        session.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__, "environment": settings.environment.value}
-
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    security.install(app, settings)
     return app

@@ -18,6 +18,7 @@ from broadcast.errors import (
     Invalid,
     NotFound,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -34,6 +35,7 @@ STATUS: dict[type[BroadcastError], int] = {
     TooLarge: 413,
     UnsupportedMediaType: 415,
     Unavailable: 503,
+    TooManyRequests: 429,
 }
 TITLES = {
     400: "Permintaan tidak valid / Bad request",
@@ -45,6 +47,7 @@ TITLES = {
     413: "Permintaan terlalu besar / Payload too large",
     415: "Jenis konten tidak didukung / Unsupported media type",
     422: "Data tidak valid / Invalid data",
+    429: "Terlalu banyak percobaan / Too many requests",
     500: "Kesalahan server / Internal error",
     503: "Layanan tidak tersedia / Service unavailable",
 }
@@ -77,6 +80,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BroadcastError)
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return problem_response(status, str(exc), code=exc.code, headers=headers)
 
 

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broadcast.alerts import service as alerts
 from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
+from broadcast.api.security import LoginThrottleDep, client_ip, secure_cookies, sign_in
 from broadcast.dispatch import service as dispatch
-from broadcast.errors import BroadcastError, Unauthorized
-from broadcast.users import service as users
+from broadcast.errors import BroadcastError, TooManyRequests, Unauthorized
 from broadcast.users.security import issue_token
 from broadcast.web.render import render_page
 
@@ -30,16 +30,21 @@ def login_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    throttle: LoginThrottleDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> Response:
-    """Check the credentials and set the session and CSRF cookies."""
+    """Check the credentials (throttled per account and per address) and set the session and CSRF cookies."""
     try:
-        user = users.authenticate(session, username=username, password=password)
+        user = sign_in(session, throttle, username=username, password=password, ip=client_ip(request))
     except Unauthorized as exc:
         return render_page(request, "login.html", status_code=401, user=None, error=str(exc), username=username)
+    except TooManyRequests as exc:
+        page = render_page(request, "login.html", status_code=429, user=None, error=str(exc), username=username)
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
-    secure = settings.public_base_url.startswith("https://")
+    secure = secure_cookies(settings)
     response = RedirectResponse("/konsol", status_code=303)
     max_age = settings.session_ttl_minutes * 60
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
