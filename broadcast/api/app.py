@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        responses=problems.COMMON_RESPONSES,
     )
     app.dependency_overrides[get_settings] = lambda: settings
     problems.register(app)

@@ -25,14 +25,20 @@ def login_form(request: Request) -> HTMLResponse:
     return render_page(request, "login.html", user=None, error=None, username="")
 
 
-@router.post("/masuk", response_model=None)
+@router.post(
+    "/masuk",
+    response_model=None,
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={401: {"content": {"text/html": {}}}, 429: {"content": {"text/html": {}}}},
+)
 def login_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     throttle: LoginThrottleDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=256)],
 ) -> Response:
     """Check the credentials (throttled per account and per address) and set the session and CSRF cookies."""
     try:
@@ -59,7 +65,7 @@ def login_submit(
     return response
 
 
-@router.post("/keluar", response_model=None)
+@router.post("/keluar", response_class=RedirectResponse, status_code=303, response_model=None)
 def logout(
     request: Request,
     session: SessionDep,

@@ -14,15 +14,17 @@ from pathlib import Path
 
 import pytest
 
-ARTIFACT = Path(os.environ.get("BROADCAST_RELIABILITY_JSON", Path(__file__).resolve().parents[2] / "test-artifacts"
-                                / "reliability.json"))
+ARTIFACT = Path(
+    os.environ.get(
+        "BROADCAST_RELIABILITY_JSON", Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability.json"
+    )
+)
 
 _rows: dict[tuple[str, str], dict[str, object]] = {}
 
 
 def _record(area: str, attack: str, outcome: str, *, ok: bool, tries: int = 1) -> None:
-    row = _rows.setdefault((area, attack), {"area": area, "attack": attack, "tries": 0, "failed": 0,
-                                             "outcomes": {}})
+    row = _rows.setdefault((area, attack), {"area": area, "attack": attack, "tries": 0, "failed": 0, "outcomes": {}})
     row["tries"] = int(row["tries"]) + tries  # type: ignore[call-overload]
     if not ok:
         row["failed"] = int(row["failed"]) + tries  # type: ignore[call-overload]
@@ -51,4 +53,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         existing[f"{area}|{attack}"] = row
     rows = sorted(existing.values(), key=lambda r: (str(r["area"]), str(r["attack"])))
     ARTIFACT.write_text(json.dumps({"rows": rows}, indent=1, ensure_ascii=False) + "\n")
-

@@ -80,8 +80,15 @@ def world(db_url: str, redis_url: str, engine: sa.Engine, **overrides: object) -
     with session_scope(engine) as s:
         team = make_team(s)
         subs = make_subscribers(s)
-        users = {role: team[k].id for role, k in
-                 {"operator_other_kabupaten": "operator_grobogan", "operator": "operator", "approver": "approver",
-                  "analyst": "analyst", "admin": "admin"}.items()}
+        users = {
+            role: team[k].id
+            for role, k in {
+                "operator_other_kabupaten": "operator_grobogan",
+                "operator": "operator",
+                "approver": "approver",
+                "analyst": "analyst",
+                "admin": "admin",
+            }.items()
+        }
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield World(client, engine, settings, users, subs)

@@ -174,8 +174,14 @@ def _fixtures(w: World) -> dict[str, str]:
     assert r.status_code == 201, r.text
     alert = r.json()
     with session_scope(w.engine) as s:
-        hook, _ = partners.register(s, name="Mitra", url="https://partner.example/hook", statuses=["Exercise"],
-                                    area_code=None, actor_id=w.users["admin"])
+        hook, _ = partners.register(
+            s,
+            name="Mitra",
+            url="https://partner.example/hook",
+            statuses=["Exercise"],
+            area_code=None,
+            actor_id=w.users["admin"],
+        )
         hook_id = hook.id
     return {
         "alert_id": str(alert["id"]),
