@@ -58,6 +58,10 @@ class InvalidGeometry(Invalid):
 
 
 class TooManyRequests(BroadcastError):
-    """A rate limit was reached; trying again after the window works."""
+    """Too many attempts; `retry_after_s` says when trying again may work."""
 
-    code = "rate-limited"
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     bmkg_poll_seconds: float = 300.0
     # How often beat reads mentions of the agency X accounts into reports (production with X configured).
     x_poll_seconds: float = 60.0
+    # Browser origins allowed to call the API cross-site; empty = CORS closed.
+    cors_origins: list[str] = []
+    # Failed sign-ins before an account / a client address is refused (429) until the window ends.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=30, ge=1)
+    login_throttle_window_s: int = Field(default=15 * 60, ge=1)
+    # Empty: /metrics is open (keep it behind the reverse proxy); set: it needs "Authorization: Bearer <token>".
+    metrics_token: SecretStr = SecretStr("")
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
     # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).

@@ -6,15 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import __version__
 from broadcast.alerts.routes import areas_router, cap_router, hazard_router
 from broadcast.alerts.routes import router as alerts_router
-from broadcast.api import problems
-from broadcast.api.deps import SessionDep
+from broadcast.api import problems, security
+from broadcast.api.ops import router as ops_router
 from broadcast.partners.routes import router as partners_router
 from broadcast.reports.routes import router as reports_router
 from broadcast.settings import Settings, get_settings
@@ -88,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        responses=problems.COMMON_RESPONSES,
     )
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
@@ -107,15 +107,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(reports_router)
     app.include_router(report_pages_router)
+    app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz(session: SessionDep) -> dict[str, str]:
-        """Liveness and database reachability."""
-        session.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__, "environment": settings.environment.value}
 
     # The public report form may carry a photo; everything else keeps the general limit.
     photo_limit = max(settings.max_body_bytes, settings.report_photo_max_bytes + 64 * 1024)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={"/lapor": photo_limit})
+    security.install(app, settings)
     return app

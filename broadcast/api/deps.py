@@ -104,6 +104,7 @@ def require_roles(*roles: Role) -> Callable[[User], User]:
             )
         return user
 
+    check.allowed_roles = allowed  # type: ignore[attr-defined]  # read by broadcast.api.access
     return check
 
 

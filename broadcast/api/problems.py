@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcast.errors import (
@@ -25,6 +27,40 @@ from broadcast.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error the API answers has this shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
+    }
+
+
+# Documented on every operation: any route may answer these (auth, validation, size limits, overload).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("Malformed request"),
+    401: _doc("Not signed in, or the token expired"),
+    403: _doc("Signed in but not allowed (role, jurisdiction, CSRF)"),
+    404: _doc("No such object"),
+    409: _doc("Conflicts with the object's state"),
+    413: _doc("Body too large"),
+    415: _doc("Unsupported media type"),
+    422: _doc("Invalid data"),
+    429: _doc("Too many requests (Retry-After)"),
+    500: _doc("Internal error (logged; no details are given)"),
+    503: _doc("A dependency is unavailable"),
+}
 
 STATUS: dict[type[BroadcastError], int] = {
     NotFound: 404,
@@ -80,6 +116,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BroadcastError)
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return problem_response(status, str(exc), code=exc.code, headers=headers)
 
 
@@ -114,9 +152,31 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+MAX_DB_INTEGER = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
+
+
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # The database could not take a number: SQLite binds at most 64 bits, PostgreSQL INTEGER ids 32. An id in
+    # the path that large names nothing (404); any other value out of range is invalid data (422).
+    log.info("value out of range on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    huge_id = any(str(v).lstrip("-").isdigit() and abs(int(v)) > MAX_DB_INTEGER for v in request.path_params.values())
+    if huge_id:
+        return problem_response(404, "Tidak ada objek dengan nomor itu / no object with that id", code="not-found")
+    return problem_response(422, "Nilai di luar jangkauan / a value is out of range", code="value-out-of-range")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(500, "Terjadi kesalahan di server; sudah dicatat / internal error, logged", code="internal")
+    # This answer leaves through Starlette's outermost error middleware, past the security headers middleware.
+    return problem_response(
+        500,
+        "Terjadi kesalahan di server; sudah dicatat / internal error, logged",
+        code="internal",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+        },
+    )
 
 
 def register(app: FastAPI) -> None:
@@ -124,4 +184,6 @@ def register(app: FastAPI) -> None:
     app.add_exception_handler(BroadcastError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

@@ -29,7 +29,11 @@ def list_subscribers(
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
 ) -> SubscriberPage:
-    """Subscribers registered in or under `code`, by id, one page at a time."""
+    """Subscribers registered in or under `code` (default: the caller's jurisdiction), by id, one page at a time.
+
+    Raises: SubscriberOutsideJurisdiction (a code outside the caller's jurisdiction).
+    """
+    code = service.scope_to_jurisdiction(user, code)
     items, total = service.list_subscribers(session, code=code, active=active, limit=limit, offset=offset)
     return SubscriberPage(
         total=total, limit=limit, offset=offset, items=[SubscriberRead.model_validate(s) for s in items]
@@ -38,8 +42,10 @@ def list_subscribers(
 
 @router.get("/{subscriber_id}")
 def get_one(subscriber_id: int, user: StaffDep, session: SessionDep) -> SubscriberRead:
-    """One subscriber."""
-    return SubscriberRead.model_validate(service.get_subscriber(session, subscriber_id=subscriber_id))
+    """One subscriber, inside the caller's jurisdiction."""
+    sub = service.get_subscriber(session, subscriber_id=subscriber_id)
+    service.check_jurisdiction(user, sub)
+    return SubscriberRead.model_validate(sub)
 
 
 @router.patch("/{subscriber_id}")

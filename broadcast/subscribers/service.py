@@ -169,6 +169,24 @@ def check_jurisdiction(user: User | None, sub: SubscriberFields | Subscriber) ->
         )
 
 
+def scope_to_jurisdiction(user: User, code: str | None) -> str | None:
+    """The area code a listing by `user` is limited to: their jurisdiction when none is asked for; national
+    users see everything.
+
+    Raises: SubscriberOutsideJurisdiction (`code` lies outside the user's jurisdiction).
+    """
+    if user.jurisdiction is None:
+        return code
+    if code is None:
+        return user.jurisdiction
+    if not gazetteer.contains(user.jurisdiction, code):
+        raise SubscriberOutsideJurisdiction(
+            f"Wilayah {code} di luar yurisdiksi {user.jurisdiction} / area {code} outside jurisdiction "
+            f"{user.jurisdiction}"
+        )
+    return code
+
+
 def _located(fields: SubscriberFields) -> SubscriberFields:
     if fields.admin_code is not None or fields.lat is None or fields.lon is None:
         return fields

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from broadcast.api.deps import AdminDep, CurrentUser, SessionDep, SettingsDep
+from broadcast.api.security import LoginThrottleDep, client_ip, sign_in
 from broadcast.audit import service as audit
 from broadcast.db import utcnow
 from broadcast.users import service
@@ -16,10 +17,12 @@ from broadcast.users.security import issue_token
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
-@router.post("/auth/login")
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenRead:
-    """Exchange a username and password for a bearer token."""
-    user = service.authenticate(session, username=body.username, password=body.password)
+@router.post("/auth/login", responses={429: {"description": "too many failed sign-ins (Retry-After)"}})
+def login(
+    body: LoginRequest, request: Request, session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+) -> TokenRead:
+    """Exchange a username and password for a bearer token (throttled per account and per address)."""
+    user = sign_in(session, throttle, username=body.username, password=body.password, ip=client_ip(request))
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
     return TokenRead(access_token=token, expires_at=utcnow() + timedelta(minutes=settings.session_ttl_minutes))
 

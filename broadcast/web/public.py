@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -234,11 +234,18 @@ def _feed(
     return _cached(request, found, (kind, path, code, severity, statuses), build)
 
 
+def _xml_doc(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": "The feed", "content": {media_type: {"schema": {"type": "string"}}}},
+        304: {"description": "Not modified since the ETag or date the client sent"},
+    }
+
+
 AreaQuery = Annotated[str | None, Query(alias="wilayah", max_length=13, description="Kemendagri code, e.g. 72.71")]
 SeverityQuery = Annotated[Severity | None, Query()]
 
 
-@router.get("/feed/atom.xml")
+@router.get("/feed/atom.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
 def feed_atom(
     request: Request,
     session: SessionDep,
@@ -260,7 +267,7 @@ def feed_atom(
     )
 
 
-@router.get("/feed/latihan.xml")
+@router.get("/feed/latihan.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
 def feed_exercise(
     request: Request,
     session: SessionDep,
@@ -282,7 +289,7 @@ def feed_exercise(
     )
 
 
-@router.get("/feed/rss.xml")
+@router.get("/feed/rss.xml", response_class=Response, responses=_xml_doc("application/rss+xml"))
 def feed_rss(
     request: Request,
     session: SessionDep,

@@ -102,7 +102,8 @@ def check_rate(settings: Settings, *, ip: str, phone_hash: str | None) -> None:
             what = "nomor ini / this number" if ":phone:" in key else "alamat ini / this address"
             raise TooManyRequests(
                 f"Terlalu banyak laporan dari {what}; coba lagi dalam {window // 60} menit / "
-                f"too many reports, try again in {window // 60} minutes"
+                f"too many reports, try again in {window // 60} minutes",
+                retry_after_s=window,
             )
 
 

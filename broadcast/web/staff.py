@@ -9,8 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep
-from broadcast.errors import Unauthorized
-from broadcast.users import service as users
+from broadcast.api.security import LoginThrottleDep, client_ip, secure_cookies, sign_in
+from broadcast.errors import TooManyRequests, Unauthorized
 from broadcast.users.security import issue_token
 from broadcast.web.render import render_page
 
@@ -23,21 +23,32 @@ def login_form(request: Request) -> HTMLResponse:
     return render_page(request, "login.html", user=None, error=None, username="")
 
 
-@router.post("/masuk", response_model=None)
+@router.post(
+    "/masuk",
+    response_model=None,
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={401: {"content": {"text/html": {}}}, 429: {"content": {"text/html": {}}}},
+)
 def login_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
+    throttle: LoginThrottleDep,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=256)],
 ) -> Response:
-    """Check the credentials and set the session and CSRF cookies."""
+    """Check the credentials (throttled per account and per address) and set the session and CSRF cookies."""
     try:
-        user = users.authenticate(session, username=username, password=password)
+        user = sign_in(session, throttle, username=username, password=password, ip=client_ip(request))
     except Unauthorized as exc:
         return render_page(request, "login.html", status_code=401, user=None, error=str(exc), username=username)
+    except TooManyRequests as exc:
+        page = render_page(request, "login.html", status_code=429, user=None, error=str(exc), username=username)
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
-    secure = settings.public_base_url.startswith("https://")
+    secure = secure_cookies(settings)
     response = RedirectResponse("/konsol", status_code=303)
     max_age = settings.session_ttl_minutes * 60
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
@@ -52,7 +63,7 @@ def login_submit(
     return response
 
 
-@router.post("/keluar", response_model=None)
+@router.post("/keluar", response_class=RedirectResponse, status_code=303, response_model=None)
 def logout(
     request: Request,
     session: SessionDep,

@@ -75,9 +75,29 @@ async def signed_form(request: Request, settings: SettingsDep) -> SignedForm:
 
 
 SignedFormDep = Annotated[SignedForm, Depends(signed_form)]
+# The form is read raw by signed_form (the signature covers the exact bytes); documented here for clients.
+FORM_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "MessageSid": {"type": "string"},
+                        "MessageStatus": {"type": "string"},
+                        "From": {"type": "string"},
+                        "Body": {"type": "string"},
+                    },
+                }
+            }
+        },
+    },
+    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
+}
 
 
-@router.post(TWILIO_STATUS_PATH, status_code=200)
+@router.post(TWILIO_STATUS_PATH, status_code=200, openapi_extra=FORM_BODY_DOC)
 def twilio_status(signed: SignedFormDep, session: SessionDep) -> Response:
     """Record a delivery status callback; a replayed or out-of-order one changes nothing.
 
@@ -92,7 +112,13 @@ def twilio_status(signed: SignedFormDep, session: SessionDep) -> Response:
     return Response(status_code=200)
 
 
-@router.post(TWILIO_INBOUND_PATH, status_code=200)
+@router.post(
+    TWILIO_INBOUND_PATH,
+    status_code=200,
+    openapi_extra=FORM_BODY_DOC,
+    response_class=Response,
+    responses={200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
 def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Store an inbound SMS, act on its command (DAFTAR, BERHENTI, MULAI, BANTUAN, LAPOR) and reply in TwiML.
 

@@ -1,0 +1,179 @@
+"""Operations endpoints: liveness, readiness (database, broker, workers) and Prometheus metrics.
+
+`/metrics` is unauthenticated by default, like most Prometheus exporters (it shows counts, never content or
+phone numbers), and should be kept off the public internet by the reverse proxy; set
+BROADCAST_METRICS_TOKEN to require `Authorization: Bearer <token>` instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from broadcast import __version__
+from broadcast.api.deps import SessionDep, SettingsDep
+from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.planning import QUEUES
+from broadcast.errors import Unauthorized
+from broadcast.reports.models import Report
+from broadcast.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["ops"])
+
+# kombu's Redis transport keeps a queue's prioritised messages in extra lists named queue + SEP + step.
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+
+
+@lru_cache(maxsize=8)
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def queue_depths(redis_url: str) -> dict[str, int]:
+    """Messages waiting in each Celery queue (Redis LLEN over the queue and its priority lists)."""
+    client = _redis(redis_url)
+    pipe = client.pipeline()
+    for q in QUEUES:
+        pipe.llen(q)
+        for step in _PRIORITY_STEPS:
+            pipe.llen(f"{q}{_PRIORITY_SEP}{step}")
+    lengths = pipe.execute()
+    per = 1 + len(_PRIORITY_STEPS)
+    return {q: int(sum(lengths[i * per : (i + 1) * per])) for i, q in enumerate(QUEUES)}
+
+
+def check_workers(broker_url: str, *, timeout_s: float = 1.0) -> int:
+    """How many Celery workers answered a ping within `timeout_s`."""
+    app = _celery_for(broker_url)
+    return len(app.control.ping(timeout=timeout_s) or [])
+
+
+@lru_cache(maxsize=4)
+def _celery_for(broker_url: str) -> Any:
+    from celery import Celery
+
+    app = Celery("broadcast-ops", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = False
+    app.conf.broker_connection_timeout = 1.0
+    app.conf.broker_transport_options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+    return app
+
+
+def readiness(session: Session, settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Each dependency with ok True/False and a short detail: database, broker, workers."""
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+        checks["database"] = {"ok": False, "detail": f"database unreachable ({type(exc).__name__})"}
+    try:
+        _redis(settings.resolved_redis_url).ping()
+        checks["broker"] = {"ok": True}
+    except Exception as exc:
+        checks["broker"] = {"ok": False, "detail": f"broker unreachable ({type(exc).__name__})"}
+    if checks["broker"]["ok"]:
+        try:
+            n = check_workers(settings.resolved_broker_url, timeout_s=worker_timeout_s)
+            checks["workers"] = {"ok": n > 0, "count": n} | ({} if n else {"detail": "no worker answered a ping"})
+        except Exception as exc:
+            checks["workers"] = {"ok": False, "detail": f"could not ping workers ({type(exc).__name__})"}
+    else:
+        checks["workers"] = {"ok": False, "detail": "broker unreachable"}
+    return checks
+
+
+@router.get("/healthz")
+def healthz(session: SessionDep, settings: SettingsDep) -> dict[str, str]:
+    """Liveness and database reachability."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "version": __version__, "environment": settings.environment.value}
+
+
+@router.get("/readyz", responses={503: {"description": "a dependency is down"}})
+def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """Ready to take traffic: the database answers, the broker answers and at least one worker answers a ping
+    (1 s). 503 with the failing checks otherwise."""
+    checks = readiness(session, settings)
+    ok = all(c["ok"] for c in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+class _Collector(Collector):
+    def __init__(self, session: Session, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+
+    def collect(self) -> Iterator[Any]:
+        started = time.monotonic()
+        deliveries = GaugeMetricFamily(
+            "broadcast_deliveries", "Delivery rows by channel and state", labels=["channel", "state"]
+        )
+        for channel, state, n in self.session.execute(
+            select(Delivery.channel, Delivery.state, func.count()).group_by(Delivery.channel, Delivery.state)
+        ):
+            deliveries.add_metric([channel, state], n)
+        yield deliveries
+        errors = CounterMetricFamily(
+            "broadcast_provider_errors", "Deliveries a provider refused or failed, by channel", labels=["channel"]
+        )
+        failed = (Delivery.error.is_not(None)) | (Delivery.provider_error_code.is_not(None))
+        for channel, n in self.session.execute(
+            select(Delivery.channel, func.count()).where(failed).group_by(Delivery.channel)
+        ):
+            errors.add_metric([channel], n)
+        yield errors
+        reports = CounterMetricFamily(
+            "broadcast_reports_received",
+            "Public reports received, by source (rate() gives the intake rate)",
+            labels=["source"],
+        )
+        for source, n in self.session.execute(select(Report.source, func.count()).group_by(Report.source)):
+            reports.add_metric([source], n)
+        yield reports
+        depth = GaugeMetricFamily("broadcast_queue_depth", "Tasks waiting per Celery queue", labels=["queue"])
+        up = GaugeMetricFamily("broadcast_broker_up", "1 when the broker answered")
+        try:
+            for queue, n in queue_depths(self.settings.resolved_redis_url).items():
+                depth.add_metric([queue], n)
+            up.add_metric([], 1)
+        except Exception:
+            up.add_metric([], 0)
+        yield depth
+        yield up
+        yield GaugeMetricFamily(
+            "broadcast_metrics_scrape_seconds", "Time spent collecting these metrics", value=time.monotonic() - started
+        )
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Prometheus metrics: deliveries by channel and state, provider errors, reports received, queue depth.
+
+    Raises: Unauthorized (BROADCAST_METRICS_TOKEN is set and the bearer token differs).
+    """
+    token = settings.metrics_token.get_secret_value()
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("Token metrik salah / wrong metrics token", code="metrics-token")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(session, settings))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

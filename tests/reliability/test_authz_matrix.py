@@ -1,0 +1,277 @@
+"""Authorisation matrix: every route of the app x every role, generated from `app.routes`.
+
+RULES is the one table of who may call what. A route the app serves that has no rule here fails the test
+with its method and path named; so does a rule whose route is gone, and a route whose dependencies let
+other roles through than its rule says (read by broadcast.api.access.required_roles).
+
+What each rule expects, per caller:
+- ``Roles(...)``: anonymous -> 401; a signed-in role outside the set -> 403 role-not-allowed; a role in the
+  set gets past authorisation (any answer but 401 or a 403 for role/jurisdiction). With ``jurisdiction=True``
+  the operator of another kabupaten acting on a Kota Palu object gets 403 outside-jurisdiction.
+- ``PUBLIC``: everyone gets past authorisation.
+- ``TWILIO``: nobody gets in without X-Twilio-Signature, whatever token they hold (403 invalid-signature).
+- ``SESSION_PAGE``: anonymous is sent to /masuk (303); signed-in staff see the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from starlette.routing import BaseRoute
+
+from broadcast.api.access import ANY_SIGNED_IN, iter_endpoints, required_roles
+from broadcast.db import session_scope
+from broadcast.partners import service as partners
+from tests.factories import alert_payload
+from tests.reliability.helpers import World, world
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("anonymous", "operator_other_kabupaten", "operator", "approver", "analyst", "admin")
+STAFF = frozenset({"operator", "approver", "admin", "analyst"})
+AUTHORS = frozenset({"operator", "approver", "admin"})
+APPROVERS = frozenset({"approver", "admin"})
+ADMINS = frozenset({"admin"})
+AUTH_DENIALS = {"/problems/role-not-allowed", "/problems/outside-jurisdiction", "/problems/not-authenticated"}
+
+
+@dataclass(frozen=True)
+class Roles:
+    roles: frozenset[str]
+    jurisdiction: bool = False  # acting on a Kota Palu object: an operator of another kabupaten is refused
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+
+
+PUBLIC = Kind("public")
+TWILIO = Kind("twilio-signature")
+SESSION_PAGE = Kind("session-page")
+SIGNED_IN = Roles(ANY_SIGNED_IN)
+
+RULES: dict[tuple[str, str], Roles | Kind] = {
+    # users and login
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/logout"): SIGNED_IN,
+    ("GET", "/api/v1/auth/me"): SIGNED_IN,
+    ("POST", "/api/v1/users"): Roles(ADMINS),
+    ("GET", "/api/v1/users"): Roles(ADMINS),
+    # alerts
+    ("POST", "/api/v1/alerts"): Roles(AUTHORS),
+    ("GET", "/api/v1/alerts"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}"): Roles(STAFF),
+    ("PUT", "/api/v1/alerts/{alert_id}"): Roles(AUTHORS, jurisdiction=True),
+    ("POST", "/api/v1/alerts/{alert_id}/submit"): Roles(AUTHORS, jurisdiction=True),
+    ("POST", "/api/v1/alerts/{alert_id}/approve"): Roles(APPROVERS),
+    ("POST", "/api/v1/alerts/{alert_id}/reject"): Roles(APPROVERS),
+    ("GET", "/api/v1/alerts/{alert_id}/deliveries"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/progress/stream"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/outbox"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/preview"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/reach"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/map.geojson"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/map.png"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/x-caps"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/audit"): Roles(STAFF),
+    ("POST", "/api/v1/alerts/{alert_id}/update"): Roles(AUTHORS, jurisdiction=True),
+    ("POST", "/api/v1/alerts/{alert_id}/correct"): Roles(AUTHORS, jurisdiction=True),
+    ("POST", "/api/v1/alerts/{alert_id}/cancel"): Roles(AUTHORS, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/cap"): Roles(STAFF),
+    ("POST", "/api/v1/cap/validate"): Roles(STAFF),
+    ("POST", "/api/v1/cap/import"): Roles(AUTHORS),
+    ("GET", "/api/v1/hazards"): Roles(STAFF),
+    ("POST", "/api/v1/hazards/{key}/render"): Roles(STAFF),
+    ("POST", "/api/v1/areas/resolve"): Roles(AUTHORS),
+    # partners
+    ("POST", "/api/v1/partners/webhooks"): Roles(ADMINS),
+    ("GET", "/api/v1/partners/webhooks"): Roles(ADMINS),
+    ("DELETE", "/api/v1/partners/webhooks/{webhook_id}"): Roles(ADMINS),
+    ("GET", "/api/v1/partners/webhooks/{webhook_id}/deliveries"): Roles(ADMINS),
+    # subscribers (phone numbers: only inside the caller's jurisdiction)
+    ("POST", "/api/v1/subscribers"): Roles(AUTHORS),
+    ("GET", "/api/v1/subscribers"): Roles(STAFF),
+    ("GET", "/api/v1/subscribers/{subscriber_id}"): Roles(STAFF, jurisdiction=True),
+    ("PATCH", "/api/v1/subscribers/{subscriber_id}"): Roles(AUTHORS, jurisdiction=True),
+    ("POST", "/api/v1/subscribers/{subscriber_id}/stop"): Roles(AUTHORS, jurisdiction=True),
+    # public pages and feeds
+    ("GET", "/"): PUBLIC,
+    ("GET", "/peringatan/{identifier}"): PUBLIC,
+    ("GET", "/peringatan/{identifier}/area.geojson"): PUBLIC,
+    ("GET", "/wilayah/{code}"): PUBLIC,
+    ("GET", "/p/{alert_id}"): PUBLIC,
+    ("GET", "/cap/{identifier}.xml"): PUBLIC,
+    ("GET", "/feed/atom.xml"): PUBLIC,
+    ("GET", "/feed/latihan.xml"): PUBLIC,
+    ("GET", "/feed/rss.xml"): PUBLIC,
+    ("GET", "/api/public/alerts"): PUBLIC,
+    # staff pages
+    ("GET", "/masuk"): PUBLIC,
+    ("POST", "/masuk"): PUBLIC,
+    ("POST", "/keluar"): PUBLIC,
+    ("GET", "/konsol"): SESSION_PAGE,
+    # Twilio webhooks
+    ("POST", "/webhooks/twilio/status"): TWILIO,
+    ("POST", "/webhooks/twilio/inbound"): TWILIO,
+    # operations and API docs
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/api/openapi.json"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+}
+
+
+# Valid bodies where a rule checks the jurisdiction of the object (validation would answer 422 first);
+# everywhere else an empty body: authorisation runs before validation, so the body never decides a denial.
+BODIES: dict[tuple[str, str], object] = {
+    ("PUT", "/api/v1/alerts/{alert_id}"): alert_payload("Exercise"),
+    ("POST", "/api/v1/alerts/{alert_id}/update"): {"reason": "uji matriks"},
+    ("POST", "/api/v1/alerts/{alert_id}/correct"): {"reason": "uji matriks"},
+    ("POST", "/api/v1/alerts/{alert_id}/cancel"): {"reason": "uji matriks"},
+    ("PATCH", "/api/v1/subscribers/{subscriber_id}"): {"language": "en"},
+}
+
+
+def app_routes(app) -> dict[tuple[str, str], BaseRoute]:  # type: ignore[no-untyped-def]
+    """Every (method, path) the app answers, HEAD aside (Starlette adds it to every GET)."""
+    return {(method, path): route for method, path, route in iter_endpoints(app)}
+
+
+def test_every_route_has_exactly_one_rule():
+    from broadcast.api.app import create_app
+
+    served = app_routes(create_app())
+    missing = sorted(set(served) - set(RULES))
+    stale = sorted(set(RULES) - set(served))
+    assert not missing, (
+        "routes without an authorisation rule (add each to RULES in tests/reliability/test_authz_matrix.py): "
+        + ", ".join(f"{m} {p}" for m, p in missing)
+    )
+    assert not stale, "rules for routes the app no longer serves: " + ", ".join(f"{m} {p}" for m, p in stale)
+
+
+def test_route_dependencies_match_the_rules():
+    """What a route's dependencies actually demand is what its rule says (a dropped AdminDep fails here)."""
+    from broadcast.api.app import create_app
+
+    wrong = []
+    for key, route in app_routes(create_app()).items():
+        rule = RULES.get(key)
+        declared = required_roles(route)
+        expected = rule.roles if isinstance(rule, Roles) else None
+        if rule is not None and declared != expected:
+            wrong.append(f"{key[0]} {key[1]}: dependencies allow {declared}, rule says {expected}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _fixtures(w: World) -> dict[str, str]:
+    """Path parameters: objects of Kota Palu (a draft Exercise alert, a subscriber) and a partner webhook."""
+    r = w.client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=w.headers("operator"))
+    assert r.status_code == 201, r.text
+    alert = r.json()
+    with session_scope(w.engine) as s:
+        hook, _ = partners.register(
+            s,
+            name="Mitra",
+            url="https://partner.example/hook",
+            statuses=["Exercise"],
+            area_code=None,
+            actor_id=w.users["admin"],
+        )
+        hook_id = hook.id
+    return {
+        "alert_id": str(alert["id"]),
+        "identifier": alert["identifier"],
+        "subscriber_id": str(w.subscribers["palu"][0]),
+        "webhook_id": str(hook_id),
+        "code": "72.71",
+        "key": "banjir",
+    }
+
+
+def _call(w: World, method: str, path: str, role: str, params: dict[str, str]):  # type: ignore[no-untyped-def]
+    if path.endswith("/progress/stream"):
+        # The stream of a real alert runs until its deliveries settle; an unknown alert is refused before it
+        # starts, after authorisation, which is what this test is about.
+        params = {**params, "alert_id": "999999"}
+    url = path.format(**params)
+    headers = w.headers(role)
+    kwargs: dict[str, object] = {"headers": headers, "follow_redirects": False}
+    if method in ("POST", "PUT", "PATCH"):
+        if "/webhooks/twilio/" in url:
+            kwargs["content"] = "MessageSid=SM1&MessageStatus=delivered"
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif "/cap/" in url:
+            kwargs["content"] = b"<alert/>"
+            headers["Content-Type"] = "application/xml"
+        elif url in ("/masuk", "/keluar"):
+            kwargs["data"] = {}
+        else:
+            kwargs["json"] = BODIES.get((method, path), {})
+    return w.client.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
+def _problem_type(r) -> str:  # type: ignore[no-untyped-def]
+    if r.headers.get("content-type", "").startswith("application/problem+json"):
+        return str(r.json().get("type", ""))
+    return ""
+
+
+def _expect(rule: Roles | Kind, role: str) -> str:
+    """What `role` should meet: 'pass', '401', '403-role', '403-jurisdiction', '403-signature', '303'."""
+    if rule is PUBLIC:
+        return "pass"
+    if rule is TWILIO:
+        return "403-signature"
+    if rule is SESSION_PAGE:
+        return "303" if role == "anonymous" else "pass"
+    assert isinstance(rule, Roles)
+    if role == "anonymous":
+        return "401"
+    base = "operator" if role == "operator_other_kabupaten" else role
+    if rule.roles is not ANY_SIGNED_IN and base not in rule.roles:
+        return "403-role"
+    if role == "operator_other_kabupaten" and rule.jurisdiction:
+        return "403-jurisdiction"
+    return "pass"
+
+
+def _meets(r, expected: str) -> bool:  # type: ignore[no-untyped-def]
+    kind = _problem_type(r)
+    if expected == "pass":
+        return r.status_code not in (401, 500) and not (r.status_code == 403 and kind in AUTH_DENIALS)
+    if expected == "401":
+        return r.status_code == 401
+    if expected == "403-role":
+        return r.status_code == 403 and kind == "/problems/role-not-allowed"
+    if expected == "403-jurisdiction":
+        return r.status_code == 403 and kind == "/problems/outside-jurisdiction"
+    if expected == "403-signature":
+        return r.status_code == 403 and kind == "/problems/invalid-signature"
+    if expected == "303":
+        return r.status_code == 303 and r.headers["location"] == "/masuk"
+    raise AssertionError(expected)
+
+
+def test_matrix(db_url, redis_url, engine, record):
+    with world(db_url, redis_url, engine) as w:
+        params = _fixtures(w)
+        failures = []
+        for (method, path), _route in app_routes(w.client.app).items():
+            rule = RULES.get((method, path))
+            if rule is None:
+                failures.append(f"{method} {path}: no rule")
+                continue
+            for role in ROLES:
+                expected = _expect(rule, role)
+                r = _call(w, method, path, role, params)
+                ok = _meets(r, expected)
+                record("authorisation", f"route x role ({expected})", "as expected" if ok else "WRONG", ok=ok)
+                if not ok:
+                    body = r.text[:200] if not path.endswith("/stream") else ""
+                    failures.append(f"{method} {path} as {role}: expected {expected}, got {r.status_code} {body}")
+        assert not failures, "\n".join(failures)

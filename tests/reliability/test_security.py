@@ -1,0 +1,164 @@
+"""Security basics: headers, CORS, cookies, CSRF, login throttling, no tracebacks, argon2."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from broadcast.api.app import create_app
+from broadcast.audit.models import AuditEntry
+from broadcast.users.models import User
+from tests.factories import PASSWORD
+from tests.reliability.helpers import world
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def w(db_url, redis_url, engine):
+    with world(db_url, redis_url, engine) as w:
+        yield w
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_security_headers_on_pages_api_and_errors(w, record):
+    for path in ("/", "/api/v1/alerts", "/feed/atom.xml", "/no-such-page", "/masuk"):
+        r = w.client.get(path)
+        h = r.headers
+        ok = (
+            "default-src 'self'" in h["content-security-policy"]
+            and "frame-ancestors 'none'" in h["content-security-policy"]
+            and h["x-content-type-options"] == "nosniff"
+            and h["referrer-policy"] == "strict-origin-when-cross-origin"
+            and h["x-frame-options"] == "DENY"
+            and "strict-transport-security" not in h  # only in production
+        )
+        record("security basics", "security headers on every response", "present" if ok else "MISSING", ok=ok)
+        assert ok, (path, dict(h))
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_hsts_and_secure_cookies_in_production(db_url, redis_url, engine, record):
+    with world(db_url, redis_url, engine, environment="production", public_base_url="http://internal.example") as w:
+        r = w.client.get("/")
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        assert r.status_code == 303
+        cookies = r.headers.get_list("set-cookie")
+        session_cookie = next(c for c in cookies if c.startswith("broadcast_session="))
+        csrf_cookie = next(c for c in cookies if c.startswith("broadcast_csrf="))
+        assert "Secure" in session_cookie and "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie
+        assert "Secure" in csrf_cookie and "SameSite=strict" in csrf_cookie and "HttpOnly" not in csrf_cookie
+        record("security basics", "cookie flags in production (Secure, HttpOnly, SameSite)", "set", ok=True)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_cors_closed_by_default_and_allow_list(db_url, redis_url, engine, w, record):
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    r = w.client.options("/api/v1/alerts", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
+    r = w.client.get("/api/public/alerts", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    record("security basics", "cross-origin request, CORS not configured", "no CORS headers", ok=True)
+    from tests.reliability.helpers import make_settings
+
+    app = create_app(make_settings(db_url, redis_url, cors_origins=["https://peta.bpbd.example"]))
+    with TestClient(app) as client:
+        r = client.options("/api/v1/alerts", headers={**preflight, "Origin": "https://peta.bpbd.example"})
+        assert r.headers["access-control-allow-origin"] == "https://peta.bpbd.example"
+        r = client.options("/api/v1/alerts", headers=preflight)
+        assert r.headers.get("access-control-allow-origin") != "https://evil.example"
+    record("security basics", "cross-origin request, origin not on the allow-list", "refused", ok=True)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_cookie_writes_and_sign_out_need_the_csrf_token(w, record):
+    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303
+    before = w.counts()
+    r = w.client.post("/api/v1/alerts", json={})  # the session cookie alone
+    assert r.status_code == 403 and r.json()["type"] == "/problems/csrf"
+    r = w.client.post("/api/v1/alerts", json={}, headers={"X-CSRF-Token": "forged"})
+    assert r.status_code == 403 and r.json()["type"] == "/problems/csrf"
+    r = w.client.post("/keluar", data={"csrf": "forged"}, follow_redirects=False)
+    assert "broadcast_session=" not in r.headers.get("set-cookie", "")
+    assert w.counts() == before
+    record(
+        "security basics",
+        "cookie-authenticated write without/with a forged CSRF token",
+        "403, nothing stored",
+        ok=True,
+        tries=3,
+    )
+
+
+@pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
+def test_login_throttled_per_account_with_retry_after_and_audit(w, record):
+    for _ in range(5):
+        r = w.client.post("/api/v1/auth/login", json={"username": "op.palu", "password": "wrong-password"})
+        assert r.status_code == 401
+    # Even the right password is refused now, from anywhere, until the window ends.
+    r = w.client.post("/api/v1/auth/login", json={"username": "op.palu", "password": PASSWORD})
+    assert r.status_code == 429, r.text
+    assert 0 < int(r.headers["retry-after"]) <= 15 * 60
+    assert r.json()["type"] == "/problems/login-throttled"
+    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    # Another account is not affected.
+    assert w.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).status_code == 200
+    with w.engine.connect() as c:
+        actions = c.scalars(sa.select(AuditEntry.action).where(AuditEntry.action == "user.login_throttled")).all()
+    assert len(actions) == 1
+    record(
+        "security basics",
+        "password guessing on one account (5 wrong, then right)",
+        "429 Retry-After, audited",
+        ok=True,
+        tries=7,
+    )
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_login_throttled_per_address(db_url, redis_url, engine, record):
+    with world(db_url, redis_url, engine, login_max_failures_per_ip=4) as w:
+        for i in range(4):
+            r = w.client.post("/api/v1/auth/login", json={"username": f"nobody{i}", "password": "x"})
+            assert r.status_code == 401
+        r = w.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
+        assert r.status_code == 429 and r.headers["retry-after"]
+    record(
+        "security basics", "password spraying from one address over many accounts", "429 Retry-After", ok=True, tries=5
+    )
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_a_crashing_route_answers_a_generic_problem_without_traceback(db_url, redis_url, engine, record):
+    from tests.reliability.helpers import make_settings
+
+    app = create_app(make_settings(db_url, redis_url))
+
+    @app.get("/boom-test-only")
+    def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2 at /srv/broadcast/x.py line 3")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom-test-only")
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["type"] == "/problems/internal"
+    assert "Traceback" not in r.text and "hunter2" not in r.text and "x.py" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+    record("security basics", "unhandled exception in a route", "generic 500 problem, no traceback", ok=True)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_passwords_are_argon2id(w, record):
+    with w.engine.connect() as c:
+        hashes = c.scalars(sa.select(User.password_hash)).all()
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    record("security basics", "stored password hashes", "argon2id", ok=True, tries=len(hashes))
