@@ -40,7 +40,7 @@ from broadcast.reports import petabencana  # noqa: E402
 from geo import boundaries, geoparse  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-BROKER = "redis://127.0.0.1:6379/10"
+BROKER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 API_KEY = "benchmark-partner-key"
 console = Console(width=140)
 
