@@ -22,10 +22,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +40,7 @@ from broadcast.reports import petabencana  # noqa: E402
 from geo import boundaries, geoparse  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-BROKER = "redis://127.0.0.1:6379/10"
+BROKER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 API_KEY = "benchmark-partner-key"
 console = Console(width=140)
 
@@ -161,6 +163,23 @@ async def fire(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[f
     return latencies, statuses, time.perf_counter() - start_t
 
 
+def cpu_seconds(root_pid: int) -> float:
+    """CPU time (user + system) of a process and its direct children, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root_pid or ppid == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def stored_rows(db_url: str, run: str) -> int:
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     with engine.connect() as c:
@@ -179,7 +198,9 @@ def waiting(db_url: str) -> tuple[int, int, int]:
 def geocoder_accuracy() -> dict[str, float]:
     items = petabencana.load_reports()
     truth = boundaries.codes_at(
-        __import__("numpy").array([r.lon for r in items]), __import__("numpy").array([r.lat for r in items]), "kecamatan"
+        np.array([r.lon for r in items]),
+        np.array([r.lat for r in items]),
+        "kecamatan",
     )
     ours = naive = guessed_ours = guessed_naive = total = 0
     for item, code in zip(items, truth, strict=True):
@@ -213,13 +234,23 @@ def main() -> None:
 
     redis.Redis.from_url(BROKER).flushdb()
     name, db_url = create_db()
-    data_dir = Path(f"/tmp/{name}")
-    data_dir.mkdir()
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     env = child_env(db_url, data_dir)
     port = free_port()
     api = start(
-        [sys.executable, "-m", "uvicorn", "broadcast.api.asgi:app", "--port", str(port), "--workers",
-         str(args.api_workers), "--no-access-log", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "broadcast.api.asgi:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.api_workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         env,
         data_dir / "api.log",
     )
@@ -231,13 +262,26 @@ def main() -> None:
         bodies = []
         for i in range(args.reports):
             item = items[i % len(items)]
-            payload = {"text": item.text or "banjir", "external_id": f"{run}-{i}", "lat": item.lat, "lon": item.lon,
-                       "author": f"pb-{i % 400}", "hazard": "banjir"}
+            payload = {
+                "text": item.text or "banjir",
+                "external_id": f"{run}-{i}",
+                "lat": item.lat,
+                "lon": item.lon,
+                "author": f"pb-{i % 400}",
+                "hazard": "banjir",
+            }
             bodies.append(json.dumps(payload).encode())
         # warm-up (connections, imports, first queries) is not measured
-        asyncio.run(fire(port, [json.dumps({"text": "warm-up banjir", "external_id": f"w{run}-{i}"}).encode()
-                                for i in range(200)], 8))
+        asyncio.run(
+            fire(
+                port,
+                [json.dumps({"text": "warm-up banjir", "external_id": f"w{run}-{i}"}).encode() for i in range(200)],
+                8,
+            )
+        )
+        cpu_before, load_before = cpu_seconds(api.pid), os.getloadavg()[0]
         latencies, statuses, wall = asyncio.run(fire(port, bodies, args.concurrency))
+        api_cpu = cpu_seconds(api.pid) - cpu_before
         stored = stored_rows(db_url, run)
         latencies.sort()
         p50 = statistics.median(latencies)
@@ -246,10 +290,18 @@ def main() -> None:
 
         console.print("enrichment: starting a real worker (broadcast worker --concurrency 2)")
         t0 = time.monotonic()
-        worker = start([sys.executable, "-m", "broadcast.cli", "worker", "--concurrency", "2"], env,
-                       data_dir / "worker.log")
-        subprocess.run([sys.executable, "-c", "from broadcast.reports.tasks import enrich_pending as t; "
-                        "[t.delay() for _ in range(2)]"], env=env, check=True)
+        worker = start(
+            [sys.executable, "-m", "broadcast.cli", "worker", "--concurrency", "2"], env, data_dir / "worker.log"
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from broadcast.reports.tasks import enrich_pending as t; [t.delay() for _ in range(2)]",
+            ],
+            env=env,
+            check=True,
+        )
         left, failed, done = waiting(db_url)
         while left and time.monotonic() - t0 < args.enrich_timeout:
             time.sleep(1)
@@ -261,24 +313,40 @@ def main() -> None:
         stop(api)
 
     acc = geocoder_accuracy()
-    table = Table(title=f"Report intake: {args.reports} POSTs, {args.concurrency} connections, "
-                        f"{args.api_workers} uvicorn workers, PostgreSQL + Redis")
+    table = Table(
+        title=f"Report intake: {args.reports} POSTs, {args.concurrency} connections, "
+        f"{args.api_workers} uvicorn workers, PostgreSQL + Redis"
+    )
     for col in ("measure", "result", "target"):
         table.add_column(col)
     table.add_row("intake rate", f"{rate:,.0f} reports/s", "≥ 1,000/s")
     table.add_row("latency p50 / p99", f"{p50:.1f} / {p99:.1f} ms", "p99 < 100 ms")
+    table.add_row(
+        "API CPU per report",
+        f"{api_cpu / args.reports * 1000:.2f} ms (≈ {args.reports / api_cpu:,.0f}/s per free core)",
+        "",
+    )
+    table.add_row("machine load (1 min) at start", f"{load_before:.1f} on {os.cpu_count()} cores", "")
     table.add_row("HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())), "all 202")
     table.add_row("lost (posted − stored rows)", str(args.reports - stored), "0")
-    table.add_row("enrichment catch-up", f"{done:,} done, {failed} failed, {left} waiting in {enrich_s:.0f} s "
-                  f"({done / enrich_s:,.0f}/s)", "all done")
+    table.add_row(
+        "enrichment catch-up",
+        f"{done:,} done, {failed} failed, {left} waiting in {enrich_s:.0f} s ({done / enrich_s:,.0f}/s)",
+        "all done",
+    )
     console.print(table)
     geo = Table(title=f"Text geocoding vs coordinates: {acc['total']} PetaBencana reports located in a DKI kecamatan")
     for col in ("geocoder", "kecamatan right", "share", "answered", "right when answered"):
         geo.add_column(col)
     for label, key in (("ours (geo.geoparse)", "ours"), ("naive exact kecamatan name", "naive")):
         right, answered = acc[key], acc[f"guessed_{key}"]
-        geo.add_row(label, str(right), f"{right / acc['total']:.1%}", str(answered),
-                    f"{right / answered:.1%}" if answered else "-")
+        geo.add_row(
+            label,
+            str(right),
+            f"{right / acc['total']:.1%}",
+            str(answered),
+            f"{right / answered:.1%}" if answered else "-",
+        )
     console.print(geo)
     drop_db(name)
 

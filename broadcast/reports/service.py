@@ -8,7 +8,7 @@ import hmac
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
@@ -413,33 +413,45 @@ def _representative(texts: Sequence[str]) -> str:
         return max(texts, key=len)
     normalised = [rules.normalise_text(t) for t in texts]
     scores = process.cdist(normalised, normalised, scorer=fuzz.token_set_ratio)
-    best = max(range(len(texts)), key=lambda i: (float(scores[i].sum()), len(texts[i])))
+    # Agreement with the others, discounted for texts too short to say much ("#cuacaekstrim").
+    weight = [float(scores[i].sum()) * min(1.0, len(normalised[i]) / 40) for i in range(len(texts))]
+    best = max(range(len(texts)), key=lambda i: (weight[i], len(texts[i])))
     return texts[best]
 
 
 def refresh_incident(session: Session, incident: Incident) -> Incident:
-    """Recount an incident from its reports (duplicates not counted): count, centre, time span, depth, text."""
-    members = list(
-        session.scalars(
-            select(Report)
-            .where(Report.incident_id == incident.id, Report.duplicate_of_id.is_(None))
-            .order_by(Report.id)
-        )
-    )
-    located = [m for m in members if m.lat is not None and m.lon is not None]
-    incident.report_count = len(members)
-    if located:
-        incident.lat = sum(m.lat for m in located) / len(located)  # type: ignore[misc]
-        incident.lon = sum(m.lon for m in located) / len(located)  # type: ignore[misc]
-    if members:
-        incident.first_at = min(m.received_at for m in members)
-        incident.last_at = max(m.received_at for m in members)
-        depths = [m.depth_cm for m in members if m.depth_cm is not None]
-        incident.max_depth_cm = max(depths) if depths else None
-        incident.representative_text = _representative([m.text for m in members[-50:]])
+    """Recount an incident from its reports (duplicates not counted): count, centre, time span, deepest water
+    (SQL aggregates), and the representative text among the latest 30."""
+    session.flush()
+    members = and_(Report.incident_id == incident.id, Report.duplicate_of_id.is_(None))
+    count, lat, lon, first, last, depth = session.execute(
+        select(
+            func.count(),
+            func.avg(Report.lat),
+            func.avg(Report.lon),
+            func.min(Report.received_at),
+            func.max(Report.received_at),
+            func.max(Report.depth_cm),
+        ).where(members)
+    ).one()
+    incident.report_count = int(count)
+    if lat is not None and lon is not None:
+        incident.lat, incident.lon = float(lat), float(lon)
+    if count:
+        incident.first_at, incident.last_at = _aware(first), _aware(last)
+        incident.max_depth_cm = depth
+        texts = session.scalars(select(Report.text).where(members).order_by(Report.id.desc()).limit(30)).all()
+        incident.representative_text = _representative(list(texts))
     incident.updated_at = utcnow()
     session.flush()
     return incident
+
+
+def _aware(value: datetime | str) -> datetime:
+    # Aggregates bypass the column type on SQLite: a naive datetime (or its text) in UTC comes back.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cluster(session: Session, report: Report) -> Incident | None:

@@ -264,7 +264,7 @@ def _chart(counts: list[tuple[object, int]]) -> dict[str, object]:
         }  # type: ignore[str-format]
         for i, (at, n) in enumerate(counts)
     ]
-    return {"bars": bars, "peak": peak}
+    return {"bars": bars, "peak": max((n for _, n in counts), default=0)}
 
 
 @router.get("/pusdalops/foto/{name}", response_model=None)

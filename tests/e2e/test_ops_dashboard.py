@@ -42,6 +42,7 @@ def test_dashboard_updates_live_when_a_report_arrives(serve_factory, browser):  
     assert page.inner_text("#live-count") == "1"
     # once the worker enriched it, the incident appears on the map too
     page.wait_for_selector("path.incident-area", timeout=60_000)
+    page.wait_for_selector("#incidents tr[data-incident]", timeout=10_000)
     assert all(u.startswith(base) for u in requests)  # nothing from a CDN or tile server
     ARTIFACTS.mkdir(exist_ok=True)
     time.sleep(0.5)

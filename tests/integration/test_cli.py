@@ -95,3 +95,15 @@ def test_alerts_progress_shows_each_channel_settled(sqlite_dbs, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "sms" in res.stdout and "4/4" in res.stdout and "selesai" in res.stdout
     assert run("alerts", "progress", "999", db_url=url, cwd=tmp_path).returncode == 2
+
+
+def test_replay_petabencana_feeds_the_intake_once(sqlite_dbs, tmp_path):
+    url = sqlite_dbs.fresh()
+    first = run("demo", "replay-petabencana", "--speed", "0", "--limit", "25", db_url=url, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "PetaBencana.id" in first.stdout and "25 laporan baru" in first.stdout
+    again = run("demo", "replay-petabencana", "--speed", "0", "--limit", "25", db_url=url, cwd=tmp_path)
+    assert "0 laporan baru" in again.stdout
+    with make_engine(url).connect() as c:
+        rows = c.execute(sa.text("SELECT source, hazard, processing, lat FROM reports")).all()
+    assert len(rows) == 25 and all(r == ("api", "banjir", "pending", r[3]) and r[3] < 0 for r in rows)

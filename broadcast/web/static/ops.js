@@ -10,10 +10,16 @@
   var map = L.map(el).setView([-6.2, 106.85], 11);
   var reportLayer = L.layerGroup().addTo(map), incidentLayer = L.layerGroup().addTo(map);
   var reports = {}, incidents = {}, fitted = false, fresh = 0;
-  fetch(el.dataset.outlines).then(function (r) { return r.json(); }).then(function (d) {
-    L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
-                  onEachFeature: function (f, l) { l.bindTooltip(f.properties.nama); }}).addTo(map);
-  }).catch(function () {});
+  var outlined = false;
+  function outlines() {
+    fetch(el.dataset.outlines).then(function (r) { return r.json(); }).then(function (d) {
+      if (outlined || !d.features.length) { return; }
+      outlined = true;
+      L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
+                    onEachFeature: function (f, l) { l.bindTooltip(f.properties.nama); }}).addTo(map);
+    }).catch(function () {});
+  }
+  outlines();
   function esc(s) { var d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
   function matches(r) {
     return (!filt.hazard || r.hazard === filt.hazard) && (!filt.source || r.source === filt.source) &&
@@ -36,7 +42,16 @@
     c.bindTooltip("#" + i.id + " " + esc(i.hazard) + " · " + i.report_count + " laporan");
     c.addTo(incidentLayer); incidents[i.id] = c;
     var row = document.querySelector("tr[data-incident='" + i.id + "']");
-    if (row) { row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = i.state; }
+    if (!row) {
+      var tbody = document.querySelector("#incidents tbody"), empty = tbody.querySelector("tr.empty");
+      if (empty) { empty.remove(); }
+      row = document.createElement("tr");
+      row.setAttribute("data-incident", i.id);
+      row.innerHTML = "<td>" + i.id + "</td><td>" + esc(i.hazard) + "</td><td class='count'></td><td>" +
+        esc(i.representative_text.slice(0, 140)) + "</td><td class='state'></td><td></td>";
+      tbody.insertBefore(row, tbody.firstChild);
+    }
+    row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = i.state;
   }
   function addRow(r) {
     if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
@@ -66,6 +81,8 @@
     var r = JSON.parse(e.data);
     if (!reports[r.id] && !document.querySelector("tr[data-report='" + r.id + "']")) { fresh += 1; counter.textContent = fresh; }
     drawReport(r); addRow(r);
+    if (!outlined && r.lat != null) { outlines(); }
+    if (!fitted && r.lat != null) { map.setView([r.lat, r.lon], 13); fitted = true; }
   });
   source.addEventListener("incident", function (e) { drawIncident(JSON.parse(e.data)); });
   document.addEventListener("click", function (e) {
