@@ -195,6 +195,11 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     assert len(replies) == 1 and replies[0].kind == "clarified" and replies[0].channel == "sms"
     assert "KLARIFIKASI" in replies[0].text and "/klarifikasi/" in replies[0].text
     assert trust.cluster_hoaxes(session)[0].size == 1  # the clarified group left the open list
+    with pytest.raises(trust.InvalidHoax):  # a link only to an issued alert
+        draft = alerts.create_alert(session, data=AlertCreate(**alert_payload()), author=team["operator"], sender="s")
+        trust.publish_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
+                                    actor_id=team["analyst"].id, alert_id=draft.id)
+    session.rollback()
 
     sent = trust.send_reply(session, reply_id=replies[0].id, channels={"sms": Outbox(SmsRenderer())})
     assert sent.state == "sent" and sent.provider_id
