@@ -96,7 +96,7 @@ def test_every_message_carries_the_alert_code_within_its_budget(session, team):
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{6}", alert.verify_code)
     data = alerts.to_alert_data(alert, public_base_url=BASE)
     for preview in SmsRenderer().preview(data):
-        assert preview.text.endswith(f"Kode: {alert.verify_code}")
+        assert preview.text.endswith(f"Kode: {alert.verify_code} Info: {BASE}/p/{alert.id}")  # the link stays last
         assert preview.details["segments"] <= 1 and preview.details["fits"]
     posts = XRenderer().render_thread(data, "id-ID")
     assert f"Kode: {alert.verify_code} Cek: {BASE}/cek" in posts[0].text
