@@ -175,6 +175,7 @@ def hoax_clarify(
     body_id: Annotated[str, Form(max_length=5000)],
     title_en: Annotated[str, Form(max_length=200)] = "",
     body_en: Annotated[str, Form(max_length=5000)] = "",
+    alert_id: Annotated[int | None, Form()] = None,
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Publish a clarification for a group of forwarded fakes and reply by SMS to everyone who sent one.
@@ -192,6 +193,7 @@ def hoax_clarify(
         title_en=title_en,
         body_en=body_en,
         actor_id=user.id,
+        alert_id=alert_id,
         public_base_url=_base(settings),
     )
     session.commit()

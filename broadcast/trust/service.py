@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcast.alerts.models import Alert
 from broadcast.audit import service as audit
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
@@ -24,7 +25,7 @@ from broadcast.reports.models import Report
 from broadcast.subscribers.models import Subscriber
 from broadcast.trust import codes
 from broadcast.trust.models import HoaxClarification, HoaxReport, ReplyContact, TrustReply
-from broadcast.trust.verify import normalise_text
+from broadcast.trust.verify import normalise_text, state_of
 from channels.base import Channel, OutboundMessage, Outcome, send_one_safely
 from templates import message_env
 
@@ -213,12 +214,17 @@ def publish_clarification(
     public_base_url: str = "",
 ) -> tuple[HoaxClarification, list[TrustReply]]:
     """Publish a public "klarifikasi" page for these forwarded texts (and every text of their cluster) and queue one
-    SMS reply to each sender who can still be reached. Returns the page and the queued replies.
+    SMS reply to each sender who can still be reached; `alert_id` links an issued alert (e.g. the Update that
+    corrects the rumour, made through the normal approval). Returns the page and the queued replies.
 
     Raises: HoaxNotFound, InvalidHoax.
     """
     if not title_id.strip() or not body_id.strip():
         raise InvalidHoax("Judul dan isi klarifikasi wajib diisi / title and text are required")
+    if alert_id is not None:
+        linked = session.get(Alert, alert_id)
+        if linked is None or state_of(linked) is None:
+            raise InvalidHoax(f"Peringatan {alert_id} belum terbit / alert {alert_id} is not issued")
     chosen = [get_hoax(session, hoax_id=i) for i in hoax_ids]
     if not chosen:
         raise InvalidHoax("Pilih minimal satu laporan hoaks / choose at least one hoax report")

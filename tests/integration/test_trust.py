@@ -96,7 +96,7 @@ def test_every_message_carries_the_alert_code_within_its_budget(session, team):
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{6}", alert.verify_code)
     data = alerts.to_alert_data(alert, public_base_url=BASE)
     for preview in SmsRenderer().preview(data):
-        assert preview.text.endswith(f"Kode: {alert.verify_code}")
+        assert preview.text.endswith(f"Kode: {alert.verify_code} Info: {BASE}/p/{alert.id}")  # the link stays last
         assert preview.details["segments"] <= 1 and preview.details["fits"]
     posts = XRenderer().render_thread(data, "id-ID")
     assert f"Kode: {alert.verify_code} Cek: {BASE}/cek" in posts[0].text
@@ -195,6 +195,11 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     assert len(replies) == 1 and replies[0].kind == "clarified" and replies[0].channel == "sms"
     assert "KLARIFIKASI" in replies[0].text and "/klarifikasi/" in replies[0].text
     assert trust.cluster_hoaxes(session)[0].size == 1  # the clarified group left the open list
+    with pytest.raises(trust.InvalidHoax):  # a link only to an issued alert
+        draft = alerts.create_alert(session, data=AlertCreate(**alert_payload()), author=team["operator"], sender="s")
+        trust.publish_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
+                                    actor_id=team["analyst"].id, alert_id=draft.id)
+    session.rollback()
 
     sent = trust.send_reply(session, reply_id=replies[0].id, channels={"sms": Outbox(SmsRenderer())})
     assert sent.state == "sent" and sent.provider_id

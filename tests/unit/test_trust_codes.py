@@ -57,7 +57,7 @@ def _alert(**info_overrides):
 def test_the_code_survives_shortening_and_the_text_fits_the_budget(budget):
     alert = replace(_alert(), sms_max_segments=budget)
     text = SmsRenderer().marked_text(alert, "id")
-    assert text.startswith("[LATIHAN]") and text.endswith("Info: https://peringatan.example.id/p/7 Kode: 7KQ2MX")
+    assert text.startswith("[LATIHAN]") and text.endswith("Kode: 7KQ2MX Info: https://peringatan.example.id/p/7")
     assert sms_segments(text).segments <= budget
     without = SmsRenderer().marked_text(replace(alert, verify_code=None), "id")
     assert "Kode" not in without
