@@ -552,6 +552,9 @@ def enrich(session: Session, *, report_id: int, within: str | None = None) -> Re
 # Triage
 
 
+REPLIES_TO_SEND = "reports.replies_to_send"
+
+
 def set_state(session: Session, *, report_id: int, state: str, actor_id: int | None, note: str | None = None) -> Report:
     """Move a report through triage (new → verified / dismissed / actioned), audited. The one place a report's
     state changes, so follow-ups (e.g. replying to the reporter) hook in here.
@@ -577,8 +580,21 @@ def set_state(session: Session, *, report_id: int, state: str, actor_id: int | N
         before=before,
         after={"state": report.state, "notes": report.notes},
     )
+    if state in ("verified", "actioned"):
+        # Close the loop: the citizen hears back on the channel the report came from (opt-outs respected).
+        from broadcast.trust import service as trust
+
+        reply = trust.notify_reporter(session, report, state)
+        if reply is not None:
+            session.flush()
+            session.info.setdefault(REPLIES_TO_SEND, []).append(reply.id)
     session.flush()
     return report
+
+
+def take_replies_to_send(session: Session) -> list[int]:
+    """Ids of replies to reporters queued in this session's transaction; call after commit to send them."""
+    return session.info.pop(REPLIES_TO_SEND, [])
 
 
 def update_triage(

@@ -113,18 +113,28 @@ def _first_audit(session: Session, actions: Iterable[str] | None = None) -> dict
     return {sid: at for sid, at in session.execute(stmt.group_by(AuditEntry.subject_id)) if sid is not None}
 
 
-# Audit actions that mean "someone responded to this report" (the triage pipeline records them).
-RESPONSE_ACTIONS = ("report.actioned", "report.action", "report.respond", "report.resolve")
+def _first_actioned(session: Session) -> dict[int, datetime]:
+    """When each report was first moved to `actioned` (reports.service.set_state audits every move)."""
+    stmt = (
+        select(AuditEntry.subject_id, AuditEntry.at, AuditEntry.after)
+        .where(AuditEntry.subject_type == "report", AuditEntry.action == "report.state")
+        .order_by(AuditEntry.id)
+    )
+    first: dict[int, datetime] = {}
+    for sid, at, after in session.execute(stmt):
+        if sid is not None and isinstance(after, dict) and after.get("state") == "actioned":
+            first.setdefault(sid, at)
+    return first
 
 
 def report_timings(session: Session) -> list[Row]:
     """Median minutes from a citizen report to its first triage step and to a response, per month received.
 
-    Triage is the first audited step on the report; a response is an audited action/resolution or the reply
+    Triage is the first audited step on the report; a response is its first move to `actioned` or the reply
     telling the citizen it was acted on.
     """
     triaged = _first_audit(session)
-    responded = _first_audit(session, RESPONSE_ACTIONS)
+    responded = _first_actioned(session)
     replies = select(TrustReply.subject, func.min(TrustReply.created_at)).where(TrustReply.kind == "actioned")
     for subject, at in session.execute(replies.group_by(TrustReply.subject)):
         rid = int(subject.split(":", 1)[1]) if subject.startswith("report:") else None

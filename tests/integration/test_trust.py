@@ -431,3 +431,31 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
     session.expire_all()
     row = session.get(TrustReply, reply.id)
     assert row.state == "sent" and row.provider_id == f"outbox-sms-reply-{reply.id}"
+
+
+def test_triage_replies_to_the_reporter_once_and_times_the_response(session, team):
+    """Verifying or acting on a report through reports.set_state queues one reply each on its channel; a report
+    from someone who stopped gets none; the open data's response time is the first move to `actioned`."""
+    sms(session, "LAPOR banjir sepinggang di Kel. Kampung Melayu", sid="SM" + "a" * 32)
+    sms(session, "LAPOR pohon tumbang", sid="SM" + "b" * 32, sender=OTHER)
+    sms(session, "STOP", sid="SM" + "c" * 32, sender=OTHER)
+    session.flush()
+    mine = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
+    theirs = reports.find_report(session, source="sms", external_id="SM" + "b" * 32)
+    analyst = team["approver"].id
+
+    reports.set_state(session, report_id=mine.id, state="verified", actor_id=analyst)
+    reports.set_state(session, report_id=mine.id, state="actioned", actor_id=analyst)
+    reports.set_state(session, report_id=theirs.id, state="verified", actor_id=analyst)
+    queued = reports.take_replies_to_send(session)
+    session.commit()
+
+    replies = session.scalars(sa.select(TrustReply).order_by(TrustReply.id)).all()
+    assert [(r.kind, r.subject, r.channel) for r in replies] == [
+        ("verified", f"report:{mine.id}", "sms"),
+        ("actioned", f"report:{mine.id}", "sms"),
+    ]
+    assert queued == [r.id for r in replies]
+    assert reports.take_replies_to_send(session) == []
+    actioned = transparency._first_actioned(session)
+    assert set(actioned) == {mine.id}
