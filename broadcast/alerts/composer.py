@@ -20,6 +20,7 @@ from broadcast.alerts import cap, reach, rules, service
 from broadcast.alerts.models import Alert, AlertState
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.errors import Invalid, NotFound
+from broadcast.trust import codes
 from broadcast.users.models import User
 from channels.base import STATUS_MARKS, status_mark
 from channels.registry import RENDERERS
@@ -182,6 +183,8 @@ def draft_alert(session: Session, *, data: AlertCreate, author: User, sender: st
         origin="console",
         infos=infos,
         areas=areas,
+        # A code of the real length and alphabet (the stored one is drawn on insert), so SMS segments match.
+        verify_code=codes.new_code(),
     )
     for obj in (alert, *infos, *areas):
         _apply_defaults(obj)

@@ -199,6 +199,8 @@ class AlertRead(BaseModel):
     note: str | None
     origin: str
     state: str
+    # The code every SMS and post of this alert carries; anyone can check it at /cek.
+    verify_code: str | None = None
     channels: list[str]
     author_id: int
     approver_id: int | None

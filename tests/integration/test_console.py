@@ -3,6 +3,7 @@ and the console pages; bad input gets a 4xx and stores nothing."""
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -63,6 +64,8 @@ def test_draft_preview_uses_the_channel_renderers_and_stores_nothing(client, eng
 
     assert sms["id-ID"]["segments"] == sms_segments(sms["id-ID"]["text"]).segments >= 1
     assert sms["id-ID"]["encoding"] == str(sms_segments(sms["id-ID"]["text"]).encoding) == "GSM-7"
+    # The verification code every sent SMS carries is in the preview too (same length), so segments match.
+    assert re.search(r"Kode: [0-9A-Z]{6} ", sms["id-ID"]["text"])
     posts = body["channels"]["social"]
     assert posts and all(p["weighted_length"] <= p["max_weighted_length"] for p in posts)
     assert body["cap_xml"].startswith("<?xml") and "<status>Exercise</status>" in body["cap_xml"]
@@ -78,6 +81,8 @@ def test_stored_preview_and_confirm_sentence_for_actual(client):
     assert body["confirm"]["id"] == f"Kirim PERINGATAN NYATA ke {body['recipients']} penerima?"
     assert body["recipients"] == 4
     assert "LATIHAN" not in body["channels"]["sms"][0]["text"]
+    code = client.get(f"/api/v1/alerts/{alert_id}", headers=op).json()["verify_code"]
+    assert code and f"Kode: {code} " in body["channels"]["sms"][0]["text"]
 
 
 def test_confirm_sentence_uses_indonesian_thousands():
