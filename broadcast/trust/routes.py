@@ -9,17 +9,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
 from broadcast.db import utcnow
-from broadcast.errors import BroadcastError, Forbidden, NotFound
+from broadcast.errors import BroadcastError, Forbidden, NotFound, TooManyRequests
 from broadcast.settings import Settings
 from broadcast.trust import service, transparency, verify
 from broadcast.trust.wiring import cap_keypair, reply_renderers
 from broadcast.users.models import Role, User
+from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.render import render_page
 
 router = APIRouter(tags=["trust"])
 staff_router = APIRouter(tags=["trust (staff)"])
 
 Lang = Annotated[Literal["id", "en"], Query(description="id (default) or en")]
+# Pasted-text checks per IP per window (shared carrier IPs are common, so generous; each check costs a lookup).
+CHECK_TEXTS_PER_IP = 60
 OPS_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST})
 
 
@@ -57,6 +60,22 @@ def check_submit(
     found, check = None, None
     renderers = reply_renderers(settings)
     if teks.strip():
+        # Matching a pasted text renders every issued message once; a generous per-IP limit keeps it cheap
+        # (many citizens share one carrier IP, so it is far above what one person needs).
+        try:
+            check_rate(settings, ip=client_ip(request), phone_hash=None, scope="cek", per_ip=CHECK_TEXTS_PER_IP)
+        except TooManyRequests as exc:
+            return render_page(
+                request,
+                "cek.html",
+                lang=lang,
+                code=kode,
+                text=teks,
+                found=None,
+                check=None,
+                error=str(exc),
+                status_code=429,
+            )
         check = verify.check_text(session, text=teks, public_base_url=_base(settings), renderers=renderers)
     elif kode.strip():
         found = verify.find_by_code(session, code=kode, public_base_url=_base(settings), renderers=renderers)
@@ -67,10 +86,17 @@ def check_submit(
 def hoax_submit(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     teks: Annotated[str, Form(max_length=service.MAX_HOAX_CHARS)],
     lang: Annotated[Literal["id", "en"], Form()] = "id",
 ) -> HTMLResponse:
     """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept)."""
+    try:
+        check_rate(settings, ip=client_ip(request), phone_hash=None, scope="hoaks")
+    except TooManyRequests as exc:
+        return render_page(
+            request, "cek.html", lang=lang, code="", text=teks, found=None, check=None, error=str(exc), status_code=429
+        )
     hoax = service.store_hoax(session, source="web", text=teks, language=lang)
     session.commit()
     return render_page(request, "hoaks_terima.html", lang=lang, reference=hoax.id)

@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-import redis
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from shapely.geometry import mapping
@@ -25,6 +24,7 @@ from broadcast.reports.routes import FilterDep, report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
+from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.render import render_page
 from geo import boundaries, gazetteer
 
@@ -72,39 +72,6 @@ def check_form_token(settings: Settings, token: str, *, now: float | None = None
         raise FormRejected("Terlalu cepat, periksa isian lalu kirim lagi / sent too fast, check and send again")
     if age > FORM_MAX_AGE_S:
         raise FormRejected("Formulir kedaluwarsa, muat ulang halaman / form expired, reload the page")
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def check_rate(settings: Settings, *, ip: str, phone_hash: str | None) -> None:
-    """Per-IP and per-phone limits over a fixed window in Redis; if Redis is down the report is still taken.
-
-    Raises: TooManyRequests.
-    """
-    window = settings.report_limit_window_s
-    keys = [(f"lapor:ip:{ip}", settings.report_limit_per_ip)]
-    if phone_hash:
-        keys.append((f"lapor:phone:{phone_hash[:32]}", settings.report_limit_per_phone))
-    try:
-        client = redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2)
-        pipe = client.pipeline()
-        for key, _ in keys:
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-        counts = pipe.execute()[::2]
-    except (redis.RedisError, OSError) as exc:
-        log.warning("report form rate limit unavailable, report accepted: %s", exc)
-        return
-    for (key, limit), count in zip(keys, counts, strict=True):
-        if int(count) > limit:
-            what = "nomor ini / this number" if ":phone:" in key else "alamat ini / this address"
-            raise TooManyRequests(
-                f"Terlalu banyak laporan dari {what}; coba lagi dalam {window // 60} menit / "
-                f"too many reports, try again in {window // 60} minutes",
-                retry_after_s=window,
-            )
 
 
 async def _save_photo(settings: Settings, photo: UploadFile) -> str:
@@ -179,7 +146,7 @@ async def report_submit(
         except ValueError as exc:
             raise FormRejected("Koordinat tidak valid / invalid coordinates") from exc
         service.check_coordinates(lat_f, lon_f)
-        ip = _client_ip(request)
+        ip = client_ip(request)
         author = service.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
         check_rate(settings, ip=ip, phone_hash=author if phone_e164 else None)
         media = [await _save_photo(settings, photo)] if photo is not None and photo.filename else []

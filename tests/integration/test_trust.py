@@ -77,7 +77,7 @@ def team(session):
 
 
 @pytest.fixture
-def client(db_url, team, tmp_path):
+def client(db_url, team, tmp_path, redis_url):
     settings = Settings(
         environment="test", database_url=db_url, secret_key="k" * 20, public_base_url=BASE, data_dir=tmp_path
     )
@@ -459,3 +459,18 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
     assert reports.take_replies_to_send(session) == []
     actioned = transparency._first_actioned(session)
     assert set(actioned) == {mine.id}
+
+
+def test_public_hoax_form_and_text_check_are_rate_limited_per_ip(client, session):
+    """The anonymous forms cannot be used to flood the hoax queue or burn CPU: past the per-IP limit a 429 page
+    says so and nothing more is stored."""
+    from broadcast.trust.routes import CHECK_TEXTS_PER_IP
+
+    limit = Settings().report_limit_per_ip
+    codes = [client.post("/lapor-hoaks", data={"teks": f"Hoaks nomor {i}"}).status_code for i in range(limit + 2)]
+    assert codes == [200] * limit + [429, 429]
+    assert session.scalar(sa.select(sa.func.count()).select_from(HoaxReport)) == limit
+    refused = client.post("/lapor-hoaks", data={"teks": "satu lagi"})
+    assert "Terlalu banyak" in refused.text
+    checks = [client.post("/cek", data={"teks": f"pesan {i}"}).status_code for i in range(CHECK_TEXTS_PER_IP + 1)]
+    assert checks.count(429) == 1 and checks[-1] == 429
