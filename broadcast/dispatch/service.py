@@ -642,8 +642,10 @@ def progress(session: Session, *, alert_id: int) -> list[ChannelProgress]:
 
 
 def is_settled(session: Session, *, alert_id: int, rows: list[ChannelProgress]) -> bool:
-    """True once the alert was planned and no delivery is still pending or being sent."""
+    """True once the alert was planned in full and no delivery is still pending or being sent."""
     alert = alerts.get_alert(session, alert_id=alert_id)
     if alert.state in (AlertState.DRAFT.value, AlertState.SUBMITTED.value, AlertState.APPROVED.value):
         return False
+    if alert.planned_at is None and alerts.is_live(alert):
+        return False  # rows are still being written: the first chunks may all be done before the rest exist
     return all(r.finished == r.total for r in rows)
