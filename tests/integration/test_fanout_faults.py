@@ -85,6 +85,7 @@ class Rig:
         self.fake = subprocess.Popen(
             [sys.executable, "-c", FAKE_SCRIPT.format(root=str(ROOT), failures=json.dumps(failures or []))],
             stdout=subprocess.PIPE,
+            stderr=(tmp / "fake-twilio.log").open("wb"),  # a killed worker's sockets reset: noise, not failures
             start_new_session=True,
         )
         assert self.fake.stdout is not None
