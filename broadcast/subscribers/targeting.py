@@ -147,9 +147,7 @@ def load_subscribers(session: Session, *, chunk_size: int = LOAD_CHUNK) -> Subsc
     return _build([_arrays(part) for part in session.execute(stmt).partitions(chunk_size)])
 
 
-def iter_subscribers(
-    session: Session, *, first: int = 2_000, chunk_size: int = LOAD_CHUNK
-) -> Iterator[SubscriberArrays]:
+def iter_subscribers(session: Session, *, first: int = 500, chunk_size: int = LOAD_CHUNK) -> Iterator[SubscriberArrays]:
     """Every active subscriber in ascending id order, as separate SubscriberArrays of at most `chunk_size`
     (the first of at most `first`, so a fan-out can start at once). Keyset pages: the caller may commit
     between them."""

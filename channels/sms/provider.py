@@ -397,6 +397,13 @@ class TwilioSms(Channel):
 
         return list(await asyncio.gather(*(one(m) for m in messages)))
 
+    def prepare(self) -> None:
+        """Import the SDK's lazily loaded message API and build this process's async client now, so the first
+        batch does not pay for it."""
+        if self._client is not None:
+            self._client.api.v2010.account.messages  # noqa: B018 - the property imports the modules
+            self._event_loop().run_until_complete(self._async_client())
+
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         # One loop (and one aiohttp connection pool) per process, built lazily: a Celery prefork child must not
         # inherit its parent's sockets.
