@@ -1,7 +1,7 @@
 """Must-show faults of the fan-out, each with real processes: `broadcast worker` and `broadcast beat` as
 subprocesses, PostgreSQL, Redis, and the fake Twilio in its own process, reached through the real twilio SDK.
 
-- kill -9 of the worker in the middle of a fan-out (BROADCAST_FAULT_RECIPIENTS, default 10,000), then a new
+- kill -9 of the worker in the middle of a fan-out (BROADCAST_FAULT_RECIPIENTS, default 20,000), then a new
   worker: every recipient exactly one message; rows left in doubt are reconciled against the fake's message list;
 - Redis killed and restarted (no persistence: every queued task is lost) mid-fan-out: completes, no duplicates;
 - 429, then 500, then success: retried with growing backoff, one message in the end;
@@ -40,7 +40,7 @@ from tests.factories import alert_payload, make_team
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-KILL_RECIPIENTS = int(os.environ.get("BROADCAST_FAULT_RECIPIENTS", "10000"))  # 20,000 in a manual run: see README
+KILL_RECIPIENTS = int(os.environ.get("BROADCAST_FAULT_RECIPIENTS", "20000"))
 WORKERS = 2
 LEASE_S = 15  # longer than any batch takes here, so only a dead worker's rows are ever taken over
 FINAL = ("sent", "delivered", "undelivered", "failed", "skipped")
