@@ -223,11 +223,15 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
         headers = dict(headers or {})
         if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
             headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+        body: bytes | None = None
+        if data:  # encoded like the synchronous client (lists repeat the key); aiohttp's FormData costs more CPU
+            body = urlencode(data, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         self.log_request({"method": method, "url": url})
         # Without a per-request timeout the session's own applies (None would mean no timeout at all).
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
         async with self.session.request(
-            method.upper(), url, params=params, data=data, headers=headers, allow_redirects=allow_redirects, **extra
+            method.upper(), url, params=params, data=body, headers=headers, allow_redirects=allow_redirects, **extra
         ) as raw:
             response = Response(raw.status, await raw.text(), raw.headers)
         self.log_response(response.status_code, response)
