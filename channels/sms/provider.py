@@ -7,6 +7,7 @@ delivery with backoff) and a permanent one raises `MessageRejected` (the deliver
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import logging
 import os
@@ -222,7 +223,7 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
             url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
         headers = dict(headers or {})
         if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
-            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         body: bytes | None = None
         if data:  # encoded like the synchronous client (lists repeat the key); aiohttp's FormData costs more CPU
             body = urlencode(data, doseq=True).encode()
