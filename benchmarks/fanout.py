@@ -79,6 +79,21 @@ def start_fake() -> tuple[subprocess.Popen[str], str, str, str]:
     return proc, url, sid, token
 
 
+def wait_ready(broker: str, timeout: float = 120.0) -> None:
+    """Until a worker answers a ping (its pool has started), then a moment for the pool processes to connect."""
+    from celery import Celery
+
+    app = Celery(broker=broker)
+    deadline = time.monotonic() + timeout
+    try:
+        while not app.control.ping(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no worker answered")
+    finally:
+        app.close()
+    time.sleep(2)
+
+
 def stats(url: str) -> dict[str, object]:
     return httpx.get(f"{url}/_stats", timeout=60).json()
 
@@ -166,7 +181,7 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(6)  # let the worker connect
+        wait_ready(BROKER)
         from broadcast.alerts import service as alerts
         from broadcast.alerts.routes import enqueue_fanout
         from broadcast.alerts.schemas import AlertCreate
@@ -250,7 +265,7 @@ def run_naive(n: int, workers: int) -> dict[str, float]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(6)
+        wait_ready(BROKER)
         sys.path.insert(0, str(app_dir))
         os.environ.update({"NAIVE_BROKER": BROKER})
         import naive_app

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -81,9 +80,9 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
         return {channel: sorted(ids)} if ids else {}
 
     target = area_geo.target_of(alert)
-    matched: tuple[targeting.SubscriberArrays, np.ndarray] | None = None
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
+    targeted: list[str] = []  # personal channels that also reach fresh targeting results
     for channel in alert.channels:
         if RENDERERS[channel].audience is Audience.PUBLIC:
             row = {"alert_id": alert.id, "channel": channel, "recipient_key": "public", "language": public_lang}
@@ -113,28 +112,26 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
                 yield add(channel, rows)
             if alert.msg_type == MsgType.CANCEL:
                 continue
-        if matched is None:
-            subs = targeting.load_subscribers(session)
-            matched = subs, subs.match(targeting.TargetSpec(target.codes, target.drawn))
-        subs, ids = matched
-        # The first chunk is one batch: the first messages leave while the rest is still being written.
-        first = True
-        for part in subs.batches(subs.on_channel(ids, channel), batch_size=chunk):
-            rows = [
-                {
-                    "alert_id": alert.id,
-                    "channel": channel,
-                    "recipient_key": f"sub:{sid}",
-                    "subscriber_id": sid,
-                    "language": lang,
-                }
-                for sid, lang in part
-            ]
-            if first and len(rows) > planning.DEFAULT_BATCH:
-                yield add(channel, rows[: planning.DEFAULT_BATCH])
-                rows = rows[planning.DEFAULT_BATCH :]
-            first = False
-            yield add(channel, rows)
+        targeted.append(channel)
+    if targeted:
+        spec = targeting.TargetSpec(target.codes, target.drawn)
+        # Subscribers are read and matched page by page (a small first page): the first batches leave while
+        # later pages are still being read and written.
+        for subs in targeting.iter_subscribers(session, chunk_size=4 * chunk):
+            ids = subs.match(spec)
+            for channel in targeted:
+                for part in subs.batches(subs.on_channel(ids, channel), batch_size=chunk):
+                    rows = [
+                        {
+                            "alert_id": alert.id,
+                            "channel": channel,
+                            "recipient_key": f"sub:{sid}",
+                            "subscriber_id": sid,
+                            "language": lang,
+                        }
+                        for sid, lang in part
+                    ]
+                    yield add(channel, rows)
     pending = session.execute(
         select(Delivery.channel, Delivery.id)
         .where(Delivery.alert_id == alert.id, Delivery.state == DeliveryState.PENDING.value)
@@ -642,8 +639,10 @@ def progress(session: Session, *, alert_id: int) -> list[ChannelProgress]:
 
 
 def is_settled(session: Session, *, alert_id: int, rows: list[ChannelProgress]) -> bool:
-    """True once the alert was planned and no delivery is still pending or being sent."""
+    """True once the alert was planned in full and no delivery is still pending or being sent."""
     alert = alerts.get_alert(session, alert_id=alert_id)
     if alert.state in (AlertState.DRAFT.value, AlertState.SUBMITTED.value, AlertState.APPROVED.value):
         return False
+    if alert.planned_at is None and alerts.is_live(alert):
+        return False  # rows are still being written: the first chunks may all be done before the rest exist
     return all(r.finished == r.total for r in rows)

@@ -46,12 +46,16 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Connect this process to the database and Redis (called once per pool process at start)."""
+    """Connect this process to the database, Redis and the providers' clients (once per pool process at start)."""
     engine = _engine()
     engine.dispose(close=False)  # connections inherited from the parent process are not ours to use
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     rate_limiter().ping()
+    for channel in active_channels().values():
+        prepare = getattr(channel, "prepare", None)  # optional: adapters with connections to open
+        if callable(prepare):
+            prepare()
 
 
 @celery.task(name="dispatch.fanout_alert", bind=True, acks_late=True, max_retries=10)

@@ -100,48 +100,66 @@ class SubscriberArrays:
             yield list(zip(self.ids[part].tolist(), self.languages[part].tolist(), strict=True))
 
 
-def load_subscribers(session: Session, *, chunk_size: int = LOAD_CHUNK) -> SubscriberArrays:
-    """Every active subscriber, read in chunks of plain rows into numpy arrays."""
-    stmt = (
-        select(
-            Subscriber.id,
-            Subscriber.lon,
-            Subscriber.lat,
-            Subscriber.admin_code,
-            Subscriber.language,
-            Subscriber.channels,
-        )
-        .where(Subscriber.active.is_(True))
-        .order_by(Subscriber.id)
-        .execution_options(yield_per=chunk_size)
-    )
-    ids: list[np.ndarray] = []
-    lon: list[np.ndarray] = []
-    lat: list[np.ndarray] = []
-    codes: list[np.ndarray] = []
-    langs: list[np.ndarray] = []
-    chans: dict[str, list[np.ndarray]] = {c: [] for c in PERSONAL_CHANNELS}
-    for part in session.execute(stmt).partitions(chunk_size):
-        cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
-        ids.append(np.asarray(cid, dtype=np.int64))
-        lon.append(np.array([np.nan if v is None else v for v in clon], dtype=np.float64))
-        lat.append(np.array([np.nan if v is None else v for v in clat], dtype=np.float64))
-        codes.append(np.array([c or "" for c in ccode], dtype="U13"))
-        langs.append(np.array(clang, dtype="U8"))
-        for name in PERSONAL_CHANNELS:
-            chans[name].append(np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan)))
+def _active_columns():  # type: ignore[no-untyped-def]
+    return select(
+        Subscriber.id,
+        Subscriber.lon,
+        Subscriber.lat,
+        Subscriber.admin_code,
+        Subscriber.language,
+        Subscriber.channels,
+    ).where(Subscriber.active.is_(True))
 
-    def cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+
+def _arrays(part: Sequence[Sequence[object]]) -> tuple[np.ndarray, ...]:
+    cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
+    chans = tuple(
+        np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan))  # type: ignore[operator]
+        for name in PERSONAL_CHANNELS
+    )
+    return (
+        np.asarray(cid, dtype=np.int64),
+        np.array([np.nan if v is None else v for v in clon], dtype=np.float64),
+        np.array([np.nan if v is None else v for v in clat], dtype=np.float64),
+        np.array([c or "" for c in ccode], dtype="U13"),
+        np.array(clang, dtype="U8"),
+        *chans,
+    )
+
+
+def _build(columns: list[tuple[np.ndarray, ...]]) -> SubscriberArrays:
+    def cat(i: int, dtype: str) -> np.ndarray:
+        return np.concatenate([c[i] for c in columns]) if columns else np.array([], dtype=dtype)
 
     return SubscriberArrays(
-        cat(ids, "int64"),
-        cat(lon, "float64"),
-        cat(lat, "float64"),
-        cat(codes, "U13"),
-        cat(langs, "U8"),
-        {name: cat(parts, "bool") for name, parts in chans.items()},
+        cat(0, "int64"),
+        cat(1, "float64"),
+        cat(2, "float64"),
+        cat(3, "U13"),
+        cat(4, "U8"),
+        {name: cat(5 + i, "bool") for i, name in enumerate(PERSONAL_CHANNELS)},
     )
+
+
+def load_subscribers(session: Session, *, chunk_size: int = LOAD_CHUNK) -> SubscriberArrays:
+    """Every active subscriber, read in chunks of plain rows into numpy arrays."""
+    stmt = _active_columns().order_by(Subscriber.id).execution_options(yield_per=chunk_size)
+    return _build([_arrays(part) for part in session.execute(stmt).partitions(chunk_size)])
+
+
+def iter_subscribers(session: Session, *, first: int = 500, chunk_size: int = LOAD_CHUNK) -> Iterator[SubscriberArrays]:
+    """Every active subscriber in ascending id order, as separate SubscriberArrays of at most `chunk_size`
+    (the first of at most `first`, so a fan-out can start at once). Keyset pages: the caller may commit
+    between them."""
+    last, size = -1, first
+    while True:
+        rows = session.execute(_active_columns().where(Subscriber.id > last).order_by(Subscriber.id).limit(size)).all()
+        if not rows:
+            return
+        yield _build([_arrays(rows)])
+        if len(rows) < size:
+            return
+        last, size = rows[-1][0], chunk_size
 
 
 def count_per_channel(subs: SubscriberArrays, target: TargetSpec) -> dict[str, int]:

@@ -7,6 +7,7 @@ delivery with backoff) and a permanent one raises `MessageRejected` (the deliver
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import logging
 import os
@@ -222,12 +223,16 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
             url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
         headers = dict(headers or {})
         if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
-            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        body: bytes | None = None
+        if data:  # encoded like the synchronous client (lists repeat the key); aiohttp's FormData costs more CPU
+            body = urlencode(data, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         self.log_request({"method": method, "url": url})
         # Without a per-request timeout the session's own applies (None would mean no timeout at all).
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
         async with self.session.request(
-            method.upper(), url, params=params, data=data, headers=headers, allow_redirects=allow_redirects, **extra
+            method.upper(), url, params=params, data=body, headers=headers, allow_redirects=allow_redirects, **extra
         ) as raw:
             response = Response(raw.status, await raw.text(), raw.headers)
         self.log_response(response.status_code, response)
@@ -396,6 +401,13 @@ class TwilioSms(Channel):
                 return SendResult(message.reference, Outcome.SENT, provider_id=str(sent.sid))
 
         return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    def prepare(self) -> None:
+        """Import the SDK's lazily loaded message API and build this process's async client now, so the first
+        batch does not pay for it."""
+        if self._client is not None:
+            self._client.api.v2010.account.messages  # noqa: B018 - the property imports the modules
+            self._event_loop().run_until_complete(self._async_client())
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         # One loop (and one aiohttp connection pool) per process, built lazily: a Celery prefork child must not

@@ -126,3 +126,12 @@ def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
     plan = service.sweep(session)
     session.commit()
     assert sorted(sum(plan.batches, [])) == sorted(planned["sms"])
+
+
+def test_subscriber_pages_cover_everyone_once_in_id_order(session, world):
+    from broadcast.subscribers import targeting
+
+    pages = list(targeting.iter_subscribers(session, first=1, chunk_size=2))
+    assert [p.size for p in pages[:2]] == [1, 2]
+    paged = [int(i) for p in pages for i in p.ids]
+    assert paged == [int(i) for i in targeting.load_subscribers(session).ids]
