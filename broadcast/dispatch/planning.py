@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 
 MAX_ATTEMPTS = 8
 DEFAULT_BATCH = 200
@@ -30,6 +31,12 @@ def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
 def backoff(retries: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> float:
     """Exponential backoff for the n-th retry, capped well under the broker's visibility timeout."""
     return float(min(cap_s, base_s * (2**retries)))
+
+
+def jittered(delay_s: float, *, spread: float = 0.25, rng: Callable[[], float] = random.random) -> float:
+    """`delay_s` stretched by up to `spread` at random, never shortened: retries of one failed burst (a 429 to
+    every worker at once) spread out instead of hitting the provider together again."""
+    return delay_s * (1.0 + spread * rng())
 
 
 def retry_countdown(retries: int, retry_after: float | None, *, cap_s: float = 3600.0) -> float:

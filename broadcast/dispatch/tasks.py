@@ -83,7 +83,7 @@ def fanout_alert(self: Task, alert_id: int) -> None:
             session.commit()
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
-        raise self.retry(exc=exc, countdown=planning.backoff(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
 
 
 @celery.task(name="dispatch.send_batch", bind=True, acks_late=True, max_retries=planning.MAX_ATTEMPTS)
@@ -111,7 +111,9 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
     with session_scope(engine) as session:
         retry_ids = service.record_results(session, sent=sent)
     if retry_ids:
-        countdown = planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
+        countdown = planning.jittered(
+            planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
+        )
         # Retries wait in the routine queue: first attempts of a cancel or a tsunami warning go ahead of them.
         raise self.retry(args=[retry_ids], countdown=countdown, queue=planning.ROUTINE_QUEUE)
 

@@ -54,3 +54,12 @@ def test_cancels_updates_and_extreme_immediate_warnings_jump_the_queue(msg_type,
     from broadcast.dispatch.planning import queue_for
 
     assert queue_for(msg_type=msg_type, severity=severity, urgency=urgency) == queue
+
+
+def test_retry_delays_are_jittered_upwards_only():
+    from broadcast.dispatch.planning import jittered
+
+    assert jittered(8.0, rng=lambda: 0.0) == 8.0
+    assert jittered(8.0, rng=lambda: 1.0) == 10.0
+    spread = {round(jittered(8.0), 6) for _ in range(50)}
+    assert len(spread) > 1 and all(8.0 <= d <= 10.0 for d in spread)
