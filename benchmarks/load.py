@@ -223,6 +223,7 @@ def run_locust(base: str, seeded: dict[str, object], *, users: int, seconds: flo
             "p99_ms": total.get_response_time_percentile(0.99) or 0,
         },
         "reports_sent": sent["reports"],
+        "reports_acknowledged": sent["acknowledged"],
     }
 
 
