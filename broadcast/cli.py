@@ -335,14 +335,44 @@ def alerts_progress(
 
 
 @app.command()
+def doctor(
+    worker_timeout: Annotated[float, typer.Option(help="seconds to wait for workers to answer a ping")] = 2.0,
+) -> None:
+    """Say what is wrong with this deployment (exit code 1 when anything is)."""
+    from pydantic import ValidationError
+
+    from broadcast.doctor import Level, diagnose
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        console.print("[red]FAIL[/red] settings: " + "; ".join(e["msg"] for e in exc.errors()))
+        raise typer.Exit(1) from exc
+    findings = diagnose(settings, worker_timeout_s=worker_timeout)
+    table = Table("check", "status", "detail", title=f"broadcast doctor ({settings.environment.value})")
+    colour = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red"}
+    for f in findings:
+        table.add_row(f.check, f"[{colour[f.level]}]{f.level.value.upper()}[/{colour[f.level]}]", f.detail)
+    console.print(table)
+    failed = [f for f in findings if f.level is Level.FAIL]
+    if failed:
+        console.print(f"[red]{len(failed)} masalah / problem(s)[/red]")
+        raise typer.Exit(1)
+    console.print("[green]Tidak ada masalah / nothing wrong found[/green]")
+
+
+@app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
     queues: Annotated[str, typer.Option(help="comma-separated queues, drained in this order")] = "critical,broadcast",
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker."""
+    from broadcast.logs import configure_logging, install_task_context
     from broadcast.worker import celery
 
+    configure_logging(get_settings())
+    install_task_context()
     celery.worker_main(
         [
             "worker",
@@ -357,8 +387,10 @@ def worker(
 @app.command()
 def beat(loglevel: str = "INFO") -> None:
     """Run Celery beat (the periodic sweep)."""
+    from broadcast.logs import configure_logging
     from broadcast.worker import celery
 
+    configure_logging(get_settings())
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir.resolve() / "celerybeat-schedule"

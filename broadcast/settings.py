@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     bmkg_poll_seconds: float = 300.0
     # How often beat reads mentions of the agency X accounts into reports (production with X configured).
     x_poll_seconds: float = 60.0
+    # "text" for people, "json" (one object per line, with alert_id) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Browser origins allowed to call the API cross-site; empty = CORS closed.
     cors_origins: list[str] = []
     # Failed sign-ins before an account / a client address is refused (429) until the window ends.

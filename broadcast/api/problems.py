@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from broadcast.errors import (
     BroadcastError,
@@ -165,6 +166,12 @@ async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "Nilai di luar jangkauan / a value is out of range", code="value-out-of-range")
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # The client hung up while sending its body: nothing to answer, and not a server fault.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return problem_response(400, "Klien memutus sambungan / client disconnected", code="client-disconnected")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     # This answer leaves through Starlette's outermost error middleware, past the security headers middleware.
@@ -184,6 +191,7 @@ def register(app: FastAPI) -> None:
     app.add_exception_handler(BroadcastError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

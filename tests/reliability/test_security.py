@@ -162,3 +162,23 @@ def test_passwords_are_argon2id(w, record):
         hashes = c.scalars(sa.select(User.password_hash)).all()
     assert hashes and all(h.startswith("$argon2id$") for h in hashes)
     record("security basics", "stored password hashes", "argon2id", ok=True, tries=len(hashes))
+
+
+def test_every_html_form_that_posts_carries_the_csrf_token(record):
+    """Forms in templates/pages that POST (other than sign-in, which has no session yet) send the CSRF field."""
+    import re
+    from pathlib import Path
+
+    pages = Path(__file__).resolve().parents[2] / "templates" / "pages"
+    missing = []
+    forms = 0
+    for page in sorted(pages.glob("*.html")):
+        for form in re.findall(r"<form\b[^>]*>.*?</form>", page.read_text(), flags=re.S | re.I):
+            if not re.search(r'method\s*=\s*"post"', form, flags=re.I) or 'action="/masuk"' in form:
+                continue
+            forms += 1
+            if 'name="csrf"' not in form:
+                missing.append(f"{page.name}: {form[:80]}")
+    record("security basics", "HTML forms that POST carry the CSRF token", f"{forms} forms checked",
+           ok=not missing, tries=max(forms, 1))
+    assert not missing, "forms without a CSRF field:\n" + "\n".join(missing)

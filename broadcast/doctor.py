@@ -1,0 +1,117 @@
+"""`broadcast doctor`: what is wrong with this deployment, one finding per check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from broadcast.settings import PLACEHOLDER_SECRET, Environment, Settings
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: Level
+    detail: str
+
+
+def _secrets(settings: Settings) -> list[Finding]:
+    production = settings.environment is Environment.PRODUCTION
+    secret = settings.secret_key.get_secret_value()
+    if secret in ("", PLACEHOLDER_SECRET) or len(secret) < 32:
+        level = Level.FAIL if production else Level.WARN
+        return [Finding("secret key", level, "BROADCAST_SECRET_KEY is the placeholder or shorter than 32 characters")]
+    return [Finding("secret key", Level.OK, "set")]
+
+
+def _channels(settings: Settings) -> list[Finding]:
+    out = []
+    production = settings.environment is Environment.PRODUCTION
+    credentials = {
+        "sms": "BROADCAST_TWILIO__ACCOUNT_SID and BROADCAST_TWILIO__AUTH_TOKEN",
+        "social": "BROADCAST_X__CONSUMER_KEY and an account's access token",
+    }
+    for channel in settings.enabled_channels:
+        mode = settings.channel_mode(channel)
+        if channel in credentials and production and mode != "live":
+            out.append(
+                Finding(
+                    f"channel {channel}",
+                    Level.FAIL,
+                    f"enabled but not configured: messages stay in the outbox (set {credentials[channel]})",
+                )
+            )
+        else:
+            out.append(Finding(f"channel {channel}", Level.OK, mode))
+    if production and "sms" in settings.enabled_channels and not settings.twilio_webhook_token:
+        out.append(
+            Finding("twilio webhooks", Level.FAIL, "no auth token: delivery callbacks and inbound SMS answer 503")
+        )
+    if production and not settings.public_base_url.startswith("https://"):
+        out.append(Finding("public URL", Level.FAIL, f"{settings.public_base_url} is not https"))
+    return out
+
+
+def _database(settings: Settings) -> list[Finding]:
+    from sqlalchemy import text
+
+    from broadcast import migrate
+    from broadcast.db import make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        pending = migrate.pending_revisions(engine)
+    except Exception as exc:
+        return [Finding("database", Level.FAIL, f"unreachable ({type(exc).__name__}: {str(exc)[:120]})")]
+    finally:
+        engine.dispose()
+    found = [Finding("database", Level.OK, engine.url.render_as_string(hide_password=True))]
+    if pending:
+        found.append(Finding("migrations", Level.FAIL, "pending: run 'broadcast db upgrade'"))
+    else:
+        found.append(Finding("migrations", Level.OK, "at head"))
+    return found
+
+
+def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
+    import redis
+
+    from broadcast.api.ops import check_workers, queue_depths
+
+    try:
+        redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        hint = " (the embedded broker runs only under 'broadcast serve')" if settings.embedded_broker else ""
+        return [
+            Finding("broker", Level.FAIL, f"unreachable ({type(exc).__name__}){hint}"),
+            Finding("workers", Level.FAIL, "cannot ask: broker unreachable"),
+        ]
+    depths = queue_depths(settings.resolved_redis_url)
+    found = [Finding("broker", Level.OK, "queues: " + ", ".join(f"{q}={n}" for q, n in depths.items()))]
+    try:
+        n = check_workers(settings.resolved_broker_url, timeout_s=worker_timeout_s)
+    except Exception as exc:
+        return [*found, Finding("workers", Level.FAIL, f"ping failed ({type(exc).__name__})")]
+    if n == 0:
+        found.append(Finding("workers", Level.FAIL, "no Celery worker answered: nothing will be sent"))
+    else:
+        found.append(Finding("workers", Level.OK, f"{n} answered"))
+    return found
+
+
+def diagnose(settings: Settings, *, worker_timeout_s: float = 2.0) -> list[Finding]:
+    """Every check of the deployment described by `settings`, in order; nothing is changed."""
+    return [
+        *_secrets(settings),
+        *_channels(settings),
+        *_database(settings),
+        *_broker(settings, worker_timeout_s=worker_timeout_s),
+    ]
