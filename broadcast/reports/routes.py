@@ -47,28 +47,32 @@ def _writer(request: Request, settings: Settings) -> IntakeWriter:
     return writer
 
 
+async def report_caller(request: Request) -> str:
+    """Who is posting a report: a partner by its X-API-Key, else signed-in staff. A dependency, so a caller
+    without either is refused (401) before the body is even read.
+
+    Raises: Unauthorized.
+    """
+    settings: Settings = request.app.state.settings
+    key = request.headers.get(API_KEY_HEADER)
+    if key is None:
+        return await run_in_threadpool(_staff_caller, request, settings)
+    for name, secret in settings.report_api_keys.items():
+        if hmac.compare_digest(key.encode(), secret.get_secret_value().encode()):
+            return f"partner:{name}"
+    raise Unauthorized("Kunci API tidak valid / invalid API key", code="invalid-api-key")
+
+
 @router.post("/reports", status_code=202)
-async def create_report(body: ReportCreate, request: Request) -> ReportAccepted:
+async def create_report(
+    body: ReportCreate, request: Request, caller: Annotated[str, Depends(report_caller)]
+) -> ReportAccepted:
     """Store a report from a partner (X-API-Key) or staff (token): raw first, committed before the answer, then
     enrichment is queued; the same external_id twice stores one. Async with no thread hop but the batched write.
 
     Raises: Unauthorized, InvalidReport, Unavailable (the database refused the write).
     """
     settings: Settings = request.app.state.settings
-    key = request.headers.get(API_KEY_HEADER)
-    if key is not None:
-        caller = next(
-            (
-                f"partner:{name}"
-                for name, secret in settings.report_api_keys.items()
-                if hmac.compare_digest(key.encode(), secret.get_secret_value().encode())
-            ),
-            None,
-        )
-        if caller is None:
-            raise Unauthorized("Kunci API tidak valid / invalid API key", code="invalid-api-key")
-    else:
-        caller = await run_in_threadpool(_staff_caller, request, settings)
     row = service.intake_values(
         source="api",
         external_id=f"{caller}:{body.external_id or uuid.uuid4().hex}",

@@ -51,6 +51,10 @@ PUBLIC = Kind("public")
 TWILIO = Kind("twilio-signature")
 SESSION_PAGE = Kind("session-page")
 SIGNED_IN = Roles(ANY_SIGNED_IN)
+# Partner intake: an X-API-Key or any staff token; nobody anonymous.
+API_KEY_OR_STAFF = Kind("api-key-or-staff")
+# An HTML form for signed-in staff (cookie + CSRF field, or a bearer token); anonymous is refused with 403.
+STAFF_FORM = Kind("staff-form")
 
 RULES: dict[tuple[str, str], Roles | Kind] = {
     # users and login
@@ -112,6 +116,50 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("POST", "/masuk"): PUBLIC,
     ("POST", "/keluar"): PUBLIC,
     ("GET", "/konsol"): SESSION_PAGE,
+    # operator console (issue 10): pages send anonymous callers to /masuk; the API behind them is role-checked
+    ("GET", "/konsol/baru"): SESSION_PAGE,
+    ("GET", "/konsol/persetujuan"): SESSION_PAGE,
+    ("GET", "/konsol/peringatan/{alert_id}"): SESSION_PAGE,
+    ("GET", "/konsol/peringatan/{alert_id}/halaman"): SESSION_PAGE,
+    ("GET", "/konsol/peringatan/{alert_id}/progres"): SESSION_PAGE,
+    ("GET", "/konsol/peringatan/{alert_id}/ubah"): SESSION_PAGE,
+    ("POST", "/api/v1/alerts/preview"): Roles(AUTHORS),
+    ("GET", "/api/v1/alerts/{alert_id}/previews"): Roles(STAFF),
+    ("GET", "/api/v1/areas/children"): Roles(STAFF),
+    ("GET", "/api/v1/areas/search"): Roles(STAFF),
+    ("POST", "/api/v1/areas/upload"): Roles(AUTHORS),
+    # public reports and the operations centre (issue 11)
+    ("GET", "/lapor"): PUBLIC,
+    ("POST", "/lapor"): PUBLIC,
+    ("GET", "/lapor/wilayah.geojson"): PUBLIC,
+    ("POST", "/api/v1/reports"): API_KEY_OR_STAFF,
+    ("GET", "/api/v1/reports"): Roles(STAFF),
+    ("GET", "/api/v1/reports/{report_id}"): Roles(STAFF),
+    ("GET", "/api/v1/reports/stream"): Roles(STAFF),
+    ("GET", "/api/v1/reports/export.csv"): Roles(STAFF),
+    ("GET", "/api/v1/reports/export.geojson"): Roles(STAFF),
+    ("POST", "/api/v1/reports/{report_id}/state"): Roles(STAFF),
+    ("POST", "/api/v1/reports/{report_id}/triage"): Roles(STAFF),
+    ("GET", "/api/v1/incidents"): Roles(STAFF),
+    ("GET", "/api/v1/incidents/{incident_id}"): Roles(STAFF),
+    ("POST", "/api/v1/incidents/{incident_id}/state"): Roles(STAFF),
+    ("POST", "/api/v1/incidents/{incident_id}/triage"): Roles(STAFF),
+    ("POST", "/api/v1/incidents/{incident_id}/draft-alert"): Roles(STAFF),
+    ("GET", "/pusdalops"): SESSION_PAGE,
+    ("GET", "/pusdalops/foto/{name}"): Roles(STAFF),
+    ("GET", "/pusdalops/outlines.geojson"): Roles(STAFF),
+    # trust and transparency (issue 13)
+    ("GET", "/cek"): PUBLIC,
+    ("POST", "/cek"): PUBLIC,
+    ("POST", "/lapor-hoaks"): PUBLIC,
+    ("GET", "/klarifikasi"): PUBLIC,
+    ("GET", "/klarifikasi/{slug}"): PUBLIC,
+    ("GET", "/transparansi"): PUBLIC,
+    ("GET", "/transparansi/data.csv"): PUBLIC,
+    ("GET", "/transparansi/data.json"): PUBLIC,
+    ("GET", "/.well-known/cap-signing.pem"): PUBLIC,
+    ("GET", "/konsol/hoaks"): SESSION_PAGE,
+    ("POST", "/konsol/hoaks/klarifikasi"): STAFF_FORM,
     # Twilio webhooks
     ("POST", "/webhooks/twilio/status"): TWILIO,
     ("POST", "/webhooks/twilio/inbound"): TWILIO,
@@ -133,6 +181,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/alerts/{alert_id}/correct"): {"reason": "uji matriks"},
     ("POST", "/api/v1/alerts/{alert_id}/cancel"): {"reason": "uji matriks"},
     ("PATCH", "/api/v1/subscribers/{subscriber_id}"): {"language": "en"},
+}
+
+
+# HTML forms (sent as form fields; authorisation is checked before the form is used).
+FORMS: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/konsol/hoaks/klarifikasi"): {"hoax_ids": ["999999"], "title_id": "Uji", "body_id": "Uji", "csrf": ""},
+    ("POST", "/lapor-hoaks"): {"teks": "uji matriks"},
+    ("POST", "/cek"): {"kode": "ZZZZZZ"},
 }
 
 
@@ -190,6 +246,10 @@ def _fixtures(w: World) -> dict[str, str]:
         "webhook_id": str(hook_id),
         "code": "72.71",
         "key": "banjir",
+        "report_id": "999999",
+        "incident_id": "999999",
+        "slug": "tidak-ada",
+        "name": "tidak-ada.jpg",
     }
 
 
@@ -200,6 +260,12 @@ def _call(w: World, method: str, path: str, role: str, params: dict[str, str]): 
         params = {**params, "alert_id": "999999"}
     url = path.format(**params)
     headers = w.headers(role)
+    if path == "/api/v1/reports/stream":
+        # Open for ten minutes once authorised: read the status line and hang up.
+        with w.client.stream(method, url, headers=headers) as r:
+            if r.status_code != 200:
+                r.read()
+            return r
     kwargs: dict[str, object] = {"headers": headers, "follow_redirects": False}
     if method in ("POST", "PUT", "PATCH"):
         if "/webhooks/twilio/" in url:
@@ -210,6 +276,8 @@ def _call(w: World, method: str, path: str, role: str, params: dict[str, str]): 
             headers["Content-Type"] = "application/xml"
         elif url in ("/masuk", "/keluar"):
             kwargs["data"] = {}
+        elif (method, path) in FORMS:
+            kwargs["data"] = FORMS[(method, path)]
         else:
             kwargs["json"] = BODIES.get((method, path), {})
     return w.client.request(method, url, **kwargs)  # type: ignore[arg-type]
@@ -229,6 +297,10 @@ def _expect(rule: Roles | Kind, role: str) -> str:
         return "403-signature"
     if rule is SESSION_PAGE:
         return "303" if role == "anonymous" else "pass"
+    if rule is API_KEY_OR_STAFF:
+        return "401" if role == "anonymous" else "pass"
+    if rule is STAFF_FORM:
+        return "403-form" if role == "anonymous" else "pass"
     assert isinstance(rule, Roles)
     if role == "anonymous":
         return "401"
@@ -252,6 +324,8 @@ def _meets(r, expected: str) -> bool:  # type: ignore[no-untyped-def]
         return r.status_code == 403 and kind == "/problems/outside-jurisdiction"
     if expected == "403-signature":
         return r.status_code == 403 and kind == "/problems/invalid-signature"
+    if expected == "403-form":
+        return r.status_code == 403 and kind == "/problems/csrf"
     if expected == "303":
         return r.status_code == 303 and r.headers["location"] == "/masuk"
     raise AssertionError(expected)
