@@ -23,6 +23,13 @@ staff_router = APIRouter(tags=["trust (staff)"])
 Lang = Annotated[Literal["id", "en"], Query(description="id (default) or en")]
 # Pasted-text checks per IP per window (shared carrier IPs are common, so generous; each check costs a lookup).
 CHECK_TEXTS_PER_IP = 60
+# Public forms answer their refusals as pages.
+FORM_LIMITED: dict[int | str, dict[str, object]] = {
+    429: {
+        "description": "Too many submissions from this address; the page says when to try again",
+        "content": {"text/html": {}},
+    },
+}
 OPS_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST})
 
 
@@ -47,7 +54,7 @@ def check_page(
     return render_page(request, "cek.html", lang=lang, code=kode or "", text="", found=found, check=None)
 
 
-@router.post("/cek", response_class=HTMLResponse)
+@router.post("/cek", response_class=HTMLResponse, responses=FORM_LIMITED)
 def check_submit(
     request: Request,
     session: SessionDep,
@@ -82,12 +89,12 @@ def check_submit(
     return render_page(request, "cek.html", lang=lang, code=kode, text=teks, found=found, check=check)
 
 
-@router.post("/lapor-hoaks", response_class=HTMLResponse)
+@router.post("/lapor-hoaks", response_class=HTMLResponse, responses=FORM_LIMITED)
 def hoax_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    teks: Annotated[str, Form(max_length=service.MAX_HOAX_CHARS)],
+    teks: Annotated[str, Form(min_length=1, max_length=service.MAX_HOAX_CHARS, pattern=r"\S")],
     lang: Annotated[Literal["id", "en"], Form()] = "id",
 ) -> HTMLResponse:
     """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept)."""
@@ -136,7 +143,13 @@ def transparency_page(request: Request, session: SessionDep, lang: Lang = "id") 
     )
 
 
-@router.get("/transparansi/data.csv")
+@router.get(
+    "/transparansi/data.csv",
+    response_class=Response,
+    responses={
+        200: {"description": "The open dataset (CC BY 4.0)", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 def transparency_csv(session: SessionDep) -> Response:
     """The open dataset as CSV (CC BY 4.0)."""
     body = transparency.to_csv(transparency.dataset(session))
@@ -160,7 +173,16 @@ def transparency_json(session: SessionDep, settings: SettingsDep) -> JSONRespons
     )
 
 
-@router.get("/.well-known/cap-signing.pem")
+@router.get(
+    "/.well-known/cap-signing.pem",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The signing certificate (PEM)",
+            "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def signing_certificate(settings: SettingsDep) -> Response:
     """The certificate our CAP signatures verify with.
 
@@ -196,12 +218,12 @@ def hoax_clarify(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    hoax_ids: Annotated[list[int], Form()],
-    title_id: Annotated[str, Form(max_length=200)],
-    body_id: Annotated[str, Form(max_length=5000)],
+    hoax_ids: Annotated[list[int], Form(min_length=1)],
+    title_id: Annotated[str, Form(min_length=1, max_length=200, pattern=r"\S")],
+    body_id: Annotated[str, Form(min_length=1, max_length=5000, pattern=r"\S")],
     title_en: Annotated[str, Form(max_length=200)] = "",
     body_en: Annotated[str, Form(max_length=5000)] = "",
-    alert_id: Annotated[int | None, Form()] = None,
+    alert_id: Annotated[str, Form(max_length=12, pattern=r"^[0-9]*$")] = "",
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Publish a clarification for a group of forwarded fakes and reply by SMS to everyone who sent one.
@@ -219,7 +241,7 @@ def hoax_clarify(
         title_en=title_en,
         body_en=body_en,
         actor_id=user.id,
-        alert_id=alert_id,
+        alert_id=int(alert_id) if alert_id else None,
         public_base_url=_base(settings),
     )
     session.commit()

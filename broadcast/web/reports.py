@@ -113,7 +113,17 @@ def report_form(request: Request, settings: SettingsDep, lang: str = "id") -> HT
     return _lapor_page(request, settings, lang="en" if lang == "en" else "id")
 
 
-@router.post("/lapor", response_class=HTMLResponse)
+@router.post(
+    "/lapor",
+    response_class=HTMLResponse,
+    responses={
+        422: {
+            "description": "The form again, saying what to fix (problem JSON when the request is not a form)",
+            "content": {"text/html": {}, "application/problem+json": {}},
+        },
+        429: {"description": "Too many reports from this address or number", "content": {"text/html": {}}},
+    },
+)
 async def report_submit(
     request: Request,
     session: SessionDep,
@@ -274,7 +284,13 @@ def _province_outlines() -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
 
 
-@router.get("/lapor/wilayah.geojson")
+@router.get(
+    "/lapor/wilayah.geojson",
+    response_class=Response,
+    responses={
+        200: {"description": "Province outlines", "content": {"application/geo+json": {"schema": {"type": "object"}}}}
+    },
+)
 def province_outlines() -> Response:
     """Province outlines (simplified) under the form's pin map, so it works with no tile server."""
     return Response(
