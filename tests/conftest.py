@@ -159,3 +159,6 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
     yield TEST_REDIS_URL
     client.flushdb()
+
+# The recorder behind RELIABILITY.md: `record` fixture and the session hook that writes the records.
+from tests.recorder import pytest_sessionfinish, record  # noqa: E402, F401

@@ -218,7 +218,7 @@ def _phones(rig: Rig, alert_id: int, state: str) -> dict[str, int]:
         return dict(rows.all())
 
 
-def test_kill_9_mid_fanout_then_a_new_worker_reaches_everyone_exactly_once(rig: Rig) -> None:
+def test_kill_9_mid_fanout_then_a_new_worker_reaches_everyone_exactly_once(rig: Rig, record) -> None:
     n = KILL_RECIPIENTS
     rig.seed(n)
     first = rig.start("worker")
@@ -249,6 +249,15 @@ def test_kill_9_mid_fanout_then_a_new_worker_reaches_everyone_exactly_once(rig: 
         f"{len(in_doubt)} accepted by the provider but not recorded; {len(reconciled)} of them reconciled "
         f"against the provider's message list; requests {sum(posts.values()):,}, recipients {len(posts):,}, "
         f"duplicates {duplicates}"
+    )
+    record(
+        "fan-out faults",
+        f"kill -9 of the worker mid fan-out ({n:,} recipients), then a new worker",
+        f"{len(posts):,} of {n:,} reached once, {duplicates} duplicates, {len(in_doubt)} in doubt all reconciled",
+        ok=rig.states(alert_id) == Counter({"sent": n})
+        and len(posts) == n
+        and duplicates == 0
+        and reconciled == in_doubt,
     )
     assert rig.states(alert_id) == Counter({"sent": n})
     assert len(posts) == n and set(posts) == set(sent)
@@ -287,7 +296,7 @@ def _private_redis(tmp: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-def test_redis_restarted_mid_fanout_completes_without_duplicates(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_redis_restarted_mid_fanout_completes_without_duplicates(tmp_path, pg_url, record) -> None:  # type: ignore[no-untyped-def]
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed")
     port = _free_port()
@@ -310,6 +319,12 @@ def test_redis_restarted_mid_fanout_completes_without_duplicates(tmp_path, pg_ur
         print(
             f"\nRedis killed after {lost_at:,} of {n:,} messages and restarted empty; requests {sum(posts.values()):,}"
         )
+        record(
+            "fan-out faults",
+            f"Redis killed mid fan-out ({n:,} recipients) and restarted empty",
+            f"{len(posts):,} of {n:,} reached, {sum(posts.values()) - len(posts)} duplicates",
+            ok=rig.states(alert_id) == Counter({"sent": n}) and len(posts) == n and max(posts.values()) == 1,
+        )
         assert rig.states(alert_id) == Counter({"sent": n})
         assert len(posts) == n and max(posts.values()) == 1
     finally:
@@ -320,7 +335,7 @@ def test_redis_restarted_mid_fanout_completes_without_duplicates(tmp_path, pg_ur
 @pytest.mark.parametrize(
     "rig", [[{"status": 429, "code": 20429}, {"status": 500}]], indirect=True, ids=["429-then-500"]
 )
-def test_429_then_500_then_success_is_one_message_after_growing_backoff(rig: Rig) -> None:
+def test_429_then_500_then_success_is_one_message_after_growing_backoff(rig: Rig, record) -> None:
     rig.seed(1)
     rig.start("worker")
     alert_id = rig.approve()
@@ -328,6 +343,12 @@ def test_429_then_500_then_success_is_one_message_after_growing_backoff(rig: Rig
     rig.wait_settled(alert_id, 1)
     times = [at for at, _ in rig.posts()]
     stored = httpx.get(f"{rig.fake_url}/_stats", timeout=10).json()
+    record(
+        "fan-out faults",
+        "provider answers 429, then 500, then accepts",
+        f"{len(times)} requests, {stored['distinct_to']} message stored",
+        ok=len(times) == 3 and stored["distinct_to"] == 1,
+    )
     assert len(times) == 3  # 429, 500, then accepted
     assert stored["distinct_to"] == 1
     assert rig.states(alert_id) == Counter({"sent": 1})
@@ -338,7 +359,7 @@ def test_429_then_500_then_success_is_one_message_after_growing_backoff(rig: Rig
     assert times[1] - times[0] >= 1.9 and times[2] - times[1] >= 3.9
 
 
-def test_no_request_leaves_after_the_cancel_is_committed(rig: Rig) -> None:
+def test_no_request_leaves_after_the_cancel_is_committed(rig: Rig, record) -> None:
     n = 6000
     rig.seed(n)
     rig.start("worker")
@@ -360,13 +381,20 @@ def test_no_request_leaves_after_the_cancel_is_committed(rig: Rig) -> None:
     after = [at for at, _ in posts if at > committed_at]
     states = rig.states(alert_id)
     print(f"\ncancel committed after {len(posts) - len(after):,} requests; {len(after)} arrived later; rows {states}")
+    record(
+        "fan-out faults",
+        f"Cancel committed mid fan-out ({n:,} recipients)",
+        f"{len(after)} in-flight requests arrived after the commit (allowed {WORKERS * CHECK_EVERY}), "
+        f"{states['skipped']:,} skipped",
+        ok=len(after) <= WORKERS * CHECK_EVERY and states["sent"] + states["skipped"] == n,
+    )
     # Only what a worker had already handed to the twilio client (one step of each pool process) may arrive.
     assert len(after) <= WORKERS * CHECK_EVERY
     assert states["skipped"] > 0 and states["sent"] + states["skipped"] == n
     assert states["sent"] == len(posts)
 
 
-def test_an_update_goes_ahead_of_a_routine_alerts_remaining_batches(rig: Rig) -> None:
+def test_an_update_goes_ahead_of_a_routine_alerts_remaining_batches(rig: Rig, record) -> None:
     rig.seed(3000)  # Kota Palu: the routine alert
     rig.seed(50, code="72.03.04.2001", prefix="+62815")  # Donggala: the alert that gets an update
     rig.extra_env["BROADCAST_DISPATCH_BATCH_SIZE"] = "100"
@@ -394,5 +422,11 @@ def test_an_update_goes_ahead_of_a_routine_alerts_remaining_batches(rig: Rig) ->
     update_done = max(at for at, to in posts if to.startswith("+62815") and at > queued_at)
     routine_after = sum(1 for at, to in posts if to.startswith("+62813") and at > update_done)
     print(f"\nupdate sent in full while {routine_after:,} of the routine alert's 3,000 messages were still queued")
+    record(
+        "fan-out faults",
+        "Update queued behind 3,000 routine messages",
+        f"update done with {routine_after:,} routine messages still to go",
+        ok=rig.states(update_id) == Counter({"sent": 50}) and routine_after >= 1500,
+    )
     assert rig.states(update_id) == Counter({"sent": 50})
     assert routine_after >= 1500  # it did not wait behind the routine batches queued before it

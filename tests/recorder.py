@@ -1,6 +1,6 @@
-"""Fixtures of the reliability and security suite, and the recorder behind RELIABILITY.md.
+"""The recorder behind RELIABILITY.md (used by tests/reliability and the fan-out fault tests).
 
-Every test here records each fault or attack it tried with `record(area, attack, outcome, ok=...)`. Records
+Every reliability test records each fault or attack it tried with `record(area, attack, outcome, ok=...)`. Records
 are merged into test-artifacts/reliability.json (one row per area+attack: tries, failures, the outcomes
 seen); `python scripts/reliability_report.py` renders that file as the table in RELIABILITY.md.
 """
@@ -16,7 +16,7 @@ import pytest
 
 ARTIFACT = Path(
     os.environ.get(
-        "BROADCAST_RELIABILITY_JSON", Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability.json"
+        "BROADCAST_RELIABILITY_JSON", Path(__file__).resolve().parents[1] / "test-artifacts" / "reliability.json"
     )
 )
 
