@@ -107,11 +107,36 @@ def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
     return found
 
 
+def _cap_signing(settings: Settings) -> list[Finding]:
+    """Served CAP is signed (XML-DSig) so partners can tell it from a forgery; production needs its own key."""
+    production = settings.environment is Environment.PRODUCTION
+    key, cert = settings.cap_signing.key_path, settings.cap_signing.cert_path
+    if not (key and cert):
+        if production:
+            return [
+                Finding(
+                    "CAP signing",
+                    Level.FAIL,
+                    "no key: served CAP is unsigned (set BROADCAST_CAP_SIGNING__KEY_PATH and __CERT_PATH)",
+                )
+            ]
+        return [Finding("CAP signing", Level.OK, "development key under the data directory")]
+    unreadable = [str(p) for p in (key, cert) if not p.is_file()]
+    if unreadable:
+        return [Finding("CAP signing", Level.FAIL, f"cannot read {', '.join(unreadable)}")]
+    trusted = settings.cap_signing.trusted_senders
+    missing = [f"{sender}: {path}" for sender, path in trusted.items() if not path.is_file()]
+    if missing:
+        return [Finding("CAP signing", Level.FAIL, f"trusted sender certificates missing: {'; '.join(missing)}")]
+    return [Finding("CAP signing", Level.OK, f"signing with {cert}")]
+
+
 def diagnose(settings: Settings, *, worker_timeout_s: float = 2.0) -> list[Finding]:
     """Every check of the deployment described by `settings`, in order; nothing is changed."""
     return [
         *_secrets(settings),
         *_channels(settings),
+        *_cap_signing(settings),
         *_database(settings),
         *_broker(settings, worker_timeout_s=worker_timeout_s),
     ]

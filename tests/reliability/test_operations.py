@@ -101,7 +101,9 @@ def test_doctor_finds_what_is_wrong(dbs, redis_url, record):
     broken = make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none", "redis://127.0.0.1:1/0",
                            environment="production", secret_key="s" * 40, public_base_url="http://x.example")
     found = {f.check: f for f in diagnose(broken, worker_timeout_s=0.2)}
-    for check in ("database", "broker", "workers", "channel sms", "channel social", "twilio webhooks", "public URL"):
+    checks = ("database", "broker", "workers", "channel sms", "channel social", "twilio webhooks", "public URL",
+              "CAP signing")
+    for check in checks:
         assert found[check].level is Level.FAIL, (check, found[check])
     record("operations", "broadcast doctor on a broken production deployment", "every fault named", ok=True)
     empty = dbs.empty()
@@ -110,6 +112,19 @@ def test_doctor_finds_what_is_wrong(dbs, redis_url, record):
     found = {f.check: f for f in diagnose(make_settings(empty, redis_url), worker_timeout_s=0.2)}
     assert found["migrations"].level is Level.FAIL and found["database"].level is Level.OK
     assert found["secret key"].level is Level.OK and found["broker"].level is Level.OK
+    assert found["CAP signing"].level is Level.OK  # outside production a development key signs
+
+
+def test_doctor_checks_the_cap_signing_files(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    settings = make_settings(f"sqlite:///{tmp_path}/x.sqlite3", "redis://127.0.0.1:1/0",
+                             cap_signing={"key_path": key, "cert_path": cert})
+    from broadcast.doctor import _cap_signing
+
+    assert _cap_signing(settings)[0].level is Level.FAIL and "cannot read" in _cap_signing(settings)[0].detail
+    key.write_text("k")
+    cert.write_text("c")
+    assert _cap_signing(settings)[0].level is Level.OK
 
 
 def test_doctor_command_exit_code(monkeypatch, tmp_path):
