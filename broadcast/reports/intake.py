@@ -3,6 +3,7 @@
 A request gets its answer only after its row is committed (nothing acknowledged is lost); under load, whatever
 arrived while the previous batch was being written goes in the next one, so commits (and their fsync) are shared
 instead of paid per report. With one request at a time a batch is that one row: no added wait.
+With `batching=False` every request writes its own row in its own transaction (the naive path, a baseline).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ MAX_BATCH = 500
 class IntakeWriter:
     """Coalesces intake rows from concurrent requests (one writer task per event loop)."""
 
-    def __init__(self, engine: Engine, *, after_commit: Callable[[], None], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, engine: Engine, *, after_commit: Callable[[], None], max_batch: int = MAX_BATCH, batching: bool = True
+    ) -> None:
         self.engine = engine
         self.after_commit = after_commit
         self.max_batch = max_batch
+        self.batching = batching
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[tuple[int, bool]]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -37,6 +41,8 @@ class IntakeWriter:
 
         Raises: whatever the database raised for the batch it was in.
         """
+        if not self.batching:
+            return (await run_in_threadpool(self._write, [row]))[0]
         loop = asyncio.get_running_loop()
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -230,15 +230,16 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
     stored, or repeated within the batch, stores nothing new and gives the first row's id."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert_fn(Report)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(Report.id, Report.source, Report.external_id)
-    )
-    inserted = {(src, ext): int(rid) for rid, src, ext in session.execute(stmt).all()}
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = _insert_unnest(session, rows)
+    else:
+        stmt = (
+            sqlite_insert(Report)
+            .values(list(rows))
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(Report.id, Report.source, Report.external_id)
+        )
+        inserted = {(src, ext): int(rid) for rid, src, ext in session.execute(stmt).all()}
     keys = [(r["source"], r["external_id"]) for r in rows]
     missing = {k for k in keys if k not in inserted}
     existing: dict[tuple[str, str], int] = {}
@@ -258,6 +259,61 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
         else:
             out.append((inserted.get(key) or existing[key], False))
     return out
+
+
+# PostgreSQL intake: one statement text whatever the batch size (one array per column, unnest), so psycopg
+# parses it once and prepares it on the server, instead of SQLAlchemy compiling and psycopg re-parsing a
+# multi-row VALUES statement of a new shape for every batch.
+_UNNEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "text"),
+    ("external_id", "text"),
+    ("raw", "json"),
+    ("text", "text"),
+    ("author_hash", "text"),
+    ("language", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+    ("media", "json"),
+    ("hazard", "text"),
+    ("admin_code", "text"),
+    ("depth_cm", "int"),
+    ("state", "text"),
+    ("processing", "text"),
+    ("attempts", "int"),
+    ("received_at", "timestamptz"),
+    ("place_names", "json"),
+    ("alert_ids", "json"),
+)
+
+
+def _unnest_insert_sql() -> str:
+    names = ", ".join(name for name, _ in _UNNEST_COLUMNS)
+    # JSON travels as text and is cast per row; every other column as an array of its own type.
+    arrays = ", ".join(f"%s::{'text' if kind == 'json' else kind}[]" for _, kind in _UNNEST_COLUMNS)
+    picks = ", ".join(f"c{i}::json" if kind == "json" else f"c{i}" for i, (_, kind) in enumerate(_UNNEST_COLUMNS))
+    aliases = ", ".join(f"c{i}" for i in range(len(_UNNEST_COLUMNS)))
+    # Only constant column names and types are formatted in; every value is a bound parameter.
+    return (
+        f"INSERT INTO reports ({names}) SELECT {picks} FROM unnest({arrays}) AS t({aliases}) "  # noqa: S608
+        "ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id"
+    )
+
+
+_UNNEST_INSERT = _unnest_insert_sql()
+
+
+def _insert_unnest(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """PostgreSQL: insert the rows (skipping stored keys); the new rows' ids by (source, external_id)."""
+    params = []
+    for name, kind in _UNNEST_COLUMNS:
+        if kind == "json":
+            params.append([json.dumps(row[name]) for row in rows])
+        elif kind == "timestamptz":
+            params.append([row[name].astimezone(UTC) for row in rows])
+        else:
+            params.append([row[name] for row in rows])
+    result = session.connection().exec_driver_sql(_UNNEST_INSERT, tuple(params))
+    return {(src, ext): int(rid) for rid, src, ext in result.all()}
 
 
 def intake(session: Session, **fields: Any) -> tuple[int, bool]:
