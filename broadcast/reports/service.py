@@ -231,7 +231,7 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
     if not rows:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        inserted = _insert_unnest(session, rows)
+        inserted = _insert_recordset(session, rows)
     else:
         stmt = (
             sqlite_insert(Report)
@@ -261,10 +261,11 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
     return out
 
 
-# PostgreSQL intake: one statement text whatever the batch size (one array per column, unnest), so psycopg
-# parses it once and prepares it on the server, instead of SQLAlchemy compiling and psycopg re-parsing a
-# multi-row VALUES statement of a new shape for every batch.
-_UNNEST_COLUMNS: tuple[tuple[str, str], ...] = (
+# PostgreSQL intake: one statement text whatever the batch size, the whole batch as one JSON parameter read back
+# as rows by json_to_recordset. psycopg parses the statement once and prepares it on the server; Python only
+# serialises the batch (C json encoder), instead of SQLAlchemy compiling and psycopg re-parsing a multi-row
+# VALUES statement of a new shape, with one bound parameter per value, for every batch.
+_RECORDSET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "text"),
     ("external_id", "text"),
     ("raw", "json"),
@@ -284,35 +285,22 @@ _UNNEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("place_names", "json"),
     ("alert_ids", "json"),
 )
+_RECORDSET_INSERT = (
+    f"INSERT INTO reports ({', '.join(name for name, _ in _RECORDSET_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"SELECT {', '.join(name for name, _ in _RECORDSET_COLUMNS)} FROM json_to_recordset(%s::json) "
+    f"AS t({', '.join(f'{name} {kind}' for name, kind in _RECORDSET_COLUMNS)}) "
+    "ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id"
+)
 
 
-def _unnest_insert_sql() -> str:
-    names = ", ".join(name for name, _ in _UNNEST_COLUMNS)
-    # JSON travels as text and is cast per row; every other column as an array of its own type.
-    arrays = ", ".join(f"%s::{'text' if kind == 'json' else kind}[]" for _, kind in _UNNEST_COLUMNS)
-    picks = ", ".join(f"c{i}::json" if kind == "json" else f"c{i}" for i, (_, kind) in enumerate(_UNNEST_COLUMNS))
-    aliases = ", ".join(f"c{i}" for i in range(len(_UNNEST_COLUMNS)))
-    # Only constant column names and types are formatted in; every value is a bound parameter.
-    return (
-        f"INSERT INTO reports ({names}) SELECT {picks} FROM unnest({arrays}) AS t({aliases}) "  # noqa: S608
-        "ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id"
-    )
-
-
-_UNNEST_INSERT = _unnest_insert_sql()
-
-
-def _insert_unnest(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+def _insert_recordset(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """PostgreSQL: insert the rows (skipping stored keys); the new rows' ids by (source, external_id)."""
-    params = []
-    for name, kind in _UNNEST_COLUMNS:
-        if kind == "json":
-            params.append([json.dumps(row[name]) for row in rows])
-        elif kind == "timestamptz":
-            params.append([row[name].astimezone(UTC) for row in rows])
-        else:
-            params.append([row[name] for row in rows])
-    result = session.connection().exec_driver_sql(_UNNEST_INSERT, tuple(params))
+    batch = json.dumps(
+        [{**row, "received_at": row["received_at"].astimezone(UTC).isoformat()} for row in rows],
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    result = session.connection().exec_driver_sql(_RECORDSET_INSERT, (batch,))
     return {(src, ext): int(rid) for rid, src, ext in result.all()}
 
 

@@ -1,0 +1,98 @@
+"""The intake writer: concurrent reports share one INSERT and commit, answered only once committed; duplicates
+(already stored, or twice in one batch) store one row; every field survives the batched write."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from broadcast.db import session_scope
+from broadcast.reports import service
+from broadcast.reports.intake import IntakeWriter
+from broadcast.reports.models import Report
+
+
+def _row(ext: str, text: str = "banjir 50 cm di Kampung Melayu", **fields) -> dict:
+    return service.intake_values(source="api", external_id=ext, raw={"caller": "partner:t", "text": text, "n": [1, 2]},
+                                 text=text, author=None, **fields)
+
+
+def _count(engine, ext_prefix: str) -> int:
+    with session_scope(engine) as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(Report).where(Report.external_id.like(f"{ext_prefix}%")))
+
+
+def test_a_batch_stores_new_rows_once_and_gives_existing_ids(engine):
+    with session_scope(engine) as s:
+        (first_id, created), = service.store_many(s, [_row("b-old")])
+    assert created
+    wib = timezone(timedelta(hours=7))
+    at = datetime(2026, 11, 26, 20, 30, tzinfo=wib)
+    rows = [
+        _row("b-new", "Banjir ± 70 cm, Jl. Otista", lat=-6.2437, lon=106.8697, media=["https://x.id/a.jpg"],
+             received_at=at, language="id", hazard="banjir"),
+        _row("b-old"),
+        _row("b-twice"),
+        _row("b-twice"),
+    ]
+    with session_scope(engine) as s:
+        out = service.store_many(s, rows)
+    assert [created for _, created in out] == [True, False, True, False]
+    assert out[1][0] == first_id and out[2][0] == out[3][0]
+    assert len({rid for rid, _ in out}) == 3
+    assert _count(engine, "b-") == 3
+    with session_scope(engine) as s:
+        new = s.get(Report, out[0][0])
+        assert (new.text, new.lat, new.lon, new.media) == ("Banjir ± 70 cm, Jl. Otista", -6.2437, 106.8697,
+                                                           ["https://x.id/a.jpg"])
+        assert new.raw == {"caller": "partner:t", "text": "Banjir ± 70 cm, Jl. Otista", "n": [1, 2]}
+        assert new.received_at == at.astimezone(UTC)
+        assert (new.hazard, new.language, new.state, new.processing, new.attempts) == ("banjir", "id", "new",
+                                                                                       "pending", 0)
+        assert (new.place_names, new.alert_ids, new.author_hash, new.depth_cm) == ([], [], None, None)
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "per-request"])
+def test_concurrent_submits_are_all_committed_before_their_answer(engine, batching):
+    kicks = []
+    writer = IntakeWriter(engine, after_commit=lambda: kicks.append(1), batching=batching)
+    keys = [f"c-{i}" for i in range(60)] + [f"c-{i}" for i in range(0, 60, 6)]  # ten sent twice at once
+
+    async def submit_all():
+        async def one(key):
+            result = await writer.submit(_row(key))
+            # Answered only once committed: a fresh connection already sees the row.
+            with session_scope(engine) as s:
+                assert s.scalar(sa.select(Report.id).where(Report.external_id == key)) == result[0]
+            return result
+
+        return await asyncio.gather(*(one(k) for k in keys))
+
+    results = asyncio.run(submit_all())
+    assert _count(engine, "c-") == 60
+    assert sum(created for _, created in results) == 60
+    by_key: dict[str, set[int]] = {}
+    for key, (rid, _) in zip(keys, results, strict=True):
+        by_key.setdefault(key, set()).add(rid)
+    assert all(len(ids) == 1 for ids in by_key.values())
+    assert kicks
+
+
+def test_a_failed_batch_answers_every_request_with_the_error(engine):
+    writer = IntakeWriter(engine, after_commit=lambda: None)
+    bad = _row("f-bad")
+    bad["source"] = "x" * 40  # longer than the column: PostgreSQL refuses the batch; SQLite stores anything
+
+    async def submit_all():
+        return await asyncio.gather(writer.submit(_row("f-ok")), writer.submit(bad), return_exceptions=True)
+
+    results = asyncio.run(submit_all())
+    if engine.dialect.name == "postgresql":
+        assert all(isinstance(r, sa.exc.SQLAlchemyError) for r in results)
+        assert _count(engine, "f-") == 0  # nothing acknowledged, nothing half-stored
+        assert asyncio.run(IntakeWriter(engine, after_commit=lambda: None).submit(_row("f-again")))[1]
+    else:
+        assert all(isinstance(r, tuple) for r in results)
