@@ -6,7 +6,7 @@ from broadcast.api.app import create_app
 
 app = create_app()
 
-# What start-up loaded (modules, routes, settings, geodata: ~300,000 objects) lives as long as the process. Freezing
+# What start-up loaded (modules, routes, schemas, settings: ~300,000 objects) lives as long as the process. Freezing
 # it keeps the cyclic collector from walking it on every full collection: under a report spike those pauses were
 # ~150 ms each, several per 10 s, and made the whole p99 (measured with benchmarks/inbound.py).
 gc.freeze()
