@@ -3,6 +3,8 @@
 A request gets its answer only after its row is committed (nothing acknowledged is lost); under load, whatever
 arrived while the previous batch was being written goes in the next one, so commits (and their fsync) are shared
 instead of paid per report. With one request at a time a batch is that one row: no added wait.
+A batch the database refuses (one bad report) is written again one report per transaction, so only the bad one
+fails; a database that cannot be reached fails the whole batch at once.
 With `batching=False` every request writes its own row in its own transaction (the naive path, a baseline).
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from broadcast.db import session_scope
@@ -58,6 +61,18 @@ class IntakeWriter:
             self.after_commit()
         return results
 
+    async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[tuple[int, bool]]]]) -> None:
+        for row, future in batch:
+            try:
+                result = (await run_in_threadpool(self._write, [row]))[0]
+            except Exception as exc:
+                log.exception("intake of one report failed")
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
@@ -68,10 +83,15 @@ class IntakeWriter:
             try:
                 results = await run_in_threadpool(self._write, [row for row, _ in batch])
             except Exception as exc:
-                log.exception("intake batch of %d failed", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                if len(batch) == 1 or isinstance(exc, OperationalError | InterfaceError):
+                    log.exception("intake batch of %d failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    # One report the database refuses must not take the others in its batch down with it.
+                    log.warning("intake batch of %d refused (%s); writing its reports one by one", len(batch), exc)
+                    await self._one_by_one(batch)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():

@@ -9,10 +9,22 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from fastapi.testclient import TestClient
+
+from broadcast.api.app import create_app
 from broadcast.db import session_scope
 from broadcast.reports import service
 from broadcast.reports.intake import IntakeWriter
 from broadcast.reports.models import Report
+from broadcast.settings import Settings
+
+
+@pytest.fixture
+def client(db_url, redis_url, tmp_path):
+    settings = Settings(environment="test", database_url=db_url, broker_url=redis_url, data_dir=tmp_path,
+                        secret_key="test-secret-key-123", report_api_keys={"partner": "partner-key"})
+    with TestClient(create_app(settings)) as c:
+        yield c
 
 
 def _row(ext: str, text: str = "banjir 50 cm di Kampung Melayu", **fields) -> dict:
@@ -81,18 +93,28 @@ def test_concurrent_submits_are_all_committed_before_their_answer(engine, batchi
     assert kicks
 
 
-def test_a_failed_batch_answers_every_request_with_the_error(engine):
+def test_a_report_the_database_refuses_fails_alone_and_its_batch_mates_are_stored(engine):
     writer = IntakeWriter(engine, after_commit=lambda: None)
     bad = _row("f-bad")
     bad["source"] = "x" * 40  # longer than the column: PostgreSQL refuses the batch; SQLite stores anything
 
     async def submit_all():
-        return await asyncio.gather(writer.submit(_row("f-ok")), writer.submit(bad), return_exceptions=True)
+        rows = [_row("f-ok-1"), bad, _row("f-ok-2")]
+        return await asyncio.gather(*(writer.submit(r) for r in rows), return_exceptions=True)
 
-    results = asyncio.run(submit_all())
+    ok_1, refused, ok_2 = asyncio.run(submit_all())
+    assert ok_1[1] and ok_2[1]
+    assert _count(engine, "f-ok-") == 2
     if engine.dialect.name == "postgresql":
-        assert all(isinstance(r, sa.exc.SQLAlchemyError) for r in results)
-        assert _count(engine, "f-") == 0  # nothing acknowledged, nothing half-stored
-        assert asyncio.run(IntakeWriter(engine, after_commit=lambda: None).submit(_row("f-again")))[1]
-    else:
-        assert all(isinstance(r, tuple) for r in results)
+        assert isinstance(refused, sa.exc.DataError)
+        assert _count(engine, "f-bad") == 0
+
+
+def test_text_the_database_cannot_store_is_refused_with_a_4xx(client, engine):
+    for text in [r"banjir\u0000", r"banjir \ud800", "banjir\x00"]:  # JSON escapes, then a raw NUL
+        body = '{"text": "%s", "external_id": "nul"}' % text
+        response = client.post("/api/v1/reports", content=body,
+                               headers={"X-API-Key": "partner-key", "Content-Type": "application/json"})
+        assert response.status_code in (400, 422), response.text  # malformed JSON or refused text
+    ok = client.post("/api/v1/reports", json={"text": "banjir", "external_id": "fine"}, headers={"X-API-Key": "partner-key"})
+    assert ok.status_code == 202 and _count(engine, "partner:") == 1
