@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     x: XSettings = XSettings()
     # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).
     report_api_keys: dict[str, SecretStr] = {}
+    # Concurrent intake POSTs share one multi-row INSERT and commit (off: one INSERT and commit per request, the
+    # naive path, kept for the benchmark baseline and as a fallback).
+    report_intake_batching: bool = True
     # Limit the geoparser to one region (a code prefix such as "31" for DKI Jakarta); empty: all Indonesia.
     reports_geoparse_within: str = ""
     # Public report form (/lapor): photo size and per-IP / per-phone limits per window.

@@ -15,6 +15,7 @@ from broadcast.alerts.routes import router as alerts_router
 from broadcast.api import problems, security
 from broadcast.api.ops import router as ops_router
 from broadcast.partners.routes import router as partners_router
+from broadcast.reports.routes import intake_router as report_intake_router
 from broadcast.reports.routes import router as reports_router
 from broadcast.settings import Settings, get_settings
 from broadcast.subscribers.routes import router as subscribers_router
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
     problems.register(app)
+    # Partner report intake first: a flood spike is matched by the first route (no other path overlaps it).
+    app.include_router(report_intake_router)
     app.include_router(users_router)
     app.include_router(alerts_router)
     app.include_router(cap_router)

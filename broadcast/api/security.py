@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,30 +32,36 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 
 class SecurityHeaders:
-    """Adds CSP, nosniff, referrer policy, frame denial and (in production) HSTS to every response."""
+    """Adds CSP, nosniff, referrer policy, frame denial and (in production) HSTS to every response; a header the
+    response already carries is kept. Pure ASGI, one pass over the response's headers (it runs on every request)."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
-        self.hsts = hsts
+        headers = [
+            ("content-security-policy", CSP),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+            ("x-frame-options", "DENY"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("permissions-policy", "geolocation=(self), camera=(), microphone=()"),
+        ]
+        if hsts:
+            headers.append(("strict-transport-security", HSTS))
+        self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        self.docs_headers = [(name, value) for name, value in self.headers if name != b"content-security-policy"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = str(scope.get("path", "")).startswith(DOCS_PREFIXES)
+        extra = self.docs_headers if str(scope.get("path", "")).startswith(DOCS_PREFIXES) else self.headers
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if not docs:
-                    headers.setdefault("Content-Security-Policy", CSP)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "geolocation=(self), camera=(), microphone=()")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                raw.extend(header for header in extra if header[0] not in present)
+                message = {**message, "headers": raw}
             await send(message)
 
         await self.app(scope, receive, with_headers)

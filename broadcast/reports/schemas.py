@@ -24,6 +24,19 @@ class ReportCreate(BaseModel):
     language: str | None = Field(default=None, max_length=8)
     hazard: str | None = Field(default=None, max_length=32)
 
+    @field_validator("text", "external_id", "author", "language", "hazard", "media")
+    @classmethod
+    def _storable(cls, value: str | list[str] | None) -> str | list[str] | None:
+        # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold a lone surrogate: refuse them here (422).
+        for item in [value] if isinstance(value, str) else value or []:
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must not contain lone surrogates") from None
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL characters")
+        return value
+
     @field_validator("media")
     @classmethod
     def _links(cls, links: list[str]) -> list[str]:

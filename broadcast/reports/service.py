@@ -6,6 +6,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -230,15 +230,16 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
     stored, or repeated within the batch, stores nothing new and gives the first row's id."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert_fn(Report)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(Report.id, Report.source, Report.external_id)
-    )
-    inserted = {(src, ext): int(rid) for rid, src, ext in session.execute(stmt).all()}
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = _insert_recordset(session, rows)
+    else:
+        stmt = (
+            sqlite_insert(Report)
+            .values(list(rows))
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(Report.id, Report.source, Report.external_id)
+        )
+        inserted = {(src, ext): int(rid) for rid, src, ext in session.execute(stmt).all()}
     keys = [(r["source"], r["external_id"]) for r in rows]
     missing = {k for k in keys if k not in inserted}
     existing: dict[tuple[str, str], int] = {}
@@ -258,6 +259,49 @@ def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[i
         else:
             out.append((inserted.get(key) or existing[key], False))
     return out
+
+
+# PostgreSQL intake: one statement text whatever the batch size, the whole batch as one JSON parameter read back
+# as rows by json_to_recordset. psycopg parses the statement once and prepares it on the server; Python only
+# serialises the batch (C json encoder), instead of SQLAlchemy compiling and psycopg re-parsing a multi-row
+# VALUES statement of a new shape, with one bound parameter per value, for every batch.
+_RECORDSET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "text"),
+    ("external_id", "text"),
+    ("raw", "json"),
+    ("text", "text"),
+    ("author_hash", "text"),
+    ("language", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+    ("media", "json"),
+    ("hazard", "text"),
+    ("admin_code", "text"),
+    ("depth_cm", "int"),
+    ("state", "text"),
+    ("processing", "text"),
+    ("attempts", "int"),
+    ("received_at", "timestamptz"),
+    ("place_names", "json"),
+    ("alert_ids", "json"),
+)
+_RECORDSET_INSERT = (
+    f"INSERT INTO reports ({', '.join(name for name, _ in _RECORDSET_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"SELECT {', '.join(name for name, _ in _RECORDSET_COLUMNS)} FROM json_to_recordset(%s::json) "
+    f"AS t({', '.join(f'{name} {kind}' for name, kind in _RECORDSET_COLUMNS)}) "
+    "ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id"
+)
+
+
+def _insert_recordset(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """PostgreSQL: insert the rows (skipping stored keys); the new rows' ids by (source, external_id)."""
+    batch = json.dumps(
+        [{**row, "received_at": row["received_at"].astimezone(UTC).isoformat()} for row in rows],
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    result = session.connection().exec_driver_sql(_RECORDSET_INSERT, (batch,))
+    return {(src, ext): int(rid) for rid, src, ext in result.all()}
 
 
 def intake(session: Session, **fields: Any) -> tuple[int, bool]:
