@@ -135,6 +135,9 @@ class SendResult:
     extra_provider_ids: tuple[str, ...] = ()
     # Seconds the provider asked us to wait before retrying (a 429's reset), when it said.
     retry_after: float | None = None
+    # RETRY only: the request may have reached the provider (a timeout, a connection lost after sending), so
+    # the retry must first look in the provider's message list.
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

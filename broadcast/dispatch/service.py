@@ -438,6 +438,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         attempts = {did: n for did, n in session.execute(stmt)}
     outcomes: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
+    in_doubt: list[dict[str, Any]] = []
     for s in sent:
         did = s.item.delivery_id
         row: dict[str, Any] = {"b_id": did, "b_error": s.result.error, "b_pid": None, "b_sent": None}
@@ -461,6 +462,12 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
             continue
         elif s.result.outcome is Outcome.FAILED or attempts.get(did, 0) >= MAX_ATTEMPTS:
             row["b_state"] = DeliveryState.FAILED.value
+        elif s.result.in_doubt:
+            # The provider may hold it (a timeout): keep the row `sending` with its lease ended and its claim
+            # time, so the next claim treats it as in doubt and reconciles before sending again.
+            in_doubt.append({"b_id": did, "b_error": s.result.error})
+            retry.append(did)
+            continue
         else:
             row["b_state"] = DeliveryState.PENDING.value
             retry.append(did)
@@ -496,6 +503,11 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
                 updated_at=now,
             ),
             held,
+        )
+    if in_doubt:
+        # updated_at stays the claim time: reconciliation looks for the provider's messages since then.
+        conn.execute(
+            update(Delivery.__table__).where(mine).values(error=bindparam("b_error"), lease_until=now), in_doubt
         )
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 import redis
 from celery import Task
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from broadcast.db import get_engine, session_scope
@@ -18,6 +22,23 @@ from broadcast.worker import celery
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# A dropped database connection (restart, failover, terminated backend) is retried on a new one for ~10 s.
+DB_TRIES = 8
+
+
+def _db_retrying(what: str, work: Callable[[], T]) -> T:
+    """Run one unit of database work, again on a fresh connection when the connection was lost (the pool
+    drops a dead connection and pre-ping replaces it); anything else, or a database down for good, raises."""
+    for attempt in range(1, DB_TRIES + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == DB_TRIES:
+                raise
+            log.warning("%s: database connection lost (%s); trying again", what, type(exc.orig).__name__)
+            time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
+    raise AssertionError("unreachable")
 
 
 @lru_cache(maxsize=1)
@@ -92,24 +113,37 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
     state is read again every few dozen messages: a cancel stops the batch and the rest is skipped."""
     settings = get_settings()
     engine = _engine()
-    with session_scope(engine) as session:
-        claimed = service.claim(
-            session,
-            delivery_ids=delivery_ids,
-            lease_s=settings.dispatch_lease_s,
-            public_base_url=settings.public_base_url,
-        )
+
+    def claim() -> service.ClaimedBatch:
+        with session_scope(engine) as session:
+            return service.claim(
+                session,
+                delivery_ids=delivery_ids,
+                lease_s=settings.dispatch_lease_s,
+                public_base_url=settings.public_base_url,
+            )
+
+    # Every database step survives a dropped connection: the claim and the record are single transactions
+    # (a lost claim left the rows pending; a lost record left them ours, `sending`, so writing again is safe).
+    claimed = _db_retrying("claim", claim)
     if not claimed.items or claimed.alert is None:
         return
     alert_id = claimed.alert.id
 
-    def still_live() -> bool:
+    def is_live() -> bool:
         with session_scope(engine) as session:
             return service.is_alert_live(session, alert_id=alert_id)
 
+    def still_live() -> bool:
+        return _db_retrying("alert state check", is_live)
+
     sent = service.send_claimed(claimed, channels=active_channels(), limiter=rate_limiter(), still_live=still_live)
-    with session_scope(engine) as session:
-        retry_ids = service.record_results(session, sent=sent)
+
+    def record() -> list[int]:
+        with session_scope(engine) as session:
+            return service.record_results(session, sent=sent)
+
+    retry_ids = _db_retrying("recording results", record)
     if retry_ids:
         countdown = planning.jittered(
             planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))

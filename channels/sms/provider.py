@@ -488,7 +488,11 @@ class TwilioSms(Channel):
         if isinstance(exc, MessageRejected):
             return SendResult(message.reference, Outcome.FAILED, error=str(exc))
         return SendResult(
-            message.reference, Outcome.RETRY, error=str(exc), retry_after=getattr(exc, "retry_after", None)
+            message.reference,
+            Outcome.RETRY,
+            error=str(exc),
+            retry_after=getattr(exc, "retry_after", None),
+            in_doubt=bool(getattr(exc, "in_doubt", False)),
         )
 
     def _retry_after_hint(self) -> float | None:

@@ -128,6 +128,31 @@ def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
     assert sorted(sum(plan.batches, [])) == sorted(planned["sms"])
 
 
+def test_a_timed_out_send_is_in_doubt_at_its_next_claim_and_a_clean_failure_is_not(session, world):
+    from channels.base import Outcome, SendResult
+
+    team, _ = world
+    alert = _approved(session, team)
+    planned = service.plan_alert(session, alert_id=alert.id)
+    session.commit()
+    ids = planned["sms"][:2]
+    batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+    session.commit()
+    timed_out, refused = batch.items
+    sent = [
+        service.Sent(timed_out, SendResult(timed_out.recipient.key, Outcome.RETRY, error="timeout", in_doubt=True),
+                     "", "live"),
+        service.Sent(refused, SendResult(refused.recipient.key, Outcome.RETRY, error="HTTP 503"), "", "live"),
+    ]
+    assert sorted(service.record_results(session, sent=sent)) == sorted(ids)
+    session.commit()
+    again = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+    session.commit()
+    doubt = {i.delivery_id: i.in_doubt_since for i in again.items}
+    assert doubt[timed_out.delivery_id] is not None  # the provider's list is checked before sending again
+    assert doubt[refused.delivery_id] is None  # a clean 503: Twilio has nothing, send again at once
+
+
 def test_subscriber_pages_cover_everyone_once_in_id_order(session, world):
     from broadcast.subscribers import targeting
 
