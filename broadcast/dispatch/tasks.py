@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from functools import lru_cache
 
 import redis
@@ -43,6 +44,7 @@ def preload() -> None:
 
     for level in boundaries.LEVELS:
         boundaries.load_level(level)
+    import numpy.ma  # noqa: F401 - numpy imports it lazily during an alert's first match (~40 ms)
 
 
 def warm_up() -> None:
@@ -66,6 +68,7 @@ def fanout_alert(self: Task, alert_id: int) -> None:
     settings = get_settings()
     channels = active_channels()
     announced = False
+    first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = service.queue_of(session, alert_id=alert_id)
@@ -78,8 +81,9 @@ def fanout_alert(self: Task, alert_id: int) -> None:
                     announced = True
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
-                    for chunk in planning.batches(ids, min(size, settings.dispatch_batch_size)):
+                    for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
                         send_batch.apply_async(args=[chunk], queue=queue)
+                    first[name] = False
             session.commit()
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)

@@ -417,19 +417,26 @@ class TwilioSms(Channel):
 
     async def _send_all(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         client = await self._async_client()
-        gate = asyncio.Semaphore(self._max_concurrency)
+        results: list[SendResult | None] = [None] * len(messages)
+        todo = iter(enumerate(messages))  # shared: each sender takes the next message when it is free
 
-        async def one(message: OutboundMessage) -> SendResult:
-            async with gate:
+        async def sender() -> None:
+            for index, message in todo:
                 _ASYNC_RETRY_AFTER.set(None)
                 try:
                     sent = await client.messages.create_async(**self._create_kwargs(message))
                 except Exception as exc:
                     error = self._refused(message, exc, _ASYNC_RETRY_AFTER.get())
-                    return self._result_of_error(message, error)
-                return SendResult(message.reference, Outcome.SENT, provider_id=str(sent.sid))
+                    results[index] = self._result_of_error(message, error)
+                else:
+                    results[index] = SendResult(message.reference, Outcome.SENT, provider_id=str(sent.sid))
 
-        return list(await asyncio.gather(*(one(m) for m in messages)))
+        # At most max_concurrency requests in flight: that many senders, not a task per message behind a semaphore.
+        await asyncio.gather(*(sender() for _ in range(min(self._max_concurrency, len(messages)))))
+        return [
+            r if r is not None else SendResult(m.reference, Outcome.RETRY, error="not sent")
+            for r, m in zip(results, messages, strict=True)
+        ]
 
     def prepare(self) -> None:
         """Import the SDK's lazily loaded message API and build this process's async client now, so the first
