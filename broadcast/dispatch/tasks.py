@@ -74,16 +74,18 @@ def fanout_alert(self: Task, alert_id: int) -> None:
             queue = service.queue_of(session, alert_id=alert_id)
             for part in service.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
-                if not announced:
-                    from broadcast.partners.tasks import fan_out as partners_fan_out
-
-                    partners_fan_out.delay(alert_id)  # partners learn of the publish as soon as it is planned
-                    announced = True
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
                     for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
                         send_batch.apply_async(args=[chunk], queue=queue)
                     first[name] = False
+                if not announced:
+                    from broadcast.partners.tasks import fan_out as partners_fan_out
+
+                    # Partners learn of the publish as soon as it is planned, right behind the first batches
+                    # (ahead of them in the same queue, the partner planning would delay the first SMS).
+                    partners_fan_out.delay(alert_id)
+                    announced = True
             session.commit()
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
