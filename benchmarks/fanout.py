@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
@@ -34,13 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BROKER = "redis://127.0.0.1:6379/11"
 SECRET = "benchmark-production-secret-key"  # noqa: S105 - a throwaway local value
-console = Console(width=150)
+console = Console(width=200)
 
 FAKE_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tests.fakes.twilio import FakeTwilio
-fake = FakeTwilio().start()
+fake = FakeTwilio(server={server!r}).start()
 print(fake.url, fake.account_sid, fake.auth_token, flush=True)
 while True:
     time.sleep(3600)
@@ -67,9 +68,70 @@ def send_one(to: str, body: str) -> None:
 """
 
 
+class CpuMeter:
+    """CPU time (user + system, seconds) each group of processes used between `start()` and `stop()`:
+    the fake Twilio, the Celery worker tree (its main process and pool children, reaped ones included), the
+    PostgreSQL backends connected to the benchmark's database (minus the benchmark's own progress polling),
+    Redis and PostgreSQL's auxiliary processes (whole servers, shared with anything else on the machine)."""
+
+    def __init__(self, *, fake_pid: int, worker_pid: int, db_name: str | None = None, poll_pid: int | None = None):
+        self.fake_pid, self.worker_pid, self.db_name, self.poll_pid = fake_pid, worker_pid, db_name, poll_pid
+        self.before: dict[str, dict[int, float]] = {}
+        self.wall = 0.0
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        groups: dict[str, dict[int, float]] = {k: {} for k in ("fake", "main", "pool", "pg", "poll", "redis", "pg aux")}
+        try:
+            groups["fake"][self.fake_pid] = self._cpu(psutil.Process(self.fake_pid))
+            root = psutil.Process(self.worker_pid)
+            times = root.cpu_times()
+            groups["main"][self.worker_pid] = times.user + times.system
+            groups["pool"][self.worker_pid] = times.children_user + times.children_system  # pool processes reaped
+            for child in root.children(recursive=True):
+                groups["pool"][child.pid] = self._cpu(child)
+        except psutil.NoSuchProcess:
+            pass
+        for p in psutil.process_iter(["name", "cmdline"]):
+            try:
+                name, cmd = p.info["name"] or "", " ".join(p.info["cmdline"] or [])
+                if name.startswith("redis-server"):
+                    groups["redis"][p.pid] = self._cpu(p)
+                elif name == "postgres":
+                    # A backend reads "postgres: 15/main: <user> <database> <host(port)> <state>".
+                    parts = cmd.split()
+                    if len(parts) >= 5 and "(" in parts[4]:
+                        if parts[3] == self.db_name:
+                            groups["poll" if p.pid == self.poll_pid else "pg"][p.pid] = self._cpu(p)
+                    else:
+                        groups["pg aux"][p.pid] = self._cpu(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return groups
+
+    def start(self) -> None:
+        self.before, self.wall = self.sample(), time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        after, wall = self.sample(), time.monotonic() - self.wall
+        used = {
+            group: sum(t - self.before.get(group, {}).get(pid, 0.0) for pid, t in pids.items())
+            for group, pids in after.items()
+        }
+        used["wall"] = wall
+        return used
+
+
+FAKE_SERVER = "asyncio"  # --fake
+
+
 def start_fake() -> tuple[subprocess.Popen[str], str, str, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", FAKE_SCRIPT.format(root=str(ROOT))],
+        [sys.executable, "-c", FAKE_SCRIPT.format(root=str(ROOT), server=FAKE_SERVER)],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -183,6 +245,7 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
         )
         wait_ready(BROKER)
         from broadcast.alerts import service as alerts
+        from broadcast.alerts.models import Alert
         from broadcast.alerts.routes import enqueue_fanout
         from broadcast.alerts.schemas import AlertCreate
         from broadcast.db import make_engine, session_scope
@@ -191,6 +254,15 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
         from tests.factories import alert_payload
 
         engine = make_engine(db_url)
+        # Progress is polled on one connection of its own, whose backend's CPU is reported apart.
+        poll = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        meter = CpuMeter(
+            fake_pid=fake.pid,
+            worker_pid=worker.pid,
+            db_name=sa.make_url(db_url).database,
+            poll_pid=poll.scalar(sa.text("SELECT pg_backend_pid()")),
+        )
+        meter.start()
         with session_scope(engine) as s:
             team = {u.username: u for u in s.scalars(sa.select(User))}
             payload = alert_payload("Actual")
@@ -201,13 +273,14 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
         approved_at = time.time()
         enqueue_fanout(alert)
         done_states = ("sent", "delivered", "failed", "skipped")
-        while True:
-            with engine.connect() as c:
-                done = c.scalar(sa.select(sa.func.count()).select_from(Delivery).where(Delivery.state.in_(done_states)))
-            if done >= n:
-                break
-            time.sleep(0.5)
+        done_q = sa.select(sa.func.count()).select_from(Delivery).where(Delivery.state.in_(done_states))
+        while poll.scalar(done_q) < n:
+            time.sleep(0.25)
+        cpu = meter.stop()
         finished_at = time.time()
+        # When the worker's planning published the alert: the queue and pickup part of approval → first request.
+        published = poll.scalar(sa.select(Alert.published_at).where(Alert.id == alert.id))
+        poll.close()
         engine.dispose()
         st = stats(fake_url)
         return {
@@ -215,10 +288,12 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
             "seconds": finished_at - approved_at,
             "rate": n / (finished_at - approved_at),
             "first_request_ms": (float(st["first_at"]) - approved_at) * 1000,
+            "published_ms": (published.timestamp() - approved_at) * 1000,
             "posts": st["posts"],
             "duplicates": int(st["posts"]) - int(st["distinct_to"]),
             "missing": n - int(st["distinct_to"]),
             "max_in_any_second": st["max_in_any_second"],
+            "cpu": cpu,
         }
     finally:
         if worker is not None:
@@ -270,12 +345,15 @@ def run_naive(n: int, workers: int) -> dict[str, float]:
         os.environ.update({"NAIVE_BROKER": BROKER})
         import naive_app
 
+        meter = CpuMeter(fake_pid=fake.pid, worker_pid=worker.pid)
+        meter.start()
         started = time.time()
         for i in range(n):
             naive_app.send_one.delay(f"+62814{i:08d}", "[TEST] Banjir di Kota Palu. Segera mengungsi.")
         while int(stats(fake_url)["posts"]) < n:
-            time.sleep(0.5)
+            time.sleep(0.25)
         finished = time.time()
+        cpu = meter.stop()
         st = stats(fake_url)
         return {
             "messages": n,
@@ -286,11 +364,61 @@ def run_naive(n: int, workers: int) -> dict[str, float]:
             "duplicates": int(st["posts"]) - int(st["distinct_to"]),
             "missing": n - int(st["distinct_to"]),
             "max_in_any_second": st["max_in_any_second"],
+            "cpu": cpu,
         }
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
         os.killpg(fake.pid, signal.SIGTERM)
+
+
+def cpu_table(runs: list[tuple[str, dict]]) -> Table:
+    """Where the CPU went during each run, in ms per message: what the fan-out itself costs (our worker and
+    its PostgreSQL backends) apart from the fake provider and the shared servers."""
+    table = Table(title="CPU time per message (user + system, ms/msg; load average " + load() + ")")
+    cols = (
+        "run",
+        "Celery main",
+        "pool processes",
+        "PG backends",
+        "fan-out",
+        "fake",
+        "Redis*",
+        "PG aux*",
+        "polling",
+        "ceiling: fan-out",
+        "with fake",
+    )
+    for col in cols:
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for name, r in runs:
+        cpu, n = r["cpu"], r["messages"]
+        per = {k: 1000 * v / n for k, v in cpu.items() if k != "wall"}
+        own = per["main"] + per["pool"] + per["pg"]
+        table.add_row(
+            name,
+            f"{per['main']:.3f}",
+            f"{per['pool']:.3f}",
+            f"{per['pg']:.3f}",
+            f"{own:.3f}",
+            f"{per['fake']:.3f}",
+            f"{per['redis']:.3f}",
+            f"{per['pg aux']:.3f}",
+            f"{per['poll']:.3f}",
+            f"{2000 / own:,.0f} msg/s" if own else "-",
+            f"{2000 / (own + per['fake']):,.0f} msg/s" if own else "-",
+        )
+    table.caption = (
+        "Celery main: the worker's consumer process; pool processes: planning, claims, twilio SDK, bookkeeping; "
+        "PG backends: the worker's PostgreSQL connections; fan-out = the three; fake: the fake Twilio process; "
+        "* whole server, shared with anything else running; polling: the benchmark's own progress query; "
+        "ceilings: 2 cores / CPU per message, for the fan-out alone and with the fake on the same cores"
+    )
+    return table
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -301,8 +429,17 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=100.0, help="Twilio limit (msg/s) of the rate-limited run")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (this machine has 2 cores)")
     parser.add_argument("--concurrency", type=int, default=48, help="requests in flight per worker process")
+    parser.add_argument(
+        "--fake",
+        choices=("asyncio", "threaded"),
+        default="asyncio",
+        help="the fake Twilio's server: asyncio (aiohttp, cheap per request) or threaded (http.server, as in tests)",
+    )
     args = parser.parse_args()
+    global FAKE_SERVER
+    FAKE_SERVER = args.fake
     sys.path.insert(0, str(ROOT))
+    console.print(f"load average at start: {load()} (this machine: {os.cpu_count()} cores); fake: {args.fake}")
     naive = run_naive(args.naive, args.workers)
     ours = run_ours(args.recipients, args.workers, concurrency=args.concurrency)
     runs = [("naive: one task per message, no bookkeeping", naive), ("ours: batches + bookkeeping", ours)]
@@ -319,12 +456,14 @@ def main() -> None:
             f"{r['messages']:,}",
             f"{r['seconds']:.1f}",
             f"{r['rate']:,.0f}",
-            f"{r['first_request_ms']:.0f} ms",
+            f"{r['first_request_ms']:.0f} ms"
+            + (f" (planning from {r['published_ms']:.0f} ms)" if "published_ms" in r else ""),
             f"{r['max_in_any_second']:,}",
             str(r["duplicates"]),
             str(r["missing"]),
         )
     console.print(table)
+    console.print(cpu_table(runs))
     console.print(
         f"ours / naive: {ours['rate'] / naive['rate']:.1f}×  (goals: ≥ 3,000 msg/s, ≥ 10× naive, "
         f"first request < 500 ms, 0 duplicates, 0 missing, ≤ {args.limit:,.0f} requests in any second when limited)"

@@ -28,6 +28,16 @@ def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+def lead_batches(ids: Sequence[int], size: int, *, lead: bool, lead_size: int = 100) -> Iterator[list[int]]:
+    """`batches(ids, size)`, except that with `lead` the first `size` ids go in batches of `lead_size`: a
+    fan-out's first messages leave sooner (a short claim and render, every worker process busy at once)."""
+    if not lead or size <= lead_size:
+        yield from batches(ids, size)
+        return
+    yield from batches(ids[:size], lead_size)
+    yield from batches(ids[size:], size)
+
+
 def backoff(retries: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> float:
     """Exponential backoff for the n-th retry, capped well under the broker's visibility timeout."""
     return float(min(cap_s, base_s * (2**retries)))

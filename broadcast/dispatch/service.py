@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Boolean, and_, any_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import areas as area_geo
-from broadcast.alerts import geometry
+from broadcast.alerts import geometry, rules
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import utcnow
@@ -39,6 +39,14 @@ def _insert(session: Session, table: Any) -> Any:
 def _insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if rows:
         session.execute(_insert(session, model).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def _among(session: Session, column: Any, ids: Sequence[int]) -> Any:
+    """`column IN (ids)`; on PostgreSQL `column = ANY(array)`: one parameter instead of one per id, so psycopg
+    and the server parse a short statement whatever the batch size."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(ids))
 
 
 def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
@@ -74,8 +82,15 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     )
     yielded: set[int] = set()
 
+    bulk = _unnest_insert(table) if session.get_bind().dialect.name == "postgresql" else None
+
     def add(channel: str, rows: list[dict[str, Any]]) -> dict[str, list[int]]:
-        ids = list(session.scalars(insert, rows)) if rows else []
+        if not rows:
+            ids: list[int] = []
+        elif bulk is not None:
+            ids = list(session.scalars(bulk, _unnest_params(rows)))
+        else:
+            ids = list(session.scalars(insert, rows))
         yielded.update(ids)
         return {channel: sorted(ids)} if ids else {}
 
@@ -147,10 +162,59 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     yield dict(leftover)  # possibly empty: the caller commits planned_at with it
 
 
+_PLANNED_COLUMNS = ("alert_id", "channel", "recipient_key", "subscriber_id", "language")
+
+
+def _unnest_insert(table: Any) -> Any:
+    """PostgreSQL: one INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING id for a whole chunk
+    of rows. Five array parameters instead of five placeholders per row: psycopg parses (and PostgreSQL plans)
+    a short statement, not one with thousands of placeholders per 1,000 rows."""
+    c = table.c
+    rows = (
+        func.unnest(
+            bindparam("p_alert", type_=postgresql.ARRAY(c.alert_id.type)),
+            bindparam("p_channel", type_=postgresql.ARRAY(c.channel.type)),
+            bindparam("p_key", type_=postgresql.ARRAY(c.recipient_key.type)),
+            bindparam("p_sub", type_=postgresql.ARRAY(c.subscriber_id.type)),
+            bindparam("p_lang", type_=postgresql.ARRAY(c.language.type)),
+        )
+        .table_valued(*_PLANNED_COLUMNS)
+        .render_derived(name="planned")
+    )
+    now = bindparam("p_now", type_=c.created_at.type)
+    source = select(
+        *(rows.c[name] for name in _PLANNED_COLUMNS),
+        literal(DeliveryState.PENDING.value, type_=c.state.type),
+        literal(0, type_=c.attempts.type),
+        now,
+        now,
+    )
+    return (
+        postgresql.insert(table)
+        .from_select([*_PLANNED_COLUMNS, "state", "attempts", "created_at", "updated_at"], source)
+        .on_conflict_do_nothing(index_elements=["alert_id", "channel", "recipient_key"])
+        .returning(c.id)
+    )
+
+
+def _unnest_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "p_alert": [r["alert_id"] for r in rows],
+        "p_channel": [r["channel"] for r in rows],
+        "p_key": [r["recipient_key"] for r in rows],
+        "p_sub": [r.get("subscriber_id") for r in rows],
+        "p_lang": [r.get("language", "id") for r in rows],
+        "p_now": utcnow(),
+    }
+
+
 def is_alert_live(session: Session, *, alert_id: int) -> bool:
     """True while the alert may still be delivered (checked within long batches: a cancel stops them)."""
-    alert = session.get(Alert, alert_id, populate_existing=True)
-    return alert is not None and alerts.is_live(alert)
+    # Two columns, not the alert with its infos and areas: this runs every CHECK_EVERY messages.
+    row = session.execute(select(Alert.state, Alert.expires).where(Alert.id == alert_id)).first()
+    if row is None or AlertState(row.state) not in rules.LIVE_STATES:
+        return False
+    return row.expires is None or row.expires > utcnow()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +244,14 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
         Delivery.state == DeliveryState.PENDING.value,
         and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
     )
+    mine = _among(session, Delivery.id, delivery_ids)
     doubt_stmt = select(Delivery.id, Delivery.updated_at).where(
-        Delivery.id.in_(list(delivery_ids)), Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now
+        mine, Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now
     )
     in_doubt = {did: claimed_at for did, claimed_at in session.execute(doubt_stmt)}
     rows = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(list(delivery_ids)), claimable)
+        .where(mine, claimable)
         .values(
             state=DeliveryState.SENDING.value,
             lease_until=now + timedelta(seconds=lease_s),
@@ -214,7 +279,8 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
     phones: dict[int, str] = {}
     if sub_ids:
-        stmt = select(Subscriber.id, Subscriber.phone).where(Subscriber.id.in_(sub_ids), Subscriber.active.is_(True))
+        active = Subscriber.active.is_(True)
+        stmt = select(Subscriber.id, Subscriber.phone).where(_among(session, Subscriber.id, sub_ids), active)
         phones = {sid: phone for sid, phone in session.execute(stmt)}
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     data = replace(data, **_public_post_extras(session, alert, channels={r.channel for r in rows}))
@@ -434,7 +500,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
     attempts: dict[int, int] = {}
     if sent:
         ids = [s.item.delivery_id for s in sent]
-        stmt = select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
+        stmt = select(Delivery.id, Delivery.attempts).where(_among(session, Delivery.id, ids))
         attempts = {did: n for did, n in session.execute(stmt)}
     outcomes: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
@@ -476,7 +542,9 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
     # One statement for the whole batch (executemany); only rows we still hold: a row whose lease was taken
     # over by another worker is not ours to overwrite.
     mine = and_(Delivery.id == bindparam("b_id"), Delivery.state == DeliveryState.SENDING.value)
-    if outcomes:
+    if outcomes and conn.dialect.name == "postgresql":
+        conn.execute(_unnest_outcomes(), _outcome_arrays(outcomes, now))
+    elif outcomes:
         conn.execute(
             update(Delivery.__table__)
             .where(mine)
@@ -511,6 +579,47 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         )
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
+
+
+def _unnest_outcomes() -> Any:
+    """PostgreSQL: every outcome of a batch in one UPDATE … FROM unnest(arrays), instead of one UPDATE per row
+    (executemany): less work for psycopg and for the server. Same rule: only rows still `sending` (ours)."""
+    t = Delivery.__table__
+    u = (
+        func.unnest(
+            bindparam("u_id", type_=postgresql.ARRAY(t.c.id.type)),
+            bindparam("u_state", type_=postgresql.ARRAY(t.c.state.type)),
+            bindparam("u_pid", type_=postgresql.ARRAY(t.c.provider_id.type)),
+            bindparam("u_sent", type_=postgresql.ARRAY(Boolean())),
+            bindparam("u_error", type_=postgresql.ARRAY(t.c.error.type)),
+        )
+        .table_valued("id", "state", "pid", "sent", "error")
+        .render_derived(name="outcome")
+    )
+    now = bindparam("u_now", type_=t.c.updated_at.type)
+    return (
+        update(t)
+        .where(t.c.id == u.c.id, t.c.state == DeliveryState.SENDING.value)
+        .values(
+            state=u.c.state,
+            provider_id=func.coalesce(u.c.pid, t.c.provider_id),
+            sent_at=case((u.c.sent, now), else_=t.c.sent_at),
+            error=u.c.error,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+
+
+def _outcome_arrays(outcomes: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    return {
+        "u_id": [o["b_id"] for o in outcomes],
+        "u_state": [o["b_state"] for o in outcomes],
+        "u_pid": [o["b_pid"] for o in outcomes],
+        "u_sent": [o["b_sent"] is not None for o in outcomes],
+        "u_error": [o["b_error"] for o in outcomes],
+        "u_now": now,
+    }
 
 
 def retry_after_hint(sent: Sequence[Sent], retry_ids: Sequence[int]) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TypeVar
@@ -64,6 +65,7 @@ def preload() -> None:
 
     for level in boundaries.LEVELS:
         boundaries.load_level(level)
+    import numpy.ma  # noqa: F401 - numpy imports it lazily during an alert's first match (~40 ms)
 
 
 def warm_up() -> None:
@@ -87,20 +89,24 @@ def fanout_alert(self: Task, alert_id: int) -> None:
     settings = get_settings()
     channels = active_channels()
     announced = False
+    first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = service.queue_of(session, alert_id=alert_id)
             for part in service.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
+                for name, ids in part.items():
+                    size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
+                    for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
+                        send_batch.apply_async(args=[chunk], queue=queue)
+                    first[name] = False
                 if not announced:
                     from broadcast.partners.tasks import fan_out as partners_fan_out
 
-                    partners_fan_out.delay(alert_id)  # partners learn of the publish as soon as it is planned
+                    # Partners learn of the publish as soon as it is planned, right behind the first batches
+                    # (ahead of them in the same queue, the partner planning would delay the first SMS).
+                    partners_fan_out.delay(alert_id)
                     announced = True
-                for name, ids in part.items():
-                    size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
-                    for chunk in planning.batches(ids, min(size, settings.dispatch_batch_size)):
-                        send_batch.apply_async(args=[chunk], queue=queue)
             session.commit()
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)

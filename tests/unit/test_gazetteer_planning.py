@@ -1,6 +1,6 @@
 import pytest
 
-from broadcast.dispatch.planning import backoff, batches
+from broadcast.dispatch.planning import backoff, batches, lead_batches
 from broadcast.worker import VISIBILITY_TIMEOUT_S
 from geo import gazetteer
 
@@ -32,6 +32,15 @@ def test_batches_cover_everything_once():
     assert sum(chunks, []) == ids
     with pytest.raises(ValueError):
         list(batches(ids, 0))
+
+
+def test_a_fan_outs_first_batches_are_small_then_full_size():
+    ids = list(range(1, 1251))
+    chunks = list(lead_batches(ids, 500, lead=True))
+    assert [len(c) for c in chunks] == [100, 100, 100, 100, 100, 500, 250]
+    assert sum(chunks, []) == ids
+    assert [len(c) for c in lead_batches(ids, 500, lead=False)] == [500, 500, 250]
+    assert [len(c) for c in lead_batches(ids[:80], 500, lead=True)] == [80]
 
 
 def test_backoff_grows_and_stays_under_visibility_timeout():

@@ -12,7 +12,8 @@ def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
 
 
-@pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
+@pytest.fixture(params=["threaded", "asyncio"])
+def fake_twilio(request: pytest.FixtureRequest) -> Iterator[FakeTwilio]:
+    # Both servers of the fake (the benchmark uses the asyncio one) must answer alike.
+    with FakeTwilio(server=request.param) as fake:
         yield fake

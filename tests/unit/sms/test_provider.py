@@ -1,6 +1,7 @@
 import logging
 import socket
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 
@@ -17,6 +18,7 @@ from channels.sms import (
     build_client,
     mask_number,
 )
+from channels.sms.provider import form_encode
 from tests.fakes.twilio import FakeTwilio, query_of
 
 TO = "+6281234567890"
@@ -290,3 +292,16 @@ def test_async_batches_carry_retry_after_and_retry_timeouts(fake_twilio):
         assert fine.outcome is Outcome.SENT
     finally:
         ch.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"To": "+6281300000001", "Body": "[TEST] Banjir di Palu & sekitarnya: 100% siaga! ~ é 🌊", "SmartEncoded": "false"},
+        {"StatusCallback": "https://x.example/cb?d=1&k=a b", "MediaUrl": ["https://a/1.png", "https://a/2 x.png"]},
+        {},
+    ],
+)
+def test_form_encoding_matches_urlencode(data):
+    assert form_encode(data) == urlencode(data, doseq=True)
+    assert form_encode(data) == urlencode(data, doseq=True)  # a second time, from the quoting cache
