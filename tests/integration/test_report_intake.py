@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-
 from fastapi.testclient import TestClient
 
 from broadcast.api.app import create_app
@@ -112,7 +111,7 @@ def test_a_report_the_database_refuses_fails_alone_and_its_batch_mates_are_store
 
 def test_text_the_database_cannot_store_is_refused_with_a_4xx(client, engine):
     for text in [r"banjir\u0000", r"banjir \ud800", "banjir\x00"]:  # JSON escapes, then a raw NUL
-        body = '{"text": "%s", "external_id": "nul"}' % text
+        body = '{"text": "' + text + '", "external_id": "nul"}'
         response = client.post("/api/v1/reports", content=body,
                                headers={"X-API-Key": "partner-key", "Content-Type": "application/json"})
         assert response.status_code in (400, 422), response.text  # malformed JSON or refused text

@@ -5,6 +5,7 @@ import csv
 import io
 import re
 from collections import Counter
+from typing import ClassVar
 
 import phonenumbers
 import pytest
@@ -18,7 +19,6 @@ from broadcast.api.app import create_app
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
 from broadcast.reports import service as reports
-from broadcast.reports.models import Report
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.trust import service as trust
@@ -247,7 +247,7 @@ def test_notify_reporter_on_the_channel_it_came_from_in_its_language(session, te
 
 
 class RecordingSms(Outbox):
-    sent: list = []
+    sent: ClassVar[list] = []
 
     def __init__(self):
         super().__init__(SmsRenderer())
