@@ -128,8 +128,14 @@ def dbs(request: pytest.FixtureRequest) -> Databases:
 
 
 @pytest.fixture
-def db_url(dbs: Databases) -> str:
-    return dbs.fresh()
+def db_url(dbs: Databases) -> Iterator[str]:
+    url = dbs.fresh()
+    yield url
+    # The app and tasks share one cached engine per URL (broadcast.db.get_engine): close its pooled connections,
+    # or a long run keeps one PostgreSQL connection per test database open and exhausts max_connections.
+    from broadcast.db import get_engine
+
+    get_engine(url).dispose()
 
 
 @pytest.fixture
