@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -12,14 +12,22 @@ State = Literal["new", "verified", "dismissed", "actioned"]
 class ReportCreate(BaseModel):
     """A report from a partner system (or staff): free text, optionally coordinates, media links and a time."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Coordinates come as a pair: the schema says so (dependentRequired), so clients and fuzzers know it.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
+    )
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=4000, pattern=r"\S")
     external_id: str | None = Field(default=None, max_length=100)
     author: str | None = Field(default=None, max_length=200)  # the partner's id for the reporter; stored hashed
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    media: list[str] = Field(default_factory=list, max_length=10)
+    # Omit both for no location (null is not a coordinate).
+    lat: float = Field(default=None, ge=-90, le=90, validate_default=False)  # type: ignore[assignment]
+    lon: float = Field(default=None, ge=-180, le=180, validate_default=False)  # type: ignore[assignment]
+    media: list[Annotated[str, Field(pattern=r"^https?://", max_length=1000)]] = Field(
+        default_factory=list, max_length=10
+    )
     occurred_at: AwareDatetime | None = None
     language: str | None = Field(default=None, max_length=8)
     hazard: str | None = Field(default=None, max_length=32)
@@ -52,14 +60,24 @@ class ReportAccepted(BaseModel):
 
 
 class StateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Coordinates come as a pair: the schema says so (dependentRequired), so clients and fuzzers know it.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
+    )
 
     state: State
     note: str | None = Field(default=None, max_length=2000)
 
 
 class TriageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Coordinates come as a pair: the schema says so (dependentRequired), so clients and fuzzers know it.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
+    )
 
     assignee_id: int | None = None
     note: str | None = Field(default=None, max_length=2000)
