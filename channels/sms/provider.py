@@ -198,9 +198,7 @@ class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no typ
         allow_redirects: bool = False,
     ) -> Response:
         """Send one request (to `base_url` when set, keeping path and query) and remember Retry-After."""
-        if self.base_url:
-            parts = urlsplit(url)
-            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        url = rebase(url, self.base_url)
         self._local.retry_after = None
         response = super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
         if response.status_code >= 400:
@@ -217,6 +215,14 @@ class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no typ
 
     def log_response(self, status_code: int, response: Any) -> None:
         log.debug("twilio response %s", status_code)
+
+
+def rebase(url: str, base_url: str) -> str:
+    """`url` with its scheme and host replaced by `base_url` (path and query kept); unchanged when no base."""
+    if not base_url:
+        return url
+    parts = urlsplit(url)
+    return base_url + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 _ASYNC_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar("twilio_retry_after", default=None)
@@ -247,9 +253,7 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
         allow_redirects: bool = False,
     ) -> Response:
         """Send one request (to `base_url` when set, keeping path and query) and remember Retry-After."""
-        if self.base_url:
-            parts = urlsplit(url)
-            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        url = rebase(url, self.base_url)
         headers = dict(headers or {})
         if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
             headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
