@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, and_, any_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import areas as area_geo
@@ -208,9 +209,10 @@ def _unnest_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def is_alert_live(session: Session, *, alert_id: int) -> bool:
+def is_alert_live(session: Session | Connection, *, alert_id: int) -> bool:
     """True while the alert may still be delivered (checked within long batches: a cancel stops them)."""
-    # Two columns, not the alert with its infos and areas: this runs every CHECK_EVERY messages.
+    # Two columns, not the alert with its infos and areas, and a plain connection will do: this runs every
+    # CHECK_EVERY messages.
     row = session.execute(select(Alert.state, Alert.expires).where(Alert.id == alert_id)).first()
     if row is None or AlertState(row.state) not in rules.LIVE_STATES:
         return False

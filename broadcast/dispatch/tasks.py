@@ -137,8 +137,8 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
     alert_id = claimed.alert.id
 
     def is_live() -> bool:
-        with session_scope(engine) as session:
-            return service.is_alert_live(session, alert_id=alert_id)
+        with engine.connect() as conn:  # a read: no ORM session, no commit
+            return service.is_alert_live(conn, alert_id=alert_id)
 
     def still_live() -> bool:
         return _db_retrying("alert state check", is_live)

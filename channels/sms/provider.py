@@ -217,12 +217,33 @@ class TwilioHttp(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no typ
         log.debug("twilio response %s", status_code)
 
 
+@lru_cache(maxsize=64)
+def basic_auth(username: str, password: str) -> str:
+    """The Basic Authorization header value (one account's credentials, computed once)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@lru_cache(maxsize=256)
 def rebase(url: str, base_url: str) -> str:
     """`url` with its scheme and host replaced by `base_url` (path and query kept); unchanged when no base."""
     if not base_url:
         return url
     parts = urlsplit(url)
     return base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def create_returning_sid(client: Client, kwargs: Mapping[str, Any]) -> str:
+    """`client.messages.create_async(**kwargs).sid` without building the MessageInstance: a fan-out needs only
+    the sid, and the instance parses three RFC 2822 dates per message (a tenth of the CPU of a send).
+
+    Uses the SDK's generated `_create_async` helper (the request `create_async` makes, returning the parsed
+    payload); an SDK without it gets the public `create_async`."""
+    messages = client.messages
+    create = getattr(messages, "_create_async", None)
+    if create is None:
+        return str((await messages.create_async(**kwargs)).sid)
+    payload, _status, _headers = await create(**kwargs)
+    return str(payload["sid"])
 
 
 _ASYNC_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar("twilio_retry_after", default=None)
@@ -236,9 +257,13 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
     def __init__(self, *, timeout: float = 10.0, pool_size: int = 32, base_url: str = "") -> None:
         super().__init__(pool_connections=False, timeout=timeout, logger=log)
         self.base_url = base_url.rstrip("/")
+        # No cookie jar (Twilio sets no cookies we need) and no compression negotiation: less work per request.
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
             timeout=aiohttp.ClientTimeout(total=timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
         )
 
     async def request(
@@ -256,7 +281,7 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
         url = rebase(url, self.base_url)
         headers = dict(headers or {})
         if auth is not None:  # aiohttp deprecates its `auth` argument (a warning per request): send the header
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = basic_auth(*auth)
         body: bytes | None = None
         if data:  # encoded like the synchronous client (lists repeat the key); aiohttp's FormData costs more CPU
             body = form_encode(data).encode()
@@ -267,7 +292,7 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
         async with self.session.request(
             method.upper(), url, params=params, data=body, headers=headers, allow_redirects=allow_redirects, **extra
         ) as raw:
-            response = Response(raw.status, await raw.text(), raw.headers)
+            response = Response(raw.status, (await raw.read()).decode("utf-8", "replace"), raw.headers)
         self.log_response(response.status_code, response)
         if response.status_code >= 400:
             _ASYNC_RETRY_AFTER.set(parse_retry_after((response.headers or {}).get("Retry-After")))
@@ -428,12 +453,12 @@ class TwilioSms(Channel):
             for index, message in todo:
                 _ASYNC_RETRY_AFTER.set(None)
                 try:
-                    sent = await client.messages.create_async(**self._create_kwargs(message))
+                    sid = await create_returning_sid(client, self._create_kwargs(message))
                 except Exception as exc:
                     error = self._refused(message, exc, _ASYNC_RETRY_AFTER.get())
                     results[index] = self._result_of_error(message, error)
                 else:
-                    results[index] = SendResult(message.reference, Outcome.SENT, provider_id=str(sent.sid))
+                    results[index] = SendResult(message.reference, Outcome.SENT, provider_id=sid)
 
         # At most max_concurrency requests in flight: that many senders, not a task per message behind a semaphore.
         await asyncio.gather(*(sender() for _ in range(min(self._max_concurrency, len(messages)))))
