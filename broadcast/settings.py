@@ -43,7 +43,9 @@ class TwilioSettings(BaseModel):
     webhook_test_token: SecretStr = SecretStr("")
     # Twilio Advanced Opt-Out answers STOP/START/HELP itself: we act on them but send an empty reply.
     advanced_opt_out: bool = False
-    max_concurrency: int = Field(default=32, ge=1, le=256)
+    # Requests in flight per worker process; at most 50 so that a cancel stops a process within
+    # dispatch.service.CHECK_EVERY (100) requests, those already in flight included.
+    max_concurrency: int = Field(default=32, ge=1, le=50)
     timeout_s: float = Field(default=10.0, gt=0)
     rate_per_second: float = Field(default=100.0, gt=0)
     max_segments: int = Field(default=1, ge=1, le=3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -138,6 +138,18 @@ class SendResult:
     # RETRY only: the request may have reached the provider (a timeout, a connection lost after sending), so
     # the retry must first look in the provider's message list.
     in_doubt: bool = False
+    # RETRY only: never handed to the provider because the caller's `proceed` said stop (the alert was
+    # cancelled or expired during the batch).
+    stopped: bool = False
+
+
+# Asked by `send_many` before each message goes to the provider; once it answers False no further message goes.
+Proceed = Callable[[], bool]
+
+
+def stopped_result(message: OutboundMessage) -> SendResult:
+    """The result of a message `send_many` did not send because `proceed` said stop."""
+    return SendResult(message.reference, Outcome.RETRY, error="stopped before sending", stopped=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +253,15 @@ class Channel(ABC):
         Raises: MessageRejected, ChannelUnavailable.
         """
 
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
-        """Deliver a batch; one message's failure never stops the others."""
-        return [send_one_safely(self, m) for m in messages]
+    def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
+        """Deliver a batch; one message's failure never stops the others. `proceed` is asked before each
+        message; once it says False the rest come back `stopped` without reaching the provider."""
+        results: list[SendResult] = []
+        for m in messages:
+            if proceed is not None and not proceed():
+                return results + [stopped_result(r) for r in messages[len(results) :]]
+            results.append(send_one_safely(self, m))
+        return results
 
     def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
         """Turn a provider webhook or poll item into an event; None when not ours."""

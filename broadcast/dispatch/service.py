@@ -351,8 +351,35 @@ class Sent:
 STOPPED = "alert cancelled or expired during the batch"
 
 
-# Messages handed to a channel at a time: between two steps the alert's state is checked again.
+# After a cancel or expiry is committed, at most CHECK_EVERY requests leave a worker process, those already in
+# flight included (with max_concurrency ≤ CHECK_EVERY / 2): the state is read again every READ_EVERY messages,
+# and every CHECK_EVERY_S seconds (a paced send may wait for tokens in between).
 CHECK_EVERY = 100
+READ_EVERY = CHECK_EVERY // 2
+CHECK_EVERY_S = 1.0
+
+
+class LiveCheck:
+    """The `proceed` a channel asks before each message: reads the alert's state again every READ_EVERY
+    messages or CHECK_EVERY_S seconds (a paced send may wait for tokens) and stays False once the alert stopped
+    being live. Between two reads a channel keeps its requests flowing instead of draining its pipeline."""
+
+    def __init__(
+        self, still_live: Callable[[], bool], *, every: int = READ_EVERY, every_s: float = CHECK_EVERY_S
+    ) -> None:
+        self._still_live, self._every, self._every_s = still_live, every, every_s
+        self._count = 0
+        self._checked_at = time.monotonic()
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        if self.stopped:
+            return False
+        self._count += 1
+        if self._count > self._every or time.monotonic() - self._checked_at >= self._every_s:
+            self._count, self._checked_at = 1, time.monotonic()
+            self.stopped = not self._still_live()
+        return not self.stopped
 
 
 def _take_tokens(
@@ -392,12 +419,13 @@ def _take_tokens(
     return allowed, held
 
 
-def _pace_size(channel: Channel, message: OutboundMessage, limiter: RateLimiter | None) -> int:
-    """How many messages go out together: at most a bucket's burst, so no second sees more than the limit."""
-    if limiter is None or channel.mode != "live":
-        return CHECK_EVERY
-    buckets, _ = channel.rate_buckets(message)
-    return max(1, min([CHECK_EVERY, *(int(b.burst) for b in buckets)]))
+def _pace_size(channel: Channel, messages: Sequence[OutboundMessage], limiter: RateLimiter | None) -> int:
+    """How many messages go out together: at most a bucket's burst, so no second sees more than the limit;
+    the whole batch when nothing limits it (the alert's state is checked between messages, see LiveCheck)."""
+    if not messages or limiter is None or channel.mode != "live":
+        return max(1, len(messages))
+    buckets, _ = channel.rate_buckets(messages[0])
+    return max(1, min([len(messages), *(int(b.burst) for b in buckets)]))
 
 
 def _reconcile(
@@ -446,8 +474,9 @@ def send_claimed(
 ) -> list[Sent]:
     """Render and send every claimed item through its channel, within the providers' limits (Redis token
     buckets shared by every worker, when a limiter is given, waiting up to `max_wait_s` for them); holds no
-    database session. Every CHECK_EVERY messages (and before every paced step) `still_live` is asked again:
-    once the alert is cancelled or expired no further request leaves and the rest come back `skipped`."""
+    database session. Every READ_EVERY messages or CHECK_EVERY_S seconds `still_live` is asked again (the
+    channel asks before each message): once the alert is cancelled or expired no further request leaves, only
+    those already in flight complete, and the rest come back `skipped`."""
     if batch.alert is None:
         return []
     by_channel: dict[str, list[ClaimedItem]] = defaultdict(list)
@@ -455,7 +484,7 @@ def send_claimed(
         by_channel[item.channel].append(item)
     out: list[Sent] = []
     deadline = time.monotonic() + max_wait_s
-    stopped = False
+    proceed = LiveCheck(still_live) if still_live is not None else None
     for name, items in by_channel.items():
         channel = channels.get(name)
         if channel is None:
@@ -469,19 +498,19 @@ def send_claimed(
         results: dict[str, SendResult] = {r.reference: r for r in reconciled}
         held_refs: set[str] = set()
         skipped_refs: set[str] = set()
-        step = _pace_size(channel, messages[0], limiter) if messages else CHECK_EVERY
+        step = _pace_size(channel, messages, limiter)
         for start in range(0, len(messages), step):
             chunk = messages[start : start + step]
-            if stopped or (still_live is not None and start > 0 and not still_live()):
-                stopped = True
+            if proceed is not None and proceed.stopped:
                 skipped_refs.update(m.reference for m in chunk)
                 continue
             held: list[SendResult] = []
             if limiter is not None and channel.mode == "live":
                 chunk, held = _take_tokens(channel, chunk, limiter, deadline=deadline)
-            sent_results = channel.send_many(chunk) if chunk else []
+            sent_results = channel.send_many(chunk, proceed=proceed) if chunk else []
             _honour_retry_after(channel, chunk, sent_results, limiter)
             held_refs.update(r.reference for r in held)
+            skipped_refs.update(r.reference for r in sent_results if r.stopped)
             results.update((r.reference, r) for r in [*sent_results, *held])
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:

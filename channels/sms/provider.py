@@ -41,8 +41,10 @@ from channels.base import (
     MessageRejected,
     OutboundMessage,
     Outcome,
+    Proceed,
     Renderer,
     SendResult,
+    stopped_result,
 )
 from channels.sms.codes import AUTH_CODES, FILTERED_CODES, SUPPRESS_CODES, TRANSIENT_CODES
 from channels.sms.inbound import DELIVERY_PARAM, parse_inbound
@@ -434,23 +436,30 @@ class TwilioSms(Channel):
             raise self._refused(message, exc, self._retry_after_hint()) from exc
         return str(sent.sid)
 
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+    def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
         """Send a batch with twilio's async client, at most `max_concurrency` requests in flight; results
-        keep the input order. A single message goes through the synchronous client."""
+        keep the input order. A single message goes through the synchronous client. `proceed` is asked before
+        each request: once it says False, only requests already in flight complete and the rest come back
+        `stopped` (the pipeline never drains between checks)."""
         if not messages:
             return []
         if len(messages) == 1:
-            return [self._send_result(m) for m in messages]
+            if proceed is not None and not proceed():
+                return [stopped_result(messages[0])]
+            return [self._send_result(messages[0])]
         loop = self._event_loop()
-        return loop.run_until_complete(self._send_all(messages))
+        return loop.run_until_complete(self._send_all(messages, proceed))
 
-    async def _send_all(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+    async def _send_all(self, messages: Sequence[OutboundMessage], proceed: Proceed | None) -> list[SendResult]:
         client = await self._async_client()
         results: list[SendResult | None] = [None] * len(messages)
         todo = iter(enumerate(messages))  # shared: each sender takes the next message when it is free
 
         async def sender() -> None:
             for index, message in todo:
+                if proceed is not None and not proceed():
+                    results[index] = stopped_result(message)
+                    continue
                 _ASYNC_RETRY_AFTER.set(None)
                 try:
                     sid = await create_returning_sid(client, self._create_kwargs(message))

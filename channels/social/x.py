@@ -28,9 +28,11 @@ from channels.base import (
     MessageRejected,
     OutboundMessage,
     Outcome,
+    Proceed,
     RateBucket,
     Recipient,
     SendResult,
+    stopped_result,
 )
 from channels.social.accounts import choose_account
 from channels.social.x_render import XRenderer
@@ -226,14 +228,18 @@ class XPost(Channel):
         """
         return self.post_thread(message).ids[0]
 
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+    def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
         """Post each thread: `provider_id` is the first post, `extra_provider_ids` the replies after it.
 
-        After a 429 the rest of the batch is not attempted: it would only meet the same limit.
+        After a 429 the rest of the batch is not attempted: it would only meet the same limit. `proceed` is
+        asked before each thread; once it says False the rest come back `stopped`.
         """
         results: list[SendResult] = []
         limited: RateLimited | None = None
         for m in messages:
+            if proceed is not None and not proceed():
+                results.append(stopped_result(m))
+                continue
             if limited is not None:
                 results.append(
                     SendResult(m.reference, Outcome.RETRY, error=str(limited), retry_after=limited.retry_after)

@@ -88,8 +88,8 @@ def test_a_cancel_mid_batch_stops_the_rest(session, fake, redis_url):
     service.record_results(session, sent=sent)
     session.commit()
     assert len(checks) == 1
-    assert fake.stats()["posts"] == service.CHECK_EVERY
+    assert fake.stats()["posts"] == service.READ_EVERY
     states = dict(
         session.execute(sa.select(Delivery.state, sa.func.count()).group_by(Delivery.state)).all()  # type: ignore[arg-type]
     )
-    assert states == {"sent": service.CHECK_EVERY, "skipped": service.CHECK_EVERY + 10}
+    assert states == {"sent": service.READ_EVERY, "skipped": 2 * service.CHECK_EVERY + 10 - service.READ_EVERY}

@@ -120,3 +120,20 @@ def test_atom_feed_is_well_formed_and_marks_exercises():
     links = {li.get("type"): li.get("href") for li in root.find("a:entry", ns).findall("a:link", ns)}
     assert links == {"application/cap+xml": "http://127.0.0.1:8000/cap/BCAST-1.xml",
                      "text/html": "http://127.0.0.1:8000/peringatan/BCAST-1"}
+
+
+def test_base_send_many_stops_when_proceed_says_so():
+    class Counting(Outbox):
+        def __init__(self):
+            super().__init__(SmsRenderer())
+            self.sent = []
+
+        def send(self, message):
+            self.sent.append(message.reference)
+            return message.reference
+
+    ch = Counting()
+    answers = iter([True, True, False])
+    results = ch.send_many([OutboundMessage("x", "t", str(i)) for i in range(5)], proceed=lambda: next(answers))
+    assert ch.sent == ["0", "1"]
+    assert [r.stopped for r in results] == [False, False, True, True, True]

@@ -341,3 +341,20 @@ def test_sid_helper_falls_back_to_the_public_create_async():
     client = SimpleNamespace(messages=SimpleNamespace(create_async=create_async))
     assert asyncio.run(create_returning_sid(client, {"to": TO, "body": "x"})) == "SM123"
     assert seen == {"to": TO, "body": "x"}
+
+
+def test_send_many_asks_proceed_before_each_request_and_stops_at_once(fake_twilio):
+    ch = channel(fake_twilio, max_concurrency=4)
+    asked = []
+
+    def proceed():
+        asked.append(1)
+        return len(asked) <= 10
+
+    try:
+        results = ch.send_many([msg(str(i), to=f"+62814{i:08d}") for i in range(40)], proceed=proceed)
+    finally:
+        ch.close()
+    assert len(fake_twilio.messages) == 10
+    assert [r.outcome for r in results[:10]] == [Outcome.SENT] * 10
+    assert all(r.stopped and r.outcome is Outcome.RETRY for r in results[10:])
