@@ -170,6 +170,18 @@ class RateBucket:
     burst: float
 
 
+def window_safe(limit: float) -> tuple[float, int]:
+    """Token-bucket (rate, burst) that never lets more than `limit` requests through in any one-second window.
+
+    A window then holds at most burst + rate × (1 s + jitter) grants, the jitter being the time between taking a
+    token and the request reaching the provider, which can bunch requests up. A count is an integer, so that
+    sum must stay below limit + 1: a rate of 80 % of the limit with a burst of 5 % (at least 1) leaves room for
+    about 19 % of jitter at high rates and 25 % below 20/s (a 1/s long code sends every 1.25 s, never twice in
+    one second).
+    """
+    return limit * 0.8, max(1, int(limit * 0.05))
+
+
 @dataclass(frozen=True, slots=True)
 class InboundEvent:
     """Something a citizen sent us: a report or a subscriber command."""

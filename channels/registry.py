@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer
+from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer, window_safe
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer, TwilioConfig, TwilioSms, build_client
 from channels.social import XConfig, XPost, XRenderer
@@ -78,14 +78,6 @@ def _sms_renderer(config: TwilioConfig) -> SmsRenderer:
         raise ChannelConfigError(f"channel 'sms': {exc}") from exc
 
 
-def _window_safe(limit: float) -> tuple[float, int]:
-    """Token-bucket (rate, burst) that never lets more than `limit` requests through in any one-second window:
-    a bucket allows burst + rate × 1 s there; the slack (15 %) absorbs the jitter between taking a token and
-    the request reaching the provider, which can bunch requests up."""
-    burst = max(1, int(limit * 0.05))
-    return max(min(limit * 0.8, limit - burst), limit / 2), burst
-
-
 def _twilio_sms(renderer: Renderer, config: TwilioConfig) -> TwilioSms:
     if not (config.account_sid and config.auth_token):
         raise ChannelConfigError("channel 'sms': live mode needs a Twilio account SID and auth token")
@@ -105,7 +97,7 @@ def _twilio_sms(renderer: Renderer, config: TwilioConfig) -> TwilioSms:
             sender_strategy=config.sender_strategy,
             status_callback_url=config.status_callback_url,
             max_concurrency=config.max_concurrency,
-            limits=ChannelLimits(*_window_safe(config.rate_per_second), max_batch=500),
+            limits=ChannelLimits(*window_safe(config.rate_per_second), max_batch=500),
         )
     except ValueError as exc:
         raise ChannelConfigError(f"channel 'sms': {exc}") from exc
