@@ -47,7 +47,16 @@ class TwilioSettings(BaseModel):
     # dispatch.service.CHECK_EVERY (100) requests, those already in flight included.
     max_concurrency: int = Field(default=32, ge=1, le=50)
     timeout_s: float = Field(default=10.0, gt=0)
-    rate_per_second: float = Field(default=100.0, gt=0)
+    # Twilio's limits in requests per second, each kept as a Redis token bucket shared by every worker (made
+    # window safe: no second sees more). The account cap applies to every message; on top of it each message
+    # takes from its From number's bucket (a long code, E.164: long_code_rate; a short code, 3-8 digits:
+    # short_code_rate) or, when the Messaging Service picks the number, from the service's. A service's real
+    # throughput is the sum of its senders' rates; Twilio queues what goes over it for a few hours, then fails
+    # it (30001, queue overflow), out of reach of a cancel: set messaging_service_rate to that sum.
+    rate_per_second: float = Field(default=2000.0, gt=0)
+    long_code_rate: float = Field(default=1.0, gt=0)
+    short_code_rate: float = Field(default=100.0, gt=0)
+    messaging_service_rate: float = Field(default=100.0, gt=0)
     max_segments: int = Field(default=1, ge=1, le=3)
     # Only an estimate for previews: roughly Twilio's list price per segment to Indonesia.
     price_per_segment: Decimal = Decimal("0.41")

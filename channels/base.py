@@ -289,6 +289,11 @@ class Channel(ABC):
         """The provider limits sending `message` draws on, and how many requests it costs."""
         return [RateBucket(f"{self.name}:rate", self.limits.rate_per_second, self.limits.burst)], 1
 
+    def retry_after_buckets(self, message: OutboundMessage) -> list[RateBucket]:
+        """The buckets a provider's Retry-After for `message` blocks: all it draws on, unless the adapter knows
+        which limit the provider meant."""
+        return self.rate_buckets(message)[0]
+
 
 def send_one_safely(channel: Channel, message: OutboundMessage) -> SendResult:
     """Send one message and turn every failure into a result instead of an exception."""

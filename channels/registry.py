@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer, window_safe
 from channels.outbox import Outbox
-from channels.sms import SmsRenderer, TwilioConfig, TwilioSms, build_client
+from channels.sms import SenderRates, SmsRenderer, TwilioConfig, TwilioSms, build_client
 from channels.social import XConfig, XPost, XRenderer
 from channels.web import WebPage, WebRenderer
 
@@ -98,6 +98,12 @@ def _twilio_sms(renderer: Renderer, config: TwilioConfig) -> TwilioSms:
             status_callback_url=config.status_callback_url,
             max_concurrency=config.max_concurrency,
             limits=ChannelLimits(*window_safe(config.rate_per_second), max_batch=500),
+            sender_rates=SenderRates(
+                long_code=config.long_code_rate,
+                short_code=config.short_code_rate,
+                messaging_service=config.messaging_service_rate,
+            ),
+            account_sid=config.account_sid,
         )
     except ValueError as exc:
         raise ChannelConfigError(f"channel 'sms': {exc}") from exc

@@ -14,6 +14,7 @@ from channels.sms.inbound import (
     validate_signature,
 )
 from channels.sms.provider import (
+    SenderRates,
     SenderStrategy,
     SentMessage,
     TwilioConfig,
@@ -22,6 +23,7 @@ from channels.sms.provider import (
     TwilioSms,
     TwilioUnavailable,
     build_client,
+    is_short_code,
     map_twilio_error,
     mask_number,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "FittedText",
     "InvalidCallback",
     "SegmentInfo",
+    "SenderRates",
     "SenderStrategy",
     "SentMessage",
     "SmsRenderer",
@@ -50,6 +53,7 @@ __all__ = [
     "build_client",
     "check_budget",
     "is_gsm7",
+    "is_short_code",
     "map_twilio_error",
     "mask_number",
     "normalise_gsm7",

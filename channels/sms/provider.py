@@ -42,9 +42,11 @@ from channels.base import (
     OutboundMessage,
     Outcome,
     Proceed,
+    RateBucket,
     Renderer,
     SendResult,
     stopped_result,
+    window_safe,
 )
 from channels.sms.codes import AUTH_CODES, FILTERED_CODES, SUPPRESS_CODES, TRANSIENT_CODES
 from channels.sms.inbound import DELIVERY_PARAM, parse_inbound
@@ -61,8 +63,34 @@ def mask_number(number: str) -> str:
 
 
 class SenderStrategy(StrEnum):
+    # Deliveries take the numbers in turn by delivery id: every worker and every retry agree on a message's number.
     ROUND_ROBIN = "round_robin"
     HASH = "hash"  # the same recipient always hears from the same number, so a reply thread stays together
+
+
+def is_short_code(sender: str) -> bool:
+    """A short code is 3 to 8 digits without '+'; anything else (E.164, an alphanumeric id) is limited like a long
+    code."""
+    return sender.isdigit() and 3 <= len(sender) <= 8
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRates:
+    """Requests per second Twilio lets each kind of sender take; each becomes a window-safe token bucket.
+
+    A Messaging Service's throughput is the sum of its senders' rates, and Twilio queues what goes over it (for
+    a few hours, then fails it with 30001, queue overflow). The default assumes a short code behind the service
+    (and matches the channel's former single limit); set it to the service's real sum (ten long codes: 10),
+    or the excess waits in Twilio's queue, where a cancel cannot stop it and a later tsunami warning waits
+    behind it."""
+
+    long_code: float = 1.0
+    short_code: float = 100.0
+    messaging_service: float = 100.0
+
+    def __post_init__(self) -> None:
+        if min(self.long_code, self.short_code, self.messaging_service) <= 0:
+            raise ValueError("sender rates must be positive")
 
 
 class TwilioRejected(MessageRejected):
@@ -342,7 +370,10 @@ class TwilioConfig:
     status_callback_url: str = ""
     max_concurrency: int = 32
     timeout_s: float = 10.0
-    rate_per_second: float = 100.0
+    rate_per_second: float = 2000.0  # the account cap, over every sender
+    long_code_rate: float = 1.0
+    short_code_rate: float = 100.0
+    messaging_service_rate: float = 100.0
     max_segments: int = 1
     price_per_segment: Decimal = DEFAULT_PRICE_PER_SEGMENT
     currency: str = "USD"
@@ -354,6 +385,7 @@ class TwilioSms(Channel):
 
     Retries: never itself; `ChannelUnavailable` (429, 5xx, 30003/30008, timeouts) lets the dispatcher retry
     with backoff, `MessageRejected` (bad or stopped numbers, other 4xx) marks the delivery FAILED.
+    Limits: `limits` is the account cap; each sender number (or the Messaging Service) has its own bucket too.
     """
 
     def __init__(
@@ -367,8 +399,14 @@ class TwilioSms(Channel):
         status_callback_url: str = "",
         max_concurrency: int = 32,
         limits: ChannelLimits | None = None,
+        sender_rates: SenderRates | None = None,
+        account_sid: str = "",
     ) -> None:
-        """Raises: ValueError when neither a Messaging Service nor a sender number is given."""
+        """`limits` is the account cap (already window safe); `account_sid` names its bucket (default: the
+        client's account).
+
+        Raises: ValueError when neither a Messaging Service nor a sender number is given.
+        """
         super().__init__(renderer)
         if not messaging_service_sid and not sender_numbers:
             raise ValueError("TwilioSms needs a messaging_service_sid or at least one sender number")
@@ -380,7 +418,6 @@ class TwilioSms(Channel):
         self._strategy = SenderStrategy(sender_strategy)
         self._callback = status_callback_url
         self._max_concurrency = max_concurrency
-        self._rr = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_pid = 0
@@ -388,17 +425,43 @@ class TwilioSms(Channel):
         self._timeout = float(getattr(getattr(client, "http_client", None), "timeout", None) or 10.0)
         if limits is not None:
             self.limits = limits
+        rates = sender_rates or SenderRates()
+        self._long_code, self._short_code = window_safe(rates.long_code), window_safe(rates.short_code)
+        self._service_rate = window_safe(rates.messaging_service)
+        account = account_sid or str(getattr(client, "account_sid", None) or "")
+        self._account_key = f"sms:account:{account}"
 
-    def sender_for(self, recipient: str) -> str | None:
-        """The From number for `recipient`, or None when the Messaging Service picks one."""
+    def sender_for(self, message: OutboundMessage) -> str | None:
+        """The From number for `message`, or None when the Messaging Service picks one; the same answer every
+        time it is asked (the rate buckets and the request must name the same number)."""
         if not self._senders:
             return None
-        if self._strategy is SenderStrategy.HASH:
-            # crc32, not hash(): Python salts str hashes per process, and every worker must agree.
-            return self._senders[zlib.crc32(recipient.encode()) % len(self._senders)]
-        with self._lock:
-            index, self._rr = self._rr, (self._rr + 1) % len(self._senders)
-        return self._senders[index]
+        if self._strategy is SenderStrategy.ROUND_ROBIN and message.reference.isdigit():
+            return self._senders[int(message.reference) % len(self._senders)]
+        # crc32, not hash(): Python salts str hashes per process, and every worker must agree.
+        key = message.recipient if self._strategy is SenderStrategy.HASH else message.reference
+        return self._senders[zlib.crc32(key.encode()) % len(self._senders)]
+
+    def account_bucket(self) -> RateBucket:
+        """The account's cap, which every message draws on whatever its sender."""
+        return RateBucket(self._account_key, self.limits.rate_per_second, self.limits.burst)
+
+    def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
+        """The account cap, plus the sender number's own rate (long code or short code) or, when the Messaging
+        Service picks the number, the service's; one request per message."""
+        sender = self.sender_for(message)
+        if sender:
+            rate, burst = self._short_code if is_short_code(sender) else self._long_code
+            own = RateBucket(f"sms:sender:{sender}", rate, burst)
+        else:
+            own = RateBucket(f"sms:service:{self._service_sid}", *self._service_rate)
+        return [self.account_bucket(), own], 1
+
+    def retry_after_buckets(self, message: OutboundMessage) -> list[RateBucket]:
+        """Twilio's 429 (20429, too many requests) is about the account's request rate, not the number: Twilio
+        queues a sender's excess instead of refusing it (failing it later with 30001). So a Retry-After blocks
+        the account bucket, which every message takes from anyway; blocking the sender's too would add nothing."""
+        return [self.account_bucket()]
 
     def status_callback_for(self, reference: str) -> str | None:
         """The StatusCallback URL carrying our delivery id, or None when no callback is configured."""
@@ -410,7 +473,7 @@ class TwilioSms(Channel):
     def _create_kwargs(self, message: OutboundMessage) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"to": message.recipient, "body": message.text, "smart_encoded": False}
         # smart_encoded=False: the renderer already normalised the text, so the previewed segments are exact.
-        sender = self.sender_for(message.recipient)
+        sender = self.sender_for(message)
         if sender:
             kwargs["from_"] = sender
         if self._service_sid:

@@ -65,10 +65,10 @@ def test_callback_url_with_its_own_query_keeps_it(fake_twilio):
 
 def test_hashed_senders_are_stable_and_round_robin_cycles(fake_twilio):
     hashed = channel(fake_twilio)
-    assert len({hashed.sender_for(TO) for _ in range(5)}) == 1
-    assert len({hashed.sender_for(f"+62812000000{i:02d}") for i in range(30)}) == 3
+    assert len({hashed.sender_for(msg(str(i))) for i in range(5)}) == 1
+    assert len({hashed.sender_for(msg(to=f"+62812000000{i:02d}")) for i in range(30)}) == 3
     rr = channel(fake_twilio, sender_strategy=SenderStrategy.ROUND_ROBIN)
-    assert [rr.sender_for(TO) for _ in range(4)] == [*SENDERS, SENDERS[0]]
+    assert [rr.sender_for(msg(str(i))) for i in range(4)] == [*SENDERS, SENDERS[0]]
 
 
 def test_a_channel_needs_a_service_or_a_sender(fake_twilio):
