@@ -384,48 +384,66 @@ class LiveCheck:
 
 def _take_tokens(
     channel: Channel, messages: list[OutboundMessage], limiter: RateLimiter, *, deadline: float
-) -> tuple[list[OutboundMessage], list[SendResult]]:
-    """Take the provider's tokens for these messages from the shared Redis buckets (one script call per set of
-    buckets), waiting while the wait fits before `deadline`; what cannot go comes back as RETRY with the wait."""
+) -> tuple[list[OutboundMessage], list[SendResult], list[OutboundMessage]]:
+    """Take the provider's tokens for what can go now, from the shared Redis buckets: one script call per set of
+    buckets (a sender number with its account, say) for as many of its messages as its smallest burst holds.
+
+    Returns the messages to send now, those held (RETRY with the wait: their buckets will not have the tokens
+    before `deadline`) and the rest, to try again once these are sent. Tokens are taken just before the send:
+    a set never gets a second helping before the first went out, so no second sees more than its limit. When
+    no set can go yet, it sleeps for the shortest wait, so a slow sender holds up only its own messages."""
     groups: dict[tuple[str, ...], tuple[list[Bucket], list[tuple[OutboundMessage, int]]]] = {}
-    allowed: list[OutboundMessage] = []
+    ready: list[OutboundMessage] = []
     for message in messages:
         buckets, cost = channel.rate_buckets(message)
         if not buckets:
-            allowed.append(message)
+            ready.append(message)
             continue
         redis_buckets = [Bucket(b.key, b.rate, b.burst) for b in buckets]
         cost = max(1, min([cost, *(int(b.burst) for b in buckets)]))  # a thread longer than a cap goes at its cap
         key = tuple(b.key for b in redis_buckets)
         groups.setdefault(key, (redis_buckets, []))[1].append((message, cost))
     held: list[SendResult] = []
-    for buckets, wanted in groups.values():
-        cap = int(min(b.burst for b in buckets))
-        pieces: list[list[tuple[OutboundMessage, int]]] = [[]]
-        for message, cost in wanted:  # as few script calls as the buckets' burst allows
-            if sum(c for _, c in pieces[-1]) + cost > cap:
-                pieces.append([])
-            pieces[-1].append((message, cost))
-        for n, piece in enumerate(pieces):
-            need = sum(c for _, c in piece)
-            while (wait := limiter.try_acquire(buckets, need)) and time.monotonic() + wait <= deadline:
-                time.sleep(wait)
-            if wait:
+    later: list[OutboundMessage] = []
+    while groups:
+        waits: list[float] = []
+        for key, (buckets, wanted) in list(groups.items()):
+            cap = int(min(b.burst for b in buckets))
+            n = need = 0
+            while n < len(wanted) and (n == 0 or need + wanted[n][1] <= cap):  # as much as one call may take
+                need += wanted[n][1]
+                n += 1
+            wait = limiter.try_acquire(buckets, need)
+            if not wait:
+                ready += [m for m, _ in wanted[:n]]
+                later += [m for m, _ in wanted[n:]]
+                del groups[key]
+            elif time.monotonic() + wait > deadline:
                 error = f"rate limit: waiting for the provider's limit ({wait:.0f} s)"
-                rest = [m for p in pieces[n:] for m, _ in p]
-                held += [SendResult(m.reference, Outcome.RETRY, error=error, retry_after=wait) for m in rest]
-                break
-            allowed += [m for m, _ in piece]
-    return allowed, held
+                held += [SendResult(m.reference, Outcome.RETRY, error=error, retry_after=wait) for m, _ in wanted]
+                del groups[key]
+            else:
+                waits.append(wait)
+        if ready or not groups:
+            break
+        time.sleep(min(waits))
+    later += [m for _, wanted in groups.values() for m, _ in wanted]
+    return ready, held, later
 
 
 def _pace_size(channel: Channel, messages: Sequence[OutboundMessage], limiter: RateLimiter | None) -> int:
-    """How many messages go out together: at most a bucket's burst, so no second sees more than the limit;
-    the whole batch when nothing limits it (the alert's state is checked between messages, see LiveCheck)."""
+    """How many messages a paced step considers together: at most the smallest burst of the buckets they all
+    share (the account's), so one step never puts more on the wire than that bucket holds; the whole batch when
+    nothing limits it (the alert's state is checked between messages, see LiveCheck). A sender's own, smaller
+    burst does not bound it: `_take_tokens` gives each set of buckets one helping per send, so a step spread over
+    a pool of 1/s numbers sends one message per number at a time, side by side."""
     if not messages or limiter is None or channel.mode != "live":
         return max(1, len(messages))
-    buckets, _ = channel.rate_buckets(messages[0])
-    return max(1, min([len(messages), *(int(b.burst) for b in buckets)]))
+    sets = [channel.rate_buckets(m)[0] for m in messages]
+    bursts = {b.key: b.burst for buckets in sets for b in buckets}
+    shared = set.intersection(*({b.key for b in buckets} for buckets in sets))
+    bound = [bursts[k] for k in shared] or list(bursts.values())
+    return max(1, min([len(messages), *(int(b) for b in bound)]))
 
 
 def _reconcile(
@@ -453,15 +471,19 @@ def _reconcile(
 def _honour_retry_after(
     channel: Channel, messages: list[OutboundMessage], results: list[SendResult], limiter: RateLimiter | None
 ) -> None:
-    """A provider's 429 reset blocks its buckets for every worker, not just this retry."""
+    """A provider's 429 reset blocks the buckets it meant (the channel says which) for every worker, not just
+    this retry; each bucket once, for the longest wait asked."""
     if limiter is None:
         return
     by_ref = {m.reference: m for m in messages}
+    blocks: dict[str, tuple[Bucket, float]] = {}
     for result in results:
         if result.outcome is Outcome.RETRY and result.retry_after and result.reference in by_ref:
-            buckets, _ = channel.rate_buckets(by_ref[result.reference])
-            for b in buckets:
-                limiter.block_for(Bucket(b.key, b.rate, b.burst), result.retry_after)
+            for b in channel.retry_after_buckets(by_ref[result.reference]):
+                if b.key not in blocks or blocks[b.key][1] < result.retry_after:
+                    blocks[b.key] = (Bucket(b.key, b.rate, b.burst), result.retry_after)
+    for bucket, seconds in blocks.values():
+        limiter.block_for(bucket, seconds)
 
 
 def send_claimed(
@@ -498,20 +520,22 @@ def send_claimed(
         results: dict[str, SendResult] = {r.reference: r for r in reconciled}
         held_refs: set[str] = set()
         skipped_refs: set[str] = set()
+        paced = limiter is not None and channel.mode == "live"
         step = _pace_size(channel, messages, limiter)
         for start in range(0, len(messages), step):
-            chunk = messages[start : start + step]
-            if proceed is not None and proceed.stopped:
-                skipped_refs.update(m.reference for m in chunk)
-                continue
-            held: list[SendResult] = []
-            if limiter is not None and channel.mode == "live":
-                chunk, held = _take_tokens(channel, chunk, limiter, deadline=deadline)
-            sent_results = channel.send_many(chunk, proceed=proceed) if chunk else []
-            _honour_retry_after(channel, chunk, sent_results, limiter)
-            held_refs.update(r.reference for r in held)
-            skipped_refs.update(r.reference for r in sent_results if r.stopped)
-            results.update((r.reference, r) for r in [*sent_results, *held])
+            todo = messages[start : start + step]
+            while todo:  # one send per helping of tokens; without a limiter, the whole step at once
+                if proceed is not None and proceed.stopped:
+                    skipped_refs.update(m.reference for m in todo)
+                    break
+                ready, held, todo = (
+                    _take_tokens(channel, todo, limiter, deadline=deadline) if paced and limiter else (todo, [], [])
+                )
+                sent_results = channel.send_many(ready, proceed=proceed) if ready else []
+                _honour_retry_after(channel, ready, sent_results, limiter)
+                held_refs.update(r.reference for r in held)
+                skipped_refs.update(r.reference for r in sent_results if r.stopped)
+                results.update((r.reference, r) for r in [*sent_results, *held])
         texts = {m.reference: "\n\n".join((m.text, *m.thread)) for m in messages}
         for item in items:
             ref = item.recipient.key

@@ -38,6 +38,7 @@ def _sms(fake, rate):
         auth_token=fake.auth_token,
         messaging_service_sid="MG" + "a" * 32,
         rate_per_second=rate,
+        messaging_service_rate=rate,
         max_concurrency=8,
         api_base_url=fake.url,
     )

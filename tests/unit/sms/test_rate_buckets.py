@@ -114,3 +114,15 @@ def test_the_account_cap_env_var_still_works(monkeypatch):
     monkeypatch.setenv("BROADCAST_TWILIO__MESSAGING_SERVICE_RATE", "1000000")
     s = Settings(environment="test")
     assert (s.twilio.rate_per_second, s.twilio.messaging_service_rate) == (1_000_000, 1_000_000)
+
+
+def test_a_paced_step_is_bounded_by_the_smallest_burst_every_message_shares():
+    from broadcast.dispatch.service import _pace_size
+
+    limiter = object()  # only its presence matters: no limiter, no pacing
+    messages = [msg(to=f"+628120000{i:04d}", ref=str(i)) for i in range(150)]
+    pool = sms(sender_numbers=LONG)  # 1/s numbers side by side under a 2,000/s account (burst 100)
+    assert _pace_size(pool, messages, limiter) == window_safe(2000)[1] == 100
+    assert _pace_size(sms(sender_numbers=LONG, rate_per_second=100), messages, limiter) == window_safe(100)[1]
+    assert _pace_size(sms(messaging_service_sid=SERVICE, messaging_service_rate=20), messages, limiter) == 1
+    assert _pace_size(pool, messages, None) == 150  # unlimited: the whole batch (LiveCheck asks per message)
