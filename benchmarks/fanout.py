@@ -218,7 +218,10 @@ def worker_env(
         BROADCAST_TWILIO__AUTH_TOKEN=token,
         BROADCAST_TWILIO__MESSAGING_SERVICE_SID="MG" + "a" * 32,
         BROADCAST_TWILIO__API_BASE_URL=fake_url,
+        # The account cap, and the Messaging Service's own bucket at the same rate: both off (huge) by default,
+        # both at --limit in the limited run, so the provider never sees more than --limit requests in a second.
         BROADCAST_TWILIO__RATE_PER_SECOND=str(rate or 1_000_000),
+        BROADCAST_TWILIO__MESSAGING_SERVICE_RATE=str(rate or 1_000_000),
         BROADCAST_TWILIO__MAX_CONCURRENCY=str(concurrency),
         PYTHONPATH=str(ROOT),
     )

@@ -107,7 +107,8 @@ class Rig:
             BROADCAST_TWILIO__AUTH_TOKEN=self.token,
             BROADCAST_TWILIO__MESSAGING_SERVICE_SID="MG" + "a" * 32,
             BROADCAST_TWILIO__API_BASE_URL=self.fake_url,
-            BROADCAST_TWILIO__RATE_PER_SECOND="1000000",
+            BROADCAST_TWILIO__RATE_PER_SECOND="1000000",  # the account cap and the service's bucket: both off
+            BROADCAST_TWILIO__MESSAGING_SERVICE_RATE="1000000",
             BROADCAST_TWILIO__MAX_CONCURRENCY="16",
             BROADCAST_DISPATCH_LEASE_S=str(LEASE_S),
             BROADCAST_DISPATCH_SWEEP_S="1",

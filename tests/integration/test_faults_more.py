@@ -70,6 +70,7 @@ def _terminate_backends(engine: sa.Engine) -> int:
 def _paced(rig: Rig, per_second: int) -> None:
     # A fan-out of a few seconds, so the faults land in the middle of it.
     rig.extra_env["BROADCAST_TWILIO__RATE_PER_SECOND"] = str(per_second)
+    rig.extra_env["BROADCAST_TWILIO__MESSAGING_SERVICE_RATE"] = str(per_second)
 
 
 def test_postgres_connections_dropped_mid_fanout_reach_everyone_exactly_once(rig: Rig, record) -> None:
