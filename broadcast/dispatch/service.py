@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Boolean, and_, any_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from broadcast.alerts import areas as area_geo
 from broadcast.alerts import geometry, rules
@@ -692,9 +692,30 @@ class SweepPlan:
     expired: list[int] = field(default_factory=list)
 
 
+def stalled_alerts(session: Session, *, stale: datetime) -> list[int]:
+    """Alerts with pending rows older than `stale` whose fan-out stopped moving: none of their rows was touched
+    since (claimed, sent, failed, skipped, held back by a rate limit or set to retry, re-enqueued by a sweep).
+
+    A held or retrying row is pending again with a fresh `updated_at`, so an alert whose batches all wait for a
+    retry countdown counts as moving until that row is `stale` too; a countdown longer than that (backoff grows
+    to 5 minutes) gets its rows re-enqueued, at most once per stale period, and the claim makes the extra task
+    harmless. One grouped query: the candidates, each with one probe for a recent row."""
+    candidates = (
+        select(Delivery.alert_id)
+        .where(Delivery.state == DeliveryState.PENDING.value, Delivery.updated_at < stale)
+        .group_by(Delivery.alert_id)
+        .subquery()
+    )
+    recent = aliased(Delivery)
+    moving = select(recent.id).where(recent.alert_id == candidates.c.alert_id, recent.updated_at >= stale).exists()
+    return list(session.scalars(select(candidates.c.alert_id).where(~moving).order_by(candidates.c.alert_id)))
+
+
 def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> SweepPlan:
     """Expire alerts past their expiry, then find work a lost message or dead worker left behind:
-    unplanned approvals, stale pending rows, expired leases; skip what belongs to alerts no longer live."""
+    unplanned approvals, expired leases, and the stale pending rows of alerts whose fan-out stopped moving
+    (a long rate-limited fan-out still waiting in the queue is left alone); skip what belongs to alerts no
+    longer live."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_s)
     plan = SweepPlan()
@@ -709,11 +730,16 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
             )
         )
     )
+    stalled = stalled_alerts(session, stale=stale)
     rows = session.execute(
         select(Delivery.id, Delivery.alert_id)
         .where(
             or_(
-                and_(Delivery.state == DeliveryState.PENDING.value, Delivery.updated_at < stale),
+                and_(
+                    Delivery.state == DeliveryState.PENDING.value,
+                    Delivery.updated_at < stale,
+                    _among(session, Delivery.alert_id, stalled),
+                ),
                 and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
             )
         )
@@ -729,8 +755,8 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
             plan.skipped += len(ids)
             continue
         plan.batches += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
-    # A re-enqueued row counts as fresh again: a long fan-out still waiting in the queue is re-enqueued at
-    # most once per `stale_s`, not on every sweep.
+    # A re-enqueued row counts as fresh again (and as movement of its alert): rows whose task is lost again are
+    # re-enqueued at most once per `stale_s`, not on every sweep.
     requeued = [i for ids in plan.batches for i in ids]
     for start in range(0, len(requeued), 5000):
         session.execute(

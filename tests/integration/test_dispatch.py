@@ -160,3 +160,70 @@ def test_subscriber_pages_cover_everyone_once_in_id_order(session, world):
     assert [p.size for p in pages[:2]] == [1, 2]
     paged = [int(i) for p in pages for i in p.ids]
     assert paged == [int(i) for i in targeting.load_subscribers(session).ids]
+
+
+def _age(session, alert_id, *, minutes):
+    """Every row of the alert (sms, social, web) last touched `minutes` ago."""
+    when = utcnow() - timedelta(minutes=minutes)
+    session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id).values(updated_at=when))
+    session.commit()
+
+
+def test_sweep_leaves_the_pending_rows_of_a_fanout_still_moving_in_the_queue(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    session.commit()
+    _age(session, alert.id, minutes=5)  # planned long ago; their batches still wait behind others in the queue
+    service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)  # ...while one is sent now
+    session.commit()
+    plan = service.sweep(session, stale_s=60)
+    session.commit()
+    assert plan.batches == []
+
+
+def test_sweep_counts_a_row_held_back_for_a_rate_limit_as_movement(session, world):
+    from channels.base import Outcome, SendResult
+
+    team, _ = world
+    alert = _approved(session, team)
+    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    session.commit()
+    _age(session, alert.id, minutes=5)
+    batch = service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
+    session.commit()
+    wait = SendResult(batch.items[0].recipient.key, Outcome.RETRY, error="rate limit", retry_after=30)
+    service.record_results(session, sent=[service.Sent(batch.items[0], wait, "", "live", held=True)])
+    session.commit()
+    assert session.get(Delivery, ids[0]).state == "pending"
+    assert service.sweep(session, stale_s=60).batches == []  # the held row is pending again, touched just now
+    session.commit()
+
+
+def test_sweep_requeues_the_pending_rows_of_a_stalled_fanout_once_per_stale_period(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    session.commit()
+    service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
+    session.commit()
+    _age(session, alert.id, minutes=5)  # the last movement was 5 minutes ago: the rest's tasks were lost
+    pending = set(session.scalars(sa.select(Delivery.id).where(Delivery.alert_id == alert.id, Delivery.state == "pending")))
+    plan = service.sweep(session, stale_s=60)
+    session.commit()
+    assert set(ids[1:]) <= pending == set(sum(plan.batches, []))
+    assert service.sweep(session, stale_s=60).batches == []  # not again on the next sweep
+    session.commit()
+
+
+def test_sweep_requeues_expired_leases_even_while_the_fanout_moves(session, world):
+    team, _ = world
+    alert = _approved(session, team)
+    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    session.commit()
+    _age(session, alert.id, minutes=5)
+    service.claim(session, delivery_ids=ids[:2], lease_s=-1, public_base_url=BASE)  # a worker died just now
+    session.commit()
+    plan = service.sweep(session, stale_s=60)
+    session.commit()
+    assert sorted(sum(plan.batches, [])) == sorted(ids[:2])
