@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import redis
 from celery import Task
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -113,6 +114,32 @@ def fanout_alert(self: Task, alert_id: int) -> None:
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
 
 
+class _StateReader:
+    """Reads an alert's state during a batch on one autocommit connection held for the batch: each read is a
+    single SELECT (no pool checkout and pre-ping, no BEGIN and ROLLBACK), and a lost connection is replaced."""
+
+    def __init__(self, engine: Engine, alert_id: int) -> None:
+        self._engine, self._alert_id = engine, alert_id
+        self._conn: Connection | None = None
+
+    def is_live(self) -> bool:
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return service.is_alert_live(self._conn, alert_id=self._alert_id)
+        except DBAPIError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except DBAPIError:  # a dead connection is only discarded
+                log.debug("closing the state reader's connection failed", exc_info=True)
+
+
 @celery.task(name="dispatch.send_batch", bind=True, acks_late=True, max_retries=planning.MAX_ATTEMPTS)
 def send_batch(self: Task, delivery_ids: list[int]) -> None:
     """Send this batch's pending deliveries once; retry only transient failures, with backoff. The alert's
@@ -136,14 +163,16 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
         return
     alert_id = claimed.alert.id
 
-    def is_live() -> bool:
-        with engine.connect() as conn:  # a read: no ORM session, no commit
-            return service.is_alert_live(conn, alert_id=alert_id)
-
-    def still_live() -> bool:
-        return _db_retrying("alert state check", is_live)
-
-    sent = service.send_claimed(claimed, channels=active_channels(), limiter=rate_limiter(), still_live=still_live)
+    reader = _StateReader(engine, alert_id)
+    try:
+        sent = service.send_claimed(
+            claimed,
+            channels=active_channels(),
+            limiter=rate_limiter(),
+            still_live=lambda: _db_retrying("alert state check", reader.is_live),
+        )
+    finally:
+        reader.close()
 
     def record() -> list[int]:
         with session_scope(engine) as session:
