@@ -51,6 +51,7 @@ from channels.base import (
 from channels.sms.codes import AUTH_CODES, FILTERED_CODES, SUPPRESS_CODES, TRANSIENT_CODES
 from channels.sms.inbound import DELIVERY_PARAM, parse_inbound
 from channels.sms.render import DEFAULT_PRICE_PER_SEGMENT
+from channels.sms.segments import sms_segments
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+@lru_cache(maxsize=256)
+def _segments_of(text: str) -> int:
+    return sms_segments(text).segments  # a fan-out sends a few texts many times: count each once
 
 
 @lru_cache(maxsize=1024)
@@ -448,14 +454,16 @@ class TwilioSms(Channel):
 
     def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
         """The account cap, plus the sender number's own rate (long code or short code) or, when the Messaging
-        Service picks the number, the service's; one request per message."""
+        Service picks the number, the service's. Twilio counts a sender's throughput in segments, so a message
+        costs its segments (in every bucket: the account cap, counted per request at Twilio, is then
+        under-used for long messages rather than ever exceeded)."""
         sender = self.sender_for(message)
         if sender:
             rate, burst = self._short_code if is_short_code(sender) else self._long_code
             own = RateBucket(f"sms:sender:{sender}", rate, burst)
         else:
             own = RateBucket(f"sms:service:{self._service_sid}", *self._service_rate)
-        return [self.account_bucket(), own], 1
+        return [self.account_bucket(), own], _segments_of(message.text)
 
     def retry_after_buckets(self, message: OutboundMessage) -> list[RateBucket]:
         """Twilio's 429 (20429, too many requests) is about the account's request rate, not the number: Twilio

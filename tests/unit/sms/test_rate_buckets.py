@@ -126,3 +126,9 @@ def test_a_paced_step_is_bounded_by_the_smallest_burst_every_message_shares():
     assert _pace_size(sms(sender_numbers=LONG, rate_per_second=100), messages, limiter) == window_safe(100)[1]
     assert _pace_size(sms(messaging_service_sid=SERVICE, messaging_service_rate=20), messages, limiter) == 1
     assert _pace_size(pool, messages, None) == 150  # unlimited: the whole batch (LiveCheck asks per message)
+
+
+@pytest.mark.parametrize(("text", "segments"), [("Banjir", 1), ("B" * 161, 2), ("Banjir 🌊 " * 10, 2)])
+def test_a_message_costs_its_segments_as_twilio_counts_throughput(text, segments):
+    _, cost = sms(messaging_service_sid=SERVICE).rate_buckets(OutboundMessage("+6281234567890", text, "1"))
+    assert cost == segments
