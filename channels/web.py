@@ -62,6 +62,11 @@ def _title(alert: AlertData) -> str:
     return f"{f'[{mark}] ' if mark else ''}{change}{info.headline}"
 
 
+def _rfc3339(when: datetime) -> str:
+    """A feed timestamp in whole seconds, like CAP's: "2026-11-26T19:03:13+00:00"."""
+    return when.replace(microsecond=0).isoformat()
+
+
 def atom_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated: datetime, site_url: str) -> bytes:
     """An Atom 1.0 feed, one entry per alert linking its page and its CAP document (the index form
     Google Public Alerts and the IFRC Alert Hub ingest)."""
@@ -76,7 +81,7 @@ def atom_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated
     feed = ET.Element(f"{{{ATOM_NS}}}feed", {"xml:lang": "id"})
     el(feed, "id", feed_url)
     el(feed, "title", title)
-    el(feed, "updated", updated.isoformat())
+    el(feed, "updated", _rfc3339(updated))
     el(feed, "link", href=feed_url, rel="self", type="application/atom+xml")
     el(feed, "link", href=site_url, rel="alternate", type="text/html")
     author = el(feed, "author")
@@ -86,7 +91,7 @@ def atom_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated
         entry = el(feed, "entry")
         el(entry, "id", alert.public_url)
         el(entry, "title", _title(alert))
-        stamp = (alert.sent or updated).isoformat()
+        stamp = _rfc3339(alert.sent or updated)
         el(entry, "updated", stamp)
         el(entry, "published", stamp)
         el(entry, "link", href=cap_url(alert), rel="alternate", type=CAP_MEDIA)
@@ -130,8 +135,8 @@ def json_alert(alert: AlertData) -> dict[str, object]:
     return {
         "identifier": alert.identifier,
         "sender": alert.sender,
-        "sent": alert.sent.isoformat() if alert.sent else None,
-        "expires": alert.expires.isoformat() if alert.expires else None,
+        "sent": _rfc3339(alert.sent) if alert.sent else None,
+        "expires": _rfc3339(alert.expires) if alert.expires else None,
         "status": alert.status,
         "is_exercise_or_test": alert.status != "Actual",
         "msg_type": alert.msg_type,

@@ -137,3 +137,18 @@ def test_base_send_many_stops_when_proceed_says_so():
     results = ch.send_many([OutboundMessage("x", "t", str(i)) for i in range(5)], proceed=lambda: next(answers))
     assert ch.sent == ["0", "1"]
     assert [r.stopped for r in results] == [False, False, True, True, True]
+
+
+def test_atom_timestamps_are_whole_seconds():
+    # Microseconds in <updated> ("19:03:03.130308") read like a phone number to a scanner, and CAP uses whole seconds.
+    body = atom_feed(
+        [make_alert("Exercise")],
+        feed_url="http://x/feed",
+        title="t",
+        updated=datetime(2026, 11, 26, 19, 3, 3, 130308, tzinfo=UTC),
+        site_url="http://x/",
+    )
+    root = ET.fromstring(body)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    assert root.find("a:updated", ns).text == "2026-11-26T19:03:03+00:00"
+    assert "." not in root.find("a:entry/a:updated", ns).text
