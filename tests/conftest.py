@@ -166,5 +166,12 @@ def redis_url() -> Iterator[str]:
     yield TEST_REDIS_URL
     client.flushdb()
 
+
+@pytest.fixture(autouse=True)
+def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    # TWILIO_REGION/TWILIO_EDGE rewrite the SDK's host and would bypass the local fake (REFERENCE §1).
+    monkeypatch.delenv("TWILIO_REGION", raising=False)
+    monkeypatch.delenv("TWILIO_EDGE", raising=False)
+
 # The recorder behind RELIABILITY.md: `record` fixture and the session hook that writes the records.
 from tests.recorder import pytest_sessionfinish, record  # noqa: E402, F401

@@ -9,35 +9,20 @@ import redis
 from broadcast.dispatch import service
 from broadcast.dispatch.ratelimit import RateLimiter
 from channels.base import OutboundMessage
-from channels.registry import build_channel
-from channels.sms import TwilioConfig, TwilioSms
+from channels.sms import TwilioSms
 from tests.fakes.twilio import FakeTwilio
-from tests.integration.test_send_paced import BASE, _claimed
+from tests.integration.test_send_paced import _claimed
+from tests.integration.test_send_paced import live_sms as _sms
 
 pytestmark = pytest.mark.integration
 LONG = ("+6281100000001", "+6281100000002")
 SHORT = "76543"
 
 
-@pytest.fixture(autouse=True)
-def _no_twilio_region(monkeypatch):
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-
-
 @pytest.fixture
 def fake():
     with FakeTwilio() as f:
         yield f
-
-
-def _sms(fake, **kw) -> TwilioSms:
-    config = TwilioConfig(
-        account_sid=fake.account_sid, auth_token=fake.auth_token, max_concurrency=8, api_base_url=fake.url, **kw
-    )
-    channel = build_channel("sms", mode="live", public_base_url=BASE, twilio=config)
-    assert isinstance(channel, TwilioSms)
-    return channel
 
 
 def _busiest_second(times: list[float]) -> int:

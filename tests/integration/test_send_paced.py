@@ -12,18 +12,12 @@ from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.subscribers import service as subscribers
 from channels.registry import build_channel
-from channels.sms import TwilioConfig
+from channels.sms import TwilioConfig, TwilioSms
 from tests.factories import alert_payload, make_team
 from tests.fakes.twilio import FakeTwilio
 
 pytestmark = pytest.mark.integration
 BASE = "https://bpbd-palu.example.id"
-
-
-@pytest.fixture(autouse=True)
-def _no_twilio_region(monkeypatch):
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
 
 
 @pytest.fixture
@@ -32,17 +26,18 @@ def fake():
         yield f
 
 
-def _sms(fake, rate):
+def live_sms(fake, **kw) -> TwilioSms:
+    """The live Twilio channel pointed at `fake`; `kw` are TwilioConfig fields."""
     config = TwilioConfig(
-        account_sid=fake.account_sid,
-        auth_token=fake.auth_token,
-        messaging_service_sid="MG" + "a" * 32,
-        rate_per_second=rate,
-        messaging_service_rate=rate,
-        max_concurrency=8,
-        api_base_url=fake.url,
+        account_sid=fake.account_sid, auth_token=fake.auth_token, max_concurrency=8, api_base_url=fake.url, **kw
     )
-    return build_channel("sms", mode="live", public_base_url=BASE, twilio=config)
+    channel = build_channel("sms", mode="live", public_base_url=BASE, twilio=config)
+    assert isinstance(channel, TwilioSms)
+    return channel
+
+
+def _sms(fake, rate):
+    return live_sms(fake, messaging_service_sid="MG" + "a" * 32, rate_per_second=rate, messaging_service_rate=rate)
 
 
 def _claimed(session, n):

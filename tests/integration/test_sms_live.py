@@ -34,12 +34,6 @@ REDIS_13 = "redis://127.0.0.1:6379/13"
 CITIZEN = "+6281377712345"
 
 
-@pytest.fixture(autouse=True)
-def _no_twilio_region(monkeypatch):
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-
-
 @pytest.fixture
 def fake():
     with FakeTwilio() as f:
