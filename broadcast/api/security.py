@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -26,14 +27,17 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI loads its script and styles from a CDN with an inline bootstrap script.
-DOCS_PREFIXES = ("/api/docs", "/docs/oauth2-redirect")
+# Swagger UI and ReDoc (vendored under /static) start from an inline bootstrap script.
+DOCS_PREFIXES = ("/api/docs", "/api/redoc", "/docs/oauth2-redirect")
+# The only pages our own pages may frame: the review page shows the alert's public page as it will look.
+SAME_ORIGIN_FRAMES = re.compile(r"^/konsol/peringatan/\d+/halaman$")
 HSTS = "max-age=63072000; includeSubDomains"
 
 
 class SecurityHeaders:
     """Adds CSP, nosniff, referrer policy, frame denial and (in production) HSTS to every response; a header the
-    response already carries is kept. Pure ASGI, one pass over the response's headers (it runs on every request)."""
+    response already carries is kept. Only SAME_ORIGIN_FRAMES may be framed, and only by our own pages. Pure ASGI,
+    one pass over the response's headers (it runs on every request)."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
@@ -49,12 +53,24 @@ class SecurityHeaders:
             headers.append(("strict-transport-security", HSTS))
         self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         self.docs_headers = [(name, value) for name, value in self.headers if name != b"content-security-policy"]
+        self.frame_headers = [
+            (name, value.replace(b"frame-ancestors 'none'", b"frame-ancestors 'self'"))
+            if name == b"content-security-policy"
+            else (name, b"SAMEORIGIN" if name == b"x-frame-options" else value)
+            for name, value in self.headers
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.docs_headers if str(scope.get("path", "")).startswith(DOCS_PREFIXES) else self.headers
+        path = str(scope.get("path", ""))
+        if path.startswith(DOCS_PREFIXES):
+            extra = self.docs_headers
+        elif SAME_ORIGIN_FRAMES.match(path):
+            extra = self.frame_headers
+        else:
+            extra = self.headers
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

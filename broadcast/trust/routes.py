@@ -16,6 +16,7 @@ from broadcast.trust.wiring import cap_keypair, reply_renderers
 from broadcast.users.models import Role, User
 from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.render import render_page
+from broadcast.web.staff import sign_in_redirect
 
 router = APIRouter(tags=["trust"])
 staff_router = APIRouter(tags=["trust (staff)"])
@@ -209,7 +210,7 @@ def hoax_console(request: Request, session: SessionDep, settings: SettingsDep) -
     """Forwarded suspected fakes grouped by similarity, largest group first (staff only)."""
     user = _ops_user(request, session, settings)
     if user is None:
-        return RedirectResponse("/masuk", status_code=303)
+        return sign_in_redirect(request)
     return render_page(request, "hoaks_konsol.html", user=user, clusters=service.cluster_hoaxes(session))
 
 

@@ -27,6 +27,7 @@ from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
 from broadcast.users.models import Role, User
 from broadcast.web.render import render_page
+from broadcast.web.staff import sign_in_redirect
 
 router = APIRouter(tags=["console pages"], include_in_schema=False)
 
@@ -53,7 +54,7 @@ def _signed_in(request: Request, session: Session, settings: Settings) -> User |
 def _page(request: Request, session: Session, settings: Settings, build: Callable[[User], Response]) -> Response:
     user = _signed_in(request, session, settings)
     if user is None:
-        return RedirectResponse("/masuk", status_code=303)
+        return sign_in_redirect(request)
     request.state.user = user
     return build(user)
 

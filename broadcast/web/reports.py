@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from shapely.geometry import mapping
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
@@ -26,6 +26,7 @@ from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.render import render_page
+from broadcast.web.staff import sign_in_redirect
 from geo import boundaries, gazetteer
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
     except BroadcastError:
         user = None
     if user is None:
-        return RedirectResponse("/masuk", status_code=303)
+        return sign_in_redirect(request)
     q = request.query_params
     hours = q.get("hours") or "24"
     flt = report_filter(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep
@@ -16,11 +17,33 @@ from broadcast.web.render import render_page
 
 router = APIRouter(tags=["staff pages"])
 
+DEFAULT_AFTER_SIGN_IN = "/konsol"
+NEXT_MAX_LEN = 2000
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: `target` when it is a path on this site, else the console.
+
+    Only same-origin relative paths pass: no scheme or host ("https://x", "//x"), no backslash (browsers read
+    "/\\x" as "//x"), no control characters (browsers drop tabs and newlines, so "/<tab>/x" would become "//x").
+    """
+    if not target or len(target) > NEXT_MAX_LEN or not target.startswith("/") or target.startswith("//"):
+        return DEFAULT_AFTER_SIGN_IN
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return DEFAULT_AFTER_SIGN_IN
+    return target
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    """Send a signed-out visitor of a staff page to the sign-in form, which brings them back to it afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/masuk?next={quote(safe_next(here), safe='')}", status_code=303)
+
 
 @router.get("/masuk", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    """The sign-in form."""
-    return render_page(request, "login.html", user=None, error=None, username="")
+def login_form(request: Request, next: str = Query(default="", max_length=NEXT_MAX_LEN)) -> HTMLResponse:
+    """The sign-in form; `next` is the page to return to (same-site paths only)."""
+    return render_page(request, "login.html", user=None, error=None, username="", next=safe_next(next))
 
 
 @router.post(
@@ -37,19 +60,24 @@ def login_submit(
     throttle: LoginThrottleDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
+    next: Annotated[str, Form(max_length=NEXT_MAX_LEN)] = "",
 ) -> Response:
     """Check the credentials (throttled per account and per address) and set the session and CSRF cookies."""
     try:
         user = sign_in(session, throttle, username=username, password=password, ip=client_ip(request))
     except Unauthorized as exc:
-        return render_page(request, "login.html", status_code=401, user=None, error=str(exc), username=username)
+        return render_page(
+            request, "login.html", status_code=401, user=None, error=str(exc), username=username, next=safe_next(next)
+        )
     except TooManyRequests as exc:
-        page = render_page(request, "login.html", status_code=429, user=None, error=str(exc), username=username)
+        page = render_page(
+            request, "login.html", status_code=429, user=None, error=str(exc), username=username, next=safe_next(next)
+        )
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
     secure = secure_cookies(settings)
-    response = RedirectResponse("/konsol", status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     max_age = settings.session_ttl_minutes * 60
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
     response.set_cookie(

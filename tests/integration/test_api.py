@@ -223,7 +223,7 @@ def test_web_sign_in_sets_cookie_and_cookie_writes_need_csrf(client, engine):
 
 def test_console_redirects_anonymous_users(client):
     r = client.get("/konsol", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/masuk"
+    assert r.status_code == 303 and r.headers["location"] == "/masuk?next=%2Fkonsol"
 
 
 def test_healthz(client):

@@ -234,7 +234,7 @@ def test_reject_with_reason_goes_back_to_the_author_and_is_audited(client):
 def test_console_pages_need_sign_in(client):
     for url in ("/konsol/baru", "/konsol/persetujuan", "/konsol/peringatan/1", "/konsol/peringatan/1/progres"):
         r = client.get(url, follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"] == "/masuk"
+        assert r.status_code == 303 and r.headers["location"] == "/masuk?next=" + url.replace("/", "%2F")
 
 
 def test_review_of_unknown_alert_is_404(client):

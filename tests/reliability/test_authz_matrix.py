@@ -16,6 +16,7 @@ What each rule expects, per caller:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from starlette.routing import BaseRoute
@@ -326,8 +327,9 @@ def _meets(r, expected: str) -> bool:  # type: ignore[no-untyped-def]
         return r.status_code == 403 and kind == "/problems/invalid-signature"
     if expected == "403-form":
         return r.status_code == 403 and kind == "/problems/csrf"
-    if expected == "303":
-        return r.status_code == 303 and r.headers["location"] == "/masuk"
+    if expected == "303":  # to the sign-in form, which brings the user back to the page asked for
+        asked = quote(r.request.url.raw_path.decode(), safe="")
+        return r.status_code == 303 and r.headers["location"] == f"/masuk?next={asked}"
     raise AssertionError(expected)
 
 

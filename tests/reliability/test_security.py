@@ -189,3 +189,66 @@ def test_every_html_form_that_posts_carries_the_csrf_token(record):
     record("security basics", "HTML forms that POST carry the CSRF token", f"{forms} forms checked",
            ok=not missing, tries=max(forms, 1))
     assert not missing, "forms without a CSRF field:\n" + "\n".join(missing)
+
+
+OPEN_REDIRECTS = (
+    "//evil.example/konsol",
+    "https://evil.example/",
+    "http:/evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+    "",
+)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_sign_in_returns_to_the_page_asked_for_and_nowhere_else(w, record):
+    """A signed-out visit to a staff page goes to the sign-in form and, once signed in, back to that page; a `next`
+    that leaves the site (scheme, //host, backslash, control characters) lands on the console instead."""
+    r = w.client.get("/pusdalops?hours=6&hazard=banjir", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/masuk?next=%2Fpusdalops%3Fhours%3D6%26hazard%3Dbanjir"
+    form = w.client.get(r.headers["location"])
+    assert 'name="next" value="/pusdalops?hours=6&amp;hazard=banjir"' in form.text
+    ok = w.client.post(
+        "/masuk",
+        data={"username": "analis", "password": PASSWORD, "next": "/pusdalops?hours=6&hazard=banjir"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/pusdalops?hours=6&hazard=banjir"
+    record("security basics", "sign-in returns to the page asked for", "same-site path kept", ok=True)
+    for target in OPEN_REDIRECTS:
+        page = w.client.get("/masuk", params={"next": target})
+        assert page.status_code == 200 and 'name="next" value="/konsol"' in page.text, target
+        r = w.client.post(
+            "/masuk", data={"username": "analis", "password": PASSWORD, "next": target}, follow_redirects=False
+        )
+        landed = r.headers.get("location")
+        record("security basics", "open redirect through sign-in `next`", f"to {landed}", ok=landed == "/konsol")
+        assert r.status_code == 303 and landed == "/konsol", (target, landed)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_only_the_review_preview_may_be_framed_and_only_by_our_pages(w, record):
+    """The review page frames the alert's public page (same origin); every other page still refuses any frame."""
+    op = w.headers("operator")
+    from tests.factories import alert_payload
+
+    alert = w.client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=op).json()
+    w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    framed = w.client.get(f"/konsol/peringatan/{alert['id']}/halaman")
+    assert framed.status_code == 200 and "LATIHAN" in framed.text
+    csp = framed.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in csp and "'none'" not in csp.split("frame-ancestors")[1].split(";")[0]
+    assert framed.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp  # the rest of the policy is unchanged
+    review = w.client.get(f"/konsol/peringatan/{alert['id']}")
+    assert f'src="/konsol/peringatan/{alert["id"]}/halaman"' in review.text
+    for path in (f"/konsol/peringatan/{alert['id']}", "/konsol", f"/konsol/peringatan/{alert['id']}/halaman/x", "/"):
+        h = w.client.get(path).headers
+        ok = "frame-ancestors 'none'" in h["content-security-policy"] and h["x-frame-options"] == "DENY"
+        record("security basics", "framing of pages other than the review preview", "refused" if ok else "ALLOWED", ok=ok)
+        assert ok, path
