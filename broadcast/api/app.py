@@ -23,6 +23,7 @@ from broadcast.trust.routes import router as trust_router
 from broadcast.trust.routes import staff_router as trust_staff_router
 from broadcast.users.routes import router as users_router
 from broadcast.web.console import router as console_router
+from broadcast.web.docs import router as docs_router
 from broadcast.web.public import router as public_router
 from broadcast.web.reports import router as report_pages_router
 from broadcast.web.staff import router as staff_router
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Broadcast: layanan peringatan bencana",
         version=__version__,
-        docs_url="/api/docs",
+        docs_url=None,  # served by web/docs.py from the vendored assets
         openapi_url="/api/openapi.json",
         redoc_url=None,
         responses=problems.COMMON_RESPONSES,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(report_pages_router)
     app.include_router(ops_router)
+    app.include_router(docs_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # The public report form may carry a photo; everything else keeps the general limit.
