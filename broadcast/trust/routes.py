@@ -131,7 +131,17 @@ def clarification(slug: str, request: Request, session: SessionDep, lang: Lang =
 @router.get("/transparansi", response_class=HTMLResponse)
 def transparency_page(request: Request, session: SessionDep, lang: Lang = "id") -> HTMLResponse:
     """The public accountability dashboard: charts and tables from the open dataset (CC BY 4.0)."""
-    rows = transparency.dataset(session)
+    return _transparency_page(request, transparency.dataset(session), lang=lang, exercise=False)
+
+
+@router.get("/transparansi/latihan", response_class=HTMLResponse)
+def transparency_exercise_page(request: Request, session: SessionDep, lang: Lang = "id") -> HTMLResponse:
+    """The same dashboard over exercises and tests only, marked LATIHAN throughout, so every install (where only
+    production may publish real alerts) shows it working."""
+    return _transparency_page(request, transparency.exercise_dataset(session), lang=lang, exercise=True)
+
+
+def _transparency_page(request: Request, rows: list[transparency.Row], *, lang: str, exercise: bool) -> HTMLResponse:
     return render_page(
         request,
         "transparansi.html",
@@ -141,27 +151,37 @@ def transparency_page(request: Request, session: SessionDep, lang: Lang = "id") 
         licence=transparency.LICENCE,
         licence_url=transparency.LICENCE_URL,
         min_count=transparency.MIN_COUNT,
+        exercise=exercise,
+        data_path="/transparansi/latihan" if exercise else "/transparansi",
     )
 
 
-@router.get(
-    "/transparansi/data.csv",
-    response_class=Response,
-    responses={
-        200: {"description": "The open dataset (CC BY 4.0)", "content": {"text/csv": {"schema": {"type": "string"}}}}
-    },
-)
-def transparency_csv(session: SessionDep) -> Response:
-    """The open dataset as CSV (CC BY 4.0)."""
-    body = transparency.to_csv(transparency.dataset(session))
+def _csv(rows: list[transparency.Row], filename: str) -> Response:
     return Response(
-        body,
+        transparency.to_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": 'attachment; filename="transparansi.csv"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Link": f'<{transparency.LICENCE_URL}>; rel="license"',
         },
     )
+
+
+CSV_DOC: dict[int | str, dict[str, object]] = {
+    200: {"description": "The open dataset (CC BY 4.0)", "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/transparansi/data.csv", response_class=Response, responses=CSV_DOC)
+def transparency_csv(session: SessionDep) -> Response:
+    """The open dataset as CSV (CC BY 4.0)."""
+    return _csv(transparency.dataset(session), "transparansi.csv")
+
+
+@router.get("/transparansi/latihan/data.csv", response_class=Response, responses=CSV_DOC)
+def transparency_exercise_csv(session: SessionDep) -> Response:
+    """The exercise and test dataset as CSV (LATIHAN: not real events)."""
+    return _csv(transparency.exercise_dataset(session), "transparansi-LATIHAN.csv")
 
 
 @router.get("/transparansi/data.json")
@@ -172,6 +192,15 @@ def transparency_json(session: SessionDep, settings: SettingsDep) -> JSONRespons
         transparency.to_json(rows, generated_at=utcnow(), source_url=f"{_base(settings)}/transparansi"),
         headers={"Link": f'<{transparency.LICENCE_URL}>; rel="license"'},
     )
+
+
+@router.get("/transparansi/latihan/data.json")
+def transparency_exercise_json(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The exercise and test dataset as JSON (LATIHAN: not real events, `statuses` says which)."""
+    rows = transparency.exercise_dataset(session)
+    body = transparency.to_json(rows, generated_at=utcnow(), source_url=f"{_base(settings)}/transparansi/latihan")
+    body["statuses"] = list(transparency.EXERCISE_STATUSES)
+    return JSONResponse(body, headers={"Link": f'<{transparency.LICENCE_URL}>; rel="license"'})
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """The public accountability dashboard: open data computed from the database, with no personal data.
 
 Every row is an aggregate. Counts from 1 to 4 are suppressed ("<5" in CSV, null in JSON) and so is any median
-computed from fewer than 5 items, so no single citizen or message can be picked out. Only Actual alerts count.
+computed from fewer than 5 items, so no single citizen or message can be picked out. Only Actual alerts count;
+exercises and tests have their own dataset (EXERCISE_STATUSES), shown in a separate, clearly marked LATIHAN view.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ LICENCE = "CC BY 4.0"
 LICENCE_URL = "https://creativecommons.org/licenses/by/4.0/"
 MIN_COUNT = 5
 COLUMNS = ("dataset", "month", "kabupaten_code", "kabupaten", "hazard", "channel", "count", "value")
+ACTUAL_STATUSES = (CapStatus.ACTUAL.value,)
+EXERCISE_STATUSES = (CapStatus.EXERCISE.value, CapStatus.TEST.value)
 SUCCESS = (DeliveryState.SENT.value, DeliveryState.DELIVERED.value)
 FAILURE = (DeliveryState.FAILED.value, DeliveryState.UNDELIVERED.value)
 
@@ -61,8 +64,8 @@ def _kabupaten(code: str) -> tuple[str, str]:
     return kab, place.nama if place is not None else ""
 
 
-def _issued(session: Session) -> list[Alert]:
-    stmt = select(Alert).where(Alert.published_at.is_not(None), Alert.status == CapStatus.ACTUAL.value)
+def _issued(session: Session, statuses: tuple[str, ...]) -> list[Alert]:
+    stmt = select(Alert).where(Alert.published_at.is_not(None), Alert.status.in_(statuses))
     return list(session.scalars(stmt.order_by(Alert.published_at)))
 
 
@@ -73,10 +76,11 @@ def _hazard(alert: Alert) -> str:
     return info.hazard or info.event.strip().lower()
 
 
-def alerts_issued(session: Session) -> list[Row]:
-    """Actual alerts published, per month, kabupaten/kota and hazard (an alert over two kabupaten counts in each)."""
+def alerts_issued(session: Session, statuses: tuple[str, ...] = ACTUAL_STATUSES) -> list[Row]:
+    """Alerts (Actual unless `statuses` says otherwise) published, per month, kabupaten/kota and hazard (an alert
+    over two kabupaten counts in each)."""
     counts: Counter[tuple[str, str, str]] = Counter()
-    for alert in _issued(session):
+    for alert in _issued(session, statuses):
         kabs = {_kabupaten(c)[0] for a in alert.areas for c in a.geocodes if len(c.split(".")) >= 2}
         for kab in kabs or {""}:
             counts[(_month(alert.published_at), kab, _hazard(alert))] += 1
@@ -93,10 +97,10 @@ def _median_row(dataset: str, minutes: list[float], **keys: str) -> Row:
     return Row(dataset, count=n, value=round(statistics.median(minutes), 1), **keys)
 
 
-def bmkg_to_alert(session: Session) -> list[Row]:
+def bmkg_to_alert(session: Session, statuses: tuple[str, ...] = ACTUAL_STATUSES) -> list[Row]:
     """Median minutes from a BMKG item (its effective/onset time, else when we read it) to the published alert."""
     minutes: dict[str, list[float]] = defaultdict(list)
-    for alert in _issued(session):
+    for alert in _issued(session, statuses):
         if alert.origin != "bmkg" or alert.published_at is None:
             continue
         info = alert.infos[0] if alert.infos else None
@@ -153,12 +157,12 @@ def report_timings(session: Session) -> list[Row]:
     ]
 
 
-def delivery_rates(session: Session) -> list[Row]:
+def delivery_rates(session: Session, statuses: tuple[str, ...] = ACTUAL_STATUSES) -> list[Row]:
     """Per channel and month: messages settled (sent/delivered vs failed/undelivered) and the success percentage."""
     stmt = (
         select(Delivery.channel, Alert.published_at, Delivery.state, func.count())
         .join(Alert, Alert.id == Delivery.alert_id)
-        .where(Alert.status == CapStatus.ACTUAL.value, Delivery.state.in_(SUCCESS + FAILURE))
+        .where(Alert.status.in_(statuses), Delivery.state.in_(SUCCESS + FAILURE))
         .group_by(Delivery.channel, Alert.published_at, Delivery.state)
     )
     ok: Counter[tuple[str, str]] = Counter()
@@ -179,6 +183,15 @@ def delivery_rates(session: Session) -> list[Row]:
 def dataset(session: Session) -> list[Row]:
     """Every row of the open dataset, in a stable order."""
     return alerts_issued(session) + bmkg_to_alert(session) + report_timings(session) + delivery_rates(session)
+
+
+def exercise_dataset(session: Session) -> list[Row]:
+    """The same aggregates over exercises and tests only (citizen reports are real, so they stay out of it)."""
+    return (
+        alerts_issued(session, EXERCISE_STATUSES)
+        + bmkg_to_alert(session, EXERCISE_STATUSES)
+        + delivery_rates(session, EXERCISE_STATUSES)
+    )
 
 
 def to_csv(rows: Iterable[Row]) -> str:

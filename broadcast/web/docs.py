@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 STATIC = Path(__file__).resolve().parent / "static"
 OPENAPI_URL = "/api/openapi.json"
 TITLE = "Broadcast API"
 VENDOR = "/static/vendor"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,8 +26,15 @@ def swagger_ui() -> HTMLResponse:
         swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
         swagger_favicon_url="/favicon.ico",
+        oauth2_redirect_url=OAUTH2_REDIRECT_URL,
         swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
     )
+
+
+@router.get(OAUTH2_REDIRECT_URL, response_class=HTMLResponse)
+def swagger_ui_redirect() -> HTMLResponse:
+    """Swagger UI's OAuth2 redirect page."""
+    return get_swagger_ui_oauth2_redirect_html()
 
 
 @router.get("/api/redoc", response_class=HTMLResponse)

@@ -356,6 +356,31 @@ def test_dashboard_csv_matches_counts_computed_from_the_database(client, session
     assert sub_ids  # subscribers existed while the dataset was built
 
 
+def test_exercises_and_tests_have_their_own_marked_view(client, session, team):
+    """Every install can see the dashboard working: exercises and tests are counted in a separate LATIHAN view,
+    and never in the official one."""
+    for n in range(5):
+        publish(session, team, status="Exercise", headline=f"Latihan {n}", hazard="banjir")
+    publish(session, team, status="Test", headline="Uji", hazard="banjir")
+    publish(session, team, headline="Nyata", hazard="tanah_longsor")
+    session.commit()
+
+    drill = list(csv.DictReader(io.StringIO(client.get("/transparansi/latihan/data.csv").text)))
+    issued = {(r["kabupaten_code"], r["hazard"]): r["count"] for r in drill if r["dataset"] == "alerts_issued"}
+    assert issued == {("72.71", "banjir"): "6"}  # 5 exercises + 1 test; the Actual alert is not here
+    official = list(csv.DictReader(io.StringIO(client.get("/transparansi/data.csv").text)))
+    assert {r["hazard"] for r in official if r["dataset"] == "alerts_issued"} == {"tanah_longsor"}
+    data = client.get("/transparansi/latihan/data.json").json()
+    assert data["statuses"] == ["Exercise", "Test"] and data["source"].endswith("/transparansi/latihan")
+
+    page = client.get("/transparansi/latihan")
+    assert page.status_code == 200 and 'class="banner-exercise"' in page.text and "LATIHAN" in page.text
+    assert 'href="/transparansi/latihan/data.csv"' in page.text and "[LATIHAN / EXERCISE]" in page.text
+    assert ">6<" in page.text  # the count, in the chart and the table
+    real = client.get("/transparansi")
+    assert "banner-exercise" not in real.text and 'href="/transparansi/latihan"' in real.text
+
+
 def test_small_counts_are_suppressed():
     assert transparency.suppress(0) == 0 and transparency.suppress(4) is None and transparency.suppress(5) == 5
     rows = [transparency.Row("alerts_issued", "2026-11", count=None), transparency.Row("x", count=7, value=1.5)]
@@ -363,6 +388,7 @@ def test_small_counts_are_suppressed():
 
 
 PUBLIC_PAGES = ("/", "/cek", "/klarifikasi", "/transparansi", "/transparansi/data.csv", "/transparansi/data.json",
+                "/transparansi/latihan", "/transparansi/latihan/data.csv", "/transparansi/latihan/data.json",
                 "/feed/atom.xml", "/feed/rss.xml", "/api/public/alerts")
 
 

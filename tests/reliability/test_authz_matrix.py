@@ -158,6 +158,9 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("GET", "/transparansi"): PUBLIC,
     ("GET", "/transparansi/data.csv"): PUBLIC,
     ("GET", "/transparansi/data.json"): PUBLIC,
+    ("GET", "/transparansi/latihan"): PUBLIC,
+    ("GET", "/transparansi/latihan/data.csv"): PUBLIC,
+    ("GET", "/transparansi/latihan/data.json"): PUBLIC,
     ("GET", "/.well-known/cap-signing.pem"): PUBLIC,
     ("GET", "/konsol/hoaks"): SESSION_PAGE,
     ("POST", "/konsol/hoaks/klarifikasi"): STAFF_FORM,
@@ -170,6 +173,8 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/api/redoc"): PUBLIC,
+    ("GET", "/favicon.ico"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
 }
 
