@@ -548,7 +548,7 @@ def demo_replay_petabencana(
                 _, created = reports.intake(
                     session,
                     source="api",
-                    external_id=f"petabencana:{item.key}",
+                    external_id=f"{petabencana.EXTERNAL_PREFIX}{item.key}",
                     raw=item.feature,
                     text=item.text,
                     author=None,

@@ -9,6 +9,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -174,6 +175,28 @@ class Settings(BaseSettings):
     dispatch_lease_s: int = Field(default=300, ge=1)
     dispatch_sweep_s: float = Field(default=30.0, gt=0)
     dispatch_stale_s: int = Field(default=60, ge=1)
+    # Operations-centre map: an optional raster tile layer under the packaged boundaries (which always work
+    # offline), e.g. "https://tiles.example.id/{z}/{x}/{y}.png"; its origin is added to the CSP img-src.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url_is_a_template(cls, value: str) -> str:
+        if value and (
+            urlsplit(value).scheme not in ("https", "http")
+            or not urlsplit(value).netloc
+            or not all(part in value for part in ("{z}", "{x}", "{y}"))
+            or any(c in value for c in " ;'\"\n")
+        ):
+            raise ValueError("BROADCAST_MAP_TILE_URL must be an http(s) URL template with {z}, {x} and {y}")
+        return value
+
+    @property
+    def map_tile_origin(self) -> str:
+        """The scheme and host of the tile server ("" without one), for the CSP."""
+        parts = urlsplit(self.map_tile_url)
+        return f"{parts.scheme}://{parts.netloc}" if self.map_tile_url else ""
 
     @model_validator(mode="after")
     def _production_is_configured(self) -> Settings:

@@ -27,8 +27,14 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI and ReDoc (vendored under /static) start from an inline bootstrap script.
+# Swagger UI and ReDoc (vendored under /static) start from an inline bootstrap script and style with inline
+# styles; ReDoc searches in a blob: worker. Still nothing from another origin (ReDoc's CDN logo stays out).
 DOCS_PREFIXES = ("/api/docs", "/api/redoc", "/docs/oauth2-redirect")
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 # The only pages our own pages may frame: the review page shows the alert's public page as it will look.
 SAME_ORIGIN_FRAMES = re.compile(r"^/konsol/peringatan/\d+/halaman$")
 HSTS = "max-age=63072000; includeSubDomains"
@@ -39,10 +45,11 @@ class SecurityHeaders:
     response already carries is kept. Only SAME_ORIGIN_FRAMES may be framed, and only by our own pages. Pure ASGI,
     one pass over the response's headers (it runs on every request)."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool, img_origins: tuple[str, ...] = ()) -> None:
         self.app = app
+        csp = CSP.replace("img-src 'self' data: blob:", " ".join(("img-src 'self' data: blob:", *img_origins)))
         headers = [
-            ("content-security-policy", CSP),
+            ("content-security-policy", csp),
             ("x-content-type-options", "nosniff"),
             ("referrer-policy", "strict-origin-when-cross-origin"),
             ("x-frame-options", "DENY"),
@@ -52,7 +59,10 @@ class SecurityHeaders:
         if hsts:
             headers.append(("strict-transport-security", HSTS))
         self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        self.docs_headers = [(name, value) for name, value in self.headers if name != b"content-security-policy"]
+        self.docs_headers = [
+            (name, DOCS_CSP.encode("latin-1") if name == b"content-security-policy" else value)
+            for name, value in self.headers
+        ]
         self.frame_headers = [
             (name, value.replace(b"frame-ancestors 'none'", b"frame-ancestors 'self'"))
             if name == b"content-security-policy"
@@ -94,7 +104,8 @@ def install(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, hsts=settings.environment is Environment.PRODUCTION)
+    tiles = (settings.map_tile_origin,) if settings.map_tile_origin else ()
+    app.add_middleware(SecurityHeaders, hsts=settings.environment is Environment.PRODUCTION, img_origins=tiles)
 
 
 def secure_cookies(settings: Settings) -> bool:

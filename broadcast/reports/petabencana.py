@@ -11,6 +11,7 @@ from pathlib import Path
 
 DATA = Path(__file__).parent / "data" / "petabencana"
 WIB = timezone(timedelta(hours=7))
+EXTERNAL_PREFIX = "petabencana:"  # external_id of every replayed report: how the dashboard knows demo data is in
 CREDIT = "Data: PetaBencana.id (CogniCity, MIT Urban Risk Lab / Yayasan Peta Bencana)"
 
 

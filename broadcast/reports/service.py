@@ -871,6 +871,12 @@ def _asdict(flt: ReportFilter) -> dict[str, Any]:
     return {k: getattr(flt, k) for k in flt.__slots__}  # type: ignore[attr-defined]
 
 
+def has_reports_from(session: Session, *, external_prefix: str) -> bool:
+    """True when any report's external id starts with `external_prefix` (e.g. the replayed demo data)."""
+    stmt = select(Report.id).where(Report.external_id.startswith(external_prefix, autoescape=True)).limit(1)
+    return session.scalar(stmt) is not None
+
+
 def latest_report_id_stmt() -> Select[Any]:
     """The newest report id (where a live view starts streaming from)."""
     return select(func.max(Report.id))

@@ -6,25 +6,30 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
+from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
-from typing import Annotated
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from markupsafe import escape
 from shapely.geometry import mapping
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
-from broadcast.reports import rules, service
-from broadcast.reports.routes import FilterDep, report_filter
+from broadcast.reports import petabencana, rules, service
+from broadcast.reports.routes import report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
+from broadcast.web import maps
 from broadcast.web.abuse import check_rate, client_ip
+from broadcast.web.public import select_alerts
 from broadcast.web.render import render_page
 from broadcast.web.staff import sign_in_redirect
 from geo import boundaries, gazetteer
@@ -182,31 +187,67 @@ async def report_submit(
     return _lapor_page(request, settings, reference=report_id)
 
 
+STATE_LABELS = {
+    "new": ("Baru", "New"),
+    "verified": ("Terverifikasi", "Verified"),
+    "dismissed": ("Diabaikan", "Dismissed"),
+    "actioned": ("Ditindaklanjuti", "Actioned"),
+}
+SOURCE_LABELS = {
+    "sms": ("SMS", "SMS"),
+    "x": ("X", "X"),
+    "web": ("Formulir web", "Web form"),
+    "api": ("Mitra (API)", "Partner (API)"),
+}
+ALERT_STATUSES = ("Actual", "Exercise", "Test")
+
+
+class BadDashboardFilter(Invalid):
+    code = "bad-dashboard-filter"
+
+
+def _label(pair: tuple[str, str] | str, lang: str) -> str:
+    if isinstance(pair, str):  # "Banjir / Flood"
+        indonesian, _, english = pair.partition(" / ")
+        pair = (indonesian, english or indonesian)
+    return pair[1] if lang == "en" else pair[0]
+
+
 @router.get("/pusdalops", response_class=HTMLResponse, response_model=None)
-def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """The operations-centre dashboard: live map, filters, incidents, reports, chart and exports."""
+def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang: str = "id") -> Response:
+    """The operations-centre dashboard: a full-width live map (offline base map, active alert areas, reports and
+    incidents), filters, a reports-per-hour chart, incidents, reports and exports; Indonesian, or ?lang=en.
+
+    Raises: BadDashboardFilter (a non-numeric `hours`).
+    """
     try:
         user = find_current_user(request, session, settings)
     except BroadcastError:
         user = None
     if user is None:
         return sign_in_redirect(request)
+    lang = "en" if lang == "en" else "id"
     q = request.query_params
     hours = q.get("hours") or "24"
-    flt = report_filter(
-        hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=float(hours) if hours else None
-    )
+    try:
+        window = float(hours)
+    except ValueError as exc:
+        raise BadDashboardFilter("hours harus angka / hours must be a number") from exc
+    flt = report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
     reports = service.list_reports(session, flt=flt, limit=300)
     incidents = service.list_incidents(session, flt=flt, limit=100)
     counts = service.counts_by_hour(session, flt=flt, hours=24)
     latest = session.scalar(service.latest_report_id_stmt()) or 0
+    active = select_alerts(session, statuses=ALERT_STATUSES)
+    states = {key: _label(pair, lang) for key, pair in STATE_LABELS.items()}
     return render_page(
         request,
         "pusdalops.html",
         user=user,
+        lang=lang,
         reports=reports,
         incidents=incidents,
-        chart=_chart(counts),
+        chart=hourly_chart_svg(counts, lang=lang),
         total=sum(n for _, n in counts),
         filters={
             "hazard": q.get("hazard", ""),
@@ -215,9 +256,15 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
             "hours": hours,
         },
         query=request.url.query,
-        hazards=HAZARD_LABELS,
-        sources=rules.SOURCES,
-        states=rules.STATES,
+        hazards={key: _label(label, lang) for key, label in HAZARD_LABELS.items()},
+        sources={key: _label(SOURCE_LABELS.get(key, key), lang) for key in rules.SOURCES},
+        states=states,
+        states_json=json.dumps(states),
+        alerts_geojson=json.dumps(maps.alerts_feature_collection(active), separators=(",", ":")),
+        alert_count=len(active),
+        demo_data=service.has_reports_from(session, external_prefix=petabencana.EXTERNAL_PREFIX),
+        tile_url=settings.map_tile_url,
+        tile_attribution=settings.map_tile_attribution,
         latest_id=latest,
         place_name=_place_name,
     )
@@ -228,21 +275,57 @@ def _place_name(code: str | None) -> str:
     return place.nama if place else ""
 
 
-def _chart(counts: list[tuple[object, int]]) -> dict[str, object]:
-    """Bars for an inline SVG: reports per hour (x in 0..100 per cent, heights in px of a 60 px chart)."""
-    peak = max((n for _, n in counts), default=0) or 1
-    width = 100 / max(len(counts), 1)
-    bars = [
-        {
-            "x": round(i * width, 3),
-            "w": round(width * 0.8, 3),
-            "h": round(56 * n / peak, 1),
-            "n": n,
-            "label": f"{at:%d/%m %H}:00 UTC",
-        }  # type: ignore[str-format]
-        for i, (at, n) in enumerate(counts)
+def _nice_step(peak: int, ticks: int = 4) -> int:
+    """A round step (1, 2, 5 x 10^k) giving about `ticks` gridlines up to `peak`."""
+    raw = max(peak / ticks, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
+
+
+def hourly_chart_svg(counts: list[tuple[datetime, int]], *, lang: str = "id") -> str:
+    """Reports per hour as an inline SVG bar chart with both axes, gridlines, hour labels and axis titles (no
+    script; each bar has a <title> for the exact count)."""
+    width, height, left, right, top, bottom = 720, 210, 48, 12, 14, 48
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max((n for _, n in counts), default=0)
+    step = _nice_step(peak)
+    top_value = max(step * math.ceil(peak / step), step)
+    slot = plot_w / max(len(counts), 1)
+    title = "Laporan per jam, 24 jam terakhir" if lang != "en" else "Reports per hour, last 24 hours"
+    parts = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="chart-title"><title id="chart-title">{escape(title)}</title>'
     ]
-    return {"bars": bars, "peak": max((n for _, n in counts), default=0)}
+    for value in range(0, top_value + 1, step):
+        y = top + plot_h - plot_h * value / top_value
+        parts.append(
+            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"></line>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value}</text>'
+        )
+    for i, (at, n) in enumerate(counts):
+        x = left + i * slot
+        h = plot_h * n / top_value
+        when = f"{at:%d/%m %H}.00 UTC"
+        label = f"{when}: {n} laporan" if lang != "en" else f"{when}: {n} reports"
+        parts.append(
+            f'<rect class="bar" x="{x + slot * 0.1:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.8:.1f}" '
+            f'height="{h:.1f}"><title>{escape(label)}</title></rect>'
+        )
+        if i % 3 == 0:
+            parts.append(
+                f'<text class="tick" x="{x + slot / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+                f"{at:%H}.00</text>"
+            )
+    axis_y = "Laporan" if lang != "en" else "Reports"
+    axis_x = "Jam (UTC)" if lang != "en" else "Hour (UTC)"
+    parts.append(
+        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"></line>'
+        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}"></line>'
+        f'<text class="axis-title" x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{axis_x}</text>'
+        f'<text class="axis-title" transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{axis_y}</text></svg>'
+    )
+    return "".join(parts)
 
 
 @router.get("/pusdalops/foto/{name}", response_model=None)
@@ -253,27 +336,33 @@ def photo(name: str, user: StaffDep, settings: SettingsDep) -> Response:
     path = (settings.data_dir / "uploads" / name).resolve()
     if not path.is_file() or path.parent != (settings.data_dir / "uploads").resolve():
         return Response(status_code=404)
-    return FileResponse(Path(path))
+    return FileResponse(FilePath(path))
 
 
-@router.get("/pusdalops/outlines.geojson")
-def outlines(user: StaffDep, session: SessionDep, flt: FilterDep) -> dict[str, object]:
-    """Kabupaten/kota outlines around the reports shown, as map context without a tile server."""
-    located = [r for r in service.list_reports(session, flt=flt, limit=2000) if r.lat is not None]
-    if not located:
-        return {"type": "FeatureCollection", "features": []}
-    lons = [r.lon for r in located]
-    lats = [r.lat for r in located]
-    bbox = (min(lons) - 0.05, min(lats) - 0.05, max(lons) + 0.05, max(lats) + 0.05)  # type: ignore[type-var,operator]
-    features = [
-        {
-            "type": "Feature",
-            "geometry": mapping(geom.simplify(0.002)),
-            "properties": {"kode": code, "nama": _place_name(code)},
-        }
-        for code, geom in boundaries.outlines("kabupaten_kota", bbox)[:60]
-    ]
-    return {"type": "FeatureCollection", "features": features}
+BasemapLevelName = Literal["provinsi", "kabupaten_kota", "kecamatan"]
+
+
+@router.get(
+    "/peta/dasar/{level}/{x}/{y}.geojson",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Outlines and names of the level's units touching the cell",
+            "content": {"application/geo+json": {"schema": {"type": "object"}}},
+        },
+        404: {"description": "A cell outside Indonesia"},
+    },
+)
+def basemap_cell(
+    level: BasemapLevelName, x: Annotated[int, Path(ge=0, le=100)], y: Annotated[int, Path(ge=0, le=100)]
+) -> Response:
+    """The offline base map, one cell at a time: provinsi (one cell), kabupaten/kota (4 degree cells) and
+    kecamatan (1 degree cells) outlines with names and label points, from the packaged boundaries."""
+    return Response(
+        maps.basemap_cell(level, x, y),
+        media_type="application/geo+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @lru_cache(maxsize=1)

@@ -148,7 +148,7 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("POST", "/api/v1/incidents/{incident_id}/draft-alert"): Roles(STAFF),
     ("GET", "/pusdalops"): SESSION_PAGE,
     ("GET", "/pusdalops/foto/{name}"): Roles(STAFF),
-    ("GET", "/pusdalops/outlines.geojson"): Roles(STAFF),
+    ("GET", "/peta/dasar/{level}/{x}/{y}.geojson"): PUBLIC,
     # trust and transparency (issue 13)
     ("GET", "/cek"): PUBLIC,
     ("POST", "/cek"): PUBLIC,
@@ -256,6 +256,9 @@ def _fixtures(w: World) -> dict[str, str]:
         "incident_id": "999999",
         "slug": "tidak-ada",
         "name": "tidak-ada.jpg",
+        "level": "kecamatan",  # the base map cell over Kota Palu
+        "x": "25",
+        "y": "11",
     }
 
 

@@ -6,20 +6,32 @@
   var COLOURS = {banjir: "#0969da", genangan: "#54aeff", banjir_bandang: "#0a3069", longsor: "#953800",
                  gempa: "#8250df", tsunami: "#1b1f24", kebakaran: "#cf222e", erupsi: "#bc4c00", angin: "#1a7f37"};
   var filt = {hazard: el.dataset.filterHazard, source: el.dataset.filterSource, state: el.dataset.filterState};
-  var csrf = el.dataset.csrf;
-  var map = L.map(el).setView([-6.2, 106.85], 11);
+  var csrf = el.dataset.csrf, en = el.dataset.lang === "en";
+  var STATES = JSON.parse(el.dataset.states || "{}");
+  var SEVERITY = {Extreme: "#8b0000", Severe: "#c62828", Moderate: "#ef6c00", Minor: "#f9a825", Unknown: "#57606a"};
+  function tr(id, english) { return en ? english : id; }
+  var map = L.map(el, {zoomSnap: 0.5}).setView([-2.5, 118], 5);
+  var tiles = el.dataset.tiles;
+  if (tiles) { L.tileLayer(tiles, {maxZoom: 18, attribution: el.dataset.tilesAttribution || ""}).addTo(map); }
+  new window.Basemap(map, {tiles: !!tiles});
+  map.attributionControl.addAttribution("Batas wilayah: cahyadsn/wilayah_boundaries (MIT)");
+  // Active alert areas under the reports (so every report stays clickable), dashed for exercises and tests.
+  map.createPane("alerts").style.zIndex = 380;
+  var alertLayer = L.geoJSON(JSON.parse(el.dataset.alerts || '{"type":"FeatureCollection","features":[]}'), {
+    pane: "alerts",
+    style: function (f) {
+      var c = SEVERITY[f.properties.severity] || SEVERITY.Unknown, real = f.properties.status === "Actual";
+      return {color: c, weight: 2, fillColor: c, fillOpacity: real ? 0.18 : 0.08, dashArray: real ? null : "6 4",
+              className: "alert-area"};
+    },
+    onEachFeature: function (f, layer) {
+      layer.bindTooltip((f.properties.status === "Actual" ? "" : "[" + f.properties.status.toUpperCase() + "] ") +
+                        (f.properties.headline || ""));
+    }
+  }).addTo(map);
   var reportLayer = L.layerGroup().addTo(map), incidentLayer = L.layerGroup().addTo(map);
   var reports = {}, incidents = {}, fitted = false, fresh = 0;
-  var outlined = false;
-  function outlines() {
-    fetch(el.dataset.outlines).then(function (r) { return r.json(); }).then(function (d) {
-      if (outlined || !d.features.length) { return; }
-      outlined = true;
-      L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
-                    onEachFeature: function (f, l) { l.bindTooltip(f.properties.nama); }}).addTo(map);
-    }).catch(function () {});
-  }
-  outlines();
+  function label(state) { return STATES[state] || state; }
   function esc(s) { var d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
   function matches(r) {
     return (!filt.hazard || r.hazard === filt.hazard) && (!filt.source || r.source === filt.source) &&
@@ -39,7 +51,7 @@
     if (i.state === "dismissed" || (filt.hazard && i.hazard !== filt.hazard)) { return; }
     var c = L.circle([i.lat, i.lon], {radius: 300 + 60 * Math.min(i.report_count, 30), weight: 2,
       color: COLOURS[i.hazard] || "#6e7781", fillOpacity: 0.12, className: "incident-area"});
-    c.bindTooltip("#" + i.id + " " + esc(i.hazard) + " · " + i.report_count + " laporan");
+    c.bindTooltip("#" + i.id + " " + esc(i.hazard) + " · " + i.report_count + " " + tr("laporan", "reports"));
     c.addTo(incidentLayer); incidents[i.id] = c;
     var row = document.querySelector("tr[data-incident='" + i.id + "']");
     if (!row) {
@@ -51,14 +63,14 @@
         esc(i.representative_text.slice(0, 140)) + "</td><td class='state'></td><td></td>";
       tbody.insertBefore(row, tbody.firstChild);
     }
-    row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = i.state;
+    row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = label(i.state);
   }
   function addRow(r) {
     if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
     var tbody = document.querySelector("#reports tbody"), tr = document.createElement("tr");
     tr.setAttribute("data-report", r.id);
     tr.innerHTML = "<td>" + r.id + "</td><td>" + esc(r.received_at.slice(5, 16).replace("T", " ")) + "</td><td>" +
-      esc(r.source) + "</td><td>" + esc(r.text.slice(0, 160)) + "</td><td class='state'>" + esc(r.state) + "</td><td></td>";
+      esc(r.source) + "</td><td>" + esc(r.text.slice(0, 160)) + "</td><td class='state'>" + esc(label(r.state)) + "</td><td></td>";
     tbody.insertBefore(tr, tbody.firstChild);
   }
   function load() {
@@ -69,19 +81,19 @@
       });
       var layers = reportLayer.getLayers();
       if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [20, 20]}); fitted = true; }
+      else if (!fitted && alertLayer.getLayers().length) { map.fitBounds(alertLayer.getBounds(), {padding: [20, 20]}); fitted = true; }
       el.setAttribute("data-ready", "true");
     });
   }
   load();
   var status = document.getElementById("live-status"), counter = document.getElementById("live-count");
   var source = new EventSource("/api/v1/reports/stream?after_id=" + el.dataset.after);
-  source.onopen = function () { status.textContent = "langsung / live"; status.setAttribute("data-live", "true"); };
-  source.onerror = function () { status.textContent = "terputus, menyambung lagi / reconnecting"; };
+  source.onopen = function () { status.textContent = tr("langsung", "live"); status.setAttribute("data-live", "true"); };
+  source.onerror = function () { status.textContent = tr("terputus, menyambung lagi", "reconnecting"); };
   source.addEventListener("report", function (e) {
     var r = JSON.parse(e.data);
     if (!reports[r.id] && !document.querySelector("tr[data-report='" + r.id + "']")) { fresh += 1; counter.textContent = fresh; }
     drawReport(r); addRow(r);
-    if (!outlined && r.lat != null) { outlines(); }
     if (!fitted && r.lat != null) { map.setView([r.lat, r.lon], 13); fitted = true; }
   });
   source.addEventListener("incident", function (e) { drawIncident(JSON.parse(e.data)); });
@@ -98,8 +110,8 @@
         var r = rd[0], d = rd[1];
         if (!r.ok) { window.alert(d.detail || r.status); return; }
         var row = b.closest("tr");
-        if (d.alert_id) { b.replaceWith(Object.assign(document.createElement("span"), {className: "chip", textContent: "draf #" + d.alert_id})); }
-        else if (row && d.state) { row.querySelector(".state").textContent = d.state; }
+        if (d.alert_id) { b.replaceWith(Object.assign(document.createElement("span"), {className: "chip", textContent: tr("draf #", "draft #") + d.alert_id})); }
+        else if (row && d.state) { row.querySelector(".state").textContent = label(d.state); }
       });
   });
 })();
