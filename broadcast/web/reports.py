@@ -11,14 +11,12 @@ import secrets
 import time
 import uuid
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import escape
-from shapely.geometry import mapping
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
@@ -32,7 +30,7 @@ from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.public import select_alerts
 from broadcast.web.render import render_page
 from broadcast.web.staff import sign_in_redirect
-from geo import boundaries, gazetteer
+from geo import gazetteer
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["reports pages"])
@@ -285,7 +283,7 @@ def _nice_step(peak: int, ticks: int = 4) -> int:
 def hourly_chart_svg(counts: list[tuple[datetime, int]], *, lang: str = "id") -> str:
     """Reports per hour as an inline SVG bar chart with both axes, gridlines, hour labels and axis titles (no
     script; each bar has a <title> for the exact count)."""
-    width, height, left, right, top, bottom = 720, 210, 48, 12, 14, 48
+    width, height, left, right, top, bottom = 480, 200, 44, 10, 12, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((n for _, n in counts), default=0)
     step = _nice_step(peak)
@@ -362,27 +360,4 @@ def basemap_cell(
         maps.basemap_cell(level, x, y),
         media_type="application/geo+json",
         headers={"Cache-Control": "public, max-age=86400"},
-    )
-
-
-@lru_cache(maxsize=1)
-def _province_outlines() -> str:
-    features = [
-        {"type": "Feature", "geometry": mapping(geom.simplify(0.03)), "properties": {"nama": _place_name(code)}}
-        for code, geom in boundaries.outlines("provinsi")
-    ]
-    return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
-
-
-@router.get(
-    "/lapor/wilayah.geojson",
-    response_class=Response,
-    responses={
-        200: {"description": "Province outlines", "content": {"application/geo+json": {"schema": {"type": "object"}}}}
-    },
-)
-def province_outlines() -> Response:
-    """Province outlines (simplified) under the form's pin map, so it works with no tile server."""
-    return Response(
-        _province_outlines(), media_type="application/geo+json", headers={"Cache-Control": "public, max-age=86400"}
     )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -147,8 +148,16 @@ def test_every_screen_on_desktop_and_phone(serve_factory, browser):  # noqa: F81
         context, analyst = _signed_in(browser, base, "apv.sulteng", viewport)
         pages.append((analyst, staff))
         for page, urls in pages:
+            errors: list[str] = []
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             for name, path in urls.items():
-                _visit(page, base + path, name.removesuffix("-en"))
+                errors.clear()
+                try:
+                    _visit(page, base + path, name.removesuffix("-en"))
+                finally:
+                    if errors:
+                        problems[f"script errors {name} at {viewport['width']} px"] = list(errors)
+                assert not errors, problems
                 if viewport is not SMALL_PHONE:
                     page.screenshot(path=str(SHOTS / f"{name}-{viewport['width']}.png"), full_page=True)
                 if viewport is DESKTOP:
@@ -162,7 +171,8 @@ def test_every_screen_on_desktop_and_phone(serve_factory, browser):  # noqa: F81
                         problems[f"axe {name}"] = violations
         anonymous.close()
         context.close()
-    assert not problems, problems
+    (SHOTS / "problems.json").write_text(json.dumps(problems, indent=1, ensure_ascii=False))
+    assert not problems, f"see {SHOTS / 'problems.json'}: {sorted(problems)}"
 
 
 def test_phone_shows_the_alert_before_the_map_and_links_the_report_form(serve_factory, browser):  # noqa: F811

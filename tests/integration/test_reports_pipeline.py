@@ -2,6 +2,9 @@
 classifies, dedupes and clusters; a failure keeps the raw report and is retried; triage is audited; an incident
 becomes a draft alert in one step; the public form guards against bots and floods."""
 
+import html
+import json
+import re
 import time
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -15,11 +18,11 @@ from broadcast.alerts.models import Alert
 from broadcast.api.app import create_app
 from broadcast.audit import service as audit
 from broadcast.db import session_scope, utcnow
-from broadcast.reports import rules, service
+from broadcast.reports import petabencana, rules, service
 from broadcast.reports.models import Incident, Report
 from broadcast.settings import Settings
 from channels.base import InboundEvent
-from tests.factories import PASSWORD, make_team
+from tests.factories import PASSWORD, alert_payload, make_team
 
 pytestmark = pytest.mark.integration
 PUBLIC = "https://bpbd-dki.example.id"
@@ -298,11 +301,85 @@ def test_triage_is_audited_and_an_incident_becomes_a_draft_alert(client, engine,
     assert csv_text.splitlines()[0].startswith("id,source,received_at") and len(csv_text.splitlines()) == 4
 
 
-def test_dashboard_needs_a_sign_in_and_credits_petabencana(client, engine):
+def test_dashboard_needs_a_sign_in_and_credits_petabencana_only_for_its_data(client, engine):
     assert client.get("/pusdalops", follow_redirects=False).status_code == 303
     with session_scope(engine) as s:
         _intake(s, "Banjir di Kampung Melayu", author="d")
     enrich_all(engine)
-    page = client.get("/pusdalops", headers=login(client, "analis"))
+    analyst = login(client, "analis")
+    page = client.get("/pusdalops", headers=analyst)
     assert page.status_code == 200
-    assert "PetaBencana.id" in page.text and "<svg" in page.text and "Kampung Melayu" in page.text
+    assert "<svg" in page.text and "Kampung Melayu" in page.text
+    assert "PetaBencana" not in page.text  # live reports only: no demo credit
+    with session_scope(engine) as s:  # as `broadcast demo replay-petabencana` stores them
+        _intake(s, "Banjir di Kelapa Gading", author="e", ext=f"{petabencana.EXTERNAL_PREFIX}123")
+    page = client.get("/pusdalops", headers=analyst)
+    assert "Data demo: PetaBencana" in page.text and 'href="https://petabencana.id"' in page.text
+
+
+def test_dashboard_is_an_operations_screen_in_indonesian_or_english(client, engine):
+    with session_scope(engine) as s:
+        report_id = _intake(s, "Banjir di Kampung Melayu", author="d", lat=-6.2237, lon=106.8661)
+    analyst = login(client, "analis")
+    op = login(client, "op.palu")
+    alert = client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=op).json()
+    client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=op)
+    assert client.post(f"/api/v1/alerts/{alert['id']}/approve", headers=login(client, "apv.sulteng")).status_code == 202
+    with session_scope(engine) as s:  # no worker runs here: publish as the web channel does
+        from broadcast.alerts import service as alerts
+
+        alerts.mark_published(s, alert=alerts.get_alert(s, alert_id=alert["id"]))
+    page = client.get("/pusdalops", headers=analyst).text
+    assert 'class="map ops-map"' in page and '<main class="ops">' in page  # full width, map first
+    assert page.index('id="ops-map"') < page.index('id="filters"') < page.index('id="incidents"')
+    areas = json.loads(html.unescape(re.search(r"data-alerts='([^']*)'", page).group(1)))
+    assert [f["properties"]["status"] for f in areas["features"]] == ["Exercise"]  # active alert areas
+    # Indonesian labels for states, sources and hazards; English with ?lang=en.
+    row = re.search(rf'<tr data-report="{report_id}">.*?</tr>', page, re.S).group(0)
+    assert ">Baru<" in row and "Mitra (API)" in row
+    assert '<option value="verified" >Terverifikasi</option>' in page and ">Banjir<" in page
+    english = client.get("/pusdalops?lang=en", headers=analyst).text
+    row = re.search(rf'<tr data-report="{report_id}">.*?</tr>', english, re.S).group(0)
+    assert ">New<" in row and "Partner (API)" in row and ">Flood<" in english
+    # The chart has both axes with tick labels and titles, and a bar per hour.
+    chart = re.search(r'<svg class="chart".*?</svg>', page, re.S).group(0)
+    assert chart.count('class="axis"') == 2 and chart.count('class="bar"') == 24
+    assert ">Laporan<" in chart and ">Jam (UTC)<" in chart and re.search(r'class="tick"[^>]*>\d\d\.00<', chart)
+    assert "1 laporan</title>" in chart
+    assert ">Reports<" in re.search(r'<svg class="chart".*?</svg>', english, re.S).group(0)
+    assert client.get("/pusdalops?hours=abc", headers=analyst).status_code == 422
+
+
+def test_offline_base_map_cells_from_the_packaged_boundaries(client):
+    provinces = client.get("/peta/dasar/provinsi/0/0.geojson")
+    assert provinces.status_code == 200 and provinces.headers["content-type"] == "application/geo+json"
+    names = {f["properties"]["nama"] for f in provinces.json()["features"]}
+    assert len(names) == 38 and "SULAWESI TENGAH" in {n.upper() for n in names}
+    # Kota Palu lies in the kecamatan cell (25, 11): 119-120 E, 1-0 S; every feature has a label point inside.
+    cell = client.get("/peta/dasar/kecamatan/25/11.geojson").json()["features"]
+    palu = {f["properties"]["kode"]: f for f in cell if f["properties"]["kode"].startswith("72.71.")}
+    assert len(palu) >= 8
+    from shapely.geometry import Point, shape
+
+    for f in palu.values():
+        assert shape(f["geometry"]).buffer(0.001).contains(Point(f["properties"]["label"]))
+    assert client.get("/peta/dasar/kecamatan/99/11.geojson").status_code == 404
+    assert client.get("/peta/dasar/desa/1/1.geojson").status_code == 422
+    assert client.get("/peta/dasar/kecamatan/-1/1.geojson").status_code == 422
+
+
+def test_tile_url_setting_is_checked_and_allowed_by_the_csp(settings, team):
+    with pytest.raises(ValueError, match="MAP_TILE_URL"):
+        Settings(**{**settings.model_dump(), "map_tile_url": "javascript:alert(1)"})
+    with pytest.raises(ValueError, match="MAP_TILE_URL"):
+        Settings(**{**settings.model_dump(), "map_tile_url": "https://tiles.example.id/x.png"})
+    tiled = settings.model_copy(
+        update={"map_tile_url": "https://tiles.example.id/{z}/{x}/{y}.png", "map_tile_attribution": "© OSM"}
+    )
+    with TestClient(create_app(tiled)) as c:
+        csp = c.get("/").headers["content-security-policy"]
+        assert "img-src 'self' data: blob: https://tiles.example.id;" in csp
+        page = c.get("/pusdalops", headers=login(c, "analis")).text
+        assert 'data-tiles="https://tiles.example.id/{z}/{x}/{y}.png"' in page
+    with TestClient(create_app(settings)) as c:
+        assert "tiles.example.id" not in c.get("/").headers["content-security-policy"]

@@ -132,7 +132,6 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     # public reports and the operations centre (issue 11)
     ("GET", "/lapor"): PUBLIC,
     ("POST", "/lapor"): PUBLIC,
-    ("GET", "/lapor/wilayah.geojson"): PUBLIC,
     ("POST", "/api/v1/reports"): API_KEY_OR_STAFF,
     ("GET", "/api/v1/reports"): Roles(STAFF),
     ("GET", "/api/v1/reports/{report_id}"): Roles(STAFF),

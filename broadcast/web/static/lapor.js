@@ -1,13 +1,11 @@
-// The report form's location pin: tap the map, or use the phone's position; no tile server needed.
+// The report form's location pin on the offline base map: tap the map, or use the phone's position.
 (function () {
   "use strict";
   var el = document.getElementById("pin-map");
   if (!el || !window.L) { return; }
   var lat = document.getElementById("lat"), lon = document.getElementById("lon");
-  var map = L.map(el).setView([-2.5, 118], 4);
-  fetch("/lapor/wilayah.geojson").then(function (r) { return r.ok ? r.json() : null; }).then(function (d) {
-    if (d) { L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false}}).addTo(map); }
-  }).catch(function () {});
+  var map = L.map(el, {maxZoom: 18}).setView([-2.5, 118], 4);
+  if (window.Basemap) { new window.Basemap(map); }
   var marker = null;
   function place(latlng) {
     if (marker) { marker.setLatLng(latlng); } else { marker = L.marker(latlng).addTo(map); }

@@ -1,11 +1,12 @@
-// Draws alert areas and kabupaten outlines as vector layers: works with no tile server at all.
+// Draws alert areas and kabupaten outlines over the offline base map (basemap.js): works with no tile server.
 (function () {
   "use strict";
   var COLOURS = {Extreme: "#8b0000", Severe: "#c62828", Moderate: "#ef6c00", Minor: "#f9a825", Unknown: "#57606a"};
   function draw(el, data) {
-    var map = L.map(el, {scrollWheelZoom: false, attributionControl: true});
+    var map = L.map(el, {scrollWheelZoom: false, attributionControl: true, maxZoom: 18});
     var tiles = el.getAttribute("data-tiles");
     if (tiles) { L.tileLayer(tiles, {maxZoom: 18, attribution: el.getAttribute("data-tiles-attribution") || ""}).addTo(map); }
+    if (window.Basemap) { new window.Basemap(map, {tiles: !!tiles}); }
     map.attributionControl.addAttribution("Batas wilayah: cahyadsn/wilayah_boundaries (MIT)");
     var outlines = L.geoJSON(data, {
       filter: function (f) { return f.properties.role === "outline"; },

@@ -10,7 +10,7 @@
   var STATES = JSON.parse(el.dataset.states || "{}");
   var SEVERITY = {Extreme: "#8b0000", Severe: "#c62828", Moderate: "#ef6c00", Minor: "#f9a825", Unknown: "#57606a"};
   function tr(id, english) { return en ? english : id; }
-  var map = L.map(el, {zoomSnap: 0.5}).setView([-2.5, 118], 5);
+  var map = L.map(el, {zoomSnap: 0.5, maxZoom: 18}).setView([-2.5, 118], 5);
   var tiles = el.dataset.tiles;
   if (tiles) { L.tileLayer(tiles, {maxZoom: 18, attribution: el.dataset.tilesAttribution || ""}).addTo(map); }
   new window.Basemap(map, {tiles: !!tiles});
@@ -80,8 +80,9 @@
         if (f.properties.kind === "report") { drawReport(f.properties); } else { drawIncident(f.properties); }
       });
       var layers = reportLayer.getLayers();
-      if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [20, 20]}); fitted = true; }
-      else if (!fitted && alertLayer.getLayers().length) { map.fitBounds(alertLayer.getBounds(), {padding: [20, 20]}); fitted = true; }
+      var fit = {padding: [20, 20], maxZoom: 13};
+      if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), fit); fitted = true; }
+      else if (!fitted && alertLayer.getLayers().length) { map.fitBounds(alertLayer.getBounds(), fit); fitted = true; }
       el.setAttribute("data-ready", "true");
     });
   }
