@@ -31,6 +31,7 @@ from broadcast.web.public import select_alerts
 from broadcast.web.render import render_page
 from broadcast.web.staff import sign_in_redirect
 from geo import gazetteer
+from templates import i18n
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["reports pages"])
@@ -185,12 +186,6 @@ async def report_submit(
     return _lapor_page(request, settings, reference=report_id)
 
 
-STATE_LABELS = {
-    "new": ("Baru", "New"),
-    "verified": ("Terverifikasi", "Verified"),
-    "dismissed": ("Diabaikan", "Dismissed"),
-    "actioned": ("Ditindaklanjuti", "Actioned"),
-}
 SOURCE_LABELS = {
     "sms": ("SMS", "SMS"),
     "x": ("X", "X"),
@@ -237,7 +232,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
     counts = service.counts_by_hour(session, flt=flt, hours=24)
     latest = session.scalar(service.latest_report_id_stmt()) or 0
     active = select_alerts(session, statuses=ALERT_STATUSES)
-    states = {key: _label(pair, lang) for key, pair in STATE_LABELS.items()}
+    states = {key: i18n.label("report_status", key, lang) for key in rules.STATES}
     return render_page(
         request,
         "pusdalops.html",
@@ -245,7 +240,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         lang=lang,
         reports=reports,
         incidents=incidents,
-        chart=hourly_chart_svg(counts, lang=lang),
+        chart=hourly_chart_svg(counts, zone=i18n.zone_of(user.jurisdiction), lang=lang),
         total=sum(n for _, n in counts),
         filters={
             "hazard": q.get("hazard", ""),
@@ -280,9 +275,9 @@ def _nice_step(peak: int, ticks: int = 4) -> int:
     return int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
 
 
-def hourly_chart_svg(counts: list[tuple[datetime, int]], *, lang: str = "id") -> str:
-    """Reports per hour as an inline SVG bar chart with both axes, gridlines, hour labels and axis titles (no
-    script; each bar has a <title> for the exact count)."""
+def hourly_chart_svg(counts: list[tuple[datetime, int]], *, zone: i18n.Zone = i18n.WIB, lang: str = "id") -> str:
+    """Reports per hour as an inline SVG bar chart with both axes, gridlines, hour labels in `zone` and axis
+    titles (no script; each bar has a <title> for the exact count)."""
     width, height, left, right, top, bottom = 480, 200, 44, 10, 12, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((n for _, n in counts), default=0)
@@ -303,7 +298,7 @@ def hourly_chart_svg(counts: list[tuple[datetime, int]], *, lang: str = "id") ->
     for i, (at, n) in enumerate(counts):
         x = left + i * slot
         h = plot_h * n / top_value
-        when = f"{at:%d/%m %H}.00 UTC"
+        when = i18n.format_short(at, zone, lang)
         label = f"{when}: {n} laporan" if lang != "en" else f"{when}: {n} reports"
         parts.append(
             f'<rect class="bar" x="{x + slot * 0.1:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.8:.1f}" '
@@ -312,10 +307,10 @@ def hourly_chart_svg(counts: list[tuple[datetime, int]], *, lang: str = "id") ->
         if i % 3 == 0:
             parts.append(
                 f'<text class="tick" x="{x + slot / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                f"{at:%H}.00</text>"
+                f"{at.astimezone(zone.tz):%H}.00</text>"
             )
     axis_y = "Laporan" if lang != "en" else "Reports"
-    axis_x = "Jam (UTC)" if lang != "en" else "Hour (UTC)"
+    axis_x = f"Jam ({zone.abbr})" if lang != "en" else f"Hour ({zone.abbr})"
     parts.append(
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"></line>'
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}"></line>'

@@ -344,7 +344,7 @@ def test_dashboard_is_an_operations_screen_in_indonesian_or_english(client, engi
     # The chart has both axes with tick labels and titles, and a bar per hour.
     chart = re.search(r'<svg class="chart".*?</svg>', page, re.S).group(0)
     assert chart.count('class="axis"') == 2 and chart.count('class="bar"') == 24
-    assert ">Laporan<" in chart and ">Jam (UTC)<" in chart and re.search(r'class="tick"[^>]*>\d\d\.00<', chart)
+    assert ">Laporan<" in chart and ">Jam (WIB)<" in chart and re.search(r'class="tick"[^>]*>\d\d\.00<', chart)
     assert "1 laporan</title>" in chart
     assert ">Reports<" in re.search(r'<svg class="chart".*?</svg>', english, re.S).group(0)
     assert client.get("/pusdalops?hours=abc", headers=analyst).status_code == 422
