@@ -193,6 +193,7 @@ SOURCE_LABELS = {
     "api": ("Mitra (API)", "Partner (API)"),
 }
 ALERT_STATUSES = ("Actual", "Exercise", "Test")
+MAX_HOURS = 24 * 90  # as the report API's filter
 
 
 class BadDashboardFilter(Invalid):
@@ -211,7 +212,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
     """The operations-centre dashboard: a full-width live map (offline base map, active alert areas, reports and
     incidents), filters, a reports-per-hour chart, incidents, reports and exports; Indonesian, or ?lang=en.
 
-    Raises: BadDashboardFilter (a non-numeric `hours`).
+    Raises: BadDashboardFilter (`hours` not a number of hours from 1 minute to 90 days).
     """
     try:
         user = find_current_user(request, session, settings)
@@ -224,8 +225,10 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
     hours = q.get("hours") or "24"
     try:
         window = float(hours)
-    except ValueError as exc:
-        raise BadDashboardFilter("hours harus angka / hours must be a number") from exc
+    except ValueError:
+        window = math.nan
+    if not 0 < window <= MAX_HOURS:  # also refuses nan and inf
+        raise BadDashboardFilter(f"hours harus angka 0-{MAX_HOURS} / hours must be a number from 0 to {MAX_HOURS}")
     flt = report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
     reports = service.list_reports(session, flt=flt, limit=300)
     incidents = service.list_incidents(session, flt=flt, limit=100)

@@ -347,7 +347,8 @@ def test_dashboard_is_an_operations_screen_in_indonesian_or_english(client, engi
     assert ">Laporan<" in chart and ">Jam (WIB)<" in chart and re.search(r'class="tick"[^>]*>\d\d\.00<', chart)
     assert "1 laporan</title>" in chart
     assert ">Reports<" in re.search(r'<svg class="chart".*?</svg>', english, re.S).group(0)
-    assert client.get("/pusdalops?hours=abc", headers=analyst).status_code == 422
+    for bad in ("abc", "inf", "nan", "-5", "99999"):
+        assert client.get(f"/pusdalops?hours={bad}", headers=analyst).status_code == 422, bad
 
 
 def test_offline_base_map_cells_from_the_packaged_boundaries(client):
