@@ -12,7 +12,7 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from broadcast.alerts import areas as area_geo
 from broadcast.alerts import cap, capmap, rules
@@ -611,8 +611,12 @@ def export_cap(alert: Alert) -> bytes:
     return cap.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
 
 
-def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
-    """The plain data channels render from."""
+def to_alert_data(alert: Alert, *, public_base_url: str, previous: Alert | None = None) -> AlertData:
+    """The plain data channels render from. An Update carries the version it replaces (`previous`, else the
+    referenced alert looked up in the alert's session), so every channel can say what changed."""
+    if previous is None and alert.references_alert_id and alert.msg_type in (MsgType.UPDATE, MsgType.ERROR):
+        session = object_session(alert)
+        previous = session.get(Alert, alert.references_alert_id) if session is not None else None
     return AlertData(
         id=alert.id,
         identifier=alert.identifier,
@@ -621,28 +625,38 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
         msg_type=alert.msg_type,
         sent=alert.sent,
         expires=alert.expires,
-        area_desc="; ".join(a.area_desc for a in alert.areas),
+        area_desc=_area_desc(alert),
         public_url=public_url(public_base_url, alert.identifier),
         short_url=short_url(public_base_url, alert.id),
         references=alert.references,
         area_codes=tuple(alert_codes(alert)),
         verify_code=alert.verify_code,
         verify_url=f"{public_base_url.rstrip('/')}/cek",
-        infos=tuple(
-            InfoData(
-                language=i.language,
-                event=i.event,
-                category=i.category,
-                urgency=i.urgency,
-                severity=i.severity,
-                certainty=i.certainty,
-                headline=i.headline,
-                description=i.description,
-                instruction=i.instruction,
-                contact=i.contact,
-            )
-            for i in alert.infos
-        ),
+        infos=_info_data(alert),
+        previous_infos=_info_data(previous) if previous is not None else (),
+        previous_area_desc=_area_desc(previous) if previous is not None else None,
+    )
+
+
+def _area_desc(alert: Alert) -> str:
+    return "; ".join(a.area_desc for a in alert.areas)
+
+
+def _info_data(alert: Alert) -> tuple[InfoData, ...]:
+    return tuple(
+        InfoData(
+            language=i.language,
+            event=i.event,
+            category=i.category,
+            urgency=i.urgency,
+            severity=i.severity,
+            certainty=i.certainty,
+            headline=i.headline,
+            description=i.description,
+            instruction=i.instruction,
+            contact=i.contact,
+        )
+        for i in alert.infos
     )
 
 

@@ -10,7 +10,7 @@ takes the segments it needs and the preview says so (`fits` false).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -120,7 +120,7 @@ class SmsRenderer(Renderer):
         self,
         *,
         max_segments: int | None = None,
-        severity_budgets: Mapping[str, int] | None = None,
+        severity_budgets: Mapping[str, int] | Iterable[tuple[str, int]] | None = None,
         price_per_segment: Decimal = DEFAULT_PRICE_PER_SEGMENT,
         currency: str = DEFAULT_CURRENCY,
     ) -> None:
@@ -128,7 +128,8 @@ class SmsRenderer(Renderer):
         (`severity_budgets`, default Extreme/Severe 3, anything else 1)."""
         self.max_segments = None if max_segments is None else check_budget(max_segments)
         budgets = DEFAULT_SEVERITY_BUDGETS if severity_budgets is None else severity_budgets
-        self.severity_budgets = {k: check_budget(v) for k, v in budgets.items()}
+        # A sorted tuple, not a dict: the renderer's configuration stays hashable (render caches key on it).
+        self.severity_budgets = tuple(sorted((k, check_budget(v)) for k, v in dict(budgets).items()))
         self.price_per_segment = Decimal(price_per_segment)
         self.currency = currency
 
@@ -147,7 +148,7 @@ class SmsRenderer(Renderer):
             key=lambda s: _SEVERITY_ORDER.index(s) if s in _SEVERITY_ORDER else 0,
             default="Unknown",
         )
-        return Budget(self.severity_budgets.get(severity, DEFAULT_MAX_SEGMENTS), "severity", severity)
+        return Budget(dict(self.severity_budgets).get(severity, DEFAULT_MAX_SEGMENTS), "severity", severity)
 
     def budget_for(self, alert: AlertData) -> int:
         """The number of segments the alert's SMS may take (see `budget`).
