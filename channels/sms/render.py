@@ -3,9 +3,9 @@
 Always whole, in this order of priority: the status mark (added by `Renderer.marked_text`), what changed (an
 Update), what (the headline), where (the area, unless the headline names it), what to do (the first sentence of
 the instruction; of the description when there is no instruction), the verification code and the link. Then, as
-far as the budget allows: the rest of the instruction sentence by sentence, then the description (its last
-sentence may be cut at a word). Nothing of the first group is ever cut: when it alone exceeds the budget the SMS
-takes the segments it needs and the preview says so (`fits` false).
+far as the budget allows: the rest of the instruction sentence by sentence, then (once the whole instruction is
+in) the description, whose last sentence may be cut at a word. Nothing of the first group is ever cut: when it
+alone exceeds the budget the SMS takes the segments it needs and the preview says so (`action_fits` false).
 """
 
 from __future__ import annotations
@@ -201,6 +201,9 @@ class SmsRenderer(Renderer):
                 if not fits(desc, [*instr, sentence]):
                     break
                 instr.append(sentence)
+        # The description only once the whole instruction is in: its lower priority is never bought with an
+        # instruction sentence left out.
+        if action_fits and len(instr) == len(instruction):
             for sentence in description[len(desc) :]:
                 if fits([*desc, sentence], instr):
                     desc.append(sentence)
