@@ -270,7 +270,12 @@ def start_correction(alert_id: int, body: FollowUpIn, user: AuthorDep, session: 
 def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: SessionDep) -> AlertRead:
     """A draft Cancel of a published alert; it reaches the same people once approved."""
     alert = service.create_follow_up(
-        session, original_id=alert_id, actor=user, msg_type=MsgType.CANCEL, reason=body.reason
+        session,
+        original_id=alert_id,
+        actor=user,
+        msg_type=MsgType.CANCEL,
+        reason=body.reason,
+        reason_en=body.reason_en or None,
     )
     session.commit()
     return AlertRead.model_validate(alert)

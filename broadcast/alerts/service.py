@@ -401,9 +401,12 @@ def create_follow_up(
     msg_type: MsgType,
     reason: str | None = None,
     correction: bool = False,
+    reason_en: str | None = None,
 ) -> Alert:
     """A draft Update or Cancel of a published alert, its content copied from the original, its
-    CAP `references` naming it; it goes through the same approval.
+    CAP `references` naming it; it goes through the same approval. A Cancel's `reason` (Bahasa Indonesia) and
+    `reason_en` (English) become the description of the info block in that language, so each language's
+    message is wholly in that language; a language without a reason gets none.
 
     Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
     """
@@ -434,7 +437,14 @@ def create_follow_up(
         channels=list(original.channels),
         author_id=actor.id,
         expires=original.expires if original.expires and original.expires > utcnow() else None,
-        infos=[_copy_info(i, cancel=msg_type is MsgType.CANCEL, reason=reason) for i in original.infos],
+        infos=[
+            _copy_info(
+                i,
+                cancel=msg_type is MsgType.CANCEL,
+                reason=_reason_in(i.language, reason, reason_en, only=len(original.infos) == 1),
+            )
+            for i in original.infos
+        ],
         areas=[_copy_area(a) for a in original.areas],
     )
     session.add(follow)
@@ -449,6 +459,14 @@ def create_follow_up(
         after={**snapshot(follow), "original_id": original.id},
     )
     return follow
+
+
+def _reason_in(language: str, reason: str | None, reason_en: str | None, *, only: bool) -> str | None:
+    """The cancel reason for an info block in `language`: English blocks get `reason_en`, the others `reason`;
+    an alert with a single block takes whichever reason there is."""
+    english = language.lower().startswith("en")
+    mine, other = (reason_en, reason) if english else (reason, reason_en)
+    return mine or (other if only else None)
 
 
 def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInfo:
@@ -481,7 +499,8 @@ def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInf
     }
     if cancel:
         # Channels prefix "DIBATALKAN"/"CANCELLED" from msgType; the headline stays the original's.
-        fields["description"] = reason or fields["description"]
+        # The reason in this block's language, or nothing: never the other language's words.
+        fields["description"] = reason or ""
         fields["instruction"] = ""
         fields["response_types"] = ["AllClear"]
         fields["urgency"], fields["severity"], fields["certainty"] = "Past", "Minor", "Observed"
