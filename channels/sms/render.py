@@ -18,6 +18,7 @@ from channels.base import AlertData, Audience, Preview, Renderer, status_mark
 from channels.sms.segments import normalise_gsm7, sms_segments
 from channels.text import as_sentence, change_of, names_the_area, place_names, sentences
 from templates import message_env
+from templates.i18n import label
 
 MIN_SEGMENTS, MAX_SEGMENTS = 1, 3
 DEFAULT_MAX_SEGMENTS = 1
@@ -243,7 +244,8 @@ class SmsRenderer(Renderer):
         change = change_of(alert, language)
         if not change:
             return ""
-        lines = message_env().get_template(f"sms/change.{lang}.j2").render(change=change).splitlines()
+        template = message_env().get_template(f"sms/change.{lang}.j2")
+        lines = template.render(change=change, severity=lambda v: label("severity", v, lang)).splitlines()
         return as_sentence(_shorten("; ".join(line.strip() for line in lines if line.strip()), MAX_CHANGE_CHARS))
 
     def preview(self, alert: AlertData) -> list[Preview]:

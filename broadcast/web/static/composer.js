@@ -324,7 +324,7 @@
   }
 
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) { e.className = cls; } if (text !== undefined) { e.textContent = text; } return e; }
-  var SEVERITY_ID = {Extreme: "Ekstrem", Severe: "Berat", Moderate: "Sedang", Minor: "Ringan", Unknown: "Tidak diketahui"};
+  var SEVERITY_ID = {Extreme: "Ekstrem", Severe: "Parah", Moderate: "Sedang", Minor: "Ringan", Unknown: "Tidak diketahui"};
   function budgetText(m) {
     var why = m.budget_source === "severity" ? "tingkat " + (SEVERITY_ID[m.budget_severity] || m.budget_severity) + " / severity " + m.budget_severity
       : (m.budget_source === "setting" ? "pengaturan / setting" : "dipilih / chosen");

@@ -158,7 +158,7 @@ def test_update_with_a_new_level_says_so_in_indonesian_words():
         alert_for("banjir", "Actual", "Alert"), msg_type="Update",
         infos=tuple(replace(i, severity="Extreme") for i in infos), previous_infos=infos,
     )
-    assert "Perubahan: tingkat bahaya kini Ekstrem (sebelumnya Berat)." in SmsRenderer().marked_text(alert, "id")
+    assert "Perubahan: tingkat bahaya kini Ekstrem (sebelumnya Parah)." in SmsRenderer().marked_text(alert, "id")
     assert "Change: severity now Extreme (was Severe)." in SmsRenderer().marked_text(alert, "en")
 
 
