@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 from channels.base import AlertData
+from templates import message_env
+from templates.i18n import label
 
 # Words after which a full stop does not end a sentence ("Jl. Sudirman", "Kel. Talise", "No. 5"). Words that
 # also end sentences ("km", "dll", "kota") are left out: a missed split only keeps two sentences together.
@@ -20,6 +22,8 @@ _ADMIN_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _END_PUNCT = ".!?…"
+# The "Perubahan:"/"Change:" line is a summary; a longer one is cut at a word.
+MAX_CHANGE_CHARS = 100
 
 
 def sentences(text: str) -> list[str]:
@@ -103,3 +107,28 @@ def change_of(alert: AlertData, language: str) -> Change:
     old = {_key(s) for s in sentences(before.description) + sentences(before.instruction)}
     sentence = next((s for s in sentences(info.description) + sentences(info.instruction) if _key(s) not in old), "")
     return Change(severity, added, removed, sentence.rstrip(_END_PUNCT))
+
+
+def change_line(alert: AlertData, language: str) -> str:
+    """What an Update (or correction) changed, as one short sentence in `language` for the "Perubahan:" /
+    "Change:" line of every channel; "" for other messages or when nothing detectable changed."""
+    if alert.msg_type not in ("Update", "Error"):
+        return ""
+    change = change_of(alert, language)
+    if not change:
+        return ""
+    lang = "en" if alert.info_for(language).language.lower().startswith("en") else "id"
+    template = message_env().get_template(f"change.{lang}.j2")
+    lines = template.render(change=change, severity=lambda v: label("severity", v, lang)).splitlines()
+    return as_sentence(shorten_words("; ".join(line.strip() for line in lines if line.strip()), MAX_CHANGE_CHARS))
+
+
+def shorten_words(text: str, max_chars: int) -> str:
+    """`text`, or its longest prefix of whole words ending in "…" within `max_chars` (at least one word)."""
+    if len(text) <= max_chars:
+        return text
+    words = text.split()
+    keep = len(words)
+    while keep > 1 and len(" ".join(words[:keep]).rstrip(" ,;:-") + "…") > max_chars:
+        keep -= 1
+    return " ".join(words[:keep]).rstrip(" ,;:-") + "…"

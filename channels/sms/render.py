@@ -16,9 +16,8 @@ from decimal import Decimal
 
 from channels.base import AlertData, Audience, Preview, Renderer, status_mark
 from channels.sms.segments import normalise_gsm7, sms_segments
-from channels.text import as_sentence, change_of, names_the_area, place_names, sentences
+from channels.text import as_sentence, change_line, names_the_area, place_names, sentences
 from templates import message_env
-from templates.i18n import label
 
 MIN_SEGMENTS, MAX_SEGMENTS = 1, 3
 DEFAULT_MAX_SEGMENTS = 1
@@ -31,8 +30,6 @@ DEFAULT_PRICE_PER_SEGMENT = Decimal("0.41")
 DEFAULT_CURRENCY = "USD"
 # A one- or two-word stub of a sentence misleads more than it informs; drop the sentence instead.
 MIN_FRAGMENT_WORDS = 3
-# The "Perubahan:" line is a summary; a longer one is cut at a word.
-MAX_CHANGE_CHARS = 100
 # "Where" lists at most this many characters of place names, then says how many more there are.
 MAX_WHERE_CHARS = 60
 _TRAILING_JUNK = " ,;:-–—(/"
@@ -83,16 +80,6 @@ def _cut(words: list[str], keep: int) -> str:
     # Always "…": normalise_gsm7 turns it into "..." when the rest of the text is GSM-7, and keeps the
     # single character (1 unit instead of 3) when the text is UCS-2 anyway.
     return " ".join(words[:keep]).rstrip(_TRAILING_JUNK) + "…"
-
-
-def _shorten(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    words = text.split()
-    keep = len(words)
-    while keep > 1 and len(_cut(words, keep)) > max_chars:
-        keep -= 1
-    return _cut(words, keep)
 
 
 def _where(headline: str, area_desc: str, lang: str) -> str:
@@ -173,7 +160,7 @@ class SmsRenderer(Renderer):
         budget = self.budget_for(alert)
         context = {
             "msg_type": alert.msg_type,
-            "change": self._change(alert, language, lang),
+            "change": change_line(alert, language),
             "headline": as_sentence(info.headline),
             "where": _where(info.headline, alert.area_desc, lang),
             "code": alert.verify_code,
@@ -235,18 +222,6 @@ class SmsRenderer(Renderer):
             mid = (low + high + 1) // 2
             low, high = (mid, high) if ok(_cut(words, mid)) else (low, mid - 1)
         return _cut(words, low) if low >= floor and ok(_cut(words, low)) else ""
-
-    @staticmethod
-    def _change(alert: AlertData, language: str, lang: str) -> str:
-        """The "Perubahan:"/"Change:" summary of an Update or correction; "" for anything else."""
-        if alert.msg_type not in ("Update", "Error"):
-            return ""
-        change = change_of(alert, language)
-        if not change:
-            return ""
-        template = message_env().get_template(f"sms/change.{lang}.j2")
-        lines = template.render(change=change, severity=lambda v: label("severity", v, lang)).splitlines()
-        return as_sentence(_shorten("; ".join(line.strip() for line in lines if line.strip()), MAX_CHANGE_CHARS))
 
     def preview(self, alert: AlertData) -> list[Preview]:
         """Per language: exact text, encoding, segments, characters, units, the budget and why, whether the

@@ -20,6 +20,7 @@ from channels.base import (
     Renderer,
     status_mark,
 )
+from channels.text import change_line
 from templates import message_env
 
 MAX_WEIGHT = 280
@@ -336,6 +337,7 @@ class XRenderer(Renderer):
             link=alert.public_url,
             original_link=original_link,
             counter=counter,
+            change_line=change_line(alert, info.language),
         )
 
     @staticmethod

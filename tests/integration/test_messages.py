@@ -132,16 +132,25 @@ def test_cancel_reason_is_given_per_language_and_never_crosses_over(client, engi
     r = client.post(f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "Air sudah surut"}, headers=op)
     assert r.status_code == 201, r.text
     cancel_id = r.json()["id"]
-    texts = {p["language"][:2]: p["text"] for p in
-             client.get(f"/api/v1/alerts/{cancel_id}/previews", headers=op).json()["channels"]["sms"]}
+    texts = {
+        p["language"][:2]: p["text"]
+        for p in client.get(f"/api/v1/alerts/{cancel_id}/previews", headers=op).json()["channels"]["sms"]
+    }
     assert texts["id"].startswith("[LATIHAN] DIBATALKAN: Banjir di Kota Palu. Air sudah surut. Kode: ")
     assert texts["en"].startswith("[EXERCISE] CANCELLED: Flooding in Palu City. Kode: ") and "surut" not in texts["en"]
     with session_scope(engine) as session:
         original = session.get(Alert, alert_id)
         approver = session.scalar(sa.select(User).where(User.username == "apv.sulteng"))
-        both = alerts.create_follow_up(session, original_id=original.id, actor=approver, msg_type=MsgType.CANCEL,
-                                       reason="Air sudah surut", reason_en="The water has receded")
+        both = alerts.create_follow_up(
+            session,
+            original_id=original.id,
+            actor=approver,
+            msg_type=MsgType.CANCEL,
+            reason="Air sudah surut",
+            reason_en="The water has receded",
+        )
         assert [i.description for i in both.infos] == ["Air sudah surut", "The water has receded"]
-    r = client.post(f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "Air surut", "reason_en": "x" * 2001},
-                    headers=op)
+    r = client.post(
+        f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "Air surut", "reason_en": "x" * 2001}, headers=op
+    )
     assert r.status_code == 422

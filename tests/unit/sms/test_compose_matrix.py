@@ -9,19 +9,31 @@ import pytest
 from broadcast.alerts import hazards
 from channels.base import AlertData, InfoData, status_mark
 from channels.sms import Encoding, SmsRenderer, is_gsm7, normalise_gsm7, sms_segments
-from channels.text import as_sentence, sentences
+from channels.text import as_sentence, change_line, sentences
 
 LINK = "https://peringatan.bpbd-palu.go.id/p/12345"
 CODE = "7KQ2MX"
-REASONS = {"id": "Air sudah surut dan warga boleh kembali ke rumah", "en": "The water has receded and people may go home"}
+REASONS = {
+    "id": "Air sudah surut dan warga boleh kembali ke rumah",
+    "en": "The water has receded and people may go home",
+}
 
 
 def infos_for(key: str, **overrides: str) -> tuple[InfoData, ...]:
     hazard = hazards.get_hazard(key)
     fields = {f.name: f.example for f in hazard.fields} | overrides
     return tuple(
-        InfoData(i.language, i.event, i.category, i.urgency, i.severity, i.certainty, i.headline, i.description,
-                 i.instruction)
+        InfoData(
+            i.language,
+            i.event,
+            i.category,
+            i.urgency,
+            i.severity,
+            i.certainty,
+            i.headline,
+            i.description,
+            i.instruction,
+        )
         for i in hazards.render(key, fields)
     )
 
@@ -33,8 +45,12 @@ def alert_for(key: str, status: str, msg_type: str) -> AlertData:
         previous = infos
         # The update raises the level and adds a sentence, as an operator would.
         infos = tuple(
-            replace(i, severity="Extreme", description=i.description + (
-                " Air terus naik." if i.language.startswith("id") else " The water is still rising."))
+            replace(
+                i,
+                severity="Extreme",
+                description=i.description
+                + (" Air terus naik." if i.language.startswith("id") else " The water is still rising."),
+            )
             for i in infos
         )
     elif msg_type == "Cancel":
@@ -44,9 +60,19 @@ def alert_for(key: str, status: str, msg_type: str) -> AlertData:
             for i in infos
         )
     return AlertData(
-        id=12345, identifier="BCAST-1", sender="bpbd@palu", status=status, msg_type=msg_type, sent=None,
-        expires=None, area_desc="Kecamatan Palu Barat, Kota Palu", public_url="https://x/peringatan/BCAST-1",
-        short_url=LINK, infos=infos, verify_code=CODE, previous_infos=previous,
+        id=12345,
+        identifier="BCAST-1",
+        sender="bpbd@palu",
+        status=status,
+        msg_type=msg_type,
+        sent=None,
+        expires=None,
+        area_desc="Kecamatan Palu Barat, Kota Palu",
+        public_url="https://x/peringatan/BCAST-1",
+        short_url=LINK,
+        infos=infos,
+        verify_code=CODE,
+        previous_infos=previous,
         previous_area_desc="Kecamatan Palu Barat, Kota Palu" if previous else None,
     )
 
@@ -136,7 +162,10 @@ def test_update_leads_with_what_changed_in_each_language():
     infos = infos_for("banjir", ketinggian_air="50-100 cm")
     new = infos_for("banjir", ketinggian_air="100-150 cm")
     alert = replace(
-        alert_for("banjir", "Actual", "Alert"), msg_type="Update", infos=new, previous_infos=infos,
+        alert_for("banjir", "Actual", "Alert"),
+        msg_type="Update",
+        infos=new,
+        previous_infos=infos,
         area_desc="Kecamatan Palu Barat, Kota Palu; Kecamatan Ulujadi, Kota Palu",
         previous_area_desc="Kecamatan Palu Barat, Kota Palu",
     )
@@ -155,8 +184,10 @@ def test_update_leads_with_what_changed_in_each_language():
 def test_update_with_a_new_level_says_so_in_indonesian_words():
     infos = infos_for("banjir")
     alert = replace(
-        alert_for("banjir", "Actual", "Alert"), msg_type="Update",
-        infos=tuple(replace(i, severity="Extreme") for i in infos), previous_infos=infos,
+        alert_for("banjir", "Actual", "Alert"),
+        msg_type="Update",
+        infos=tuple(replace(i, severity="Extreme") for i in infos),
+        previous_infos=infos,
     )
     assert "Perubahan: tingkat bahaya kini Ekstrem (sebelumnya Parah)." in SmsRenderer().marked_text(alert, "id")
     assert "Change: severity now Extreme (was Severe)." in SmsRenderer().marked_text(alert, "en")
@@ -176,8 +207,10 @@ def test_english_cancel_has_its_full_stop_before_the_code():
         f"The water has receded and people may go home. Kode: {CODE} Info: {LINK}"
     )
     without_reason = replace(alert, infos=tuple(replace(i, description="") for i in alert.infos))
-    assert SmsRenderer().marked_text(without_reason, "en").startswith(
-        "CANCELLED: Flood warning: Kelurahan Kampung Melayu, Jakarta Timur. Area: Palu Barat, Palu. Kode:"
+    assert (
+        SmsRenderer()
+        .marked_text(without_reason, "en")
+        .startswith("CANCELLED: Flood warning: Kelurahan Kampung Melayu, Jakarta Timur. Area: Palu Barat, Palu. Kode:")
     )
 
 
@@ -192,3 +225,17 @@ def test_a_long_area_list_names_the_first_places_and_counts_the_rest():
     desas = "; ".join(f"Desa Nomor{n}" for n in range(1, 30))
     text = SmsRenderer().marked_text(replace(alert_for("banjir", "Actual", "Alert"), area_desc=desas), "id")
     assert "Wilayah: Nomor1, Nomor2," in text and "wilayah lain." in text
+
+
+@pytest.mark.parametrize("key", [h.key for h in hazards.catalog()])
+def test_x_update_posts_say_what_changed_within_280(key):
+    from channels.social import XRenderer
+    from channels.social.x_render import weighted_length
+
+    alert = alert_for(key, "Exercise", "Update")
+    for info in alert.infos:
+        posts = XRenderer().language_posts(alert, info)
+        word = "Perubahan: " if info.language.startswith("id") else "Change: "
+        assert word + change_line(alert, info.language) in posts[0]
+        assert "naik" in posts[0] or "rising" in posts[0]
+        assert all(weighted_length(p) <= 280 for p in posts)
