@@ -154,3 +154,23 @@ def test_cancel_reason_is_given_per_language_and_never_crosses_over(client, engi
         f"/api/v1/alerts/{alert_id}/cancel", json={"reason": "Air surut", "reason_en": "x" * 2001}, headers=op
     )
     assert r.status_code == 422
+
+
+def test_an_update_leads_with_what_changed_in_preview_and_outbox(client, engine, settings):
+    op = login(client, "op.palu")
+    alert_id = client.post("/api/v1/alerts", json=_payload(), headers=op).json()["id"]
+    _publish_and_deliver(engine, settings, alert_id)
+    update_id = client.post(f"/api/v1/alerts/{alert_id}/update", json={}, headers=op).json()["id"]
+    body = _payload()
+    body["infos"][0]["description"] += " Ketinggian air naik menjadi 120 cm."
+    body["infos"][1]["description"] += " The water has risen to 120 cm."
+    assert client.put(f"/api/v1/alerts/{update_id}", json=body, headers=op).status_code == 200
+    stored = client.get(f"/api/v1/alerts/{update_id}/previews", headers=op).json()["channels"]
+    editing = client.post(f"/api/v1/alerts/preview?alert_id={update_id}", json=body, headers=op).json()["channels"]
+    sms = {p["language"][:2]: p["text"] for p in stored["sms"]}
+    assert sms["id"].startswith("[LATIHAN] PEMBARUAN. Perubahan: Ketinggian air naik menjadi 120 cm. Banjir di")
+    assert sms["en"].startswith("[EXERCISE] UPDATE. Change: The water has risen to 120 cm. Flooding in")
+    assert "Perubahan: Ketinggian air naik menjadi 120 cm." in stored["social"][0]["text"]
+    assert [p["text"] for p in editing["sms"]] == [p["text"] for p in stored["sms"]]
+    rows = _publish_and_deliver(engine, settings, update_id)
+    assert {text for channel, _, text in rows if channel == "sms"} == set(sms.values())
