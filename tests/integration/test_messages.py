@@ -174,3 +174,19 @@ def test_an_update_leads_with_what_changed_in_preview_and_outbox(client, engine,
     assert [p["text"] for p in editing["sms"]] == [p["text"] for p in stored["sms"]]
     rows = _publish_and_deliver(engine, settings, update_id)
     assert {text for channel, _, text in rows if channel == "sms"} == set(sms.values())
+
+
+def test_review_page_warns_when_the_first_instruction_sentence_does_not_fit(client):
+    from tests.integration.test_console import sign_in
+
+    op = login(client, "op.palu")
+    body = _payload()
+    long_first = "Segera tinggalkan rumah " + "dan bantu tetangga yang lanjut usia, " * 9 + "menuju lapangan desa."
+    body["infos"][0]["instruction"] = long_first + " Bawa dokumen penting."
+    alert_id = client.post("/api/v1/alerts", json=body, headers=op).json()["id"]
+    sms = client.get(f"/api/v1/alerts/{alert_id}/previews", headers=op).json()["channels"]["sms"][0]
+    assert not sms["action_fits"] and sms["segments"] == 3 > sms["max_segments"] == 2
+    assert " ".join(long_first.split()) in sms["text"]  # whole, over budget, never cut
+    sign_in(client, "op.palu")
+    page = client.get(f"/konsol/peringatan/{alert_id}").text
+    assert 'class="warn action-over"' in page and "tidak muat dalam 2 segmen; SMS ini dikirim 3 segmen" in page
