@@ -246,7 +246,9 @@ def previews(
     unsaved, so its verification code, identifier and links are stand-ins of the real length, listed under
     "placeholders" and flagged on each text that carries them.
     """
-    previous = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
+    # A transient draft has no session to find the version it updates in; an Update's preview says what changed.
+    updates = alert.references_alert_id and alert.msg_type in ("Update", "Error")
+    previous = session.get(Alert, alert.references_alert_id) if updates else None
     data = service.to_alert_data(alert, public_base_url=public_base_url, previous=previous)
     out_channels = channel_previews(data, list(alert.channels), renderers)
     stand_ins = _placeholders(data) if placeholders else {}
