@@ -1,6 +1,7 @@
 // The offline base map: provinsi, kabupaten/kota and kecamatan outlines with their names, drawn as vectors from
 // our own /peta/dasar cells (the packaged boundaries), so a map is never grey without a tile server. Land is
-// filled from the finest level on screen (coarse outlines would misplace the coast when zoomed in).
+// filled from the finest level on screen (coarse outlines would misplace the coast when zoomed in), with a land-coloured
+// edge that closes the slivers independent simplification leaves between neighbours.
 (function () {
   "use strict";
   var ORIGIN = [94, -12], EXTENT = [48, 19], LAND = "#f6f3ea";
@@ -28,7 +29,7 @@
       return {spec: spec, cells: {}, codes: {},
               lines: L.geoJSON(null, {pane: "basemap", style: spec.style, interactive: false}),
               fill: L.geoJSON(null, {pane: "land", interactive: false,
-                                     style: {stroke: false, fill: true, fillColor: LAND, fillOpacity: 1}}),
+                                     style: {stroke: true, color: LAND, weight: 3, fill: true, fillColor: LAND, fillOpacity: 1}}),
               labels: L.layerGroup()};
     });
     var self = this;
