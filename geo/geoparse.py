@@ -338,13 +338,16 @@ class _Scan:
 
     def _ends_street(self, j: int) -> bool:
         # A desa of the same name far away does not cut a street ("Jl. Soekarno Hatta": Hatta is a desa in
-        # Lampung); a kelurahan, kecamatan or kota does, and so does any place inside the hints.
+        # Lampung), nor does a word many places share ("Jl. Kebon Jeruk 11": eleven Jeruk); the name of a
+        # kelurahan, kecamatan or kota does, and so does any place inside the hints.
         for n in range(min(3, self.span(j)), 0, -1):
             if n == 1 and (self.words[j] in STOPWORDS or len(self.words[j]) < 4):
                 continue
-            for p in self.exact(j, n, None):
-                if p.level != "desa_kelurahan" or p.kode[-4] == "1" or _inside_any(p, self.hints):
-                    return True
+            places = self.exact(j, n, None)
+            if any(_inside_any(p, self.hints) for p in places):
+                return True
+            if len(places) <= 2 and any(p.level != "desa_kelurahan" or p.kode[-4] == "1" for p in places):
+                return True
         return False
 
     def mentions(self) -> tuple[list[Mention], str | None]:
