@@ -87,7 +87,8 @@ STREET_END = frozenset(_STREET_END_TEXT.split()) | frozenset(MARKERS) | STREET_W
 _ABBREVIATIONS = frozenset(MARKERS) | STREET_WORDS | frozenset(EXPAND) | {"komp", "perum", "no", "rt", "rw", "ps", "rs"}
 # Characters that end a name; "." too unless it closes an abbreviation.
 _BREAKS = frozenset(',;:!?()[]{}/\\|"\n#@*+=<>')
-_TOKEN = re.compile(r"[0-9a-z]+|\n|[^\s0-9a-z]")
+_TOKEN = re.compile(r"[a-z]+|[0-9]+|\n|[^\s0-9a-z]")
+_HANDLE = re.compile(r"@\w+")
 _ROMAN = re.compile(r"^(?:i{1,3}|iv|vi{0,3}|ix|xi{0,3}|xiv|xv)$")
 _WORD = re.compile(r"[0-9a-z]+")
 _RW = re.compile(r"\brw\s*\.?\s*0*(\d{1,3})\b")
@@ -223,9 +224,25 @@ class _Why:
         return f"{'; '.join(self.id)} / {'; '.join(self.en)}" if self.id else ""
 
 
+@lru_cache(maxsize=1)
+def _first_words() -> frozenset[str]:
+    """The first words of place names (four letters or more), to split "di" off "dimangga"."""
+    by_name, _ = _index()
+    return frozenset(w for w in (name.split()[0] for name in by_name) if len(w) >= 4 and w not in STOPWORDS)
+
+
+def _glued_di(word: str) -> str | None:
+    rest = word[2:]
+    if word.startswith("di") and len(rest) >= 4 and word not in _index()[0] and rest in _first_words():
+        return rest
+    return None
+
+
 def _tokens(text: str) -> tuple[list[str], list[bool]]:
     """Words (abbreviations spelt out) and, per word, whether punctuation separates it from the word before."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    # "@lurahpelamampang": an account people tag, not where they are.
+    ascii_text = _HANDLE.sub(" , ", ascii_text)
     words: list[str] = []
     breaks: list[bool] = []
     pending = False
@@ -233,6 +250,12 @@ def _tokens(text: str) -> tuple[list[str], list[bool]]:
     for match in _TOKEN.finditer(ascii_text):
         piece = match.group()
         if piece[0].isascii() and piece[0].isalnum():
+            glued = _glued_di(piece)
+            if glued:  # "dimangga besar": "di" written onto the name
+                words.append("di")
+                breaks.append(pending)
+                pending = False
+                piece = glued
             words.append(EXPAND.get(piece, piece))
             breaks.append(pending)
             pending = False

@@ -214,3 +214,10 @@ def test_geocode_uses_the_senders_registered_area_as_a_tie_break():
         "subscriber",
     )
     assert "registered area" in unnamed.geocode_reason
+
+
+def test_glued_words_and_handles():
+    # "di" written onto the name, a number glued to a hashtag, an account people tag.
+    assert geoparse.parse_location("banjir dimangga besar 4H", within="31").kecamatan == "31.73.03"
+    assert geoparse.parse_location("#drainaseburuk #kebagusan2", within="31").kecamatan == "31.74.04"
+    assert geoparse.parse_location("tolong @lurahklender banjir", within="31").place is None
