@@ -613,26 +613,19 @@ def parse_location(
             f"{label}: {len(top)} tempat sama kuat ({', '.join(p.kode for p in top[:4])})",
             f"{label}: {len(top)} places score alike ({', '.join(p.kode for p in top[:4])})",
         )
-        if registered:
-            test = {p.kode: gazetteer.contains(registered, p.kode) for p in top}
-            top = _pick(
-                top,
-                label,
-                test,
-                f"di wilayah terdaftar pengirim {registered}",
-                f"inside the sender's registered area {registered}",
-                why,
-            )
-        if jurisdiction and len(top) > 1:
-            test = {p.kode: gazetteer.contains(jurisdiction, p.kode) for p in top}
-            top = _pick(
-                top,
-                label,
-                test,
-                f"di wilayah kanal laporan {jurisdiction}",
-                f"inside the jurisdiction the report arrived through ({jurisdiction})",
-                why,
-            )
+        # The sender's registered area, then the channel's, each from the narrowest level that separates the
+        # tied places (a sender registered in one kelurahan is still nearest to places in its kecamatan).
+        for area, name_id, name_en in (
+            (registered, "wilayah terdaftar pengirim", "the sender's registered area"),
+            (jurisdiction, "wilayah kanal laporan", "the jurisdiction the report arrived through"),
+        ):
+            for level in dict.fromkeys((area, *reversed(_ancestors(area)), area[:2])) if area else ():
+                if len(top) < 2:
+                    break
+                test = {p.kode: gazetteer.contains(level, p.kode) for p in top}
+                if any(test.values()):
+                    top = _pick(top, label, test, f"di {name_id} ({level})", f"inside {name_en} ({level})", why)
+                    break
         if len(top) > 1:
             top = _pick(
                 top,

@@ -431,6 +431,7 @@ def geocode(report: Report, *, within: str | None, channel_areas: Mapping[str, s
         report.kecamatan_code = codes["kecamatan"]
         report.admin_code = codes["desa_kelurahan"] or codes["kecamatan"] or codes["kabupaten_kota"]
         report.geocode_method = "coordinates"
+        report.geocode_reason = "koordinat laporan / the report's coordinates"
         return
     if parsed.place is not None:
         report.admin_code = parsed.place.kode

@@ -34,9 +34,12 @@ def test_a_bare_name_of_two_places_is_ambiguous_with_a_reason():
 
 def test_the_senders_registered_area_breaks_the_tie():
     assert geoparse.parse_location("banjir di Talise", registered="71.06").place.kode == TALISE_MINAHASA
+    # A sender registered in another kelurahan of the same kecamatan, or only in the province.
+    assert geoparse.parse_location("banjir di Talise", registered="72.71.08.1002").place.kode == TALISE_PALU
+    assert geoparse.parse_location("banjir di Talise", registered="72.10").place.kode == TALISE_PALU
     found = geoparse.parse_location("banjir di Talise", registered="72.71.08")
     assert found.place.kode == TALISE_PALU
-    assert "registered area 72.71.08" in found.reason
+    assert "registered area (72.71.08)" in found.reason
 
 
 def test_the_arrival_jurisdiction_breaks_the_tie_after_the_registered_area():
