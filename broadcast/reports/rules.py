@@ -28,7 +28,11 @@ HAZARD_RULES: dict[str, tuple[tuple[str, float], ...]] = {
         (r"banjir ?kiriman|banjir ?rob|\brob\b", 0.8),
         (r"\bflood(s|ed|ing)?\b", 1.0),
         (r"\bair (naik|masuk|meluap)|meluap|luapan", 0.6),
-        (r"\bsepinggang|selutut|sedada|seleher|semata kaki|sebetis|sepaha|sedengkul", 0.6),
+        (
+            r"\bsepinggang|selutut|sedada|seleher|semata kaki|sebetis|sepaha|sedengkul"
+            r"|\b(?:se ?tinggi|sampai|hingga) (?:mata kaki|betis|lutut|paha|pinggang|dada|leher)\b",
+            0.6,
+        ),
     ),
     "genangan": (
         (r"\bgenangan|tergenang|menggenang|\bgenang\b", 1.0),

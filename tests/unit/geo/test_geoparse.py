@@ -224,3 +224,7 @@ def test_glued_words_and_handles():
     assert geoparse.parse_location("banjir dimangga besar 4H", within="31").kecamatan == "31.73.03"
     assert geoparse.parse_location("#drainaseburuk #kebagusan2", within="31").kecamatan == "31.74.04"
     assert geoparse.parse_location("tolong @lurahklender banjir", within="31").place is None
+
+
+def test_a_depth_phrase_alone_says_flood():
+    assert rules.classify_hazard("air setinggi lutut di depan rumah").hazard == "banjir"
