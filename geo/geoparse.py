@@ -482,12 +482,13 @@ def _distinct(
         for p in m.candidates
         if p.level != "desa_kelurahan"
     )
-    focus = hints + areas
+    named = set(areas)
     kept: list[tuple[Place, ...]] = []
     for m in names:
         places = m.candidates
         if len(places) > MAX_CANDIDATES:
-            first = [p for p in places if _inside_any(p, focus)]
+            # Set lookups of each place's parents: no pairwise comparison of places with named areas.
+            first = [p for p in places if _inside_any(p, hints) or any(a in named for a in _ancestors(p.kode))]
             seen = {p.kode for p in first}
             places = tuple((first + [p for p in places if p.kode not in seen])[:MAX_CANDIDATES])
             why.add(
