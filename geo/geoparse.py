@@ -643,7 +643,7 @@ def parse_location(
             f"{top[0].nama} hanya muncul dalam nama perumahan/tempat: tidak cukup untuk menentukan lokasi",
             f"{top[0].nama} appears only in an estate's or landmark's name: not enough to place the report",
         )
-        return ParsedLocation(None, None, tuple(mentions), rw, rt, street, True, why.text(), result_capped, work)
+        return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
     if len(top) == 1:
         place = top[0]
         # "Kp. Melayu, Kec. Jatinegara": the kecamatan scores best, the kelurahan inside it is more precise.
