@@ -228,3 +228,12 @@ def test_glued_words_and_handles():
 
 def test_a_depth_phrase_alone_says_flood():
     assert rules.classify_hazard("air setinggi lutut di depan rumah").hazard == "banjir"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "kel", "jl.", "Kel. , Kec. ,", "kel " * 500, "di" * 2000, "\u200bkel\u200b talise", "rt 01/02 ١٢٣"],
+)
+def test_odd_text_gets_an_answer_with_a_reason(text):
+    found = geoparse.parse_location(text, registered="72.71.08.1003", jurisdiction="72")
+    assert found.reason
