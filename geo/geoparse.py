@@ -377,14 +377,18 @@ class _Scan:
         words = self.words
         found: list[Mention] = []
         street: str | None = None
+        street_span = (0, 0)
         i = 0
         while i < len(words):
             word = words[i]
             if word in STREET_WORDS:
-                # Place names inside a street's name still count, as weak clues ("Jl. Kampung Melayu Besar").
-                name, _ = self.street(i + 1)
+                # A street may start with a place's name ("Jl. Kampung Melayu Besar"): that name counts; the
+                # words after it are the street's own name.
+                name, end = self.street(i + 1)
                 if street is None and name is not None:
                     street = name
+                if name is not None:
+                    street_span = (i + 1, end)
                 i += 1
                 continue
             marker = MARKERS.get(word)
@@ -398,6 +402,9 @@ class _Scan:
                 continue
             if marker is None and start > 0 and words[start - 1] in RIVER_WORDS and not self.breaks[start]:
                 i = start + mention.words  # a river's name, not a place
+                continue
+            if street_span[0] < start < street_span[1]:
+                i = start + mention.words  # the rest of a street's name ("Jl. Soekarno Hatta"), not a place
                 continue
             after = start + mention.words
             weak = None

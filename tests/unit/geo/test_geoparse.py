@@ -88,11 +88,14 @@ def test_multi_word_street_names_run_to_the_next_marker_or_punctuation(text, str
     assert geoparse.parse_location(text).street == street
 
 
-def test_soekarno_hatta_is_a_street_not_a_place():
-    found = geoparse.parse_location("Banjir di Jl. Soekarno Hatta", within="72")
+@pytest.mark.parametrize("within", [None, "72"])
+def test_soekarno_hatta_is_a_street_not_a_place(within):
+    found = geoparse.parse_location("Banjir di Jl. Soekarno Hatta", within=within)
     assert found.street == "soekarno hatta" and found.place is None
     assert "hatta" not in found.names
     assert found.reason  # even no answer has a reason
+    # A street that starts with a place's name still tells the place.
+    assert geoparse.parse_location("Jl. Kampung Melayu Besar banjir", within="31").kecamatan == "31.75.03"
 
 
 def test_a_river_named_after_a_place_does_not_place_the_report():
