@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from broadcast.alerts import hazards, reach, service
 from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
@@ -31,7 +31,8 @@ from broadcast.alerts.schemas import (
     ReachRead,
     RejectIn,
 )
-from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep
+from broadcast.api import sse
+from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch import service as dispatch
@@ -133,35 +134,52 @@ def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: Set
 
 
 @router.get("/{alert_id}/progress/stream", response_class=StreamingResponse)
-def progress_stream(
+async def progress_stream(
     alert_id: int,
-    user: StaffDep,
-    session: SessionDep,
+    request: Request,
+    user: StreamStaffDep,
     settings: SettingsDep,
     interval_s: float = Query(default=1.0, ge=0.2, le=10),
 ) -> StreamingResponse:
     """Server-sent events: per-channel delivery counts every `interval_s` until every delivery settled
-    (event `done`) or ten minutes passed."""
-    dispatch.progress(session, alert_id=alert_id)  # 404 before the stream starts
+    (event `done`) or ten minutes passed. Every stream of one alert shares one polling loop (broadcast.api.sse)
+    and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
+    read = _progress_reader(engine, alert_id)
+    _, first, settled = await run_in_threadpool(read, None)  # 404 before the stream starts
+    if settled:
 
-    def events() -> Iterator[str]:
-        deadline = time.monotonic() + 600
-        while True:
-            with session_factory(engine)() as s:
-                rows = dispatch.progress(s, alert_id=alert_id)
-                settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
-            payload = json.dumps(
-                [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
-            )
-            yield f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"
-            if settled or time.monotonic() > deadline:
-                return
-            time.sleep(interval_s)
+        async def once() -> AsyncIterator[str]:
+            for frame in first:
+                yield frame
 
+        events: AsyncIterator[str] = once()
+    else:
+        events = sse.subscribe(
+            sse.hub_for(request.app.state),
+            ("progress", alert_id),
+            lambda: (read, None),
+            interval_s=interval_s,
+            first=first,
+        )
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
+    """Reads one alert's per-channel progress: an SSE `progress` frame, or `done` once every delivery settled."""
+
+    def read(state: None) -> tuple[None, list[str], bool]:
+        with session_factory(engine)() as s:
+            rows = dispatch.progress(s, alert_id=alert_id)
+            settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
+        payload = json.dumps(
+            [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
+        )
+        return None, [f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"], settled
+
+    return read
 
 
 @router.get("/{alert_id}/outbox")
