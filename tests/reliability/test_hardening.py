@@ -123,3 +123,36 @@ def test_two_hundred_event_streams_hold_no_database_session(w, db_url, record):
     assert held <= 3, held
     record("event streams", "200 open SSE streams (live reports + alert progress), then /healthz",
            "healthz answers, pool ≤ 3 connections", ok=True)
+
+
+FORMULAS = ["=HYPERLINK(\"http://x.example\",\"klik\")", "+1+1", "-2+3", "@SUM(A1:A2)", "\tTAB=1", "\rCR=1"]
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_csv_exports_neutralise_formulas(w, record):
+    import csv
+    import io
+
+    staff = w.headers("analyst")
+    stored = FORMULAS[:4]  # intake strips leading white space; a tab or CR start is covered by the unit test below
+    for n, text in enumerate(stored):
+        r = w.client.post("/api/v1/reports", json={"text": text, "external_id": f"f{n}"}, headers=staff)
+        assert r.status_code == 202, r.text
+    exported = w.client.get("/api/v1/reports/export.csv", headers=staff)
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    texts = {row["text"] for row in rows}
+    for text in stored:
+        ok = ("'" + text) in texts and text not in texts
+        record("csv export", f"report text starting with {text[:1]!r}", "neutralised" if ok else "formula", ok=ok)
+        assert ok, (text, texts)
+    lats = [row["lat"] for row in rows]
+    assert all(not v.startswith("'") for v in lats)  # numbers stay numbers
+
+
+def test_csv_cells_keep_numbers_and_neutralise_text():
+    from broadcast.csvexport import safe_cell, to_csv
+
+    assert safe_cell(-6.2) == -6.2 and safe_cell(None) == "" and safe_cell("Banjir") == "Banjir"
+    assert [safe_cell(t)[0] for t in FORMULAS] == ["'"] * len(FORMULAS)
+    assert to_csv(["a"], [["=1"], [-1]]).splitlines() == ["a", "'=1", "-1"]
