@@ -156,3 +156,147 @@ def test_csv_cells_keep_numbers_and_neutralise_text():
     assert safe_cell(-6.2) == -6.2 and safe_cell(None) == "" and safe_cell("Banjir") == "Banjir"
     assert [safe_cell(t)[0] for t in FORMULAS] == ["'"] * len(FORMULAS)
     assert to_csv(["a"], [["=1"], [-1]]).splitlines() == ["a", "'=1", "-1"]
+
+
+# --- outbound requests -------------------------------------------------------------------------------------------
+
+FORBIDDEN_URLS = [
+    "http://127.0.0.1:{port}/hook",
+    "http://localhost:{port}/hook",
+    "http://0x7f000001:{port}/hook",
+    "http://2130706433:{port}/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]:{port}/hook",
+    "http://[::ffff:127.0.0.1]:{port}/hook",
+    "http://[::ffff:169.254.169.254]/",
+    "http://10.0.0.1/hook",
+    "http://192.168.1.1/hook",
+    "http://0.0.0.0:{port}/hook",
+    "http://224.0.0.1/hook",
+    "http://100.64.0.1/hook",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_INFO",
+    "http://admin:pw@partner.example/hook",
+]
+
+
+class _Sink:
+    """A local HTTP server that records what reaches it and answers `status` (with `location` for a 3xx)."""
+
+    def __init__(self, status: int = 204, location: str | None = None, body: bytes = b"") -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.hits: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                sink.hits.append(f"{self.command} {self.path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink():
+    s = _Sink()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_registering_a_webhook_to_a_private_address_is_refused(w, sink, record):
+    from broadcast.partners.models import PartnerWebhook
+
+    admin = w.headers("admin")
+    for template in FORBIDDEN_URLS:
+        url = template.format(port=sink.port)
+        r = w.client.post("/api/v1/partners/webhooks", json={"name": "x", "url": url}, headers=admin)
+        ok = r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        record("outbound requests", f"register partner webhook {template.split('/')[0]}//{url.split('/')[2]}",
+               f"{r.status_code}", ok=ok)
+        assert ok, (url, r.status_code, r.text)
+    assert w.count(PartnerWebhook) == 0
+    assert sink.hits == []
+
+
+def test_a_webhook_post_reaches_only_allowed_addresses_and_follows_no_redirect(record):
+    from broadcast.partners.service import http_post
+
+    target = _Sink()
+    bounce = _Sink(status=307, location=f"http://127.0.0.1:{target.port}/internal")
+    try:
+        url = f"http://127.0.0.1:{target.port}/hook"
+        with pytest.raises(OSError, match="loopback"):
+            http_post(url, b"{}", {"Content-Type": "application/json"}, allow=[])
+        refused = target.hits == []
+        record("outbound requests", "webhook POST to 127.0.0.1 (not allow-listed)", "refused before connecting",
+               ok=refused)
+        assert refused
+        # An allowed partner that redirects to a forbidden address: the 307 is its answer, nothing follows it.
+        status = http_post(f"http://localhost:{bounce.port}/hook", b"{}", {}, allow=["localhost"])
+        ok = status == 307 and target.hits == [] and len(bounce.hits) == 1
+        record("outbound requests", "allowed partner redirects the webhook to 127.0.0.1", f"{status}, not followed",
+               ok=ok)
+        assert ok
+        assert http_post(url, b"{}", {}, allow=["127.0.0.1"]) == 204  # allow-listed test host
+    finally:
+        target.close()
+        bounce.close()
+
+
+def test_fetch_checks_every_redirect_hop(record):
+    from broadcast.fetch import fetch_url
+
+    secret = _Sink(status=200, body=b"internal secret")
+    feed = _Sink(status=302, location=f"http://127.0.0.1:{secret.port}/secret")
+    try:
+        with pytest.raises(OSError, match="loopback"):
+            fetch_url(f"http://localhost:{feed.port}/feed.xml", allow=["localhost"])
+        ok = secret.hits == [] and len(feed.hits) == 1
+        record("outbound requests", "BMKG/CAP fetch redirected to 127.0.0.1", "refused at the redirect", ok=ok)
+        assert ok
+        with pytest.raises(OSError, match="link-local"):
+            fetch_url("http://169.254.169.254/latest/meta-data/", allow=[])
+        record("outbound requests", "BMKG/CAP fetch of 169.254.169.254", "refused", ok=True)
+        assert fetch_url(f"http://127.0.0.1:{secret.port}/secret", allow=["127.0.0.1"]) == b"internal secret"
+    finally:
+        secret.close()
+        feed.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "forbidden"),
+    [
+        ("127.0.0.1", True), ("10.1.2.3", True), ("172.16.0.1", True), ("192.168.0.1", True), ("169.254.1.1", True),
+        ("0.0.0.0", True), ("224.0.0.251", True), ("255.255.255.255", True), ("100.64.0.1", True),
+        ("::1", True), ("::", True), ("fe80::1", True), ("fc00::1", True), ("ff02::1", True),
+        ("::ffff:127.0.0.1", True), ("::ffff:10.0.0.1", True), ("2002:7f00:1::1", True), ("::127.0.0.1", True),
+        ("8.8.8.8", False), ("2001:4860:4860::8888", False), ("::ffff:8.8.8.8", False),
+    ],
+)
+def test_forbidden_addresses(address, forbidden):
+    import ipaddress
+
+    from broadcast.outbound import forbidden_reason
+
+    assert (forbidden_reason(ipaddress.ip_address(address)) is not None) is forbidden
