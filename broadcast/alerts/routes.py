@@ -407,18 +407,43 @@ def search_areas(user: StaffDep, q: str = Query(min_length=1, max_length=100)) -
 
 
 @areas_router.post("/upload")
-async def upload_area(user: AuthorDep, file: UploadFile) -> dict[str, Any]:
+async def upload_area(user: AuthorDep, file: UploadFile) -> Response:
     """A GeoJSON, zipped Shapefile or KML file → one polygonal GeoJSON geometry for the composer's area (then
     checked by /areas/resolve like anything drawn)."""
-    import shapely
-
-    from broadcast.errors import InvalidGeometry
+    from broadcast.errors import InvalidGeometry, TooLarge
     from geo import uploads
     from geo.errors import GeoError
 
     data = await file.read(uploads.MAX_UPLOAD_BYTES + 1)
     try:
-        fmt, geom, count = uploads.parse_upload(file.filename or "", data)
+        # Parsing takes CPU: in a worker thread, so the event loop keeps answering everyone else.
+        body = await run_in_threadpool(_parsed_upload, file.filename or "", data)
     except GeoError as exc:
+        if exc.code in uploads.OVERSIZE:
+            raise TooLarge(str(exc), code=exc.code) from None
         raise InvalidGeometry.from_geo(exc) from None
-    return {"format": fmt, "shapes": count, "geometry": shapely.geometry.mapping(geom)}
+    return Response(body, media_type="application/json")
+
+
+MAX_UPLOAD_RESPONSE_BYTES = 2_000_000
+
+
+def _parsed_upload(filename: str, data: bytes) -> bytes:
+    """The upload answer as JSON bytes, refused when larger than MAX_UPLOAD_RESPONSE_BYTES.
+
+    Raises: GeoError.
+    """
+    import shapely
+
+    from geo import uploads
+    from geo.errors import GeoError
+
+    fmt, geom, count = uploads.parse_upload(filename, data)
+    body = json.dumps({"format": fmt, "shapes": count, "geometry": shapely.geometry.mapping(geom)}).encode()
+    if len(body) > MAX_UPLOAD_RESPONSE_BYTES:
+        raise GeoError(
+            "upload-too-large",
+            f"Hasil lebih dari {MAX_UPLOAD_RESPONSE_BYTES} byte: sederhanakan berkasnya",
+            f"the result is larger than {MAX_UPLOAD_RESPONSE_BYTES} bytes: simplify the file",
+        )
+    return body

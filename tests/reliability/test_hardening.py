@@ -300,3 +300,72 @@ def test_forbidden_addresses(address, forbidden):
     from broadcast.outbound import forbidden_reason
 
     assert (forbidden_reason(ipaddress.ip_address(address)) is not None) is forbidden
+
+
+# --- uploads -------------------------------------------------------------------------------------------------------
+
+
+def _shapefile_zip(points: int, parts: int = 1) -> bytes:
+    """A zip with a .shp/.shx of one Polygon record of `points` points (all the same: it compresses ~1000:1)."""
+    import io
+    import struct
+    import zipfile
+
+    per = points // parts
+    content = struct.pack("<i4d2i", 5, 120.0, -1.0, 121.0, 0.0, parts, points)
+    content += b"".join(struct.pack("<i", i * per) for i in range(parts))
+    content += struct.pack("<2d", 120.5, -0.5) * points
+    record = struct.pack(">2i", 1, len(content) // 2) + content
+
+    def header(length: int) -> bytes:
+        return struct.pack(">7i", 9994, 0, 0, 0, 0, 0, length // 2) + struct.pack("<2i8d", 1000, 5, 120.0, -1.0,
+                                                                                   121.0, 0.0, 0, 0, 0, 0)
+
+    shp = header(100 + len(record)) + record
+    shx = header(108) + struct.pack(">2i", 50, len(content) // 2)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("area.shp", shp)
+        z.writestr("area.shx", shx)
+    return out.getvalue()
+
+
+def _upload(w, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    return w.client.post("/api/v1/areas/upload", files={"file": (name, data)}, headers=w.headers("operator"))
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_oversized_and_nested_uploads_are_refused_with_a_reason(w, record):
+    import json
+
+    from geo.areas import MAX_VERTICES
+
+    huge = _shapefile_zip(3_000_000)  # a 48 MB .shp in a zip of a few dozen KB
+    many = _shapefile_zip(MAX_VERTICES + 1_000)  # small enough a .shp to be read: counted record by record
+    kml = (
+        '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><Polygon><outerBoundaryIs><LinearRing><coordinates>'
+        + "120.5,-0.5 " * (MAX_VERTICES + 10)
+        + "</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark></kml>"
+    ).encode()
+    square = [[[120.0, -1.0], [121.0, -1.0], [121.0, 0.0], [120.0, 0.0], [120.0, -1.0]]]
+    wide = json.dumps({"type": "MultiPolygon", "coordinates": [square] * 1_500}).encode()
+    deep = (b'{"type":"GeometryCollection","geometries":[' * 3_000 + json.dumps({"type": "Polygon",
+            "coordinates": square}).encode() + b"]}" * 3_000)
+    nested_lists = b'{"type": "Polygon", "coordinates": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    cases = [
+        ("zip holding a 48 MB .shp (3M vertices)", "area.zip", huge, 413, "too-many-vertices"),
+        (f"zip holding {MAX_VERTICES + 1000} vertices", "area.zip", many, 413, "too-many-vertices"),
+        (f"KML of {MAX_VERTICES + 10} vertices", "area.kml", kml, 413, "too-many-vertices"),
+        ("GeoJSON of 1,500 polygon parts", "area.geojson", wide, 413, "too-many-parts"),
+        ("GeoJSON GeometryCollections nested 3,000 deep", "area.geojson", deep, 422, "too-deep"),
+        ("GeoJSON coordinates nested 50,000 deep", "area.geojson", nested_lists, 422, "too-deep"),
+    ]
+    for attack, name, data, status, code in cases:
+        assert len(data) < w.settings.max_body_bytes, (attack, len(data))
+        r = _upload(w, name, data)
+        kind = r.json().get("type", "") if r.status_code < 500 else ""
+        ok = r.status_code == status and kind == f"/problems/{code}" and len(r.content) < 10_000
+        record("uploads", attack, f"{r.status_code} {kind}", ok=ok)
+        assert ok, (attack, r.status_code, r.text[:300])
+    fine = _upload(w, "area.zip", _shapefile_zip(5))
+    assert fine.status_code == 200 and fine.json()["format"] == "shapefile"
