@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from broadcast.alerts import hazards, reach, service
@@ -16,6 +18,7 @@ from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
+    ApprovalRead,
     AreaResolved,
     AreaSpec,
     AuditRead,
@@ -23,6 +26,7 @@ from broadcast.alerts.schemas import (
     CapImportRead,
     CapValidationRead,
     DeliveryCounts,
+    FanoutState,
     FollowUpIn,
     HazardRead,
     HazardRenderIn,
@@ -49,18 +53,32 @@ CAP_MEDIA = "application/cap+xml"
 STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
 
-def enqueue_fanout(alert: Alert) -> None:
-    """Start delivery after the commit, on the critical queue when it is urgent; if the broker is down, the
-    beat sweep picks it up."""
+def record_fanout(session: Session, alert: Alert) -> int:
+    """Write the alert's fan-out task to the enqueue outbox, in the approval's transaction (on the critical
+    queue when it is urgent); returns the outbox row id for `send_fanout` after the commit."""
+    from broadcast.dispatch import enqueue
     from broadcast.dispatch.planning import queue_for
-    from broadcast.dispatch.tasks import fanout_alert
 
     first = alert.infos[0]
     queue = queue_for(msg_type=alert.msg_type, severity=first.severity, urgency=first.urgency)
-    try:
-        fanout_alert.apply_async(args=[alert.id], queue=queue)
-    except Exception:
-        log.exception("could not enqueue fan-out of alert %s; the sweep will retry", alert.id)
+    return enqueue.add(session, task="dispatch.fanout_alert", args=[alert.id], queue=queue, alert_id=alert.id).id
+
+
+def send_fanout(engine: Engine, row_id: int) -> FanoutState:
+    """Put a committed fan-out on the broker now; when the broker is down it stays in the outbox, the worker and
+    beat send it as soon as the broker answers, and the answer says so."""
+    from broadcast.dispatch import enqueue
+    from broadcast.worker import celery
+
+    if enqueue.send_now(engine, celery, row_id):
+        return FanoutState(queued=True, detail="Penyebaran dimulai / fan-out queued")
+    return FanoutState(
+        queued=False,
+        detail=(
+            "Broker antrean tidak terjangkau: penyebaran menunggu dan dimulai otomatis saat broker kembali / "
+            "the task broker is unreachable: the fan-out is waiting and starts by itself when the broker is back"
+        ),
+    )
 
 
 @router.post("", status_code=201)
@@ -106,13 +124,15 @@ def submit(alert_id: int, user: AuthorDep, session: SessionDep) -> AlertRead:
 
 
 @router.post("/{alert_id}/approve", status_code=202)
-def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> AlertRead:
-    """Approve a submitted alert (by a second person) and start delivery."""
+def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> ApprovalRead:
+    """Approve a submitted alert (by a second person) and start delivery. `fanout.queued` is false when the
+    broker is down: the fan-out waits in the database and starts by itself when the broker answers again."""
     production = settings.environment is Environment.PRODUCTION
     alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
+    row_id = record_fanout(session, alert)
     session.commit()
-    enqueue_fanout(alert)
-    return AlertRead.model_validate(alert)
+    fanout = send_fanout(get_engine(settings.resolved_database_url), row_id)
+    return ApprovalRead.model_validate({**AlertRead.model_validate(alert).model_dump(), "fanout": fanout})
 
 
 @router.post("/{alert_id}/reject")
