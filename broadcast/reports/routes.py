@@ -151,14 +151,21 @@ async def stream(
     engine = get_engine(settings.resolved_database_url)
     hub = sse.hub_for(request.app.state)
 
-    def catch_up() -> list[str]:
+    def catch_up() -> tuple[list[str], tuple[int, datetime]]:
+        checked = utcnow()
         with session_factory(engine)() as s:
             reports = service.reports_changed(s, after_id=after_id, enriched_after=None)
-            return [_frame("report", service.report_summary(r)) for r in reports]
+            frames = [_frame("report", service.report_summary(r)) for r in reports]
+        return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
-    first = ["retry: 2000\n\n", *await run_in_threadpool(catch_up)]
+    frames, cursor = await run_in_threadpool(catch_up)
+    # A feed started by this stream goes on from where its catch-up ended; a running feed is already there.
     events = sse.subscribe(
-        hub, ("reports",), lambda: (_read_live_reports(engine), None), interval_s=interval_s, first=first
+        hub,
+        ("reports",),
+        lambda: (_read_live_reports(engine), cursor),
+        interval_s=interval_s,
+        first=["retry: 2000\n\n", *frames],
     )
     return StreamingResponse(
         events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -172,12 +179,10 @@ def _frame(kind: str, data: Any) -> str:
 def _read_live_reports(engine: Any) -> sse.Reader:
     """The live feed's reader: state (last id, since) → new or newly enriched reports and changed incidents."""
 
-    def read(state: tuple[int, datetime] | None) -> tuple[tuple[int, datetime], list[str], bool]:
+    def read(state: tuple[int, datetime]) -> tuple[tuple[int, datetime], list[str], bool]:
         checked = utcnow()
+        last_id, since = state
         with session_factory(engine)() as s:
-            if state is None:  # a new feed starts at the newest report (each subscriber caught up on its own)
-                return (s.scalar(service.latest_report_id_stmt()) or 0, checked), [], False
-            last_id, since = state
             reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
             incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
             frames = [_frame("report", service.report_summary(r)) for r in reports]
