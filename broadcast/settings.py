@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # "text" for people, "json" (one object per line, with alert_id) for log collectors.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Outbound requests (partner webhooks, BMKG fetches) go only to public addresses; these hosts, IPs or CIDR
+    # networks are allowed although private or loopback (a local test fake, a partner on the agency network).
+    outbound_allow_hosts: list[str] = []
     # Browser origins allowed to call the API cross-site; empty = CORS closed.
     cors_origins: list[str] = []
     # Failed sign-ins before an account / a client address is refused (429) until the window ends.
