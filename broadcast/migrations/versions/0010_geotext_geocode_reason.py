@@ -1,7 +1,7 @@
 """reports: why the geocoder placed a report where it did
 
 Revision ID: 0010_geotext
-Revises: 0007f
+Revises: 0009_hardening
 Create Date: 2026-12-07
 
 `geocode_reason` holds the geoparser's reason for its choice (or for making none), Indonesian then English:
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_geotext"
-down_revision: str | None = "0007f"
+down_revision: str | None = "0009_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
