@@ -37,7 +37,7 @@ def _base(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/")
 
 
-@router.get("/cek", response_class=HTMLResponse)
+@router.get("/cek", response_class=HTMLResponse, responses=FORM_LIMITED)
 def check_page(
     request: Request,
     session: SessionDep,
@@ -48,10 +48,43 @@ def check_page(
     """Check a verification code (?kode=7KQ2MX), or show the form for a code or a pasted message."""
     found = None
     if kode:
+        refused = _code_lookup_refused(request, settings, lang=lang, code=kode, text="")
+        if refused is not None:
+            return refused
         found = verify.find_by_code(
             session, code=kode, public_base_url=_base(settings), renderers=reply_renderers(settings)
         )
     return render_page(request, "cek.html", lang=lang, code=kode or "", text="", found=found, check=None)
+
+
+def _code_lookup_refused(
+    request: Request, settings: Settings, *, lang: str, code: str, text: str
+) -> HTMLResponse | None:
+    """A 429 page once this address has looked up too many verification codes in the window (the code space is
+    small enough to walk without a limit), else None."""
+    try:
+        check_rate(
+            settings,
+            ip=client_ip(request, settings),
+            phone_hash=None,
+            scope="cek-code",
+            per_ip=settings.check_code_limit_per_ip,
+        )
+    except TooManyRequests as exc:
+        page = render_page(
+            request,
+            "cek.html",
+            lang=lang,
+            code=code,
+            text=text,
+            found=None,
+            check=None,
+            error=str(exc),
+            status_code=429,
+        )
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
+    return None
 
 
 @router.post("/cek", response_class=HTMLResponse, responses=FORM_LIMITED)
@@ -70,7 +103,9 @@ def check_submit(
         # Matching a pasted text renders every issued message once; a generous per-IP limit keeps it cheap
         # (many citizens share one carrier IP, so it is far above what one person needs).
         try:
-            check_rate(settings, ip=client_ip(request), phone_hash=None, scope="cek", per_ip=CHECK_TEXTS_PER_IP)
+            check_rate(
+                settings, ip=client_ip(request, settings), phone_hash=None, scope="cek", per_ip=CHECK_TEXTS_PER_IP
+            )
         except TooManyRequests as exc:
             return render_page(
                 request,
@@ -85,6 +120,9 @@ def check_submit(
             )
         check = verify.check_text(session, text=teks, public_base_url=_base(settings), renderers=renderers)
     elif kode.strip():
+        refused = _code_lookup_refused(request, settings, lang=lang, code=kode, text=teks)
+        if refused is not None:
+            return refused
         found = verify.find_by_code(session, code=kode, public_base_url=_base(settings), renderers=renderers)
     return render_page(request, "cek.html", lang=lang, code=kode, text=teks, found=found, check=check)
 
@@ -99,7 +137,7 @@ def hoax_submit(
 ) -> HTMLResponse:
     """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept)."""
     try:
-        check_rate(settings, ip=client_ip(request), phone_hash=None, scope="hoaks")
+        check_rate(settings, ip=client_ip(request, settings), phone_hash=None, scope="hoaks")
     except TooManyRequests as exc:
         return render_page(
             request, "cek.html", lang=lang, code="", text=teks, found=None, check=None, error=str(exc), status_code=429

@@ -1,49 +1,55 @@
-"""Abuse guards shared by the public forms (/lapor, /lapor-hoaks, /cek): per-IP and per-phone limits in Redis."""
+"""Abuse guards shared by the public forms (/lapor, /lapor-hoaks, /cek): per-address and per-phone limits and
+single-use form tokens, on the one limiter (broadcast.limits). If Redis is down they are kept per process
+instead (never switched off), and /readyz and `broadcast doctor` say so."""
 
 from __future__ import annotations
 
-import logging
-
-import redis
 from fastapi import Request
 
+from broadcast import limits
+from broadcast.api.security import client_ip as _client_ip
 from broadcast.errors import TooManyRequests
 from broadcast.settings import Settings
 
-log = logging.getLogger(__name__)
+
+def client_ip(request: Request, settings: Settings) -> str:
+    """The caller's address (broadcast.api.security.client_ip: X-Forwarded-For only from configured proxies)."""
+    return _client_ip(request, settings)
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def counters(settings: Settings) -> limits.DegradingCounters:
+    """The public forms' counters: Redis, or this process's while Redis is down."""
+    return limits.DegradingCounters(settings.resolved_redis_url, purpose="public forms")
 
 
 def check_rate(
     settings: Settings, *, ip: str, phone_hash: str | None, scope: str = "lapor", per_ip: int | None = None
 ) -> None:
-    """Per-IP and per-phone limits over a fixed window in Redis, counted per form (`scope`); if Redis is down
-    the submission is still taken. `per_ip` overrides the configured per-IP limit (e.g. for a cheap lookup).
+    """Count this submission per address and per phone (per form, `scope`) over a fixed window, then refuse it
+    when a count is over its limit. `per_ip` overrides the configured per-address limit (e.g. a cheap lookup).
 
     Raises: TooManyRequests.
     """
     window = settings.report_limit_window_s
-    keys = [(f"{scope}:ip:{ip}", per_ip if per_ip is not None else settings.report_limit_per_ip)]
+    rules = [
+        (
+            limits.Window(limits.key(scope, "ip", ip), window),
+            per_ip if per_ip is not None else settings.report_limit_per_ip,
+        )
+    ]
     if phone_hash:
-        keys.append((f"{scope}:phone:{phone_hash[:32]}", settings.report_limit_per_phone))
-    try:
-        client = redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2)
-        pipe = client.pipeline()
-        for key, _ in keys:
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-        counts = pipe.execute()[::2]
-    except (redis.RedisError, OSError) as exc:
-        log.warning("report form rate limit unavailable, report accepted: %s", exc)
-        return
-    for (key, limit), count in zip(keys, counts, strict=True):
-        if int(count) > limit:
-            what = "nomor ini / this number" if ":phone:" in key else "alamat ini / this address"
-            raise TooManyRequests(
-                f"Terlalu banyak laporan dari {what}; coba lagi dalam {window // 60} menit / "
-                f"too many reports, try again in {window // 60} minutes",
-                retry_after_s=window,
-            )
+        rules.append((limits.Window(limits.key(scope, "phone", phone_hash), window), settings.report_limit_per_phone))
+    counts = counters(settings).hit([w for w, _ in rules])
+    hit = limits.over(counts, [limit for _, limit in rules])
+    if hit is not None:
+        what = "nomor ini / this number" if hit.key == rules[-1][0].key and phone_hash else "alamat ini / this address"
+        raise TooManyRequests(
+            f"Terlalu banyak permintaan dari {what}; coba lagi dalam {max(hit.retry_after_s // 60, 1)} menit / "
+            f"too many requests, try again in {max(hit.retry_after_s // 60, 1)} minutes",
+            retry_after_s=hit.retry_after_s,
+        )
+
+
+def use_once(settings: Settings, *, form: str, token: str, ttl_s: int) -> bool:
+    """True the first time this form token is sent, False for every repeat within `ttl_s`."""
+    return counters(settings).once(limits.key(f"form:{form}", token)[len(limits.PREFIX) :], ttl_s=ttl_s)

@@ -24,7 +24,7 @@ from broadcast.reports.routes import FilterDep, report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
-from broadcast.web.abuse import check_rate, client_ip
+from broadcast.web.abuse import check_rate, client_ip, use_once
 from broadcast.web.render import render_page
 from geo import boundaries, gazetteer
 
@@ -59,7 +59,8 @@ def _form_token(settings: Settings, now: float | None = None) -> str:
 
 
 def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
-    """The form was rendered by us, at least the minimum fill time ago and less than a day ago.
+    """The form was rendered by us, at least the minimum fill time ago and less than a day ago, and this token
+    has not been sent before (each rendered form submits once).
 
     Raises: FormRejected.
     """
@@ -72,6 +73,8 @@ def check_form_token(settings: Settings, token: str, *, now: float | None = None
         raise FormRejected("Terlalu cepat, periksa isian lalu kirim lagi / sent too fast, check and send again")
     if age > FORM_MAX_AGE_S:
         raise FormRejected("Formulir kedaluwarsa, muat ulang halaman / form expired, reload the page")
+    if not use_once(settings, form="lapor", token=token, ttl_s=FORM_MAX_AGE_S + 60):
+        raise FormRejected("Formulir ini sudah dikirim, muat ulang halaman / form already sent, reload the page")
 
 
 async def _save_photo(settings: Settings, photo: UploadFile) -> str:
@@ -138,9 +141,11 @@ async def report_submit(
 ) -> HTMLResponse:
     """Store a citizen's report (raw first) and queue its enrichment; refuse bots and floods with a clear 4xx."""
     values = {"text": text, "phone": phone, "lat": lat, "lon": lon}
+    if website:
+        # A bot filled the field people never see: answer exactly like a success (so it learns nothing), keep nothing.
+        log.info("report form honeypot filled; nothing stored")
+        return _lapor_page(request, settings, reference=secrets.randbelow(900_000) + 100_000)
     try:
-        if website:
-            raise FormRejected("Formulir ditolak / form rejected")
         check_form_token(settings, token)
         if len(text.strip()) < 5:
             raise FormRejected("Tulis apa yang terjadi (minimal 5 huruf) / describe what happened (5+ letters)")
@@ -156,7 +161,7 @@ async def report_submit(
         except ValueError as exc:
             raise FormRejected("Koordinat tidak valid / invalid coordinates") from exc
         service.check_coordinates(lat_f, lon_f)
-        ip = client_ip(request)
+        ip = client_ip(request, settings)
         author = service.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
         check_rate(settings, ip=ip, phone_hash=author if phone_e164 else None)
         media = [await _save_photo(settings, photo)] if photo is not None and photo.filename else []
