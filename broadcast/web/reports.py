@@ -52,10 +52,13 @@ class FormRejected(Invalid):
     code = "report-form-rejected"
 
 
-def _form_token(settings: Settings, now: float | None = None) -> str:
+def _form_token(settings: Settings, now: float | None = None, nonce: str | None = None) -> str:
+    """A signed token for one rendered form: when it was rendered and a random nonce (so each form is distinct
+    and can be sent once)."""
     stamp = str(int(now if now is not None else time.time()))
-    sig = hmac.new(settings.secret_key.get_secret_value().encode(), f"lapor:{stamp}".encode(), hashlib.sha256)
-    return f"{stamp}.{sig.hexdigest()[:32]}"
+    nonce = nonce if nonce is not None else secrets.token_hex(8)
+    sig = hmac.new(settings.secret_key.get_secret_value().encode(), f"lapor:{stamp}:{nonce}".encode(), hashlib.sha256)
+    return f"{stamp}.{nonce}.{sig.hexdigest()[:32]}"
 
 
 def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
@@ -65,8 +68,10 @@ def check_form_token(settings: Settings, token: str, *, now: float | None = None
     Raises: FormRejected.
     """
     now = now if now is not None else time.time()
-    stamp = token.partition(".")[0]
-    if not stamp.isdigit() or not hmac.compare_digest(_form_token(settings, int(stamp)), token):
+    stamp, _, rest = token.partition(".")
+    nonce = rest.partition(".")[0]
+    valid = stamp.isdigit() and len(nonce) == 16 and nonce.isalnum()
+    if not valid or not hmac.compare_digest(_form_token(settings, int(stamp), nonce), token):
         raise FormRejected("Formulir tidak sah, muat ulang halaman / invalid form, reload the page")
     age = now - int(stamp)
     if age < settings.report_form_min_seconds:
