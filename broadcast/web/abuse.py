@@ -4,12 +4,23 @@ instead (never switched off), and /readyz and `broadcast doctor` say so."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+import time
+
 from fastapi import Request
 
 from broadcast import limits
 from broadcast.api.security import client_ip as _client_ip
-from broadcast.errors import TooManyRequests
+from broadcast.errors import Invalid, TooManyRequests
 from broadcast.settings import Settings
+
+FORM_MAX_AGE_S = 24 * 3600
+
+
+class FormRejected(Invalid):
+    code = "report-form-rejected"
 
 
 def client_ip(request: Request, settings: Settings) -> str:
@@ -53,3 +64,35 @@ def check_rate(
 def use_once(settings: Settings, *, form: str, token: str, ttl_s: int) -> bool:
     """True the first time this form token is sent, False for every repeat within `ttl_s`."""
     return counters(settings).once(limits.key(f"form:{form}", token)[len(limits.PREFIX) :], ttl_s=ttl_s)
+
+
+def form_token(settings: Settings, *, form: str, now: float | None = None, nonce: str | None = None) -> str:
+    """A signed token for one rendering of a public form: when it was rendered and a random nonce, so each
+    rendering is distinct and can be sent once."""
+    stamp = str(int(now if now is not None else time.time()))
+    nonce = nonce if nonce is not None else secrets.token_hex(8)
+    sig = hmac.new(settings.secret_key.get_secret_value().encode(), f"{form}:{stamp}:{nonce}".encode(), hashlib.sha256)
+    return f"{stamp}.{nonce}.{sig.hexdigest()[:32]}"
+
+
+def check_form_token(
+    settings: Settings, token: str, *, form: str, min_age_s: float = 0.0, now: float | None = None
+) -> None:
+    """The form was rendered by us, at least `min_age_s` and less than a day ago, and this token has not been
+    sent before (each rendering submits once).
+
+    Raises: FormRejected.
+    """
+    now = now if now is not None else time.time()
+    stamp, _, rest = token.partition(".")
+    nonce = rest.partition(".")[0]
+    valid = stamp.isdigit() and len(nonce) == 16 and nonce.isalnum()
+    if not valid or not hmac.compare_digest(form_token(settings, form=form, now=int(stamp), nonce=nonce), token):
+        raise FormRejected("Formulir tidak sah, muat ulang halaman / invalid form, reload the page")
+    age = now - int(stamp)
+    if age < min_age_s:
+        raise FormRejected("Terlalu cepat, periksa isian lalu kirim lagi / sent too fast, check and send again")
+    if age > FORM_MAX_AGE_S:
+        raise FormRejected("Formulir kedaluwarsa, muat ulang halaman / form expired, reload the page")
+    if not use_once(settings, form=form, token=token, ttl_s=FORM_MAX_AGE_S + 60):
+        raise FormRejected("Formulir ini sudah dikirim, muat ulang halaman / form already sent, reload the page")

@@ -24,6 +24,7 @@ from broadcast.api import security
 from broadcast.api.app import create_app
 from broadcast.reports.models import Report
 from broadcast.settings import PLACEHOLDER_SECRET, Settings, ensure_secret_file
+from broadcast.trust.models import HoaxReport
 from broadcast.users import service as users
 from broadcast.users.models import User
 from broadcast.users.security import issue_token
@@ -311,6 +312,14 @@ def test_form_token_is_single_use_and_the_honeypot_looks_like_success(db_url, en
         assert again.status_code == 422 and "sudah dikirim" in again.text
         assert w.count(Report) == 1
         record(AREA, "one /lapor form token sent twice", "second refused (422)", ok=True, tries=2)
+        checked = w.client.post("/cek", data={"teks": "Pesan berantai bantuan tunai"})  # not official: form offered
+        form = checked.text.split('action="/lapor-hoaks"')[1].split('name="token" value="')[1].split('"')[0]
+        first = w.client.post("/lapor-hoaks", data={"teks": "Hoaks bantuan tunai", "token": form})
+        again = w.client.post("/lapor-hoaks", data={"teks": "Hoaks bantuan tunai lagi", "token": form})
+        forged = w.client.post("/lapor-hoaks", data={"teks": "Hoaks tanpa formulir"})
+        assert (first.status_code, again.status_code, forged.status_code) == (200, 422, 422)
+        assert w.count(HoaxReport) == 1
+        record(AREA, "one /lapor-hoaks form token sent twice, or none", "refused (422)", ok=True, tries=2)
         trap = _lapor(w.client, "beli obat murah", website="http://spam.example")
         assert trap.status_code == 200 and 'id="lapor-done"' in trap.text
         assert w.count(Report) == 1
