@@ -390,3 +390,81 @@ def test_uvicorn_never_rewrites_the_client_address_itself():
         text = (root / name).read_text()
         assert "--proxy-headers" not in text.replace("--no-proxy-headers", ""), name
 
+
+
+class _NoChildren:
+    """Stands in for serve's Supervisor: what `serve` decides before it starts any child is under test here."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def wait(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        pass
+
+
+def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str) -> str:
+    import socket
+
+    from broadcast import serve as serve_module
+    from broadcast.cli import app
+    from broadcast.settings import get_settings
+
+    monkeypatch.setattr(serve_module, "Supervisor", _NoChildren)
+    monkeypatch.setenv("BROADCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BROADCAST_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    monkeypatch.delenv("BROADCAST_SECRET_KEY", raising=False)
+    monkeypatch.delenv("BROADCAST_DATABASE_URL", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve", "--host", host, "--port", str(port)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _demo_users(tmp_path: Path) -> list[str]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'broadcast.sqlite3'}")
+    try:
+        with engine.connect() as c:
+            return list(c.scalars(sa.select(User.username).where(User.username != "sistem")))
+    finally:
+        engine.dispose()
+
+
+def test_serve_creates_demo_users_only_on_loopback_and_prints_them_while_unchanged(tmp_path, monkeypatch, record):
+    # On a network address: a secret is generated, no demo users are made.
+    public = tmp_path / "public"
+    out = _serve(public, monkeypatch, "0.0.0.0")
+    assert _demo_users(public) == [] and "no demo users" in out
+    assert (public / "secret_key").stat().st_mode & 0o777 == 0o600
+    record(AREA, "`broadcast serve` on a network address, empty database", "no demo users", ok=True)
+    # On loopback: demo users with a generated password, printed on this and every later start ...
+    local = tmp_path / "local"
+    out = _serve(local, monkeypatch, "127.0.0.1")
+    password = (local / "demo-password").read_text().strip()
+    assert "op.palu" in _demo_users(local) and password in out
+    assert password in _serve(local, monkeypatch, "127.0.0.1")
+    # ... until the demo accounts no longer use it.
+    from broadcast.db import make_engine, session_scope
+    from broadcast.demo import DEMO_USERS
+
+    engine = make_engine(f"sqlite:///{local / 'broadcast.sqlite3'}")
+    with session_scope(engine) as s:
+        for u in DEMO_USERS:
+            user = users.find_user_by_username(s, username=u.username)
+            users.change_password(s, user=user, new_password=f"Sungai-{u.username}-2026!", current_password=None,
+                                  actor_id=None)
+    engine.dispose()
+    assert password not in _serve(local, monkeypatch, "127.0.0.1")
+    record(AREA, "demo logins on every `broadcast serve` start", "printed while the demo password is in use",
+           ok=True, tries=3)
