@@ -72,13 +72,17 @@ class SecurityHeaders:
 
 class LoopbackOnlyWithPlaceholder:
     """While sessions would be signed with the published placeholder secret, a request that reached the API on a
-    non-loopback address is refused (503 problem), in every environment: anyone could forge a session there."""
+    non-loopback address, or through a proxy (it carries X-Forwarded-For or Forwarded), is refused (503 problem),
+    in every environment: anyone could forge a session there."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not _loopback_server(scope.get("server")):
+        if scope["type"] in ("http", "websocket") and (
+            not _loopback_server(scope.get("server"))
+            or any(name in (b"x-forwarded-for", b"forwarded") for name, _ in scope.get("headers", ()))
+        ):
             from broadcast.api import problems
 
             response = problems.problem_response(

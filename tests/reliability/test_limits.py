@@ -208,6 +208,8 @@ def test_placeholder_secret_is_refused_on_a_network_address(db_url, engine, redi
         assert public.get("/").status_code == 503
         local = TestClient(w.client.app, base_url="http://127.0.0.1")
         assert local.get("/healthz").status_code == 200
+        proxied = local.get("/api/v1/users", headers={**forged, "X-Forwarded-For": "203.0.113.5"})
+        assert proxied.status_code == 503  # a proxy on this machine would expose it to the network
     record(AREA, f"forged placeholder-signed admin token on a network address ({environment})", "503 refused",
            ok=True)
 
