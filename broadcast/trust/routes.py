@@ -134,7 +134,18 @@ def check_submit(
     return _cek_page(request, settings, lang=lang, code=kode, text=teks, found=found, check=check)
 
 
-@router.post("/lapor-hoaks", response_class=HTMLResponse, responses=FORM_LIMITED)
+@router.post(
+    "/lapor-hoaks",
+    response_class=HTMLResponse,
+    responses={
+        **FORM_LIMITED,
+        422: {
+            "description": "The page again, saying what to fix (a missing, forged or reused form token; problem JSON "
+            "when the request is not a form)",
+            "content": {"text/html": {}, "application/problem+json": {}},
+        },
+    },
+)
 def hoax_submit(
     request: Request,
     session: SessionDep,
