@@ -107,6 +107,29 @@ def users_create(
         raise typer.Exit(2) from exc
 
 
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Set a user's password (12+ characters, not a common one); the user's existing sessions end."""
+    from broadcast.db import session_scope
+    from broadcast.errors import BroadcastError
+    from broadcast.users import service
+
+    try:
+        with session_scope(_engine()) as session:
+            user = service.find_user_by_username(session, username=username)
+            if user is None:
+                console.print(f"[red]no such user: {username}[/red]")
+                raise typer.Exit(2)
+            service.change_password(session, user=user, new_password=password, current_password=None, actor_id=None)
+    except BroadcastError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]password of {username} changed; its sessions have ended[/green]")
+
+
 def _print_demo_logins() -> None:
     """The demo logins and their generated password, while demo users still have it."""
     from broadcast.db import session_scope
@@ -129,7 +152,7 @@ def _print_demo_logins() -> None:
     console.print(
         "[yellow]Akun demo memakai kata sandi di atas (juga di "
         f"{get_settings().data_dir / 'demo-password'}); ganti sebelum dipakai sungguhan / the demo accounts use the "
-        "password above: change it before real use[/yellow]"
+        "password above: change it before real use ('broadcast users set-password NAME')[/yellow]"
     )
 
 

@@ -377,6 +377,18 @@ def test_cli_refuses_a_weak_password(db_url, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and "12" in result.output, result.output
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        created = runner.invoke(app, ["users", "create", "op.kuat", "--role", "operator",
+                                      "--password", "Hujan-deras-di-Sigi-7"])
+        weak = runner.invoke(app, ["users", "set-password", "op.kuat", "--password", "password1234"])
+        strong = runner.invoke(app, ["users", "set-password", "op.kuat", "--password", "Banjir-bandang-Palu-9"])
+    finally:
+        get_settings.cache_clear()
+    assert created.exit_code == 0, created.output
+    assert weak.exit_code == 2 and "umum" in weak.output, weak.output
+    assert strong.exit_code == 0, strong.output
 
 
 def test_uvicorn_never_rewrites_the_client_address_itself():
