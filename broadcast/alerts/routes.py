@@ -35,9 +35,9 @@ from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, 
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
-from channels.registry import RENDERERS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -174,12 +174,11 @@ def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRea
 @router.get("/{alert_id}/preview")
 def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """The exact text every chosen channel will send, per language, and under "reach" who it reaches."""
+    from broadcast.alerts import composer
+
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
-    out: dict[str, Any] = {
-        ch: [{"language": p.language, "text": p.text, **p.details} for p in RENDERERS[ch]().preview(data)]
-        for ch in alert.channels
-    }
+    out: dict[str, Any] = composer.channel_previews(data, list(alert.channels), configured_renderers(settings))
     out["reach"] = reach.alert_reach(session, alert=alert)
     return out
 
@@ -218,7 +217,8 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
 
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
-    planned = len(XRenderer().render_thread(data)) if "social" in alert.channels else 0
+    renderer = configured_renderers(settings)["social"]
+    planned = len(renderer.render_thread(data)) if "social" in alert.channels and isinstance(renderer, XRenderer) else 0
     # Every account is counted together: conservative for each one, exact for the app-wide cap.
     posted = dispatch.social_posts_since(
         session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url
@@ -270,7 +270,12 @@ def start_correction(alert_id: int, body: FollowUpIn, user: AuthorDep, session: 
 def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: SessionDep) -> AlertRead:
     """A draft Cancel of a published alert; it reaches the same people once approved."""
     alert = service.create_follow_up(
-        session, original_id=alert_id, actor=user, msg_type=MsgType.CANCEL, reason=body.reason
+        session,
+        original_id=alert_id,
+        actor=user,
+        msg_type=MsgType.CANCEL,
+        reason=body.reason,
+        reason_en=body.reason_en or None,
     )
     session.commit()
     return AlertRead.model_validate(alert)
@@ -348,14 +353,28 @@ def resolve_area(body: AreaSpec, user: AuthorDep, session: SessionDep) -> AreaRe
 
 
 @router.post("/preview")
-def preview_draft(body: AlertCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    """Previews of an unsaved composer body from the channels' own renderers: SMS text per language with
-    encoding and segments, the X thread with lengths, CAP XML, the public page, reach and the confirm sentence.
-    Nothing is stored."""
+def preview_draft(
+    body: AlertCreate,
+    user: AuthorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    alert_id: int | None = Query(default=None, ge=1, description="the stored draft being edited, if any"),
+) -> dict[str, Any]:
+    """Previews of an unsaved composer body from the configured renderers: SMS text per language with
+    encoding, segments and budget, the X thread with lengths, CAP XML, the public page, reach and the confirm
+    sentence. Without `alert_id` the code, identifier and links are placeholders (listed as such); with it they
+    are that alert's own. Nothing is stored."""
     from broadcast.alerts import composer
 
-    alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id)
-    out = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+    existing = service.get_alert(session, alert_id=alert_id) if alert_id is not None else None
+    alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id, existing=existing)
+    out = composer.previews(
+        session,
+        alert=alert,
+        public_base_url=settings.public_base_url,
+        renderers=configured_renderers(settings),
+        placeholders=existing is None,
+    )
     out["public_html"] = composer.public_page_html(alert)
     session.rollback()
     return out
@@ -367,7 +386,9 @@ def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings
     from broadcast.alerts import composer
 
     alert = service.get_alert(session, alert_id=alert_id)
-    return composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+    return composer.previews(
+        session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
+    )
 
 
 @areas_router.get("/children")

@@ -140,7 +140,10 @@ class FollowUpIn(BaseModel):
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # The reason in Bahasa Indonesia (the alert's Indonesian message); `reason_en` in English, for the English
+    # message. Without `reason_en` the English message says only that the warning is cancelled.
     reason: str = Field(min_length=3, max_length=2000)
+    reason_en: str | None = Field(default=None, max_length=2000)
 
 
 class RejectIn(BaseModel):
