@@ -218,6 +218,17 @@ class AlertRead(BaseModel):
     areas: list[AreaRead]
 
 
+class FanoutState(BaseModel):
+    """Whether the fan-out is on the broker's queue, or waiting in the database for the broker to answer."""
+
+    queued: bool
+    detail: str
+
+
+class ApprovalRead(AlertRead):
+    fanout: FanoutState
+
+
 class DeliveryCounts(BaseModel):
     channel: str
     mode: str

@@ -7,8 +7,6 @@ exercises and tests have their own dataset (EXERCISE_STATUSES), shown in a separ
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -18,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcast import csvexport
 from broadcast.alerts.models import Alert, AlertInfo, CapStatus
 from broadcast.audit.models import AuditEntry
 from broadcast.dispatch.models import Delivery, DeliveryState
@@ -195,15 +194,14 @@ def exercise_dataset(session: Session) -> list[Row]:
 
 
 def to_csv(rows: Iterable[Row]) -> str:
-    """The rows as CSV (suppressed counts as "<5", missing values empty)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in rows:
+    """The rows as CSV (suppressed counts as "<5", missing values empty; formula-like text neutralised)."""
+
+    def cells(r: Row) -> list[object]:
         count = "<5" if r.count is None else str(r.count)
         value = "" if r.value is None else f"{r.value:g}"
-        writer.writerow([r.dataset, r.month, r.kabupaten_code, r.kabupaten, r.hazard, r.channel, count, value])
-    return out.getvalue()
+        return [r.dataset, r.month, r.kabupaten_code, r.kabupaten, r.hazard, r.channel, count, value]
+
+    return csvexport.to_csv(COLUMNS, (cells(r) for r in rows), lineterminator="\n")
 
 
 def to_json(rows: Iterable[Row], *, generated_at: datetime, source_url: str) -> dict[str, object]:

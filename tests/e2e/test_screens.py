@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.conftest import demo_password
 from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 from tests.e2e.test_serve import login
 from tests.factories import alert_payload
@@ -72,7 +72,7 @@ def _signed_in(browser, base: str, username: str, viewport: dict):  # noqa: F811
     page = context.new_page()
     page.goto(f"{base}/masuk")
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.fill("input[name=password]", demo_password(base))
     page.click("form.stack button[type=submit]")
     page.wait_for_url(f"{base}/konsol")
     return context, page
@@ -222,7 +222,7 @@ def test_sign_in_from_the_operations_centre_returns_there(serve_factory, browser
     page.goto(f"{base}/pusdalops?hours=12")
     assert page.url == f"{base}/masuk?next=%2Fpusdalops%3Fhours%3D12"
     page.fill("input[name=username]", "analis")
-    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.fill("input[name=password]", demo_password(base))
     page.click("form.stack button[type=submit]")
     page.wait_for_url(f"{base}/pusdalops?hours=12")
     page.wait_for_selector("#ops-map[data-ready='true']", timeout=20_000)

@@ -98,7 +98,7 @@
       childLayer = L.geoJSON(res.data, {
         style: function (f) { return styleFor(f.properties.kode); },
         onEachFeature: function (f, layer) {
-          layer.bindTooltip(f.properties.nama, {sticky: true});
+          layer.bindTooltip(bcDom.text(f.properties.nama), {sticky: true});
           layer.on("click", function () {
             if (state.mode) { return; }  // drawing: the click reaches the map's own handler
             toggle(f.properties.kode, f.properties.nama);
