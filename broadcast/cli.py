@@ -185,11 +185,16 @@ def cap_verify(
         Path | None, typer.Option(exists=True, dir_okay=False, help="PEM certificate the signature must match")
     ] = None,
     at_sent_time: Annotated[
-        bool, typer.Option(help="judge certificate validity at the CAP <sent> time (archived messages)")
+        bool,
+        typer.Option(
+            help="judge embedded certificates at the CAP <sent> time (archived messages); never with --cert, which "
+            "is judged now"
+        ),
     ] = False,
 ) -> None:
-    """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid (and matches
-    --cert when given), 1 otherwise. Without --cert a valid signature proves integrity, not who signed."""
+    """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid, 1 otherwise.
+    With --cert the file must carry exactly one enveloped SHA-256+ signature over the whole <alert> made with that
+    certificate, valid now. Without --cert a valid signature proves integrity, not who signed."""
     from broadcast.trust.signing import SignatureError, verify_cap
 
     try:
