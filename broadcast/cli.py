@@ -369,7 +369,13 @@ def doctor(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
-    queues: Annotated[str, typer.Option(help="comma-separated queues, drained in this order")] = "critical,broadcast",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated queues, drained in this order; 'intake' (reports, polls, replies) belongs to its "
+            "own worker"
+        ),
+    ] = "critical,broadcast",
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker."""

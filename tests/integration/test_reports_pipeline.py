@@ -226,7 +226,7 @@ def test_processing_failure_keeps_the_raw_report_and_a_real_worker_retries_it(en
         report_id = _intake(s, "Banjir sepinggang di Kampung Melayu", author="z")
     seen = []
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["intake"]):
             tasks.kick_enrichment()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

@@ -423,7 +423,7 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
     get_settings.cache_clear()
     active_channels.cache_clear()
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["intake"]):
             from broadcast.trust.tasks import send_replies
 
             send_replies.delay([reply.id])
