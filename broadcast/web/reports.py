@@ -67,7 +67,7 @@ def check_form_token(settings: Settings, token: str, *, now: float | None = None
     """
     now = now if now is not None else time.time()
     stamp = token.partition(".")[0]
-    if not stamp.isdigit() or not hmac.compare_digest(_form_token(settings, int(stamp)), token):
+    if not (stamp.isascii() and stamp.isdigit()) or not hmac.compare_digest(_form_token(settings, int(stamp)), token):
         raise FormRejected("Formulir tidak sah, muat ulang halaman / invalid form, reload the page")
     age = now - int(stamp)
     if age < settings.report_form_min_seconds:

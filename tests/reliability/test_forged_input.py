@@ -240,3 +240,131 @@ def test_look_alike_trusted_senders_do_not_import_unsigned(session, keypair, rec
         fetch=None, trusted_certs=pinned,
     )
     assert len(other.imported) == 1, other.skipped
+
+
+# ---------------------------------------------------------------- phone numbers, subscriber audit, SMS replies
+
+JUNK_PHONES = {
+    "markup around a number": "[link=https://evil.example/]0812 klik[/link]",
+    "spreadsheet formula": '=HYPERLINK("http://x","0812345678")',
+    "words between digits": "0812 FLOOD 99",
+    "letter O for zero": "08123456789O",
+    "Arabic-Indic digits": "\u0660\u0668\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",
+    "US number": "+1 202 555 0143",
+    "UK premium rate": "+44 871 234 5678",
+    "satellite phone": "+881 6 1234 5678",
+    "Jakarta landline": "021 1234 5678",
+}
+
+
+def test_phone_input_must_be_a_whole_indonesian_mobile_number(record):
+    from broadcast.subscribers.service import InvalidPhone, check_fields
+
+    for what, raw in JUNK_PHONES.items():
+        try:
+            got = check_fields(phone=raw, admin_code="72.71").phone
+        except InvalidPhone as exc:
+            ok, outcome = bool(str(exc)), "refused with a reason"
+        else:
+            ok, outcome = False, f"ACCEPTED as {got}"
+        record("phone input", f"subscriber phone from junk or abroad ({what})", outcome, ok=ok)
+        assert ok, (what, outcome)
+    from broadcast.subscribers.service import subscriber_phone
+
+    for raw in ("0812 3456 7890", "0812-3456-7890", "(0812) 3456.7890", "+62 812 3456 7890", "6281234567890"):
+        assert subscriber_phone(raw) == "+6281234567890", raw
+    assert subscriber_phone("+44 7911 123456", allow_foreign=True) == "+447911123456"
+    with pytest.raises(InvalidPhone, match="mobile"):
+        subscriber_phone("+44 871 234 5678", allow_foreign=True)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_subscriber_import_audits_each_change_under_a_named_user(session, record):
+    from broadcast.audit.models import AuditEntry
+    from broadcast.audit.service import verify_chain
+    from broadcast.subscribers import importing
+    from broadcast.subscribers.models import Subscriber
+    from tests.factories import make_team
+
+    team = make_team(session)
+    first = "phone,language,admin_code\n081200000001,id,72.71\n081200000002,id,72.71\n"
+    with pytest.raises(importing.ImportNeedsActor):
+        importing.import_rows(session, importing.read_csv(first))
+    importing.import_rows(session, importing.read_csv(first), actor_id=team["admin"].id)
+    moved = "phone,language,admin_code\n081200000001,en,33.15\n081200000002,id,72.71\n"
+    importing.import_rows(session, importing.read_csv(moved), actor_id=team["operator"].id)
+    session.flush()
+    sub = session.scalar(sa.select(Subscriber).where(Subscriber.phone == "+6281200000001"))
+    entries = session.scalars(
+        sa.select(AuditEntry).where(AuditEntry.subject_type == "subscriber", AuditEntry.subject_id == sub.id)
+        .order_by(AuditEntry.id)
+    ).all()
+    update = [e for e in entries if e.before is not None]
+    ok = (
+        len(entries) == 2
+        and entries[0].actor_id == team["admin"].id
+        and len(update) == 1
+        and update[0].actor_id == team["operator"].id
+        and update[0].before["admin_code"] == "72.71" and update[0].after["admin_code"] == "33.15"
+        and update[0].before["language"] == "id" and update[0].after["language"] == "en"
+        and "+6281200000001" not in str(update[0].after)  # masked, as everywhere in the audit log
+    )
+    record("subscriber audit", "re-import moves a subscriber to another kabupaten and language",
+           "own entry with actor, before and after" if ok else "NO PER-SUBSCRIBER ENTRY", ok=ok)
+    assert ok, [(e.action, e.actor_id, e.before, e.after) for e in entries]
+    # The unchanged subscriber got no second entry; the chain still verifies.
+    other = session.scalar(sa.select(Subscriber).where(Subscriber.phone == "+6281200000002"))
+    assert session.scalar(
+        sa.select(sa.func.count()).select_from(AuditEntry).where(AuditEntry.subject_id == other.id,
+                                                                 AuditEntry.subject_type == "subscriber")
+    ) == 1
+    assert verify_chain(session).ok
+
+
+def test_subscriber_import_command_survives_markup_and_huge_fields(sqlite_dbs, tmp_path, record):
+    from broadcast.db import session_scope
+    from broadcast.users.models import Role
+    from tests.factories import make_user
+
+    url = sqlite_dbs.fresh()
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        make_user(s, "admin.import", Role.ADMIN, None)
+    engine.dispose()
+    cases = {
+        "rich markup in a phone ([/x])": "phone,admin_code\n[/x],72.71\n",
+        "a 131k-character field": "phone,admin_code\n" + "0" * 140_000 + ",72.71\n",
+    }
+    for what, text in cases.items():
+        path = tmp_path / "in.csv"
+        path.write_text(text)
+        res = run("subscribers", "import", str(path), "--actor", "admin.import", cwd=tmp_path,
+                  BROADCAST_DATABASE_URL=url)
+        ok = res.returncode in (1, 2) and "Traceback" not in res.stderr and ("line" in res.stdout)
+        record("bad input", f"subscribers import with {what}", "refused with the line" if ok else "CRASHED", ok=ok)
+        assert ok, res.stdout + res.stderr
+    assert _drafts(url) == 0
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_a_non_ascii_digit_after_daftar_is_not_a_500(session, record):
+    from broadcast.webhooks.service import handle_inbound_sms
+    from channels.base import InboundEvent
+
+    sender = "+6281299900555"
+
+    def sms(n: int, body: str) -> str:
+        sid = f"SM{n:032d}"
+        event = InboundEvent("sms", sid, sender, body, {"From": sender, "Body": body, "MessageSid": sid})
+        return handle_inbound_sms(session, event=event, author_key=b"k" * 32, advanced_opt_out=False)
+
+    assert "1)" in sms(1, "DAFTAR Tondo")
+    for n, digit in enumerate(("\u1369", "\u00b2", "\u0663"), start=2):  # Ethiopic one, superscript two, Arabic 3
+        try:
+            reply = sms(n, digit)
+            ok = bool(reply)
+        except ValueError:
+            ok = False
+        record("bad input", f"SMS choice reply with a non-ASCII digit ({digit!r})", "answered" if ok else "500",
+               ok=ok)
+        assert ok
