@@ -368,3 +368,53 @@ def test_a_non_ascii_digit_after_daftar_is_not_a_500(session, record):
         record("bad input", f"SMS choice reply with a non-ASCII digit ({digit!r})", "answered" if ok else "500",
                ok=ok)
         assert ok
+
+
+# ---------------------------------------------------------------- /readyz and /healthz
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_readyz_is_computed_once_for_concurrent_callers_and_healthz_hides_the_version(
+    db_url, redis_url, engine, monkeypatch, record
+):
+    import threading
+    import time
+
+    from broadcast.api import ops
+    from tests.reliability.helpers import world
+
+    calls = {"n": 0}
+    real = ops.readiness
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        time.sleep(0.5)  # a worker ping takes about this long: callers overlap
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "readiness", counted)
+    with world(db_url, redis_url, engine) as w:
+        start = threading.Barrier(40)
+        codes: list[int] = []
+
+        def call() -> None:
+            start.wait()
+            codes.append(w.client.get("/readyz").status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = len(codes) == 40 and calls["n"] <= 4
+        record("operations", "40 concurrent anonymous /readyz calls", f"{calls['n']} dependency checks",
+               ok=ok)
+        assert ok, calls
+        route = next(r for r in ops.router.routes if getattr(r, "path", "") == "/readyz")
+        deps = {d.call.__name__ for d in route.dependant.dependencies}
+        assert "get_session" not in deps  # no database session held per caller
+
+        anonymous = w.client.get("/healthz").json()
+        staff = w.client.get("/healthz", headers=w.headers("analyst")).json()
+        ok = "version" not in anonymous and "environment" not in anonymous and "version" in staff
+        record("operations", "anonymous /healthz", "status only" if ok else "VERSION AND ENVIRONMENT SHOWN", ok=ok)
+        assert ok, (anonymous, staff)
