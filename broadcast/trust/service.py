@@ -182,7 +182,9 @@ def get_hoax(session: Session, *, hoax_id: int) -> HoaxReport:
     return row
 
 
-_LONG_DIGITS = re.compile(r"(?:\+?\d[\d\s().-]{7,}\d)")
+# Digits joined by any separators (up to three non-letters between two digits: spaces, dots, dashes, underscores,
+# commas, middle dots, asterisks, ...): 0812_3456_7890 and 0812·3456·7890 are numbers too.
+_LONG_DIGITS = re.compile(r"\+?\d(?:(?:[^\w\n]|_){0,3}\d)+")
 
 
 def redact_numbers(text: str) -> str:

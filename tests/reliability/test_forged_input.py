@@ -418,3 +418,75 @@ def test_readyz_is_computed_once_for_concurrent_callers_and_healthz_hides_the_ve
         ok = "version" not in anonymous and "environment" not in anonymous and "version" in staff
         record("operations", "anonymous /healthz", "status only" if ok else "VERSION AND ENVIRONMENT SHOWN", ok=ok)
         assert ok, (anonymous, staff)
+
+
+# ---------------------------------------------------------------- privacy: photos, caching, redaction
+
+
+def _jpeg_with_gps() -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 48), (10, 120, 200))
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0xA431] = "SERIAL-123456789"  # BodySerialNumber
+    gps = {1: "S", 2: (0.0, 53.0, 51.0), 3: "E", 4: (119.0, 52.0, 12.0)}  # Palu
+    exif[0x8825] = gps
+    out = io.BytesIO()
+    img.save(out, format="JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_lapor_photos_lose_their_metadata_and_private_pages_are_not_stored(db_url, redis_url, engine, record):
+    import io
+
+    from PIL import Image
+
+    from tests.reliability.helpers import world
+
+    original = _jpeg_with_gps()
+    with Image.open(io.BytesIO(original)) as img:
+        assert img.getexif().get(0x8825)  # the upload really carries a GPS block
+    with world(db_url, redis_url, engine, report_form_min_seconds=0) as w:
+        page = w.client.get("/lapor").text
+        token = page.split('name="token" value="')[1].split('"')[0]
+        r = w.client.post("/lapor", data={"text": "Banjir di depan rumah saya", "token": token},
+                          files={"photo": ("a.jpg", original, "image/jpeg")})
+        assert r.status_code in (200, 303), r.text
+        with engine.connect() as c:
+            media = c.execute(sa.text("SELECT media FROM reports")).scalar_one()
+        path = (media if isinstance(media, list) else __import__("json").loads(media))[0]
+        served = w.client.get(path, headers=w.headers("analyst"))
+        assert served.status_code == 200
+        with Image.open(io.BytesIO(served.content)) as img:
+            exif = dict(img.getexif())
+            leftover = [k for k in ("exif", "icc_profile", "xmp", "comment") if img.info.get(k)]
+        ok = served.content != original and not exif and not leftover and b"SERIAL-123456789" not in served.content
+        record("privacy", "/lapor photo with EXIF GPS position and camera serial", "re-encoded without metadata"
+               if ok else "SERVED WITH METADATA", ok=ok)
+        assert ok, (exif, leftover)
+
+        private = [path, "/pusdalops", "/konsol/hoaks", "/api/v1/subscribers", "/api/v1/reports/export.geojson",
+                   "/api/v1/reports"]
+        for url in private:
+            resp = w.client.get(url, headers=w.headers("admin"))
+            ok = resp.headers.get("cache-control") == "no-store"
+            record("privacy", f"Cache-Control on a staff page or file with personal data ({url.split('?')[0][:30]})",
+                   "no-store" if ok else f"MISSING ({resp.headers.get('cache-control')})", ok=ok)
+            assert ok, (url, resp.status_code, resp.headers.get("cache-control"))
+
+
+def test_hoax_redaction_catches_numbers_with_any_separator(record):
+    from broadcast.trust.service import redact_numbers
+
+    for number in ("0812_3456_7890", "0812,3456,7890", "0812\u00b73456\u00b77890", "0812*3456*7890",
+                   "0812/3456/7890", "+62 812\u20133456\u20137890"):
+        text = f"Sebarkan! Hubungi {number} untuk bantuan tsunami"
+        out = redact_numbers(text)
+        ok = "3456" not in out and "[nomor disembunyikan]" in out
+        record("privacy", f"hoax text phone number written {number}", "redacted" if ok else "SHOWN", ok=ok)
+        assert ok, out
+    assert redact_numbers("ada 12 rumah dan 345 warga") == "ada 12 rumah dan 345 warga"
