@@ -89,14 +89,17 @@ def _act(
     if command.kind is CommandKind.CHECK:
         return _check(session, code=command.argument, public_base_url=public_base_url)
     if command.kind is CommandKind.HOAX:
-        hoax = trust.store_hoax(
-            session,
-            source="sms",
-            external_id=report.external_id,
-            text=command.argument,
-            language=command.language,
-            author=author,
-        )
+        try:
+            hoax = trust.store_hoax(
+                session,
+                source="sms",
+                external_id=report.external_id,
+                text=command.argument,
+                language=command.language,
+                author=author,
+            )
+        except trust.HoaxLimited:
+            return "hoax_limited", {"limit": trust.HOAX_PER_AUTHOR_PER_HOUR}
         if phone is not None:
             trust.remember_contact(session, author=author, phone=phone, language=command.language)
         return "hoax_received", {"reference": hoax.id}

@@ -130,6 +130,7 @@ REPLIES = frozenset(
         "check_missing",
         "hoax_received",
         "hoax_empty",
+        "hoax_limited",
     }
 )
 

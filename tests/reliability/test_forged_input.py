@@ -490,3 +490,55 @@ def test_hoax_redaction_catches_numbers_with_any_separator(record):
         record("privacy", f"hoax text phone number written {number}", "redacted" if ok else "SHOWN", ok=ok)
         assert ok, out
     assert redact_numbers("ada 12 rumah dan 345 warga") == "ada 12 rumah dan 345 warga"
+
+
+# ---------------------------------------------------------------- hoax console and SMS HOAKS
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_hoax_grouping_scores_a_linear_number_of_pairs(session, monkeypatch, record):
+    from rapidfuzz import fuzz
+
+    from broadcast.trust import service as trust
+    from tests.hoax_corpus import RUMOURS, hoax_texts
+
+    n = 1001
+    for k, text in enumerate(hoax_texts(n)):
+        trust.store_hoax(session, source="web", text=text, external_id=f"web-{k}")
+    session.flush()
+    calls = {"n": 0}
+
+    class Counting:
+        @staticmethod
+        def token_set_ratio(a, b, **kwargs):
+            calls["n"] += 1
+            return fuzz.token_set_ratio(a, b, **kwargs)
+
+    monkeypatch.setattr(trust, "fuzz", Counting)
+    clusters = trust.cluster_hoaxes(session)
+    sizes = [c.size for c in clusters]
+    ok = calls["n"] <= 20 * n and sizes[: len(RUMOURS)] == sorted(sizes[: len(RUMOURS)], reverse=True)
+    ok = ok and sum(sizes[: len(RUMOURS)]) == n - n // 10 and len(clusters) == len(RUMOURS) + n // 10
+    record("hoax console", f"{n:,} forwarded fakes grouped", f"{calls['n']:,} pairs scored (all pairs: "
+           f"{n * (n - 1) // 2:,})" if ok else f"{calls['n']:,} PAIRS SCORED", ok=ok)
+    assert ok, (calls, sizes[:10], len(clusters))
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_sms_hoaks_is_limited_per_sender(session, record):
+    from broadcast.trust.models import HoaxReport
+    from broadcast.webhooks.service import handle_inbound_sms
+    from channels.base import InboundEvent
+
+    sender = "+6281299900444"
+    replies = []
+    for n in range(25):
+        sid = f"SM{n:032d}"
+        body = f"HOAKS pesan palsu nomor {n} tentang tsunami"
+        event = InboundEvent("sms", sid, sender, body, {"From": sender, "Body": body, "MessageSid": sid})
+        replies.append(handle_inbound_sms(session, event=event, author_key=b"k" * 32, advanced_opt_out=False))
+    stored = session.scalar(sa.select(sa.func.count()).select_from(HoaxReport))
+    ok = stored == 10 and "Batas" in replies[-1]
+    record("hoax console", "25 SMS HOAKS from one sender in an hour", f"{stored} stored, then a limit reply"
+           if ok else f"{stored} STORED", ok=ok)
+    assert ok, (stored, replies[-1])
