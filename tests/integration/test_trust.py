@@ -29,7 +29,7 @@ from channels.base import InboundEvent
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer
 from channels.social import XRenderer
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 
 pytestmark = pytest.mark.integration
 BASE = "https://peringatan.example.id"
@@ -176,7 +176,7 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
 
     # The console needs a staff login; the clarification reaches every forwarder who did not stop.
     assert client.get("/konsol/hoaks", follow_redirects=False).status_code == 303
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     console = client.get("/konsol/hoaks")
     assert console.status_code == 200 and "3</strong> laporan" in console.text
     form = {
@@ -385,7 +385,7 @@ def test_no_personal_data_in_any_public_output(client, session, team):
     trust.notify_reporter(session, report, "verified")
     session.commit()
     hoax = session.scalar(sa.select(HoaxReport))
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     client.post(
         "/konsol/hoaks/klarifikasi",
         data={"hoax_ids": [str(hoax.id)], "title_id": "Hoaks tsunami", "body_id": "Tidak benar.",

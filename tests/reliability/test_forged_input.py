@@ -542,3 +542,52 @@ def test_sms_hoaks_is_limited_per_sender(session, record):
     record("hoax console", "25 SMS HOAKS from one sender in an hour", f"{stored} stored, then a limit reply"
            if ok else f"{stored} STORED", ok=ok)
     assert ok, (stored, replies[-1])
+
+
+# ---------------------------------------------------------------- low findings: partner intake, sign-in CSRF
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_partner_times_from_the_future_and_long_ids_are_handled(db_url, redis_url, engine, record):
+    from tests.reliability.helpers import world
+
+    long_name = "badan-penanggulangan-bencana-daerah-" + "x" * 120
+    keys = {long_name: "partner-key-long-name-0123456789"}
+    with world(db_url, redis_url, engine, report_api_keys=keys) as w:
+        key = {"X-API-Key": keys[long_name]}
+        r = w.client.post("/api/v1/reports", headers=key,
+                          json={"text": "banjir di pasar", "occurred_at": "2099-01-01T00:00:00+07:00"})
+        ok = r.status_code == 422 and "future" in r.text
+        record("bad input", "partner report with occurred_at in 2099", "422" if ok else f"{r.status_code} stored",
+               ok=ok)
+        assert ok, r.text
+        ids = ["a" * 99 + "1", "a" * 99 + "2"]  # differ only past the 128th character after the prefix
+        answers = [w.client.post("/api/v1/reports", headers=key, json={"text": "banjir di pasar", "external_id": i})
+                   for i in ids]
+        assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+        created = [a.json()["created"] for a in answers]
+        again = w.client.post("/api/v1/reports", headers=key, json={"text": "banjir", "external_id": ids[0]}).json()
+        ok = created == [True, True] and again["created"] is False and again["id"] == answers[0].json()["id"]
+        record("bad input", "two long partner ids that differ after 128 characters", "two reports" if ok
+               else "MERGED", ok=ok)
+        assert ok, (created, again)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_sign_in_form_needs_its_csrf_token(db_url, redis_url, engine, record):
+    from tests.factories import PASSWORD, login_form
+    from tests.reliability.helpers import world
+
+    with world(db_url, redis_url, engine) as w:
+        # Another site posting the attacker's credentials: no token, or a token without its cookie.
+        forged = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        form = login_form(w.client, "op.palu")
+        w.client.cookies.clear()
+        replayed = w.client.post("/masuk", data=form, follow_redirects=False)
+        ok = forged.status_code == 403 and replayed.status_code == 403 and "broadcast_session" not in str(
+            forged.headers.get_list("set-cookie")) + str(replayed.headers.get_list("set-cookie"))
+        record("security basics", "login CSRF: cross-site sign-in form post", "403, no session" if ok
+               else "SIGNED IN", ok=ok)
+        assert ok, (forged.status_code, replayed.status_code)
+        good = w.client.post("/masuk", data=login_form(w.client, "op.palu"), follow_redirects=False)
+        assert good.status_code == 303

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from broadcast.api.app import create_app
 from broadcast.audit.models import AuditEntry
 from broadcast.users.models import User
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, login_form
 from tests.reliability.helpers import world
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def test_hsts_and_secure_cookies_in_production(db_url, redis_url, engine, record
     with world(db_url, redis_url, engine, environment="production", public_base_url="http://internal.example") as w:
         r = w.client.get("/")
         assert r.headers["strict-transport-security"].startswith("max-age=")
-        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         assert r.status_code == 303
         cookies = r.headers.get_list("set-cookie")
         session_cookie = next(c for c in cookies if c.startswith("broadcast_session="))
@@ -78,7 +78,7 @@ def test_cors_closed_by_default_and_allow_list(db_url, redis_url, engine, w, rec
 
 @pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
 def test_cookie_writes_and_sign_out_need_the_csrf_token(w, record):
-    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
     assert r.status_code == 303
     before = w.counts()
     r = w.client.post("/api/v1/alerts", json={})  # the session cookie alone
@@ -107,7 +107,7 @@ def test_login_throttled_per_account_with_retry_after_and_audit(w, record):
     assert r.status_code == 429, r.text
     assert 0 < int(r.headers["retry-after"]) <= 15 * 60
     assert r.json()["type"] == "/problems/login-throttled"
-    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD))
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     # Another account is not affected.
     assert w.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).status_code == 200
