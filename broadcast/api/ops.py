@@ -26,9 +26,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from broadcast import __version__
+from broadcast import __version__, limits
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
-from broadcast.db import get_engine
+from broadcast.db import get_engine, session_factory
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.planning import QUEUES
 from broadcast.errors import BroadcastError, Unauthorized
@@ -81,12 +81,17 @@ def _celery_for(broker_url: str) -> Any:
 
 
 def readiness(settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:
-    """Each dependency with ok True/False and a short detail: database, broker, workers (one pooled connection
-    for the database check, no ORM session)."""
+    """Each dependency with ok True/False and a short detail: database, broker, workers, and the rate limits
+    (down: sign-in refused, public forms limited per process). Opens its own short session (`cached_readiness`
+    runs it at most once a second, whatever the number of callers)."""
+    with session_factory(get_engine(settings.resolved_database_url))() as session:
+        return _readiness(session, settings, worker_timeout_s=worker_timeout_s)
+
+
+def _readiness(session: Session, settings: Settings, *, worker_timeout_s: float) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {}
     try:
-        with get_engine(settings.resolved_database_url).connect() as conn:
-            conn.execute(text("SELECT 1"))
+        session.execute(text("SELECT 1"))
         checks["database"] = {"ok": True}
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
@@ -104,7 +109,34 @@ def readiness(settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str,
             checks["workers"] = {"ok": False, "detail": f"could not ping workers ({type(exc).__name__})"}
     else:
         checks["workers"] = {"ok": False, "detail": "broker unreachable"}
+    if checks["database"]["ok"]:
+        checks["fanout"] = fanout_check(session)
+    limiter = limits.status(settings.resolved_redis_url)
+    checks["limits"] = {"ok": limiter.ok, "detail": limiter.detail}
     return checks
+
+
+def fanout_check(session: Session) -> dict[str, Any]:
+    """Fan-outs the broker has not taken yet (approved while it was down): ok when none is waiting."""
+    from broadcast.dispatch import enqueue
+
+    try:
+        w = enqueue.waiting(session)
+    except Exception as exc:
+        session.rollback()
+        return {"ok": False, "detail": f"could not read the enqueue outbox ({type(exc).__name__})"}
+    if not w.count:
+        return {"ok": True, "waiting": 0}
+    return {
+        "ok": False,
+        "waiting": w.count,
+        "alert_ids": w.alert_ids,
+        "oldest_s": round(w.oldest_s, 1),
+        "detail": (
+            f"{w.count} penyebaran menunggu broker / {w.count} fan-out task(s) waiting for the broker "
+            f"(alerts {', '.join(map(str, w.alert_ids))}); they start by themselves when it answers"
+        ),
+    }
 
 
 READY_TTL_S = 1.0
@@ -154,8 +186,9 @@ def healthz(request: Request, session: SessionDep, settings: SettingsDep) -> dic
 
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
 async def readyz(settings: SettingsDep) -> JSONResponse:
-    """Ready to take traffic: the database answers, the broker answers and at least one worker answers a ping
-    (1 s). 503 with the failing checks otherwise. Cached for a second and shared by concurrent callers."""
+    """Ready to take traffic: the database answers, the broker answers, at least one worker answers a ping (1 s)
+    and the rate limits have their store. 503 with the failing checks otherwise. Cached for a second and shared
+    by concurrent callers."""
     checks = await cached_readiness(settings)
     ok = all(c["ok"] for c in checks.values())
     return JSONResponse(

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep
+from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
 from broadcast.api.security import LoginThrottleDep, client_ip, secure_cookies, sign_in
-from broadcast.errors import TooManyRequests, Unauthorized
+from broadcast.errors import BroadcastError, TooManyRequests, Unauthorized, Unavailable
 from broadcast.settings import Settings
+from broadcast.users import service as users
 from broadcast.users.security import issue_token
 from broadcast.web.render import render_page
 
@@ -53,9 +54,13 @@ def login_form(request: Request, settings: SettingsDep) -> HTMLResponse:
     response_model=None,
     status_code=303,
     response_class=RedirectResponse,
-    responses={401: {"content": {"text/html": {}}}, 429: {"content": {"text/html": {}}}},
+    responses={
+        401: {"content": {"text/html": {}}},
+        429: {"content": {"text/html": {}}},
+        503: {"content": {"text/html": {}}},
+    },
 )
-def login_submit(
+async def login_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -77,13 +82,15 @@ def login_submit(
             username=username,
         )
     try:
-        user = sign_in(session, throttle, username=username, password=password, ip=client_ip(request))
+        user = await sign_in(session, throttle, username=username, password=password, ip=client_ip(request, settings))
     except Unauthorized as exc:
         return _login_page(request, settings, status_code=401, error=str(exc), username=username)
     except TooManyRequests as exc:
         page = _login_page(request, settings, status_code=429, error=str(exc), username=username)
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
+    except Unavailable as exc:
+        return _login_page(request, settings, status_code=503, error=str(exc), username=username)
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
     secure = secure_cookies(settings)
     response = RedirectResponse("/konsol", status_code=303)
@@ -108,10 +115,18 @@ def logout(
     settings: SettingsDep,
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """End the browser session (the form carries the CSRF token)."""
+    """End the session (the form carries the CSRF token): the user's session tokens are revoked on the server,
+    not only the cookie deleted."""
     expected = request.cookies.get(CSRF_COOKIE, "")
     response = RedirectResponse("/", status_code=303)
     if expected and secrets.compare_digest(csrf, expected):
+        try:
+            user = find_current_user(request, session, settings, form_csrf=csrf)
+        except BroadcastError:
+            user = None  # already expired or revoked: nothing left to end
+        if user is not None:
+            users.revoke_sessions(session, user=user, actor_id=user.id, reason="logout")
+            session.commit()
         response.delete_cookie(SESSION_COOKIE)
         response.delete_cookie(CSRF_COOKIE)
     return response

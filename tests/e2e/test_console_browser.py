@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.conftest import demo_password
 from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 from tests.e2e.test_serve import login
 from tests.factories import alert_payload
@@ -25,7 +25,7 @@ def sign_in(browser, base: str, username: str):  # noqa: F811 - browser is the f
     page = context.new_page()
     page.goto(f"{base}/masuk")
     page.get_by_label(re.compile("Nama pengguna|Username", re.I)).fill(username)
-    page.get_by_label(re.compile("Kata sandi|Password", re.I)).fill(DEMO_PASSWORD)
+    page.get_by_label(re.compile("Kata sandi|Password", re.I)).fill(demo_password(base))
     page.locator("form button[type=submit]").click()
     page.wait_for_url(f"{base}/konsol")
     return context, page
@@ -84,6 +84,9 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     assert "GSM-7" in page.locator(".sms-preview").first.inner_text()
     assert "LATIHAN" in page.locator(".sms-preview pre").first.inner_text()
     assert page.locator(".x-preview").count() >= 1
+    # The budget follows severity (a flood is Severe: up to 3 segments) and the unsaved code is a placeholder.
+    assert "maks/max 3 segmen (tingkat Parah" in page.locator(".sms-preview .budget").first.inner_text()
+    assert page.locator(".placeholders-note").is_visible()
     page.screenshot(path=str(ARTIFACTS / "console-composer-exercise.png"), full_page=True)
 
     # The Actual theme is visibly different; switching back restores the exercise theme.

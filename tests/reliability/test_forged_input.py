@@ -400,11 +400,11 @@ def test_readyz_is_computed_once_for_concurrent_callers_and_healthz_hides_the_ve
             start.wait()
             codes.append(w.client.get("/readyz").status_code)
 
-        threads = [threading.Thread(target=call) for _ in range(40)]
+        threads = [threading.Thread(target=call, daemon=True) for _ in range(40)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(timeout=120)  # a caller stuck behind the others counts as a failure, not a hung suite
         ok = len(codes) == 40 and calls["n"] <= 4
         record("operations", "40 concurrent anonymous /readyz calls", f"{calls['n']} dependency checks",
                ok=ok)
