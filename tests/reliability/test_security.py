@@ -43,6 +43,8 @@ def test_hsts_and_secure_cookies_in_production(db_url, redis_url, engine, record
     with world(db_url, redis_url, engine, environment="production", public_base_url="http://internal.example") as w:
         r = w.client.get("/")
         assert r.headers["strict-transport-security"].startswith("max-age=")
+        # Production is https: the (Secure) login CSRF cookie of the form comes back only over https.
+        w.client.base_url = "https://testserver"  # type: ignore[assignment]
         r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         assert r.status_code == 303
         cookies = r.headers.get_list("set-cookie")
