@@ -143,7 +143,10 @@ def _register(
 def _subscribe(
     session: Session, *, report: Report, place: gazetteer.Place, phone: str, language: str
 ) -> tuple[str | None, dict[str, object]]:
-    sub, _ = subscribers.register_by_sms(session, phone=phone, admin_code=place.kode, language=language)
+    try:
+        sub, _ = subscribers.register_by_sms(session, phone=phone, admin_code=place.kode, language=language)
+    except subscribers.InvalidPhone:  # a foreign or non-mobile sender: alerts go to Indonesian mobiles only
+        return "register_not_mobile", {}
     report.admin_code = sub.admin_code
     return "registered", {"area": describe(place)}
 

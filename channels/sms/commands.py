@@ -131,6 +131,7 @@ REPLIES = frozenset(
         "hoax_received",
         "hoax_empty",
         "hoax_limited",
+        "register_not_mobile",
     }
 )
 

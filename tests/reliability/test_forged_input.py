@@ -359,6 +359,10 @@ def test_a_non_ascii_digit_after_daftar_is_not_a_500(session, record):
         return handle_inbound_sms(session, event=event, author_key=b"k" * 32, advanced_opt_out=False)
 
     assert "1)" in sms(1, "DAFTAR Tondo")
+    # A foreign sender registering by SMS gets a reason, not a 500 (subscribers are Indonesian mobiles).
+    sender = "+447911123456"
+    assert "seluler Indonesia" in sms(90, "DAFTAR Palu Barat")
+    sender = "+6281299900555"
     for n, digit in enumerate(("\u1369", "\u00b2", "\u0663"), start=2):  # Ethiopic one, superscript two, Arabic 3
         try:
             reply = sms(n, digit)
