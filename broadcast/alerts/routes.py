@@ -317,6 +317,7 @@ async def import_cap(request: Request, user: AuthorDep, session: SessionDep, set
         origin="cap-import",
         fetch=None,
         trusted_certs=trusted_certs(settings.cap_signing.trusted_senders),
+        sender=settings.sender_id,
     )
     if not result.imported:
         session.rollback()

@@ -201,7 +201,7 @@ def review(alert_id: int, request: Request, session: SessionDep, settings: Setti
         preview = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
         original = alerts.get_alert(session, alert_id=alert.references_alert_id) if alert.references_alert_id else None
         production = settings.environment is Environment.PRODUCTION
-        contributors = alerts.contributors(session, alert_id=alert.id)
+        contributors = alerts.contributors(session, alert=alert)
         submitted = alert.state == AlertState.SUBMITTED.value
         return render_page(
             request,
