@@ -79,13 +79,14 @@ def list_alerts(
     offset: int = Query(default=0, ge=0),
 ) -> list[AlertRead]:
     """Alerts, newest first."""
-    return [AlertRead.model_validate(a) for a in service.list_alerts(session, state=state, limit=limit, offset=offset)]
+    found = service.list_alerts(session, state=state, limit=limit, offset=offset)
+    return [AlertRead.model_validate(a) for a in service.readable(user, found)]
 
 
 @router.get("/{alert_id}")
 def get_alert(alert_id: int, user: StaffDep, session: SessionDep) -> AlertRead:
     """One alert."""
-    return AlertRead.model_validate(service.get_alert(session, alert_id=alert_id))
+    return AlertRead.model_validate(service.read_alert(session, alert_id=alert_id, actor=user))
 
 
 @router.put("/{alert_id}")
@@ -125,6 +126,7 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 @router.get("/{alert_id}/deliveries")
 def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
+    service.read_alert(session, alert_id=alert_id, actor=user)
     rows = dispatch.progress(session, alert_id=alert_id)
     return [
         DeliveryCounts(channel=r.channel, mode=settings.channel_mode(r.channel), total=r.total, by_state=r.by_state)
@@ -142,7 +144,8 @@ def progress_stream(
 ) -> StreamingResponse:
     """Server-sent events: per-channel delivery counts every `interval_s` until every delivery settled
     (event `done`) or ten minutes passed."""
-    dispatch.progress(session, alert_id=alert_id)  # 404 before the stream starts
+    service.read_alert(session, alert_id=alert_id, actor=user)  # 404 or 403 before the stream starts
+    dispatch.progress(session, alert_id=alert_id)
     engine = get_engine(settings.resolved_database_url)
 
     def events() -> Iterator[str]:
@@ -165,16 +168,16 @@ def progress_stream(
 
 
 @router.get("/{alert_id}/outbox")
-def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRead]:
-    """Messages channels in outbox mode recorded instead of sending."""
-    service.get_alert(session, alert_id=alert_id)
+def outbox(alert_id: int, user: AuthorDep, session: SessionDep) -> list[OutboxRead]:
+    """Messages channels in outbox mode recorded instead of sending (phone numbers: inside the jurisdiction)."""
+    service.read_alert(session, alert_id=alert_id, actor=user, what="outbox")
     return [OutboxRead.model_validate(m) for m in dispatch.outbox_for(session, alert_id=alert_id)]
 
 
 @router.get("/{alert_id}/preview")
 def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """The exact text every chosen channel will send, per language, and under "reach" who it reaches."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
     out: dict[str, Any] = {
         ch: [{"language": p.language, "text": p.text, **p.details} for p in RENDERERS[ch]().preview(data)]
@@ -187,21 +190,21 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
 @router.get("/{alert_id}/reach")
 def alert_reach(alert_id: int, user: StaffDep, session: SessionDep) -> ReachRead:
     """Matched subscribers per channel and the estimated population of the alert's areas."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return ReachRead.model_validate(reach.alert_reach(session, alert=alert))
 
 
 @router.get("/{alert_id}/map.geojson")
 def alert_map_geojson(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """The target and its CAP polygons as a GeoJSON FeatureCollection for the web map."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return Response(json.dumps(reach.alert_map_geojson(alert)), media_type="application/geo+json")
 
 
 @router.get("/{alert_id}/map.png", response_class=Response)
 def alert_map_png(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """A PNG map of the target, kabupaten outlines and CAP polygons, for posts and reports."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     png = reach.alert_map_png(alert)
     if png is None:
         raise Invalid("Peringatan ini tidak punya area di peta / this alert has no mappable area", code="no-geometry")
@@ -216,7 +219,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
     from broadcast.db import utcnow
     from channels.social import XRenderer, check_posting_caps
 
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
     planned = len(XRenderer().render_thread(data)) if "social" in alert.channels else 0
     # Every account is counted together: conservative for each one, exact for the app-wide cap.
@@ -237,7 +240,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
 @router.get("/{alert_id}/audit")
 def audit_trail(alert_id: int, user: StaffDep, session: SessionDep) -> list[AuditRead]:
     """Every recorded change of this alert, oldest first."""
-    service.get_alert(session, alert_id=alert_id)
+    service.read_alert(session, alert_id=alert_id, actor=user, what="audit")
     return [AuditRead.model_validate(e) for e in audit.entries_for(session, subject_type="alert", subject_id=alert_id)]
 
 
@@ -279,7 +282,7 @@ def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: Sessio
 @router.get("/{alert_id}/cap", response_class=Response)
 def alert_cap(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """The alert as schema-valid CAP 1.2 XML (drafts too, for review)."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return Response(service.export_cap(alert), media_type=CAP_MEDIA)
 
 
@@ -367,7 +370,7 @@ def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings
     """The same previews as POST /preview, for a stored alert (what the approver reviews)."""
     from broadcast.alerts import composer
 
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
 
 

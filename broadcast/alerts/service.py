@@ -234,6 +234,34 @@ def get_alert(session: Session, *, alert_id: int) -> Alert:
     return alert
 
 
+def read_alert(session: Session, *, alert_id: int, actor: User, what: str = "detail") -> Alert:
+    """The alert, for staff who may read it: anyone on staff for an issued (public) alert's detail; inside the
+    jurisdiction for a draft or submitted one, for its audit trail (`what="audit"`), and for its outbox with
+    phone numbers (`what="outbox"`, authors and approvers only: analysts read aggregates).
+
+    Raises: AlertNotFound, RoleNotAllowed, OutsideJurisdiction.
+    """
+    alert = get_alert(session, alert_id=alert_id)
+    if what == "outbox":
+        require(actor, Can.ALERT_OUTBOX_READ, alert_target(alert))
+    elif what == "audit" or AlertState(alert.state) not in rules.PUBLIC_STATES:
+        require(actor, Can.ALERT_READ, alert_target(alert))
+    else:
+        require(actor, Can.ALERT_READ, Target())
+    return alert
+
+
+def readable(actor: User, alerts: Sequence[Alert]) -> list[Alert]:
+    """Those of `alerts` the actor may read (issued ones, and drafts inside their jurisdiction)."""
+    from broadcast.authority import may
+
+    return [
+        a
+        for a in alerts
+        if AlertState(a.state) in rules.PUBLIC_STATES or may(actor, Can.ALERT_READ, alert_target(a)).allowed
+    ]
+
+
 def find_alert_by_identifier(session: Session, *, identifier: str) -> Alert | None:
     """The alert with this CAP identifier, if any."""
     return session.scalar(select(Alert).where(Alert.identifier == identifier))

@@ -117,6 +117,7 @@ FilterDep = Annotated[service.ReportFilter, Depends(report_filter)]
 
 @router.get("/reports/export.geojson")
 def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    flt = service.scoped(user, flt)
     """Located reports and incidents matching the filters as GeoJSON."""
     data = service.export_geojson(
         service.list_reports(session, flt=flt, limit=50_000), service.list_incidents(session, flt=flt, limit=5_000)
@@ -130,6 +131,7 @@ def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Respo
 
 @router.get("/reports/export.csv")
 def export_csv(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    flt = service.scoped(user, flt)
     """Reports matching the filters as CSV."""
     return Response(
         service.export_csv(service.list_reports(session, flt=flt, limit=50_000)),
@@ -148,6 +150,7 @@ def stream(
     """Server-sent events for the live map: `report` for each new or newly enriched report, `incident` for each
     changed incident; the stream ends after ten minutes (the browser reconnects)."""
     engine = get_engine(settings.resolved_database_url)
+    scope = service.scoped(user, service.ReportFilter())
 
     def events() -> Iterator[str]:
         last_id, since = after_id, utcnow()
@@ -156,8 +159,8 @@ def stream(
         while time.monotonic() < deadline:
             checked = utcnow()
             with session_factory(engine)() as s:
-                reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
-                incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
+                reports = service.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
+                incidents = service.list_incidents(s, flt=scope, updated_after=since)
                 payloads = [("report", service.report_summary(r)) for r in reports]
                 payloads += [("incident", service.incident_summary(i)) for i in incidents]
             for kind, data in payloads:
@@ -179,19 +182,20 @@ def list_reports(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Reports matching the filters, newest first."""
+    flt = service.scoped(user, flt)
     return [service.report_summary(r) for r in service.list_reports(session, flt=flt, limit=limit)]
 
 
 @router.get("/reports/{report_id}")
 def read_report(report_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One report, with its enrichment state (and the error when it failed)."""
-    return service.report_summary(service.get_report(session, report_id=report_id))
+    return service.report_summary(service.get_report_for(session, report_id=report_id, actor=user))
 
 
 @router.post("/reports/{report_id}/state")
 def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage a report: verified, dismissed or actioned (audited)."""
-    report = service.set_state(session, report_id=report_id, state=body.state, actor_id=user.id, note=body.note)
+    report = service.set_state(session, report_id=report_id, state=body.state, actor=user, note=body.note)
     session.commit()
     _send_replies(service.take_replies_to_send(session))
     return service.report_summary(report)
@@ -201,7 +205,7 @@ def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: Ses
 def triage_report(report_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign a report and add a note (audited)."""
     report = service.update_triage(
-        session, report_id=report_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+        session, report_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return service.report_summary(report)
@@ -212,13 +216,14 @@ def list_incidents(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Incidents (grouped reports) matching the filters, most recently active first."""
+    flt = service.scoped(user, flt)
     return [service.incident_summary(i) for i in service.list_incidents(session, flt=flt, limit=limit)]
 
 
 @router.get("/incidents/{incident_id}")
 def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One incident with its reports."""
-    incident = service.get_incident(session, incident_id=incident_id)
+    incident = service.get_incident_for(session, incident_id=incident_id, actor=user)
     return {
         **service.incident_summary(incident),
         "reports": [service.report_summary(r) for r in service.incident_reports(session, incident_id=incident.id)],
@@ -229,7 +234,7 @@ def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict
 def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage an incident and its reports (audited)."""
     incident = service.set_incident_state(
-        session, incident_id=incident_id, state=body.state, actor_id=user.id, note=body.note
+        session, incident_id=incident_id, state=body.state, actor=user, note=body.note
     )
     session.commit()
     _send_replies(service.take_replies_to_send(session))
@@ -240,7 +245,7 @@ def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session:
 def triage_incident(incident_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign an incident and add a note (audited)."""
     incident = service.update_incident_triage(
-        session, incident_id=incident_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+        session, incident_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return service.incident_summary(incident)
