@@ -187,6 +187,17 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
         "csrf": client.cookies.get("broadcast_csrf"),
     }
     done = client.post("/konsol/hoaks/klarifikasi", data=form, follow_redirects=False)
+    # Issue 18: a second person approves what citizens receive; nothing is public or sent before that.
+    assert done.status_code == 303 and done.headers["location"] == "/konsol/hoaks"
+    assert "Tidak ada peringatan tsunami" not in client.get("/klarifikasi").text
+    session.commit()  # a fresh snapshot of what the app committed
+    assert session.scalar(sa.select(sa.func.count()).select_from(TrustReply)) == 0
+    (pending,) = trust.pending_clarifications(session)
+    session.commit()
+    client.cookies.clear()
+    client.post("/masuk", data={"username": "apv.sulteng", "password": PASSWORD})
+    done = client.post(f"/konsol/hoaks/klarifikasi/{pending.id}/setujui",
+                       data={"csrf": client.cookies.get("broadcast_csrf")}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith("/klarifikasi/")
     page = client.get(done.headers["location"])
     assert "Tidak ada peringatan tsunami" in page.text and "KLARIFIKASI RESMI" in page.text
@@ -198,8 +209,8 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     assert trust.cluster_hoaxes(session)[0].size == 1  # the clarified group left the open list
     with pytest.raises(trust.InvalidHoax):  # a link only to an issued alert
         draft = alerts.create_alert(session, data=AlertCreate(**alert_payload()), author=team["operator"], sender="s")
-        trust.publish_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
-                                    actor_id=team["analyst"].id, alert_id=draft.id)
+        trust.submit_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
+                                   actor=team["analyst"], alert_id=draft.id)
     session.rollback()
 
     sent = trust.send_reply(session, reply_id=replies[0].id, channels={"sms": Outbox(SmsRenderer())})
@@ -382,6 +393,10 @@ def test_no_personal_data_in_any_public_output(client, session, team):
         data={"hoax_ids": [str(hoax.id)], "title_id": "Hoaks tsunami", "body_id": "Tidak benar.",
               "csrf": client.cookies.get("broadcast_csrf")},
     )
+    session.commit()
+    trust.approve_clarification(session, clarification_id=trust.pending_clarifications(session)[0].id,
+                                approver=team["approver"])
+    session.commit()
     client.cookies.clear()
     pages = [*PUBLIC_PAGES, f"/peringatan/{alert.identifier}", f"/cap/{alert.identifier}.xml",
              f"/cek?kode={alert.verify_code}"]
