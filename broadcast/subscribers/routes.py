@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from broadcast.api.deps import AuthorDep, SessionDep, StaffDep
+from broadcast.api.deps import AuthorDep, SessionDep
 from broadcast.subscribers import service
 from broadcast.subscribers.schemas import SubscriberCreate, SubscriberPage, SubscriberRead, SubscriberUpdate
 
@@ -22,7 +22,7 @@ def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep) -> Subs
 
 @router.get("")
 def list_subscribers(
-    user: StaffDep,
+    user: AuthorDep,
     session: SessionDep,
     code: str | None = Query(default=None, pattern=CODE_PATTERN),
     active: bool | None = None,
@@ -41,10 +41,10 @@ def list_subscribers(
 
 
 @router.get("/{subscriber_id}")
-def get_one(subscriber_id: int, user: StaffDep, session: SessionDep) -> SubscriberRead:
+def get_one(subscriber_id: int, user: AuthorDep, session: SessionDep) -> SubscriberRead:
     """One subscriber, inside the caller's jurisdiction."""
     sub = service.get_subscriber(session, subscriber_id=subscriber_id)
-    service.check_jurisdiction(user, sub)
+    service.check_jurisdiction(user, sub, read=True)
     return SubscriberRead.model_validate(sub)
 
 
