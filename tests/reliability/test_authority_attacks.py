@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertArea, MsgType
 from broadcast.alerts.schemas import AlertCreate
-from broadcast.db import make_engine, session_scope
+from broadcast.db import make_engine, session_scope, utcnow
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
 from broadcast.reports.models import Incident, Report
@@ -249,7 +249,7 @@ def _sleman_report_and_incident(w: World) -> tuple[int, int]:
         s.add(ReplyContact(author_hash="h-sleman", phone="+6281355599999", language="id"))
         report = Report(source="sms", external_id="SM-sleman-1", raw={}, text="LAPOR banjir", author_hash="h-sleman",
                         admin_code=SLEMAN_DESA, hazard="banjir", state="new")
-        now = s.scalar(sa.select(sa.func.now()))
+        now = utcnow()
         incident = Incident(hazard="banjir", lat=SLEMAN_POINT[1], lon=SLEMAN_POINT[0], admin_code=SLEMAN_DESA,
                             kecamatan_code="34.04.01", first_at=now, last_at=now, report_count=1)
         s.add_all([report, incident])
