@@ -37,7 +37,7 @@ from broadcast.subscribers.targeting import SubscriberArrays, TargetSpec
 from broadcast.trust import service as trust
 from broadcast.trust.models import HoaxReport
 from broadcast.users.models import Role
-from geo import boundaries, gazetteer
+from geo import boundaries, gazetteer, jurisdiction
 from geo.crs import metric_for
 from tests.factories import alert_payload, make_user
 
@@ -250,9 +250,17 @@ def border_areas(draw):  # type: ignore[no-untyped-def]
 
 
 def _inside_palu(subs: SubscriberArrays, ids: np.ndarray) -> np.ndarray:
+    """A subscriber lies inside Palu when their code does, or (a point in no unit, e.g. on the bay) their point
+    lies within Palu's boundary and geo's border tolerance."""
     pos = np.searchsorted(subs.ids, ids)
-    codes = subs.codes[pos]
-    return np.array([bool(c) and gazetteer.contains("72.71", str(c)) for c in codes], dtype=bool)
+    home = jurisdiction.home_geometry("72.71")
+    return np.array(
+        [
+            gazetteer.contains("72.71", str(c)) if c else home.contains(shapely.Point(x, y))
+            for c, x, y in zip(subs.codes[pos], subs.lon[pos], subs.lat[pos], strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
