@@ -142,3 +142,18 @@ def public_state(session: Session, alert: Alert, *, now: datetime | None = None)
             return PublicState(EXPIRED, alert, newest)
         return PublicState(UPDATED, alert, newest)
     return PublicState(own, alert, alert)
+
+
+def state_json(truth: PublicState | None) -> dict[str, object]:
+    """`{"public_state": {...}}` for JSON surfaces (public API, partner webhooks); empty for a never-issued alert."""
+    if truth is None:
+        return {}
+    return {
+        "public_state": {
+            "key": truth.key,
+            "label_id": truth.label.label_id,
+            "label_en": truth.label.label_en,
+            "newest": truth.newest.identifier,
+            "reason": truth.reason,
+        }
+    }

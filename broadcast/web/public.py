@@ -254,26 +254,14 @@ def _feed(
                 {
                     "title": title,
                     "updated": updated.isoformat(),
-                    "alerts": [json_alert(d) | _state_json(states[a.id]) for a, d in zip(found, data, strict=True)],
+                    "alerts": [
+                        json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
+                    ],
                 }
             )
         return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
 
     return _cached(request, found, (kind, path, code, severity, statuses), build)
-
-
-def _state_json(truth: public.PublicState | None) -> dict[str, Any]:
-    if truth is None:
-        return {}
-    return {
-        "public_state": {
-            "key": truth.key,
-            "label_id": truth.label.label_id,
-            "label_en": truth.label.label_en,
-            "newest": truth.newest.identifier,
-            "reason": truth.reason,
-        }
-    }
 
 
 def _xml_doc(media_type: str) -> dict[int | str, dict[str, Any]]:

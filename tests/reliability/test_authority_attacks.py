@@ -23,6 +23,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import make_engine, session_scope, utcnow
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
+from broadcast.partners import service as partners
 from broadcast.reports.models import Incident, Report
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.targeting import SubscriberArrays, TargetSpec
@@ -449,7 +450,7 @@ def test_publish_update_cancel_every_public_surface_says_the_same(db_url, redis_
         want |= {f"SMS CEK {k}": "DIBATALKAN" for k in ("original", "update", "cancel")}
         want |= {f"page {k}": "DIBATALKAN" for k in ("original", "update", "cancel")}
         ok = {k: got[k] for k in want} == want
-        record("public truth", "publish → update → cancel on pages, feeds, JSON, /cek, SMS CEK, report linking",
+        record("public truth", "publish → update → cancel on pages, feeds, JSON, /cek, SMS CEK, report linking, webhooks",
                "one state everywhere" if ok else "DISAGREE", ok=ok)
         assert ok, got
         area = w.client.get("/wilayah/72.71").text
@@ -457,3 +458,11 @@ def test_publish_update_cancel_every_public_surface_says_the_same(db_url, redis_
         history = area.split("Riwayat", 1)[1]
         assert "DIBATALKAN" in history and "Air sudah surut" in history
         assert "Air sudah surut" in w.client.get(f"/peringatan/{identifiers['original']}").text
+        # A partner webhook for the Update, (re)sent after the Cancel, says where the chain stands now.
+        with session_scope(w.engine) as s:
+            partners.register(s, name="Mitra", url="https://partner.example/hook", statuses=["Exercise"],
+                              area_code="72.71", actor_id=w.users["admin"])
+            (delivery_id,) = partners.plan_for_alert(s, alert_id=ids["update"])
+            attempt = partners.prepare(s, delivery_id=delivery_id, public_base_url="http://t")
+        state = json.loads(attempt.body)["alert"]["public_state"]
+        assert state["key"] == "cancelled" and state["reason"] == "Air sudah surut", state
