@@ -219,7 +219,7 @@ def may(actor: Actor | None, action: Action, target: Target = NOWHERE) -> Decisi
             return Decision(
                 False,
                 "outside-jurisdiction",
-                f"Di luar wilayah kewenangan {where}: {'; '.join(refused[:5])} / outside jurisdiction {where}",
+                f"Di luar yurisdiksi {where}: {'; '.join(refused[:5])} / outside jurisdiction {where}",
                 tuple(refused),
             )
     return ALLOWED
