@@ -74,35 +74,12 @@ def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence
     require(user, Can.ALERT_CREATE, Target.area(codes, geometries))
 
 
-def check_alert_jurisdiction(user: User, alert: Alert) -> None:
-    """Every area of a stored alert, codes and drawn parts, lies inside the user's jurisdiction.
-
-    Raises: OutsideJurisdiction.
-    """
-    require(user, Can.ALERT_READ, alert_target(alert))
-
-
 def check_areas_jurisdiction(user: User, resolved: Sequence[area_geo.ResolvedArea]) -> None:
     """Every resolved (not yet stored) area lies inside the user's jurisdiction.
 
     Raises: RoleNotAllowed, OutsideJurisdiction.
     """
     require(user, Can.ALERT_CREATE, target_of_resolved(resolved))
-
-
-def may_read(user: User, alert: Alert) -> bool:
-    """Whether staff `user` may read this alert's non-public detail (drafts, previews, reach, audit)."""
-    from broadcast.authority import may
-
-    return may(user, Can.ALERT_READ, alert_target(alert)).allowed
-
-
-def check_read(user: User, alert: Alert) -> None:
-    """Staff reads of an alert (draft, previews, reach, audit, map) stay inside the jurisdiction.
-
-    Raises: RoleNotAllowed, OutsideJurisdiction.
-    """
-    require(user, Can.ALERT_READ, alert_target(alert))
 
 
 def snapshot(alert: Alert) -> dict[str, Any]:
