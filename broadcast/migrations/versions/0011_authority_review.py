@@ -1,7 +1,7 @@
 """authority: hoax clarifications pass a second person (submitted → published / rejected)
 
-Revision ID: 0010_authority_review
-Revises: 0009_hardening
+Revision ID: 0011_authority_review
+Revises: 0010_geotext
 Create Date: 2026-12-07
 
 A clarification is a public page and an SMS to every forwarder: like an alert, it is submitted by one person and
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_authority_review"
-down_revision: str | None = "0009_hardening"
+revision: str = "0011_authority_review"
+down_revision: str | None = "0010_geotext"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
