@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     enabled_channels: list[str] = ["sms", "social", "web"]
     sender_id: str = "bpbd@broadcast.local"
+    # The jurisdiction of the system actor that imports (CLI `cap import` without --author, BMKG): a provinsi or
+    # kabupaten/kota code; empty = national. It authors drafts only; a person in the area still approves them.
+    system_jurisdiction: str = ""
     # BMKG sources a beat job polls for new items (URLs or folders); empty disables the job.
     bmkg_sources: list[str] = []
     bmkg_poll_seconds: float = 300.0
@@ -213,6 +216,8 @@ class Settings(BaseSettings):
     report_intake_batching: bool = True
     # Limit the geoparser to one region (a code prefix such as "31" for DKI Jakarta); empty: all Indonesia.
     reports_geoparse_within: str = ""
+    # Subscribers are Indonesian mobile numbers; numbers of other countries (still mobile) only when this is on.
+    subscriber_foreign_numbers: bool = False
     # Public report form (/lapor): photo size and per-IP / per-phone limits per window.
     report_photo_max_bytes: int = 5_000_000
     report_limit_per_ip: int = 10

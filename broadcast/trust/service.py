@@ -6,19 +6,22 @@ import logging
 import re
 import secrets
 import unicodedata
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import numpy as np
 import phonenumbers
 from rapidfuzz import fuzz
-from rapidfuzz.process import cdist
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broadcast.alerts.models import Alert
 from broadcast.audit import service as audit
+from broadcast.authority import Action as Can
+from broadcast.authority import Actor, Target, require
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
 from broadcast.reports.models import Report
@@ -35,10 +38,18 @@ MAX_HOAX_CHARS = 2000
 # Two forwarded texts at least this similar (rapidfuzz token_set_ratio) are the same rumour.
 CLUSTER_SCORE = 80.0
 REPLY_KINDS = ("verified", "actioned", "clarified")
+# Forwards per sender (author hash) and hour; more are not stored (a flood of HOAKS is not more evidence).
+HOAX_PER_AUTHOR_PER_HOUR = 10
 
 
 class HoaxNotFound(NotFound):
     code = "hoax-not-found"
+
+
+class HoaxLimited(Invalid):
+    """One sender forwarded more suspected fakes in the last hour than HOAX_PER_AUTHOR_PER_HOUR."""
+
+    code = "hoax-limited"
 
 
 class InvalidHoax(Invalid):
@@ -80,7 +91,7 @@ def store_hoax(
 ) -> HoaxReport:
     """Store a forwarded suspected fake once per provider message (a retried webhook returns the first row).
 
-    Raises: InvalidHoax (empty or longer than MAX_HOAX_CHARS).
+    Raises: InvalidHoax (empty or longer than MAX_HOAX_CHARS), HoaxLimited (the author's hourly limit).
     """
     cleaned = unicodedata.normalize("NFKC", text or "").strip()
     if not cleaned:
@@ -93,6 +104,17 @@ def store_hoax(
     )
     if existing is not None:
         return existing
+    if author is not None:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(HoaxReport)
+            .where(HoaxReport.author_hash == author, HoaxReport.received_at >= utcnow() - timedelta(hours=1))
+        )
+        if (recent or 0) >= HOAX_PER_AUTHOR_PER_HOUR:
+            raise HoaxLimited(
+                f"Batas {HOAX_PER_AUTHOR_PER_HOUR} laporan hoaks per jam tercapai / limit of "
+                f"{HOAX_PER_AUTHOR_PER_HOUR} hoax reports an hour reached"
+            )
     row = HoaxReport(
         source=source,
         external_id=external_id,
@@ -143,17 +165,47 @@ def _comparable(text: str) -> str:
     return re.sub(r"[^\w\s]", " ", normalise_text(text).casefold())
 
 
-def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float = CLUSTER_SCORE) -> list[HoaxCluster]:
-    """Forwarded texts grouped by similarity (single link on token_set_ratio), largest group first."""
-    stmt = select(HoaxReport).order_by(HoaxReport.received_at, HoaxReport.id)
-    if open_only:
-        stmt = stmt.where(HoaxReport.clarification_id.is_(None))
-    rows = list(session.scalars(stmt))
-    if not rows:
-        return []
-    texts = [_comparable(r.text) for r in rows]
-    scores = cdist(texts, texts, scorer=fuzz.token_set_ratio, score_cutoff=threshold)
-    parent = list(range(len(rows)))
+# MinHash over each text's word set, banded for LSH: texts that share a band bucket are candidates. With 24 bands
+# of 2 rows, word sets with Jaccard similarity 0.3 meet with probability 0.9, 0.5 with 0.999.
+_MINHASH_BANDS = 24
+_MINHASH_ROWS = 2
+_MERSENNE = (1 << 61) - 1
+_rng = np.random.default_rng(20261207)
+_HASH_A = _rng.integers(1, _MERSENNE, size=_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+_HASH_B = _rng.integers(0, _MERSENNE, size=_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+# A bucket larger than this is compared to its first member only (one rumour forwarded a thousand times).
+_BUCKET_ALL_PAIRS = 32
+
+
+def _minhash(words: frozenset[str]) -> np.ndarray:
+    hashed = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    if not hashed.size:
+        return np.zeros(_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+    # a*x + b in uint64 with wrap-around: one fixed pseudo-random mapping per (a, b); the minimum over the words is
+    # that row of the signature.
+    mixed = _HASH_A[:, None] * hashed[None, :] + _HASH_B[:, None]
+    return mixed.min(axis=1)
+
+
+def group_texts(texts: Sequence[str], *, threshold: float = CLUSTER_SCORE) -> list[int]:
+    """For each text, the index of its group (single link on token_set_ratio >= threshold over `_comparable`).
+
+    Linear in the number of texts, not quadratic: texts with the same word set are one group at once, and only
+    candidates found through a MinHash LSH index of the word sets (at most _BUCKET_ALL_PAIRS per bucket compared
+    pairwise, larger buckets against their first member) are scored.
+    """
+    by_words: dict[frozenset[str], int] = {}
+    unique_text: list[str] = []
+    member_of: list[int] = []
+    for raw in texts:
+        text = _comparable(raw)
+        words = frozenset(text.split())
+        index = by_words.get(words)
+        if index is None:
+            index = by_words[words] = len(unique_text)
+            unique_text.append(text)
+        member_of.append(index)
+    parent = list(range(len(unique_text)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -161,13 +213,40 @@ def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float
             i = parent[i]
         return i
 
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            if scores[i][j] >= threshold:
-                parent[root(j)] = root(i)
+    buckets: dict[tuple[int, bytes], list[int]] = {}
+    for index, words in enumerate(by_words):
+        signature = _minhash(words)
+        for band in range(_MINHASH_BANDS):
+            key = signature[band * _MINHASH_ROWS : (band + 1) * _MINHASH_ROWS].tobytes()
+            buckets.setdefault((band, key), []).append(index)
+    scored: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        if len(members) <= _BUCKET_ALL_PAIRS:
+            pairs = ((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
+        else:
+            pairs = ((members[0], b) for b in members[1:])
+        for a, b in pairs:
+            if (a, b) in scored or root(a) == root(b):
+                continue
+            scored.add((a, b))
+            if fuzz.token_set_ratio(unique_text[a], unique_text[b], score_cutoff=threshold) >= threshold:
+                parent[root(b)] = root(a)
+    return [root(index) for index in member_of]
+
+
+def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float = CLUSTER_SCORE) -> list[HoaxCluster]:
+    """Forwarded texts grouped by similarity (`group_texts`), largest group first."""
+    stmt = select(HoaxReport).order_by(HoaxReport.received_at, HoaxReport.id)
+    if open_only:
+        stmt = stmt.where(HoaxReport.clarification_id.is_(None))
+    rows = list(session.scalars(stmt))
+    if not rows:
+        return []
     groups: dict[int, HoaxCluster] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(root(i), HoaxCluster()).members.append(row)
+    for row, group in zip(rows, group_texts([r.text for r in rows], threshold=threshold), strict=True):
+        groups.setdefault(group, HoaxCluster()).members.append(row)
     return sorted(groups.values(), key=lambda c: (-c.size, -c.last_at.timestamp()))
 
 
@@ -182,7 +261,9 @@ def get_hoax(session: Session, *, hoax_id: int) -> HoaxReport:
     return row
 
 
-_LONG_DIGITS = re.compile(r"(?:\+?\d[\d\s().-]{7,}\d)")
+# Digits joined by any separators (up to three non-letters between two digits: spaces, dots, dashes, underscores,
+# commas, middle dots, asterisks, ...): 0812_3456_7890 and 0812·3456·7890 are numbers too.
+_LONG_DIGITS = re.compile(r"\+?\d(?:(?:[^\w\n]|_){0,3}\d)+")
 
 
 def redact_numbers(text: str) -> str:
@@ -201,24 +282,28 @@ def _slug(title: str) -> str:
     return f"{base.strip('-')[:40] or 'klarifikasi'}-{secrets.token_hex(3)}"
 
 
-def publish_clarification(
+class ClarificationNotFound(NotFound):
+    code = "clarification-not-found"
+
+
+def submit_clarification(
     session: Session,
     *,
     hoax_ids: Sequence[int],
     title_id: str,
     body_id: str,
-    actor_id: int,
+    actor: Actor,
     title_en: str = "",
     body_en: str = "",
     alert_id: int | None = None,
-    public_base_url: str = "",
-) -> tuple[HoaxClarification, list[TrustReply]]:
-    """Publish a public "klarifikasi" page for these forwarded texts (and every text of their cluster) and queue one
-    SMS reply to each sender who can still be reached; `alert_id` links an issued alert (e.g. the Update that
-    corrects the rumour, made through the normal approval). Returns the page and the queued replies.
+) -> HoaxClarification:
+    """Write a "klarifikasi" for these forwarded texts (and every text of their cluster) and send it for approval:
+    nothing is public and no SMS is queued until a second person approves it (`approve_clarification`); `alert_id`
+    links an issued alert (e.g. the Update that corrects the rumour, made through the normal approval).
 
-    Raises: HoaxNotFound, InvalidHoax.
+    Raises: HoaxNotFound, InvalidHoax, RoleNotAllowed.
     """
+    require(actor, Can.CLARIFICATION_SUBMIT, Target())
     if not title_id.strip() or not body_id.strip():
         raise InvalidHoax("Judul dan isi klarifikasi wajib diisi / title and text are required")
     if alert_id is not None:
@@ -231,6 +316,9 @@ def publish_clarification(
     ids = {h.id for h in chosen}
     members = [m for c in cluster_hoaxes(session) if ids & {m.id for m in c.members} for m in c.members]
     members = list({m.id: m for m in [*chosen, *members]}.values())
+    taken = [m.id for m in members if m.clarification_id is not None]
+    if taken:
+        raise InvalidHoax(f"Laporan {taken} sudah punya klarifikasi / already being clarified")
     page = HoaxClarification(
         slug=_slug(title_id),
         title_id=title_id.strip(),
@@ -239,19 +327,75 @@ def publish_clarification(
         body_en=body_en.strip(),
         hoax_text=redact_numbers(chosen[0].text),
         alert_id=alert_id,
-        author_id=actor_id,
+        author_id=actor.id,
+        state="submitted",
     )
     session.add(page)
     session.flush()
-    for m in members:
+    for m in members:  # held for this clarification while it is reviewed (released if it is rejected)
         m.clarification_id = page.id
     audit.record(
         session,
-        actor_id=actor_id,
-        action="hoax.clarify",
+        actor_id=actor.id,
+        action="hoax.clarify.submit",
         subject_type="hoax_clarification",
         subject_id=page.id,
         after={"slug": page.slug, "hoax_ids": sorted(m.id for m in members), "alert_id": alert_id},
+    )
+    session.flush()
+    return page
+
+
+def get_clarification(session: Session, *, clarification_id: int) -> HoaxClarification:
+    """The clarification with this id, in any state.
+
+    Raises: ClarificationNotFound.
+    """
+    page = session.get(HoaxClarification, clarification_id)
+    if page is None:
+        raise ClarificationNotFound("Klarifikasi tidak ditemukan / clarification not found")
+    return page
+
+
+def pending_clarifications(session: Session) -> list[HoaxClarification]:
+    """Clarifications waiting for a second person, oldest first."""
+    stmt = select(HoaxClarification).where(HoaxClarification.state == "submitted").order_by(HoaxClarification.id)
+    return list(session.scalars(stmt))
+
+
+def _decide(session: Session, clarification_id: int, approver: Actor, action: Can) -> HoaxClarification:
+    page = get_clarification(session, clarification_id=clarification_id)
+    contributors = {page.author_id}
+    contributors |= {
+        e.actor_id
+        for e in audit.entries_for(session, subject_type="hoax_clarification", subject_id=page.id)
+        if e.action == "hoax.clarify.submit" and e.actor_id is not None
+    }
+    require(approver, action, Target(contributors=frozenset(contributors)))
+    if page.state != "submitted":
+        raise InvalidHoax(f"Klarifikasi sudah '{page.state}' / the clarification is already {page.state}")
+    return page
+
+
+def approve_clarification(
+    session: Session, *, clarification_id: int, approver: Actor, public_base_url: str = ""
+) -> tuple[HoaxClarification, list[TrustReply]]:
+    """Publish a submitted clarification (by a second person: never its author) and queue one SMS reply to each
+    forwarder who can still be reached. Returns the page and the queued replies.
+
+    Raises: ClarificationNotFound, InvalidHoax (not waiting for approval), RoleNotAllowed, TwoPersonRule.
+    """
+    page = _decide(session, clarification_id, approver, Can.CLARIFICATION_APPROVE)
+    now = utcnow()
+    page.state, page.approver_id, page.decided_at, page.published_at = "published", approver.id, now, now
+    members = list(session.scalars(select(HoaxReport).where(HoaxReport.clarification_id == page.id)))
+    audit.record(
+        session,
+        actor_id=approver.id,
+        action="hoax.clarify",
+        subject_type="hoax_clarification",
+        subject_id=page.id,
+        after={"slug": page.slug, "hoax_ids": sorted(m.id for m in members), "alert_id": page.alert_id},
     )
     link = f"{public_base_url.rstrip('/')}/klarifikasi/{page.slug}"
     replies = []
@@ -274,14 +418,42 @@ def publish_clarification(
     return page, replies
 
 
+def reject_clarification(session: Session, *, clarification_id: int, approver: Actor, reason: str) -> HoaxClarification:
+    """Send a submitted clarification back (by a second person): nothing is published, its texts are open again.
+
+    Raises: ClarificationNotFound, InvalidHoax, RoleNotAllowed, TwoPersonRule.
+    """
+    page = _decide(session, clarification_id, approver, Can.CLARIFICATION_REJECT)
+    page.state, page.approver_id, page.decided_at, page.rejection_reason = "rejected", approver.id, utcnow(), reason
+    for m in session.scalars(select(HoaxReport).where(HoaxReport.clarification_id == page.id)):
+        m.clarification_id = None
+    audit.record(
+        session,
+        actor_id=approver.id,
+        action="hoax.clarify.reject",
+        subject_type="hoax_clarification",
+        subject_id=page.id,
+        after={"slug": page.slug, "reason": reason},
+    )
+    session.flush()
+    return page
+
+
 def find_clarification(session: Session, *, slug: str) -> HoaxClarification | None:
-    """The published clarification page with this slug, or None."""
-    return session.scalar(select(HoaxClarification).where(HoaxClarification.slug == slug))
+    """The published clarification page with this slug, or None (a submitted or rejected one is not public)."""
+    return session.scalar(
+        select(HoaxClarification).where(HoaxClarification.slug == slug, HoaxClarification.state == "published")
+    )
 
 
 def list_clarifications(session: Session, *, limit: int = 50) -> list[HoaxClarification]:
     """Published clarifications, newest first."""
-    stmt = select(HoaxClarification).order_by(HoaxClarification.published_at.desc()).limit(limit)
+    stmt = (
+        select(HoaxClarification)
+        .where(HoaxClarification.state == "published")
+        .order_by(HoaxClarification.published_at.desc())
+        .limit(limit)
+    )
     return list(session.scalars(stmt))
 
 

@@ -97,7 +97,7 @@ def test_every_source_produces_a_report(client, engine, settings):
                              raw={"tweet": {"id": "1890", "author_id": "42"}})
         service.store_x_post(s, event=event, account="BPBDJakarta", author_key=KEY)
     # Web form, with a photo
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+    png = _tiny_png()
     r = client.post("/lapor", data={"text": "Kebakaran rumah warga di Kel. Klender", "token": form_token(client),
                                     "lat": "-6.2175", "lon": "106.9035"},
                     files={"photo": ("a.png", png, "image/png")})
@@ -134,7 +134,9 @@ def test_every_source_produces_a_report(client, engine, settings):
     # the photo is for staff only
     photo = rows["web2"].media[0]
     assert client.get(photo).status_code == 401
-    assert client.get(photo, headers=login(client, "analis")).content == png
+    served = client.get(photo, headers=login(client, "analis"))
+    # Re-encoded on upload (issue 24: no metadata survives), the same picture.
+    assert served.headers["cache-control"] == "no-store" and _pixels(served.content) == _pixels(png)
 
 
 def test_bad_input_is_refused_and_stores_nothing(client, engine):
@@ -231,7 +233,7 @@ def test_processing_failure_keeps_the_raw_report_and_a_real_worker_retries_it(en
         report_id = _intake(s, "Banjir sepinggang di Kampung Melayu", author="z")
     seen = []
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["intake"]):
             tasks.kick_enrichment()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -386,3 +388,22 @@ def test_tile_url_setting_is_checked_and_allowed_by_the_csp(settings, team):
         assert 'data-tiles="https://tiles.example.id/{z}/{x}/{y}.png"' in page
     with TestClient(create_app(settings)) as c:
         assert "tiles.example.id" not in c.get("/").headers["content-security-policy"]
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pixels(data: bytes) -> list:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return list(img.convert("RGB").getdata())

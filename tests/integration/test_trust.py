@@ -29,7 +29,7 @@ from channels.base import InboundEvent
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer
 from channels.social import XRenderer
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 
 pytestmark = pytest.mark.integration
 BASE = "https://peringatan.example.id"
@@ -139,8 +139,9 @@ def test_cancelled_alert_shows_dibatalkan_on_cek_and_by_sms(client, session, tea
     assert "DIBATALKAN" in page.text and "AKTIF" not in page.text.split("hasil", 1)[1].split("</section>")[0]
     reply = sms(session, f"CEK {alert.verify_code}", sid="SM" + "c" * 32)
     assert "DIBATALKAN" in reply and "Banjir di Kota Palu" in reply and "CANCELLED" in reply
-    active = sms(session, f"cek {follow.verify_code}", sid="SM" + "d" * 32)
-    assert "RESMI" in active and "AKTIF" in active
+    # The Cancel message itself is official but never "active" (issue 18: one public truth of the chain).
+    of_cancel = sms(session, f"cek {follow.verify_code}", sid="SM" + "d" * 32)
+    assert "RESMI" in of_cancel and "DIBATALKAN" in of_cancel and "AKTIF" not in of_cancel
     bogus = sms(session, "CEK 7KQ2MX", sid="SM" + "e" * 32)
     assert "TIDAK dikenal" in bogus
 
@@ -176,7 +177,7 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
 
     # The console needs a staff login; the clarification reaches every forwarder who did not stop.
     assert client.get("/konsol/hoaks", follow_redirects=False).status_code == 303
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     console = client.get("/konsol/hoaks")
     assert console.status_code == 200 and "3</strong> laporan" in console.text
     form = {
@@ -186,6 +187,17 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
         "csrf": client.cookies.get("broadcast_csrf"),
     }
     done = client.post("/konsol/hoaks/klarifikasi", data=form, follow_redirects=False)
+    # Issue 18: a second person approves what citizens receive; nothing is public or sent before that.
+    assert done.status_code == 303 and done.headers["location"] == "/konsol/hoaks"
+    assert "Tidak ada peringatan tsunami" not in client.get("/klarifikasi").text
+    session.commit()  # a fresh snapshot of what the app committed
+    assert session.scalar(sa.select(sa.func.count()).select_from(TrustReply)) == 0
+    (pending,) = trust.pending_clarifications(session)
+    session.commit()
+    client.cookies.clear()
+    client.post("/masuk", data={"username": "apv.sulteng", "password": PASSWORD})
+    done = client.post(f"/konsol/hoaks/klarifikasi/{pending.id}/setujui",
+                       data={"csrf": client.cookies.get("broadcast_csrf")}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith("/klarifikasi/")
     page = client.get(done.headers["location"])
     assert "Tidak ada peringatan tsunami" in page.text and "KLARIFIKASI RESMI" in page.text
@@ -197,8 +209,8 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     assert trust.cluster_hoaxes(session)[0].size == 1  # the clarified group left the open list
     with pytest.raises(trust.InvalidHoax):  # a link only to an issued alert
         draft = alerts.create_alert(session, data=AlertCreate(**alert_payload()), author=team["operator"], sender="s")
-        trust.publish_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
-                                    actor_id=team["analyst"].id, alert_id=draft.id)
+        trust.submit_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
+                                   actor=team["analyst"], alert_id=draft.id)
     session.rollback()
 
     sent = trust.send_reply(session, reply_id=replies[0].id, channels={"sms": Outbox(SmsRenderer())})
@@ -279,16 +291,16 @@ def test_served_cap_is_signed_and_verifies_with_the_published_certificate(client
     assert not signing.verify_cap(tampered, cert_pem=cert.content)[0].valid
 
 
-def test_import_requires_a_valid_signature_from_a_configured_sender(session, team):
+def test_import_requires_a_valid_signature_from_a_configured_sender(session, team, tmp_path):
     from pathlib import Path
 
     from broadcast.alerts import importing
 
-    path = Path(__file__).parents[1] / "fixtures/cap/real_world/ca_ec_snowfall_signed.cap"
-    data = path.read_bytes()
-    ec_cert = _embedded_ec_cert(data)
-    trusted = {"cap-pac@ec.gc.ca": ec_cert}
-    tampered = data.replace(b"snowfall", b"rainfall", 1)
+    fixtures = Path(__file__).parents[1] / "fixtures/cap"
+    pair = signing.create_dev_keypair(tmp_path / "keys", common_name="hsas@dhs.gov")
+    data = signing.sign_cap((fixtures / "oasis_examples/a1_homeland_security_advisory.xml").read_bytes(), pair)
+    trusted = {"hsas@dhs.gov": pair.cert_pem}
+    tampered = data.replace(b"Code ORANGE", b"Code YELLOW", 1)
     assert tampered != data
     refused = importing.import_document(
         session, tampered, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
@@ -298,6 +310,16 @@ def test_import_requires_a_valid_signature_from_a_configured_sender(session, tea
         session, data, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
     )
     assert len(ok.imported) == 1
+
+    # Issue 24: a pinned sender's document must carry exactly one enveloped SHA-256+ signature made with a
+    # certificate valid now. Environment Canada's real copy (RSA-SHA1, a relay signature too, a certificate that
+    # expired in 2015) is refused even with its own certificate pinned.
+    ec = (fixtures / "real_world/ca_ec_snowfall_signed.cap").read_bytes()
+    pinned_ec = importing.import_document(
+        session, ec, author=team["admin"], origin="cap-import", fetch=None,
+        trusted_certs={"cap-pac@ec.gc.ca": _embedded_ec_cert(ec)},
+    )
+    assert not pinned_ec.imported and "signature" in pinned_ec.skipped[0].reason
 
 
 def _embedded_ec_cert(data):
@@ -401,12 +423,16 @@ def test_no_personal_data_in_any_public_output(client, session, team):
     trust.notify_reporter(session, report, "verified")
     session.commit()
     hoax = session.scalar(sa.select(HoaxReport))
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     client.post(
         "/konsol/hoaks/klarifikasi",
         data={"hoax_ids": [str(hoax.id)], "title_id": "Hoaks tsunami", "body_id": "Tidak benar.",
               "csrf": client.cookies.get("broadcast_csrf")},
     )
+    session.commit()
+    trust.approve_clarification(session, clarification_id=trust.pending_clarifications(session)[0].id,
+                                approver=team["approver"])
+    session.commit()
     client.cookies.clear()
     pages = [*PUBLIC_PAGES, f"/peringatan/{alert.identifier}", f"/cap/{alert.identifier}.xml",
              f"/cek?kode={alert.verify_code}"]
@@ -439,7 +465,7 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
     get_settings.cache_clear()
     active_channels.cache_clear()
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["intake"]):
             from broadcast.trust.tasks import send_replies
 
             send_replies.delay([reply.id])
@@ -468,11 +494,11 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
     session.flush()
     mine = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
     theirs = reports.find_report(session, source="sms", external_id="SM" + "b" * 32)
-    analyst = team["approver"].id
+    staff = team["admin"]  # national: these reports carry no place yet (issue 18: unlocated means national staff)
 
-    reports.set_state(session, report_id=mine.id, state="verified", actor_id=analyst)
-    reports.set_state(session, report_id=mine.id, state="actioned", actor_id=analyst)
-    reports.set_state(session, report_id=theirs.id, state="verified", actor_id=analyst)
+    reports.set_state(session, report_id=mine.id, state="verified", actor=staff)
+    reports.set_state(session, report_id=mine.id, state="actioned", actor=staff)
+    reports.set_state(session, report_id=theirs.id, state="verified", actor=staff)
     queued = reports.take_replies_to_send(session)
     session.commit()
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from broadcast.api.app import create_app
 from broadcast.audit.models import AuditEntry
 from broadcast.users.models import User
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, login_form
 from tests.reliability.helpers import world
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,9 @@ def test_hsts_and_secure_cookies_in_production(db_url, redis_url, engine, record
     with world(db_url, redis_url, engine, environment="production", public_base_url="http://internal.example") as w:
         r = w.client.get("/")
         assert r.headers["strict-transport-security"].startswith("max-age=")
-        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        # Production is https: the (Secure) login CSRF cookie of the form comes back only over https.
+        w.client.base_url = "https://testserver"  # type: ignore[assignment]
+        r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         assert r.status_code == 303
         cookies = r.headers.get_list("set-cookie")
         session_cookie = next(c for c in cookies if c.startswith("broadcast_session="))
@@ -78,7 +80,7 @@ def test_cors_closed_by_default_and_allow_list(db_url, redis_url, engine, w, rec
 
 @pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
 def test_cookie_writes_and_sign_out_need_the_csrf_token(w, record):
-    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
     assert r.status_code == 303
     before = w.counts()
     r = w.client.post("/api/v1/alerts", json={})  # the session cookie alone
@@ -107,7 +109,7 @@ def test_login_throttled_per_account_with_retry_after_and_audit(w, record):
     assert r.status_code == 429, r.text
     assert 0 < int(r.headers["retry-after"]) <= 15 * 60
     assert r.json()["type"] == "/problems/login-throttled"
-    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD))
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     # Another account is not affected.
     assert w.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).status_code == 200
@@ -215,7 +217,7 @@ def test_sign_in_returns_to_the_page_asked_for_and_nowhere_else(w, record):
     assert 'name="next" value="/pusdalops?hours=6&amp;hazard=banjir"' in form.text
     ok = w.client.post(
         "/masuk",
-        data={"username": "analis", "password": PASSWORD, "next": "/pusdalops?hours=6&hazard=banjir"},
+        data={**login_form(w.client, "analis"), "next": "/pusdalops?hours=6&hazard=banjir"},
         follow_redirects=False,
     )
     assert ok.status_code == 303 and ok.headers["location"] == "/pusdalops?hours=6&hazard=banjir"
@@ -223,9 +225,7 @@ def test_sign_in_returns_to_the_page_asked_for_and_nowhere_else(w, record):
     for target in OPEN_REDIRECTS:
         page = w.client.get("/masuk", params={"next": target})
         assert page.status_code == 200 and 'name="next" value="/konsol"' in page.text, target
-        r = w.client.post(
-            "/masuk", data={"username": "analis", "password": PASSWORD, "next": target}, follow_redirects=False
-        )
+        r = w.client.post("/masuk", data={**login_form(w.client, "analis"), "next": target}, follow_redirects=False)
         landed = r.headers.get("location")
         record("security basics", "open redirect through sign-in `next`", f"to {landed}", ok=landed == "/konsol")
         assert r.status_code == 303 and landed == "/konsol", (target, landed)
@@ -238,7 +238,7 @@ def test_only_the_review_preview_may_be_framed_and_only_by_our_pages(w, record):
     from tests.factories import alert_payload
 
     alert = w.client.post("/api/v1/alerts", json=alert_payload("Exercise"), headers=op).json()
-    w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    w.client.post("/masuk", data=login_form(w.client, "op.palu"))
     framed = w.client.get(f"/konsol/peringatan/{alert['id']}/halaman")
     assert framed.status_code == 200 and "LATIHAN" in framed.text
     csp = framed.headers["content-security-policy"]
