@@ -39,13 +39,21 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip locally when a service is absent; in CI a missing service is a failure."""
-    if _reachable(host, port):
+def require_service(name: str, host: str | None = None, port: int | None = None, *, present: bool | None = None) -> None:
+    """The one gate for everything a test needs from its environment: a service listening on host:port, or
+    anything else (`present`: a program on PATH, an installed module). Absent, the test is skipped locally;
+    under CI a missing one is a failure, never a silent skip."""
+    if present is None:
+        if host is None or port is None:
+            raise TypeError("require_service needs host and port, or present=")
+        present, where = _reachable(host, port), f"reachable on {host}:{port}"
+    else:
+        where = "available"
+    if present:
         return
     if IN_CI:
-        pytest.fail(f"{name} is not reachable on {host}:{port}; CI must provide it")
-    pytest.skip(f"{name} not reachable on {host}:{port}")
+        pytest.fail(f"{name} is not {where}; CI must provide it")
+    pytest.skip(f"{name} not {where}")
 
 
 def _pg_url(dbname: str) -> str:
@@ -174,4 +182,9 @@ def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
 
 # The recorder behind RELIABILITY.md: `record` fixture and the session hook that writes the records.
-from tests.recorder import pytest_sessionfinish, record  # noqa: E402, F401
+from tests.recorder import (  # noqa: E402, F401
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    record,
+)
