@@ -175,6 +175,38 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
 
 
+# The instant the clock-dependent tests (marked `clock`) run at, ISO-8601 with its offset; unset, the real now.
+# .ci/run runs them at fixed dates that once broke things: the 1st of a month and a month's end in WIB (UTC is
+# still in the other month), day 7 (a one-digit day), 31 December 23:59 WIB.
+TEST_NOW = os.environ.get("BROADCAST_TEST_NOW", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "clock(tick=False): reads the clock; runs at BROADCAST_TEST_NOW (or now), frozen unless tick=True",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked `clock` run at an injected instant: BROADCAST_TEST_NOW, else the moment they start; frozen
+    there (so a run cannot straddle a day or month boundary) unless the marker says tick=True."""
+    marker = request.node.get_closest_marker("clock")
+    if marker is None:
+        yield
+        return
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    start = datetime.fromisoformat(TEST_NOW) if TEST_NOW else datetime.now(UTC)
+    if start.tzinfo is None:
+        raise ValueError("BROADCAST_TEST_NOW needs an offset, e.g. 2027-03-01T00:30:00+07:00")
+    with time_machine.travel(start, tick=bool(marker.kwargs.get("tick", False))):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
     # TWILIO_REGION/TWILIO_EDGE rewrite the SDK's host and would bypass the local fake (REFERENCE §1).

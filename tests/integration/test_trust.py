@@ -31,7 +31,7 @@ from channels.sms import SmsRenderer
 from channels.social import XRenderer
 from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 BASE = "https://peringatan.example.id"
 KEY = b"k" * 32
 CITIZEN = "+6281377712345"
