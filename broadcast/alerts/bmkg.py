@@ -26,9 +26,9 @@ from broadcast.users.models import User
 from geo import boundaries, gazetteer
 from geo.areas import area_from_cap_polygon, area_from_circle
 from geo.errors import GeoError
+from templates import i18n
 
 log = logging.getLogger(__name__)
-_WIB = timezone(timedelta(hours=7))
 
 BMKG_SENDER = "info@bmkg.go.id"
 SHAKEMAP_BASE = "https://data.bmkg.go.id/DataMKG/TEWS/"
@@ -119,7 +119,8 @@ def quake_severity(quake: Quake) -> str:
 
 
 def _quake_infos(quake: Quake) -> list[AlertInfo]:
-    wib = quake.time.astimezone(_WIB).strftime("%d-%m-%Y %H:%M WIB")
+    zone = i18n.zone_of(boundaries.codes_at(quake.lon, quake.lat, "provinsi"))  # at sea: WIB, as BMKG writes
+    when = {lang: i18n.format_time(quake.time, zone, lang) for lang in ("id", "en")}
     if quake.tsunami:
         key = "tsunami"
         fields = {
@@ -131,14 +132,14 @@ def _quake_infos(quake: Quake) -> list[AlertInfo]:
         key = "gempa_bumi"
         fields = {
             "magnitudo": f"{quake.magnitude:.1f}",
-            "waktu": wib,
             "lokasi": quake.region,
             "kedalaman": quake.depth,
             "dirasakan": quake.felt,
             "potensi_tsunami": quake.potential,
         }
     infos = []
-    for position, info_in in enumerate(hazards.render(key, fields)):
+    localized = {} if quake.tsunami else {"waktu": when}
+    for position, info_in in enumerate(hazards.render(key, fields, localized)):
         data = info_in.model_dump(exclude={"parameters"})
         data["severity"] = quake_severity(quake)
         data["web"] = SHAKEMAP_BASE + quake.shakemap if quake.shakemap else None

@@ -22,10 +22,11 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.errors import Invalid, NotFound
 from broadcast.trust import codes
 from broadcast.users.models import User
-from channels.base import STATUS_MARKS, status_mark
+from channels.base import status_mark
 from channels.registry import RENDERERS
 from geo import boundaries, gazetteer, placenames
 from templates import page_env
+from templates.pagectx import page_helpers
 
 CHILD_LEVEL = {None: "provinsi", "provinsi": "kabupaten_kota", "kabupaten_kota": "kecamatan", "kecamatan": "desa"}
 SIMPLIFY_DEG = {"provinsi": 0.02, "kabupaten_kota": 0.002, "kecamatan": 0.0005, "desa": 0.0001}
@@ -309,17 +310,11 @@ def version_diff(original: Alert, alert: Alert) -> list[tuple[str, str]]:
 
 def public_page_html(alert: Alert, *, lang: str = "id") -> str:
     """The public page of `alert` from the same template /peringatan/<identifier> uses, before it is published."""
-    marks = {s: f"{m['id']} / {m['en']}" if m["id"] != m["en"] else m["id"] for s, m in STATUS_MARKS.items()}
-
-    def t(indonesian: str, english: str) -> str:
-        return english if lang == "en" else indonesian
-
     return (
         page_env()
         .get_template("alert.html")
         .render(
-            marks=marks,
-            t=t,
+            **page_helpers(lang),
             path=f"/peringatan/{alert.identifier}",
             user=None,
             csrf="",

@@ -85,11 +85,16 @@ def get_hazard(key: str) -> Hazard:
     return hazard
 
 
-def render(key: str, fields: dict[str, str]) -> list[InfoIn]:
+def render(key: str, fields: dict[str, str], localized: dict[str, dict[str, str]] | None = None) -> list[InfoIn]:
     """Info blocks in id-ID then en-US, filled from the template; the operator may edit every text.
+
+    `localized` gives a field a value per language ({"waktu": {"id": "Senin, 7 Desember …", "en": "Mon 7 Dec …"}}),
+    so each block is wholly in its own language; it overrides `fields` for that field.
 
     Raises: UnknownHazard, MissingFields (a required field is empty, or a field is unknown).
     """
+    localized = localized or {}
+    fields = {**fields, **{name: per_lang.get("id", "") for name, per_lang in localized.items()}}
     hazard = get_hazard(key)
     known = {f.name for f in hazard.fields}
     unknown = sorted(set(fields) - known)
@@ -102,7 +107,8 @@ def render(key: str, fields: dict[str, str]) -> list[InfoIn]:
     infos = []
     for short, language in LANGUAGES:
         template = _env().get_template(f"{key}.{short}.j2")
-        context = template.new_context(values)
+        own = {name: " ".join(per_lang.get(short, "").split()) for name, per_lang in localized.items()}
+        context = template.new_context({**values, **own})
         texts = {b: " ".join("".join(template.blocks[b](context)).split()) for b in BLOCKS}
         infos.append(
             InfoIn(

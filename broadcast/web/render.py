@@ -8,20 +8,16 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from broadcast.api.deps import CSRF_COOKIE
-from channels.base import STATUS_MARKS
 from templates import page_env
+from templates.pagectx import MARKS, page_helpers
 
-MARKS = {status: f"{m['id']} / {m['en']}" if m["id"] != m["en"] else m["id"] for status, m in STATUS_MARKS.items()}
+__all__ = ["MARKS", "render_page"]
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """The page `name` with the common context (user, csrf, status marks)."""
+    """The page `name` with the common context (user, csrf, status marks, local-time and label helpers)."""
     context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("csrf", request.cookies.get(CSRF_COOKIE, ""))
     lang = context.setdefault("lang", "id")
-
-    def t(indonesian: str, english: str) -> str:
-        return english if lang == "en" else indonesian
-
-    html = page_env().get_template(name).render(marks=MARKS, t=t, path=request.url.path, **context)
+    html = page_env().get_template(name).render(**page_helpers(lang), path=request.url.path, **context)
     return HTMLResponse(html, status_code=status_code)

@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 import uuid
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,7 @@ from broadcast.subscribers import service as subscribers
 from broadcast.web.abuse import check_rate, client_ip
 from broadcast.web.render import render_page
 from geo import boundaries, gazetteer
+from templates import i18n
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["reports pages"])
@@ -205,7 +207,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
         user=user,
         reports=reports,
         incidents=incidents,
-        chart=_chart(counts),
+        chart=_chart(counts, i18n.zone_of(user.jurisdiction)),
         total=sum(n for _, n in counts),
         filters={
             "hazard": q.get("hazard", ""),
@@ -227,7 +229,7 @@ def _place_name(code: str | None) -> str:
     return place.nama if place else ""
 
 
-def _chart(counts: list[tuple[object, int]]) -> dict[str, object]:
+def _chart(counts: list[tuple[datetime, int]], zone: i18n.Zone) -> dict[str, object]:
     """Bars for an inline SVG: reports per hour (x in 0..100 per cent, heights in px of a 60 px chart)."""
     peak = max((n for _, n in counts), default=0) or 1
     width = 100 / max(len(counts), 1)
@@ -237,8 +239,8 @@ def _chart(counts: list[tuple[object, int]]) -> dict[str, object]:
             "w": round(width * 0.8, 3),
             "h": round(56 * n / peak, 1),
             "n": n,
-            "label": f"{at:%d/%m %H}:00 UTC",
-        }  # type: ignore[str-format]
+            "label": f"{at.astimezone(zone.tz):%H}.00 {zone.abbr}",
+        }
         for i, (at, n) in enumerate(counts)
     ]
     return {"bars": bars, "peak": max((n for _, n in counts), default=0)}

@@ -123,3 +123,35 @@ def test_html_escapes_hostile_text(client, engine):
     ident = publish(engine, "Exercise", headline='<script>alert("x")</script> Banjir')
     html = client.get(f"/peringatan/{ident}").text
     assert '<script>alert("x")</script>' not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("code", "province", "local"),
+    [
+        ("72.71", "72", "Senin, 7 Desember 2026 pukul 20.52 WITA"),  # Kota Palu
+        ("34.04", "34", "Senin, 7 Desember 2026 pukul 19.52 WIB"),  # Sleman
+        ("91.71", "91", "Senin, 7 Desember 2026 pukul 21.52 WIT"),  # Kota Jayapura
+    ],
+)
+def test_pages_show_the_local_time_of_the_alert_area(client, engine, code, province, local):
+    import time_machine
+
+    from broadcast.users.models import Role
+    from tests.factories import make_user
+
+    with session_scope(engine) as s:
+        make_user(s, f"op.{code}", Role.OPERATOR, code)
+        make_user(s, f"apv.{province}", Role.APPROVER, province)
+    with time_machine.travel("2026-12-07 12:52:00+00:00", tick=False), session_scope(engine) as s:
+        users = {u.username: u for u in s.scalars(sa.select(User))}
+        alert = service.create_alert(s, data=AlertCreate(**alert_payload("Actual", codes=[code])),
+                                     author=users[f"op.{code}"], sender="bpbd@example.id")
+        service.submit_alert(s, alert_id=alert.id, actor=users[f"op.{code}"])
+        service.approve_alert(s, alert_id=alert.id, approver=users[f"apv.{province}"], production=True)
+        dispatch.plan_alert(s, alert_id=alert.id)
+        identifier, verify_code = alert.identifier, alert.verify_code
+    english = local.replace("Senin, 7 Desember 2026 pukul ", "Mon 7 Dec 2026, ").replace(".", ":")
+    for path in (f"/peringatan/{identifier}", f"/wilayah/{code}", "/", f"/cek?kode={verify_code}"):
+        assert local in client.get(path).text, path
+        assert english in client.get(path + ("&" if "?" in path else "?") + "lang=en").text, path
+    assert "UTC" not in client.get(f"/peringatan/{identifier}").text
