@@ -249,7 +249,7 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
         wait_ready(BROKER)
         from broadcast.alerts import service as alerts
         from broadcast.alerts.models import Alert
-        from broadcast.alerts.routes import enqueue_fanout
+        from broadcast.alerts.routes import record_fanout, send_fanout
         from broadcast.alerts.schemas import AlertCreate
         from broadcast.db import make_engine, session_scope
         from broadcast.dispatch.models import Delivery
@@ -273,8 +273,9 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
             alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
             alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
             alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
+            row_id = record_fanout(s, alert)
         approved_at = time.time()
-        enqueue_fanout(alert)
+        send_fanout(engine, row_id)
         done_states = ("sent", "delivered", "failed", "skipped")
         done_q = sa.select(sa.func.count()).select_from(Delivery).where(Delivery.state.in_(done_states))
         while poll.scalar(done_q) < n:

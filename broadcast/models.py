@@ -3,7 +3,7 @@
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo
 from broadcast.audit.models import AuditEntry
 from broadcast.db import Base
-from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.models import Delivery, OutboxMessage, PendingEnqueue
 from broadcast.partners.models import PartnerDelivery, PartnerWebhook
 from broadcast.reports.models import Incident, PollCheckpoint, Report
 from broadcast.subscribers.models import Subscriber
@@ -23,6 +23,7 @@ __all__ = [
     "OutboxMessage",
     "PartnerDelivery",
     "PartnerWebhook",
+    "PendingEnqueue",
     "PollCheckpoint",
     "ReplyContact",
     "Report",

@@ -57,12 +57,25 @@ class TwilioSettings(BaseModel):
     long_code_rate: float = Field(default=1.0, gt=0)
     short_code_rate: float = Field(default=100.0, gt=0)
     messaging_service_rate: float = Field(default=100.0, gt=0)
-    max_segments: int = Field(default=1, ge=1, le=3)
+    # SMS budget in segments (1-3). max_segments, when set, is every alert's budget; unset, each alert gets the
+    # budget of its highest CAP severity from segments_by_severity (a severity not listed: 1 segment).
+    max_segments: int | None = Field(default=None, ge=1, le=3)
+    segments_by_severity: dict[str, int] = Field(default_factory=lambda: {"Extreme": 3, "Severe": 3})
     # Only an estimate for previews: roughly Twilio's list price per segment to Indonesia.
     price_per_segment: Decimal = Decimal("0.41")
     currency: str = "USD"
     # Only to point the live channel at a local fake Twilio (benchmarks, tests): loopback URLs only.
     api_base_url: str = ""
+
+    @field_validator("segments_by_severity")
+    @classmethod
+    def _severity_budgets(cls, value: dict[str, int]) -> dict[str, int]:
+        for severity, segments in value.items():
+            if severity not in ("Extreme", "Severe", "Moderate", "Minor", "Unknown"):
+                raise ValueError(f"segments_by_severity: unknown CAP severity {severity!r}")
+            if not 1 <= segments <= 3:
+                raise ValueError(f"segments_by_severity: {severity} must be 1 to 3 segments, got {segments}")
+        return value
 
     @field_validator("api_base_url")
     @classmethod
@@ -144,6 +157,9 @@ class Settings(BaseSettings):
     # "text" for people, "json" (one object per line, with alert_id) for log collectors.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Outbound requests (partner webhooks, BMKG fetches) go only to public addresses; these hosts, IPs or CIDR
+    # networks are allowed although private or loopback (a local test fake, a partner on the agency network).
+    outbound_allow_hosts: list[str] = []
     # Browser origins allowed to call the API cross-site; empty = CORS closed.
     cors_origins: list[str] = []
     # Failed sign-ins before an account / a client address is refused (429) until the window ends.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 
 from broadcast.dispatch.planning import ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
@@ -88,3 +88,23 @@ def _warm_up(**_: object) -> None:
         warm_up()
     except Exception:  # a cold start is slower, not broken
         log.warning("worker warm-up failed", exc_info=True)
+
+
+def _start_outbox_drain(name: str) -> None:
+    from broadcast.db import get_engine
+    from broadcast.dispatch import enqueue
+
+    enqueue.start_drain_loop(lambda: get_engine(get_settings().resolved_database_url), celery, name=name)
+
+
+@worker_ready.connect
+def _drain_outbox_in_worker(**_: object) -> None:
+    """Tasks the broker refused (an approval while it was down) are enqueued by the worker as soon as it is up,
+    then every few seconds (broadcast.dispatch.enqueue)."""
+    _start_outbox_drain("worker")
+
+
+@beat_init.connect
+def _drain_outbox_in_beat(**_: object) -> None:
+    """Beat drains the outbox too, so a deployment whose workers are all busy still enqueues."""
+    _start_outbox_drain("beat")

@@ -77,6 +77,10 @@ class AlertData:
     # The alert's verification code ("Kode: 7KQ2MX") and the page that checks it; every message carries them.
     verify_code: str | None = None
     verify_url: str | None = None
+    # For an Update or correction: the version it replaces (its info blocks and area), so messages can say
+    # what changed; empty for a first alert.
+    previous_infos: tuple[InfoData, ...] = ()
+    previous_area_desc: str | None = None
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""
@@ -85,6 +89,14 @@ class AlertData:
             if info.language.split("-")[0].lower() == want:
                 return info
         return self.infos[0]
+
+    def previous_info_for(self, language: str) -> InfoData | None:
+        """The replaced version's info block in `language` (primary subtag), else None."""
+        want = language.split("-")[0].lower()
+        for info in self.previous_infos:
+            if info.language.split("-")[0].lower() == want:
+                return info
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,25 @@ class ChannelConfigError(Exception):
     """A channel cannot be built as configured; raised at startup, before any alert arrives."""
 
 
+def build_renderer(name: str, *, twilio: TwilioConfig | None = None) -> Renderer:
+    """The renderer of channel `name` as configured: the one sending, previews and /cek all use.
+
+    Raises: ChannelConfigError.
+    """
+    renderer_cls = RENDERERS.get(name)
+    if renderer_cls is None:
+        raise ChannelConfigError(f"unknown channel {name!r}; known: {', '.join(sorted(RENDERERS))}")
+    return _sms_renderer(twilio) if name == "sms" and twilio is not None else renderer_cls()
+
+
+def build_renderers(*, twilio: TwilioConfig | None = None) -> dict[str, Renderer]:
+    """Every known channel's renderer as configured, keyed by channel name.
+
+    Raises: ChannelConfigError.
+    """
+    return {name: build_renderer(name, twilio=twilio) for name in RENDERERS}
+
+
 def build_channel(
     name: str,
     *,
@@ -29,19 +48,16 @@ def build_channel(
 
     Raises: ChannelConfigError.
     """
-    renderer_cls = RENDERERS.get(name)
-    if renderer_cls is None:
-        raise ChannelConfigError(f"unknown channel {name!r}; known: {', '.join(sorted(RENDERERS))}")
-    renderer = _sms_renderer(twilio) if name == "sms" and twilio is not None else renderer_cls()
+    renderer = build_renderer(name, twilio=twilio)
     if name == "web":
         return WebPage(renderer, public_base_url=public_base_url)
     if mode == "outbox":
         return Outbox(renderer)
     if name == "sms" and twilio is not None:
         return _twilio_sms(renderer, twilio)
-    if name == "social" and x_config is not None:
+    if name == "social" and x_config is not None and isinstance(renderer, XRenderer):
         try:
-            return XPost.from_config(x_config, XRenderer())
+            return XPost.from_config(x_config, renderer)
         except ValueError as exc:
             raise ChannelConfigError(f"channel 'social': {exc}") from exc
     raise ChannelConfigError(
@@ -71,6 +87,7 @@ def _sms_renderer(config: TwilioConfig) -> SmsRenderer:
     try:
         return SmsRenderer(
             max_segments=config.max_segments,
+            severity_budgets=config.severity_segments,
             price_per_segment=Decimal(config.price_per_segment),
             currency=config.currency,
         )

@@ -2,12 +2,18 @@
 
 Pure parsing: bytes and a file name in, shapely out. Anything that is not a polygon (points, lines) is refused
 rather than silently dropped, so the operator never targets less than they think.
+
+Size caps are checked before the expensive step they protect: JSON nesting before `json.loads` (no
+RecursionError), the .shp size and each record's point count before a geometry is built, KML coordinate counts
+before polygons are built. The vertex and part caps are those of a drawn area (geo.areas), since the composer
+sends the upload to /areas/resolve next. The codes in OVERSIZE are "too large" (HTTP 413), the others "bad" (422).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from typing import Any
 
@@ -20,11 +26,16 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
+from geo.areas import MAX_PARTS, MAX_VERTICES
 from geo.errors import GeoError
 
 MAX_UPLOAD_BYTES = 5_000_000
 MAX_SHAPES = 5_000
 MAX_UNZIPPED_BYTES = 50_000_000
+MAX_JSON_DEPTH = 32  # a FeatureCollection of GeometryCollections of MultiPolygons needs about 10
+# The largest .shp that can hold MAX_SHAPES records of MAX_PARTS parts and MAX_VERTICES points in all, with Z and M.
+MAX_SHP_BYTES = 100 + MAX_SHAPES * (8 + 44 + 32) + 4 * MAX_PARTS + 32 * MAX_VERTICES
+OVERSIZE = frozenset({"upload-too-large", "too-many-shapes", "too-many-parts", "too-many-vertices"})
 FORMATS = ("geojson", "shapefile", "kml")
 KML_NS = "{http://www.opengis.net/kml/2.2}"
 
@@ -99,14 +110,74 @@ def parse_upload(filename: str, data: bytes) -> tuple[str, BaseGeometry, int]:
     return fmt, geom, len(parts)
 
 
+def _too_many_vertices() -> GeoError:
+    return _bad(
+        "too-many-vertices",
+        f"Berkas berisi lebih dari {MAX_VERTICES:,} titik: sederhanakan dulu",
+        f"the file holds more than {MAX_VERTICES:,} vertices: simplify it first",
+    )
+
+
+def _too_many_parts() -> GeoError:
+    return _bad(
+        "too-many-parts",
+        f"Berkas berisi lebih dari {MAX_PARTS:,} bagian poligon",
+        f"the file holds more than {MAX_PARTS:,} polygon parts",
+    )
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest (strings skipped), without parsing it."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _positions(coords: Any, depth: int) -> tuple[int, int]:
+    """(vertices, rings) of a coordinates array `depth` list levels above its positions; -1 vertices when the
+    shape is wrong (left to shapely to explain)."""
+    if not isinstance(coords, list):
+        return -1, 0
+    if depth == 1:
+        return len(coords), 1
+    vertices = rings = 0
+    for c in coords:
+        v, r = _positions(c, depth - 1)
+        if v < 0:
+            return -1, 0
+        vertices, rings = vertices + v, rings + r
+    return vertices, rings
+
+
+_COORD_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
 def _geojson(data: bytes) -> list[BaseGeometry]:
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _bad(
+            "too-deep",
+            f"GeoJSON bersarang lebih dari {MAX_JSON_DEPTH} tingkat",
+            f"GeoJSON nested deeper than {MAX_JSON_DEPTH} levels",
+        )
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad("bad-geojson", f"GeoJSON tidak terbaca: {exc}", f"unreadable GeoJSON: {exc}") from None
     geometries: list[dict[str, Any]] = []
+    vertices = parts = 0
 
     def collect(obj: Any) -> None:
+        nonlocal vertices, parts
         if not isinstance(obj, dict):
             raise _bad("bad-geojson", "GeoJSON harus berupa objek", "GeoJSON must be an object")
         kind = obj.get("type")
@@ -121,6 +192,16 @@ def _geojson(data: bytes) -> list[BaseGeometry]:
                 collect(g)
         elif isinstance(kind, str):
             geometries.append(obj)
+            if len(geometries) > MAX_SHAPES:
+                raise _bad("too-many-shapes", f"Lebih dari {MAX_SHAPES} bentuk", f"more than {MAX_SHAPES} shapes")
+            depth = _COORD_DEPTH.get(kind)
+            if depth:
+                v, rings = _positions(obj.get("coordinates"), depth)
+                vertices, parts = vertices + max(v, 0), parts + rings
+                if vertices > MAX_VERTICES:
+                    raise _too_many_vertices()
+                if parts > MAX_PARTS:
+                    raise _too_many_parts()
         else:
             raise _bad("bad-geojson", "GeoJSON tanpa 'type'", "GeoJSON object without a 'type'")
 
@@ -146,7 +227,12 @@ def _shapefile(data: bytes) -> list[BaseGeometry]:
     shp = sorted(n for n in names if n.endswith(".shp") and not n.startswith("__macosx"))
     if not shp:
         raise _bad("no-shapefile", "Zip tidak berisi berkas .shp", "the zip holds no .shp file")
+    # The declared (uncompressed) sizes bound what zipfile will ever inflate: refuse a .shp too big to hold a
+    # drawable area before reading a byte of it.
+    if sum(archive.getinfo(names[n]).file_size for n in shp) > MAX_SHP_BYTES:
+        raise _too_many_vertices()
     out: list[BaseGeometry] = []
+    vertices = parts = 0
     for shp_name in shp:
         stem = shp_name[:-4]
         if stem + ".shx" not in names:
@@ -162,7 +248,20 @@ def _shapefile(data: bytes) -> list[BaseGeometry]:
                 shx=io.BytesIO(archive.read(names[stem + ".shx"])),
                 dbf=io.BytesIO(archive.read(names[stem + ".dbf"])) if stem + ".dbf" in names else None,
             )
-            shapes = [s for s in reader.iterShapes() if s.shapeType != shapefile.NULL]
+            shapes = []
+            for s in reader.iterShapes():
+                if s.shapeType == shapefile.NULL:
+                    continue
+                vertices, parts = vertices + len(s.points), parts + len(getattr(s, "parts", ()) or (1,))
+                if vertices > MAX_VERTICES:
+                    raise _too_many_vertices()
+                if parts > MAX_PARTS:
+                    raise _too_many_parts()
+                if len(shapes) >= MAX_SHAPES:
+                    raise _bad("too-many-shapes", f"Lebih dari {MAX_SHAPES} bentuk", f"more than {MAX_SHAPES} shapes")
+                shapes.append(s)
+        except GeoError:
+            raise
         except (shapefile.ShapefileException, ValueError, OSError, IndexError) as exc:
             raise _bad("bad-shapefile", f"Shapefile rusak: {exc}", f"unreadable Shapefile: {exc}") from None
         for s in shapes:
@@ -206,6 +305,11 @@ def _kml(data: bytes) -> list[BaseGeometry]:
         raise _bad("bad-kml", f"KML tidak terbaca: {exc}", f"unreadable KML: {exc}") from None
     if not root.tag.startswith(KML_NS) and root.tag != "kml":
         raise _bad("bad-kml", "Bukan dokumen KML 2.2", "not a KML 2.2 document")
+    rings = list(root.iter(f"{KML_NS}coordinates"))
+    if len(rings) > MAX_PARTS:
+        raise _too_many_parts()
+    if sum(len((c.text or "").split()) for c in rings) > MAX_VERTICES:
+        raise _too_many_vertices()
     out: list[BaseGeometry] = []
     for poly in root.iter(f"{KML_NS}Polygon"):
         outer = poly.find(f"{KML_NS}outerBoundaryIs")

@@ -7,6 +7,7 @@ Services flush nothing here: previews build a transient alert that is never adde
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -22,8 +23,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.errors import Invalid, NotFound
 from broadcast.trust import codes
 from broadcast.users.models import User
-from channels.base import status_mark
-from channels.registry import RENDERERS
+from channels.base import AlertData, Renderer, status_mark
 from geo import boundaries, gazetteer, placenames
 from templates import page_env
 from templates.pagectx import page_helpers
@@ -158,9 +158,13 @@ def search_places(query: str, *, jurisdiction: str | None, limit: int = 10) -> l
     ]
 
 
-def draft_alert(session: Session, *, data: AlertCreate, author: User, sender: str) -> Alert:
+def draft_alert(
+    session: Session, *, data: AlertCreate, author: User, sender: str, existing: Alert | None = None
+) -> Alert:
     """A transient (never stored) alert built from a composer body exactly as create_alert would store it,
     for previews; its id is the next one the database would likely give, so links have their real length.
+    With `existing` (a stored draft being edited) it keeps that alert's id, identifier, code, message type and
+    references, so the preview is exactly what that alert will send.
 
     Raises: RoleNotAllowed, InvalidGeometry, OutsideJurisdiction.
     """
@@ -187,6 +191,10 @@ def draft_alert(session: Session, *, data: AlertCreate, author: User, sender: st
         # A code of the real length and alphabet (the stored one is drawn on insert), so SMS segments match.
         verify_code=codes.new_code(),
     )
+    if existing is not None:
+        alert.id, alert.identifier, alert.verify_code = existing.id, existing.identifier, existing.verify_code
+        alert.msg_type, alert.references = existing.msg_type, existing.references
+        alert.references_alert_id = existing.references_alert_id
     for obj in (alert, *infos, *areas):
         _apply_defaults(obj)
     return alert
@@ -214,17 +222,39 @@ def recipients(reach_info: dict[str, Any], channels: list[str]) -> int:
     return int(subs.get("any", 0)) if personal else 0
 
 
-def previews(session: Session, *, alert: Alert, public_base_url: str) -> dict[str, Any]:
-    """Every chosen channel's exact output from the channels' own renderers (SMS text per language with its
-    encoding and segments, the X thread with weighted lengths, the web headline), the CAP XML, the public page
-    address, the reach and the confirm sentence an approver will read.
-    """
-    data = service.to_alert_data(alert, public_base_url=public_base_url)
-    out_channels = {
-        ch: [{"language": p.language, "text": p.text, **p.details} for p in RENDERERS[ch]().preview(data)]
-        for ch in alert.channels
-        if ch in RENDERERS
+def channel_previews(data: AlertData, channels: list[str], renderers: Mapping[str, Renderer]) -> dict[str, Any]:
+    """Each chosen channel's preview entries (language, exact text and the renderer's details) from the
+    configured renderers, the very ones the fan-out sends with."""
+    return {
+        ch: [{"language": p.language, "text": p.text, **p.details} for p in renderers[ch].preview(data)]
+        for ch in channels
+        if ch in renderers
     }
+
+
+def previews(
+    session: Session,
+    *,
+    alert: Alert,
+    public_base_url: str,
+    renderers: Mapping[str, Renderer],
+    placeholders: bool = False,
+) -> dict[str, Any]:
+    """Every chosen channel's exact output from the configured renderers (SMS text per language with its
+    encoding, segments and budget, the X thread with weighted lengths, the web headline), the CAP XML, the
+    public page address, the reach and the confirm sentence an approver will read. `placeholders`: the alert is
+    unsaved, so its verification code, identifier and links are stand-ins of the real length, listed under
+    "placeholders" and flagged on each text that carries them.
+    """
+    # A transient draft has no session to find the version it updates in; an Update's preview says what changed.
+    updates = alert.references_alert_id and alert.msg_type in ("Update", "Error")
+    previous = session.get(Alert, alert.references_alert_id) if updates else None
+    data = service.to_alert_data(alert, public_base_url=public_base_url, previous=previous)
+    out_channels = channel_previews(data, list(alert.channels), renderers)
+    stand_ins = _placeholders(data) if placeholders else {}
+    for entries in out_channels.values():
+        for entry in entries:
+            entry["placeholders"] = [name for name, value in stand_ins.items() if value and value in entry["text"]]
     try:
         cap_xml = service.export_cap(alert).decode("utf-8")
         cap_error = None
@@ -246,6 +276,17 @@ def previews(session: Session, *, alert: Alert, public_base_url: str) -> dict[st
         "recipients": count,
         "confirm": confirm_text(alert.status, alert.msg_type, count),
         "mark": {lang: status_mark(alert.status, lang) for lang in ("id", "en")},
+        "placeholders": stand_ins,
+    }
+
+
+def _placeholders(data: AlertData) -> dict[str, str]:
+    """Values an unsaved draft only has as stand-ins: they are assigned when the alert is saved."""
+    return {
+        "verify_code": data.verify_code or "",
+        "identifier": data.identifier,
+        "public_url": data.public_url,
+        "short_url": data.short_url or "",
     }
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from broadcast.alerts import hazards, reach, service
 from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
+    ApprovalRead,
     AreaResolved,
     AreaSpec,
     AuditRead,
@@ -23,6 +26,7 @@ from broadcast.alerts.schemas import (
     CapImportRead,
     CapValidationRead,
     DeliveryCounts,
+    FanoutState,
     FollowUpIn,
     HazardRead,
     HazardRenderIn,
@@ -31,13 +35,14 @@ from broadcast.alerts.schemas import (
     ReachRead,
     RejectIn,
 )
-from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep
+from broadcast.api import sse
+from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
-from channels.registry import RENDERERS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -48,18 +53,32 @@ CAP_MEDIA = "application/cap+xml"
 STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
 
-def enqueue_fanout(alert: Alert) -> None:
-    """Start delivery after the commit, on the critical queue when it is urgent; if the broker is down, the
-    beat sweep picks it up."""
+def record_fanout(session: Session, alert: Alert) -> int:
+    """Write the alert's fan-out task to the enqueue outbox, in the approval's transaction (on the critical
+    queue when it is urgent); returns the outbox row id for `send_fanout` after the commit."""
+    from broadcast.dispatch import enqueue
     from broadcast.dispatch.planning import queue_for
-    from broadcast.dispatch.tasks import fanout_alert
 
     first = alert.infos[0]
     queue = queue_for(msg_type=alert.msg_type, severity=first.severity, urgency=first.urgency)
-    try:
-        fanout_alert.apply_async(args=[alert.id], queue=queue)
-    except Exception:
-        log.exception("could not enqueue fan-out of alert %s; the sweep will retry", alert.id)
+    return enqueue.add(session, task="dispatch.fanout_alert", args=[alert.id], queue=queue, alert_id=alert.id).id
+
+
+def send_fanout(engine: Engine, row_id: int) -> FanoutState:
+    """Put a committed fan-out on the broker now; when the broker is down it stays in the outbox, the worker and
+    beat send it as soon as the broker answers, and the answer says so."""
+    from broadcast.dispatch import enqueue
+    from broadcast.worker import celery
+
+    if enqueue.send_now(engine, celery, row_id):
+        return FanoutState(queued=True, detail="Penyebaran dimulai / fan-out queued")
+    return FanoutState(
+        queued=False,
+        detail=(
+            "Broker antrean tidak terjangkau: penyebaran menunggu dan dimulai otomatis saat broker kembali / "
+            "the task broker is unreachable: the fan-out is waiting and starts by itself when the broker is back"
+        ),
+    )
 
 
 @router.post("", status_code=201)
@@ -105,13 +124,15 @@ def submit(alert_id: int, user: AuthorDep, session: SessionDep) -> AlertRead:
 
 
 @router.post("/{alert_id}/approve", status_code=202)
-def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> AlertRead:
-    """Approve a submitted alert (by a second person) and start delivery."""
+def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> ApprovalRead:
+    """Approve a submitted alert (by a second person) and start delivery. `fanout.queued` is false when the
+    broker is down: the fan-out waits in the database and starts by itself when the broker answers again."""
     production = settings.environment is Environment.PRODUCTION
     alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
+    row_id = record_fanout(session, alert)
     session.commit()
-    enqueue_fanout(alert)
-    return AlertRead.model_validate(alert)
+    fanout = send_fanout(get_engine(settings.resolved_database_url), row_id)
+    return ApprovalRead.model_validate({**AlertRead.model_validate(alert).model_dump(), "fanout": fanout})
 
 
 @router.post("/{alert_id}/reject")
@@ -133,35 +154,52 @@ def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: Set
 
 
 @router.get("/{alert_id}/progress/stream", response_class=StreamingResponse)
-def progress_stream(
+async def progress_stream(
     alert_id: int,
-    user: StaffDep,
-    session: SessionDep,
+    request: Request,
+    user: StreamStaffDep,
     settings: SettingsDep,
     interval_s: float = Query(default=1.0, ge=0.2, le=10),
 ) -> StreamingResponse:
     """Server-sent events: per-channel delivery counts every `interval_s` until every delivery settled
-    (event `done`) or ten minutes passed."""
-    dispatch.progress(session, alert_id=alert_id)  # 404 before the stream starts
+    (event `done`) or ten minutes passed. Every stream of one alert shares one polling loop (broadcast.api.sse)
+    and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
+    read = _progress_reader(engine, alert_id)
+    _, first, settled = await run_in_threadpool(read, None)  # 404 before the stream starts
+    if settled:
 
-    def events() -> Iterator[str]:
-        deadline = time.monotonic() + 600
-        while True:
-            with session_factory(engine)() as s:
-                rows = dispatch.progress(s, alert_id=alert_id)
-                settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
-            payload = json.dumps(
-                [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
-            )
-            yield f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"
-            if settled or time.monotonic() > deadline:
-                return
-            time.sleep(interval_s)
+        async def once() -> AsyncIterator[str]:
+            for frame in first:
+                yield frame
 
+        events: AsyncIterator[str] = once()
+    else:
+        events = sse.subscribe(
+            sse.hub_for(request.app.state),
+            ("progress", alert_id),
+            lambda: (read, None),
+            interval_s=interval_s,
+            first=first,
+        )
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
+    """Reads one alert's per-channel progress: an SSE `progress` frame, or `done` once every delivery settled."""
+
+    def read(state: None) -> tuple[None, list[str], bool]:
+        with session_factory(engine)() as s:
+            rows = dispatch.progress(s, alert_id=alert_id)
+            settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
+        payload = json.dumps(
+            [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
+        )
+        return None, [f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"], settled
+
+    return read
 
 
 @router.get("/{alert_id}/outbox")
@@ -174,12 +212,11 @@ def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRea
 @router.get("/{alert_id}/preview")
 def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """The exact text every chosen channel will send, per language, and under "reach" who it reaches."""
+    from broadcast.alerts import composer
+
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
-    out: dict[str, Any] = {
-        ch: [{"language": p.language, "text": p.text, **p.details} for p in RENDERERS[ch]().preview(data)]
-        for ch in alert.channels
-    }
+    out: dict[str, Any] = composer.channel_previews(data, list(alert.channels), configured_renderers(settings))
     out["reach"] = reach.alert_reach(session, alert=alert)
     return out
 
@@ -218,7 +255,8 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
 
     alert = service.get_alert(session, alert_id=alert_id)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
-    planned = len(XRenderer().render_thread(data)) if "social" in alert.channels else 0
+    renderer = configured_renderers(settings)["social"]
+    planned = len(renderer.render_thread(data)) if "social" in alert.channels and isinstance(renderer, XRenderer) else 0
     # Every account is counted together: conservative for each one, exact for the app-wide cap.
     posted = dispatch.social_posts_since(
         session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url
@@ -270,7 +308,12 @@ def start_correction(alert_id: int, body: FollowUpIn, user: AuthorDep, session: 
 def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: SessionDep) -> AlertRead:
     """A draft Cancel of a published alert; it reaches the same people once approved."""
     alert = service.create_follow_up(
-        session, original_id=alert_id, actor=user, msg_type=MsgType.CANCEL, reason=body.reason
+        session,
+        original_id=alert_id,
+        actor=user,
+        msg_type=MsgType.CANCEL,
+        reason=body.reason,
+        reason_en=body.reason_en or None,
     )
     session.commit()
     return AlertRead.model_validate(alert)
@@ -348,14 +391,28 @@ def resolve_area(body: AreaSpec, user: AuthorDep, session: SessionDep) -> AreaRe
 
 
 @router.post("/preview")
-def preview_draft(body: AlertCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    """Previews of an unsaved composer body from the channels' own renderers: SMS text per language with
-    encoding and segments, the X thread with lengths, CAP XML, the public page, reach and the confirm sentence.
-    Nothing is stored."""
+def preview_draft(
+    body: AlertCreate,
+    user: AuthorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    alert_id: int | None = Query(default=None, ge=1, description="the stored draft being edited, if any"),
+) -> dict[str, Any]:
+    """Previews of an unsaved composer body from the configured renderers: SMS text per language with
+    encoding, segments and budget, the X thread with lengths, CAP XML, the public page, reach and the confirm
+    sentence. Without `alert_id` the code, identifier and links are placeholders (listed as such); with it they
+    are that alert's own. Nothing is stored."""
     from broadcast.alerts import composer
 
-    alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id)
-    out = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+    existing = service.get_alert(session, alert_id=alert_id) if alert_id is not None else None
+    alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id, existing=existing)
+    out = composer.previews(
+        session,
+        alert=alert,
+        public_base_url=settings.public_base_url,
+        renderers=configured_renderers(settings),
+        placeholders=existing is None,
+    )
     out["public_html"] = composer.public_page_html(alert)
     session.rollback()
     return out
@@ -367,7 +424,9 @@ def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings
     from broadcast.alerts import composer
 
     alert = service.get_alert(session, alert_id=alert_id)
-    return composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+    return composer.previews(
+        session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
+    )
 
 
 @areas_router.get("/children")
@@ -389,18 +448,43 @@ def search_areas(user: StaffDep, q: str = Query(min_length=1, max_length=100)) -
 
 
 @areas_router.post("/upload")
-async def upload_area(user: AuthorDep, file: UploadFile) -> dict[str, Any]:
+async def upload_area(user: AuthorDep, file: UploadFile) -> Response:
     """A GeoJSON, zipped Shapefile or KML file → one polygonal GeoJSON geometry for the composer's area (then
     checked by /areas/resolve like anything drawn)."""
-    import shapely
-
-    from broadcast.errors import InvalidGeometry
+    from broadcast.errors import InvalidGeometry, TooLarge
     from geo import uploads
     from geo.errors import GeoError
 
     data = await file.read(uploads.MAX_UPLOAD_BYTES + 1)
     try:
-        fmt, geom, count = uploads.parse_upload(file.filename or "", data)
+        # Parsing takes CPU: in a worker thread, so the event loop keeps answering everyone else.
+        body = await run_in_threadpool(_parsed_upload, file.filename or "", data)
     except GeoError as exc:
+        if exc.code in uploads.OVERSIZE:
+            raise TooLarge(str(exc), code=exc.code) from None
         raise InvalidGeometry.from_geo(exc) from None
-    return {"format": fmt, "shapes": count, "geometry": shapely.geometry.mapping(geom)}
+    return Response(body, media_type="application/json")
+
+
+MAX_UPLOAD_RESPONSE_BYTES = 2_000_000
+
+
+def _parsed_upload(filename: str, data: bytes) -> bytes:
+    """The upload answer as JSON bytes, refused when larger than MAX_UPLOAD_RESPONSE_BYTES.
+
+    Raises: GeoError.
+    """
+    import shapely
+
+    from geo import uploads
+    from geo.errors import GeoError
+
+    fmt, geom, count = uploads.parse_upload(filename, data)
+    body = json.dumps({"format": fmt, "shapes": count, "geometry": shapely.geometry.mapping(geom)}).encode()
+    if len(body) > MAX_UPLOAD_RESPONSE_BYTES:
+        raise GeoError(
+            "upload-too-large",
+            f"Hasil lebih dari {MAX_UPLOAD_RESPONSE_BYTES} byte: sederhanakan berkasnya",
+            f"the result is larger than {MAX_UPLOAD_RESPONSE_BYTES} bytes: simplify the file",
+        )
+    return body

@@ -140,7 +140,10 @@ class FollowUpIn(BaseModel):
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # The reason in Bahasa Indonesia (the alert's Indonesian message); `reason_en` in English, for the English
+    # message. Without `reason_en` the English message says only that the warning is cancelled.
     reason: str = Field(min_length=3, max_length=2000)
+    reason_en: str | None = Field(default=None, max_length=2000)
 
 
 class RejectIn(BaseModel):
@@ -213,6 +216,17 @@ class AlertRead(BaseModel):
     published_at: datetime | None
     infos: list[InfoRead]
     areas: list[AreaRead]
+
+
+class FanoutState(BaseModel):
+    """Whether the fan-out is on the broker's queue, or waiting in the database for the broker to answer."""
+
+    queued: bool
+    detail: str
+
+
+class ApprovalRead(AlertRead):
+    fanout: FanoutState
 
 
 class DeliveryCounts(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from broadcast.alerts import areas as area_geo
 from broadcast.alerts import cap, capmap, rules
@@ -401,9 +401,12 @@ def create_follow_up(
     msg_type: MsgType,
     reason: str | None = None,
     correction: bool = False,
+    reason_en: str | None = None,
 ) -> Alert:
     """A draft Update or Cancel of a published alert, its content copied from the original, its
-    CAP `references` naming it; it goes through the same approval.
+    CAP `references` naming it; it goes through the same approval. A Cancel's `reason` (Bahasa Indonesia) and
+    `reason_en` (English) become the description of the info block in that language, so each language's
+    message is wholly in that language; a language without a reason gets none.
 
     Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
     """
@@ -434,7 +437,14 @@ def create_follow_up(
         channels=list(original.channels),
         author_id=actor.id,
         expires=original.expires if original.expires and original.expires > utcnow() else None,
-        infos=[_copy_info(i, cancel=msg_type is MsgType.CANCEL, reason=reason) for i in original.infos],
+        infos=[
+            _copy_info(
+                i,
+                cancel=msg_type is MsgType.CANCEL,
+                reason=_reason_in(i.language, reason, reason_en, only=len(original.infos) == 1),
+            )
+            for i in original.infos
+        ],
         areas=[_copy_area(a) for a in original.areas],
     )
     session.add(follow)
@@ -449,6 +459,14 @@ def create_follow_up(
         after={**snapshot(follow), "original_id": original.id},
     )
     return follow
+
+
+def _reason_in(language: str, reason: str | None, reason_en: str | None, *, only: bool) -> str | None:
+    """The cancel reason for an info block in `language`: English blocks get `reason_en`, the others `reason`;
+    an alert with a single block takes whichever reason there is."""
+    english = language.lower().startswith("en")
+    mine, other = (reason_en, reason) if english else (reason, reason_en)
+    return mine or (other if only else None)
 
 
 def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInfo:
@@ -481,7 +499,8 @@ def _copy_info(info: AlertInfo, *, cancel: bool, reason: str | None) -> AlertInf
     }
     if cancel:
         # Channels prefix "DIBATALKAN"/"CANCELLED" from msgType; the headline stays the original's.
-        fields["description"] = reason or fields["description"]
+        # The reason in this block's language, or nothing: never the other language's words.
+        fields["description"] = reason or ""
         fields["instruction"] = ""
         fields["response_types"] = ["AllClear"]
         fields["urgency"], fields["severity"], fields["certainty"] = "Past", "Minor", "Observed"
@@ -611,8 +630,12 @@ def export_cap(alert: Alert) -> bytes:
     return cap.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
 
 
-def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
-    """The plain data channels render from."""
+def to_alert_data(alert: Alert, *, public_base_url: str, previous: Alert | None = None) -> AlertData:
+    """The plain data channels render from. An Update carries the version it replaces (`previous`, else the
+    referenced alert looked up in the alert's session), so every channel can say what changed."""
+    if previous is None and alert.references_alert_id and alert.msg_type in (MsgType.UPDATE, MsgType.ERROR):
+        session = object_session(alert)
+        previous = session.get(Alert, alert.references_alert_id) if session is not None else None
     return AlertData(
         id=alert.id,
         identifier=alert.identifier,
@@ -621,28 +644,38 @@ def to_alert_data(alert: Alert, *, public_base_url: str) -> AlertData:
         msg_type=alert.msg_type,
         sent=alert.sent,
         expires=alert.expires,
-        area_desc="; ".join(a.area_desc for a in alert.areas),
+        area_desc=_area_desc(alert),
         public_url=public_url(public_base_url, alert.identifier),
         short_url=short_url(public_base_url, alert.id),
         references=alert.references,
         area_codes=tuple(alert_codes(alert)),
         verify_code=alert.verify_code,
         verify_url=f"{public_base_url.rstrip('/')}/cek",
-        infos=tuple(
-            InfoData(
-                language=i.language,
-                event=i.event,
-                category=i.category,
-                urgency=i.urgency,
-                severity=i.severity,
-                certainty=i.certainty,
-                headline=i.headline,
-                description=i.description,
-                instruction=i.instruction,
-                contact=i.contact,
-            )
-            for i in alert.infos
-        ),
+        infos=_info_data(alert),
+        previous_infos=_info_data(previous) if previous is not None else (),
+        previous_area_desc=_area_desc(previous) if previous is not None else None,
+    )
+
+
+def _area_desc(alert: Alert) -> str:
+    return "; ".join(a.area_desc for a in alert.areas)
+
+
+def _info_data(alert: Alert) -> tuple[InfoData, ...]:
+    return tuple(
+        InfoData(
+            language=i.language,
+            event=i.event,
+            category=i.category,
+            urgency=i.urgency,
+            severity=i.severity,
+            certainty=i.certainty,
+            headline=i.headline,
+            description=i.description,
+            instruction=i.instruction,
+            contact=i.contact,
+        )
+        for i in alert.infos
     )
 
 

@@ -108,7 +108,27 @@ def require_roles(*roles: Role) -> Callable[[User], User]:
     return check
 
 
+def require_roles_briefly(*roles: Role) -> Callable[[Request, Settings], User]:
+    """Like `require_roles`, for long responses (event streams): the session it reads the user with is closed
+    before the response starts, so an open stream holds no database connection. The user comes back detached
+    (its columns loaded, nothing lazy).
+    """
+    check = require_roles(*roles)
+
+    def briefly(request: Request, settings: SettingsDep) -> User:
+        with session_factory(get_engine(settings.resolved_database_url))() as session:
+            user = current_user(request, session, settings)
+            check(user)
+            session.expunge(user)
+        return user
+
+    briefly.allowed_roles = check.allowed_roles  # type: ignore[attr-defined]
+    return briefly
+
+
 AuthorDep = Annotated[User, Depends(require_roles(Role.OPERATOR, Role.APPROVER, Role.ADMIN))]
 ApproverDep = Annotated[User, Depends(require_roles(Role.APPROVER, Role.ADMIN))]
 AdminDep = Annotated[User, Depends(require_roles(Role.ADMIN))]
 StaffDep = Annotated[User, Depends(require_roles(Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST))]
+# Staff, for event streams: no session held while the stream is open.
+StreamStaffDep = Annotated[User, Depends(require_roles_briefly(Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST))]

@@ -97,7 +97,32 @@ def readiness(session: Session, settings: Settings, *, worker_timeout_s: float =
             checks["workers"] = {"ok": False, "detail": f"could not ping workers ({type(exc).__name__})"}
     else:
         checks["workers"] = {"ok": False, "detail": "broker unreachable"}
+    if checks["database"]["ok"]:
+        checks["fanout"] = fanout_check(session)
     return checks
+
+
+def fanout_check(session: Session) -> dict[str, Any]:
+    """Fan-outs the broker has not taken yet (approved while it was down): ok when none is waiting."""
+    from broadcast.dispatch import enqueue
+
+    try:
+        w = enqueue.waiting(session)
+    except Exception as exc:
+        session.rollback()
+        return {"ok": False, "detail": f"could not read the enqueue outbox ({type(exc).__name__})"}
+    if not w.count:
+        return {"ok": True, "waiting": 0}
+    return {
+        "ok": False,
+        "waiting": w.count,
+        "alert_ids": w.alert_ids,
+        "oldest_s": round(w.oldest_s, 1),
+        "detail": (
+            f"{w.count} penyebaran menunggu broker / {w.count} fan-out task(s) waiting for the broker "
+            f"(alerts {', '.join(map(str, w.alert_ids))}); they start by themselves when it answers"
+        ),
+    }
 
 
 @router.get("/healthz")

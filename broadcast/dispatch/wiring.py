@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from broadcast.settings import Settings
-from channels.base import Channel
-from channels.registry import build_channels
+from channels.base import Channel, Renderer
+from channels.registry import build_channels, build_renderers
 from channels.sms import SenderStrategy, TwilioConfig
 from channels.social import X_BASIC_USER_POSTS_24H, XAccount, XConfig
 
@@ -28,6 +28,7 @@ def twilio_config(settings: Settings) -> TwilioConfig:
         short_code_rate=t.short_code_rate,
         messaging_service_rate=t.messaging_service_rate,
         max_segments=t.max_segments,
+        severity_segments=tuple(sorted(t.segments_by_severity.items())),
         price_per_segment=Decimal(t.price_per_segment),
         currency=t.currency,
         api_base_url=t.api_base_url,
@@ -88,3 +89,12 @@ def build_active_channels(
         twilio=twilio or twilio_config(settings),
         x_config=x or (x_config(settings) if modes.get("social") == "live" else None),
     )
+
+
+def configured_renderers(settings: Settings) -> dict[str, Renderer]:
+    """Every channel's renderer built from settings exactly as the fan-out builds it (same SMS budget and
+    price), so previews, /cek and partner payloads show what is sent, byte for byte.
+
+    Raises: ChannelConfigError when the SMS settings are invalid.
+    """
+    return build_renderers(twilio=twilio_config(settings))

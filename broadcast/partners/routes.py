@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from broadcast.api.deps import AdminDep, SessionDep
+from broadcast.api.deps import AdminDep, SessionDep, SettingsDep
 from broadcast.partners import service
 from broadcast.partners.schemas import DeliveryRead, WebhookCreate, WebhookCreated, WebhookRead
 
@@ -12,10 +12,17 @@ router = APIRouter(prefix="/api/v1/partners/webhooks", tags=["partners"])
 
 
 @router.post("", status_code=201)
-def create_webhook(body: WebhookCreate, admin: AdminDep, session: SessionDep) -> WebhookCreated:
-    """Register a partner URL; the response carries its signing secret, shown only this once."""
+def create_webhook(body: WebhookCreate, admin: AdminDep, session: SessionDep, settings: SettingsDep) -> WebhookCreated:
+    """Register a partner URL (public addresses only, see broadcast.outbound); the response carries its signing
+    secret, shown only this once."""
     hook, secret = service.register(
-        session, name=body.name, url=body.url, statuses=list(body.statuses), area_code=body.area_code, actor_id=admin.id
+        session,
+        name=body.name,
+        url=body.url,
+        statuses=list(body.statuses),
+        area_code=body.area_code,
+        actor_id=admin.id,
+        allow=settings.outbound_allow_hosts,
     )
     session.commit()
     return WebhookCreated(**WebhookRead.model_validate(hook).model_dump(), secret=secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcast import outbound
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.audit import service as audit
@@ -31,14 +32,25 @@ class WebhookNotFound(NotFound):
 
 
 def register(
-    session: Session, *, name: str, url: str, statuses: list[str], area_code: str | None, actor_id: int
+    session: Session,
+    *,
+    name: str,
+    url: str,
+    statuses: list[str],
+    area_code: str | None,
+    actor_id: int,
+    allow: Sequence[str] | None = None,
 ) -> tuple[PartnerWebhook, str]:
-    """A new webhook and its secret (the only time the secret is shown).
+    """A new webhook and its secret (the only time the secret is shown). The URL must pass the outbound guard
+    now, a name that does not resolve yet aside (`allow`: hosts allowed although private, default the setting
+    BROADCAST_OUTBOUND_ALLOW_HOSTS); every delivery is checked again when it connects.
 
-    Raises: Invalid (URL not http(s), unknown area code).
+    Raises: Invalid (URL not http(s) or leading to a forbidden address, unknown area code).
     """
-    if not url.startswith(("https://", "http://")):
-        raise Invalid("URL harus http(s) / the URL must be http(s)", code="invalid-url")
+    try:
+        outbound.check_url(url, allow=allow, unresolvable_ok=True)
+    except outbound.ForbiddenURL as exc:
+        raise Invalid(exc.reason, code="invalid-url") from exc
     if area_code is not None and gazetteer.find_place(area_code) is None:
         raise Invalid(f"Kode wilayah '{area_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     secret = secrets.token_urlsafe(32)
@@ -178,13 +190,15 @@ def prepare(session: Session, *, delivery_id: int, public_base_url: str) -> Atte
     return Attempt(delivery.id, hook.url, body, headers)
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST and return the HTTP status.
+def http_post(url: str, body: bytes, headers: dict[str, str], *, allow: Sequence[str] | None = None) -> int:
+    """POST through the outbound guard (no redirect followed) and return the HTTP status.
 
-    Raises: OSError when the partner cannot be reached.
+    Raises: OSError when the partner cannot be reached or its address is not allowed.
     """
     try:
-        return httpx.post(url, content=body, headers=headers, timeout=10.0).status_code
+        return outbound.post(url, body, headers, allow=allow).status_code
+    except outbound.ForbiddenURL as exc:
+        raise OSError(exc.reason) from exc
     except httpx.HTTPError as exc:
         raise OSError(str(exc)) from exc
 

@@ -24,7 +24,7 @@ def deliver(self: Task, delivery_id: int) -> None:
         return
     status, error = None, None
     try:
-        status = service.http_post(attempt.url, attempt.body, attempt.headers)
+        status = service.http_post(attempt.url, attempt.body, attempt.headers, allow=settings.outbound_allow_hosts)
     except OSError as exc:
         error = str(exc)
     final = self.request.retries >= MAX_ATTEMPTS

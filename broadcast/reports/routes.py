@@ -5,10 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import time
 import uuid
-from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,7 +14,8 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.api import sse
+from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, StreamStaffDep, find_current_user
 from broadcast.db import get_engine, session_factory, utcnow
 from broadcast.errors import Unauthorized, Unavailable
 from broadcast.reports import service
@@ -139,39 +138,60 @@ def export_csv(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
 
 
 @router.get("/reports/stream", response_class=StreamingResponse)
-def stream(
-    user: StaffDep,
+async def stream(
+    request: Request,
+    user: StreamStaffDep,
     settings: SettingsDep,
     after_id: int = Query(default=0, ge=0),
     interval_s: float = Query(default=1.0, ge=0.2, le=10),
 ) -> StreamingResponse:
     """Server-sent events for the live map: `report` for each new or newly enriched report, `incident` for each
-    changed incident; the stream ends after ten minutes (the browser reconnects)."""
+    changed incident; the stream ends after ten minutes (the browser reconnects). Every open stream shares one
+    polling loop (broadcast.api.sse) and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
+    hub = sse.hub_for(request.app.state)
 
-    def events() -> Iterator[str]:
-        last_id, since = after_id, utcnow()
-        deadline = time.monotonic() + 600
-        yield "retry: 2000\n\n"
-        while time.monotonic() < deadline:
-            checked = utcnow()
-            with session_factory(engine)() as s:
-                reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
-                incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
-                payloads = [("report", service.report_summary(r)) for r in reports]
-                payloads += [("incident", service.incident_summary(i)) for i in incidents]
-            for kind, data in payloads:
-                yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-            if reports:
-                last_id = max(last_id, max(r.id for r in reports))
-            since = checked - timedelta(seconds=1) if payloads else checked
-            if not payloads:
-                yield ": keep-alive\n\n"
-            time.sleep(interval_s)
+    def catch_up() -> tuple[list[str], tuple[int, datetime]]:
+        checked = utcnow()
+        with session_factory(engine)() as s:
+            reports = service.reports_changed(s, after_id=after_id, enriched_after=None)
+            frames = [_frame("report", service.report_summary(r)) for r in reports]
+        return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    frames, cursor = await run_in_threadpool(catch_up)
+    # A feed started by this stream goes on from where its catch-up ended; a running feed is already there.
+    events = sse.subscribe(
+        hub,
+        ("reports",),
+        lambda: (_read_live_reports(engine), cursor),
+        interval_s=interval_s,
+        first=["retry: 2000\n\n", *frames],
     )
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def _frame(kind: str, data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _read_live_reports(engine: Any) -> sse.Reader:
+    """The live feed's reader: state (last id, since) → new or newly enriched reports and changed incidents."""
+
+    def read(state: tuple[int, datetime]) -> tuple[tuple[int, datetime], list[str], bool]:
+        checked = utcnow()
+        last_id, since = state
+        with session_factory(engine)() as s:
+            reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
+            incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
+            frames = [_frame("report", service.report_summary(r)) for r in reports]
+            frames += [_frame("incident", service.incident_summary(i)) for i in incidents]
+        if reports:
+            last_id = max(last_id, max(r.id for r in reports))
+        return (last_id, checked - timedelta(seconds=1) if frames else checked), frames, False
+
+    return read
 
 
 @router.get("/reports")

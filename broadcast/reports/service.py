@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcast import csvexport
 from broadcast.audit import service as audit
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, Invalid, NotFound
@@ -974,11 +973,7 @@ def export_geojson(reports: Sequence[Report], incidents: Sequence[Incident]) -> 
 
 
 def export_csv(reports: Sequence[Report]) -> str:
-    """Reports as CSV (one row each, the columns of EXPORT_COLUMNS)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    for r in reports:
-        row = report_summary(r)
-        writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
-    return out.getvalue()
+    """Reports as CSV (one row each, the columns of EXPORT_COLUMNS); text that a spreadsheet would run as a
+    formula is neutralised (broadcast.csvexport)."""
+    rows = (report_summary(r) for r in reports)
+    return csvexport.to_csv(EXPORT_COLUMNS, ([row[c] for c in EXPORT_COLUMNS] for row in rows))

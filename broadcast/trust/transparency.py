@@ -6,8 +6,6 @@ computed from fewer than 5 items, so no single citizen or message can be picked 
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -17,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcast import csvexport
 from broadcast.alerts.models import Alert, AlertInfo, CapStatus
 from broadcast.audit.models import AuditEntry
 from broadcast.dispatch.models import Delivery, DeliveryState
@@ -182,15 +181,14 @@ def dataset(session: Session) -> list[Row]:
 
 
 def to_csv(rows: Iterable[Row]) -> str:
-    """The rows as CSV (suppressed counts as "<5", missing values empty)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in rows:
+    """The rows as CSV (suppressed counts as "<5", missing values empty; formula-like text neutralised)."""
+
+    def cells(r: Row) -> list[object]:
         count = "<5" if r.count is None else str(r.count)
         value = "" if r.value is None else f"{r.value:g}"
-        writer.writerow([r.dataset, r.month, r.kabupaten_code, r.kabupaten, r.hazard, r.channel, count, value])
-    return out.getvalue()
+        return [r.dataset, r.month, r.kabupaten_code, r.kabupaten, r.hazard, r.channel, count, value]
+
+    return csvexport.to_csv(COLUMNS, (cells(r) for r in rows), lineterminator="\n")
 
 
 def to_json(rows: Iterable[Row], *, generated_at: datetime, source_url: str) -> dict[str, object]:

@@ -179,6 +179,9 @@ def _outbox_texts(session: Session, alert_ids: list[int]) -> dict[int, list[Chan
 def _with_outbox(rendered: list[ChannelText], recorded: list[ChannelText]) -> list[ChannelText]:
     out = list(rendered)
     seen = {(t.channel, normalise_text(t.text)) for t in out}
+    # The outbox keeps a thread as one text (its posts joined): the same thread as the posts listed above.
+    for channel in {t.channel for t in out}:
+        seen.add((channel, normalise_text(" ".join(t.text for t in out if t.channel == channel))))
     for t in recorded:
         key = (t.channel, normalise_text(t.text))
         if key not in seen:

@@ -6,11 +6,11 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from broadcast.dispatch.wiring import twilio_config
+from broadcast.dispatch.wiring import configured_renderers
 from broadcast.settings import Settings
 from broadcast.trust.signing import KeyPair, create_dev_keypair, load_keypair
 from channels.base import Renderer
-from channels.sms import SmsRenderer
+from channels.registry import ChannelConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,9 @@ def cap_keypair(settings: Settings) -> KeyPair | None:
 
 
 def reply_renderers(settings: Settings) -> dict[str, Renderer]:
-    """The SMS renderer as the fan-out builds it (same segment budget), so /cek re-renders the exact texts."""
-    config = twilio_config(settings)
+    """The renderers as the fan-out builds them (same segment budget), so /cek re-renders the exact texts."""
     try:
-        return {
-            "sms": SmsRenderer(
-                max_segments=config.max_segments,
-                price_per_segment=config.price_per_segment,
-                currency=config.currency,
-            )
-        }
-    except (ValueError, ArithmeticError):
-        log.warning("SMS renderer settings invalid; /cek uses the defaults")
+        return configured_renderers(settings)
+    except ChannelConfigError:
+        log.warning("channel renderer settings invalid; /cek uses the defaults")
         return {}

@@ -21,8 +21,10 @@ from broadcast.alerts.models import ALERT_STATES, Alert, AlertState
 from broadcast.alerts.schemas import AlertRead, HazardRead
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
 from broadcast.audit import service as audit
+from broadcast.dispatch import enqueue
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery, DeliveryState
+from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
 from broadcast.users.models import Role, User
@@ -198,7 +200,9 @@ def review(alert_id: int, request: Request, session: SessionDep, settings: Setti
 
     def build(user: User) -> Response:
         alert = alerts.get_alert(session, alert_id=alert_id)
-        preview = composer.previews(session, alert=alert, public_base_url=settings.public_base_url)
+        preview = composer.previews(
+            session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
+        )
         original = alerts.get_alert(session, alert_id=alert.references_alert_id) if alert.references_alert_id else None
         production = settings.environment is Environment.PRODUCTION
         contributors = alerts.contributors(session, alert_id=alert.id)
@@ -242,6 +246,7 @@ def progress_page(alert_id: int, request: Request, session: SessionDep, settings
             modes={r.channel: settings.channel_mode(r.channel) for r in rows}
             | {ch: settings.channel_mode(ch) for ch in alert.channels},
             failures=_failures(session, alert.id),
+            fanout_waiting=enqueue.waiting(session, alert_id=alert.id),
             may_follow_up=alert.state == AlertState.PUBLISHED.value and user.role in AUTHOR_ROLES,
             **_common(session, settings, user),
         )

@@ -27,12 +27,21 @@ from channels.sms.provider import (
     map_twilio_error,
     mask_number,
 )
-from channels.sms.render import DEFAULT_PRICE_PER_SEGMENT, FittedText, SmsRenderer, check_budget
+from channels.sms.render import (
+    DEFAULT_PRICE_PER_SEGMENT,
+    DEFAULT_SEVERITY_BUDGETS,
+    Budget,
+    FittedText,
+    SmsRenderer,
+    check_budget,
+)
 from channels.sms.segments import Encoding, SegmentInfo, is_gsm7, normalise_gsm7, sms_segments
 
 __all__ = [
     "DEFAULT_PRICE_PER_SEGMENT",
+    "DEFAULT_SEVERITY_BUDGETS",
     "DELIVERY_PARAM",
+    "Budget",
     "Command",
     "CommandKind",
     "DeliveryState",

@@ -380,7 +380,8 @@ class TwilioConfig:
     long_code_rate: float = 1.0
     short_code_rate: float = 100.0
     messaging_service_rate: float = 100.0
-    max_segments: int = 1
+    max_segments: int | None = None  # one budget for every alert; None: by severity
+    severity_segments: tuple[tuple[str, int], ...] | None = None  # None: DEFAULT_SEVERITY_BUDGETS
     price_per_segment: Decimal = DEFAULT_PRICE_PER_SEGMENT
     currency: str = "USD"
     api_base_url: str = ""  # only to reach a local fake in tests

@@ -20,6 +20,7 @@ from channels.base import (
     Renderer,
     status_mark,
 )
+from channels.text import change_line, place_names
 from templates import message_env
 
 MAX_WEIGHT = 280
@@ -27,11 +28,6 @@ MAX_WEIGHT = 280
 _COUNTER_RESERVE = "99/99"
 STATUS_URL = "https://x.com/i/web/status/{id}"
 
-_ADMIN_PREFIX = re.compile(
-    r"^(?:kota administrasi|kabupaten administrasi|kota|kabupaten|kab\.?|provinsi|prov\.?|"
-    r"kecamatan|kec\.?|kelurahan|kel\.?|desa)\s+",
-    re.IGNORECASE,
-)
 _NOT_TAG = re.compile(r"\W")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
@@ -44,16 +40,6 @@ def weighted_length(text: str) -> int:
 def fits(text: str) -> bool:
     """True when `text` is one valid X post by length."""
     return weighted_length(text) <= MAX_WEIGHT
-
-
-def place_names(area_desc: str) -> list[str]:
-    """Place names in an area description without "Kota"/"Kabupaten" prefixes ("Kota Palu" → "Palu")."""
-    names = []
-    for part in re.split(r"[;,/]", area_desc):
-        name = _ADMIN_PREFIX.sub("", " ".join(part.split()))
-        if name:
-            names.append(name)
-    return names
 
 
 def hashtags(event: str, area_desc: str, *, max_places: int = 3) -> list[str]:
@@ -336,6 +322,7 @@ class XRenderer(Renderer):
             link=alert.public_url,
             original_link=original_link,
             counter=counter,
+            change_line=change_line(alert, info.language),
         )
 
     @staticmethod

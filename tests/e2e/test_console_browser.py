@@ -84,6 +84,9 @@ def test_compose_click_map_submit_approve_and_watch_progress(serve_factory, brow
     assert "GSM-7" in page.locator(".sms-preview").first.inner_text()
     assert "LATIHAN" in page.locator(".sms-preview pre").first.inner_text()
     assert page.locator(".x-preview").count() >= 1
+    # The budget follows severity (a flood is Severe: up to 3 segments) and the unsaved code is a placeholder.
+    assert "maks/max 3 segmen (tingkat Parah" in page.locator(".sms-preview .budget").first.inner_text()
+    assert page.locator(".placeholders-note").is_visible()
     page.screenshot(path=str(ARTIFACTS / "console-composer-exercise.png"), full_page=True)
 
     # The Actual theme is visibly different; switching back restores the exercise theme.

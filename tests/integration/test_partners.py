@@ -68,6 +68,17 @@ class Receiver:
         self.server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _allow_local_receiver(monkeypatch):
+    """The receiver is a local fake on 127.0.0.1: allowed explicitly, as the outbound guard requires."""
+    from broadcast.settings import get_settings
+
+    monkeypatch.setenv("BROADCAST_OUTBOUND_ALLOW_HOSTS", '["127.0.0.1"]')
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()

@@ -98,7 +98,7 @@
       childLayer = L.geoJSON(res.data, {
         style: function (f) { return styleFor(f.properties.kode); },
         onEachFeature: function (f, layer) {
-          layer.bindTooltip(f.properties.nama, {sticky: true});
+          layer.bindTooltip(bcDom.text(f.properties.nama), {sticky: true});
           layer.on("click", function () {
             if (state.mode) { return; }  // drawing: the click reaches the map's own handler
             toggle(f.properties.kode, f.properties.nama);
@@ -324,10 +324,24 @@
   }
 
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) { e.className = cls; } if (text !== undefined) { e.textContent = text; } return e; }
+  var SEVERITY_ID = {Extreme: "Ekstrem", Severe: "Parah", Moderate: "Sedang", Minor: "Ringan", Unknown: "Tidak diketahui"};
+  function budgetText(m) {
+    var why = m.budget_source === "severity" ? "tingkat " + (SEVERITY_ID[m.budget_severity] || m.budget_severity) + " / severity " + m.budget_severity
+      : (m.budget_source === "setting" ? "pengaturan / setting" : "dipilih / chosen");
+    return "Anggaran / budget: maks/max " + m.max_segments + " segmen (" + why + ") · biaya / cost ≈ " + m.cost_per_message + " " + m.currency +
+      " per pesan / per message (" + m.segments + " × " + m.price_per_segment + ")";
+  }
   function renderPreviews(p) {
     var box = $("previews");
     box.innerHTML = "";
     var chans = p.channels;
+    var ph = p.placeholders || {};
+    if (ph.verify_code) {
+      var note = el("p", "small placeholders-note", "Kode verifikasi " + ph.verify_code + " dan tautan " + (ph.short_url || ph.public_url) +
+        " hanya contoh (placeholder) sepanjang aslinya; nilai sebenarnya diberikan saat draf disimpan. / The verification code and link are placeholders of the real length; the real values are assigned when the draft is saved.");
+      note.setAttribute("data-placeholders", "true");
+      box.appendChild(note);
+    }
     if (chans.sms) {
       var h = el("h3", "", "SMS"); box.appendChild(h);
       chans.sms.forEach(function (m) {
@@ -337,7 +351,16 @@
         var seg = el("strong", "segments", m.segments + " segmen / segments");
         seg.setAttribute("data-segments", String(m.segments));
         card.firstChild.appendChild(seg);
-        card.firstChild.appendChild(document.createTextNode(" · " + m.characters + " karakter / chars (maks/max " + m.max_segments + " segmen)" + (m.truncated ? " · dipendekkan / shortened" : "")));
+        card.firstChild.appendChild(document.createTextNode(" · " + m.characters + " karakter / chars" + (m.truncated ? " · sebagian keterangan tidak masuk / some details left to the web page" : "") +
+          ((m.placeholders || []).length ? " · berisi contoh / contains placeholders" : "")));
+        card.appendChild(el("div", "meta budget", budgetText(m)));
+        if (!m.action_fits) {
+          var warn = el("p", "warn action-over", "Peringatan: kalimat petunjuk pertama tidak muat dalam " + m.max_segments + " segmen, jadi SMS ini dikirim " + m.segments +
+            " segmen (petunjuk tidak pernah dipotong). Persingkat judul, wilayah atau kalimat itu. / Warning: the first instruction sentence does not fit " + m.max_segments +
+            " segment(s), so this SMS goes out as " + m.segments + " (the instruction is never cut). Shorten the headline, area or that sentence.");
+          warn.setAttribute("role", "alert");
+          card.appendChild(warn);
+        }
         card.appendChild(el("pre", "msg", m.text));
         box.appendChild(card);
       });
@@ -373,7 +396,7 @@
     var b = body();
     var seq = ++previewSeq;
     if (b.problems.length) { $("previews").textContent = b.problems.join(" · "); root.setAttribute("data-preview", "incomplete"); return; }
-    K.api("POST", "/api/v1/alerts/preview", b.data).then(function (res) {
+    K.api("POST", "/api/v1/alerts/preview" + (state.alertId ? "?alert_id=" + state.alertId : ""), b.data).then(function (res) {
       if (seq !== previewSeq) { return; }
       if (!res.ok) { $("previews").textContent = K.problemText(res.data, res.status); root.setAttribute("data-preview", "error"); return; }
       renderPreviews(res.data);

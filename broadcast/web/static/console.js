@@ -79,7 +79,10 @@
         return;
       }
       var original = btn.getAttribute("data-original") || alertId;
-      api("POST", "/api/v1/alerts/" + original + "/" + kind, {reason: reason || null}).then(function (res) {
+      var body = {reason: reason || null};
+      var reasonEnEl = document.getElementById("follow-up-reason-en");
+      if (kind === "cancel" && reasonEnEl && reasonEnEl.value.trim()) { body.reason_en = reasonEnEl.value.trim(); }
+      api("POST", "/api/v1/alerts/" + original + "/" + kind, body).then(function (res) {
         if (!res.ok) { show(errors, problemText(res.data, res.status)); return; }
         window.location = kind === "cancel" ? "/konsol/peringatan/" + res.data.id : "/konsol/peringatan/" + res.data.id + "/ubah";
       });

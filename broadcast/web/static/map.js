@@ -10,7 +10,7 @@
     var outlines = L.geoJSON(data, {
       filter: function (f) { return f.properties.role === "outline"; },
       style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
-      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.nama); }
+      onEachFeature: function (f, layer) { layer.bindTooltip(bcDom.text(f.properties.nama)); }
     }).addTo(map);
     var targets = L.geoJSON(data, {
       filter: function (f) { return f.properties.role === "target"; },
@@ -21,7 +21,7 @@
       },
       onEachFeature: function (f, layer) {
         if (f.properties.url) { layer.on("click", function () { window.location = f.properties.url; }); }
-        layer.bindTooltip(f.properties.headline || "");
+        layer.bindTooltip(bcDom.text(f.properties.headline || ""));
       }
     }).addTo(map);
     var bounds = targets.getLayers().length ? targets.getBounds() : outlines.getBounds();

@@ -16,11 +16,11 @@
       if (outlined || !d.features.length) { return; }
       outlined = true;
       L.geoJSON(d, {style: {color: "#57606a", weight: 1, fill: false, dashArray: "3"},
-                    onEachFeature: function (f, l) { l.bindTooltip(f.properties.nama); }}).addTo(map);
+                    onEachFeature: function (f, l) { l.bindTooltip(bcDom.text(f.properties.nama)); }}).addTo(map);
     }).catch(function () {});
   }
   outlines();
-  function esc(s) { var d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
+  var node = bcDom.el;
   function matches(r) {
     return (!filt.hazard || r.hazard === filt.hazard) && (!filt.source || r.source === filt.source) &&
            (!filt.state || r.state === filt.state);
@@ -30,8 +30,8 @@
     if (r.lat == null || r.lon == null || !matches(r)) { return; }
     var m = L.circleMarker([r.lat, r.lon], {radius: 5, weight: 1, color: "#fff", fillOpacity: 0.9,
       fillColor: COLOURS[r.hazard] || "#6e7781", className: "report-marker"});
-    m.bindPopup("<b>#" + r.id + "</b> " + esc(r.source) + " · " + esc(r.hazard || "?") +
-      (r.depth_cm ? " · " + r.depth_cm + " cm" : "") + "<br>" + esc(r.text));
+    m.bindPopup(node("div", null, null, [node("b", "#" + r.id), " " + r.source + " · " + (r.hazard || "?") +
+      (r.depth_cm ? " · " + r.depth_cm + " cm" : ""), node("br"), r.text || ""]));
     m.addTo(reportLayer); reports[r.id] = m;
   }
   function drawIncident(i) {
@@ -39,7 +39,7 @@
     if (i.state === "dismissed" || (filt.hazard && i.hazard !== filt.hazard)) { return; }
     var c = L.circle([i.lat, i.lon], {radius: 300 + 60 * Math.min(i.report_count, 30), weight: 2,
       color: COLOURS[i.hazard] || "#6e7781", fillOpacity: 0.12, className: "incident-area"});
-    c.bindTooltip("#" + i.id + " " + esc(i.hazard) + " · " + i.report_count + " laporan");
+    c.bindTooltip(bcDom.text("#" + i.id + " " + i.hazard + " · " + i.report_count + " laporan"));
     c.addTo(incidentLayer); incidents[i.id] = c;
     var row = document.querySelector("tr[data-incident='" + i.id + "']");
     if (!row) {
@@ -47,8 +47,8 @@
       if (empty) { empty.remove(); }
       row = document.createElement("tr");
       row.setAttribute("data-incident", i.id);
-      row.innerHTML = "<td>" + i.id + "</td><td>" + esc(i.hazard) + "</td><td class='count'></td><td>" +
-        esc(i.representative_text.slice(0, 140)) + "</td><td class='state'></td><td></td>";
+      bcDom.cells(row, [i.id, i.hazard, null, i.representative_text.slice(0, 140), null, null],
+                  [null, null, "count", null, "state", null]);
       tbody.insertBefore(row, tbody.firstChild);
     }
     row.querySelector(".count").textContent = i.report_count; row.querySelector(".state").textContent = i.state;
@@ -57,8 +57,8 @@
     if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
     var tbody = document.querySelector("#reports tbody"), tr = document.createElement("tr");
     tr.setAttribute("data-report", r.id);
-    tr.innerHTML = "<td>" + r.id + "</td><td>" + esc(r.received_at.slice(5, 16).replace("T", " ")) + "</td><td>" +
-      esc(r.source) + "</td><td>" + esc(r.text.slice(0, 160)) + "</td><td class='state'>" + esc(r.state) + "</td><td></td>";
+    bcDom.cells(tr, [r.id, r.received_at.slice(5, 16).replace("T", " "), r.source, r.text.slice(0, 160), r.state, null],
+                [null, null, null, null, "state", null]);
     tbody.insertBefore(tr, tbody.firstChild);
   }
   function load() {
@@ -68,7 +68,7 @@
         if (f.properties.kind === "report") { drawReport(f.properties); } else { drawIncident(f.properties); }
       });
       var layers = reportLayer.getLayers();
-      if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [20, 20]}); fitted = true; }
+      if (layers.length && !fitted) { map.fitBounds(L.featureGroup(layers).getBounds(), {padding: [20, 20], maxZoom: 15}); fitted = true; }
       el.setAttribute("data-ready", "true");
     });
   }

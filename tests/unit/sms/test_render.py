@@ -67,7 +67,12 @@ def alert(
 def test_fitted_text_respects_budget_and_keeps_mark_and_link(budget, status, mark):
     r = SmsRenderer(max_segments=budget)
     text = r.marked_text(alert(status), "id")
-    assert sms_segments(text).segments <= budget
+    fitted = r.fit(alert(status), "id")
+    # LONG_INSTR is one 161-character sentence: it never fits one segment, and is never cut to make it fit.
+    assert LONG_INSTR in text
+    assert fitted.fits == fitted.action_fits == (budget > 1)
+    if budget > 1:
+        assert sms_segments(text).segments <= budget
     assert text.endswith(f"Info: {LINK}")
     if mark:
         assert text.startswith(mark)
@@ -85,12 +90,14 @@ def test_description_goes_before_the_instruction_is_touched():
     assert not cut.endswith(" ")
 
 
-def test_one_segment_drops_the_description_and_shortens_the_instruction():
+def test_one_segment_keeps_the_first_instruction_sentence_whole_and_says_it_is_over_budget():
+    fitted = SmsRenderer(max_segments=1).fit(alert("Exercise"), "id")
     text = SmsRenderer(max_segments=1).marked_text(alert("Exercise"), "id")
     assert "Hujan" not in text
-    assert "[LATIHAN] Banjir di Kota Palu. Segera mengungsi ke tempat" in text
+    assert text == f"[LATIHAN] Banjir di Kota Palu. {LONG_INSTR} Info: {LINK}"
+    assert not fitted.fits and not fitted.action_fits and fitted.first_instruction == LONG_INSTR
     info = sms_segments(text)
-    assert info.encoding is Encoding.GSM7 and info.segments == 1
+    assert info.encoding is Encoding.GSM7 and info.segments == 2
 
 
 def test_text_that_fits_is_left_whole():
@@ -100,14 +107,12 @@ def test_text_that_fits_is_left_whole():
 
 
 def test_ucs2_text_is_cut_with_a_single_ellipsis_character():
-    a = alert(headline="Banjir 🌊 di Kota Palu", max_segments=2)
+    a = alert(headline="Banjir 🌊 di Kota Palu", instruction="Segera mengungsi ke tempat tinggi.", max_segments=3)
     text = SmsRenderer().marked_text(a, "id")
     info = sms_segments(text)
-    assert info.encoding is Encoding.UCS2 and info.segments <= 2
+    assert info.encoding is Encoding.UCS2 and info.segments <= 3
     assert "…" in text and "..." not in text
-    assert (
-        "Hujan" not in text and "di Kota Palu. Segera mengungsi" in text
-    )  # the dropped part leaves no trace
+    assert "di Kota Palu. Hujan deras" in text and "Segera mengungsi ke tempat tinggi." in text
     assert text.endswith(LINK)
 
 
@@ -123,8 +128,8 @@ def test_typographic_quotes_are_normalised_so_the_text_stays_gsm7():
 def test_mark_and_link_survive_even_when_they_alone_exceed_the_budget():
     long_link = "https://bpbd.example.id/" + "x" * 150
     a = replace(alert("Exercise"), short_url=long_link)
-    fitted = SmsRenderer().fit(a, "id")
-    text = SmsRenderer().marked_text(a, "id")
+    fitted = SmsRenderer(max_segments=1).fit(a, "id")
+    text = SmsRenderer(max_segments=1).marked_text(a, "id")
     assert not fitted.fits and fitted.truncated
     assert text.startswith("[LATIHAN] ") and text.endswith(long_link)
 
