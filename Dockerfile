@@ -13,4 +13,4 @@ RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/broadcast --create-home broadcast
 USER broadcast
 EXPOSE 8000
-CMD ["uvicorn", "broadcast.api.asgi:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "broadcast.api.asgi:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

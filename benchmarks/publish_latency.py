@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.factories import alert_payload  # noqa: E402
 
-PASSWORD = "latihan-demo-2026"  # noqa: S105 - the demo password printed by `broadcast serve`
 GOAL_MS = 200.0
 
 
@@ -39,8 +38,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def login(base: str, user: str) -> dict[str, str]:
-    token = httpx.post(f"{base}/api/v1/auth/login", json={"username": user, "password": PASSWORD}).json()
+def login(base: str, user: str, password: str) -> dict[str, str]:
+    """A bearer token for a demo user (their password is the one `broadcast serve` generated and printed)."""
+    token = httpx.post(f"{base}/api/v1/auth/login", json={"username": user, "password": password}).json()
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
@@ -78,7 +78,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _ok(f"{base}/healthz"), timeout_s=90)
-        op, apv = login(base, "op.palu"), login(base, "apv.sulteng")
+        password = (workdir / "broadcast-data" / "demo-password").read_text().strip()
+        op, apv = login(base, "op.palu", password), login(base, "apv.sulteng", password)
         rows: dict[str, list[float]] = {"page": [], "atom (latihan)": [], "json api": []}
         for n in range(args.alerts):
             payload = alert_payload("Exercise")

@@ -107,31 +107,72 @@ def users_create(
         raise typer.Exit(2) from exc
 
 
-def _print_demo_logins() -> None:
-    from broadcast.demo import DEMO_PASSWORD, DEMO_USERS
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Set a user's password (12+ characters, not a common one); the user's existing sessions end."""
+    from broadcast.db import session_scope
+    from broadcast.errors import BroadcastError
+    from broadcast.users import service
 
-    table = Table(title=f"Akun demo / demo logins (kata sandi / password: {DEMO_PASSWORD})")
+    try:
+        with session_scope(_engine()) as session:
+            user = service.find_user_by_username(session, username=username)
+            if user is None:
+                console.print(f"[red]no such user: {username}[/red]")
+                raise typer.Exit(2)
+            service.change_password(session, user=user, new_password=password, current_password=None, actor_id=None)
+    except BroadcastError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]password of {username} changed; its sessions have ended[/green]")
+
+
+def _print_demo_logins() -> None:
+    """The demo logins and their generated password, while demo users still have it."""
+    from broadcast.db import session_scope
+    from broadcast.demo import DEMO_USERS, stored_demo_password, users_with_password
+
+    password = stored_demo_password(get_settings().data_dir)
+    if password is None:
+        return
+    with session_scope(_engine()) as session:
+        still = users_with_password(session, password)
+    shown = [u for u in DEMO_USERS if u in still]
+    if not shown:
+        return
+    table = Table(title=f"Akun demo / demo logins (kata sandi / password: {password})")
     for col in ("username", "role", "jurisdiction", "name"):
         table.add_column(col)
-    for u in DEMO_USERS:
+    for u in shown:
         table.add_row(u.username, u.role.value, u.jurisdiction or "nasional", u.full_name)
     console.print(table)
+    console.print(
+        "[yellow]Akun demo memakai kata sandi di atas (juga di "
+        f"{get_settings().data_dir / 'demo-password'}); ganti sebelum dipakai sungguhan / the demo accounts use the "
+        "password above: change it before real use ('broadcast users set-password NAME')[/yellow]"
+    )
 
 
 def _load_demo() -> int:
     from broadcast.db import session_scope
-    from broadcast.demo import load_demo
+    from broadcast.demo import demo_password, load_demo
 
-    if get_settings().environment is Environment.PRODUCTION:
+    settings = get_settings()
+    if settings.environment is Environment.PRODUCTION:
         console.print("[red]demo data is never loaded in production[/red]")
         raise typer.Exit(2)
+    password = demo_password(settings.data_dir)
     with session_scope(_engine()) as session:
-        return len(load_demo(session))
+        return len(load_demo(session, password=password))
 
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Load demo users (one per role) and subscribers in Palu, Sleman and Grobogan."""
+    """Load demo users (one per role, with a generated password that is printed) and subscribers in Palu, Sleman
+    and Grobogan."""
     n = _load_demo()
     console.print(f"[green]{n} demo users created[/green]")
     _print_demo_logins()
@@ -405,13 +446,15 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Celery worker processes")] = 2,
-    demo: Annotated[bool, typer.Option(help="load demo data into an empty database")] = True,
+    demo: Annotated[bool, typer.Option(help="load demo data into an empty database (loopback hosts only)")] = True,
 ) -> None:
     """Run everything: database migrations, local broker, API, worker and beat."""
     from broadcast import migrate
+    from broadcast.api.security import is_loopback_host
     from broadcast.db import session_scope
     from broadcast.demo import is_empty
     from broadcast.serve import ServeError, Supervisor, port_in_use
+    from broadcast.settings import ensure_secret_file
 
     if port_in_use(host, port):
         console.print(
@@ -424,12 +467,30 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     _prepare_data_dir()
+    if settings.uses_placeholder_secret:
+        # The embedded default signs sessions with a random secret of its own, kept in the data dir.
+        ensure_secret_file(settings.data_dir)
+        get_settings.cache_clear()
+        settings = get_settings()
+    if settings.uses_placeholder_secret and not is_loopback_host(host):
+        console.print(
+            f"[red]Kunci rahasia masih placeholder: tidak boleh mendengar di {host} / the secret key is the "
+            f"placeholder: refusing to listen on {host} (set BROADCAST_SECRET_KEY)[/red]"
+        )
+        raise typer.Exit(1)
     migrate.upgrade(settings.resolved_database_url)
     with session_scope(_engine()) as session:
         empty = is_empty(session)
     if empty and demo and settings.environment is not Environment.PRODUCTION:
-        _load_demo()
-        _print_demo_logins()
+        if is_loopback_host(host):
+            _load_demo()
+        else:
+            console.print(
+                f"[yellow]Tanpa akun demo karena mendengar di {host}; buat pengguna dengan 'broadcast users create' "
+                f"/ no demo users when listening on {host}: create users with 'broadcast users create' (or "
+                "'broadcast demo load')[/yellow]"
+            )
+    _print_demo_logins()
     sup = Supervisor(settings, host=host, port=port, workers=workers)
     try:
         sup.start()

@@ -1,8 +1,15 @@
-"""Demo data for a fresh embedded install: one user per role and subscribers in Palu, Sleman, Grobogan."""
+"""Demo data for a fresh embedded install: one user per role and subscribers in Palu, Sleman, Grobogan.
+
+The demo users share one password generated on first load (never fixed in the source) and kept, mode 0600, in
+the data dir, so `broadcast serve` can print the logins on every start while the accounts still use it.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,9 +18,31 @@ from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.users import service as users
 from broadcast.users.models import Role, User
+from broadcast.users.security import verify_password
 from geo import gazetteer
 
-DEMO_PASSWORD = "latihan-demo-2026"  # noqa: S105 - demo only; refused in production
+PASSWORD_FILE = "demo-password"  # noqa: S105 - a file name
+
+
+def demo_password(data_dir: Path) -> str:
+    """The demo accounts' password: generated (random, 16 characters) into data_dir on first use, then reused."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(f"latihan-{secrets.token_urlsafe(12)}\n")
+    return path.read_text().strip()
+
+
+def stored_demo_password(data_dir: Path) -> str | None:
+    """The demo password kept in data_dir, if any was generated."""
+    try:
+        return (data_dir / PASSWORD_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -52,8 +81,18 @@ def _desa_under(code: str, n: int) -> list[str]:
     return out[:n]
 
 
-def load_demo(session: Session) -> list[DemoUser]:
-    """Create the demo users and subscribers that are missing (safe to run twice)."""
+def users_with_password(session: Session, password: str) -> list[DemoUser]:
+    """The demo users (active) whose password is still `password`."""
+    out = []
+    for u in DEMO_USERS:
+        user = users.find_user_by_username(session, username=u.username)
+        if user is not None and user.is_active and verify_password(user.password_hash, password):
+            out.append(u)
+    return out
+
+
+def load_demo(session: Session, *, password: str) -> list[DemoUser]:
+    """Create the demo users (with `password`) and subscribers that are missing (safe to run twice)."""
     created = []
     for u in DEMO_USERS:
         if users.find_user_by_username(session, username=u.username) is None:
@@ -61,7 +100,7 @@ def load_demo(session: Session) -> list[DemoUser]:
                 session,
                 username=u.username,
                 full_name=u.full_name,
-                password=DEMO_PASSWORD,
+                password=password,
                 role=u.role,
                 jurisdiction=u.jurisdiction,
                 actor_id=None,

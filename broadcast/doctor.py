@@ -26,7 +26,14 @@ def _secrets(settings: Settings) -> list[Finding]:
     secret = settings.secret_key.get_secret_value()
     if secret in ("", PLACEHOLDER_SECRET) or len(secret) < 32:
         level = Level.FAIL if production else Level.WARN
-        return [Finding("secret key", level, "BROADCAST_SECRET_KEY is the placeholder or shorter than 32 characters")]
+        return [
+            Finding(
+                "secret key",
+                level,
+                "BROADCAST_SECRET_KEY is the placeholder or shorter than 32 characters (with the placeholder the API "
+                "answers only on loopback; 'broadcast serve' generates one into the data dir)",
+            )
+        ]
     return [Finding("secret key", Level.OK, "set")]
 
 
@@ -107,6 +114,17 @@ def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
     return found
 
 
+def _limits(settings: Settings) -> list[Finding]:
+    """The one limiter (sign-in throttle, public forms) needs its Redis: without it sign-in is refused and the
+    public forms are limited per process only."""
+    from broadcast import limits
+
+    state = limits.status(settings.resolved_redis_url)
+    if not state.ok and settings.embedded_broker:
+        return [Finding("rate limits", Level.FAIL, state.detail + " (the embedded Redis runs under 'broadcast serve')")]
+    return [Finding("rate limits", Level.OK if state.ok else Level.FAIL, state.detail)]
+
+
 def _cap_signing(settings: Settings) -> list[Finding]:
     """Served CAP is signed (XML-DSig) so partners can tell it from a forgery; production needs its own key."""
     production = settings.environment is Environment.PRODUCTION
@@ -139,4 +157,5 @@ def diagnose(settings: Settings, *, worker_timeout_s: float = 2.0) -> list[Findi
         *_cap_signing(settings),
         *_database(settings),
         *_broker(settings, worker_timeout_s=worker_timeout_s),
+        *_limits(settings),
     ]

@@ -137,6 +137,9 @@ class Supervisor:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                # Client addresses come from broadcast.api.security.client_ip (BROADCAST_FORWARDED_ALLOW_IPS), never
+                # from uvicorn's own X-Forwarded-For handling, which trusts any local peer.
+                "--no-proxy-headers",
             ],
         )
 

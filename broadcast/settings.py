@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import os
+import secrets
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -17,6 +20,31 @@ PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known pla
 # Where Twilio posts to us; the public URLs are the webhook base URL plus these paths.
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 TWILIO_INBOUND_PATH = "/webhooks/twilio/inbound"
+
+
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+def read_secret_file(data_dir: Path) -> str:
+    """The secret `broadcast serve` generated into this data dir, "" when there is none."""
+    try:
+        return (data_dir / SECRET_FILE).read_text().strip()
+    except OSError:
+        return ""
+
+
+def ensure_secret_file(data_dir: Path) -> str:
+    """The data dir's generated secret, created on first use (random, 64 hex characters, mode 0600) and reused
+    afterwards; this is how the embedded default signs sessions without a configured BROADCAST_SECRET_KEY."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_secret_file(data_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return read_secret_file(data_dir)
 
 
 class Environment(StrEnum):
@@ -162,10 +190,17 @@ class Settings(BaseSettings):
     outbound_allow_hosts: list[str] = []
     # Browser origins allowed to call the API cross-site; empty = CORS closed.
     cors_origins: list[str] = []
-    # Failed sign-ins before an account / a client address is refused (429) until the window ends.
+    # Sign-in attempts that did not succeed before one account from one client address, or one address over
+    # every account, is refused (429) until the window ends; past the account-wide threshold (from any address)
+    # each attempt waits a growing delay (at most login_max_delay_s) instead: slowed, never locked out.
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=30, ge=1)
+    login_slow_after_failures_per_account: int = Field(default=10, ge=1)
+    login_max_delay_s: float = Field(default=16.0, ge=0, le=60)
     login_throttle_window_s: int = Field(default=15 * 60, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, e.g.
+    # "10.0.0.5,172.18.0.0/16"); empty: none, the connecting address is the client.
+    forwarded_allow_ips: str = ""
     # Empty: /metrics is open (keep it behind the reverse proxy); set: it needs "Authorization: Bearer <token>".
     metrics_token: SecretStr = SecretStr("")
     twilio: TwilioSettings = TwilioSettings()
@@ -182,6 +217,8 @@ class Settings(BaseSettings):
     report_limit_per_ip: int = 10
     report_limit_per_phone: int = 5
     report_limit_window_s: int = 600
+    # /cek: verification-code lookups per client address per report_limit_window_s (the code space is 32^6).
+    check_code_limit_per_ip: int = Field(default=30, ge=1)
     report_form_min_seconds: float = 3.0
     cap_signing: CapSigningSettings = CapSigningSettings()
     # Fan-out: recipients per batch task; how long a claim holds a row before another worker may take it over
@@ -191,8 +228,22 @@ class Settings(BaseSettings):
     dispatch_sweep_s: float = Field(default=30.0, gt=0)
     dispatch_stale_s: int = Field(default=60, ge=1)
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"BROADCAST_FORWARDED_ALLOW_IPS: '{part}' is not an address or network") from exc
+        return value
+
     @model_validator(mode="after")
     def _production_is_configured(self) -> Settings:
+        if self.secret_key.get_secret_value() in ("", PLACEHOLDER_SECRET):
+            generated = read_secret_file(self.data_dir)
+            if generated:
+                self.secret_key = SecretStr(generated)
         if self.environment is Environment.PRODUCTION:
             if self.secret_key.get_secret_value() in ("", PLACEHOLDER_SECRET):
                 raise ValueError("BROADCAST_SECRET_KEY must be set to a real secret in production")
@@ -201,6 +252,17 @@ class Settings(BaseSettings):
             if not self.broker_url:
                 raise ValueError("BROADCAST_BROKER_URL must be set in production")
         return self
+
+    @property
+    def uses_placeholder_secret(self) -> bool:
+        """True when sessions would be signed with the published placeholder (or nothing)."""
+        return self.secret_key.get_secret_value() in ("", PLACEHOLDER_SECRET)
+
+    @property
+    def forwarded_allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The proxies whose X-Forwarded-For is believed."""
+        parts = filter(None, (p.strip() for p in self.forwarded_allow_ips.split(",")))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
 
     @property
     def resolved_database_url(self) -> str:

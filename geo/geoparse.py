@@ -1,10 +1,19 @@
 """Find Indonesian place names in free text: desa/kelurahan, kecamatan, kabupaten/kota, RT/RW and streets.
 
 Pure lookups over the gazetteer (no database). Words people put before a name ("Kec. Jatinegara", "kel klender",
-"Kab. Sigi") say which level they mean; "Kp"/"Kampung" is part of many kelurahan names ("Kampung Melayu") and is
-spelt out. Exact names are found anywhere in the text; a name after a marker may be misspelt (rapidfuzz). Names
-repeat across Indonesia, so candidates are ranked by how well they agree with each other (a kelurahan inside the
-kecamatan the text also names wins) and may be limited to a region (`within`, a code prefix such as "31").
+"Kab. Sigi") say which level they mean, and "Kelurahan"/"Desa" also which kind (a kelurahan's code is 1xxx, a
+desa's 2xxx); "Kp"/"Kampung" is part of many kelurahan names ("Kampung Melayu") and is spelt out. Exact names
+are found anywhere in the text; a name after a marker may be misspelt (rapidfuzz). A name never runs across
+punctuation or a marker ("Kel. Birobuli Utara, Kec. Palu Selatan" is two places). A street runs from "Jl."/"Gang"
+to the next marker, punctuation or number ("Jl. Soekarno Hatta" is one street). Names repeat across Indonesia, so
+candidates are ranked by how well they agree with each other (a kelurahan inside the kecamatan the text also
+names wins); ties are broken by the sender's registered area, then the jurisdiction the report arrived through,
+then the kind the marker named; every answer carries the reason for it. `within` (a code prefix such as "31")
+limits the search to one region.
+
+Linear in the text: each distinct name is scored once, with at most MAX_CANDIDATES places, and the work per
+report is capped (MAX_MENTIONS names, MAX_FUZZY misspelling searches, MAX_WORK candidate evaluations); when a cap
+is hit the answer says so.
 """
 
 from __future__ import annotations
@@ -23,6 +32,12 @@ from geo.gazetteer import Place
 LEVELS = ("kabupaten_kota", "kecamatan", "desa_kelurahan")
 MAX_WORDS = 4
 FUZZY_CUTOFF = 86.0
+# Work bounds per report. Each distinct name is looked up and scored once, whatever it repeats.
+MAX_CANDIDATES = 32  # places kept per distinct name (those agreeing with the hints and other names first)
+MAX_MENTIONS = 24  # distinct names scored per report
+MAX_FUZZY = 6  # misspelt-name searches per report (each scans every name of one level)
+MAX_WORK = 2000  # candidate evaluations per report
+MAX_STREET_WORDS = 5
 # Level words before a name, with the level they announce.
 MARKERS = {
     "kec": "kecamatan",
@@ -36,6 +51,8 @@ MARKERS = {
     "kota": "kabupaten_kota",
     "kodya": "kabupaten_kota",
 }
+# Marker words that also say the kind: a kelurahan (urban, code digits 1xxx) or a desa (rural, 2xxx).
+KIND_WORDS = {"kel": "1", "kelurahan": "1", "desa": "2", "ds": "2"}
 STREET_WORDS = frozenset({"jl", "jln", "jalan", "gg", "gang"})
 # Abbreviations spelt out before matching.
 EXPAND = {"kp": "kampung", "kmp": "kampung", "jkt": "jakarta", "jak": "jakarta", "tj": "tanjung", "pd": "pondok"}
@@ -50,11 +67,40 @@ _STOPWORD_TEXT = """
     jati pulo kebon cempaka melati mawar kenanga anggrek
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# "Kali Krukut", "Sungai Cakung": a river named after a place runs through many; not where the report is.
+RIVER_WORDS = frozenset({"kali", "sungai", "kalinya", "sungainya"})
+# "Cipinang Indah", "Kapuk Mas", "Taman Palem Lestari": a housing estate or mall named after a place is often
+# outside it; such a name supports other names but does not place a report on its own.
+DEVELOPMENT_WORDS = frozenset(
+    {"indah", "mas", "permai", "garden", "residence", "regency", "asri", "elok", "lestari", "park", "city", "hills"}
+)
+# Words that end a street's name (besides markers, punctuation and a house/street number).
+_STREET_END_TEXT = """
+    rt rw no nomor blok kampung komp komplek kompleks perum perumahan di ke dari dekat depan belakang samping
+    sebelah arah mengarah menuju sampai hingga yang yg dan atau banjir genangan tergenang menggenang air sudah sdh
+    udh masih msh mulai setinggi sedalam sekitar tepatnya lokasi wilayah daerah sejak pukul jam tolong mohon tidak
+    belum blm ada ini itu meluap naik surut sepanjang tergenangi terendam macet kelurahan kecamatan kota kabupaten
+    selutut sepinggang sedada seleher sebetis sepaha sedengkul semata jakarta
+"""
+STREET_END = frozenset(_STREET_END_TEXT.split()) | frozenset(MARKERS) | STREET_WORDS
+# Words after which "." is an abbreviation's full stop, not the end of a sentence.
+_ABBREVIATIONS = frozenset(MARKERS) | STREET_WORDS | frozenset(EXPAND) | {"komp", "perum", "no", "rt", "rw", "ps", "rs"}
+# Characters that end a name; "." too unless it closes an abbreviation.
+_BREAKS = frozenset(',;:!?()[]{}/\\|"\n#@*+=<>')
+_TOKEN = re.compile(r"[a-z]+|[0-9]+|\n|[^\s0-9a-z]")
+_HANDLE = re.compile(r"@\w+")
+_ROMAN = re.compile(r"^(?:i{1,3}|iv|vi{0,3}|ix|xi{0,3}|xiv|xv)$")
 _WORD = re.compile(r"[0-9a-z]+")
 _RW = re.compile(r"\brw\s*\.?\s*0*(\d{1,3})\b")
 _RT = re.compile(r"\brt\s*\.?\s*0*(\d{1,3})\b")
 _RT_RW = re.compile(r"\b(?:rt\s*\.?\s*)?0*(\d{1,3})\s*/\s*(?:rw\s*\.?\s*)?0*(\d{1,3})\b")
 _LEVEL_WEIGHT = {"desa_kelurahan": 3.0, "kecamatan": 2.5, "kabupaten_kota": 1.0}
+_LEVEL_NAME = {
+    "desa_kelurahan": ("desa/kelurahan", "desa/kelurahan"),
+    "kecamatan": ("kecamatan", "kecamatan"),
+    "kabupaten_kota": ("kabupaten/kota", "regency/city"),
+}
+_DIRECTIONS = frozenset({"utara", "selatan", "timur", "barat", "tengah"})
 _KIND_PREFIXES = (("kota", "administrasi"), ("kabupaten", "administrasi"), ("kota",), ("kabupaten",))
 
 
@@ -82,9 +128,12 @@ def _variants(place: Place) -> set[str]:
 
 @lru_cache(maxsize=1)
 def _index() -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
-    """Places by normalised name, and by the same name with its spaces removed ("kramat jati" = "kramatjati")."""
+    """Places by normalised name, and by the same name with its spaces removed ("kramat jati" = "kramatjati").
+    A name without its last word of direction also names the places it was split into ("Tanjung Duren" =
+    Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name."""
     by_name: dict[str, list[Place]] = defaultdict(list)
     squashed: dict[str, list[Place]] = defaultdict(list)
+    split: dict[str, list[Place]] = defaultdict(list)
     for place in gazetteer._places().values():
         if place.level not in LEVELS:
             continue
@@ -92,6 +141,12 @@ def _index() -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]
             by_name[name].append(place)
             if " " in name:
                 squashed[name.replace(" ", "")].append(place)
+            words = name.split()
+            if place.level != "kabupaten_kota" and len(words) > 1 and words[-1] in _DIRECTIONS:
+                split[" ".join(words[:-1])].append(place)
+    for name, places in split.items():
+        if name not in by_name and name not in STOPWORDS and len(name) >= 4:
+            by_name[name] = places
     return (
         {k: tuple(v) for k, v in by_name.items()},
         {k: tuple(v) for k, v in squashed.items()},
@@ -113,7 +168,11 @@ def _names_at(level: str, within: str | None) -> tuple[tuple[str, ...], tuple[Pl
 
 @dataclass(frozen=True, slots=True)
 class Mention:
-    """A stretch of the text that names a place, with every place it could mean."""
+    """A stretch of the text that names a place, with every place it could mean (at most MAX_CANDIDATES).
+
+    `weak` says why the name alone does not place a report: "street" (inside a street's name), "development"
+    (a housing estate or mall named after the place).
+    """
 
     text: str
     start: int  # word position
@@ -121,11 +180,17 @@ class Mention:
     marker: str | None  # the level a marker word announced, if any
     candidates: tuple[Place, ...]
     fuzzy: bool = False
+    weak: str | None = None
+    kind: str | None = None  # "1" kelurahan or "2" desa when the marker word said so
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedLocation:
-    """What the text says about where: the best place (or None), its kecamatan, and the other clues."""
+    """What the text says about where: the best place (or None), its kecamatan, the other clues, and why.
+
+    `reason` explains the choice (or why there is none) in Indonesian, then English; `capped` is True when a
+    work bound cut the search short (the reason names it); `work` counts the candidate evaluations spent.
+    """
 
     place: Place | None
     kecamatan: str | None
@@ -134,11 +199,70 @@ class ParsedLocation:
     rt: str | None = None
     street: str | None = None
     ambiguous: bool = False
+    reason: str = ""
+    capped: bool = False
+    work: int = 0
 
     @property
     def names(self) -> list[str]:
         """The place names found, in text order."""
         return [m.text for m in self.mentions]
+
+
+class _Why:
+    """Reasons collected in both languages; rendered "Indonesian / English"."""
+
+    def __init__(self) -> None:
+        self.id: list[str] = []
+        self.en: list[str] = []
+
+    def add(self, id_text: str, en_text: str) -> None:
+        self.id.append(id_text)
+        self.en.append(en_text)
+
+    def text(self) -> str:
+        return f"{'; '.join(self.id)} / {'; '.join(self.en)}" if self.id else ""
+
+
+@lru_cache(maxsize=1)
+def _first_words() -> frozenset[str]:
+    """The first words of place names (four letters or more), to split "di" off "dimangga"."""
+    by_name, _ = _index()
+    return frozenset(w for w in (name.split()[0] for name in by_name) if len(w) >= 4 and w not in STOPWORDS)
+
+
+def _glued_di(word: str) -> str | None:
+    rest = word[2:]
+    if word.startswith("di") and len(rest) >= 4 and word not in _index()[0] and rest in _first_words():
+        return rest
+    return None
+
+
+def _tokens(text: str) -> tuple[list[str], list[bool]]:
+    """Words (abbreviations spelt out) and, per word, whether punctuation separates it from the word before."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    # "@lurahpelamampang": an account people tag, not where they are.
+    ascii_text = _HANDLE.sub(" , ", ascii_text)
+    words: list[str] = []
+    breaks: list[bool] = []
+    pending = False
+    previous = ""
+    for match in _TOKEN.finditer(ascii_text):
+        piece = match.group()
+        if piece[0].isascii() and piece[0].isalnum():
+            glued = _glued_di(piece)
+            if glued:  # "dimangga besar": "di" written onto the name
+                words.append("di")
+                breaks.append(pending)
+                pending = False
+                piece = glued
+            words.append(EXPAND.get(piece, piece))
+            breaks.append(pending)
+            pending = False
+            previous = piece
+        elif piece in _BREAKS or (piece == "." and previous not in _ABBREVIATIONS):
+            pending = True
+    return words, breaks
 
 
 def _in_scope(places: tuple[Place, ...], within: str | None, level: str | None = None) -> tuple[Place, ...]:
@@ -154,7 +278,10 @@ def _exact(phrase: list[str], within: str | None, level: str | None) -> tuple[Pl
     key = " ".join(phrase)
     found = _in_scope(by_name.get(key, ()), within, level)
     if not found:
-        found = _in_scope(squashed.get(key.replace(" ", ""), ()), within, level)
+        glued = key.replace(" ", "")
+        found = _in_scope(squashed.get(glued, ()), within, level)
+        if not found and glued != key:
+            found = _in_scope(by_name.get(glued, ()), within, level)
     return found
 
 
@@ -166,64 +293,156 @@ def _fuzzy(phrase: list[str], within: str | None, level: str) -> tuple[Place, ..
     return (places[hit[2]],)
 
 
-def _street(words: list[str], start: int, within: str | None) -> str | None:
-    """The street name after "Jl."/"Gang": up to four words, ending before a number's end, a marker, a common
-    word or a place name ("Jl. Dermaga Klender" → "dermaga")."""
-    out: list[str] = []
-    for i, w in enumerate(words[start : start + 4], start=start):
-        if w in MARKERS or w in STREET_WORDS or w in ("rt", "rw", "no", "nomor", "kampung") or w in STOPWORDS:
-            break
-        if out and not w.isdigit() and any(_exact(words[i : i + n], within, None) for n in (1, 2)):
-            break
-        out.append(w)
-        if w.isdigit():
-            break
-    return " ".join(out) or None
+def _inside_any(place: Place, areas: tuple[str, ...]) -> bool:
+    return any(gazetteer.contains(a, place.kode) for a in areas)
+
+
+class _Scan:
+    """One pass over a report's words: each distinct phrase is looked up once; misspelling searches are capped."""
+
+    def __init__(self, words: list[str], breaks: list[bool], within: str | None, hints: tuple[str, ...]) -> None:
+        self.words = words
+        self.breaks = breaks
+        self.within = within
+        self.hints = hints
+        self._exact: dict[tuple[str, str | None], tuple[Place, ...]] = {}
+        self._fuzzy: dict[tuple[str, str], tuple[Place, ...]] = {}
+        self.fuzzy_left = MAX_FUZZY
+        self.capped: list[str] = []
+
+    def exact(self, start: int, n: int, level: str | None) -> tuple[Place, ...]:
+        key = (" ".join(self.words[start : start + n]), level)
+        if key not in self._exact:
+            self._exact[key] = _exact(self.words[start : start + n], self.within, level)
+        return self._exact[key]
+
+    def fuzzy(self, start: int, n: int, level: str) -> tuple[Place, ...]:
+        key = (" ".join(self.words[start : start + n]), level)
+        if key not in self._fuzzy:
+            if self.fuzzy_left <= 0:
+                if "fuzzy" not in self.capped:
+                    self.capped.append("fuzzy")
+                return ()
+            self.fuzzy_left -= 1
+            self._fuzzy[key] = _fuzzy(self.words[start : start + n], self.within, level)
+        return self._fuzzy[key]
+
+    def span(self, start: int, most: int = MAX_WORDS) -> int:
+        """How many words from `start` may form one name: no punctuation, marker, street word or RT/RW inside."""
+        n = 0
+        while n < most and start + n < len(self.words):
+            w = self.words[start + n]
+            if n and self.breaks[start + n]:
+                break
+            if w in MARKERS or w in STREET_WORDS or w in ("rt", "rw"):
+                break
+            n += 1
+        return n
+
+    def street(self, start: int) -> tuple[str | None, int]:
+        """The street name after "Jl."/"Gang" and where it ends: up to the next marker, punctuation, common word
+        or number (kept: "Jl. Kebon Jeruk 11"), or a kelurahan/kecamatan name after it ("Jl. Dermaga Klender")."""
+        out: list[str] = []
+        j = start
+        while j < len(self.words) and len(out) < MAX_STREET_WORDS:
+            w = self.words[j]
+            if out and self.breaks[j]:
+                break
+            if w in STREET_END:
+                break
+            numbered = w.isdigit() or bool(_ROMAN.match(w))
+            if out and not numbered and self._ends_street(j):
+                break
+            out.append(w)
+            j += 1
+            if numbered and len(out) > 1:
+                break
+        return (" ".join(out) or None), j
+
+    def _ends_street(self, j: int) -> bool:
+        # A desa of the same name far away does not cut a street ("Jl. Soekarno Hatta": Hatta is a desa in
+        # Lampung), nor does a word many places share ("Jl. Kebon Jeruk 11": eleven Jeruk); the name of a
+        # kelurahan, kecamatan or kota does, and so does any place inside the hints.
+        for n in range(min(3, self.span(j)), 0, -1):
+            if n == 1 and (self.words[j] in STOPWORDS or len(self.words[j]) < 4):
+                continue
+            places = self.exact(j, n, None)
+            if any(_inside_any(p, self.hints) for p in places):
+                return True
+            if len(places) <= 2 and any(p.level != "desa_kelurahan" or p.kode[-4] == "1" for p in places):
+                return True
+        return False
+
+    def mentions(self) -> tuple[list[Mention], str | None]:
+        words = self.words
+        found: list[Mention] = []
+        street: str | None = None
+        street_span = (0, 0)
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word in STREET_WORDS:
+                # A street may start with a place's name ("Jl. Kampung Melayu Besar"): that name counts; the
+                # words after it are the street's own name.
+                name, end = self.street(i + 1)
+                if street is None and name is not None:
+                    street = name
+                if name is not None:
+                    street_span = (i + 1, end)
+                i += 1
+                continue
+            marker = MARKERS.get(word)
+            start = i + 1 if marker else i
+            longest = self.span(start) if start < len(words) else 0
+            mention = self._exact_mention(start, longest, marker, word)
+            if mention is None and marker is not None:
+                mention = self._fuzzy_mention(start, min(longest, 3), marker, word)
+            if mention is None:
+                i += 1
+                continue
+            if marker is None and start > 0 and words[start - 1] in RIVER_WORDS and not self.breaks[start]:
+                i = start + mention.words  # a river's name, not a place
+                continue
+            if street_span[0] < start < street_span[1]:
+                i = start + mention.words  # the rest of a street's name ("Jl. Soekarno Hatta"), not a place
+                continue
+            after = start + mention.words
+            weak = None
+            if after < len(words) and words[after] in DEVELOPMENT_WORDS and not self.breaks[after]:
+                weak = "development"
+            found.append(
+                Mention(
+                    mention.text, start, mention.words, marker, mention.candidates, mention.fuzzy, weak, mention.kind
+                )
+            )
+            i = after
+        return found, street
+
+    def _exact_mention(self, start: int, longest: int, marker: str | None, word: str) -> Mention | None:
+        for n in range(longest, 0, -1):
+            phrase = self.words[start : start + n]
+            if n == 1 and marker is None and (phrase[0] in STOPWORDS or len(phrase[0]) < 4):
+                continue
+            places = self.exact(start, n, marker)
+            if places:
+                return Mention(" ".join(phrase), start, n, marker, places, False, None, KIND_WORDS.get(word))
+        return None
+
+    def _fuzzy_mention(self, start: int, longest: int, marker: str, word: str) -> Mention | None:
+        for n in range(longest, 0, -1):
+            phrase = self.words[start : start + n]
+            if n == 1 and len(phrase[0]) < 4:
+                continue
+            places = self.fuzzy(start, n, marker)
+            if places:
+                return Mention(" ".join(phrase), start, n, marker, places, True, None, KIND_WORDS.get(word))
+        return None
 
 
 def find_mentions(text: str, *, within: str | None = None) -> tuple[list[Mention], str | None]:
     """Every place name in `text` (longest match first, left to right) and the first street named."""
-    words = [EXPAND.get(w, w) for w in _ascii_words(text)]
-    mentions: list[Mention] = []
-    street: str | None = None
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in STREET_WORDS:
-            # Place names inside a street's name still count ("Jl. Kampung Melayu Besar").
-            street = street or _street(words, i + 1, within)
-            i += 1
-            continue
-        marker = MARKERS.get(word)
-        start = i + 1 if marker else i
-        matched = False
-        for n in range(min(MAX_WORDS, len(words) - start), 0, -1):
-            phrase = words[start : start + n]
-            if any(w in ("rt", "rw") for w in phrase):
-                continue
-            places = _exact(phrase, within, marker)
-            if not places and marker is None and word == "kampung":
-                continue
-            if places and n == 1 and marker is None and (phrase[0] in STOPWORDS or len(phrase[0]) < 4):
-                continue
-            fuzzy = False
-            if not places and marker is not None and n <= 3:
-                places = _fuzzy(phrase, within, marker)
-                fuzzy = bool(places)
-                if places and n == 1 and len(phrase[0]) < 4:
-                    places = ()
-            if places:
-                mentions.append(Mention(" ".join(phrase), start, n, marker, places, fuzzy))
-                i = start + n
-                matched = True
-                break
-        if not matched:
-            i += 1
-    return mentions, street
-
-
-def _related(a: Place, b: Place) -> bool:
-    return a.kode != b.kode and (gazetteer.contains(a.kode, b.kode) or gazetteer.contains(b.kode, a.kode))
+    words, breaks = _tokens(text)
+    return _Scan(words, breaks, within, ()).mentions()
 
 
 def _kecamatan_of(place: Place) -> str | None:
@@ -234,55 +453,256 @@ def _kecamatan_of(place: Place) -> str | None:
     return None
 
 
-def parse_location(text: str, *, within: str | None = None) -> ParsedLocation:
-    """The place `text` most likely names, with its kecamatan, the RT/RW and the street (any may be None).
+def _ancestors(code: str) -> tuple[str, ...]:
+    """The kabupaten/kota and kecamatan codes above `code` (not itself)."""
+    parts = code.split(".")
+    return tuple(".".join(parts[:k]) for k in range(2, len(parts)))
+
+
+def _label(place: Place) -> str:
+    return f"{place.nama} ({place.kode})"
+
+
+def _distinct(
+    mentions: list[Mention], hints: tuple[str, ...], why: _Why
+) -> tuple[list[Mention], list[tuple[Place, ...]], list[str]]:
+    """Each name once (a strong mention over a weak one), each with at most MAX_CANDIDATES places: those inside
+    the hints or an area another name gives first, then by code. Returns the names, their places and the caps hit."""
+    unique: dict[tuple[str, str | None], Mention] = {}
+    for m in mentions:
+        key = (m.text, m.marker)
+        if key not in unique or (unique[key].weak and not m.weak):
+            unique[key] = m
+    names = list(unique.values())
+    capped: list[str] = []
+    if len(names) > MAX_MENTIONS:
+        capped.append("mentions")
+        why.add(
+            f"batas kerja: hanya {MAX_MENTIONS} dari {len(names)} nama tempat dinilai",
+            f"work cap: only {MAX_MENTIONS} of {len(names)} place names scored",
+        )
+        names = names[:MAX_MENTIONS]
+    areas = tuple(
+        p.kode
+        for m in names
+        if len(m.candidates) <= MAX_CANDIDATES
+        for p in m.candidates
+        if p.level != "desa_kelurahan"
+    )
+    named = set(areas)
+    kept: list[tuple[Place, ...]] = []
+    for m in names:
+        places = m.candidates
+        if len(places) > MAX_CANDIDATES:
+            # Set lookups of each place's parents: no pairwise comparison of places with named areas.
+            first = [p for p in places if _inside_any(p, hints) or any(a in named for a in _ancestors(p.kode))]
+            seen = {p.kode for p in first}
+            places = tuple((first + [p for p in places if p.kode not in seen])[:MAX_CANDIDATES])
+            why.add(
+                f"{m.text}: {len(m.candidates)} tempat bernama sama, {MAX_CANDIDATES} dinilai",
+                f"{m.text}: {len(m.candidates)} places share the name, {MAX_CANDIDATES} scored",
+            )
+        kept.append(places)
+    return names, kept, capped
+
+
+def _pick(top: list[Place], label: str, test: dict[str, bool], why_id: str, why_en: str, why: _Why) -> list[Place]:
+    """Keep the tied places that pass a tie-break, when some but not all do; record why."""
+    passing = [p for p in top if test.get(p.kode)]
+    if passing and len(passing) < len(top):
+        others = ", ".join(p.kode for p in top if not test.get(p.kode))
+        why.add(f"{label}: {why_id} (bukan {others})", f"{label}: {why_en} (not {others})")
+        return passing
+    return top
+
+
+def parse_location(
+    text: str,
+    *,
+    within: str | None = None,
+    registered: str | None = None,
+    jurisdiction: str | None = None,
+) -> ParsedLocation:
+    """The place `text` most likely names, with its kecamatan, the RT/RW, the street and the reason (any may be
+    None). `within` limits the search to one region; `registered` (the sender's registered area) and
+    `jurisdiction` (the area of the channel or agency the report arrived through) only break ties.
 
     Ambiguous when the best candidates are equally good and lie in different kecamatan (kecamatan then None).
+    Linear in the text; the work per report is capped (`capped`, with the cap named in the reason).
     """
-    mentions, street = find_mentions(text, within=within)
+    words, breaks = _tokens(text)
+    hints = tuple(h for h in (registered, jurisdiction) if h)
+    scan = _Scan(words, breaks, within, hints)
+    mentions, street = scan.mentions()
     low = " ".join(_ascii_words(text))
     rw_match = _RW.search(low)
     rt_match = _RT.search(low)
     pair = _RT_RW.search(low) if not rw_match else None
     rw = rw_match.group(1) if rw_match else (pair.group(2) if pair else None)
     rt = rt_match.group(1) if rt_match else (pair.group(1) if pair else None)
+    why = _Why()
+    if scan.capped:
+        why.add(
+            f"batas kerja: paling banyak {MAX_FUZZY} pencarian nama salah eja",
+            f"work cap: at most {MAX_FUZZY} misspelt-name searches",
+        )
     if not mentions:
-        return ParsedLocation(None, None, (), rw, rt, street)
-    scored: dict[str, float] = defaultdict(float)
-    supported: set[str] = set()
-    places: dict[str, Place] = {}
-    for m in mentions:
-        for p in m.candidates:
+        if street:
+            why.add(
+                f"hanya jalan {street!r} disebut, tanpa nama wilayah",
+                f"only the street {street!r} is named, no administrative place",
+            )
+        else:
+            why.add("tidak ada nama tempat dalam teks", "no place name in the text")
+        return ParsedLocation(None, None, (), rw, rt, street, reason=why.text(), capped=bool(scan.capped))
+    names, kept, capped = _distinct(mentions, hints, why)
+    capped = scan.capped + capped
+    # Which names have a place with this code, or a place inside this code: agreement without comparing pairs.
+    by_code: dict[str, set[int]] = defaultdict(set)
+    under: dict[str, set[int]] = defaultdict(set)
+    siblings: dict[str, set[int]] = defaultdict(set)  # desa/kelurahan names by kecamatan
+    work = 0
+    scored_names = 0
+    for k, places in enumerate(kept):
+        if work + len(places) > MAX_WORK:
+            capped.append("work")
+            why.add(
+                f"batas kerja: {MAX_WORK} penilaian kandidat, {len(kept) - k} nama tidak dinilai",
+                f"work cap: {MAX_WORK} candidate evaluations, {len(kept) - k} names not scored",
+            )
+            break
+        work += len(places)
+        scored_names += 1
+        for p in places:
+            by_code[p.kode].add(k)
+            for a in _ancestors(p.kode):
+                under[a].add(k)
+            if p.level == "desa_kelurahan" and p.kode_induk:
+                siblings[p.kode_induk].add(k)
+    scored: dict[str, float] = {}
+    places_by_code: dict[str, Place] = {}
+    support_of: dict[str, set[int]] = {}
+    weak_only: dict[str, bool] = {}
+    kind_ok: dict[str, bool] = {}
+    for k in range(scored_names):
+        m = names[k]
+        for p in kept[k]:
+            work += 1
             score = _LEVEL_WEIGHT[p.level] + 0.5 * m.words
             if m.marker == p.level:
                 score += 2.0
             if m.fuzzy:
                 score -= 1.0
-            # Agreement: another mention names a place that contains, or lies inside, this one.
-            support = sum(1 for o in mentions if o is not m and any(_related(p, q) for q in o.candidates))
-            score += 3.0 * support
-            if support:
-                supported.add(p.kode)
+            if m.weak:
+                score -= 1.5
+            # Agreement: another name means a place that contains, or lies inside, this one.
+            related = set(under.get(p.kode, ()))
+            for a in _ancestors(p.kode):
+                related |= by_code.get(a, set())
+            related.discard(k)
+            score += 3.0 * len(related)
+            # Weaker agreement: another name means a desa/kelurahan in the same kecamatan.
+            if p.level == "desa_kelurahan" and p.kode_induk:
+                score += 1.0 * len(siblings.get(p.kode_induk, set()) - related - {k})
             # A name that means many places says little on its own.
             score -= 0.2 * min(len(m.candidates) - 1, 10)
-            scored[p.kode] = max(scored[p.kode], score)
-            places[p.kode] = p
+            if p.kode not in scored or score > scored[p.kode]:
+                scored[p.kode] = score
+                support_of[p.kode] = related
+                weak_only[p.kode] = bool(m.weak) and not related
+            places_by_code[p.kode] = p
+            if m.kind is not None and p.level == "desa_kelurahan":
+                kind_ok[p.kode] = kind_ok.get(p.kode, False) or p.kode.rsplit(".", 1)[1].startswith(m.kind)
     best = max(scored.values())
-    top = [places[k] for k, s in scored.items() if s >= best - 1e-9]
+    top = sorted((places_by_code[c] for c, s in scored.items() if s >= best - 1e-9), key=lambda p: p.kode)
+    if len(top) > 1:
+        label = top[0].nama
+        why.add(
+            f"{label}: {len(top)} tempat sama kuat ({', '.join(p.kode for p in top[:4])})",
+            f"{label}: {len(top)} places score alike ({', '.join(p.kode for p in top[:4])})",
+        )
+        # The sender's registered area, then the channel's, each from the narrowest level that separates the
+        # tied places (a sender registered in one kelurahan is still nearest to places in its kecamatan).
+        for area, name_id, name_en in (
+            (registered, "wilayah terdaftar pengirim", "the sender's registered area"),
+            (jurisdiction, "wilayah kanal laporan", "the jurisdiction the report arrived through"),
+        ):
+            for level in dict.fromkeys((area, *reversed(_ancestors(area)), area[:2])) if area else ():
+                if len(top) < 2:
+                    break
+                test = {p.kode: gazetteer.contains(level, p.kode) for p in top}
+                if any(test.values()):
+                    top = _pick(top, label, test, f"di {name_id} ({level})", f"inside {name_en} ({level})", why)
+                    break
+        if len(top) > 1:
+            top = _pick(
+                top,
+                label,
+                kind_ok,
+                "jenisnya sesuai kata kelurahan/desa di teks",
+                "its kind matches the word kelurahan/desa in the text",
+                why,
+            )
     kecamatans = {_kecamatan_of(p) for p in top}
+    result_capped = bool(capped)
+    if all(weak_only.get(p.kode) for p in top):
+        why.add(
+            f"{top[0].nama} hanya muncul dalam nama perumahan/tempat: tidak cukup untuk menentukan lokasi",
+            f"{top[0].nama} appears only in an estate's or landmark's name: not enough to place the report",
+        )
+        return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
     if len(top) == 1:
         place = top[0]
         # "Kp. Melayu, Kec. Jatinegara": the kecamatan scores best, the kelurahan inside it is more precise.
         inside = [
-            p for k, p in places.items() if k in supported and k != place.kode and gazetteer.contains(place.kode, k)
+            p
+            for c, p in places_by_code.items()
+            if support_of.get(c) and c != place.kode and gazetteer.contains(place.kode, c)
         ]
         if len(inside) == 1:
+            why.add(
+                f"{_label(inside[0])} di dalam {place.nama} juga disebut",
+                f"{_label(inside[0])} inside {place.nama} is also named",
+            )
             place = inside[0]
-        return ParsedLocation(place, _kecamatan_of(place), tuple(mentions), rw, rt, street)
+        _explain(place, names, kept, support_of.get(place.kode, set()), why)
+        return ParsedLocation(
+            place, _kecamatan_of(place), tuple(mentions), rw, rt, street, False, why.text(), result_capped, work
+        )
     if len(kecamatans) == 1 and None not in kecamatans:
-        place = sorted(top, key=lambda p: p.kode)[0]
-        return ParsedLocation(place, kecamatans.pop(), tuple(mentions), rw, rt, street, ambiguous=True)
-    return ParsedLocation(None, None, tuple(mentions), rw, rt, street, ambiguous=True)
+        place = top[0]
+        why.add(
+            f"semua di kecamatan {kecamatans.copy().pop()}; dipilih {_label(place)}",
+            f"all in kecamatan {kecamatans.copy().pop()}; chose {_label(place)}",
+        )
+        return ParsedLocation(
+            place, kecamatans.pop(), tuple(mentions), rw, rt, street, True, why.text(), result_capped, work
+        )
+    why.add("tidak dapat memilih: beda kecamatan", "cannot choose: different kecamatan")
+    return ParsedLocation(None, None, tuple(mentions), rw, rt, street, True, why.text(), result_capped, work)
+
+
+def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], support: set[int], why: _Why) -> None:
+    level_id, level_en = _LEVEL_NAME[place.level]
+    source = next((m for m, ps in zip(names, kept, strict=False) if any(p.kode == place.kode for p in ps)), None)
+    said = f"'{source.text}'" if source else place.nama
+    id_parts = [f"{said} → {level_id} {_label(place)}"]
+    en_parts = [f"{said} → {level_en} {_label(place)}"]
+    if source is not None and source.marker:
+        id_parts.append("didahului kata penanda tingkat")
+        en_parts.append("after a level word")
+    if source is not None and source.fuzzy:
+        id_parts.append("ejaan mirip")
+        en_parts.append("close spelling")
+    if support:
+        agreeing = ", ".join(sorted(names[k].text for k in support))
+        id_parts.append(f"sesuai dengan {agreeing}")
+        en_parts.append(f"agrees with {agreeing}")
+    if source is not None and len(source.candidates) > 1:
+        id_parts.append(f"1 dari {len(source.candidates)} tempat bernama sama")
+        en_parts.append(f"1 of {len(source.candidates)} places of that name")
+    why.id.insert(0, ", ".join(id_parts))
+    why.en.insert(0, ", ".join(en_parts))
 
 
 def naive_kecamatan(text: str, *, within: str | None = None) -> str | None:

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from broadcast import __version__
+from broadcast import __version__, limits
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.planning import QUEUES
@@ -76,7 +76,8 @@ def _celery_for(broker_url: str) -> Any:
 
 
 def readiness(session: Session, settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:
-    """Each dependency with ok True/False and a short detail: database, broker, workers."""
+    """Each dependency with ok True/False and a short detail: database, broker, workers, and the rate limits
+    (down: sign-in refused, public forms limited per process)."""
     checks: dict[str, dict[str, Any]] = {}
     try:
         session.execute(text("SELECT 1"))
@@ -99,6 +100,8 @@ def readiness(session: Session, settings: Settings, *, worker_timeout_s: float =
         checks["workers"] = {"ok": False, "detail": "broker unreachable"}
     if checks["database"]["ok"]:
         checks["fanout"] = fanout_check(session)
+    limiter = limits.status(settings.resolved_redis_url)
+    checks["limits"] = {"ok": limiter.ok, "detail": limiter.detail}
     return checks
 
 
@@ -134,8 +137,8 @@ def healthz(session: SessionDep, settings: SettingsDep) -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
 def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
-    """Ready to take traffic: the database answers, the broker answers and at least one worker answers a ping
-    (1 s). 503 with the failing checks otherwise."""
+    """Ready to take traffic: the database answers, the broker answers, at least one worker answers a ping (1 s)
+    and the rate limits have their store. 503 with the failing checks otherwise."""
     checks = readiness(session, settings)
     ok = all(c["ok"] for c in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
-from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from broadcast import limits
 from broadcast.api.deps import SettingsDep
 from broadcast.audit import service as audit
 from broadcast.errors import Unauthorized
 from broadcast.settings import Environment, Settings
 from broadcast.users import service as users
 from broadcast.users.models import User
-from broadcast.users.throttle import LoginThrottle, ThrottleLimits
+from broadcast.users.throttle import Attempt, LoginThrottle, ThrottleLimits
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,61 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class LoopbackOnlyWithPlaceholder:
+    """While sessions would be signed with the published placeholder secret, a request that reached the API on a
+    non-loopback address, or through a proxy (it carries X-Forwarded-For or Forwarded), is refused (503 problem),
+    in every environment: anyone could forge a session there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+            not _loopback_server(scope.get("server"))
+            or any(name in (b"x-forwarded-for", b"forwarded") for name, _ in scope.get("headers", ()))
+        ):
+            from broadcast.api import problems
+
+            response = problems.problem_response(
+                503,
+                "Kunci rahasia masih placeholder; tetapkan BROADCAST_SECRET_KEY sebelum membuka layanan ke jaringan / "
+                "the secret key is the placeholder: set BROADCAST_SECRET_KEY before listening on a network address",
+                code="placeholder-secret",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _loopback_server(server: object) -> bool:
+    """False only for a TCP listener address that is not loopback (a unix socket or the test client pass)."""
+    if not isinstance(server, tuple | list) or not server:
+        return True
+    try:
+        ip = ipaddress.ip_address(str(server[0]))
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when binding to `host` keeps the API on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    """Security headers always; CORS only for the configured origins (none by default: closed)."""
+    """Security headers always; CORS only for the configured origins (none by default: closed); with the
+    placeholder secret, loopback only."""
+    if settings.uses_placeholder_secret:
+        log.warning("BROADCAST_SECRET_KEY is the placeholder: requests on non-loopback addresses are refused")
+        app.add_middleware(LoopbackOnlyWithPlaceholder)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -86,54 +142,84 @@ def secure_cookies(settings: Settings) -> bool:
     return settings.environment is Environment.PRODUCTION or settings.public_base_url.startswith("https://")
 
 
-@lru_cache(maxsize=8)
-def _redis(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-
 def get_login_throttle(settings: SettingsDep) -> LoginThrottle:
-    """The sign-in throttle on the deployment's Redis."""
-    limits = ThrottleLimits(
-        account_failures=settings.login_max_failures_per_account,
+    """The sign-in throttle on the deployment's Redis (no per-process fallback: sign-in fails closed)."""
+    limits_ = ThrottleLimits(
+        pair_failures=settings.login_max_failures_per_account,
         ip_failures=settings.login_max_failures_per_ip,
+        account_slow_after=settings.login_slow_after_failures_per_account,
+        max_delay_s=settings.login_max_delay_s,
         window_s=settings.login_throttle_window_s,
     )
-    return LoginThrottle(_redis(settings.resolved_redis_url), limits)
+    return LoginThrottle(limits.redis_counters(settings.resolved_redis_url), limits_)
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 
 
-def client_ip(request: Request) -> str:
-    """The caller's address as the server sees it (run uvicorn with --proxy-headers behind a proxy)."""
-    return request.client.host if request.client else "unknown"
+def client_ip(request: Request, settings: Settings) -> str:
+    """The caller's address: the connecting peer, unless the peer is a proxy listed in
+    BROADCAST_FORWARDED_ALLOW_IPS; then the nearest X-Forwarded-For hop that is not such a proxy. Every limit and
+    log line that names a client uses this one function (uvicorn runs with --no-proxy-headers)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = settings.forwarded_allow_networks
+    if not proxies or not _in(peer, proxies):
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, proxies):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops and _is_ip(hops[0]) else peer
 
 
-def sign_in(session: Session, throttle: LoginThrottle, *, username: str, password: str, ip: str) -> User:
-    """The user with these credentials, unless the account or address is throttled; failures are counted,
-    and reaching a limit is written to the audit log (the caller commits).
-
-    Raises: TooManyRequests, Unauthorized.
-    """
-    throttle.check(username=username, ip=ip)
+def _is_ip(value: str) -> bool:
     try:
-        user = users.authenticate(session, username=username, password=password)
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+async def sign_in(session: Session, throttle: LoginThrottle, *, username: str, password: str, ip: str) -> User:
+    """The user with these credentials, unless the (account, address) or the address is throttled. The attempt
+    is counted before the password is checked, and waits first when the account is being guessed at from many
+    places; reaching a limit is written to the audit log (the caller commits).
+
+    Raises: TooManyRequests, Unauthorized, Unavailable (the throttle's store is down: fail closed).
+    """
+    attempt = await run_in_threadpool(throttle.begin, username=username, ip=ip)
+    if attempt.delay_s:
+        await asyncio.sleep(attempt.delay_s)
+    return await run_in_threadpool(_check, session, throttle, attempt, password)
+
+
+def _check(session: Session, throttle: LoginThrottle, attempt: Attempt, password: str) -> User:
+    try:
+        user = users.authenticate(session, username=attempt.username, password=password)
     except Unauthorized:
-        reached = throttle.failed(username=username, ip=ip)
-        log.warning("failed sign-in for a username from %s", ip)
+        reached = throttle.failed(attempt)
+        log.warning("failed sign-in for a username from %s", attempt.ip)
         if reached:
-            known = users.find_user_by_username(session, username=username)
+            known = users.find_user_by_username(session, username=attempt.username)
             audit.record(
                 session,
                 actor_id=None,
                 action="user.login_throttled",
                 subject_type="user",
                 subject_id=known.id if known else None,
-                after={"username": username[:64], "ip": ip, "limits": reached},
+                after={"username": attempt.username[:64], "ip": attempt.ip, "limits": reached},
             )
             session.commit()
         raise
-    throttle.succeeded(username=username)
+    throttle.succeeded(attempt)
     return user

@@ -50,6 +50,8 @@ class Report(Base):
     kecamatan_code: Mapped[str | None] = mapped_column(String(13))
     # coordinates, text, subscriber or none
     geocode_method: Mapped[str | None] = mapped_column(String(16))
+    # Why the text placed the report where it did, or did not (Indonesian / English).
+    geocode_reason: Mapped[str | None] = mapped_column(Text)
     place_names: Mapped[list[str]] = mapped_column(JSON, default=list)
     street: Mapped[str | None] = mapped_column(String(200))
     rw: Mapped[str | None] = mapped_column(String(8))

@@ -28,7 +28,11 @@ HAZARD_RULES: dict[str, tuple[tuple[str, float], ...]] = {
         (r"banjir ?kiriman|banjir ?rob|\brob\b", 0.8),
         (r"\bflood(s|ed|ing)?\b", 1.0),
         (r"\bair (naik|masuk|meluap)|meluap|luapan", 0.6),
-        (r"\bsepinggang|selutut|sedada|seleher|semata kaki|sebetis|sepaha|sedengkul", 0.6),
+        (
+            r"\bsepinggang|selutut|sedada|seleher|semata kaki|sebetis|sepaha|sedengkul"
+            r"|\b(?:se ?tinggi|sampai|hingga) (?:mata kaki|betis|lutut|paha|pinggang|dada|leher)\b",
+            0.6,
+        ),
     ),
     "genangan": (
         (r"\bgenangan|tergenang|menggenang|\bgenang\b", 1.0),
@@ -74,23 +78,44 @@ HAZARD_TEMPLATES = {
     "kebakaran": "karhutla",
 }
 
-# Flood depth said with the body (typical adult), in cm.
-DEPTH_WORDS = {
+# Flood depth said with the body (typical adult), in cm: "selutut", "se-lutut", "setinggi lutut", "sampai dada",
+# "hingga atap". A bare body word needs such a cue ("atap terbang" is wind damage, not depth), except the
+# "se-" forms people write as one word.
+BODY_DEPTHS = {
+    "mata kaki": 10,
+    "betis": 30,
+    "lutut": 50,
+    "dengkul": 50,
+    "paha": 70,
+    "pinggang": 100,
+    "perut": 100,
+    "pinggul": 90,
+    "dada": 130,
+    "leher": 150,
+    "dagu": 150,
+    "kepala": 170,
+    "atap": 250,
+    "genteng": 250,
+}
+DEPTH_WORDS = {f"se{part.replace(' ', '')}": cm for part, cm in BODY_DEPTHS.items()} | {
     "semata kaki": 10,
     "mata kaki": 10,
-    "sebetis": 30,
-    "selutut": 50,
     "sedengkul": 50,
-    "sepaha": 70,
-    "sepinggang": 100,
-    "seperut": 100,
-    "sedada": 130,
-    "seleher": 150,
-    "sekepala": 170,
-    "atap": 250,
 }
-_DEPTH_WORDS_RE = re.compile(r"\b(" + "|".join(sorted(DEPTH_WORDS, key=len, reverse=True)) + r")")
-_DEPTH_NUM_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(cm|centi\w*|senti\w*|m|meter|mtr)\b")
+_BODY = "|".join(sorted((p.replace(" ", " ?") for p in BODY_DEPTHS), key=len, reverse=True))
+# Cue words before a body part: "setinggi", "sedalam", "sampai", "hingga", "mencapai", "sebatas", "se-", "se ".
+_DEPTH_CUE = r"(?:se ?tinggi|sedalam|sampai|sampe|smpai|smp|hingga|mencapai|sebatas|seukuran|di atas|diatas|se)"
+_DEPTH_WORDS_RE = re.compile(
+    r"\b" + _DEPTH_CUE + r" ?(?:" + _BODY + r")\b|\b(?:" + "|".join(sorted(DEPTH_WORDS, key=len, reverse=True)) + r")\b"
+)
+_DEPTH_PART_RE = re.compile(r"(" + _BODY + r")\b")
+# "50 cm", "1,5 m", "50-90cm" (the upper figure), "setinggi 2 meter"; not a distance ("200 meter dari ...",
+# "sepanjang 100 m") and not beyond 10 m.
+_DEPTH_NUM_RE = re.compile(
+    r"(?<![\w.])(?:(\d+(?:\.\d+)?)\s*(?:-|s/?d|sampai|hingga|sd)\s*)?(\d+(?:\.\d+)?)\s*"
+    r"(cm|centi\w*|senti\w*|m|meter|mtr)\b(?!\s*(?:dari|dr|jauh|lagi|sebelum|setelah|ke)\b)"
+)
+_DISTANCE_BEFORE = re.compile(r"(?:sepanjang|panjang|jarak|lebar|radius|sekitar jarak)\s*(?:kurang lebih|\+-|±)?\s*$")
 SEVERITY_STEPS = ((30, "ringan"), (70, "sedang"), (150, "berat"))  # upper bounds in cm, else "sangat_berat"
 
 _ID_WORDS = frozenset(
@@ -173,16 +198,27 @@ def classify_hazard(text: str) -> HazardGuess:
 
 
 def depth_cm(text: str) -> int | None:
-    """The flood depth the text states ("50 cm", "1,5 m", "sepinggang"), the deepest if several, else None."""
+    """The flood depth the text states ("50 cm", "1,5 m", "50-90cm", "sepinggang", "setinggi lutut", "se-dada",
+    "sampai atap"), the deepest if several, else None. Distances ("200 meter dari sini") are not depths."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    low = ascii_text.replace(",", ".")
+    low = re.sub(r"(?<=\d),(?=\d)", ".", ascii_text)
     found: list[int] = []
     for match in _DEPTH_NUM_RE.finditer(low):
-        value = float(match.group(1))
-        cm = value if match.group(2).startswith(("c", "s")) else value * 100
+        if _DISTANCE_BEFORE.search(low[: match.start()]):
+            continue
+        value = float(match.group(2))
+        cm = value if match.group(3).startswith(("c", "s")) else value * 100
         if 0 < cm <= 1000:
             found.append(round(cm))
-    found += [DEPTH_WORDS[m.group(1)] for m in _DEPTH_WORDS_RE.finditer(normalise_text(text))]
+    words = normalise_text(text.replace("-", ""))
+    for match in _DEPTH_WORDS_RE.finditer(words):
+        phrase = match.group()
+        if phrase in DEPTH_WORDS:
+            found.append(DEPTH_WORDS[phrase])
+            continue
+        part = _DEPTH_PART_RE.search(phrase[2:] if phrase.startswith("se") else phrase)
+        if part is not None:
+            found.append(BODY_DEPTHS[part.group(1).replace("matakaki", "mata kaki")])
     return max(found) if found else None
 
 

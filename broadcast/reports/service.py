@@ -399,28 +399,51 @@ def _point_for(code: str) -> tuple[float, float] | None:
     return point.y, point.x
 
 
-def geocode(report: Report, *, within: str | None) -> None:
+def arrival_jurisdiction(report: Report, channel_areas: Mapping[str, str] | None) -> str | None:
+    """The area of the channel a report arrived through, when the channel belongs to one agency: an X mention
+    of a regional account (`channel_areas`: handle → Kemendagri code); None otherwise."""
+    if not channel_areas or report.source != "x":
+        return None
+    account = str((report.raw or {}).get("account") or "").lstrip("@").lower()
+    return channel_areas.get(account) or None
+
+
+def geocode(report: Report, *, within: str | None, channel_areas: Mapping[str, str] | None = None) -> None:
     """Where a report is: its coordinates (admin codes from the boundaries), else place names in its text,
-    else the sender's registered area (the admin_code set at intake)."""
-    parsed = geoparse.parse_location(report.text or "", within=within or (report.admin_code or "")[:5] or None)
-    if within is None and report.admin_code and parsed.place is None:
-        parsed = geoparse.parse_location(report.text or "")
+    else the sender's registered area (the admin_code set at intake). Same-name places in the text are told
+    apart by the other places named, the sender's registered area, then the jurisdiction the report arrived
+    through (`channel_areas`); `geocode_reason` says why."""
+    # The registered area is the admin_code intake set; after a first geocoding it is our own answer.
+    registered = report.admin_code if report.geocode_method in (None, "subscriber") else None
+    parsed = geoparse.parse_location(
+        report.text or "",
+        within=within,
+        registered=registered,
+        jurisdiction=arrival_jurisdiction(report, channel_areas),
+    )
     report.street = parsed.street
     report.rw = parsed.rw
     report.place_names = parsed.names
+    report.geocode_reason = parsed.reason or None
     if report.lat is not None and report.lon is not None:
         codes = boundaries.locate(report.lon, report.lat)
         report.kecamatan_code = codes["kecamatan"]
         report.admin_code = codes["desa_kelurahan"] or codes["kecamatan"] or codes["kabupaten_kota"]
         report.geocode_method = "coordinates"
+        report.geocode_reason = "koordinat laporan / the report's coordinates"
         return
     if parsed.place is not None:
         report.admin_code = parsed.place.kode
         report.kecamatan_code = parsed.kecamatan
         report.geocode_method = "text"
-    elif report.admin_code:
-        report.kecamatan_code = report.admin_code[:8] if report.admin_code.count(".") >= 2 else None
+    elif registered:
+        report.admin_code = registered
+        report.kecamatan_code = registered[:8] if registered.count(".") >= 2 else None
         report.geocode_method = "subscriber"
+        report.geocode_reason = (
+            f"{parsed.reason + ' — ' if parsed.reason else ''}"
+            f"wilayah terdaftar pengirim {registered} / the sender's registered area {registered}"
+        )
     else:
         report.geocode_method = "none"
         return
@@ -554,9 +577,12 @@ def cluster(session: Session, report: Report) -> Incident | None:
     return refresh_incident(session, incident)
 
 
-def enrich(session: Session, *, report_id: int, within: str | None = None) -> Report:
+def enrich(
+    session: Session, *, report_id: int, within: str | None = None, channel_areas: Mapping[str, str] | None = None
+) -> Report:
     """Normalise and enrich one report: language, hazard and confidence, depth and severity, location,
-    near-duplicate of the same author, incident, and the active alerts covering it."""
+    near-duplicate of the same author, incident, and the active alerts covering it. `within` limits the
+    geoparser to a region; `channel_areas` (X handle → code) tells the area a report arrived through."""
     from broadcast.alerts import service as alerts
 
     report = get_report(session, report_id=report_id)
@@ -574,7 +600,7 @@ def enrich(session: Session, *, report_id: int, within: str | None = None) -> Re
     # Depth said in the text wins over a depth the source gave as a field (kept when the text says none).
     report.depth_cm = rules.depth_cm(text) or report.depth_cm
     report.severity = rules.severity_for(report.depth_cm)
-    geocode(report, within=within)
+    geocode(report, within=within, channel_areas=channel_areas)
     duplicate = _find_duplicate(session, report)
     if duplicate is not None:
         report.duplicate_of_id = duplicate.id
@@ -892,6 +918,7 @@ def report_summary(report: Report) -> dict[str, Any]:
         "admin_code": report.admin_code,
         "kecamatan_code": report.kecamatan_code,
         "geocode_method": report.geocode_method,
+        "geocode_reason": report.geocode_reason,
         "place_names": list(report.place_names or []),
         "street": report.street,
         "rw": report.rw,

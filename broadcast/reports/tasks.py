@@ -54,6 +54,8 @@ def enrich_pending(self: Task) -> int:
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)
     within = settings.reports_geoparse_within or None
+    # An X mention of a regional agency account arrived through that agency's area.
+    channel_areas = {a.handle.lstrip("@").lower(): code for code, a in settings.x.accounts.items() if a.handle}
     done = failed = 0
     for _ in range(MAX_ROUNDS):
         with session_scope(engine) as session:
@@ -63,7 +65,7 @@ def enrich_pending(self: Task) -> int:
         for report_id in ids:
             try:
                 with session_scope(engine) as session:
-                    service.enrich(session, report_id=report_id, within=within)
+                    service.enrich(session, report_id=report_id, within=within, channel_areas=channel_areas)
                 done += 1
             except Exception as exc:
                 log.exception("report %s: enrichment failed", report_id)

@@ -14,7 +14,7 @@ from broadcast.settings import Settings
 from broadcast.trust import service, transparency, verify
 from broadcast.trust.wiring import cap_keypair, reply_renderers
 from broadcast.users.models import Role, User
-from broadcast.web.abuse import check_rate, client_ip
+from broadcast.web.abuse import FormRejected, check_form_token, check_rate, client_ip, form_token
 from broadcast.web.render import render_page
 
 router = APIRouter(tags=["trust"])
@@ -33,11 +33,18 @@ FORM_LIMITED: dict[int | str, dict[str, object]] = {
 OPS_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.ANALYST})
 
 
+def _cek_page(request: Request, settings: Settings, *, status_code: int = 200, **context: object) -> HTMLResponse:
+    """The /cek page; its hoax form carries a fresh single-use token."""
+    return render_page(
+        request, "cek.html", status_code=status_code, hoax_token=form_token(settings, form="hoaks"), **context
+    )
+
+
 def _base(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/")
 
 
-@router.get("/cek", response_class=HTMLResponse)
+@router.get("/cek", response_class=HTMLResponse, responses=FORM_LIMITED)
 def check_page(
     request: Request,
     session: SessionDep,
@@ -48,10 +55,43 @@ def check_page(
     """Check a verification code (?kode=7KQ2MX), or show the form for a code or a pasted message."""
     found = None
     if kode:
+        refused = _code_lookup_refused(request, settings, lang=lang, code=kode, text="")
+        if refused is not None:
+            return refused
         found = verify.find_by_code(
             session, code=kode, public_base_url=_base(settings), renderers=reply_renderers(settings)
         )
-    return render_page(request, "cek.html", lang=lang, code=kode or "", text="", found=found, check=None)
+    return _cek_page(request, settings, lang=lang, code=kode or "", text="", found=found, check=None)
+
+
+def _code_lookup_refused(
+    request: Request, settings: Settings, *, lang: str, code: str, text: str
+) -> HTMLResponse | None:
+    """A 429 page once this address has looked up too many verification codes in the window (the code space is
+    small enough to walk without a limit), else None."""
+    try:
+        check_rate(
+            settings,
+            ip=client_ip(request, settings),
+            phone_hash=None,
+            scope="cek-code",
+            per_ip=settings.check_code_limit_per_ip,
+        )
+    except TooManyRequests as exc:
+        page = _cek_page(
+            request,
+            settings,
+            lang=lang,
+            code=code,
+            text=text,
+            found=None,
+            check=None,
+            error=str(exc),
+            status_code=429,
+        )
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
+    return None
 
 
 @router.post("/cek", response_class=HTMLResponse, responses=FORM_LIMITED)
@@ -70,11 +110,13 @@ def check_submit(
         # Matching a pasted text renders every issued message once; a generous per-IP limit keeps it cheap
         # (many citizens share one carrier IP, so it is far above what one person needs).
         try:
-            check_rate(settings, ip=client_ip(request), phone_hash=None, scope="cek", per_ip=CHECK_TEXTS_PER_IP)
+            check_rate(
+                settings, ip=client_ip(request, settings), phone_hash=None, scope="cek", per_ip=CHECK_TEXTS_PER_IP
+            )
         except TooManyRequests as exc:
-            return render_page(
+            return _cek_page(
                 request,
-                "cek.html",
+                settings,
                 lang=lang,
                 code=kode,
                 text=teks,
@@ -85,24 +127,46 @@ def check_submit(
             )
         check = verify.check_text(session, text=teks, public_base_url=_base(settings), renderers=renderers)
     elif kode.strip():
+        refused = _code_lookup_refused(request, settings, lang=lang, code=kode, text=teks)
+        if refused is not None:
+            return refused
         found = verify.find_by_code(session, code=kode, public_base_url=_base(settings), renderers=renderers)
-    return render_page(request, "cek.html", lang=lang, code=kode, text=teks, found=found, check=check)
+    return _cek_page(request, settings, lang=lang, code=kode, text=teks, found=found, check=check)
 
 
-@router.post("/lapor-hoaks", response_class=HTMLResponse, responses=FORM_LIMITED)
+@router.post(
+    "/lapor-hoaks",
+    response_class=HTMLResponse,
+    responses={
+        **FORM_LIMITED,
+        422: {
+            "description": "The page again, saying what to fix (a missing, forged or reused form token; problem JSON "
+            "when the request is not a form)",
+            "content": {"text/html": {}, "application/problem+json": {}},
+        },
+    },
+)
 def hoax_submit(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     teks: Annotated[str, Form(min_length=1, max_length=service.MAX_HOAX_CHARS, pattern=r"\S")],
     lang: Annotated[Literal["id", "en"], Form()] = "id",
+    token: Annotated[str, Form(max_length=80)] = "",
 ) -> HTMLResponse:
-    """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept)."""
+    """Store a suspected fake message forwarded through the web form (anonymous: nothing about the sender kept);
+    each rendered form can be sent once."""
     try:
-        check_rate(settings, ip=client_ip(request), phone_hash=None, scope="hoaks")
+        check_form_token(settings, token, form="hoaks")
+    except FormRejected as exc:
+        return _cek_page(
+            request, settings, lang=lang, code="", text=teks, found=None, check=None, error=str(exc), status_code=422
+        )
+    try:
+        check_rate(settings, ip=client_ip(request, settings), phone_hash=None, scope="hoaks")
     except TooManyRequests as exc:
-        return render_page(
-            request, "cek.html", lang=lang, code="", text=teks, found=None, check=None, error=str(exc), status_code=429
+        return _cek_page(
+            request, settings, lang=lang, code="", text=teks, found=None, check=None, error=str(exc), status_code=429
         )
     hoax = service.store_hoax(session, source="web", text=teks, language=lang)
     session.commit()

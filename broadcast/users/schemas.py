@@ -23,9 +23,26 @@ class TokenRead(BaseModel):
 class UserCreate(BaseModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9_.-]+$")
     full_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=10, max_length=256)
+    # The policy (12+ characters, not common, not guessable) is broadcast.users.passwords, checked by the service.
+    password: str = Field(min_length=1, max_length=256)
     role: Role
     jurisdiction: str | None = Field(default=None, max_length=13)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class UserUpdate(BaseModel):
+    """Fields an admin may change; any change ends the user's existing sessions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    jurisdiction: str | None = Field(default=None, max_length=13)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class UserRead(BaseModel):

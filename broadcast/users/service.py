@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from broadcast.audit import service as audit
 from broadcast.errors import Conflict, Invalid, NotFound, Unauthorized
 from broadcast.users.models import Role, User
+from broadcast.users.passwords import check_password
 from broadcast.users.security import hash_password, verify_password
 from geo import gazetteer
 
@@ -44,13 +45,14 @@ def create_user(
     jurisdiction: str | None,
     actor_id: int | None,
 ) -> User:
-    """Add a user with an argon2-hashed password.
+    """Add a user with an argon2-hashed password that passes the password policy.
 
-    Raises: Conflict (username taken), Invalid (jurisdiction).
+    Raises: Conflict (username taken), Invalid (jurisdiction), WeakPassword.
     """
     jurisdiction = validate_jurisdiction(jurisdiction)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"Nama pengguna '{username}' sudah dipakai / username taken", code="username-taken")
+    check_password(password, user_inputs=(username, full_name))
     user = User(
         username=username,
         full_name=full_name,
@@ -77,10 +79,79 @@ def authenticate(session: Session, *, username: str, password: str) -> User:
     Raises: Unauthorized.
     """
     user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        verify_password(_DUMMY_HASH, password)
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    # Always one argon2 verification, whether the account exists, is disabled or not: the answer's timing
+    # must not tell which usernames exist.
+    matches = verify_password(user.password_hash if user is not None else _DUMMY_HASH, password)
+    if user is None or not user.is_active or not matches:
         raise Unauthorized("Nama pengguna atau kata sandi salah / wrong username or password")
+    return user
+
+
+def revoke_sessions(session: Session, *, user: User, actor_id: int | None, reason: str) -> None:
+    """End every session token issued to `user` so far (the token version moves on); audited."""
+    user.token_version = (user.token_version or 0) + 1
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="user.logout" if reason == "logout" else "user.sessions_revoked",
+        subject_type="user",
+        subject_id=user.id,
+        after={"reason": reason},
+    )
+    session.flush()
+
+
+def change_password(
+    session: Session, *, user: User, new_password: str, current_password: str | None, actor_id: int | None
+) -> User:
+    """Set a new password (policy-checked) and end every existing session of the user. `current_password` is
+    required when users change their own password (None for an admin or the CLI).
+
+    Raises: Unauthorized (current password wrong), WeakPassword.
+    """
+    if current_password is not None and not verify_password(user.password_hash, current_password):
+        raise Unauthorized("Kata sandi saat ini salah / current password is wrong", code="wrong-password")
+    check_password(new_password, user_inputs=(user.username, user.full_name))
+    user.password_hash = hash_password(new_password)
+    audit.record(session, actor_id=actor_id, action="user.password_change", subject_type="user", subject_id=user.id)
+    revoke_sessions(session, user=user, actor_id=actor_id, reason="password change")
+    return user
+
+
+def update_user(
+    session: Session,
+    *,
+    user_id: int,
+    actor_id: int | None,
+    role: Role | None = None,
+    jurisdiction: str | object | None = ...,
+    is_active: bool | None = None,
+) -> User:
+    """Change a user's role, jurisdiction or active flag; any change ends the user's existing sessions (a token
+    must never carry powers its holder no longer has).
+
+    Raises: NotFound, Invalid (jurisdiction).
+    """
+    user = get_user(session, user_id=user_id)
+    before = {"role": user.role, "jurisdiction": user.jurisdiction, "is_active": user.is_active}
+    if role is not None:
+        user.role = role.value
+    if jurisdiction is not ...:
+        user.jurisdiction = validate_jurisdiction(jurisdiction)  # type: ignore[arg-type]
+    if is_active is not None:
+        user.is_active = is_active
+    after = {"role": user.role, "jurisdiction": user.jurisdiction, "is_active": user.is_active}
+    if after != before:
+        audit.record(
+            session,
+            actor_id=actor_id,
+            action="user.update",
+            subject_type="user",
+            subject_id=user.id,
+            before=before,
+            after=after,
+        )
+        revoke_sessions(session, user=user, actor_id=actor_id, reason="role change")
     return user
 
 

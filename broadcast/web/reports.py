@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import secrets
-import time
 import uuid
 from datetime import datetime
 from functools import lru_cache
@@ -19,13 +16,14 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from shapely.geometry import mapping
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
-from broadcast.errors import BroadcastError, Invalid, TooManyRequests
+from broadcast.errors import BroadcastError, TooManyRequests
 from broadcast.reports import rules, service
 from broadcast.reports.routes import FilterDep, report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
-from broadcast.web.abuse import check_rate, client_ip
+from broadcast.web.abuse import FormRejected, check_rate, client_ip, form_token
+from broadcast.web.abuse import check_form_token as check_token
 from broadcast.web.render import render_page
 from geo import boundaries, gazetteer
 from templates import i18n
@@ -35,7 +33,6 @@ router = APIRouter(tags=["reports pages"])
 
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 PHOTO_NAME_LEN = 32
-FORM_MAX_AGE_S = 24 * 3600
 HAZARD_LABELS = {
     "banjir": "Banjir / Flood",
     "genangan": "Genangan / Standing water",
@@ -50,30 +47,17 @@ HAZARD_LABELS = {
 }
 
 
-class FormRejected(Invalid):
-    code = "report-form-rejected"
-
-
-def _form_token(settings: Settings, now: float | None = None) -> str:
-    stamp = str(int(now if now is not None else time.time()))
-    sig = hmac.new(settings.secret_key.get_secret_value().encode(), f"lapor:{stamp}".encode(), hashlib.sha256)
-    return f"{stamp}.{sig.hexdigest()[:32]}"
+def _form_token(settings: Settings) -> str:
+    return form_token(settings, form="lapor")
 
 
 def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
-    """The form was rendered by us, at least the minimum fill time ago and less than a day ago.
+    """The report form was rendered by us at least the minimum fill time and less than a day ago, and this
+    token has not been sent before (broadcast.web.abuse.check_form_token).
 
     Raises: FormRejected.
     """
-    now = now if now is not None else time.time()
-    stamp = token.partition(".")[0]
-    if not stamp.isdigit() or not hmac.compare_digest(_form_token(settings, int(stamp)), token):
-        raise FormRejected("Formulir tidak sah, muat ulang halaman / invalid form, reload the page")
-    age = now - int(stamp)
-    if age < settings.report_form_min_seconds:
-        raise FormRejected("Terlalu cepat, periksa isian lalu kirim lagi / sent too fast, check and send again")
-    if age > FORM_MAX_AGE_S:
-        raise FormRejected("Formulir kedaluwarsa, muat ulang halaman / form expired, reload the page")
+    check_token(settings, token, form="lapor", min_age_s=settings.report_form_min_seconds, now=now)
 
 
 async def _save_photo(settings: Settings, photo: UploadFile) -> str:
@@ -140,9 +124,11 @@ async def report_submit(
 ) -> HTMLResponse:
     """Store a citizen's report (raw first) and queue its enrichment; refuse bots and floods with a clear 4xx."""
     values = {"text": text, "phone": phone, "lat": lat, "lon": lon}
+    if website:
+        # A bot filled the field people never see: answer exactly like a success (so it learns nothing), keep nothing.
+        log.info("report form honeypot filled; nothing stored")
+        return _lapor_page(request, settings, reference=secrets.randbelow(900_000) + 100_000)
     try:
-        if website:
-            raise FormRejected("Formulir ditolak / form rejected")
         check_form_token(settings, token)
         if len(text.strip()) < 5:
             raise FormRejected("Tulis apa yang terjadi (minimal 5 huruf) / describe what happened (5+ letters)")
@@ -158,7 +144,7 @@ async def report_submit(
         except ValueError as exc:
             raise FormRejected("Koordinat tidak valid / invalid coordinates") from exc
         service.check_coordinates(lat_f, lon_f)
-        ip = client_ip(request)
+        ip = client_ip(request, settings)
         author = service.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
         check_rate(settings, ip=ip, phone_hash=author if phone_e164 else None)
         media = [await _save_photo(settings, photo)] if photo is not None and photo.filename else []

@@ -34,6 +34,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The demo password each running serve generated (by base URL): it is random, never fixed in the source.
+DEMO_PASSWORDS: dict[str, str] = {}
+
+
+def demo_password(base: str) -> str:
+    """The demo accounts' password of the serve at `base`."""
+    return DEMO_PASSWORDS[base]
+
+
+def read_demo_password(data_dir: Path) -> str | None:
+    path = data_dir / "demo-password"
+    return path.read_text().strip() if path.exists() else None
+
+
 @dataclass
 class Served:
     proc: subprocess.Popen[bytes]
@@ -58,6 +72,10 @@ def start_serve(workdir: Path, port: int, **env: str) -> Served:
             raise AssertionError(f"serve exited with {proc.returncode}:\n{served.output()}")
         try:
             if httpx.get(served.base + "/healthz", timeout=1).status_code == 200:
+                data_dir = Path(env.get("BROADCAST_DATA_DIR") or workdir / "broadcast-data")
+                password = read_demo_password(data_dir if data_dir.is_absolute() else workdir / data_dir)
+                if password:
+                    DEMO_PASSWORDS[served.base] = password
                 return served
         except httpx.HTTPError:
             pass

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.conftest import demo_password
 from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 from tests.e2e.test_serve import login
 from tests.factories import alert_payload
@@ -25,7 +25,7 @@ def sign_in(browser, base: str, username: str):  # noqa: F811 - browser is the f
     page = context.new_page()
     page.goto(f"{base}/masuk")
     page.get_by_label(re.compile("Nama pengguna|Username", re.I)).fill(username)
-    page.get_by_label(re.compile("Kata sandi|Password", re.I)).fill(DEMO_PASSWORD)
+    page.get_by_label(re.compile("Kata sandi|Password", re.I)).fill(demo_password(base))
     page.locator("form button[type=submit]").click()
     page.wait_for_url(f"{base}/konsol")
     return context, page

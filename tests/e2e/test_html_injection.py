@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.conftest import demo_password
 from tests.e2e.test_browser import browser  # noqa: F401 - the fixture
 from tests.e2e.test_serve import login
 from tests.factories import alert_payload
@@ -52,7 +52,7 @@ def test_meta_refresh_in_a_headline_and_a_report_stays_text(serve_factory, brows
     assert sent.status_code == 200, sent.text
     page.goto(f"{base}/masuk")
     page.fill("input[name=username]", "analis")
-    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.fill("input[name=password]", demo_password(base))
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/konsol")
     page.goto(f"{base}/pusdalops")

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from broadcast.demo import DEMO_PASSWORD
+from tests.e2e.conftest import demo_password
 from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ def test_dashboard_updates_live_when_a_report_arrives(serve_factory, browser):  
     page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{base}/masuk")
     page.fill("input[name=username]", "analis")
-    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.fill("input[name=password]", demo_password(base))
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/konsol")
     page.goto(f"{base}/pusdalops")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from broadcast.demo import DEMO_PASSWORD
-from tests.e2e.conftest import broadcast_exe, clean_env
+from tests.e2e.conftest import DEMO_PASSWORDS, broadcast_exe, clean_env, demo_password, read_demo_password
 from tests.factories import alert_payload
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +18,7 @@ PALU_DEMO_SUBSCRIBERS = 8
 
 
 def login(base: str, username: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": username, "password": demo_password(base)})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
@@ -122,11 +122,16 @@ def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs, redis_url):
     broker = redis_url
     db_url = pg_dbs.empty()
     # Production never loads demo data itself: seed the same users and subscribers beforehand.
+    seed_dir = Path(tempfile.mkdtemp(prefix="broadcast-seed-"))
     for args in (["db", "upgrade"], ["demo", "load"]):
-        seeded = subprocess.run([broadcast_exe(), *args], env=clean_env(BROADCAST_DATABASE_URL=db_url), cwd=tempfile.gettempdir(),
+        seeded = subprocess.run([broadcast_exe(), *args], env=clean_env(BROADCAST_DATABASE_URL=db_url,
+                                BROADCAST_DATA_DIR=str(seed_dir)), cwd=tempfile.gettempdir(),
                                 capture_output=True, text=True, timeout=120)
         assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    password = read_demo_password(seed_dir)
+    assert password and password in seeded.stdout  # generated, and printed by `demo load`
     served = serve_factory(BROADCAST_DATABASE_URL=db_url, BROADCAST_BROKER_URL=broker,
                            BROADCAST_ENVIRONMENT="production", BROADCAST_SECRET_KEY="e2e-production-secret-key")
+    DEMO_PASSWORDS[served.base] = password
     assert "redis+socket" not in served.output()
     run_lifecycle(served.base, "Actual")

@@ -114,8 +114,9 @@ def deliver_once(engine, delivery_id):
         return service.record(s, delivery_id=delivery_id, status=status, error=None, final=False)
 
 
-def test_admin_registers_and_the_secret_is_shown_once(db_url, engine, team, receiver):
-    settings = Settings(environment="test", database_url=db_url, secret_key="k" * 20)
+def test_admin_registers_and_the_secret_is_shown_once(db_url, engine, team, receiver, redis_url):
+    # Sign-in needs its throttle's store (Redis): without it, it is refused (issue 22).
+    settings = Settings(environment="test", database_url=db_url, secret_key="k" * 20, broker_url=redis_url)
     with TestClient(create_app(settings)) as client:
         token = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()
         admin = {"Authorization": f"Bearer {token['access_token']}"}

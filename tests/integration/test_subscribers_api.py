@@ -15,8 +15,9 @@ BOX = [[119.86, -0.91], [119.88, -0.91], [119.88, -0.89], [119.86, -0.89], [119.
 
 
 @pytest.fixture
-def client(db_url, engine):
-    settings = Settings(environment="test", database_url=db_url, broker_url="redis://127.0.0.1:1/0",
+def client(db_url, engine, redis_url):
+    # Sign-in needs its throttle's store (Redis): without it, it is refused (issue 22).
+    settings = Settings(environment="test", database_url=db_url, broker_url=redis_url,
                         secret_key="test-secret-key-123", max_body_bytes=200_000)
     with session_scope(engine) as s:
         make_team(s)

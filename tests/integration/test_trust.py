@@ -159,9 +159,9 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     sms(session, "HOAKS " + rumour, sid="SM" + "1" * 32, sender=CITIZEN)  # Twilio retry: stored once
     sms(session, "HOAKS Bantuan tunai Rp 5 juta untuk korban banjir, daftar di link ini", sid="SM" + "3" * 32)
     session.commit()
-    r = client.post("/lapor-hoaks", data={"teks": rumour.lower()})
+    r = client.post("/lapor-hoaks", data={"teks": rumour.lower(), "token": hoax_token(client)})
     assert r.status_code == 200 and "Terima kasih" in r.text
-    assert client.post("/lapor-hoaks", data={"teks": "   "}).status_code == 422
+    assert client.post("/lapor-hoaks", data={"teks": "   ", "token": hoax_token(client)}).status_code == 422
     assert session.scalar(sa.select(sa.func.count()).select_from(HoaxReport)) == 4
 
     clusters = trust.cluster_hoaxes(session)
@@ -461,16 +461,24 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
     assert set(actioned) == {mine.id}
 
 
+def hoax_token(client):
+    """A fresh single-use token for the hoax form, as /cek renders it (signed with the app's secret)."""
+    from broadcast.web.abuse import form_token
+
+    return form_token(client.app.state.settings, form="hoaks")
+
+
 def test_public_hoax_form_and_text_check_are_rate_limited_per_ip(client, session):
     """The anonymous forms cannot be used to flood the hoax queue or burn CPU: past the per-IP limit a 429 page
     says so and nothing more is stored."""
     from broadcast.trust.routes import CHECK_TEXTS_PER_IP
 
     limit = Settings().report_limit_per_ip
-    codes = [client.post("/lapor-hoaks", data={"teks": f"Hoaks nomor {i}"}).status_code for i in range(limit + 2)]
+    codes = [client.post("/lapor-hoaks", data={"teks": f"Hoaks nomor {i}", "token": hoax_token(client)}).status_code
+             for i in range(limit + 2)]
     assert codes == [200] * limit + [429, 429]
     assert session.scalar(sa.select(sa.func.count()).select_from(HoaxReport)) == limit
-    refused = client.post("/lapor-hoaks", data={"teks": "satu lagi"})
+    refused = client.post("/lapor-hoaks", data={"teks": "satu lagi", "token": hoax_token(client)})
     assert "Terlalu banyak" in refused.text
     checks = [client.post("/cek", data={"teks": f"pesan {i}"}).status_code for i in range(CHECK_TEXTS_PER_IP + 1)]
     assert checks.count(429) == 1 and checks[-1] == 429

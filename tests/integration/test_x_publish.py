@@ -105,7 +105,7 @@ def test_a_429_with_reset_delays_the_post_instead_of_losing_it(session, channels
     assert len([t for t in texts if t.startswith("[LATIHAN] Banjir")]) == 1  # posted once in the end
 
 
-def test_caps_are_reported_before_approval(session, db_url, channels, fake):
+def test_caps_are_reported_before_approval(session, db_url, channels, fake, redis_url):
     from fastapi.testclient import TestClient
 
     from broadcast.api.app import create_app
@@ -119,8 +119,9 @@ def test_caps_are_reported_before_approval(session, db_url, channels, fake):
     draft = alerts.create_alert(session, data=AlertCreate(**alert_payload("Exercise")), author=team["operator"],
                                 sender="s")
     session.commit()
+    # Sign-in needs its throttle's store (Redis): without it, it is refused (issue 22).
     with TestClient(create_app(Settings(environment="test", database_url=db_url, secret_key="k" * 20,
-                                        public_base_url=BASE))) as client:
+                                        broker_url=redis_url, public_base_url=BASE))) as client:
         token = client.post("/api/v1/auth/login", json={"username": "op.palu", "password": PASSWORD}).json()
         caps = client.get(f"/api/v1/alerts/{draft.id}/x-caps",
                           headers={"Authorization": f"Bearer {token['access_token']}"}).json()

@@ -62,9 +62,11 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     # users and login
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): SIGNED_IN,
+    ("POST", "/api/v1/auth/password"): SIGNED_IN,
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
     ("POST", "/api/v1/users"): Roles(ADMINS),
     ("GET", "/api/v1/users"): Roles(ADMINS),
+    ("PATCH", "/api/v1/users/{user_id}"): Roles(ADMINS),
     # alerts
     ("POST", "/api/v1/alerts"): Roles(AUTHORS),
     ("GET", "/api/v1/alerts"): Roles(STAFF),
@@ -246,6 +248,7 @@ def _fixtures(w: World) -> dict[str, str]:
         "identifier": alert["identifier"],
         "subscriber_id": str(w.subscribers["palu"][0]),
         "webhook_id": str(hook_id),
+        "user_id": str(w.users["analyst"]),
         "code": "72.71",
         "key": "banjir",
         "report_id": "999999",

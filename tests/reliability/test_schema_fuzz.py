@@ -26,7 +26,8 @@ SKIP = {"/api/v1/alerts/{alert_id}/progress/stream", "/api/v1/reports/stream"}
 MAY_BE_UNAVAILABLE = {"/readyz"}
 # The public report form checks what no schema can say (a signed fill-time token, a honeypot, a parsable phone
 # number): a schema-valid but robot-made submission is refused with the form page again (documented 422).
-FORM_CHECKED = {"/lapor"}
+# The hoax form likewise needs a signed single-use token.
+FORM_CHECKED = {"/lapor", "/lapor-hoaks"}
 
 
 def test_fuzz_every_operation(db_url, redis_url, engine, record):
