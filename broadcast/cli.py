@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from broadcast.settings import Environment, get_settings
@@ -218,7 +219,9 @@ def cap_validate(paths: Annotated[list[Path], typer.Argument(exists=True, dir_ok
             continue
         bad += 1
         first = next(i for i in report.items if not i.valid)
-        console.print(f"[red]INVALID[/red] {path}: {first.reasons[0] if first.reasons else 'invalid'}")
+        console.print(
+            f"[red]INVALID[/red] {escape(str(path))}: {escape(first.reasons[0] if first.reasons else 'invalid')}"
+        )
     raise typer.Exit(1 if bad else 0)
 
 
@@ -229,17 +232,22 @@ def cap_verify(
         Path | None, typer.Option(exists=True, dir_okay=False, help="PEM certificate the signature must match")
     ] = None,
     at_sent_time: Annotated[
-        bool, typer.Option(help="judge certificate validity at the CAP <sent> time (archived messages)")
+        bool,
+        typer.Option(
+            help="judge embedded certificates at the CAP <sent> time (archived messages); never with --cert, which "
+            "is judged now"
+        ),
     ] = False,
 ) -> None:
-    """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid (and matches
-    --cert when given), 1 otherwise. Without --cert a valid signature proves integrity, not who signed."""
+    """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid, 1 otherwise.
+    With --cert the file must carry exactly one enveloped SHA-256+ signature over the whole <alert> made with that
+    certificate, valid now. Without --cert a valid signature proves integrity, not who signed."""
     from broadcast.trust.signing import SignatureError, verify_cap
 
     try:
         checks = verify_cap(path.read_bytes(), cert_pem=cert.read_bytes() if cert else None, at_sent_time=at_sent_time)
     except (SignatureError, ValueError) as exc:
-        console.print(f"[red]INVALID[/red] {path}: {exc}")
+        console.print(f"[red]INVALID[/red] {escape(str(path))}: {escape(str(exc))}")
         raise typer.Exit(1) from exc
     if not checks:
         console.print(f"[red]UNSIGNED[/red] {path}: tidak ada tanda tangan / no signature")
@@ -291,7 +299,7 @@ def cap_import(
         for alert_id in result.imported:
             console.print(f"{path}: draft alert {alert_id}")
         for skip in result.skipped:
-            console.print(f"[yellow]{skip.item}: skipped: {skip.reason}[/yellow]")
+            console.print(f"{skip.item}: skipped: {skip.reason}", style="yellow", markup=False)
         if not result.imported:
             total_bad += 1
     raise typer.Exit(1 if total_bad else 0)
@@ -408,7 +416,13 @@ def doctor(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
-    queues: Annotated[str, typer.Option(help="comma-separated queues, drained in this order")] = "critical,broadcast",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated queues, drained in this order; 'intake' (reports, polls, replies) belongs to its "
+            "own worker"
+        ),
+    ] = "critical,broadcast",
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker."""
@@ -521,21 +535,30 @@ def subscribers_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file")],
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the good rows anyway")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report, write nothing")] = False,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="username of the staff member making the import (required to write)")
+    ] = None,
 ) -> None:
     """Import subscribers from CSV: columns phone,language,admin_code,lat,lon,channels,x_handle (header
     required; phone plus a point or an admin_code per row; channels separated by ';'). A phone already
-    registered is updated. Any bad row imports nothing (exit 1) unless --skip-invalid."""
+    registered is updated. Any bad row imports nothing (exit 1) unless --skip-invalid. Writing needs --actor:
+    every subscriber created or changed is audited under that user."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from broadcast.db import session_scope
     from broadcast.errors import BroadcastError
     from broadcast.subscribers import importing
+    from broadcast.users.service import find_user_by_username
 
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     total = max(text.count("\n") - 1, 0) + (0 if text.endswith("\n") else 1)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console) as bar, session_scope(_engine()) as session:
+            user = find_user_by_username(session, username=actor) if actor else None
+            if actor and user is None:
+                console.print(f"no such user: {actor}", style="red", markup=False)
+                raise typer.Exit(2)
             tasks: dict[str, int] = {}
 
             def advance(phase: str, done: int, of: int) -> None:
@@ -552,12 +575,14 @@ def subscribers_import(
                 source=path.name,
                 progress=advance,
                 total=total,
+                actor_id=user.id if user else None,
+                allow_foreign=get_settings().subscriber_foreign_numbers,
             )
     except BroadcastError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(str(exc), style="red", markup=False)
         raise typer.Exit(2) from exc
     for err in report.errors:
-        console.print(f"[red]line {err.line}: {err.reason}[/red]")
+        console.print(f"line {err.line}: {err.reason}", style="red", markup=False)
     for line, earlier in report.repeated:
         console.print(f"[yellow]line {line}: same phone as line {earlier}; the later row is used[/yellow]")
     console.print(

@@ -1,5 +1,5 @@
-"""`broadcast serve`: the embedded default. Starts a local Redis (if no broker is configured),
-the API, a Celery worker and beat as child processes, and stops them all on Ctrl-C."""
+"""`broadcast serve`: the embedded default. Starts a local Redis (if no broker is configured), the API, a Celery
+worker, an intake worker (reports, polls, replies) and beat as child processes, and stops them all on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -124,6 +124,8 @@ class Supervisor:
             self.start_redis()
         py = sys.executable
         self._spawn("worker", [py, "-m", "broadcast.cli", "worker", "--concurrency", str(self.workers)])
+        # Reports, polls and replies: a separate process pool, never the one that sends warnings.
+        self._spawn("intake-worker", [py, "-m", "broadcast.cli", "worker", "--queues", "intake", "--concurrency", "1"])
         self._spawn("beat", [py, "-m", "broadcast.cli", "beat"])
         self._spawn(
             "api",
@@ -164,7 +166,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop the API first, then beat and worker (warm shutdown), the broker last."""
-        order = {"api": 0, "beat": 1, "worker": 2, "redis": 3}
+        order = {"api": 0, "beat": 1, "worker": 2, "intake-worker": 2, "redis": 3}
         for name, proc in sorted(self.procs, key=lambda p: order.get(p[0], 9)):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

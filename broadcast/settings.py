@@ -212,6 +212,8 @@ class Settings(BaseSettings):
     report_intake_batching: bool = True
     # Limit the geoparser to one region (a code prefix such as "31" for DKI Jakarta); empty: all Indonesia.
     reports_geoparse_within: str = ""
+    # Subscribers are Indonesian mobile numbers; numbers of other countries (still mobile) only when this is on.
+    subscriber_foreign_numbers: bool = False
     # Public report form (/lapor): photo size and per-IP / per-phone limits per window.
     report_photo_max_bytes: int = 5_000_000
     report_limit_per_ip: int = 10

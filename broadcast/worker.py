@@ -7,7 +7,7 @@ import logging
 from celery import Celery
 from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 
-from broadcast.dispatch.planning import ROUTINE_QUEUE
+from broadcast.dispatch.planning import INTAKE_QUEUE, ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,15 @@ TASK_MODULES = [
 ]
 # Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
 VISIBILITY_TIMEOUT_S = 2 * 3600
+# What citizens (reports, replies) and outside sources (X, BMKG polls) make us do: routed to the intake queue,
+# which only the intake worker pool (`broadcast worker --queues intake`) consumes. The pool that sends warnings
+# (`critical,broadcast`) never sees these tasks, however many arrive or however long they run.
+INTAKE_ROUTES = {
+    "reports.*": {"queue": INTAKE_QUEUE},
+    "trust.*": {"queue": INTAKE_QUEUE},
+    "alerts.poll_bmkg": {"queue": INTAKE_QUEUE},
+}
+DISPATCH_QUEUES = "critical,broadcast"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -36,6 +45,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue=ROUTINE_QUEUE,
+        task_routes=INTAKE_ROUTES,
         # A worker listening to several queues always takes from the first non-empty one in this order.
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S, "queue_order_strategy": "priority"},
         broker_connection_retry_on_startup=True,

@@ -74,3 +74,13 @@ def alert_payload(status: str = "Actual", codes: list[str] | None = None, **over
     }
     payload.update(overrides)
     return payload
+
+
+def login_form(client: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """The /masuk form fields, with the login CSRF token of a fresh GET /masuk (its cookie lands in `client`)."""
+    import re
+
+    page = client.get("/masuk")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:300]
+    return {"username": username, "password": password, "csrf": token.group(1)}

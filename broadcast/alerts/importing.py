@@ -122,16 +122,24 @@ def messages_in(
     return found, skipped
 
 
-def _signature_problem(raw: bytes | None, cert: bytes) -> str | None:
+def _signed_message(raw: bytes | None, cert: bytes, *, key: str) -> cap.CapMessage | str:
+    """The message exactly as the pinned sender signed it (built from signxml's verified bytes, never from the
+    document around the signature), or the reason it is refused."""
+    from broadcast.trust.senders import SenderRefused, sender_key
     from broadcast.trust.signing import SignatureError, check_trusted
 
     if raw is None:
         return "pengirim mewajibkan tanda tangan; entri tanpa dokumen sendiri / sender requires a signed document"
     try:
-        check_trusted(raw, cert_pem=cert)
+        verified = check_trusted(raw, cert_pem=cert)
+        msg = cap.parse_cap(verified.signed_data)
+        if sender_key(msg.sender) != key:
+            return "pengirim yang ditandatangani berbeda / the signed sender differs"
     except SignatureError as exc:
         return f"tanda tangan tidak sah / signature not valid: {exc}"
-    return None
+    except (cap.CapError, SenderRefused) as exc:
+        return f"isi yang ditandatangani tidak sah / signed content not valid: {exc}"
+    return msg
 
 
 def import_document(
@@ -147,18 +155,29 @@ def import_document(
 ) -> ImportResult:
     """Each valid message in the document becomes a draft alert; the rest are reported, never half-stored.
 
-    A message from a sender in `trusted_certs` is imported only when it is a whole signed document whose XML-DSig
-    signature verifies against that sender's certificate (a feed entry without its own document is skipped).
+    Senders are compared by `sender_key` (a sender with invisible or look-alike characters is skipped). A message
+    from a sender in `trusted_certs` (keyed by `sender_key`) is imported only when it is a whole document passing
+    `verify_pinned` against that sender's certificate, and the draft is built from what was signed (a feed entry
+    without its own document is skipped).
     """
     messages, skipped = messages_in(data, name=name, fetch=fetch)
     result = ImportResult(skipped=skipped)
+    from broadcast.trust.senders import SenderRefused, sender_key
+
+    pinned = {sender_key(sender): cert for sender, cert in (trusted_certs or {}).items()}
     for label, msg, raw in messages:
-        cert = (trusted_certs or {}).get(msg.sender)
+        try:
+            key = sender_key(msg.sender)
+        except SenderRefused as exc:
+            result.skipped.append(Skipped(label, str(exc)))
+            continue
+        cert = pinned.get(key)
         if cert is not None:
-            reason = _signature_problem(raw, cert)
-            if reason is not None:
-                result.skipped.append(Skipped(label, reason))
+            signed = _signed_message(raw, cert, key=key)
+            if isinstance(signed, str):
+                result.skipped.append(Skipped(label, signed))
                 continue
+            msg = signed
         try:
             alert = service.import_message(session, msg=msg, author=author, origin=origin, channels=channels)
         except BroadcastError as exc:

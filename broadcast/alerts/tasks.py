@@ -21,7 +21,8 @@ def _read_source(source: str) -> list[tuple[str, bytes]]:
     return [(str(p), p.read_bytes()) for p in bmkg.source_files([Path(source)])]
 
 
-@celery.task(name="alerts.poll_bmkg", acks_late=True)
+# On the intake queue (broadcast.worker.INTAKE_ROUTES); a hung source cannot hold the process for long.
+@celery.task(name="alerts.poll_bmkg", acks_late=True, soft_time_limit=120, time_limit=150)
 def poll_bmkg() -> None:
     """Turn new items of the configured BMKG sources into drafts; re-polls add nothing twice.
     A source that fails is logged and tried again on the next beat."""

@@ -45,7 +45,7 @@ class BodyLimit:
             return
         max_bytes = self.overrides.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > max_bytes):
             await self._too_large(send, max_bytes)
             return
         seen = 0

@@ -7,10 +7,13 @@ BROADCAST_METRICS_TOKEN to require `Authorization: Bearer <token>` instead.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -21,12 +24,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from broadcast import __version__, limits
-from broadcast.api.deps import SessionDep, SettingsDep
+from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
+from broadcast.db import get_engine, session_factory
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.planning import QUEUES
-from broadcast.errors import Unauthorized
+from broadcast.errors import BroadcastError, Unauthorized
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 
@@ -75,9 +80,15 @@ def _celery_for(broker_url: str) -> Any:
     return app
 
 
-def readiness(session: Session, settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:
+def readiness(settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:
     """Each dependency with ok True/False and a short detail: database, broker, workers, and the rate limits
-    (down: sign-in refused, public forms limited per process)."""
+    (down: sign-in refused, public forms limited per process). Opens its own short session (`cached_readiness`
+    runs it at most once a second, whatever the number of callers)."""
+    with session_factory(get_engine(settings.resolved_database_url))() as session:
+        return _readiness(session, settings, worker_timeout_s=worker_timeout_s)
+
+
+def _readiness(session: Session, settings: Settings, *, worker_timeout_s: float) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {}
     try:
         session.execute(text("SELECT 1"))
@@ -128,20 +139,63 @@ def fanout_check(session: Session) -> dict[str, Any]:
     }
 
 
+READY_TTL_S = 1.0
+
+
+@dataclass
+class _ReadySlot:
+    at: float = -1e9
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
+
+_ready_slots: dict[tuple[str, str, str], _ReadySlot] = {}
+
+
+async def cached_readiness(settings: Settings, *, ttl_s: float = READY_TTL_S) -> dict[str, dict[str, Any]]:
+    """`readiness`, computed at most once per `ttl_s` per deployment: concurrent callers wait (without a thread
+    or a database connection each) for the one check in flight and share its answer."""
+    key = (settings.resolved_database_url, settings.resolved_redis_url, settings.resolved_broker_url)
+    slot = _ready_slots.setdefault(key, _ReadySlot())
+    if time.monotonic() - slot.at < ttl_s:
+        return slot.checks
+    loop = asyncio.get_running_loop()
+    lock = slot.locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        if time.monotonic() - slot.at < ttl_s:
+            return slot.checks
+        checks = await run_in_threadpool(readiness, settings)
+        slot.checks, slot.at = checks, time.monotonic()
+    return checks
+
+
 @router.get("/healthz")
-def healthz(session: SessionDep, settings: SettingsDep) -> dict[str, str]:
-    """Liveness and database reachability."""
+def healthz(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
+    """Liveness and database reachability; the version and environment only to signed-in staff."""
     session.execute(text("SELECT 1"))
+    try:
+        user = find_current_user(request, session, settings)
+    except BroadcastError:
+        user = None
+    if user is None:
+        return {"status": "ok"}
     return {"status": "ok", "version": __version__, "environment": settings.environment.value}
 
 
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
-def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+async def readyz(settings: SettingsDep) -> JSONResponse:
     """Ready to take traffic: the database answers, the broker answers, at least one worker answers a ping (1 s)
-    and the rate limits have their store. 503 with the failing checks otherwise."""
-    checks = readiness(session, settings)
+    and the rate limits have their store. 503 with the failing checks otherwise. Cached for a second and shared
+    by concurrent callers."""
+    checks = await cached_readiness(settings)
     ok = all(c["ok"] for c in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 class _Collector(Collector):

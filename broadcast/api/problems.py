@@ -160,7 +160,10 @@ async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
     # The database could not take a number: SQLite binds at most 64 bits, PostgreSQL INTEGER ids 32. An id in
     # the path that large names nothing (404); any other value out of range is invalid data (422).
     log.info("value out of range on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    huge_id = any(str(v).lstrip("-").isdigit() and abs(int(v)) > MAX_DB_INTEGER for v in request.path_params.values())
+    huge_id = any(
+        str(v).lstrip("-").isascii() and str(v).lstrip("-").isdigit() and abs(int(v)) > MAX_DB_INTEGER
+        for v in request.path_params.values()
+    )
     if huge_id:
         return problem_response(404, "Tidak ada objek dengan nomor itu / no object with that id", code="not-found")
     return problem_response(422, "Nilai di luar jangkauan / a value is out of range", code="value-out-of-range")

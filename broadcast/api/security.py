@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast import limits
-from broadcast.api.deps import SettingsDep
+from broadcast.api.deps import SESSION_COOKIE, SettingsDep
 from broadcast.audit import service as audit
 from broadcast.errors import Unauthorized
 from broadcast.settings import Environment, Settings
@@ -32,11 +32,17 @@ CSP = (
 # Swagger UI loads its script and styles from a CDN with an inline bootstrap script.
 DOCS_PREFIXES = ("/api/docs", "/docs/oauth2-redirect")
 HSTS = "max-age=63072000; includeSubDomains"
+# Staff pages, files and exports (reports with phone numbers, photos, subscriber lists, CSV): never kept by a
+# browser or a shared cache. Any response to a request that carries credentials is treated the same way.
+PRIVATE_PREFIXES = ("/pusdalops", "/konsol", "/api/v1", "/admin", "/auth", "/masuk", "/keluar", "/metrics")
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
     """Adds CSP, nosniff, referrer policy, frame denial and (in production) HSTS to every response; a header the
-    response already carries is kept. Pure ASGI, one pass over the response's headers (it runs on every request)."""
+    response already carries is kept, except Cache-Control on private responses (PRIVATE_PREFIXES, or any request
+    with credentials), which is always `no-store`. Pure ASGI, one pass over the response's headers (it runs on
+    every request)."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
@@ -57,17 +63,31 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.docs_headers if str(scope.get("path", "")).startswith(DOCS_PREFIXES) else self.headers
+        path = str(scope.get("path", ""))
+        extra = self.docs_headers if path.startswith(DOCS_PREFIXES) else self.headers
+        private = path.startswith(PRIVATE_PREFIXES) or _has_credentials(scope)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", ()))
+                if private:
+                    raw = [h for h in raw if h[0].lower() != b"cache-control"] + [NO_STORE]
                 present = {name.lower() for name, _ in raw}
                 raw.extend(header for header in extra if header[0] not in present)
                 message = {**message, "headers": raw}
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _has_credentials(scope: Scope) -> bool:
+    """The request carries a bearer token or our session cookie (a signed-in staff member's view)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return True
+        if name == b"cookie" and SESSION_COOKIE.encode() in value:
+            return True
+    return False
 
 
 class LoopbackOnlyWithPlaceholder:

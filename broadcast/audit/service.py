@@ -83,6 +83,33 @@ def record(
     return entry
 
 
+def record_many(session: Session, *, entries: list[dict[str, Any]]) -> int:
+    """Append several entries (each with the keyword arguments of `record`) in order, chained, under one lock and
+    one bulk flush, in the caller's transaction; returns how many."""
+    if not entries:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)) or GENESIS
+    rows = []
+    for item in entries:
+        entry = AuditEntry(
+            at=utcnow(),
+            actor_id=item.get("actor_id"),
+            action=item["action"],
+            subject_type=item["subject_type"],
+            subject_id=item.get("subject_id"),
+            before=_jsonable(item.get("before")),
+            after=_jsonable(item.get("after")),
+            prev_hash=prev,
+        )
+        entry.hash = prev = entry_hash(entry)
+        rows.append(entry)
+    session.add_all(rows)
+    session.flush()
+    return len(rows)
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     """`entries`: how many entries were checked; when broken, the position (1-based) of the first broken one."""

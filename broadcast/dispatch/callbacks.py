@@ -52,7 +52,7 @@ class StatusRecorded:
 
 
 def _find(session: Session, update_: StatusUpdate) -> Delivery | None:
-    if update_.delivery_id and update_.delivery_id.isdigit():
+    if update_.delivery_id and update_.delivery_id.isascii() and update_.delivery_id.isdigit():
         row = session.scalar(
             select(Delivery).where(Delivery.id == int(update_.delivery_id), Delivery.channel == "sms").with_for_update()
         )

@@ -11,6 +11,9 @@ DEFAULT_BATCH = 200
 CRITICAL_QUEUE = "critical"
 ROUTINE_QUEUE = "broadcast"
 QUEUES = (CRITICAL_QUEUE, ROUTINE_QUEUE)
+# Citizen-driven work (report enrichment, polling, replies) runs on its own queue and its own worker pool, so no
+# amount of it can hold a process the warnings need.
+INTAKE_QUEUE = "intake"
 
 
 def queue_for(*, msg_type: str, severity: str, urgency: str) -> str:

@@ -179,6 +179,20 @@ def check_coordinates(lat: float | None, lon: float | None) -> None:
         raise InvalidReport("Koordinat di luar jangkauan / coordinates out of range")
 
 
+EXTERNAL_ID_MAX = 128
+# A partner's clock may run a little ahead of ours; more than this is not a clock, it is a wrong date.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def storable_external_id(external_id: str) -> str:
+    """The id as stored (at most EXTERNAL_ID_MAX characters): unchanged when it fits, otherwise its start and a
+    SHA-256 of the whole, so two long ids that differ anywhere stay two reports (never cut into one)."""
+    if len(external_id) <= EXTERNAL_ID_MAX:
+        return external_id
+    digest = hashlib.sha256(external_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{external_id[: EXTERNAL_ID_MAX - len(digest) - 1]}#{digest}"
+
+
 def intake_values(
     *,
     source: str,
@@ -202,9 +216,16 @@ def intake_values(
     if source not in rules.SOURCES:
         raise InvalidReport(f"Sumber tidak dikenal / unknown source {source!r}")
     check_coordinates(lat, lon)
+    now = utcnow()
+    when = received_at if received_at is None or received_at.tzinfo else received_at.replace(tzinfo=UTC)
+    if when is not None and when > now + MAX_CLOCK_SKEW:
+        raise InvalidReport(
+            "Waktu kejadian di masa depan / occurred_at is in the future (a report cannot come from the future; it "
+            "would stay on top of every recent list)"
+        )
     return {
         "source": source,
-        "external_id": external_id[:128],
+        "external_id": storable_external_id(external_id),
         "raw": dict(raw),
         "text": text.strip()[:MAX_TEXT],
         "author_hash": author,
@@ -218,7 +239,7 @@ def intake_values(
         "state": "new",
         "processing": "pending",
         "attempts": 0,
-        "received_at": received_at or utcnow(),
+        "received_at": received_at or now,
         "place_names": [],
         "alert_ids": [],
     }

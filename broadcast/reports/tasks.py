@@ -6,6 +6,7 @@ import logging
 
 import redis
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch.wiring import x_config
@@ -22,6 +23,10 @@ BATCH = 100
 KICK_KEY = "reports:enrich-kick"
 KICK_WINDOW_MS = 200
 MAX_ROUNDS = 50
+# One enrichment run may take this long (soft: the report at hand is marked failed with the reason and the run
+# hands over to a fresh one); the hard limit ends the pool process if the soft one is ignored.
+SOFT_TIME_LIMIT_S = 120
+TIME_LIMIT_S = 150
 _redis: dict[str, redis.Redis] = {}
 
 
@@ -47,10 +52,19 @@ def _backoff(retries: int) -> int:
     return min(2 ** (retries + 1), 60)
 
 
-@celery.task(name="reports.enrich_pending", bind=True, acks_late=True, max_retries=8)
+@celery.task(
+    name="reports.enrich_pending",
+    bind=True,
+    acks_late=True,
+    max_retries=8,
+    soft_time_limit=SOFT_TIME_LIMIT_S,
+    time_limit=TIME_LIMIT_S,
+)
 def enrich_pending(self: Task) -> int:
     """Enrich every report waiting for it, in leased batches, one transaction per report. A report that fails
-    keeps its raw row, shows `failed` with the error, and is retried by this task (backoff) and the sweep."""
+    keeps its raw row, shows `failed` with the error, and is retried by this task (backoff) and the sweep. Runs on
+    the intake queue, within SOFT_TIME_LIMIT_S: past it the report at hand fails with that reason and a new run
+    takes over the rest (claimed reports not reached come back when their lease ends)."""
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)
     within = settings.reports_geoparse_within or None
@@ -67,6 +81,16 @@ def enrich_pending(self: Task) -> int:
                 with session_scope(engine) as session:
                     service.enrich(session, report_id=report_id, within=within, channel_areas=channel_areas)
                 done += 1
+            except SoftTimeLimitExceeded:
+                log.warning("report %s: enrichment stopped at the %ds time limit", report_id, SOFT_TIME_LIMIT_S)
+                with session_scope(engine) as session:
+                    service.mark_failed(
+                        session,
+                        report_id=report_id,
+                        error=f"batas waktu / time limit: enrichment run passed {SOFT_TIME_LIMIT_S} s",
+                    )
+                enrich_pending.apply_async(countdown=1)
+                return done
             except Exception as exc:
                 log.exception("report %s: enrichment failed", report_id)
                 with session_scope(engine) as session:
@@ -79,7 +103,7 @@ def enrich_pending(self: Task) -> int:
     return done
 
 
-@celery.task(name="reports.sweep", acks_late=True)
+@celery.task(name="reports.sweep", acks_late=True, soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S)
 def sweep() -> None:
     """Start enrichment when reports wait for it (missed kicks, failures due for a retry, dead workers)."""
     settings = get_settings()
@@ -89,7 +113,7 @@ def sweep() -> None:
         enrich_pending.delay()
 
 
-@celery.task(name="reports.poll_x", acks_late=True)
+@celery.task(name="reports.poll_x", acks_late=True, soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S)
 def poll_x() -> None:
     """Store new mentions of every agency account and new posts matching the configured search (production
     only: elsewhere no provider is reached). A failing poll is logged and read again from its checkpoint."""

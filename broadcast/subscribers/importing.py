@@ -10,7 +10,9 @@ Columns (header row required; only `phone` is mandatory, order free, names case-
 - ``x_handle``: X account without or with the ``@`` (needed for ``social``)
 
 Each row needs a point or an admin_code. A phone already in the database is updated (a stopped subscriber
-stays stopped); a phone repeated in the file is taken from its last row.
+stays stopped); a phone repeated in the file is taken from its last row. A phone is the whole field, an
+Indonesian mobile number (`subscriber_phone`). An import that writes is made by a named user, and every subscriber
+it creates or changes gets its own audit entry (actor, before, after).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from broadcast.audit import service as audit
 from broadcast.db import utcnow
 from broadcast.errors import BroadcastError, Invalid
 from broadcast.subscribers.models import Subscriber
-from broadcast.subscribers.service import LOCATE_LEVELS, SubscriberFields, check_fields
+from broadcast.subscribers.service import LOCATE_LEVELS, SubscriberFields, check_fields, mask_phone
 from geo import boundaries
 
 COLUMNS = ("phone", "language", "admin_code", "lat", "lon", "channels", "x_handle")
@@ -42,6 +44,26 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 class InvalidCsv(Invalid):
     code = "invalid-csv"
+
+
+class ImportNeedsActor(Invalid):
+    code = "import-needs-actor"
+
+
+_STATE_COLUMNS = ("language", "admin_code", "lat", "lon", "channels", "x_handle", "active")
+
+
+def _view(phone: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A subscriber as the audit log shows it (the same shape as the API's entries; the phone masked)."""
+    return {
+        "phone": mask_phone(phone),
+        "language": state["language"],
+        "admin_code": state["admin_code"],
+        "point": None if state["lat"] is None else [state["lat"], state["lon"]],
+        "channels": list(state["channels"] or []),
+        "x_handle": state["x_handle"],
+        "active": state["active"],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +107,16 @@ def read_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
             f"unknown: {', '.join(unknown) or '-'}"
         )
     reader.fieldnames = header
-    for row in reader:
-        if None in row:  # DictReader files surplus values under the key None
-            yield reader.line_num, {"__error__": "Kolom berlebih / more values than header columns"}
-            continue
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+    try:
+        for row in reader:
+            if None in row:  # DictReader files surplus values under the key None
+                yield reader.line_num, {"__error__": "Kolom berlebih / more values than header columns"}
+                continue
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+    except csv.Error as exc:  # a field beyond csv's size limit, a NUL byte, ...: the rest cannot be read
+        raise InvalidCsv(
+            f"CSV rusak di baris {reader.line_num} / malformed CSV at line {reader.line_num}: {str(exc)[:200]}"
+        ) from exc
 
 
 def _float(value: str, name: str) -> float | None:
@@ -101,7 +128,7 @@ def _float(value: str, name: str) -> float | None:
         raise Invalid(f"{name} bukan angka / {name} is not a number: {value!r}", code="bad-location") from None
 
 
-def _check_row(row: dict[str, Any]) -> SubscriberFields:
+def _check_row(row: dict[str, Any], *, allow_foreign: bool = False) -> SubscriberFields:
     if "__error__" in row:
         raise Invalid(row["__error__"], code="bad-row")
     channels = [c for c in re.split(r"[;|,\s]+", row.get("channels", "")) if c] or ["sms"]
@@ -113,6 +140,7 @@ def _check_row(row: dict[str, Any]) -> SubscriberFields:
         lon=_float(row.get("lon", ""), "lon"),
         channels=channels,
         x_handle=row.get("x_handle") or None,
+        allow_foreign=allow_foreign,
     )
 
 
@@ -141,16 +169,25 @@ def import_rows(
     source: str = "csv",
     progress: Progress | None = None,
     total: int = 0,
+    allow_foreign: bool = False,
 ) -> ImportReport:
     """Validate every row, then (unless dry_run, or any row is bad without skip_invalid) insert new phones and
-    update known ones in bulk, with one audit entry for the import. Flushes; the caller commits."""
+    update known ones in bulk, with an audit entry per subscriber created or changed (actor, before, after) and
+    one for the import. Flushes; the caller commits.
+
+    Raises: ImportNeedsActor when it would write without a named user.
+    """
+    if not dry_run and actor_id is None:
+        raise ImportNeedsActor(
+            "Impor pelanggan harus atas nama pengguna / a subscriber import must name the user who makes it"
+        )
     started = time.perf_counter()
     report = ImportReport()
     good: dict[str, tuple[int, SubscriberFields]] = {}
     for line, row in rows:
         report.rows += 1
         try:
-            fields = _check_row(row)
+            fields = _check_row(row, allow_foreign=allow_foreign)
         except BroadcastError as exc:
             report.errors.append(RowError(line, str(exc)))
         else:
@@ -171,11 +208,16 @@ def import_rows(
         f = items[i]
         items[i] = SubscriberFields(f.phone, f.language, code, f.lat, f.lon, f.channels, f.x_handle)
     existing: dict[str, tuple[int, bool]] = {}
+    before: dict[str, dict[str, Any]] = {}
     phones = [f.phone for f in items]
+    state_cols = [TABLE.c[name] for name in _STATE_COLUMNS]
     for start in range(0, len(phones), WRITE_CHUNK):
         some = phones[start : start + WRITE_CHUNK]
-        stmt = select(Subscriber.phone, Subscriber.id, Subscriber.active).where(Subscriber.phone.in_(some))
-        existing |= {phone: (sid, active) for phone, sid, active in session.execute(stmt)}
+        stmt = select(TABLE.c.phone, TABLE.c.id, *state_cols).where(TABLE.c.phone.in_(some))
+        for phone, sid, *state in session.execute(stmt):
+            row_state = dict(zip(_STATE_COLUMNS, state, strict=True))
+            existing[phone] = (sid, bool(row_state["active"]))
+            before[phone] = row_state
     new = [f for f in items if f.phone not in existing]
     known = [f for f in items if f.phone in existing]
     report.inserted, report.updated = len(new), len(known)
@@ -230,6 +272,7 @@ def import_rows(
         if progress is not None:
             progress("write", done, len(items))
     session.flush()
+    _audit_each(session, new=new, known=known, existing=existing, before=before, actor_id=actor_id, source=source)
     audit.record(
         session,
         actor_id=actor_id,
@@ -247,3 +290,62 @@ def import_rows(
     report.applied = True
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _audit_each(
+    session: Session,
+    *,
+    new: list[SubscriberFields],
+    known: list[SubscriberFields],
+    existing: dict[str, tuple[int, bool]],
+    before: dict[str, dict[str, Any]],
+    actor_id: int | None,
+    source: str,
+) -> None:
+    """One audit entry per subscriber the import created, and per subscriber whose fields it changed."""
+    ids: dict[str, int] = {}
+    new_phones = [f.phone for f in new]
+    for start in range(0, len(new_phones), WRITE_CHUNK):
+        some = new_phones[start : start + WRITE_CHUNK]
+        found = session.execute(select(TABLE.c.phone, TABLE.c.id).where(TABLE.c.phone.in_(some)))
+        ids |= {phone: int(sid) for phone, sid in found}
+    entries: list[dict[str, Any]] = []
+    for f in new:
+        state = {**_fields_state(f), "active": True}
+        entries.append(
+            {
+                "actor_id": actor_id,
+                "action": "subscriber.import_create",
+                "subject_type": "subscriber",
+                "subject_id": ids[f.phone],
+                "after": {**_view(f.phone, state), "source": source},
+            }
+        )
+    for f in known:
+        old = before[f.phone]
+        state = {**_fields_state(f), "active": old["active"]}
+        was, now = _view(f.phone, old), _view(f.phone, state)
+        if was == now:
+            continue
+        entries.append(
+            {
+                "actor_id": actor_id,
+                "action": "subscriber.import_update",
+                "subject_type": "subscriber",
+                "subject_id": existing[f.phone][0],
+                "before": was,
+                "after": {**now, "source": source},
+            }
+        )
+    audit.record_many(session, entries=entries)
+
+
+def _fields_state(f: SubscriberFields) -> dict[str, Any]:
+    return {
+        "language": f.language,
+        "admin_code": f.admin_code,
+        "lat": f.lat,
+        "lon": f.lon,
+        "channels": list(f.channels),
+        "x_handle": f.x_handle,
+    }

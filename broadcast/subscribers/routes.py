@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from broadcast.api.deps import AuthorDep, SessionDep, StaffDep
+from broadcast.api.deps import AuthorDep, SessionDep, SettingsDep, StaffDep
 from broadcast.subscribers import service
 from broadcast.subscribers.schemas import SubscriberCreate, SubscriberPage, SubscriberRead, SubscriberUpdate
 
@@ -13,9 +13,11 @@ CODE_PATTERN = r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$"
 
 
 @router.post("", status_code=201)
-def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep) -> SubscriberRead:
+def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> SubscriberRead:
     """Register a subscriber inside the caller's jurisdiction."""
-    sub = service.create_subscriber(session, actor=user, fields=body.model_dump())
+    sub = service.create_subscriber(
+        session, actor=user, fields=body.model_dump(), allow_foreign=settings.subscriber_foreign_numbers
+    )
     session.commit()
     return SubscriberRead.model_validate(sub)
 
@@ -49,11 +51,19 @@ def get_one(subscriber_id: int, user: StaffDep, session: SessionDep) -> Subscrib
 
 
 @router.patch("/{subscriber_id}")
-def patch(subscriber_id: int, body: SubscriberUpdate, user: AuthorDep, session: SessionDep) -> SubscriberRead:
+def patch(
+    subscriber_id: int, body: SubscriberUpdate, user: AuthorDep, session: SessionDep, settings: SettingsDep
+) -> SubscriberRead:
     """Change a subscriber's language, channels, X handle or place."""
     nullable = {"x_handle", "admin_code", "lat", "lon"}
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in nullable}
-    sub = service.update_subscriber(session, subscriber_id=subscriber_id, actor=user, changes=changes)
+    sub = service.update_subscriber(
+        session,
+        subscriber_id=subscriber_id,
+        actor=user,
+        changes=changes,
+        allow_foreign=settings.subscriber_foreign_numbers,
+    )
     session.commit()
     return SubscriberRead.model_validate(sub)
 

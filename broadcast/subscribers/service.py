@@ -52,22 +52,56 @@ class SubscriberOutsideJurisdiction(Forbidden):
     code = "outside-jurisdiction"
 
 
-def normalise_phone(raw: str, *, region: str = "ID") -> str:
-    """The E.164 form of a phone number written the Indonesian way (08…, 62…) or internationally (+62…).
+# What may stand between the digits of a number someone typed: whitespace (any kind), dashes, dots, slashes and
+# brackets. Anything else (letters, markup, formulas, other digits scripts) means the field is not just a number.
+_PHONE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212./()]+")
+_PHONE_SHAPE = re.compile(r"\+?[0-9]{5,17}")
+_MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
-    Raises: InvalidPhone.
+
+def normalise_phone(raw: str, *, region: str = "ID") -> str:
+    """The E.164 form of a phone number written the Indonesian way (08…, 62…) or internationally (+62…), when
+    the number is the whole field (separators aside); any country, any line type (for lookups and senders).
+
+    Raises: InvalidPhone (its message says why).
     """
-    text = raw.strip()
+    compact = _PHONE_SEPARATORS.sub("", raw.strip())
+    if not _PHONE_SHAPE.fullmatch(compact):
+        raise InvalidPhone(
+            f"Nomor telepon harus berisi angka saja (boleh spasi, -, ., /, kurung, + di depan) / a phone number may "
+            f"hold only digits, a leading + and spaces, dashes, dots, slashes or brackets: {raw[:40]!r}",
+        )
     # "62812..." without the plus is how many Indonesian spreadsheets store numbers.
-    if re.fullmatch(r"62\d{8,13}", text):
-        text = "+" + text
+    if re.fullmatch(r"62[0-9]{8,13}", compact):
+        compact = "+" + compact
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"Nomor telepon tidak valid / invalid phone number: {raw!r}") from exc
+        raise InvalidPhone(f"Nomor telepon tidak valid / invalid phone number: {raw[:40]!r}") from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone(f"Nomor telepon tidak valid / invalid phone number: {raw!r}")
+        raise InvalidPhone(f"Nomor telepon tidak valid / invalid phone number: {raw[:40]!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def subscriber_phone(raw: str, *, allow_foreign: bool = False) -> str:
+    """The E.164 form of a number that may subscribe: the whole field, a valid Indonesian mobile number; numbers
+    of other countries only with `allow_foreign` (setting `subscriber_foreign_numbers`), and those mobile too.
+
+    Raises: InvalidPhone whose message says why (not a number, invalid, foreign, not mobile).
+    """
+    e164 = normalise_phone(raw)
+    number = phonenumbers.parse(e164)
+    if phonenumbers.region_code_for_number(number) != "ID" and not allow_foreign:
+        raise InvalidPhone(
+            f"Hanya nomor Indonesia (+62) yang dapat berlangganan / only Indonesian (+62) numbers may subscribe: "
+            f"{mask_phone(e164)}",
+        )
+    if phonenumbers.number_type(number) not in _MOBILE:
+        raise InvalidPhone(
+            f"Bukan nomor seluler (SMS tidak sampai ke telepon rumah) / not a mobile number (SMS cannot reach a "
+            f"landline or special number): {mask_phone(e164)}",
+        )
+    return e164
 
 
 def mask_phone(e164: str) -> str:
@@ -97,12 +131,13 @@ def check_fields(
     lon: float | None = None,
     channels: Sequence[str] = ("sms",),
     x_handle: str | None = None,
+    allow_foreign: bool = False,
 ) -> SubscriberFields:
-    """Validate and normalise one subscriber's fields (without locating a point).
+    """Validate and normalise one subscriber's fields (without locating a point); the phone by `subscriber_phone`.
 
     Raises: InvalidPhone, InvalidSubscriber (its code says which field).
     """
-    e164 = normalise_phone(phone)
+    e164 = subscriber_phone(phone, allow_foreign=allow_foreign)
     if language not in LANGUAGES:
         raise InvalidSubscriber(
             f"Bahasa harus id atau en / language must be id or en, not {language!r}", code="bad-language"
@@ -263,12 +298,14 @@ def _insert_one(session: Session, fields: SubscriberFields, *, actor_id: int | N
     return sub
 
 
-def create_subscriber(session: Session, *, actor: User, fields: dict[str, Any]) -> Subscriber:
+def create_subscriber(
+    session: Session, *, actor: User, fields: dict[str, Any], allow_foreign: bool = False
+) -> Subscriber:
     """Register a subscriber on behalf of a staff user, inside their jurisdiction.
 
     Raises: InvalidPhone, InvalidSubscriber, SubscriberOutsideJurisdiction, SubscriberExists.
     """
-    checked = _located(check_fields(**fields))
+    checked = _located(check_fields(**fields, allow_foreign=allow_foreign))
     check_jurisdiction(actor, checked)
     return _insert_one(session, checked, actor_id=actor.id)
 
@@ -298,7 +335,9 @@ def list_subscribers(
     return list(page), int(total)
 
 
-def update_subscriber(session: Session, *, subscriber_id: int, actor: User, changes: dict[str, Any]) -> Subscriber:
+def update_subscriber(
+    session: Session, *, subscriber_id: int, actor: User, changes: dict[str, Any], allow_foreign: bool = False
+) -> Subscriber:
     """Change a subscriber's language, channels, X handle or place; both old and new place must be in the
     actor's jurisdiction. Giving a new point without a code re-locates the code.
 
@@ -319,7 +358,7 @@ def update_subscriber(session: Session, *, subscriber_id: int, actor: User, chan
     if ("lat" in changes or "lon" in changes) and "admin_code" not in changes:
         merged["admin_code"] = None  # the old code described the old point
     merged |= changes
-    checked = _located(check_fields(**merged))
+    checked = _located(check_fields(**merged, allow_foreign=allow_foreign))
     check_jurisdiction(actor, checked)
     if checked.phone != sub.phone:
         clash = session.scalar(select(Subscriber.id).where(Subscriber.phone == checked.phone))
@@ -377,12 +416,14 @@ def _state(sub: Subscriber) -> dict[str, object]:
     }
 
 
-def register_by_sms(session: Session, *, phone: str, admin_code: str, language: str) -> tuple[Subscriber, bool]:
+def register_by_sms(
+    session: Session, *, phone: str, admin_code: str, language: str, allow_foreign: bool = False
+) -> tuple[Subscriber, bool]:
     """Subscribe the sender of a DAFTAR/REG SMS to `admin_code`, or move and re-activate them if known.
 
     Returns the subscriber and whether anything changed. Raises: InvalidPhone, Invalid (unknown area code).
     """
-    e164 = normalise_phone(phone)
+    e164 = subscriber_phone(phone, allow_foreign=allow_foreign)
     if gazetteer.find_place(admin_code) is None:
         raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     sub = session.scalar(select(Subscriber).where(Subscriber.phone == e164))

@@ -6,14 +6,15 @@ import logging
 import re
 import secrets
 import unicodedata
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import numpy as np
 import phonenumbers
 from rapidfuzz import fuzz
-from rapidfuzz.process import cdist
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,10 +36,18 @@ MAX_HOAX_CHARS = 2000
 # Two forwarded texts at least this similar (rapidfuzz token_set_ratio) are the same rumour.
 CLUSTER_SCORE = 80.0
 REPLY_KINDS = ("verified", "actioned", "clarified")
+# Forwards per sender (author hash) and hour; more are not stored (a flood of HOAKS is not more evidence).
+HOAX_PER_AUTHOR_PER_HOUR = 10
 
 
 class HoaxNotFound(NotFound):
     code = "hoax-not-found"
+
+
+class HoaxLimited(Invalid):
+    """One sender forwarded more suspected fakes in the last hour than HOAX_PER_AUTHOR_PER_HOUR."""
+
+    code = "hoax-limited"
 
 
 class InvalidHoax(Invalid):
@@ -80,7 +89,7 @@ def store_hoax(
 ) -> HoaxReport:
     """Store a forwarded suspected fake once per provider message (a retried webhook returns the first row).
 
-    Raises: InvalidHoax (empty or longer than MAX_HOAX_CHARS).
+    Raises: InvalidHoax (empty or longer than MAX_HOAX_CHARS), HoaxLimited (the author's hourly limit).
     """
     cleaned = unicodedata.normalize("NFKC", text or "").strip()
     if not cleaned:
@@ -93,6 +102,17 @@ def store_hoax(
     )
     if existing is not None:
         return existing
+    if author is not None:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(HoaxReport)
+            .where(HoaxReport.author_hash == author, HoaxReport.received_at >= utcnow() - timedelta(hours=1))
+        )
+        if (recent or 0) >= HOAX_PER_AUTHOR_PER_HOUR:
+            raise HoaxLimited(
+                f"Batas {HOAX_PER_AUTHOR_PER_HOUR} laporan hoaks per jam tercapai / limit of "
+                f"{HOAX_PER_AUTHOR_PER_HOUR} hoax reports an hour reached"
+            )
     row = HoaxReport(
         source=source,
         external_id=external_id,
@@ -143,17 +163,47 @@ def _comparable(text: str) -> str:
     return re.sub(r"[^\w\s]", " ", normalise_text(text).casefold())
 
 
-def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float = CLUSTER_SCORE) -> list[HoaxCluster]:
-    """Forwarded texts grouped by similarity (single link on token_set_ratio), largest group first."""
-    stmt = select(HoaxReport).order_by(HoaxReport.received_at, HoaxReport.id)
-    if open_only:
-        stmt = stmt.where(HoaxReport.clarification_id.is_(None))
-    rows = list(session.scalars(stmt))
-    if not rows:
-        return []
-    texts = [_comparable(r.text) for r in rows]
-    scores = cdist(texts, texts, scorer=fuzz.token_set_ratio, score_cutoff=threshold)
-    parent = list(range(len(rows)))
+# MinHash over each text's word set, banded for LSH: texts that share a band bucket are candidates. With 24 bands
+# of 2 rows, word sets with Jaccard similarity 0.3 meet with probability 0.9, 0.5 with 0.999.
+_MINHASH_BANDS = 24
+_MINHASH_ROWS = 2
+_MERSENNE = (1 << 61) - 1
+_rng = np.random.default_rng(20261207)
+_HASH_A = _rng.integers(1, _MERSENNE, size=_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+_HASH_B = _rng.integers(0, _MERSENNE, size=_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+# A bucket larger than this is compared to its first member only (one rumour forwarded a thousand times).
+_BUCKET_ALL_PAIRS = 32
+
+
+def _minhash(words: frozenset[str]) -> np.ndarray:
+    hashed = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    if not hashed.size:
+        return np.zeros(_MINHASH_BANDS * _MINHASH_ROWS, dtype=np.uint64)
+    # a*x + b in uint64 with wrap-around: one fixed pseudo-random mapping per (a, b); the minimum over the words is
+    # that row of the signature.
+    mixed = _HASH_A[:, None] * hashed[None, :] + _HASH_B[:, None]
+    return mixed.min(axis=1)
+
+
+def group_texts(texts: Sequence[str], *, threshold: float = CLUSTER_SCORE) -> list[int]:
+    """For each text, the index of its group (single link on token_set_ratio >= threshold over `_comparable`).
+
+    Linear in the number of texts, not quadratic: texts with the same word set are one group at once, and only
+    candidates found through a MinHash LSH index of the word sets (at most _BUCKET_ALL_PAIRS per bucket compared
+    pairwise, larger buckets against their first member) are scored.
+    """
+    by_words: dict[frozenset[str], int] = {}
+    unique_text: list[str] = []
+    member_of: list[int] = []
+    for raw in texts:
+        text = _comparable(raw)
+        words = frozenset(text.split())
+        index = by_words.get(words)
+        if index is None:
+            index = by_words[words] = len(unique_text)
+            unique_text.append(text)
+        member_of.append(index)
+    parent = list(range(len(unique_text)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -161,13 +211,40 @@ def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float
             i = parent[i]
         return i
 
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            if scores[i][j] >= threshold:
-                parent[root(j)] = root(i)
+    buckets: dict[tuple[int, bytes], list[int]] = {}
+    for index, words in enumerate(by_words):
+        signature = _minhash(words)
+        for band in range(_MINHASH_BANDS):
+            key = signature[band * _MINHASH_ROWS : (band + 1) * _MINHASH_ROWS].tobytes()
+            buckets.setdefault((band, key), []).append(index)
+    scored: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        if len(members) <= _BUCKET_ALL_PAIRS:
+            pairs = ((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
+        else:
+            pairs = ((members[0], b) for b in members[1:])
+        for a, b in pairs:
+            if (a, b) in scored or root(a) == root(b):
+                continue
+            scored.add((a, b))
+            if fuzz.token_set_ratio(unique_text[a], unique_text[b], score_cutoff=threshold) >= threshold:
+                parent[root(b)] = root(a)
+    return [root(index) for index in member_of]
+
+
+def cluster_hoaxes(session: Session, *, open_only: bool = True, threshold: float = CLUSTER_SCORE) -> list[HoaxCluster]:
+    """Forwarded texts grouped by similarity (`group_texts`), largest group first."""
+    stmt = select(HoaxReport).order_by(HoaxReport.received_at, HoaxReport.id)
+    if open_only:
+        stmt = stmt.where(HoaxReport.clarification_id.is_(None))
+    rows = list(session.scalars(stmt))
+    if not rows:
+        return []
     groups: dict[int, HoaxCluster] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(root(i), HoaxCluster()).members.append(row)
+    for row, group in zip(rows, group_texts([r.text for r in rows], threshold=threshold), strict=True):
+        groups.setdefault(group, HoaxCluster()).members.append(row)
     return sorted(groups.values(), key=lambda c: (-c.size, -c.last_at.timestamp()))
 
 
@@ -182,7 +259,9 @@ def get_hoax(session: Session, *, hoax_id: int) -> HoaxReport:
     return row
 
 
-_LONG_DIGITS = re.compile(r"(?:\+?\d[\d\s().-]{7,}\d)")
+# Digits joined by any separators (up to three non-letters between two digits: spaces, dots, dashes, underscores,
+# commas, middle dots, asterisks, ...): 0812_3456_7890 and 0812·3456·7890 are numbers too.
+_LONG_DIGITS = re.compile(r"\+?\d(?:(?:[^\w\n]|_){0,3}\d)+")
 
 
 def redact_numbers(text: str) -> str:

@@ -8,6 +8,7 @@ directory on first use (never committed); production configures a key and certif
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,40 @@ _LEGACY_CONFIG = SignatureConfiguration(
     signature_methods=frozenset(SignatureMethod),
     digest_algorithms=frozenset(DigestAlgorithm),
 )
+
+
+# What a pinned sender may sign with: SHA-256 or stronger, public-key algorithms only (an HMAC needs no certificate,
+# SHA-1 and SHA-224 are refused).
+STRONG_SIGNATURE_METHODS = frozenset(
+    {
+        SignatureMethod.RSA_SHA256,
+        SignatureMethod.RSA_SHA384,
+        SignatureMethod.RSA_SHA512,
+        SignatureMethod.ECDSA_SHA256,
+        SignatureMethod.ECDSA_SHA384,
+        SignatureMethod.ECDSA_SHA512,
+        SignatureMethod.ECDSA_SHA3_256,
+        SignatureMethod.ECDSA_SHA3_384,
+        SignatureMethod.ECDSA_SHA3_512,
+        SignatureMethod.SHA256_RSA_MGF1,
+        SignatureMethod.SHA384_RSA_MGF1,
+        SignatureMethod.SHA512_RSA_MGF1,
+        SignatureMethod.SHA3_256_RSA_MGF1,
+        SignatureMethod.SHA3_384_RSA_MGF1,
+        SignatureMethod.SHA3_512_RSA_MGF1,
+    }
+)
+STRONG_DIGESTS = frozenset(
+    {
+        DigestAlgorithm.SHA256,
+        DigestAlgorithm.SHA384,
+        DigestAlgorithm.SHA512,
+        DigestAlgorithm.SHA3_256,
+        DigestAlgorithm.SHA3_384,
+        DigestAlgorithm.SHA3_512,
+    }
+)
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
 
 class SignatureError(Exception):
@@ -168,46 +203,133 @@ def signature_count(data: bytes) -> int:
     return len(etree.fromstring(data, parser=_parser()).findall("ds:Signature", namespaces=_NS))
 
 
-def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool = False) -> list[SignatureCheck]:
-    """Check every enveloped signature on the document's root, in order; each against the document as it was when
-    it was signed (later signatures removed).
+def _covers_root(signed: etree._Element | None, root: etree._Element) -> bool:
+    return signed is not None and isinstance(signed.tag, str) and signed.tag == root.tag
 
-    With `cert_pem` a signature is checked against that certificate (and is `trusted` when it matches); without it,
-    against the certificate or key the signature carries (it then proves integrity, not who signed). With
-    `at_sent_time` certificates are judged valid at the CAP <sent> time (archived messages whose certificate has
-    since expired). Raises: SignatureError when the document is not XML.
+
+@dataclass(frozen=True, slots=True)
+class VerifiedCap:
+    """What a pinned sender signed: the canonical bytes of its `<alert>` (signature removed), and the check."""
+
+    signed_data: bytes
+    check: SignatureCheck
+
+
+def verify_pinned(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -> VerifiedCap:
+    """The `<alert>` a pinned sender signed, as signxml verified it: exactly one enveloped signature, its only
+    reference the whole document (`URI=""`), SHA-256 or stronger, made with `cert_pem`, which must be valid `at`
+    (now by default: the receive time, never the document's own <sent>).
+
+    Raises: SignatureError naming the rule that failed.
     """
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         raise SignatureError(f"not XML: {exc}") from exc
+    if etree.QName(root).localname != "alert":
+        raise SignatureError("akar dokumen bukan <alert> / the document root is not <alert>")
+    signatures = list(root.iter(f"{{{DS}}}Signature"))
+    if not signatures:
+        raise SignatureError("tidak bertanda tangan / the document is not signed")
+    if len(signatures) != 1:
+        raise SignatureError(
+            f"harus tepat satu tanda tangan, ada {len(signatures)} / exactly one signature expected, found "
+            f"{len(signatures)}"
+        )
+    signature = signatures[0]
+    if signature.getparent() is not root:
+        raise SignatureError("tanda tangan bukan anak <alert> / the signature is not enveloped in <alert>")
+    references = signature.findall("ds:SignedInfo/ds:Reference", namespaces=_NS)
+    if len(references) != 1 or references[0].get("URI") != "":
+        raise SignatureError(
+            'tanda tangan harus mencakup seluruh <alert> (Reference URI="") / the signature must cover the whole '
+            '<alert> with one Reference URI=""'
+        )
+    transforms = [t.get("Algorithm") for t in references[0].findall("ds:Transforms/ds:Transform", namespaces=_NS)]
+    if ENVELOPED not in transforms:
+        raise SignatureError("tanda tangan bukan enveloped / the signature is not an enveloped signature")
+    method = signature.find("ds:SignedInfo/ds:SignatureMethod", namespaces=_NS)
+    alg = method.get("Algorithm", "") if method is not None else ""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise SignatureError(f"sertifikat pengirim tidak terbaca / unreadable sender certificate: {exc}") from exc
+    when = (at or datetime.now(UTC)).astimezone(UTC)
+    if not (cert.not_valid_before_utc <= when <= cert.not_valid_after_utc):
+        raise SignatureError(
+            f"sertifikat pengirim tidak berlaku pada {when.isoformat(timespec='seconds')} / the sender's certificate "
+            f"is not valid at {when.isoformat(timespec='seconds')} (valid {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()})"
+        )
+    config = SignatureConfiguration(
+        signature_methods=STRONG_SIGNATURE_METHODS,
+        digest_algorithms=STRONG_DIGESTS,
+        require_x509=True,
+        expect_references=1,
+        verification_time=when,
+    )
+    try:
+        result = XMLVerifier().verify(root, x509_cert=cert, expect_config=config, validate_schema=False)
+    except (SignXMLException, InvalidSignature, ValueError) as exc:
+        raise SignatureError(
+            f"tanda tangan tidak cocok / no valid signature by the sender's certificate: {str(exc)[:300]}"
+        ) from exc
+    if isinstance(result, list) or not _covers_root(result.signed_xml, root):
+        raise SignatureError("tanda tangan tidak mencakup <alert> / the signature does not cover the <alert>")
+    check = SignatureCheck(0, True, alg, "configured certificate", cert.subject.rfc4514_string(), trusted=True)
+    return VerifiedCap(result.signed_data, check)
+
+
+def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool = False) -> list[SignatureCheck]:
+    """Check the document's enveloped signatures.
+
+    With `cert_pem` the document must pass `verify_pinned` (one enveloped signature over the whole <alert>, strong
+    algorithms, that certificate valid now): one `trusted` check, or one failed check per signature found. Without
+    it, every signature is checked in order against the certificate or key it carries (proving integrity, not who
+    signed), each against the document as it was when it was signed, and counts only if it covers the <alert>
+    root; with `at_sent_time` those carried certificates are judged at the CAP <sent> time (archived messages).
+    Raises: SignatureError when the document is not XML.
+    """
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        raise SignatureError(f"not XML: {exc}") from exc
+    signatures = list(root.iter(f"{{{DS}}}Signature"))
+    if cert_pem is not None:
+        try:
+            return [verify_pinned(data, cert_pem=cert_pem).check]
+        except SignatureError as exc:
+            subject = None
+            with contextlib.suppress(ValueError):
+                subject = x509.load_pem_x509_certificate(cert_pem).subject.rfc4514_string()
+            return [
+                SignatureCheck(n, False, _algorithm(sig), "configured certificate", subject, error=str(exc))
+                for n, sig in enumerate(signatures)
+            ]
     signatures = root.findall("ds:Signature", namespaces=_NS)
-    given = x509.load_pem_x509_certificate(cert_pem) if cert_pem else None
     when = _sent_time(root) if at_sent_time else None
     checks = []
     for index, signature in enumerate(signatures):
-        algorithm = signature.find("ds:SignedInfo/ds:SignatureMethod", namespaces=_NS)
-        alg = algorithm.get("Algorithm", "") if algorithm is not None else ""
+        alg = _algorithm(signature)
         legacy = "sha1" in alg.lower()
         try:
             embedded = _embedded_cert(signature)
         except ValueError:
             embedded = None
-        cert = given or embedded
-        source = "configured certificate" if given else ("embedded certificate" if embedded else "embedded key value")
-        subject = cert.subject.rfc4514_string() if cert is not None else None
+        source = "embedded certificate" if embedded else "embedded key value"
+        subject = embedded.subject.rfc4514_string() if embedded is not None else None
         config = SignatureConfiguration(
             signature_methods=_LEGACY_CONFIG.signature_methods,
             digest_algorithms=_LEGACY_CONFIG.digest_algorithms,
-            require_x509=cert is not None,
+            require_x509=embedded is not None,
             verification_time=when,
         )
         error = ""
         for doc, position in _as_signed(root, index):
             try:
-                _NthSignature(position).verify(
+                result = _NthSignature(position).verify(
                     doc,
-                    x509_cert=cert,
+                    x509_cert=embedded,
                     expect_config=config,
                     # Some agencies' Id attributes ("NAADS Signature") are not xs:ID; the check is cryptographic.
                     validate_schema=False,
@@ -215,27 +337,32 @@ def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool
             except (SignXMLException, InvalidSignature, ValueError) as exc:
                 error = error or str(exc)[:300] or type(exc).__name__
                 continue
-            checks.append(SignatureCheck(index, True, alg, source, subject, given is not None, legacy))
+            if isinstance(result, list) or not _covers_root(result.signed_xml, doc):
+                error = error or "tanda tangan tidak mencakup <alert> / the signature does not cover the <alert>"
+                continue
+            checks.append(SignatureCheck(index, True, alg, source, subject, False, legacy))
             break
         else:
             checks.append(SignatureCheck(index, False, alg, source, subject, False, legacy, error))
     return checks
 
 
-def check_trusted(data: bytes, *, cert_pem: bytes) -> SignatureCheck:
-    """The first signature that verifies against the sender's configured certificate.
+def _algorithm(signature: etree._Element) -> str:
+    method = signature.find("ds:SignedInfo/ds:SignatureMethod", namespaces=_NS)
+    return method.get("Algorithm", "") if method is not None else ""
 
-    Raises: SignatureError when the document is unsigned or no signature matches that certificate.
+
+def check_trusted(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -> VerifiedCap:
+    """What the sender signed, verified against its pinned certificate (see `verify_pinned`).
+
+    Raises: SignatureError when the document is unsigned or its signature breaks any rule.
     """
-    checks = verify_cap(data, cert_pem=cert_pem, at_sent_time=True)
-    if not checks:
-        raise SignatureError("tidak bertanda tangan / the document is not signed")
-    for check in checks:
-        if check.valid:
-            return check
-    raise SignatureError(f"tanda tangan tidak cocok / no signature matches the sender's certificate: {checks[0].error}")
+    return verify_pinned(data, cert_pem=cert_pem, at=at)
 
 
 def trusted_certs(mapping: Mapping[str, Path]) -> dict[str, bytes]:
-    """The configured sender → certificate files, read once (a missing file fails at startup, not on import)."""
-    return {sender: Path(path).read_bytes() for sender, path in mapping.items()}
+    """The configured sender → certificate files, read once and keyed by `sender_key` (a missing file or a sender
+    with invisible or look-alike characters fails at startup, not on import)."""
+    from broadcast.trust.senders import sender_key
+
+    return {sender_key(sender): Path(path).read_bytes() for sender, path in mapping.items()}

@@ -15,7 +15,7 @@ from broadcast.worker import celery
 log = logging.getLogger(__name__)
 
 
-@celery.task(name="trust.send_replies", bind=True, acks_late=True, max_retries=8)
+@celery.task(name="trust.send_replies", bind=True, acks_late=True, max_retries=8, soft_time_limit=120, time_limit=150)
 def send_replies(self: Task, reply_ids: list[int]) -> None:
     """Send these pending replies, one transaction each; a reply the channel could not take yet stays pending
     and the task retries with a growing delay (the beat sweep picks up whatever is still left)."""
@@ -30,7 +30,7 @@ def send_replies(self: Task, reply_ids: list[int]) -> None:
         raise self.retry(args=[left], countdown=min(600, 15 * 2**self.request.retries))
 
 
-@celery.task(name="trust.sweep_replies")
+@celery.task(name="trust.sweep_replies", soft_time_limit=60, time_limit=90)
 def sweep_replies() -> None:
     """Enqueue every reply still pending (after a worker died or a retry ran out)."""
     with session_scope(get_engine(get_settings().resolved_database_url)) as session:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
 import uuid
+import warnings
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from shapely.geometry import mapping
+from starlette.concurrency import run_in_threadpool
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
 from broadcast.errors import BroadcastError, TooManyRequests
@@ -72,11 +75,52 @@ async def _save_photo(settings: Settings, photo: UploadFile) -> str:
         ext = ".webp"
     if ext is None:
         raise FormRejected("Foto harus JPEG, PNG atau WebP / photo must be JPEG, PNG or WebP")
+    clean, ext = await run_in_threadpool(reencode_photo, data)
     folder = (settings.data_dir / "uploads").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     name = secrets.token_hex(PHOTO_NAME_LEN // 2) + ext
-    (folder / name).write_bytes(data)
+    (folder / name).write_bytes(clean)
     return f"/pusdalops/foto/{name}"
+
+
+PHOTO_MAX_PIXELS = 40_000_000
+
+
+def reencode_photo(data: bytes) -> tuple[bytes, str]:
+    """The photo decoded and encoded afresh in its own format (JPEG, PNG or WebP) with no metadata at all: no
+    EXIF (GPS position, camera serial, time), XMP, ICC profile or text chunks. Orientation is applied first.
+
+    Raises: FormRejected (not a decodable JPEG/PNG/WebP, or more than PHOTO_MAX_PIXELS pixels).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=("JPEG", "PNG", "WEBP")) as img:
+                if img.width * img.height > PHOTO_MAX_PIXELS:
+                    raise FormRejected("Foto terlalu besar (piksel) / photo has too many pixels")
+                kind = img.format or "JPEG"
+                img.load()
+                upright = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Warning) as exc:
+        raise FormRejected("Foto rusak atau tidak dikenal / photo is damaged or not an image") from exc
+    has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
+    if kind == "JPEG":
+        has_alpha = False
+    # A new image from the pixels only: nothing of the original's info dict (exif, icc_profile, xmp, text) travels.
+    pixels = upright.convert("RGBA" if has_alpha else "RGB")
+    fresh = Image.new(pixels.mode, pixels.size)
+    fresh.paste(pixels)
+    out = io.BytesIO()
+    if kind == "PNG":
+        fresh.save(out, format="PNG", optimize=True)
+        return out.getvalue(), ".png"
+    if kind == "WEBP":
+        fresh.save(out, format="WEBP", quality=85)
+        return out.getvalue(), ".webp"
+    fresh.save(out, format="JPEG", quality=85)
+    return out.getvalue(), ".jpg"
 
 
 def _lapor_page(request: Request, settings: Settings, *, status_code: int = 200, **context: object) -> HTMLResponse:

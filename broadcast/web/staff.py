@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
 from broadcast.api.security import LoginThrottleDep, client_ip, secure_cookies, sign_in
 from broadcast.errors import BroadcastError, TooManyRequests, Unauthorized, Unavailable
+from broadcast.settings import Settings
 from broadcast.users import service as users
 from broadcast.users.security import issue_token
 from broadcast.web.render import render_page
@@ -18,10 +19,34 @@ from broadcast.web.render import render_page
 router = APIRouter(tags=["staff pages"])
 
 
+# Login CSRF: the sign-in form carries a token that must match this cookie, so another site cannot sign a
+# browser in to an account of the attacker's choosing (and then watch what the victim types into the console).
+LOGIN_CSRF_COOKIE = "broadcast_login_csrf"
+LOGIN_CSRF_MAX_AGE_S = 2 * 3600
+
+
+def _login_page(
+    request: Request, settings: Settings, *, status_code: int = 200, error: str | None = None, username: str = ""
+) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    page = render_page(
+        request, "login.html", status_code=status_code, user=None, error=error, username=username, csrf=token
+    )
+    page.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=LOGIN_CSRF_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(settings),
+    )
+    return page
+
+
 @router.get("/masuk", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    """The sign-in form."""
-    return render_page(request, "login.html", user=None, error=None, username="")
+def login_form(request: Request, settings: SettingsDep) -> HTMLResponse:
+    """The sign-in form (with a fresh login CSRF token)."""
+    return _login_page(request, settings)
 
 
 @router.post(
@@ -42,21 +67,34 @@ async def login_submit(
     throttle: LoginThrottleDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Check the credentials (throttled per account and per address) and set the session and CSRF cookies."""
+    """Check the login CSRF token, then the credentials (throttled per account and per address), and set the
+    session and CSRF cookies."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(csrf.encode(), expected.encode()):
+        return _login_page(
+            request,
+            settings,
+            status_code=403,
+            error="Formulir kedaluwarsa atau bukan dari situs ini, coba lagi / the form expired or did not come "
+            "from this site, try again",
+            username=username,
+        )
     try:
         user = await sign_in(session, throttle, username=username, password=password, ip=client_ip(request, settings))
     except Unauthorized as exc:
-        return render_page(request, "login.html", status_code=401, user=None, error=str(exc), username=username)
+        return _login_page(request, settings, status_code=401, error=str(exc), username=username)
     except TooManyRequests as exc:
-        page = render_page(request, "login.html", status_code=429, user=None, error=str(exc), username=username)
+        page = _login_page(request, settings, status_code=429, error=str(exc), username=username)
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
     except Unavailable as exc:
-        return render_page(request, "login.html", status_code=503, user=None, error=str(exc), username=username)
+        return _login_page(request, settings, status_code=503, error=str(exc), username=username)
     token = issue_token(settings.secret_key.get_secret_value(), user_id=user.id, token_version=user.token_version)
     secure = secure_cookies(settings)
     response = RedirectResponse("/konsol", status_code=303)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
     max_age = settings.session_ttl_minutes * 60
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
     response.set_cookie(

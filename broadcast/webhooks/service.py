@@ -89,14 +89,17 @@ def _act(
     if command.kind is CommandKind.CHECK:
         return _check(session, code=command.argument, public_base_url=public_base_url)
     if command.kind is CommandKind.HOAX:
-        hoax = trust.store_hoax(
-            session,
-            source="sms",
-            external_id=report.external_id,
-            text=command.argument,
-            language=command.language,
-            author=author,
-        )
+        try:
+            hoax = trust.store_hoax(
+                session,
+                source="sms",
+                external_id=report.external_id,
+                text=command.argument,
+                language=command.language,
+                author=author,
+            )
+        except trust.HoaxLimited:
+            return "hoax_limited", {"limit": trust.HOAX_PER_AUTHOR_PER_HOUR}
         if phone is not None:
             trust.remember_contact(session, author=author, phone=phone, language=command.language)
         return "hoax_received", {"reference": hoax.id}
@@ -140,7 +143,10 @@ def _register(
 def _subscribe(
     session: Session, *, report: Report, place: gazetteer.Place, phone: str, language: str
 ) -> tuple[str | None, dict[str, object]]:
-    sub, _ = subscribers.register_by_sms(session, phone=phone, admin_code=place.kode, language=language)
+    try:
+        sub, _ = subscribers.register_by_sms(session, phone=phone, admin_code=place.kode, language=language)
+    except subscribers.InvalidPhone:  # a foreign or non-mobile sender: alerts go to Indonesian mobiles only
+        return "register_not_mobile", {}
     report.admin_code = sub.admin_code
     return "registered", {"area": describe(place)}
 

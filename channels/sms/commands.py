@@ -89,7 +89,8 @@ def parse_command(text: str) -> Command:
     whole = " ".join(body.split())
     if not _clean(whole):
         return Command(CommandKind.HELP, "", "id")
-    if _clean(whole).isdigit() and len(_clean(whole)) == 1:
+    # ASCII only: str.isdigit() is also true of '፩' or '²', which int() refuses.
+    if len(_clean(whole)) == 1 and _clean(whole) in "0123456789":
         return Command(CommandKind.CHOICE, _clean(whole), "id")
     match = _HEAD.match(whole)
     if match:
@@ -129,6 +130,8 @@ REPLIES = frozenset(
         "check_missing",
         "hoax_received",
         "hoax_empty",
+        "hoax_limited",
+        "register_not_mobile",
     }
 )
 

@@ -12,7 +12,7 @@ from broadcast.api.app import create_app
 from broadcast.audit.models import AuditEntry
 from broadcast.db import session_scope
 from broadcast.settings import Settings
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 
 pytestmark = pytest.mark.integration
 
@@ -207,9 +207,9 @@ def test_unpublished_alert_has_no_public_page(client):
 
 
 def test_web_sign_in_sets_cookie_and_cookie_writes_need_csrf(client, engine):
-    r = client.post("/masuk", data={"username": "op.palu", "password": "wrong"})
+    r = client.post("/masuk", data=login_form(client, "op.palu", "wrong"))
     assert r.status_code == 401 and "salah" in r.text
-    r = client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    r = client.post("/masuk", data=login_form(client, "op.palu", PASSWORD), follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/konsol"
     assert "httponly" in r.headers.get("set-cookie", "").lower()
     assert client.get("/konsol").status_code == 200

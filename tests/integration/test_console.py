@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
 from broadcast.settings import Settings
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 from tests.integration.test_api import assert_problem, counts, login
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def grobogan_payload(status="Exercise", codes=("33.15.01",)):
 
 
 def sign_in(client, username):
-    r = client.post("/masuk", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+    r = client.post("/masuk", data=login_form(client, username, PASSWORD), follow_redirects=False)
     assert r.status_code == 303
     return {"X-CSRF-Token": client.cookies.get("broadcast_csrf")}
 

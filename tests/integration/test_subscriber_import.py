@@ -33,12 +33,22 @@ BAD = """phone,language,admin_code,lat,lon,channels,x_handle
 """
 
 
+@pytest.fixture
+def actor(session):
+    from broadcast.users.models import Role
+    from tests.factories import make_user
+
+    user = make_user(session, "admin.import", Role.ADMIN, None)
+    session.flush()
+    return user.id
+
+
 def count(session):
     return session.scalar(sa.select(sa.func.count()).select_from(Subscriber))
 
 
-def test_good_file_imports_every_row_and_locates_points(session):
-    report = importing.import_rows(session, importing.read_csv(GOOD))
+def test_good_file_imports_every_row_and_locates_points(session, actor):
+    report = importing.import_rows(session, importing.read_csv(GOOD), actor_id=actor)
     session.commit()
     assert report.applied and report.inserted == 4 and report.errors == []
     rows = {s.phone: s for s in session.scalars(sa.select(Subscriber))}
@@ -50,8 +60,8 @@ def test_good_file_imports_every_row_and_locates_points(session):
     assert entry.after["inserted"] == 4
 
 
-def test_bad_rows_are_reported_by_line_and_nothing_is_imported(session):
-    report = importing.import_rows(session, importing.read_csv(BAD))
+def test_bad_rows_are_reported_by_line_and_nothing_is_imported(session, actor):
+    report = importing.import_rows(session, importing.read_csv(BAD), actor_id=actor)
     session.commit()
     assert not report.applied and count(session) == 0
     lines = {e.line: e.reason for e in report.errors}
@@ -60,20 +70,20 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(session):
     assert "outside Indonesia" in lines[7] and "channel" in lines[8] and "columns" in lines[9]
 
 
-def test_skip_invalid_imports_the_good_rows_and_still_lists_the_bad(session):
-    report = importing.import_rows(session, importing.read_csv(BAD), skip_invalid=True)
+def test_skip_invalid_imports_the_good_rows_and_still_lists_the_bad(session, actor):
+    report = importing.import_rows(session, importing.read_csv(BAD), skip_invalid=True, actor_id=actor)
     session.commit()
     assert report.applied and report.inserted == 2 and len(report.errors) == 7
     assert {s.phone for s in session.scalars(sa.select(Subscriber))} == {"+6281200000001", "+6281200000009"}
 
 
-def test_duplicates_update_and_a_stopped_subscriber_stays_stopped(session):
+def test_duplicates_update_and_a_stopped_subscriber_stays_stopped(session, actor):
     kept = add_subscriber(session, phone="081200000001", admin_code="72.71")
     stopped = add_subscriber(session, phone="081200000003", admin_code="72.71")
     stop_by_staff(session, subscriber_id=stopped.id, actor=None)
     session.commit()
     text = GOOD + "081200000004,en,34.04,,,,\n"  # the same phone as line 5: the later row wins
-    report = importing.import_rows(session, importing.read_csv(text))
+    report = importing.import_rows(session, importing.read_csv(text), actor_id=actor)
     session.commit()
     assert report.applied and report.updated == 2 and report.inserted == 2 and report.stopped_kept == 1
     assert report.repeated == [(6, 5)]
@@ -102,20 +112,33 @@ def run(*args, db_url, cwd):
 
 def test_command_exit_codes_and_report(sqlite_dbs, tmp_path):
     url = sqlite_dbs.fresh()
+    _named_user(url)
     bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
     bad.write_text(BAD)
     good.write_text(GOOD)
-    refused = run("subscribers", "import", str(bad), db_url=url, cwd=tmp_path)
+    refused = run("subscribers", "import", str(bad), "--actor", "admin.import", db_url=url, cwd=tmp_path)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "line 3:" in refused.stdout and "line 9:" in refused.stdout and "nothing imported" in refused.stdout
     dry = run("subscribers", "import", str(good), "--dry-run", db_url=url, cwd=tmp_path)
     assert dry.returncode == 0 and "dry run" in dry.stdout
-    skipped = run("subscribers", "import", str(bad), "--skip-invalid", db_url=url, cwd=tmp_path)
+    skipped = run("subscribers", "import", str(bad), "--skip-invalid", "--actor", "admin.import", db_url=url,
+                  cwd=tmp_path)
     assert skipped.returncode == 0 and "line 3:" in skipped.stdout and "imported: 2 new" in skipped.stdout
-    again = run("subscribers", "import", str(good), db_url=url, cwd=tmp_path)
+    again = run("subscribers", "import", str(good), "--actor", "admin.import", db_url=url, cwd=tmp_path)
     assert again.returncode == 0 and "rows/s" in again.stdout
     assert "updated (phone already registered) 1" in again.stdout
     engine = make_engine(url)
     with engine.connect() as c:
         assert c.scalar(sa.text("SELECT count(*) FROM subscribers")) == 5
+    engine.dispose()
+
+
+def _named_user(url):
+    from broadcast.db import session_scope
+    from broadcast.users.models import Role
+    from tests.factories import make_user
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        make_user(s, "admin.import", Role.ADMIN, None)
     engine.dispose()

@@ -29,7 +29,7 @@ from channels.base import InboundEvent
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer
 from channels.social import XRenderer
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 BASE = "https://peringatan.example.id"
@@ -176,7 +176,7 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
 
     # The console needs a staff login; the clarification reaches every forwarder who did not stop.
     assert client.get("/konsol/hoaks", follow_redirects=False).status_code == 303
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     console = client.get("/konsol/hoaks")
     assert console.status_code == 200 and "3</strong> laporan" in console.text
     form = {
@@ -279,16 +279,16 @@ def test_served_cap_is_signed_and_verifies_with_the_published_certificate(client
     assert not signing.verify_cap(tampered, cert_pem=cert.content)[0].valid
 
 
-def test_import_requires_a_valid_signature_from_a_configured_sender(session, team):
+def test_import_requires_a_valid_signature_from_a_configured_sender(session, team, tmp_path):
     from pathlib import Path
 
     from broadcast.alerts import importing
 
-    path = Path(__file__).parents[1] / "fixtures/cap/real_world/ca_ec_snowfall_signed.cap"
-    data = path.read_bytes()
-    ec_cert = _embedded_ec_cert(data)
-    trusted = {"cap-pac@ec.gc.ca": ec_cert}
-    tampered = data.replace(b"snowfall", b"rainfall", 1)
+    fixtures = Path(__file__).parents[1] / "fixtures/cap"
+    pair = signing.create_dev_keypair(tmp_path / "keys", common_name="hsas@dhs.gov")
+    data = signing.sign_cap((fixtures / "oasis_examples/a1_homeland_security_advisory.xml").read_bytes(), pair)
+    trusted = {"hsas@dhs.gov": pair.cert_pem}
+    tampered = data.replace(b"Code ORANGE", b"Code YELLOW", 1)
     assert tampered != data
     refused = importing.import_document(
         session, tampered, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
@@ -298,6 +298,16 @@ def test_import_requires_a_valid_signature_from_a_configured_sender(session, tea
         session, data, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
     )
     assert len(ok.imported) == 1
+
+    # Issue 24: a pinned sender's document must carry exactly one enveloped SHA-256+ signature made with a
+    # certificate valid now. Environment Canada's real copy (RSA-SHA1, a relay signature too, a certificate that
+    # expired in 2015) is refused even with its own certificate pinned.
+    ec = (fixtures / "real_world/ca_ec_snowfall_signed.cap").read_bytes()
+    pinned_ec = importing.import_document(
+        session, ec, author=team["admin"], origin="cap-import", fetch=None,
+        trusted_certs={"cap-pac@ec.gc.ca": _embedded_ec_cert(ec)},
+    )
+    assert not pinned_ec.imported and "signature" in pinned_ec.skipped[0].reason
 
 
 def _embedded_ec_cert(data):
@@ -375,7 +385,7 @@ def test_no_personal_data_in_any_public_output(client, session, team):
     trust.notify_reporter(session, report, "verified")
     session.commit()
     hoax = session.scalar(sa.select(HoaxReport))
-    client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "analis", PASSWORD))
     client.post(
         "/konsol/hoaks/klarifikasi",
         data={"hoax_ids": [str(hoax.id)], "title_id": "Hoaks tsunami", "body_id": "Tidak benar.",
@@ -413,7 +423,7 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
     get_settings.cache_clear()
     active_channels.cache_clear()
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["intake"]):
             from broadcast.trust.tasks import send_replies
 
             send_replies.delay([reply.id])

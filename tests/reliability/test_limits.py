@@ -28,7 +28,7 @@ from broadcast.trust.models import HoaxReport
 from broadcast.users import service as users
 from broadcast.users.models import User
 from broadcast.users.security import issue_token
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, login_form
 from tests.reliability.helpers import make_settings, world
 
 pytestmark = pytest.mark.integration
@@ -171,7 +171,7 @@ def test_store_down_sign_in_fails_closed_and_forms_fall_back_per_process(db_url,
     with world(db_url, dead, engine, report_limit_per_ip=3, report_form_min_seconds=0) as w:
         r = w.client.post("/api/v1/auth/login", json={"username": "op.palu", "password": PASSWORD})
         assert r.status_code == 503 and r.json()["type"] == "/problems/login-throttle-unavailable", r.text
-        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         assert r.status_code == 503 and "broadcast_session" not in r.headers.get("set-cookie", "")
         record(AREA, "sign-in while the limiter's store is down", "503 (fails closed)", ok=True, tries=2)
         sent = [_lapor(w.client, f"banjir di jalan {i}").status_code for i in range(5)]
@@ -240,7 +240,7 @@ def test_demo_password_is_generated_printed_and_not_in_the_source(tmp_path, monk
 def test_logout_password_change_and_role_change_end_existing_sessions(db_url, engine, redis_url, record):
     with world(db_url, redis_url, engine) as w:
         # Browser sign-out (/keluar) revokes the token on the server, not only the cookie.
-        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         token, csrf = w.client.cookies.get("broadcast_session"), w.client.cookies.get("broadcast_csrf")
         w.client.post("/keluar", data={"csrf": csrf}, follow_redirects=False)
         w.client.cookies.clear()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from broadcast.api.app import create_app
 from broadcast.audit.models import AuditEntry
 from broadcast.users.models import User
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, login_form
 from tests.reliability.helpers import world
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,9 @@ def test_security_headers_on_pages_api_and_errors(w, record):
 def test_hsts_and_secure_cookies_in_production(db_url, redis_url, engine, record):
     with world(db_url, redis_url, engine, environment="production", public_base_url="http://internal.example") as w:
         hsts = w.client.get("/").headers.get("strict-transport-security", "")
-        r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+        # Production is https: the (Secure) login CSRF cookie of the form comes back only over https.
+        w.client.base_url = "https://testserver"  # type: ignore[assignment]
+        r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
         cookies = r.headers.get_list("set-cookie")
         session_cookie = next((c for c in cookies if c.startswith("broadcast_session=")), "")
         csrf_cookie = next((c for c in cookies if c.startswith("broadcast_csrf=")), "")
@@ -94,7 +96,7 @@ def test_cors_closed_by_default_and_allow_list(db_url, redis_url, engine, w, rec
 
 @pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
 def test_cookie_writes_and_sign_out_need_the_csrf_token(w, record):
-    r = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD}, follow_redirects=False)
+    r = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD), follow_redirects=False)
     assert r.status_code == 303
     before = w.counts()
     writes = [
@@ -125,7 +127,7 @@ def test_login_throttled_per_account_with_retry_after_and_audit(w, record):
     ]
     # Even the right password is refused now, from anywhere, until the window ends.
     api = w.client.post("/api/v1/auth/login", json={"username": "op.palu", "password": PASSWORD})
-    form = w.client.post("/masuk", data={"username": "op.palu", "password": PASSWORD})
+    form = w.client.post("/masuk", data=login_form(w.client, "op.palu", PASSWORD))
     # Another account is not affected.
     other = w.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
     with w.engine.connect() as c:
