@@ -273,29 +273,31 @@ def cap_import(
     """Import CAP files or feeds as draft alerts (each still needs a second person's approval)."""
     from rich.progress import track
 
-    from broadcast.alerts.importing import import_document
     from broadcast.db import session_scope
-    from broadcast.fetch import fetch_url
+    from broadcast.errors import BroadcastError
     from broadcast.trust.signing import trusted_certs
-    from broadcast.users.service import find_user_by_username, system_user
+    from broadcast.users.service import find_user_by_username, system_actor
 
-    certs = trusted_certs(get_settings().cap_signing.trusted_senders)
+    settings = get_settings()
+    certs = trusted_certs(settings.cap_signing.trusted_senders)
     total_bad = 0
     for path in track(paths, description="Impor CAP / importing", console=console, transient=True):
         with session_scope(_engine()) as session:
-            user = system_user(session) if author == SYSTEM_USER else find_user_by_username(session, username=author)
-            if user is None:
-                console.print(f"[red]no such user: {author}[/red]")
-                raise typer.Exit(2)
-            result = import_document(
-                session,
-                path.read_bytes(),
-                author=user,
-                origin="cap-import",
-                fetch=fetch_url if fetch else None,
-                name=str(path),
-                trusted_certs=certs,
+            # A named person, or the system actor limited by BROADCAST_SYSTEM_JURISDICTION: never nobody.
+            user = (
+                system_actor(session, jurisdiction=settings.system_jurisdiction)
+                if author == SYSTEM_USER
+                else find_user_by_username(session, username=author)
             )
+            if user is None or not getattr(user, "is_active", True):
+                console.print(f"[red]no such active user: {author}[/red]")
+                raise typer.Exit(2)
+            try:
+                result = _import_cap_file(session, path, user, fetch, certs, settings.sender_id)
+            except BroadcastError as exc:
+                session.rollback()
+                console.print(f"[red]{path}: refused ({exc.code}): {exc}[/red]", markup=False)
+                raise typer.Exit(3) from None
         for alert_id in result.imported:
             console.print(f"{path}: draft alert {alert_id}")
         for skip in result.skipped:
@@ -303,6 +305,22 @@ def cap_import(
         if not result.imported:
             total_bad += 1
     raise typer.Exit(1 if total_bad else 0)
+
+
+def _import_cap_file(session, path, user, fetch, certs, sender):  # type: ignore[no-untyped-def]
+    from broadcast.alerts.importing import import_document
+    from broadcast.fetch import fetch_url
+
+    return import_document(
+        session,
+        path.read_bytes(),
+        author=user,
+        origin="cap-import",
+        fetch=fetch_url if fetch else None,
+        name=str(path),
+        trusted_certs=certs,
+        sender=sender,
+    )
 
 
 @bmkg_app.command("import")
@@ -316,7 +334,7 @@ def bmkg_import(
     from broadcast.alerts import bmkg
     from broadcast.db import session_scope
     from broadcast.fetch import fetch_url
-    from broadcast.users.service import system_user
+    from broadcast.users.service import system_actor
 
     files = bmkg.source_files(paths)
     created = 0
@@ -325,7 +343,7 @@ def bmkg_import(
             result = bmkg.detect_and_import(
                 session,
                 path.read_bytes(),
-                author=system_user(session),
+                author=system_actor(session, jurisdiction=get_settings().system_jurisdiction),
                 fetch=fetch_url if fetch else None,
                 name=str(path),
             )

@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     enabled_channels: list[str] = ["sms", "social", "web"]
     sender_id: str = "bpbd@broadcast.local"
+    # The jurisdiction of the system actor that imports (CLI `cap import` without --author, BMKG): a provinsi or
+    # kabupaten/kota code; empty = national. It authors drafts only; a person in the area still approves them.
+    system_jurisdiction: str = ""
     # BMKG sources a beat job polls for new items (URLs or folders); empty disables the job.
     bmkg_sources: list[str] = []
     bmkg_poll_seconds: float = 300.0

@@ -26,12 +26,13 @@ class OutsideJurisdiction(GeoError):
         self.outside_km2 = outside_km2
         self.touched_codes = touched
         names = ", ".join(f"{c} {(find_place(c).nama if find_place(c) else '')}".strip() for c in touched)
+        size = f"{outside_km2:.2f} km²" if outside_km2 >= 0.01 else f"{outside_km2 * 1e6:.0f} m²"
         where_id = f"menyentuh {names}" if touched else "di laut / di luar wilayah daratan"
         where_en = f"touching {names}" if touched else "at sea / outside any land boundary"
         super().__init__(
             "outside-jurisdiction",
-            f"Area keluar dari wilayah kewenangan {jurisdiction}: {outside_km2:.2f} km² di luar, {where_id}",
-            f"area leaves jurisdiction {jurisdiction}: {outside_km2:.2f} km² outside, {where_en}",
+            f"Area keluar dari wilayah kewenangan {jurisdiction}: {size} di luar, {where_id}",
+            f"area leaves jurisdiction {jurisdiction}: {size} outside, {where_en}",
         )
         self.at_sea = at_sea
 
@@ -57,6 +58,11 @@ def _grown_jurisdiction(code: str, tolerance_m: float) -> BaseGeometry:
     grown = proj.inverse(proj.forward(home).buffer(tolerance_m, quad_segs=4))
     shapely.prepare(grown)
     return grown
+
+
+def home_geometry(code: str, tolerance_m: float = DEFAULT_TOLERANCE_M) -> BaseGeometry:
+    """The jurisdiction's boundary (with every unit inside it) grown by tolerance_m, prepared for fast tests."""
+    return _grown_jurisdiction(code, float(tolerance_m))
 
 
 def check_within(
@@ -88,3 +94,34 @@ def check_within(
     if not touched and allow_sea:
         return JurisdictionCheck(jurisdiction_code, km2)
     raise OutsideJurisdiction(jurisdiction_code, km2, touched, at_sea=not touched)
+
+
+MAX_PART_OUTSIDE_FRACTION = 0.5  # a drawn part more than half outside the jurisdiction's own land is not an edge
+
+
+def _parts(geometry: BaseGeometry) -> list[BaseGeometry]:
+    if hasattr(geometry, "geoms"):
+        return [p for g in geometry.geoms for p in _parts(g)]
+    return [geometry] if not geometry.is_empty else []
+
+
+def refused_parts(jurisdiction_code: str | None, area_geometry: BaseGeometry) -> list[tuple[int, OutsideJurisdiction]]:
+    """The drawn parts (1-based, in order) that lie mostly outside the jurisdiction's own boundary (no tolerance)
+    on another kabupaten/kota's land, however small: a 4 m square inside another kabupaten is refused even though
+    the whole area passes `check_within`'s tolerance. Parts at sea are not refused here. None = all Indonesia."""
+    if jurisdiction_code is None:
+        return []
+    home = _grown_jurisdiction(jurisdiction_code, 0.0)
+    refused = []
+    for n, part in enumerate(_parts(area_geometry), start=1):
+        if part.area == 0 or home.contains(part):
+            continue
+        outside = part.difference(home)
+        if outside.is_empty or outside.area <= part.area * MAX_PART_OUTSIDE_FRACTION:
+            continue
+        touched = tuple(
+            c for c in boundaries.intersecting_codes(outside, "kabupaten_kota") if not contains(jurisdiction_code, c)
+        )
+        if touched:
+            refused.append((n, OutsideJurisdiction(jurisdiction_code, area_km2(outside), touched, at_sea=False)))
+    return refused

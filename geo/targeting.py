@@ -1,7 +1,9 @@
 """Which subscribers does an area reach? Pure and vectorised: arrays in, matching ids out; no database.
 
 A subscriber matches when their point lies in the area (its border included: if in doubt, send) or, for a
-subscriber without a point, when the boundary of their admin code overlaps the area (beyond a shared border).
+subscriber without a point, when the boundary of their admin code lies inside the area (at least
+CONTAINED_FRACTION of it: boundaries are simplified). A code whose boundary merely overlaps or touches a drawn
+shape is not reached: a 4 m square in a desa must not reach everyone registered for that desa or its kabupaten.
 
 Points are kept in Z-order (Morton) of a 65,536 x 65,536 grid over Indonesia, so every aligned square block of
 cells is one contiguous slice. A query walks a quadtree over the area's bounding box: blocks inside the
@@ -28,6 +30,16 @@ CELL_Y = (LAT1 - LAT0) / GRID_N
 LEAF_POINTS = 48  # a boundary block with this few points is cheaper to test point by point than to split
 START_BLOCKS = 8  # the walk starts at the level where the bounding box spans about this many blocks per side
 EPS_DEG = 1e-9  # blocks are widened by this much so float rounding in cell assignment can never lose a point
+CONTAINED_FRACTION = 0.95  # a code-only subscriber is reached when this much of their code's boundary is in the area
+
+
+def contained(geoms: np.ndarray, area: BaseGeometry) -> np.ndarray:
+    """For each boundary, whether at least CONTAINED_FRACTION of it lies inside `area` (vectorised)."""
+    if geoms.size == 0:
+        return np.zeros(0, dtype=bool)
+    whole = shapely.area(geoms)
+    inside = shapely.area(shapely.intersection(geoms, area))
+    return (whole > 0) & (inside >= CONTAINED_FRACTION * whole)
 
 
 def _spread_bits(v: np.ndarray) -> np.ndarray:
@@ -195,7 +207,7 @@ class SubscriberIndex:
         groups = self._groups
         if groups.tree is not None:
             gi = groups.tree.query(area, predicate="intersects")
-            gi = gi[~shapely.touches(groups.geoms[gi], area)]
+            gi = gi[contained(groups.geoms[gi], area)]
             if gi.size:
                 out.append(_ranges_to_positions(groups.starts[gi], groups.starts[gi + 1]).astype(np.int64))
                 out[-1] = groups.ids[out[-1]]
@@ -236,6 +248,6 @@ def brute_force_match(
     if codes is not None:
         for i in np.flatnonzero(~has_point):
             found = boundaries.nearest_geometry(str(codes[i])) if codes[i] else None
-            if found is not None and found[1].intersects(area) and not found[1].touches(area):
+            if found is not None and contained(np.array([found[1]], dtype=object), area)[0]:
                 hit[i] = True
     return np.sort(np.asarray(ids, dtype=np.int64)[hit])

@@ -326,6 +326,15 @@ def _new_draft(
     expires: datetime | None,
     source_url: str | None,
 ) -> Alert:
+    # The importing actor (the system actor, limited by configuration) must cover what the draft targets.
+    from broadcast.alerts import areas as area_geo
+    from broadcast.authority import Action, Target, require
+
+    require(
+        author,
+        Action.ALERT_IMPORT,
+        Target.area([c for a in areas for c in a.geocodes], [area_geo.drawn_geometry(a) for a in areas]),
+    )
     alert = Alert(
         identifier=service.new_identifier(),
         sender=BMKG_SENDER,

@@ -260,12 +260,7 @@ def previews(
         cap_error = None
     except cap.CapError as exc:  # shown to the operator; approval refuses invalid CAP anyway
         cap_xml, cap_error = None, str(exc)
-    reach_info = reach.alert_reach(session, alert=alert) if alert.id and alert in session else None
-    if reach_info is None:
-        reach_info = reach.reach_of(session, area_geo.target_of(alert))
-        reach_info["subscribers"] = {
-            ch: n for ch, n in reach_info["subscribers"].items() if ch == "any" or ch in alert.channels
-        }
+    reach_info = reach.alert_reach(session, alert=alert)
     count = recipients(reach_info, list(alert.channels))
     return {
         "channels": out_channels,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import cap, service
-from broadcast.errors import BroadcastError
+from broadcast.errors import BroadcastError, Forbidden
 from broadcast.users.models import User
 
 Fetch = Callable[[str], bytes]
@@ -152,13 +152,17 @@ def import_document(
     name: str = "document",
     channels: Sequence[str] = ("web",),
     trusted_certs: Mapping[str, bytes] | None = None,
+    sender: str | None = None,
 ) -> ImportResult:
     """Each valid message in the document becomes a draft alert; the rest are reported, never half-stored.
 
     Senders are compared by `sender_key` (a sender with invisible or look-alike characters is skipped). A message
     from a sender in `trusted_certs` (keyed by `sender_key`) is imported only when it is a whole document passing
     `verify_pinned` against that sender's certificate, and the draft is built from what was signed (a feed entry
-    without its own document is skipped).
+    without its own document is skipped); only such a message keeps its `sender`, any other becomes ours (`sender`).
+
+    Raises: RoleNotAllowed, OutsideJurisdiction: the whole document is refused (nothing stored) when any message
+    in it reaches outside the importer's jurisdiction or follows up an alert the importer does not cover.
     """
     messages, skipped = messages_in(data, name=name, fetch=fetch)
     result = ImportResult(skipped=skipped)
@@ -179,7 +183,17 @@ def import_document(
                 continue
             msg = signed
         try:
-            alert = service.import_message(session, msg=msg, author=author, origin=origin, channels=channels)
+            alert = service.import_message(
+                session,
+                msg=msg,
+                author=author,
+                origin=origin,
+                channels=channels,
+                sender=sender,
+                sender_verified=cert is not None,
+            )
+        except Forbidden:
+            raise
         except BroadcastError as exc:
             result.skipped.append(Skipped(label, str(exc)))
             continue

@@ -17,10 +17,13 @@ from geo import mapimage
 from geo.reach import estimate_reach
 
 
-def reach_of(session: Session, target: area_geo.Target) -> dict[str, Any]:
-    """Matched active subscribers per personal channel ("any": on any) and the estimated population reached."""
+def reach_of(session: Session, target: area_geo.Target, *, jurisdiction: str | None = None) -> dict[str, Any]:
+    """Matched active subscribers inside `jurisdiction` per personal channel ("any": on any;
+    "outside_jurisdiction": matched outside it, never sent to) and the estimated population reached."""
     subs = targeting.load_subscribers(session)
-    counts = targeting.count_per_channel(subs, targeting.TargetSpec(target.codes, target.drawn))
+    counts = targeting.count_per_channel(
+        subs, targeting.TargetSpec(target.codes, target.drawn), jurisdiction=jurisdiction
+    )
     geom = target.geometry
     people = estimate_reach(geom) if geom is not None else None
     return {
@@ -37,8 +40,14 @@ def reach_of(session: Session, target: area_geo.Target) -> dict[str, Any]:
 
 def alert_reach(session: Session, *, alert: Alert) -> dict[str, Any]:
     """The reach of a stored alert's areas, limited to the personal channels the alert uses."""
-    out = reach_of(session, area_geo.target_of(alert))
-    out["subscribers"] = {ch: n for ch, n in out["subscribers"].items() if ch == "any" or ch in alert.channels}
+    from broadcast.dispatch.service import delivery_scope
+
+    shared, scope = delivery_scope(session, alert)
+    out = reach_of(session, area_geo.target_of(alert), jurisdiction=scope)
+    if not shared:
+        out["subscribers"] = {"any": 0, "outside_jurisdiction": out["subscribers"]["any"]}
+    keep = ("any", "outside_jurisdiction", *alert.channels)
+    out["subscribers"] = {ch: n for ch, n in out["subscribers"].items() if ch in keep}
     return out
 
 
@@ -64,7 +73,7 @@ def resolve_for_composer(session: Session, *, spec: AreaSpec, user: User) -> dic
         "overshoot_m": None if resolved.cap is None else round(resolved.cap.overshoot_m, 1),
         "overshoot_target_met": None if resolved.cap is None else resolved.cap.target_met,
         "warnings": list(resolved.warnings),
-        "reach": reach_of(session, area_geo.target_of_areas([resolved])),
+        "reach": reach_of(session, area_geo.target_of_areas([resolved]), jurisdiction=user.jurisdiction),
     }
 
 

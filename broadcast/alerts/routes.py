@@ -98,13 +98,14 @@ def list_alerts(
     offset: int = Query(default=0, ge=0),
 ) -> list[AlertRead]:
     """Alerts, newest first."""
-    return [AlertRead.model_validate(a) for a in service.list_alerts(session, state=state, limit=limit, offset=offset)]
+    found = service.list_alerts(session, state=state, limit=limit, offset=offset)
+    return [AlertRead.model_validate(a) for a in service.readable(user, found)]
 
 
 @router.get("/{alert_id}")
 def get_alert(alert_id: int, user: StaffDep, session: SessionDep) -> AlertRead:
     """One alert."""
-    return AlertRead.model_validate(service.get_alert(session, alert_id=alert_id))
+    return AlertRead.model_validate(service.read_alert(session, alert_id=alert_id, actor=user))
 
 
 @router.put("/{alert_id}")
@@ -146,6 +147,7 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 @router.get("/{alert_id}/deliveries")
 def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
+    service.read_alert(session, alert_id=alert_id, actor=user)
     rows = dispatch.progress(session, alert_id=alert_id)
     return [
         DeliveryCounts(channel=r.channel, mode=settings.channel_mode(r.channel), total=r.total, by_state=r.by_state)
@@ -165,6 +167,12 @@ async def progress_stream(
     (event `done`) or ten minutes passed. Every stream of one alert shares one polling loop (broadcast.api.sse)
     and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
+
+    def may_read() -> None:
+        with session_factory(engine)() as s:
+            service.read_alert(s, alert_id=alert_id, actor=user)
+
+    await run_in_threadpool(may_read)  # 404 or 403 (another jurisdiction's draft) before the stream starts
     read = _progress_reader(engine, alert_id)
     _, first, settled = await run_in_threadpool(read, None)  # 404 before the stream starts
     if settled:
@@ -203,9 +211,9 @@ def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
 
 
 @router.get("/{alert_id}/outbox")
-def outbox(alert_id: int, user: StaffDep, session: SessionDep) -> list[OutboxRead]:
-    """Messages channels in outbox mode recorded instead of sending."""
-    service.get_alert(session, alert_id=alert_id)
+def outbox(alert_id: int, user: AuthorDep, session: SessionDep) -> list[OutboxRead]:
+    """Messages channels in outbox mode recorded instead of sending (phone numbers: inside the jurisdiction)."""
+    service.read_alert(session, alert_id=alert_id, actor=user, what="outbox")
     return [OutboxRead.model_validate(m) for m in dispatch.outbox_for(session, alert_id=alert_id)]
 
 
@@ -214,7 +222,7 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
     """The exact text every chosen channel will send, per language, and under "reach" who it reaches."""
     from broadcast.alerts import composer
 
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
     out: dict[str, Any] = composer.channel_previews(data, list(alert.channels), configured_renderers(settings))
     out["reach"] = reach.alert_reach(session, alert=alert)
@@ -224,21 +232,21 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
 @router.get("/{alert_id}/reach")
 def alert_reach(alert_id: int, user: StaffDep, session: SessionDep) -> ReachRead:
     """Matched subscribers per channel and the estimated population of the alert's areas."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return ReachRead.model_validate(reach.alert_reach(session, alert=alert))
 
 
 @router.get("/{alert_id}/map.geojson")
 def alert_map_geojson(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """The target and its CAP polygons as a GeoJSON FeatureCollection for the web map."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return Response(json.dumps(reach.alert_map_geojson(alert)), media_type="application/geo+json")
 
 
 @router.get("/{alert_id}/map.png", response_class=Response)
 def alert_map_png(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """A PNG map of the target, kabupaten outlines and CAP polygons, for posts and reports."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     png = reach.alert_map_png(alert)
     if png is None:
         raise Invalid("Peringatan ini tidak punya area di peta / this alert has no mappable area", code="no-geometry")
@@ -253,7 +261,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
     from broadcast.db import utcnow
     from channels.social import XRenderer, check_posting_caps
 
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
     renderer = configured_renderers(settings)["social"]
     planned = len(renderer.render_thread(data)) if "social" in alert.channels and isinstance(renderer, XRenderer) else 0
@@ -275,7 +283,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
 @router.get("/{alert_id}/audit")
 def audit_trail(alert_id: int, user: StaffDep, session: SessionDep) -> list[AuditRead]:
     """Every recorded change of this alert, oldest first."""
-    service.get_alert(session, alert_id=alert_id)
+    service.read_alert(session, alert_id=alert_id, actor=user, what="audit")
     return [AuditRead.model_validate(e) for e in audit.entries_for(session, subject_type="alert", subject_id=alert_id)]
 
 
@@ -322,7 +330,7 @@ def start_cancel(alert_id: int, body: CancelIn, user: AuthorDep, session: Sessio
 @router.get("/{alert_id}/cap", response_class=Response)
 def alert_cap(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """The alert as schema-valid CAP 1.2 XML (drafts too, for review)."""
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return Response(service.export_cap(alert), media_type=CAP_MEDIA)
 
 
@@ -360,6 +368,7 @@ async def import_cap(request: Request, user: AuthorDep, session: SessionDep, set
         origin="cap-import",
         fetch=None,
         trusted_certs=trusted_certs(settings.cap_signing.trusted_senders),
+        sender=settings.sender_id,
     )
     if not result.imported:
         session.rollback()
@@ -404,7 +413,7 @@ def preview_draft(
     are that alert's own. Nothing is stored."""
     from broadcast.alerts import composer
 
-    existing = service.get_alert(session, alert_id=alert_id) if alert_id is not None else None
+    existing = service.read_alert(session, alert_id=alert_id, actor=user) if alert_id is not None else None
     alert = composer.draft_alert(session, data=body, author=user, sender=settings.sender_id, existing=existing)
     out = composer.previews(
         session,
@@ -423,7 +432,7 @@ def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings
     """The same previews as POST /preview, for a stored alert (what the approver reviews)."""
     from broadcast.alerts import composer
 
-    alert = service.get_alert(session, alert_id=alert_id)
+    alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return composer.previews(
         session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from broadcast.alerts.models import AlertState, CapStatus, MsgType
+from broadcast.authority import RoleNotAllowed, TwoPersonRule
 from broadcast.errors import Conflict, Forbidden, Invalid
 from broadcast.users.models import Role
 
@@ -44,14 +45,6 @@ PUBLIC_STATES = frozenset({AlertState.PUBLISHED, AlertState.SUPERSEDED, AlertSta
 
 class InvalidTransition(Conflict):
     code = "invalid-transition"
-
-
-class TwoPersonRule(Forbidden):
-    code = "two-person-rule"
-
-
-class RoleNotAllowed(Forbidden):
-    code = "role-not-allowed"
 
 
 class ActualNotAllowedHere(Forbidden):

@@ -20,19 +20,17 @@ from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, Cap
 from broadcast.alerts.rules import Action
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
+from broadcast.authority import Action as Can
+from broadcast.authority import OutsideJurisdiction, Target, require  # noqa: F401 (re-exported)
 from broadcast.db import utcnow
-from broadcast.errors import Conflict, Forbidden, NotFound
+from broadcast.errors import Conflict, NotFound
 from broadcast.users.models import User
 from channels.base import AlertData, InfoData
-from geo import gazetteer, jurisdiction
+from geo import gazetteer
 
 
 class AlertNotFound(NotFound):
     code = "alert-not-found"
-
-
-class OutsideJurisdiction(Forbidden):
-    code = "outside-jurisdiction"
 
 
 class AlertExpired(Conflict):
@@ -52,43 +50,36 @@ def new_identifier() -> str:
     return f"BCAST-{utcnow():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
+def target_of_resolved(resolved: Sequence[area_geo.ResolvedArea]) -> Target:
+    """The authority target of areas not yet stored: their codes and drawn parts."""
+    return Target.area([c for r in resolved for c in r.codes], [r.drawn for r in resolved])
+
+
+def alert_target(alert: Alert, *, contributors: frozenset[int] = frozenset()) -> Target:
+    """The authority target of a stored alert: every code and drawn part of its areas, and who contributed."""
+    return Target.area(
+        alert_codes(alert),
+        [area_geo.drawn_geometry(a) for a in alert.areas],
+        contributors=contributors,
+        label=f"alert {alert.id}",
+    )
+
+
 def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence[BaseGeometry] = ()) -> None:
-    """Every code (by the code hierarchy) and every drawn geometry (by boundary, with geo's tolerance) must lie
-    inside the user's jurisdiction; national users may target anywhere in Indonesia. Parts at sea that touch
-    no other kabupaten/kota are allowed (a coastal BPBD's tsunami or flood zone runs into the bay).
+    """Every code (by the code hierarchy) and every drawn geometry lies inside the user's jurisdiction (the
+    authority policy's area rule, as for writing an alert).
 
-    Raises: OutsideJurisdiction, naming the offending codes or the km² outside and the kabupaten touched.
+    Raises: RoleNotAllowed, OutsideJurisdiction, naming every refused part.
     """
-    if user.jurisdiction is not None:
-        outside = [c for c in codes if not gazetteer.contains(user.jurisdiction, c)]
-        if outside:
-            raise OutsideJurisdiction(
-                f"Wilayah di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
-                f"areas outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
-            )
-    for geom in geometries:
-        try:
-            jurisdiction.check_within(user.jurisdiction, geom, allow_sea=True)
-        except jurisdiction.OutsideJurisdiction as exc:
-            raise OutsideJurisdiction(str(exc)) from None
-
-
-def check_alert_jurisdiction(user: User, alert: Alert) -> None:
-    """Every area of a stored alert, codes and drawn parts, lies inside the user's jurisdiction.
-
-    Raises: OutsideJurisdiction.
-    """
-    drawn = [g for g in (area_geo.drawn_geometry(a) for a in alert.areas) if g is not None]
-    check_jurisdiction(user, alert_codes(alert), geometries=drawn)
+    require(user, Can.ALERT_CREATE, Target.area(codes, geometries))
 
 
 def check_areas_jurisdiction(user: User, resolved: Sequence[area_geo.ResolvedArea]) -> None:
     """Every resolved (not yet stored) area lies inside the user's jurisdiction.
 
-    Raises: OutsideJurisdiction.
+    Raises: RoleNotAllowed, OutsideJurisdiction.
     """
-    drawn = [r.drawn for r in resolved if r.drawn is not None]
-    check_jurisdiction(user, [c for r in resolved for c in r.codes], geometries=drawn)
+    require(user, Can.ALERT_CREATE, target_of_resolved(resolved))
 
 
 def snapshot(alert: Alert) -> dict[str, Any]:
@@ -157,9 +148,8 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
 
     Raises: RoleNotAllowed, InvalidGeometry, OutsideJurisdiction, InvalidTimes.
     """
-    rules.check_can_author(author.role)
     resolved = area_geo.resolve_areas(data.areas)
-    check_areas_jurisdiction(author, resolved)
+    require(author, Can.ALERT_CREATE, target_of_resolved(resolved))
     rules.check_times(sent=None, expires=data.expires, now=utcnow())
     infos, areas = _content_from(data, resolved)
     alert = Alert(
@@ -186,10 +176,9 @@ def edit_draft(session: Session, *, alert_id: int, data: AlertCreate, actor: Use
     Raises: AlertNotFound, NotEditable, RoleNotAllowed, InvalidGeometry, OutsideJurisdiction, InvalidTimes.
     """
     alert = _lock(session, alert_id)
-    rules.check_can_author(actor.role)
-    check_alert_jurisdiction(actor, alert)
+    require(actor, Can.ALERT_EDIT, alert_target(alert))
     resolved = area_geo.resolve_areas(data.areas)
-    check_areas_jurisdiction(actor, resolved)
+    require(actor, Can.ALERT_EDIT, target_of_resolved(resolved))
     if alert.state != AlertState.DRAFT.value:
         raise NotEditable(f"Hanya draf yang bisa diubah / only drafts can be edited (state {alert.state})")
     if alert.references_alert_id is not None and data.status != alert.status:
@@ -222,6 +211,34 @@ def get_alert(session: Session, *, alert_id: int) -> Alert:
     return alert
 
 
+def read_alert(session: Session, *, alert_id: int, actor: User, what: str = "detail") -> Alert:
+    """The alert, for staff who may read it: anyone on staff for an issued (public) alert's detail; inside the
+    jurisdiction for a draft or submitted one, for its audit trail (`what="audit"`), and for its outbox with
+    phone numbers (`what="outbox"`, authors and approvers only: analysts read aggregates).
+
+    Raises: AlertNotFound, RoleNotAllowed, OutsideJurisdiction.
+    """
+    alert = get_alert(session, alert_id=alert_id)
+    if what == "outbox":
+        require(actor, Can.ALERT_OUTBOX_READ, alert_target(alert))
+    elif what == "audit" or AlertState(alert.state) not in rules.PUBLIC_STATES:
+        require(actor, Can.ALERT_READ, alert_target(alert))
+    else:
+        require(actor, Can.ALERT_READ, Target())
+    return alert
+
+
+def readable(actor: User, alerts: Sequence[Alert]) -> list[Alert]:
+    """Those of `alerts` the actor may read (issued ones, and drafts inside their jurisdiction)."""
+    from broadcast.authority import may
+
+    return [
+        a
+        for a in alerts
+        if AlertState(a.state) in rules.PUBLIC_STATES or may(actor, Can.ALERT_READ, alert_target(a)).allowed
+    ]
+
+
 def find_alert_by_identifier(session: Session, *, identifier: str) -> Alert | None:
     """The alert with this CAP identifier, if any."""
     return session.scalar(select(Alert).where(Alert.identifier == identifier))
@@ -236,7 +253,10 @@ def list_alerts(session: Session, *, state: str | None = None, limit: int = 100,
 
 
 def current_for_area(session: Session, *, code: str, limit: int = 3) -> list[Alert]:
-    """Published, unexpired alerts whose area contains `code` or lies inside it, newest first."""
+    """Alerts in force (by the public truth: never a Cancel, never a replaced one) whose area contains `code` or
+    lies inside it, newest first."""
+    from broadcast.alerts.public import is_active
+
     now = utcnow()
     stmt = (
         select(Alert)
@@ -247,7 +267,8 @@ def current_for_area(session: Session, *, code: str, limit: int = 3) -> list[Ale
     found = [
         a
         for a in session.scalars(stmt)
-        if any(gazetteer.contains(c, code) or gazetteer.contains(code, c) for c in alert_codes(a))
+        if is_active(a, now=now)
+        and any(gazetteer.contains(c, code) or gazetteer.contains(code, c) for c in alert_codes(a))
     ]
     return found[:limit]
 
@@ -278,8 +299,7 @@ def submit_alert(session: Session, *, alert_id: int, actor: User) -> Alert:
     Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
     """
     alert = _lock(session, alert_id)
-    rules.check_can_author(actor.role)
-    check_alert_jurisdiction(actor, alert)
+    require(actor, Can.ALERT_SUBMIT, alert_target(alert))
     before = _transition(alert, Action.SUBMIT)
     alert.submitted_at = utcnow()
     alert.rejection_reason = None
@@ -296,13 +316,10 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     ActualNotAllowedHere, AlertExpired, CapError.
     """
     alert = _lock(session, alert_id)
-    rules.check_can_approve(
-        approver.role,
-        author_id=alert.author_id,
-        approver_id=approver.id,
-        contributors=contributors(session, alert_id=alert.id),
-    )
-    check_alert_jurisdiction(approver, alert)
+    require(approver, Can.ALERT_APPROVE, alert_target(alert, contributors=contributors(session, alert=alert)))
+    if alert.references_alert_id is not None:
+        # A follow-up changes what the original's recipients were told: the approver must cover the original.
+        require(approver, Can.ALERT_FOLLOW_UP, alert_target(get_alert(session, alert_id=alert.references_alert_id)))
     rules.check_status_allowed(alert.status, production=production)
     now = utcnow()
     if alert.expires is not None and alert.expires <= now:
@@ -336,10 +353,11 @@ CONTRIBUTING_ACTIONS = frozenset(
 )
 
 
-def contributors(session: Session, *, alert_id: int) -> frozenset[int]:
-    """Everyone who wrote, edited or submitted this alert (from the audit chain)."""
-    entries = audit.entries_for(session, subject_type="alert", subject_id=alert_id)
-    return frozenset(e.actor_id for e in entries if e.action in CONTRIBUTING_ACTIONS and e.actor_id is not None)
+def contributors(session: Session, *, alert: Alert) -> frozenset[int]:
+    """Everyone who wrote, edited or submitted this alert: its author and every contributor in the audit chain."""
+    entries = audit.entries_for(session, subject_type="alert", subject_id=alert.id)
+    found = {e.actor_id for e in entries if e.action in CONTRIBUTING_ACTIONS and e.actor_id is not None}
+    return frozenset({*found, alert.author_id})
 
 
 def reject_alert(session: Session, *, alert_id: int, approver: User, reason: str) -> Alert:
@@ -348,8 +366,7 @@ def reject_alert(session: Session, *, alert_id: int, approver: User, reason: str
     Raises: AlertNotFound, InvalidTransition, RoleNotAllowed, TwoPersonRule, OutsideJurisdiction.
     """
     alert = _lock(session, alert_id)
-    rules.check_can_approve(approver.role, author_id=alert.author_id, approver_id=approver.id)
-    check_alert_jurisdiction(approver, alert)
+    require(approver, Can.ALERT_REJECT, alert_target(alert, contributors=contributors(session, alert=alert)))
     before = _transition(alert, Action.REJECT)
     alert.rejection_reason = reason
     session.flush()
@@ -412,9 +429,8 @@ def create_follow_up(
     """
     if msg_type not in (MsgType.UPDATE, MsgType.CANCEL):
         raise ValueError("a follow-up is an Update or a Cancel")
-    rules.check_can_author(actor.role)
     original = get_alert(session, alert_id=original_id)
-    check_alert_jurisdiction(actor, original)
+    require(actor, Can.ALERT_FOLLOW_UP, alert_target(original))
     if original.state != AlertState.PUBLISHED.value:
         raise rules.InvalidTransition(
             f"Hanya peringatan yang terbit bisa diperbarui/dibatalkan (status '{original.state}') / "
@@ -562,10 +578,16 @@ def import_message(
     origin_ref: str | None = None,
     channels: Sequence[str] = ("web",),
     hazard: str | None = None,
+    sender: str | None = None,
+    sender_verified: bool = False,
 ) -> Alert:
-    """A draft alert holding a CAP message as it came (identifier, sender and times kept).
+    """A draft alert holding a CAP message as it came (identifier and times kept), inside the importer's
+    jurisdiction. Its `sender` is kept only when a trusted signature vouched for it (`sender_verified`);
+    otherwise the alert is ours (`sender`, the deployment's) and the claimed sender is kept in the audit trail.
+    An Update or Cancel naming one of our alerts is a follow-up of it: the importer's jurisdiction must cover
+    that alert's area, as for a follow-up written in the console.
 
-    Raises: AlreadyImported, Invalid (no info block: nothing to broadcast).
+    Raises: AlreadyImported, Invalid (no info block: nothing to broadcast), RoleNotAllowed, OutsideJurisdiction.
     """
     if not msg.infos:
         raise cap.CapError(
@@ -581,6 +603,9 @@ def import_message(
             f"Pesan '{msg.identifier}' sudah diimpor sebagai peringatan {clash} / already imported as alert {clash}"
         )
     columns, infos, areas = capmap.message_to_parts(msg)
+    claimed_sender = columns.get("sender")
+    if not sender_verified and sender:
+        columns["sender"] = sender
     if hazard:
         for info in infos:
             info.hazard = hazard
@@ -589,6 +614,17 @@ def import_message(
         last_ref = msg.references.split()[-1].split(",")
         if len(last_ref) >= 2:
             original = find_alert_by_identifier(session, identifier=last_ref[1])
+    # Every referenced alert of ours, not only the last one: a follow-up may only touch what the importer covers.
+    for ref in (msg.references or "").split():
+        parts = ref.split(",")
+        referenced = find_alert_by_identifier(session, identifier=parts[1]) if len(parts) >= 2 else None
+        if referenced is not None:
+            require(author, Can.ALERT_FOLLOW_UP, alert_target(referenced))
+    require(
+        author,
+        Can.ALERT_IMPORT,
+        Target.area([c for a in areas for c in a.geocodes], [area_geo.drawn_geometry(a) for a in areas]),
+    )
     alert = Alert(
         **columns,
         state=AlertState.DRAFT.value,
@@ -613,6 +649,8 @@ def import_message(
             **snapshot(alert),
             "origin": origin,
             "origin_ref": alert.origin_ref,
+            "claimed_sender": claimed_sender,
+            "sender_verified": sender_verified,
             "cap_version": msg.version,
             "warnings": msg.warnings,
         },

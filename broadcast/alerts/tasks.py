@@ -7,9 +7,10 @@ from pathlib import Path
 
 from broadcast.alerts import bmkg
 from broadcast.db import get_engine, session_scope
+from broadcast.errors import Forbidden
 from broadcast.fetch import fetch_url
 from broadcast.settings import get_settings
-from broadcast.users.service import system_user
+from broadcast.users.service import system_actor
 from broadcast.worker import celery
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,12 @@ def poll_bmkg() -> None:
             log.warning("BMKG source %s unreadable: %s", source, exc)
             continue
         for name, data in documents:
-            with session_scope(engine) as session:
-                result = bmkg.detect_and_import(session, data, author=system_user(session), fetch=fetch_url, name=name)
+            try:
+                with session_scope(engine) as session:
+                    actor = system_actor(session, jurisdiction=settings.system_jurisdiction)
+                    result = bmkg.detect_and_import(session, data, author=actor, fetch=fetch_url, name=name)
+            except Forbidden as exc:
+                log.warning("BMKG %s refused (%s): %s", name, exc.code, exc)
+                continue
             if result.created or result.merged:
                 log.info("BMKG %s: %d new drafts, %d merged", name, len(result.created), len(result.merged))

@@ -119,7 +119,9 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after_s)}
-    return problem_response(status, str(exc), code=exc.code, headers=headers)
+    refused = getattr(exc, "refused", None)
+    extra = {"refused": list(refused)} if refused else None
+    return problem_response(status, str(exc), code=exc.code, extra=extra, headers=headers)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

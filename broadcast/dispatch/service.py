@@ -129,12 +129,14 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
             if alert.msg_type == MsgType.CANCEL:
                 continue
         targeted.append(channel)
-    if targeted:
+    scope_ok, scope = delivery_scope(session, alert)
+    if targeted and scope_ok:
         spec = targeting.TargetSpec(target.codes, target.drawn)
         # Subscribers are read and matched page by page (a small first page): the first batches leave while
         # later pages are still being read and written.
         for subs in targeting.iter_subscribers(session, chunk_size=4 * chunk):
-            ids = subs.match(spec)
+            # Jurisdiction is a property of the recipient set: nobody outside it is ever planned, whatever the area.
+            ids = subs.within(subs.match(spec), scope)
             for channel in targeted:
                 for part in subs.batches(subs.on_channel(ids, channel), batch_size=chunk):
                     rows = [
@@ -161,6 +163,19 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     session.flush()
     log.info("alert %s planned: %d new rows, %d earlier", alert.id, len(yielded), sum(map(len, leftover.values())))
     yield dict(leftover)  # possibly empty: the caller commits planned_at with it
+
+
+def delivery_scope(session: Session, alert: Alert) -> tuple[bool, str | None]:
+    """The jurisdiction an alert's fresh recipients must lie in: its approver's, who authorised the send (its
+    author's while it has none; None: national). Every area the authors wrote was checked against theirs; this
+    holds the recipient set to it whatever the area turns out to reach. (False, None): nobody to vouch for it."""
+    from broadcast.users.models import User
+
+    person_id = alert.approver_id if alert.approver_id is not None else alert.author_id
+    person = session.get(User, person_id) if person_id is not None else None
+    if person is None:
+        return False, None
+    return True, person.jurisdiction
 
 
 _PLANNED_COLUMNS = ("alert_id", "channel", "recipient_key", "subscriber_id", "language")

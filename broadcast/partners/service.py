@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast import outbound
+from broadcast.alerts import public
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.audit import service as audit
@@ -175,7 +176,8 @@ def prepare(session: Session, *, delivery_id: int, public_base_url: str) -> Atte
         {
             "event": delivery.event,
             "delivery_id": delivery.id,
-            "alert": json_alert(data),
+            # Where the alert stands now by the one public truth (a retried Update sent after a Cancel says so).
+            "alert": json_alert(data) | public.state_json(public.public_state(session, alert)),
             "cap": alerts.export_cap(alert).decode(),
         },
         ensure_ascii=False,

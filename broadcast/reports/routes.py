@@ -116,6 +116,7 @@ FilterDep = Annotated[service.ReportFilter, Depends(report_filter)]
 
 @router.get("/reports/export.geojson")
 def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    flt = service.scoped(user, flt)
     """Located reports and incidents matching the filters as GeoJSON."""
     data = service.export_geojson(
         service.list_reports(session, flt=flt, limit=50_000), service.list_incidents(session, flt=flt, limit=5_000)
@@ -129,6 +130,7 @@ def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Respo
 
 @router.get("/reports/export.csv")
 def export_csv(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
+    flt = service.scoped(user, flt)
     """Reports matching the filters as CSV."""
     return Response(
         service.export_csv(service.list_reports(session, flt=flt, limit=50_000)),
@@ -150,11 +152,12 @@ async def stream(
     polling loop (broadcast.api.sse) and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
     hub = sse.hub_for(request.app.state)
+    scope = service.scoped(user, service.ReportFilter())  # only reports inside the caller's jurisdiction
 
     def catch_up() -> tuple[list[str], tuple[int, datetime]]:
         checked = utcnow()
         with session_factory(engine)() as s:
-            reports = service.reports_changed(s, after_id=after_id, enriched_after=None)
+            reports = service.reports_changed(s, after_id=after_id, enriched_after=None, flt=scope)
             frames = [_frame("report", service.report_summary(r)) for r in reports]
         return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
@@ -162,8 +165,8 @@ async def stream(
     # A feed started by this stream goes on from where its catch-up ended; a running feed is already there.
     events = sse.subscribe(
         hub,
-        ("reports",),
-        lambda: (_read_live_reports(engine), cursor),
+        ("reports", scope.within, scope.national),  # one feed per jurisdiction
+        lambda: (_read_live_reports(engine, scope), cursor),
         interval_s=interval_s,
         first=["retry: 2000\n\n", *frames],
     )
@@ -176,15 +179,16 @@ def _frame(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _read_live_reports(engine: Any) -> sse.Reader:
-    """The live feed's reader: state (last id, since) → new or newly enriched reports and changed incidents."""
+def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
+    """The live feed's reader: state (last id, since) → new or newly enriched reports and changed incidents inside
+    `scope`'s jurisdiction."""
 
     def read(state: tuple[int, datetime]) -> tuple[tuple[int, datetime], list[str], bool]:
         checked = utcnow()
         last_id, since = state
         with session_factory(engine)() as s:
-            reports = service.reports_changed(s, after_id=last_id, enriched_after=since)
-            incidents = service.list_incidents(s, flt=service.ReportFilter(), updated_after=since)
+            reports = service.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
+            incidents = service.list_incidents(s, flt=scope, updated_after=since)
             frames = [_frame("report", service.report_summary(r)) for r in reports]
             frames += [_frame("incident", service.incident_summary(i)) for i in incidents]
         if reports:
@@ -199,19 +203,20 @@ def list_reports(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Reports matching the filters, newest first."""
+    flt = service.scoped(user, flt)
     return [service.report_summary(r) for r in service.list_reports(session, flt=flt, limit=limit)]
 
 
 @router.get("/reports/{report_id}")
 def read_report(report_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One report, with its enrichment state (and the error when it failed)."""
-    return service.report_summary(service.get_report(session, report_id=report_id))
+    return service.report_summary(service.get_report_for(session, report_id=report_id, actor=user))
 
 
 @router.post("/reports/{report_id}/state")
 def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage a report: verified, dismissed or actioned (audited)."""
-    report = service.set_state(session, report_id=report_id, state=body.state, actor_id=user.id, note=body.note)
+    report = service.set_state(session, report_id=report_id, state=body.state, actor=user, note=body.note)
     session.commit()
     _send_replies(service.take_replies_to_send(session))
     return service.report_summary(report)
@@ -221,7 +226,7 @@ def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: Ses
 def triage_report(report_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign a report and add a note (audited)."""
     report = service.update_triage(
-        session, report_id=report_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+        session, report_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return service.report_summary(report)
@@ -232,13 +237,14 @@ def list_incidents(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Incidents (grouped reports) matching the filters, most recently active first."""
+    flt = service.scoped(user, flt)
     return [service.incident_summary(i) for i in service.list_incidents(session, flt=flt, limit=limit)]
 
 
 @router.get("/incidents/{incident_id}")
 def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One incident with its reports."""
-    incident = service.get_incident(session, incident_id=incident_id)
+    incident = service.get_incident_for(session, incident_id=incident_id, actor=user)
     return {
         **service.incident_summary(incident),
         "reports": [service.report_summary(r) for r in service.incident_reports(session, incident_id=incident.id)],
@@ -249,7 +255,7 @@ def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict
 def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage an incident and its reports (audited)."""
     incident = service.set_incident_state(
-        session, incident_id=incident_id, state=body.state, actor_id=user.id, note=body.note
+        session, incident_id=incident_id, state=body.state, actor=user, note=body.note
     )
     session.commit()
     _send_replies(service.take_replies_to_send(session))
@@ -260,7 +266,7 @@ def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session:
 def triage_incident(incident_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign an incident and add a note (audited)."""
     incident = service.update_incident_triage(
-        session, incident_id=incident_id, actor_id=user.id, assignee_id=body.assignee_id, note=body.note
+        session, incident_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return service.incident_summary(incident)

@@ -6,18 +6,21 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from shapely.geometry import Point
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broadcast import csvexport
 from broadcast.audit import service as audit
+from broadcast.authority import Action as Can
+from broadcast.authority import Actor, Target, may, require
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, Invalid, NotFound
 from broadcast.reports import rules
@@ -645,13 +648,53 @@ def enrich(
 REPLIES_TO_SEND = "reports.replies_to_send"
 
 
-def set_state(session: Session, *, report_id: int, state: str, actor_id: int | None, note: str | None = None) -> Report:
-    """Move a report through triage (new → verified / dismissed / actioned), audited. The one place a report's
-    state changes, so follow-ups (e.g. replying to the reporter) hook in here.
+def report_target(report: Report | Incident) -> Target:
+    """The authority target of a report or incident: its admin code, else its point; unlocated when neither."""
+    code = report.admin_code or report.kecamatan_code
+    point = None if code or report.lat is None or report.lon is None else Point(report.lon, report.lat)
+    return Target.area([code], [point], located=bool(code or point), label=f"report {report.id}")
 
-    Raises: ReportNotFound, InvalidTransition.
+
+def get_report_for(session: Session, *, report_id: int, actor: Actor) -> Report:
+    """A report, for staff whose jurisdiction covers it.
+
+    Raises: ReportNotFound, RoleNotAllowed, OutsideJurisdiction.
     """
     report = get_report(session, report_id=report_id)
+    require(actor, Can.REPORT_READ, report_target(report))
+    return report
+
+
+def get_incident_for(session: Session, *, incident_id: int, actor: Actor) -> Incident:
+    """An incident, for staff whose jurisdiction covers it.
+
+    Raises: IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
+    """
+    incident = get_incident(session, incident_id=incident_id)
+    require(actor, Can.REPORT_READ, report_target(incident))
+    return incident
+
+
+def scoped(actor: Actor, flt: ReportFilter) -> ReportFilter:
+    """The filter limited to what `actor` may read: reports and incidents located inside their jurisdiction
+    (national staff: everything).
+
+    Raises: RoleNotAllowed.
+    """
+    require(actor, Can.REPORT_READ, Target())
+    return replace(flt, within=actor.jurisdiction, national=actor.jurisdiction is None)
+
+
+def set_state(session: Session, *, report_id: int, state: str, actor: Actor, note: str | None = None) -> Report:
+    """Move a report through triage (new → verified / dismissed / actioned), audited. The one place a report's
+    state changes, so follow-ups (e.g. replying to the reporter) hook in here; only staff whose jurisdiction
+    covers the report may (the reporter may get an SMS).
+
+    Raises: ReportNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
+    """
+    report = get_report(session, report_id=report_id)
+    require(actor, Can.REPORT_TRIAGE, report_target(report))
+    actor_id = actor.id
     if state not in rules.TRANSITIONS.get(report.state, frozenset()):
         raise InvalidTransition(
             f"Laporan {report.id}: {report.state} → {state} tidak diizinkan / not allowed "
@@ -688,13 +731,15 @@ def take_replies_to_send(session: Session) -> list[int]:
 
 
 def update_triage(
-    session: Session, *, report_id: int, actor_id: int, assignee_id: int | None, note: str | None
+    session: Session, *, report_id: int, actor: Actor, assignee_id: int | None, note: str | None
 ) -> Report:
-    """Assign a report (None clears) and append a note, audited.
+    """Assign a report (None clears) and append a note, audited; inside the actor's jurisdiction.
 
-    Raises: ReportNotFound.
+    Raises: ReportNotFound, RoleNotAllowed, OutsideJurisdiction.
     """
     report = get_report(session, report_id=report_id)
+    require(actor, Can.REPORT_TRIAGE, report_target(report))
+    actor_id = actor.id
     before = {"assignee_id": report.assignee_id, "notes": report.notes}
     report.assignee_id = assignee_id
     if note:
@@ -713,13 +758,16 @@ def update_triage(
 
 
 def set_incident_state(
-    session: Session, *, incident_id: int, state: str, actor_id: int | None, note: str | None = None
+    session: Session, *, incident_id: int, state: str, actor: Actor, note: str | None = None
 ) -> Incident:
-    """Triage an incident and, through set_state, each of its reports that may make the same move; audited.
+    """Triage an incident and, through set_state, each of its reports that may make the same move and that the
+    actor's jurisdiction covers; audited.
 
-    Raises: IncidentNotFound, InvalidTransition.
+    Raises: IncidentNotFound, InvalidTransition, RoleNotAllowed, OutsideJurisdiction.
     """
     incident = get_incident(session, incident_id=incident_id)
+    require(actor, Can.INCIDENT_TRIAGE, report_target(incident))
+    actor_id = actor.id
     if state not in rules.TRANSITIONS.get(incident.state, frozenset()):
         raise InvalidTransition(
             f"Kejadian {incident.id}: {incident.state} → {state} tidak diizinkan / not allowed",
@@ -740,21 +788,24 @@ def set_incident_state(
     )
     members = session.scalars(select(Report).where(Report.incident_id == incident.id).order_by(Report.id))
     for member in list(members):
-        if state in rules.TRANSITIONS.get(member.state, frozenset()):
-            set_state(session, report_id=member.id, state=state, actor_id=actor_id, note=f"kejadian #{incident.id}")
+        allowed = may(actor, Can.REPORT_TRIAGE, report_target(member)).allowed
+        if allowed and state in rules.TRANSITIONS.get(member.state, frozenset()):
+            set_state(session, report_id=member.id, state=state, actor=actor, note=f"kejadian #{incident.id}")
     incident.updated_at = utcnow()
     session.flush()
     return incident
 
 
 def update_incident_triage(
-    session: Session, *, incident_id: int, actor_id: int, assignee_id: int | None, note: str | None
+    session: Session, *, incident_id: int, actor: Actor, assignee_id: int | None, note: str | None
 ) -> Incident:
-    """Assign an incident and append a note, audited.
+    """Assign an incident and append a note, audited; inside the actor's jurisdiction.
 
-    Raises: IncidentNotFound.
+    Raises: IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
     """
     incident = get_incident(session, incident_id=incident_id)
+    require(actor, Can.INCIDENT_TRIAGE, report_target(incident))
+    actor_id = actor.id
     before = {"assignee_id": incident.assignee_id, "notes": incident.notes}
     incident.assignee_id = assignee_id
     if note:
@@ -797,6 +848,7 @@ def draft_alert_from_incident(session: Session, *, incident_id: int, actor: User
     from broadcast.users import service as users
 
     incident = get_incident(session, incident_id=incident_id)
+    require(actor, Can.INCIDENT_DRAFT_ALERT, report_target(incident))
     template = rules.HAZARD_TEMPLATES.get(incident.hazard)
     if template is None:
         raise InvalidReport(f"Tidak ada templat untuk {incident.hazard} / no alert template for this hazard")
@@ -845,9 +897,16 @@ class ReportFilter:
     since: datetime | None = None
     until: datetime | None = None
     after_id: int | None = None
+    # Set by `scoped`: only rows located inside this jurisdiction; without `national`, never unlocated rows.
+    within: str | None = None
+    national: bool = True
 
 
 def _filtered(stmt: Select[Any], flt: ReportFilter, model: Any = Report) -> Select[Any]:
+    if not flt.national:
+        if flt.within is None:
+            return stmt.where(false())
+        stmt = stmt.where(or_(model.admin_code == flt.within, model.admin_code.like(flt.within + ".%")))
     if flt.hazard:
         stmt = stmt.where(model.hazard == flt.hazard)
     if flt.state:
@@ -874,13 +933,20 @@ def list_reports(session: Session, *, flt: ReportFilter, limit: int = 500) -> li
 
 
 def reports_changed(
-    session: Session, *, after_id: int, enriched_after: datetime | None, limit: int = 500
+    session: Session,
+    *,
+    after_id: int,
+    enriched_after: datetime | None,
+    limit: int = 500,
+    flt: ReportFilter | None = None,
 ) -> list[Report]:
-    """Reports stored after `after_id` or enriched after `enriched_after`, oldest first (for live updates)."""
+    """Reports stored after `after_id` or enriched after `enriched_after`, oldest first (for live updates),
+    limited by `flt`'s jurisdiction when given (see `scoped`)."""
     cond = Report.id > after_id
     if enriched_after is not None:
         cond = or_(cond, Report.enriched_at > enriched_after)
-    stmt = select(Report).where(cond, Report.command.is_(None)).order_by(Report.id).limit(limit)
+    scope = ReportFilter(within=flt.within, national=flt.national) if flt is not None else ReportFilter()
+    stmt = _filtered(select(Report).where(cond), scope).order_by(Report.id).limit(limit)
     return list(session.scalars(stmt))
 
 

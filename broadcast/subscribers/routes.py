@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from broadcast.api.deps import AuthorDep, SessionDep, SettingsDep, StaffDep
+from broadcast.api.deps import AuthorDep, SessionDep, SettingsDep
 from broadcast.subscribers import service
 from broadcast.subscribers.schemas import SubscriberCreate, SubscriberPage, SubscriberRead, SubscriberUpdate
 
@@ -24,7 +24,7 @@ def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep, setting
 
 @router.get("")
 def list_subscribers(
-    user: StaffDep,
+    user: AuthorDep,
     session: SessionDep,
     code: str | None = Query(default=None, pattern=CODE_PATTERN),
     active: bool | None = None,
@@ -43,10 +43,10 @@ def list_subscribers(
 
 
 @router.get("/{subscriber_id}")
-def get_one(subscriber_id: int, user: StaffDep, session: SessionDep) -> SubscriberRead:
+def get_one(subscriber_id: int, user: AuthorDep, session: SessionDep) -> SubscriberRead:
     """One subscriber, inside the caller's jurisdiction."""
     sub = service.get_subscriber(session, subscriber_id=subscriber_id)
-    service.check_jurisdiction(user, sub)
+    service.check_jurisdiction(user, sub, read=True)
     return SubscriberRead.model_validate(sub)
 
 

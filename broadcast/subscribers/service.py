@@ -13,6 +13,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcast.audit import service as audit
+from broadcast.authority import Action as Can
+from broadcast.authority import Target, may, require
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcast.subscribers import targeting
@@ -186,30 +188,39 @@ def locate_code(lon: float, lat: float) -> str | None:
     return next((found[level] for level in LOCATE_LEVELS if found[level]), None)
 
 
-def check_jurisdiction(user: User | None, sub: SubscriberFields | Subscriber) -> None:
-    """A subscriber's code (given or located) lies inside the user's jurisdiction; national users: anywhere.
+def check_jurisdiction(user: User | None, sub: SubscriberFields | Subscriber, *, read: bool = False) -> None:
+    """A subscriber's code (given or located) lies inside the user's jurisdiction (the authority policy: national
+    users anywhere; reading phone numbers is for authors and approvers, not analysts). None is the system itself
+    (SMS commands, imports).
 
-    Raises: SubscriberOutsideJurisdiction.
+    Raises: RoleNotAllowed, SubscriberOutsideJurisdiction.
     """
-    if user is None or user.jurisdiction is None:
+    if user is None:
         return
     codes = [sub.admin_code]
     if sub.lat is not None and sub.lon is not None:
         codes.append(locate_code(sub.lon, sub.lat))
-    outside = [c or "laut/sea" for c in codes if c is None or not gazetteer.contains(user.jurisdiction, c)]
-    if outside:
-        raise SubscriberOutsideJurisdiction(
-            f"Pelanggan di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
-            f"subscriber outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
-        )
+    action = Can.SUBSCRIBER_READ if read else Can.SUBSCRIBER_WRITE
+    decision = may(user, action, Target.area(codes, located=all(codes)))
+    if decision.allowed:
+        return
+    if decision.problem != "outside-jurisdiction":
+        require(user, action, Target())  # raises the role refusal
+    outside = [c or "laut/sea" for c in codes if c is None or not gazetteer.contains(user.jurisdiction or "", c)]
+    raise SubscriberOutsideJurisdiction(
+        f"Pelanggan di luar yurisdiksi {user.jurisdiction}: {', '.join(outside)} / "
+        f"subscriber outside jurisdiction {user.jurisdiction}: {', '.join(outside)}"
+    )
 
 
 def scope_to_jurisdiction(user: User, code: str | None) -> str | None:
     """The area code a listing by `user` is limited to: their jurisdiction when none is asked for; national
     users see everything.
 
-    Raises: SubscriberOutsideJurisdiction (`code` lies outside the user's jurisdiction).
+    Raises: RoleNotAllowed (analysts read aggregates), SubscriberOutsideJurisdiction (`code` lies outside the
+    user's jurisdiction).
     """
+    require(user, Can.SUBSCRIBER_READ, Target())
     if user.jurisdiction is None:
         return code
     if code is None:

@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast.subscribers.models import Subscriber
 from geo import boundaries
+from geo import jurisdiction as geo_jurisdiction
 from geo.targeting import SubscriberIndex
 
 PERSONAL_CHANNELS = ("sms", "social")
@@ -83,6 +85,21 @@ class SubscriberArrays:
             for _, geom in geoms:
                 found.append(self._points.match(geom))
         return np.unique(np.concatenate(found).astype(np.int64))
+
+    def within(self, ids: np.ndarray, jurisdiction: str | None) -> np.ndarray:
+        """Those of `ids` inside `jurisdiction` (None: everyone): their admin code equal to or under it, or, for a
+        subscriber with no code, their point inside its boundary (with geo's tolerance)."""
+        if jurisdiction is None or ids.size == 0:
+            return ids
+        pos = np.searchsorted(self.ids, ids)
+        codes = self.codes[pos]
+        ok = (codes == jurisdiction) | np.char.startswith(codes, jurisdiction + ".")
+        lon, lat = self.lon[pos], self.lat[pos]
+        by_point = (codes == "") & np.isfinite(lon) & np.isfinite(lat)
+        if by_point.any():
+            home = geo_jurisdiction.home_geometry(jurisdiction)
+            ok[by_point] = shapely.intersects_xy(home, lon[by_point], lat[by_point])
+        return ids[ok]
 
     def on_channel(self, ids: np.ndarray, channel: str) -> np.ndarray:
         """Those of `ids` who receive alerts on `channel`."""
@@ -162,9 +179,12 @@ def iter_subscribers(session: Session, *, first: int = 500, chunk_size: int = LO
         last, size = rows[-1][0], chunk_size
 
 
-def count_per_channel(subs: SubscriberArrays, target: TargetSpec) -> dict[str, int]:
-    """Matched active subscribers per personal channel, plus "any" (on any channel)."""
-    ids = subs.match(target)
+def count_per_channel(subs: SubscriberArrays, target: TargetSpec, *, jurisdiction: str | None = None) -> dict[str, int]:
+    """Matched active subscribers inside `jurisdiction` (None: anywhere) per personal channel, plus "any" (on any
+    channel) and "outside_jurisdiction" (matched but outside it: they are never sent to)."""
+    matched = subs.match(target)
+    ids = subs.within(matched, jurisdiction)
     counts = {name: int(subs.on_channel(ids, name).size) for name in PERSONAL_CHANNELS}
     counts["any"] = int(ids.size)
+    counts["outside_jurisdiction"] = int(matched.size - ids.size)
     return counts

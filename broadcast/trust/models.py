@@ -34,6 +34,7 @@ class HoaxClarification(Base):
     """The ops centre's public answer to a circulating fake: a "klarifikasi" page, optionally an Update alert."""
 
     __tablename__ = "hoax_clarifications"
+    __table_args__ = (CheckConstraint("state IN ('submitted','published','rejected')", name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
@@ -46,6 +47,11 @@ class HoaxClarification(Base):
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     published_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Two people (issue 18): submitted by one, published (or rejected) by a second; only published ones are public.
+    state: Mapped[str] = mapped_column(String(16), default="submitted", server_default="published")
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ReplyContact(Base):

@@ -274,7 +274,13 @@ def hoax_console(request: Request, session: SessionDep, settings: SettingsDep) -
     user = _ops_user(request, session, settings)
     if user is None:
         return RedirectResponse("/masuk", status_code=303)
-    return render_page(request, "hoaks_konsol.html", user=user, clusters=service.cluster_hoaxes(session))
+    return render_page(
+        request,
+        "hoaks_konsol.html",
+        user=user,
+        clusters=service.cluster_hoaxes(session),
+        pending=service.pending_clarifications(session),
+    )
 
 
 @staff_router.post("/konsol/hoaks/klarifikasi", response_model=None)
@@ -290,23 +296,45 @@ def hoax_clarify(
     alert_id: Annotated[str, Form(max_length=12, pattern=r"^[0-9]*$")] = "",
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Publish a clarification for a group of forwarded fakes and reply by SMS to everyone who sent one.
+    """Write a clarification for a group of forwarded fakes and send it for approval: it is published, and every
+    sender gets an SMS, only when a second person approves it.
 
     Raises: Forbidden (not signed in, or a wrong CSRF token), HoaxNotFound, InvalidHoax.
     """
     user = _ops_user(request, session, settings, form_csrf=csrf)
     if user is None:
         raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
-    page, replies = service.publish_clarification(
+    service.submit_clarification(
         session,
         hoax_ids=hoax_ids,
         title_id=title_id,
         body_id=body_id,
         title_en=title_en,
         body_en=body_en,
-        actor_id=user.id,
+        actor=user,
         alert_id=int(alert_id) if alert_id else None,
-        public_base_url=_base(settings),
+    )
+    session.commit()
+    return RedirectResponse("/konsol/hoaks", status_code=303)
+
+
+@staff_router.post("/konsol/hoaks/klarifikasi/{clarification_id}/setujui", response_model=None)
+def hoax_clarification_approve(
+    clarification_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Approve a submitted clarification (a second person): publish it and reply by SMS to every sender.
+
+    Raises: Forbidden (not signed in, wrong CSRF token), ClarificationNotFound, RoleNotAllowed, TwoPersonRule.
+    """
+    user = _ops_user(request, session, settings, form_csrf=csrf)
+    if user is None:
+        raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
+    page, replies = service.approve_clarification(
+        session, clarification_id=clarification_id, approver=user, public_base_url=_base(settings)
     )
     session.commit()
     if replies:
@@ -314,3 +342,24 @@ def hoax_clarify(
 
         send_replies.delay([r.id for r in replies])
     return RedirectResponse(f"/klarifikasi/{page.slug}", status_code=303)
+
+
+@staff_router.post("/konsol/hoaks/klarifikasi/{clarification_id}/tolak", response_model=None)
+def hoax_clarification_reject(
+    clarification_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Send a submitted clarification back (a second person); nothing is published.
+
+    Raises: Forbidden (not signed in, wrong CSRF token), ClarificationNotFound, RoleNotAllowed, TwoPersonRule.
+    """
+    user = _ops_user(request, session, settings, form_csrf=csrf)
+    if user is None:
+        raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
+    service.reject_clarification(session, clarification_id=clarification_id, approver=user, reason=reason.strip())
+    session.commit()
+    return RedirectResponse("/konsol/hoaks", status_code=303)

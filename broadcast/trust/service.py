@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from broadcast.alerts.models import Alert
 from broadcast.audit import service as audit
+from broadcast.authority import Action as Can
+from broadcast.authority import Actor, Target, require
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
 from broadcast.reports.models import Report
@@ -280,24 +282,28 @@ def _slug(title: str) -> str:
     return f"{base.strip('-')[:40] or 'klarifikasi'}-{secrets.token_hex(3)}"
 
 
-def publish_clarification(
+class ClarificationNotFound(NotFound):
+    code = "clarification-not-found"
+
+
+def submit_clarification(
     session: Session,
     *,
     hoax_ids: Sequence[int],
     title_id: str,
     body_id: str,
-    actor_id: int,
+    actor: Actor,
     title_en: str = "",
     body_en: str = "",
     alert_id: int | None = None,
-    public_base_url: str = "",
-) -> tuple[HoaxClarification, list[TrustReply]]:
-    """Publish a public "klarifikasi" page for these forwarded texts (and every text of their cluster) and queue one
-    SMS reply to each sender who can still be reached; `alert_id` links an issued alert (e.g. the Update that
-    corrects the rumour, made through the normal approval). Returns the page and the queued replies.
+) -> HoaxClarification:
+    """Write a "klarifikasi" for these forwarded texts (and every text of their cluster) and send it for approval:
+    nothing is public and no SMS is queued until a second person approves it (`approve_clarification`); `alert_id`
+    links an issued alert (e.g. the Update that corrects the rumour, made through the normal approval).
 
-    Raises: HoaxNotFound, InvalidHoax.
+    Raises: HoaxNotFound, InvalidHoax, RoleNotAllowed.
     """
+    require(actor, Can.CLARIFICATION_SUBMIT, Target())
     if not title_id.strip() or not body_id.strip():
         raise InvalidHoax("Judul dan isi klarifikasi wajib diisi / title and text are required")
     if alert_id is not None:
@@ -310,6 +316,9 @@ def publish_clarification(
     ids = {h.id for h in chosen}
     members = [m for c in cluster_hoaxes(session) if ids & {m.id for m in c.members} for m in c.members]
     members = list({m.id: m for m in [*chosen, *members]}.values())
+    taken = [m.id for m in members if m.clarification_id is not None]
+    if taken:
+        raise InvalidHoax(f"Laporan {taken} sudah punya klarifikasi / already being clarified")
     page = HoaxClarification(
         slug=_slug(title_id),
         title_id=title_id.strip(),
@@ -318,19 +327,75 @@ def publish_clarification(
         body_en=body_en.strip(),
         hoax_text=redact_numbers(chosen[0].text),
         alert_id=alert_id,
-        author_id=actor_id,
+        author_id=actor.id,
+        state="submitted",
     )
     session.add(page)
     session.flush()
-    for m in members:
+    for m in members:  # held for this clarification while it is reviewed (released if it is rejected)
         m.clarification_id = page.id
     audit.record(
         session,
-        actor_id=actor_id,
-        action="hoax.clarify",
+        actor_id=actor.id,
+        action="hoax.clarify.submit",
         subject_type="hoax_clarification",
         subject_id=page.id,
         after={"slug": page.slug, "hoax_ids": sorted(m.id for m in members), "alert_id": alert_id},
+    )
+    session.flush()
+    return page
+
+
+def get_clarification(session: Session, *, clarification_id: int) -> HoaxClarification:
+    """The clarification with this id, in any state.
+
+    Raises: ClarificationNotFound.
+    """
+    page = session.get(HoaxClarification, clarification_id)
+    if page is None:
+        raise ClarificationNotFound("Klarifikasi tidak ditemukan / clarification not found")
+    return page
+
+
+def pending_clarifications(session: Session) -> list[HoaxClarification]:
+    """Clarifications waiting for a second person, oldest first."""
+    stmt = select(HoaxClarification).where(HoaxClarification.state == "submitted").order_by(HoaxClarification.id)
+    return list(session.scalars(stmt))
+
+
+def _decide(session: Session, clarification_id: int, approver: Actor, action: Can) -> HoaxClarification:
+    page = get_clarification(session, clarification_id=clarification_id)
+    contributors = {page.author_id}
+    contributors |= {
+        e.actor_id
+        for e in audit.entries_for(session, subject_type="hoax_clarification", subject_id=page.id)
+        if e.action == "hoax.clarify.submit" and e.actor_id is not None
+    }
+    require(approver, action, Target(contributors=frozenset(contributors)))
+    if page.state != "submitted":
+        raise InvalidHoax(f"Klarifikasi sudah '{page.state}' / the clarification is already {page.state}")
+    return page
+
+
+def approve_clarification(
+    session: Session, *, clarification_id: int, approver: Actor, public_base_url: str = ""
+) -> tuple[HoaxClarification, list[TrustReply]]:
+    """Publish a submitted clarification (by a second person: never its author) and queue one SMS reply to each
+    forwarder who can still be reached. Returns the page and the queued replies.
+
+    Raises: ClarificationNotFound, InvalidHoax (not waiting for approval), RoleNotAllowed, TwoPersonRule.
+    """
+    page = _decide(session, clarification_id, approver, Can.CLARIFICATION_APPROVE)
+    now = utcnow()
+    page.state, page.approver_id, page.decided_at, page.published_at = "published", approver.id, now, now
+    members = list(session.scalars(select(HoaxReport).where(HoaxReport.clarification_id == page.id)))
+    audit.record(
+        session,
+        actor_id=approver.id,
+        action="hoax.clarify",
+        subject_type="hoax_clarification",
+        subject_id=page.id,
+        after={"slug": page.slug, "hoax_ids": sorted(m.id for m in members), "alert_id": page.alert_id},
     )
     link = f"{public_base_url.rstrip('/')}/klarifikasi/{page.slug}"
     replies = []
@@ -353,14 +418,42 @@ def publish_clarification(
     return page, replies
 
 
+def reject_clarification(session: Session, *, clarification_id: int, approver: Actor, reason: str) -> HoaxClarification:
+    """Send a submitted clarification back (by a second person): nothing is published, its texts are open again.
+
+    Raises: ClarificationNotFound, InvalidHoax, RoleNotAllowed, TwoPersonRule.
+    """
+    page = _decide(session, clarification_id, approver, Can.CLARIFICATION_REJECT)
+    page.state, page.approver_id, page.decided_at, page.rejection_reason = "rejected", approver.id, utcnow(), reason
+    for m in session.scalars(select(HoaxReport).where(HoaxReport.clarification_id == page.id)):
+        m.clarification_id = None
+    audit.record(
+        session,
+        actor_id=approver.id,
+        action="hoax.clarify.reject",
+        subject_type="hoax_clarification",
+        subject_id=page.id,
+        after={"slug": page.slug, "reason": reason},
+    )
+    session.flush()
+    return page
+
+
 def find_clarification(session: Session, *, slug: str) -> HoaxClarification | None:
-    """The published clarification page with this slug, or None."""
-    return session.scalar(select(HoaxClarification).where(HoaxClarification.slug == slug))
+    """The published clarification page with this slug, or None (a submitted or rejected one is not public)."""
+    return session.scalar(
+        select(HoaxClarification).where(HoaxClarification.slug == slug, HoaxClarification.state == "published")
+    )
 
 
 def list_clarifications(session: Session, *, limit: int = 50) -> list[HoaxClarification]:
     """Published clarifications, newest first."""
-    stmt = select(HoaxClarification).order_by(HoaxClarification.published_at.desc()).limit(limit)
+    stmt = (
+        select(HoaxClarification)
+        .where(HoaxClarification.state == "published")
+        .order_by(HoaxClarification.published_at.desc())
+        .limit(limit)
+    )
     return list(session.scalars(stmt))
 
 

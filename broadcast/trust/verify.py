@@ -17,10 +17,10 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcast.alerts import public
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState
 from broadcast.alerts.rules import PUBLIC_STATES
-from broadcast.db import utcnow
 from broadcast.dispatch.models import Delivery, OutboxMessage
 from broadcast.trust import codes
 from channels.base import Renderer, status_mark
@@ -34,19 +34,9 @@ RECENT_ALERTS = 300
 SIMILAR_SCORE = 75.0
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    """The public state of an issued alert, as /cek and CEK show it."""
-
-    key: str  # active, updated, cancelled, expired
-    label_id: str
-    label_en: str
-
-
-ACTIVE = State("active", "AKTIF", "ACTIVE")
-UPDATED = State("updated", "DIPERBARUI", "UPDATED")
-CANCELLED = State("cancelled", "DIBATALKAN", "CANCELLED")
-EXPIRED = State("expired", "KEDALUWARSA", "EXPIRED")
+# The public state of an issued alert, as /cek and CEK show it: the one public truth (broadcast.alerts.public).
+State = public.Label
+ACTIVE, UPDATED, CANCELLED, EXPIRED = public.ACTIVE, public.UPDATED, public.CANCELLED, public.EXPIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +53,9 @@ class Verification:
     alert: Alert
     state: State
     texts: list[ChannelText] = field(default_factory=list)
-    follow_up: Alert | None = None  # the newest Update/Cancel that replaced it
+    follow_up: Alert | None = None  # the newest Update/Cancel that replaced it (the last message of its chain)
     mark: str | None = None  # LATIHAN/TEST when not Actual
+    reason: str | None = None  # why it was cancelled, when it was
 
     @property
     def headline(self) -> str:
@@ -84,18 +75,9 @@ class TextCheck:
 
 
 def state_of(alert: Alert, *, now: datetime | None = None) -> State | None:
-    """The public state of an alert, or None when it was never issued (drafts are nobody's business)."""
-    if alert.state == AlertState.CANCELLED.value:
-        return CANCELLED
-    if alert.state == AlertState.SUPERSEDED.value:
-        return UPDATED
-    if alert.state == AlertState.EXPIRED.value:
-        return EXPIRED
-    if alert.state in (AlertState.PUBLISHED.value, AlertState.APPROVED.value):
-        if alert.expires is not None and alert.expires <= (now or utcnow()):
-            return EXPIRED
-        return ACTIVE
-    return None
+    """The state an alert has on its own (None when it was never issued); for the chain, see
+    broadcast.alerts.public.public_state."""
+    return public.own_label(alert, now=now)
 
 
 def normalise_text(text: str) -> str:
@@ -190,11 +172,6 @@ def _with_outbox(rendered: list[ChannelText], recorded: list[ChannelText]) -> li
     return out
 
 
-def _follow_up(session: Session, alert: Alert) -> Alert | None:
-    later = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if state_of(a) is not None]
-    return later[-1] if later else None
-
-
 def _verification(
     session: Session,
     alert: Alert,
@@ -203,16 +180,17 @@ def _verification(
     renderers: Mapping[str, Renderer] | None,
     with_texts: bool = True,
 ) -> Verification | None:
-    state = state_of(alert)
-    if state is None:
+    truth = public.public_state(session, alert)
+    if truth is None:
         return None
     texts = channel_texts(session, alert, public_base_url=public_base_url, renderers=renderers) if with_texts else []
     return Verification(
         alert=alert,
-        state=state,
+        state=truth.label,
         texts=texts,
-        follow_up=_follow_up(session, alert),
+        follow_up=truth.follow_up,
         mark=status_mark(alert.status, "id"),
+        reason=truth.reason,
     )
 
 

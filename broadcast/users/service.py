@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -177,6 +179,23 @@ def list_users(session: Session) -> list[User]:
 
 
 SYSTEM_USERNAME = "sistem"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemActor:
+    """The system account acting with the jurisdiction configuration gives it (BROADCAST_SYSTEM_JURISDICTION)."""
+
+    id: int
+    username: str
+    role: str
+    jurisdiction: str | None
+
+
+def system_actor(session: Session, *, jurisdiction: str | None) -> SystemActor:
+    """The system account as an actor limited to `jurisdiction` (None: national): what imports act as when no
+    person is named. Raises: Invalid (not a provinsi or kabupaten/kota code)."""
+    user = system_user(session)
+    return SystemActor(user.id, user.username, user.role, validate_jurisdiction(jurisdiction or None))
 
 
 def system_user(session: Session) -> User:

@@ -61,7 +61,7 @@ def _page(request: Request, session: Session, settings: Settings, build: Callabl
 
 
 def _common(session: Session, settings: Settings, user: User) -> dict[str, Any]:
-    waiting = len(alerts.list_alerts(session, state=AlertState.SUBMITTED.value, limit=500))
+    waiting = len(alerts.readable(user, alerts.list_alerts(session, state=AlertState.SUBMITTED.value, limit=500)))
     return {
         "user": user,
         "waiting": waiting,
@@ -93,6 +93,7 @@ def console(
 
     def build(user: User) -> Response:
         found = alerts.list_alerts(session, state=state if state in ALERT_STATES else None, limit=500)
+        found = alerts.readable(user, found)
         if status in ("Actual", "Exercise", "Test"):
             found = [a for a in found if a.status == status]
         if q.strip():
@@ -118,7 +119,7 @@ def approval_queue(request: Request, session: SessionDep, settings: SettingsDep)
 
     def build(user: User) -> Response:
         queue = sorted(
-            alerts.list_alerts(session, state=AlertState.SUBMITTED.value, limit=500),
+            alerts.readable(user, alerts.list_alerts(session, state=AlertState.SUBMITTED.value, limit=500)),
             key=lambda a: a.submitted_at or a.created_at,
         )
         return render_page(request, "console_queue.html", queue=queue, **_common(session, settings, user))
@@ -151,7 +152,7 @@ def compose_edit(alert_id: int, request: Request, session: SessionDep, settings:
     """The composer for a draft (also a follow-up started from the original): prefilled from it."""
 
     def build(user: User) -> Response:
-        alert = alerts.get_alert(session, alert_id=alert_id)
+        alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
         if alert.state != AlertState.DRAFT.value:
             return RedirectResponse(f"/konsol/peringatan/{alert_id}", status_code=303)
         return _composer(request, session, settings, user, alert)
@@ -199,13 +200,13 @@ def review(alert_id: int, request: Request, session: SessionDep, settings: Setti
     confirm step naming status and recipients) or reject with a reason, follow-ups, failures and audit trail."""
 
     def build(user: User) -> Response:
-        alert = alerts.get_alert(session, alert_id=alert_id)
+        alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
         preview = composer.previews(
             session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
         )
         original = alerts.get_alert(session, alert_id=alert.references_alert_id) if alert.references_alert_id else None
         production = settings.environment is Environment.PRODUCTION
-        contributors = alerts.contributors(session, alert_id=alert.id)
+        contributors = alerts.contributors(session, alert=alert)
         submitted = alert.state == AlertState.SUBMITTED.value
         return render_page(
             request,
@@ -236,7 +237,7 @@ def progress_page(alert_id: int, request: Request, session: SessionDep, settings
     """Live delivery progress per channel (server-sent events), failures with their reasons, and the follow-ups."""
 
     def build(user: User) -> Response:
-        alert = alerts.get_alert(session, alert_id=alert_id)
+        alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
         rows = dispatch.progress(session, alert_id=alert.id)
         return render_page(
             request,
@@ -259,7 +260,7 @@ def public_page_preview(alert_id: int, request: Request, session: SessionDep, se
     """The alert's public page as it will look once published (the public template), for staff only."""
 
     def build(user: User) -> Response:
-        alert = alerts.get_alert(session, alert_id=alert_id)
+        alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
         return HTMLResponse(composer.public_page_html(alert))
 
     return _page(request, session, settings, build)

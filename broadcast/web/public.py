@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 
+from broadcast.alerts import public
 from broadcast.alerts import service as alerts
-from broadcast.alerts.models import Alert, AlertState, CapStatus
+from broadcast.alerts.models import Alert, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.db import utcnow
@@ -48,8 +49,10 @@ def select_alerts(
     severity: str | None = None,
     current: bool = True,
     limit: int = 200,
+    with_cancels: bool = False,
 ) -> list[Alert]:
-    """Published alerts (current ones unless `current` is False), newest first, filtered."""
+    """Issued alerts, newest first, filtered: with `current`, only those the public truth calls active (plus, with
+    `with_cancels`, the Cancel messages still unexpired, so feed readers learn of the cancellation)."""
     now = utcnow()
     states = [AlertState.PUBLISHED.value] if current else [s.value for s in PUBLIC_STATES]
     stmt = select(Alert).where(Alert.state.in_(states), Alert.status.in_(statuses)).order_by(Alert.sent.desc())
@@ -60,7 +63,18 @@ def select_alerts(
         found = [a for a in found if _in_area(a, code)]
     if severity:
         found = [a for a in found if a.infos and a.infos[0].severity == severity]
+    if current:
+        found = [a for a in found if public.is_active(a, now=now) or (with_cancels and _live_cancel(a, now))]
     return found[:limit]
+
+
+def _live_cancel(alert: Alert, now: datetime) -> bool:
+    return alert.msg_type == MsgType.CANCEL.value and (alert.expires is None or alert.expires > now)
+
+
+def truths(session: SessionDep, found: list[Alert]) -> dict[int, public.PublicState | None]:
+    """The public state of each alert, by id (for listing labels)."""
+    return {a.id: public.public_state(session, a) for a in found}
 
 
 def _check_code(code: str | None) -> None:
@@ -110,15 +124,23 @@ def alert_page(identifier: str, request: Request, session: SessionDep, lang: Lan
     Raises: NotFound (unknown or not yet published).
     """
     alert = _published(session, identifier)
+    truth = public.public_state(session, alert)
     followers = [a for a in alerts.list_follow_ups(session, alert_id=alert.id) if AlertState(a.state) in PUBLIC_STATES]
     original = session.get(Alert, alert.references_alert_id) if alert.references_alert_id else None
     infos = sorted(alert.infos, key=lambda i: not i.language.startswith(lang))
     return _cached(
         request,
         [alert, *followers],
-        ("page", lang),
+        ("page", lang, truth.key if truth else None, truth.newest.id if truth else None),
         lambda: render_page(
-            request, "alert.html", alert=alert, infos=infos, followers=followers, original=original, lang=lang
+            request,
+            "alert.html",
+            alert=alert,
+            infos=infos,
+            followers=followers,
+            original=original,
+            truth=truth,
+            lang=lang,
         ),
     )
 
@@ -167,6 +189,7 @@ def area_page(code: str, request: Request, session: SessionDep, lang: Lang = "id
             code=code,
             current=current,
             past=past,
+            truths=truths(session, past),
             lang=lang,
             overview=maps.alerts_feature_collection(current),
         ),
@@ -215,7 +238,7 @@ def _feed(
     severity: str | None,
 ) -> Response:
     _check_code(code)
-    found = select_alerts(session, statuses=statuses, code=code, severity=severity)
+    found = select_alerts(session, statuses=statuses, code=code, severity=severity, with_cancels=True)
     base = settings.public_base_url.rstrip("/")
 
     def build() -> Response:
@@ -226,8 +249,15 @@ def _feed(
         if kind == "rss":
             return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
         if kind == "json":
+            states = truths(session, found)
             return JSONResponse(
-                {"title": title, "updated": updated.isoformat(), "alerts": [json_alert(a) for a in data]}
+                {
+                    "title": title,
+                    "updated": updated.isoformat(),
+                    "alerts": [
+                        json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
+                    ],
+                }
             )
         return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
 

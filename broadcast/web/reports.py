@@ -227,6 +227,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
     flt = report_filter(
         hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=float(hours) if hours else None
     )
+    flt = service.scoped(user, flt)
     reports = service.list_reports(session, flt=flt, limit=300)
     incidents = service.list_incidents(session, flt=flt, limit=100)
     counts = service.counts_by_hour(session, flt=flt, hours=24)
@@ -290,7 +291,7 @@ def photo(name: str, user: StaffDep, settings: SettingsDep) -> Response:
 @router.get("/pusdalops/outlines.geojson")
 def outlines(user: StaffDep, session: SessionDep, flt: FilterDep) -> dict[str, object]:
     """Kabupaten/kota outlines around the reports shown, as map context without a tile server."""
-    located = [r for r in service.list_reports(session, flt=flt, limit=2000) if r.lat is not None]
+    located = [r for r in service.list_reports(session, flt=service.scoped(user, flt), limit=2000) if r.lat is not None]
     if not located:
         return {"type": "FeatureCollection", "features": []}
     lons = [r.lon for r in located]

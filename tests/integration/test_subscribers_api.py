@@ -84,12 +84,18 @@ def test_roles_and_jurisdiction(client):
     sid = client.post("/api/v1/subscribers", json=new, headers=admin).json()["id"]
     problem(client.patch(f"/api/v1/subscribers/{sid}", json={"language": "en"}, headers=grobogan), 403)
     problem(client.post(f"/api/v1/subscribers/{sid}/stop", headers=analyst), 403)
-    assert client.get(f"/api/v1/subscribers/{sid}", headers=analyst).json()["admin_code"] == "72.71.01.1004"
-    problem(client.get("/api/v1/subscribers/999999", headers=analyst), 404)
+    # Issue 18: phone numbers are for authors and approvers in the jurisdiction; analysts read aggregates.
+    assert problem(client.get(f"/api/v1/subscribers/{sid}", headers=analyst), 403)["type"] == \
+        "/problems/role-not-allowed"
+    assert problem(client.get("/api/v1/subscribers", headers=analyst), 403)["type"] == "/problems/role-not-allowed"
+    assert problem(client.get(f"/api/v1/subscribers/{sid}", headers=grobogan), 403)["type"] == \
+        "/problems/outside-jurisdiction"
+    assert client.get(f"/api/v1/subscribers/{sid}", headers=admin).json()["admin_code"] == "72.71.01.1004"
+    problem(client.get("/api/v1/subscribers/999999", headers=admin), 404)
 
 
 def test_list_filter_paging_patch_and_stop(client):
-    op, analyst = login(client, "op.palu"), login(client, "analis")
+    op, analyst = login(client, "op.palu"), login(client, "admin")  # national staff who may read phone numbers
     page = client.get("/api/v1/subscribers", params={"code": "72.71", "limit": 3}, headers=analyst).json()
     assert page["total"] == 4 and len(page["items"]) == 3
     rest = client.get("/api/v1/subscribers", params={"code": "72.71", "limit": 3, "offset": 3},
@@ -128,7 +134,9 @@ def test_reach_preview_and_maps(client):
                                                 "geometry": {"type": "Polygon", "coordinates": [BOX]}}])
     alert_id = client.post("/api/v1/alerts", json=payload, headers=op).json()["id"]
     reach = client.get(f"/api/v1/alerts/{alert_id}/reach", headers=analyst).json()
-    assert reach["subscribers"]["sms"] == 4  # the new point, two desa and the kabupaten-level subscriber
+    # Issue 18: the new point only; subscribers known by a desa or kabupaten code that merely overlaps the box are
+    # not reached (a code is reached when it lies inside the area).
+    assert reach["subscribers"]["sms"] == 1 and reach["subscribers"]["outside_jurisdiction"] == 0
     assert "social" not in reach["subscribers"] or reach["subscribers"]["social"] == 0
     assert reach["population"] > 0 and reach["by_kabupaten"][0]["kode"] == "72.71"
     preview = client.get(f"/api/v1/alerts/{alert_id}/preview", headers=op).json()
@@ -158,7 +166,8 @@ def test_area_resolve_for_the_composer(client):
     assert body["target"]["type"] in ("Polygon", "MultiPolygon") and body["codes"] == ["72.71.03"]
     assert len(body["cap_polygons"]) == 1 and 4 <= body["cap_polygons"][0]["vertices"] <= 100
     assert body["overshoot_m"] is not None and body["overshoot_m"] <= 161 and body["overshoot_target_met"]
-    assert body["reach"]["population"] > 0 and body["reach"]["subscribers"]["sms"] >= 3
+    # Nobody is registered under 72.71.03; the desa and kabupaten codes that only overlap the box are not reached.
+    assert body["reach"]["population"] > 0 and body["reach"]["subscribers"]["sms"] == 0
     circle = client.post("/api/v1/areas/resolve", json={"cap_circle": "-0.9,119.87 2"}, headers=op).json()
     assert circle["cap_circles"] == [{"lat": -0.9, "lon": 119.87, "radius_km": 2.0}] and circle["cap_polygons"] == []
     assert problem(client.post("/api/v1/areas/resolve", json={"cap_circle": "-0.9,119.87 2"}, headers=grobogan),

@@ -139,8 +139,9 @@ def test_cancelled_alert_shows_dibatalkan_on_cek_and_by_sms(client, session, tea
     assert "DIBATALKAN" in page.text and "AKTIF" not in page.text.split("hasil", 1)[1].split("</section>")[0]
     reply = sms(session, f"CEK {alert.verify_code}", sid="SM" + "c" * 32)
     assert "DIBATALKAN" in reply and "Banjir di Kota Palu" in reply and "CANCELLED" in reply
-    active = sms(session, f"cek {follow.verify_code}", sid="SM" + "d" * 32)
-    assert "RESMI" in active and "AKTIF" in active
+    # The Cancel message itself is official but never "active" (issue 18: one public truth of the chain).
+    of_cancel = sms(session, f"cek {follow.verify_code}", sid="SM" + "d" * 32)
+    assert "RESMI" in of_cancel and "DIBATALKAN" in of_cancel and "AKTIF" not in of_cancel
     bogus = sms(session, "CEK 7KQ2MX", sid="SM" + "e" * 32)
     assert "TIDAK dikenal" in bogus
 
@@ -186,6 +187,17 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
         "csrf": client.cookies.get("broadcast_csrf"),
     }
     done = client.post("/konsol/hoaks/klarifikasi", data=form, follow_redirects=False)
+    # Issue 18: a second person approves what citizens receive; nothing is public or sent before that.
+    assert done.status_code == 303 and done.headers["location"] == "/konsol/hoaks"
+    assert "Tidak ada peringatan tsunami" not in client.get("/klarifikasi").text
+    session.commit()  # a fresh snapshot of what the app committed
+    assert session.scalar(sa.select(sa.func.count()).select_from(TrustReply)) == 0
+    (pending,) = trust.pending_clarifications(session)
+    session.commit()
+    client.cookies.clear()
+    client.post("/masuk", data={"username": "apv.sulteng", "password": PASSWORD})
+    done = client.post(f"/konsol/hoaks/klarifikasi/{pending.id}/setujui",
+                       data={"csrf": client.cookies.get("broadcast_csrf")}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith("/klarifikasi/")
     page = client.get(done.headers["location"])
     assert "Tidak ada peringatan tsunami" in page.text and "KLARIFIKASI RESMI" in page.text
@@ -197,8 +209,8 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     assert trust.cluster_hoaxes(session)[0].size == 1  # the clarified group left the open list
     with pytest.raises(trust.InvalidHoax):  # a link only to an issued alert
         draft = alerts.create_alert(session, data=AlertCreate(**alert_payload()), author=team["operator"], sender="s")
-        trust.publish_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
-                                    actor_id=team["analyst"].id, alert_id=draft.id)
+        trust.submit_clarification(session, hoax_ids=[clusters[1].members[0].id], title_id="t", body_id="b",
+                                   actor=team["analyst"], alert_id=draft.id)
     session.rollback()
 
     sent = trust.send_reply(session, reply_id=replies[0].id, channels={"sms": Outbox(SmsRenderer())})
@@ -391,6 +403,10 @@ def test_no_personal_data_in_any_public_output(client, session, team):
         data={"hoax_ids": [str(hoax.id)], "title_id": "Hoaks tsunami", "body_id": "Tidak benar.",
               "csrf": client.cookies.get("broadcast_csrf")},
     )
+    session.commit()
+    trust.approve_clarification(session, clarification_id=trust.pending_clarifications(session)[0].id,
+                                approver=team["approver"])
+    session.commit()
     client.cookies.clear()
     pages = [*PUBLIC_PAGES, f"/peringatan/{alert.identifier}", f"/cap/{alert.identifier}.xml",
              f"/cek?kode={alert.verify_code}"]
@@ -452,11 +468,11 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
     session.flush()
     mine = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
     theirs = reports.find_report(session, source="sms", external_id="SM" + "b" * 32)
-    analyst = team["approver"].id
+    staff = team["admin"]  # national: these reports carry no place yet (issue 18: unlocated means national staff)
 
-    reports.set_state(session, report_id=mine.id, state="verified", actor_id=analyst)
-    reports.set_state(session, report_id=mine.id, state="actioned", actor_id=analyst)
-    reports.set_state(session, report_id=theirs.id, state="verified", actor_id=analyst)
+    reports.set_state(session, report_id=mine.id, state="verified", actor=staff)
+    reports.set_state(session, report_id=mine.id, state="actioned", actor=staff)
+    reports.set_state(session, report_id=theirs.id, state="verified", actor=staff)
     queued = reports.take_replies_to_send(session)
     session.commit()
 

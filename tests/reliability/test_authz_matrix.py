@@ -52,6 +52,8 @@ class Kind:
 PUBLIC = Kind("public")
 TWILIO = Kind("twilio-signature")
 SESSION_PAGE = Kind("session-page")
+# A console page about one Kota Palu object: anonymous to /masuk, another kabupaten's operator 403 outside-jurisdiction.
+SESSION_PAGE_PALU = Kind("session-page-jurisdiction")
 SIGNED_IN = Roles(ANY_SIGNED_IN)
 # Partner intake: an X-API-Key or any staff token; nobody anonymous.
 API_KEY_OR_STAFF = Kind("api-key-or-staff")
@@ -70,24 +72,24 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     # alerts
     ("POST", "/api/v1/alerts"): Roles(AUTHORS),
     ("GET", "/api/v1/alerts"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}"): Roles(STAFF, jurisdiction=True),  # a draft: inside the jurisdiction
     ("PUT", "/api/v1/alerts/{alert_id}"): Roles(AUTHORS, jurisdiction=True),
     ("POST", "/api/v1/alerts/{alert_id}/submit"): Roles(AUTHORS, jurisdiction=True),
     ("POST", "/api/v1/alerts/{alert_id}/approve"): Roles(APPROVERS),
     ("POST", "/api/v1/alerts/{alert_id}/reject"): Roles(APPROVERS),
-    ("GET", "/api/v1/alerts/{alert_id}/deliveries"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/deliveries"): Roles(STAFF, jurisdiction=True),
     ("GET", "/api/v1/alerts/{alert_id}/progress/stream"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/outbox"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/preview"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/reach"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/map.geojson"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/map.png"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/x-caps"): Roles(STAFF),
-    ("GET", "/api/v1/alerts/{alert_id}/audit"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/outbox"): Roles(AUTHORS, jurisdiction=True),  # phone numbers (issue 18)
+    ("GET", "/api/v1/alerts/{alert_id}/preview"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/reach"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/map.geojson"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/map.png"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/x-caps"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/audit"): Roles(STAFF, jurisdiction=True),
     ("POST", "/api/v1/alerts/{alert_id}/update"): Roles(AUTHORS, jurisdiction=True),
     ("POST", "/api/v1/alerts/{alert_id}/correct"): Roles(AUTHORS, jurisdiction=True),
     ("POST", "/api/v1/alerts/{alert_id}/cancel"): Roles(AUTHORS, jurisdiction=True),
-    ("GET", "/api/v1/alerts/{alert_id}/cap"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/cap"): Roles(STAFF, jurisdiction=True),
     ("POST", "/api/v1/cap/validate"): Roles(STAFF),
     ("POST", "/api/v1/cap/import"): Roles(AUTHORS),
     ("GET", "/api/v1/hazards"): Roles(STAFF),
@@ -100,8 +102,8 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("GET", "/api/v1/partners/webhooks/{webhook_id}/deliveries"): Roles(ADMINS),
     # subscribers (phone numbers: only inside the caller's jurisdiction)
     ("POST", "/api/v1/subscribers"): Roles(AUTHORS),
-    ("GET", "/api/v1/subscribers"): Roles(STAFF),
-    ("GET", "/api/v1/subscribers/{subscriber_id}"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/subscribers"): Roles(AUTHORS),  # analysts read aggregates (issue 18)
+    ("GET", "/api/v1/subscribers/{subscriber_id}"): Roles(AUTHORS, jurisdiction=True),
     ("PATCH", "/api/v1/subscribers/{subscriber_id}"): Roles(AUTHORS, jurisdiction=True),
     ("POST", "/api/v1/subscribers/{subscriber_id}/stop"): Roles(AUTHORS, jurisdiction=True),
     # public pages and feeds
@@ -123,12 +125,12 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     # operator console (issue 10): pages send anonymous callers to /masuk; the API behind them is role-checked
     ("GET", "/konsol/baru"): SESSION_PAGE,
     ("GET", "/konsol/persetujuan"): SESSION_PAGE,
-    ("GET", "/konsol/peringatan/{alert_id}"): SESSION_PAGE,
-    ("GET", "/konsol/peringatan/{alert_id}/halaman"): SESSION_PAGE,
-    ("GET", "/konsol/peringatan/{alert_id}/progres"): SESSION_PAGE,
-    ("GET", "/konsol/peringatan/{alert_id}/ubah"): SESSION_PAGE,
+    ("GET", "/konsol/peringatan/{alert_id}"): SESSION_PAGE_PALU,
+    ("GET", "/konsol/peringatan/{alert_id}/halaman"): SESSION_PAGE_PALU,
+    ("GET", "/konsol/peringatan/{alert_id}/progres"): SESSION_PAGE_PALU,
+    ("GET", "/konsol/peringatan/{alert_id}/ubah"): SESSION_PAGE_PALU,
     ("POST", "/api/v1/alerts/preview"): Roles(AUTHORS),
-    ("GET", "/api/v1/alerts/{alert_id}/previews"): Roles(STAFF),
+    ("GET", "/api/v1/alerts/{alert_id}/previews"): Roles(STAFF, jurisdiction=True),
     ("GET", "/api/v1/areas/children"): Roles(STAFF),
     ("GET", "/api/v1/areas/search"): Roles(STAFF),
     ("POST", "/api/v1/areas/upload"): Roles(AUTHORS),
@@ -164,6 +166,8 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("GET", "/.well-known/cap-signing.pem"): PUBLIC,
     ("GET", "/konsol/hoaks"): SESSION_PAGE,
     ("POST", "/konsol/hoaks/klarifikasi"): STAFF_FORM,
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/setujui"): STAFF_FORM,
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/tolak"): STAFF_FORM,
     # Twilio webhooks
     ("POST", "/webhooks/twilio/status"): TWILIO,
     ("POST", "/webhooks/twilio/inbound"): TWILIO,
@@ -191,6 +195,8 @@ BODIES: dict[tuple[str, str], object] = {
 # HTML forms (sent as form fields; authorisation is checked before the form is used).
 FORMS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/konsol/hoaks/klarifikasi"): {"hoax_ids": ["999999"], "title_id": "Uji", "body_id": "Uji", "csrf": ""},
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/setujui"): {"csrf": ""},
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/tolak"): {"csrf": ""},
     ("POST", "/lapor-hoaks"): {"teks": "uji matriks"},
     ("POST", "/cek"): {"kode": "ZZZZZZ"},
 }
@@ -254,6 +260,7 @@ def _fixtures(w: World) -> dict[str, str]:
         "report_id": "999999",
         "incident_id": "999999",
         "slug": "tidak-ada",
+        "clarification_id": "999999",
         "name": "tidak-ada.jpg",
     }
 
@@ -302,6 +309,8 @@ def _expect(rule: Roles | Kind, role: str) -> str:
         return "403-signature"
     if rule is SESSION_PAGE:
         return "303" if role == "anonymous" else "pass"
+    if rule is SESSION_PAGE_PALU:
+        return {"anonymous": "303", "operator_other_kabupaten": "403-jurisdiction"}.get(role, "pass")
     if rule is API_KEY_OR_STAFF:
         return "401" if role == "anonymous" else "pass"
     if rule is STAFF_FORM:
