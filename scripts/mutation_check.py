@@ -45,18 +45,11 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "approve-own-alert",
         "two-person rule",
-        "broadcast/alerts/rules.py",
-        "if approver_id == author_id or approver_id in contributors:",
-        "if approver_id in contributors:",
-        ("tests/unit/test_rules.py",),
-    ),
-    Mutation(
-        "approve-own-edit",
-        "two-person rule",
-        "broadcast/alerts/rules.py",
-        "if approver_id == author_id or approver_id in contributors:",
-        "if approver_id == author_id:",
-        ("tests/integration/test_lifecycle.py::test_update_reaches_the_original_recipients_plus_the_new_area[sqlite]",),
+        "broadcast/authority.py",
+        "    if rule.two_person and actor.id in target.contributors:\n",
+        "    if False:\n",
+        ("tests/integration/test_alert_service.py::test_author_cannot_approve_own_alert_and_nothing_changes[sqlite]",
+         "tests/integration/test_lifecycle.py::test_update_reaches_the_original_recipients_plus_the_new_area[sqlite]"),
     ),
     Mutation(
         "claim-sent-rows-again",
@@ -177,9 +170,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "jurisdiction-codes-unchecked",
         "jurisdiction: operators act only inside their boundary",
-        "broadcast/alerts/service.py",
-        "        outside = [c for c in codes if not gazetteer.contains(user.jurisdiction, c)]",
-        "        outside = []",
+        "broadcast/authority.py",
+        "            if not gazetteer.contains(jurisdiction_code, c):\n",
+        "            if False:\n",
         ("tests/integration/test_alert_service.py::test_operator_cannot_target_outside_jurisdiction[sqlite]",),
     ),
     Mutation(

@@ -1,7 +1,7 @@
 """audit head: the count and last hash of the audit chain
 
 Revision ID: 0009_suite_audit_head
-Revises: 0010_geotext
+Revises: 0011_authority_review
 Create Date: 2026-12-07
 
 A chain of hashes shows an edited, deleted, inserted or reordered entry, but not a cut-off tail: the entries
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_suite_audit_head"
-down_revision: str | None = "0010_geotext"
+down_revision: str | None = "0011_authority_review"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
