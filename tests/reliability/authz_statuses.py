@@ -84,6 +84,8 @@ ALLOWED: dict[tuple[str, str], int | dict[str, int]] = {
     ("GET", "/.well-known/cap-signing.pem"): 200,
     ("GET", "/konsol/hoaks"): 200,
     ("POST", "/konsol/hoaks/klarifikasi"): 404,
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/setujui"): 404,
+    ("POST", "/konsol/hoaks/klarifikasi/{clarification_id}/tolak"): 404,
     ("GET", "/masuk"): 200,
     ("POST", "/masuk"): 422,
     ("POST", "/keluar"): 303,
