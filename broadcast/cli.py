@@ -190,7 +190,10 @@ def audit_verify() -> None:
     if check.ok:
         console.print(f"[green]audit chain intact: {check.entries} entries[/green]")
         return
-    console.print(f"[red]audit chain broken at entry {check.first_bad_id}: {check.reason}[/red]")
+    where = f"position {check.entries}"
+    if check.first_bad_id is not None:
+        where = f"entry {check.first_bad_id} ({where})"
+    console.print(f"[red]audit chain broken at {where}: {check.reason}[/red]")
     raise typer.Exit(1)
 
 

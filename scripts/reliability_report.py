@@ -33,6 +33,23 @@ def render(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def stale(data: dict[str, object]) -> str | None:
+    """Why these rows cannot stand for one finished run (None when they can): the run never finished, it
+    recorded nothing, or a row is older than the run (left over from an earlier one)."""
+    started, finished, rows = data.get("run_started_at"), data.get("run_finished_at"), data.get("rows")
+    if not isinstance(started, int | float):
+        return "no run start time (written by an older recorder)"
+    if not isinstance(finished, int | float):
+        return "the run that wrote it did not finish"
+    if not isinstance(rows, list) or not rows:
+        return "the run recorded no rows"
+    for r in rows:
+        at = r.get("recorded_at") if isinstance(r, dict) else None
+        if not isinstance(at, int | float) or not started <= at <= finished:
+            return f"row {r.get('area')!r}/{r.get('attack')!r} was not recorded during the run"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=ROOT / "test-artifacts" / "reliability.json")
@@ -42,7 +59,12 @@ def main() -> int:
     if not args.input.exists():
         print(f"{args.input} not found: run the reliability suite first (pytest tests/reliability)", file=sys.stderr)
         return 2
-    table = render(json.loads(args.input.read_text())["rows"])
+    data = json.loads(args.input.read_text())
+    problem = stale(data)
+    if problem:
+        print(f"{args.input}: {problem}; refusing to render it (run the reliability suite again)", file=sys.stderr)
+        return 2
+    table = render(data["rows"])
     if args.print:
         print(table)
         return 0

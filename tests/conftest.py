@@ -39,13 +39,21 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip locally when a service is absent; in CI a missing service is a failure."""
-    if _reachable(host, port):
+def require_service(name: str, host: str | None = None, port: int | None = None, *, present: bool | None = None) -> None:
+    """The one gate for everything a test needs from its environment: a service listening on host:port, or
+    anything else (`present`: a program on PATH, an installed module). Absent, the test is skipped locally;
+    under CI a missing one is a failure, never a silent skip."""
+    if present is None:
+        if host is None or port is None:
+            raise TypeError("require_service needs host and port, or present=")
+        present, where = _reachable(host, port), f"reachable on {host}:{port}"
+    else:
+        where = "available"
+    if present:
         return
     if IN_CI:
-        pytest.fail(f"{name} is not reachable on {host}:{port}; CI must provide it")
-    pytest.skip(f"{name} not reachable on {host}:{port}")
+        pytest.fail(f"{name} is not {where}; CI must provide it")
+    pytest.skip(f"{name} not {where}")
 
 
 def _pg_url(dbname: str) -> str:
@@ -167,6 +175,38 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
 
 
+# The instant the clock-dependent tests (marked `clock`) run at, ISO-8601 with its offset; unset, the real now.
+# .ci/run runs them at fixed dates that once broke things: the 1st of a month and a month's end in WIB (UTC is
+# still in the other month), day 7 (a one-digit day), 31 December 23:59 WIB.
+TEST_NOW = os.environ.get("BROADCAST_TEST_NOW", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "clock(tick=False): reads the clock; runs at BROADCAST_TEST_NOW (or now), frozen unless tick=True",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked `clock` run at an injected instant: BROADCAST_TEST_NOW, else the moment they start; frozen
+    there (so a run cannot straddle a day or month boundary) unless the marker says tick=True."""
+    marker = request.node.get_closest_marker("clock")
+    if marker is None:
+        yield
+        return
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    start = datetime.fromisoformat(TEST_NOW) if TEST_NOW else datetime.now(UTC)
+    if start.tzinfo is None:
+        raise ValueError("BROADCAST_TEST_NOW needs an offset, e.g. 2027-03-01T00:30:00+07:00")
+    with time_machine.travel(start, tick=bool(marker.kwargs.get("tick", False))):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
     # TWILIO_REGION/TWILIO_EDGE rewrite the SDK's host and would bypass the local fake (REFERENCE §1).
@@ -174,4 +214,9 @@ def _no_twilio_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
 
 # The recorder behind RELIABILITY.md: `record` fixture and the session hook that writes the records.
-from tests.recorder import pytest_sessionfinish, record  # noqa: E402, F401
+from tests.recorder import (  # noqa: E402, F401
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    record,
+)

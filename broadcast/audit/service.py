@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from broadcast.audit.models import AuditEntry
+from broadcast.audit.models import AuditEntry, AuditHead
 from broadcast.db import utcnow
 
 GENESIS = "0" * 64
@@ -75,6 +75,11 @@ def record(
     entry.hash = entry_hash(entry)
     session.add(entry)
     session.flush()
+    moved = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(entries=AuditHead.entries + 1, hash=entry.hash)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError("audit_head is missing: run the migrations")
     return entry
 
 
@@ -107,14 +112,18 @@ def record_many(session: Session, *, entries: list[dict[str, Any]]) -> int:
 
 @dataclass(frozen=True)
 class ChainCheck:
+    """`entries`: how many entries were checked; when broken, the position (1-based) of the first broken one."""
+
     ok: bool
     entries: int
-    first_bad_id: int | None = None
+    first_bad_id: int | None = None  # None when the broken position is a missing entry (a cut-off tail)
     reason: str = ""
 
 
 def verify_chain(session: Session) -> ChainCheck:
-    """Recompute every hash in order; report the first entry that does not match."""
+    """Recompute every hash in order and compare the end of the chain with the head; report the first broken
+    position: an edited, deleted, inserted or reordered entry breaks a link, a cut-off tail falls short of the
+    head."""
     prev = GENESIS
     count = 0
     for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id)).yield_per(1000):
@@ -125,6 +134,19 @@ def verify_chain(session: Session) -> ChainCheck:
         if expected != entry.hash:
             return ChainCheck(False, count, entry.id, "content does not match its hash")
         prev = entry.hash
+    head = session.get(AuditHead, 1)
+    if head is None:
+        return ChainCheck(False, count + 1, None, "the chain's head record is missing")
+    if count < head.entries:
+        return ChainCheck(
+            False, count + 1, None, f"entries missing at the end: the head records {head.entries}, found {count}"
+        )
+    if count > head.entries:
+        return ChainCheck(
+            False, head.entries + 1, None, f"entries past the head: the head records {head.entries}, found {count}"
+        )
+    if prev != head.hash:
+        return ChainCheck(False, count, None, "the last entry is not the one the head records")
     return ChainCheck(True, count)
 
 

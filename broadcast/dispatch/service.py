@@ -536,6 +536,11 @@ def send_claimed(
         held_refs: set[str] = set()
         skipped_refs: set[str] = set()
         paced = limiter is not None and channel.mode == "live"
+        prepare = getattr(channel, "prepare", None)
+        if paced and callable(prepare):
+            # Open the provider's client before taking tokens: a token taken and then spent waiting for a client
+            # to be built lets that request reach the provider late, bunched up with the next one.
+            prepare()
         step = _pace_size(channel, messages, limiter)
         for start in range(0, len(messages), step):
             todo = messages[start : start + step]

@@ -110,7 +110,9 @@ def rendered_texts(
             for n, r in (renderers or {}).items()
         )
     )
-    key = (alert.id, alert.updated_at, alert.state, public_base_url, config)
+    # The identifier too: ids and timestamps alone can repeat across databases (one process, two test databases
+    # at a frozen clock served each other's texts).
+    key = (alert.id, alert.identifier, alert.updated_at, alert.state, public_base_url, config)
     cached = _RENDER_CACHE.get(key)
     if cached is not None:
         _RENDER_CACHE.move_to_end(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import require_service
 from tests.e2e.test_serve import login
 from tests.factories import alert_payload
 
@@ -22,11 +23,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture
 def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        if IN_CI:
-            pytest.fail(f"Chromium not found at {CHROMIUM}; CI must install Debian's chromium")
-        pytest.skip("Chromium not installed")
+    require_service("playwright (pip install -e '.[test]')", present=importlib.util.find_spec("playwright") is not None)
+    require_service(f"Chromium ({CHROMIUM}; CI installs Debian's chromium)",
+                    present=Path(CHROMIUM).exists() or shutil.which("chromium") is not None)
+    import playwright.sync_api as playwright
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b

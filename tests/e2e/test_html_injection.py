@@ -60,11 +60,13 @@ def test_meta_refresh_in_a_headline_and_a_report_stays_text(serve_factory, brows
     page.wait_for_selector("path.report-marker", timeout=30_000)
     page.locator("path.report-marker").first.click(force=True)
     page.wait_for_selector(".leaflet-popup-content", timeout=5_000)
+    # Read the popup at once: a live update (the report being enriched) may redraw the markers and close it.
+    popup = page.inner_text(".leaflet-popup-content")
     time.sleep(1.5)
     stayed = page.url == f"{base}/pusdalops"
     record("html from javascript", "meta refresh in a report (live map popup and table)",
             "shown as text" if stayed else "navigated away", ok=stayed)
     assert stayed, page.url
-    assert PAYLOAD in page.inner_text(".leaflet-popup-content")
+    assert PAYLOAD in popup
     assert page.locator("meta[http-equiv]").count() == 0
     page.close()

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from tests.conftest import require_service
 from tests.e2e.conftest import DEMO_PASSWORDS, broadcast_exe, clean_env, demo_password, read_demo_password
 from tests.factories import alert_payload
 
@@ -119,11 +117,9 @@ def test_embedded_default_end_to_end(serve_factory):
     assert "already in use" in second.stdout + second.stderr
 
 
-def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs):
-    """The production shape of the data path: PostgreSQL and a real Redis broker."""
-    require_service("Redis", "127.0.0.1", 6379)
-    broker = "redis://127.0.0.1:6379/14"
-    redis.Redis.from_url(broker).flushdb()
+def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs, redis_url):
+    """The production shape of the data path: PostgreSQL and a real Redis broker (the test's own database)."""
+    broker = redis_url
     db_url = pg_dbs.empty()
     # Production never loads demo data itself: seed the same users and subscribers beforehand.
     seed_dir = Path(tempfile.mkdtemp(prefix="broadcast-seed-"))
@@ -139,4 +135,3 @@ def test_postgresql_and_redis_end_to_end(serve_factory, pg_dbs):
     DEMO_PASSWORDS[served.base] = password
     assert "redis+socket" not in served.output()
     run_lifecycle(served.base, "Actual")
-    redis.Redis.from_url(broker).flushdb()

@@ -23,6 +23,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import session_scope
 from broadcast.users.models import User
 from broadcast.users.security import issue_token
+from tests.conftest import require_service
 from tests.factories import alert_payload
 from tests.integration.test_fanout_faults import ROOT, Rig, _free_port, _private_redis, _stop, pg_url  # noqa: F401
 
@@ -53,8 +54,7 @@ def _answers(url: str) -> bool:
 
 
 def test_approval_while_the_broker_is_down_fans_out_when_it_returns(tmp_path, pg_url, record) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
+    require_service("redis-server (a private Redis this test stops)", present=shutil.which("redis-server") is not None)
     port = _free_port()
     server = _private_redis(tmp_path, port)
     rig = Rig(tmp_path, pg_url, f"redis://127.0.0.1:{port}/0")

@@ -64,6 +64,31 @@ def test_audit_verify_detects_a_row_edited_in_the_database(dbs, tmp_path):
     assert f"broken at entry {victim}" in broken.stdout
 
 
+@pytest.mark.parametrize(
+    ("tamper", "position"),
+    [("deleted", 3), ("reordered", 3), ("inserted", 4), ("truncated", 4)],
+)
+def test_audit_verify_names_the_first_broken_position(sqlite_dbs, tmp_path, tamper, position):
+    from tests.integration import test_audit as t
+
+    url = sqlite_dbs.fresh()
+    engine = make_engine(url)
+    from broadcast.db import session_scope
+
+    with session_scope(engine) as s:
+        t._write_some(s, n=5)
+    assert run("audit", "verify", db_url=url, cwd=tmp_path).returncode == 0
+    how = {"deleted": t._delete_third, "reordered": t._swap_third_and_fourth, "inserted": t._insert_after_second,
+           "truncated": t._truncate_last_two}[tamper]
+    with engine.begin() as conn:
+        t._bypass_triggers(conn)
+        how(conn)
+    engine.dispose()
+    broken = run("audit", "verify", db_url=url, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert f"position {position})" in broken.stdout or f"position {position}:" in broken.stdout, broken.stdout
+
+
 def test_alerts_progress_shows_each_channel_settled(sqlite_dbs, tmp_path):
     from broadcast.alerts import service as alerts
     from broadcast.alerts.schemas import AlertCreate

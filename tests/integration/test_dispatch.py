@@ -1,3 +1,4 @@
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -33,15 +34,26 @@ def _approved(session, team, status="Actual"):
     return alert
 
 
-def _channels():
-    return build_channels(["sms", "social", "web"], modes={}, public_base_url=BASE)
+def _channels(handed: Counter | None = None):
+    """The outbox channels; with `handed`, every message each hands to its provider (the outbox's `send`, where a
+    live channel makes its request) is counted per (channel, recipient), so a second send cannot hide behind
+    the outbox table's ignored duplicates."""
+    channels = build_channels(["sms", "social", "web"], modes={}, public_base_url=BASE)
+    if handed is not None:
+        for name, channel in channels.items():
+            def send(message, _send=channel.send, _name=name):
+                handed[(_name, message.recipient)] += 1
+                return _send(message)
+
+            channel.send = send
+    return channels
 
 
-def _deliver_all(session, planned):
+def _deliver_all(session, planned, handed: Counter | None = None):
     for ids in planned.values():
         batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
         session.commit()
-        sent = service.send_claimed(batch, channels=_channels())
+        sent = service.send_claimed(batch, channels=_channels(handed))
         service.record_results(session, sent=sent)
         session.commit()
 
@@ -77,8 +89,15 @@ def test_deliver_writes_outbox_once_and_redelivery_is_harmless(session, world):
     alert = _approved(session, team, status="Exercise")
     planned = service.plan_alert(session, alert_id=alert.id)
     session.commit()
-    _deliver_all(session, planned)
-    _deliver_all(session, planned)  # a redelivered task claims nothing
+    handed: Counter = Counter()
+    _deliver_all(session, planned, handed)
+    first = Counter(handed)
+    _deliver_all(session, planned, handed)  # a redelivered task claims nothing
+    assert handed == first  # the redelivery handed nothing to any provider
+    # Every planned row (each SMS, the X post, the web page) reached its provider exactly once.
+    assert sum(handed.values()) == sum(len(ids) for ids in planned.values()) and set(handed.values()) == {1}
+    # Each row was claimed once: a second claim of a sent row would show here even in outbox mode.
+    assert set(session.scalars(sa.select(Delivery.attempts))) == {1}
     rows = session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
     assert len(rows) == len(subs["palu"]) + 1  # SMS plus one X post; the web page is not an outbox message
     assert all(r.text.startswith(("[LATIHAN]", "[EXERCISE]")) for r in rows)
@@ -126,6 +145,13 @@ def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
     plan = service.sweep(session)
     session.commit()
     assert sorted(sum(plan.batches, [])) == sorted(planned["sms"])
+    # The swept rows reach each recipient once, however often the sweep's batches are delivered.
+    handed: Counter = Counter()
+    for _ in range(2):
+        _deliver_all(session, {"sms": sum(plan.batches, [])}, handed)
+    phones = set(session.scalars(sa.select(Subscriber.phone).join(Delivery, Delivery.subscriber_id == Subscriber.id)))
+    assert handed == Counter({("sms", p): 1 for p in phones})
+    assert not service.sweep(session).batches
 
 
 def test_a_timed_out_send_is_in_doubt_at_its_next_claim_and_a_clean_failure_is_not(session, world):

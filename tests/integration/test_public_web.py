@@ -17,7 +17,7 @@ from broadcast.settings import Settings
 from broadcast.users.models import User
 from tests.factories import alert_payload, make_team
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 
 

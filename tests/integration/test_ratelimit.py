@@ -4,19 +4,13 @@ import pytest
 import redis
 
 from broadcast.dispatch.ratelimit import Bucket, RateLimiter
-from tests.conftest import require_service
 
 pytestmark = pytest.mark.integration
-URL = "redis://127.0.0.1:6379/12"
 
 
 @pytest.fixture
-def limiter():
-    require_service("Redis", "127.0.0.1", 6379)
-    client = redis.Redis.from_url(URL)
-    client.flushdb()
-    yield RateLimiter(client, prefix="test:")
-    client.flushdb()
+def limiter(redis_url):
+    yield RateLimiter(redis.Redis.from_url(redis_url), prefix="test:")
 
 
 def test_burst_then_refill_at_the_rate(limiter):

@@ -23,6 +23,7 @@ from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
 from channels.outbox import Outbox
 from channels.sms import TwilioSms
+from tests.conftest import TEST_REDIS_URL
 from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
 from tests.fakes.twilio import FakeTwilio, query_of
 
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.integration
 PUBLIC = "https://bpbd-palu.example.id"
 STATUS_URL = PUBLIC + "/webhooks/twilio/status"
 INBOUND_URL = PUBLIC + "/webhooks/twilio/inbound"
-REDIS_13 = "redis://127.0.0.1:6379/13"
+REDIS = TEST_REDIS_URL
 CITIZEN = "+6281377712345"
 
 
@@ -41,11 +42,11 @@ def fake():
 
 
 @pytest.fixture
-def settings(db_url, fake):
+def settings(db_url, redis_url, fake):
     return Settings(
         environment="production",
         database_url=db_url,
-        broker_url=REDIS_13,
+        broker_url=REDIS,
         secret_key="a-real-production-secret-42",
         public_base_url=PUBLIC,
         twilio={
@@ -171,6 +172,8 @@ def test_fanout_through_the_real_sdk(session, settings, channels, fake, world):
 
     _, retry_again = _send(session, settings, channels, retry)
     assert retry_again == []
+    assert len([r for r in fake.requests if r.method == "POST"]) == len(ids) + 1
+    _send(session, settings, channels, ids)  # the whole batch task delivered again: nothing reaches Twilio
     assert len([r for r in fake.requests if r.method == "POST"]) == len(ids) + 1
 
     session.expire_all()
@@ -360,11 +363,11 @@ def test_inbound_ambiguous_unknown_and_report(client, session, engine, fake, wor
     assert session.scalar(sa.select(Subscriber.language).where(Subscriber.phone == CITIZEN)) == "en"
 
 
-def test_advanced_opt_out_gets_an_empty_reply_but_still_stops(db_url, engine, fake, world):
+def test_advanced_opt_out_gets_an_empty_reply_but_still_stops(db_url, redis_url, engine, fake, world):
     settings = Settings(
         environment="production",
         database_url=db_url,
-        broker_url=REDIS_13,
+        broker_url=REDIS,
         secret_key="a-real-production-secret-42",
         public_base_url=PUBLIC,
         twilio={
@@ -415,11 +418,11 @@ def test_signed_but_incomplete_forms_are_422(client, engine, fake):
         assert c.scalar(sa.select(sa.func.count()).select_from(Report)) == 0
 
 
-def test_outside_production_webhooks_need_the_test_token(db_url, engine, world):
+def test_outside_production_webhooks_need_the_test_token(db_url, redis_url, engine, world):
     base = {
         "environment": "test",
         "database_url": db_url,
-        "broker_url": REDIS_13,
+        "broker_url": REDIS,
         "public_base_url": PUBLIC,
         "twilio": {"auth_token": "a-real-token-that-must-not-be-used"},
     }

@@ -31,7 +31,7 @@ from channels.sms import SmsRenderer
 from channels.social import XRenderer
 from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 BASE = "https://peringatan.example.id"
 KEY = b"k" * 32
 CITIZEN = "+6281377712345"
@@ -195,7 +195,7 @@ def test_hoax_intake_clusters_and_clarification_replies_respect_opt_out(client, 
     (pending,) = trust.pending_clarifications(session)
     session.commit()
     client.cookies.clear()
-    client.post("/masuk", data={"username": "apv.sulteng", "password": PASSWORD})
+    client.post("/masuk", data=login_form(client, "apv.sulteng"))
     done = client.post(f"/konsol/hoaks/klarifikasi/{pending.id}/setujui",
                        data={"csrf": client.cookies.get("broadcast_csrf")}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith("/klarifikasi/")

@@ -133,16 +133,18 @@ def test_caps_are_reported_before_approval(session, db_url, channels, fake, redi
     assert near_limit.exceeds and "100" in near_limit.message_en
 
 
-def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(session, fake):
+def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(session, fake, redis_url):
     import redis as redis_lib
 
     from broadcast.dispatch.ratelimit import RateLimiter
-    from tests.conftest import require_service
 
-    require_service("Redis", "127.0.0.1", 6379)
-    client = redis_lib.Redis.from_url("redis://127.0.0.1:6379/12")
-    client.flushdb()
-    limiter = RateLimiter(client)
+    client = redis_lib.Redis.from_url(redis_url)  # the test's own database, emptied before and after
+    limiter = RateLimiter(client, prefix="xtest:")
+
+    def empty_buckets() -> None:
+        for key in client.scan_iter("xtest:*"):
+            client.delete(key)
+
     small = XAccount("72.71", "bpbdpalu", "4271", "tok-palu", "sec-palu", posts_per_24h=4)
     x = XPost.from_config(XConfig("ck", "cs", (small,)))
     for connection in x.connections:
@@ -169,7 +171,7 @@ def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(
     assert sent[0].result.retry_after > 3600  # the cap refills over the day
     attempts = session.scalar(sa.select(Delivery.attempts).where(Delivery.id == second["social"][0]))
     assert attempts == 0  # waiting for the cap used up no retry
-    client.flushdb()
+    empty_buckets()
     fake.rate_limit_next("POST", "/2/tweets", reset=int(time.time()) + 120)
     sent, retry = send_limited(second["social"])
     assert retry == second["social"] and sent[0].result.retry_after >= 100
@@ -177,4 +179,4 @@ def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(
     requests_before = len(fake.requests)
     sent, retry = send_limited(second["social"])
     assert retry == second["social"] and len(fake.requests) == requests_before
-    client.flushdb()
+    empty_buckets()

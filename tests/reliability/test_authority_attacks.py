@@ -35,7 +35,7 @@ from channels.base import InboundEvent
 from geo import jurisdiction
 from geo.crs import metric_for
 from tests.e2e.conftest import broadcast_exe, clean_env
-from tests.factories import PASSWORD, alert_payload, make_user
+from tests.factories import alert_payload, login_form, make_user
 from tests.reliability.helpers import World, world
 from tests.reliability.test_authority_matrix import cap_doc
 
@@ -316,7 +316,7 @@ def test_an_analyst_cannot_publish_a_clarification_alone(db_url, redis_url, engi
             s.add(hoax)
             s.flush()
             hoax_id = hoax.id
-        w.client.post("/masuk", data={"username": "analis", "password": PASSWORD})
+        w.client.post("/masuk", data=login_form(w.client, "analis"))
         csrf = w.client.cookies.get("broadcast_csrf")
         r = w.client.post("/konsol/hoaks/klarifikasi", follow_redirects=False,
                           data={"hoax_ids": [str(hoax_id)], "title_id": "Hoaks", "body_id": "Tidak benar.",
@@ -339,7 +339,7 @@ def test_an_analyst_cannot_publish_a_clarification_alone(db_url, redis_url, engi
             own = trust.submit_clarification(s, hoax_ids=[other.id], title_id="Penipuan", body_id="Jangan klik.",
                                              actor=s.get(User, w.users["approver"]))
             own_id = own.id
-        w.client.post("/masuk", data={"username": "apv.sulteng", "password": PASSWORD})
+        w.client.post("/masuk", data=login_form(w.client, "apv.sulteng"))
         csrf = w.client.cookies.get("broadcast_csrf")
         for verb in ("setujui", "tolak"):
             refused(w, record, f"submitter of a clarification: {verb}", rule="/problems/two-person-rule",

@@ -6,7 +6,8 @@ other roles through than its rule says (read by broadcast.api.access.required_ro
 
 What each rule expects, per caller:
 - ``Roles(...)``: anonymous -> 401; a signed-in role outside the set -> 403 role-not-allowed; a role in the
-  set gets past authorisation (any answer but 401 or a 403 for role/jurisdiction). With ``jurisdiction=True``
+  set gets past authorisation and exactly the status `authz_statuses.ALLOWED` states for it (not merely "not
+  refused": a 404 or 422 must be stated to count). With ``jurisdiction=True``
   the operator of another kabupaten acting on a Kota Palu object gets 403 outside-jurisdiction.
 - ``PUBLIC``: everyone gets past authorisation.
 - ``TWILIO``: nobody gets in without X-Twilio-Signature, whatever token they hold (403 invalid-signature).
@@ -25,6 +26,7 @@ from broadcast.api.access import ANY_SIGNED_IN, iter_endpoints, required_roles
 from broadcast.db import session_scope
 from broadcast.partners import service as partners
 from tests.factories import alert_payload
+from tests.reliability.authz_statuses import allowed_status
 from tests.reliability.helpers import World, world
 
 pytestmark = pytest.mark.integration
@@ -365,7 +367,12 @@ def test_matrix(db_url, redis_url, engine, record):
                 expected = _expect(rule, role)
                 r = _call(w, method, path, role, params)
                 ok = _meets(r, expected)
-                record("authorisation", f"route x role ({expected})", "as expected" if ok else "WRONG", ok=ok)
+                if expected == "pass":  # allowed: exactly the stated answer, not merely "not refused"
+                    status = allowed_status(method, path, role)
+                    expected = f"pass with {status}" if status else "pass (no exact status in authz_statuses.py)"
+                    ok = ok and r.status_code == status
+                kind = expected.split(" with ")[0]
+                record("authorisation", f"route x role ({kind})", "as expected" if ok else "WRONG", ok=ok)
                 if not ok:
                     body = r.text[:200] if not path.endswith("/stream") else ""
                     failures.append(f"{method} {path} as {role}: expected {expected}, got {r.status_code} {body}")

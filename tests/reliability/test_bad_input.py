@@ -3,6 +3,7 @@ forged and replayed webhooks. Each must get a clear 4xx (problem JSON) and store
 
 from __future__ import annotations
 
+import html
 import json
 from urllib.parse import urlencode
 
@@ -197,14 +198,36 @@ def test_malformed_bodies(w, record):
              content=b'{"username": "\xff", "password": "x"}', headers={"Content-Type": "application/json"})
 
 
+TEMPLATE_PROBE = ("{{ 7*7 }}", "{% raw %}")
 INJECTIONS = [
     "<script>alert('xss')</script>",
     '"><img src=x onerror=alert(1)>',
     "Robert'); DROP TABLE alerts;--",
     "' OR '1'='1",
-    "{{ 7*7 }} {% raw %}",
+    " ".join(TEMPLATE_PROBE),
     "javascript:alert(1)",
 ]
+
+
+def template_evaluated(page: str) -> bool:
+    """True unless the template syntax in the hostile text reached the page verbatim: a renderer that evaluates
+    it turns `{{ 7*7 }}` into 49 and swallows `{% raw %}` (or fails to render at all)."""
+    text = html.unescape(page)
+    return not all(probe in text for probe in TEMPLATE_PROBE)
+
+
+def test_the_template_check_fails_on_a_renderer_that_evaluates_the_text():
+    """The check above, proven against a deliberately vulnerable renderer: one that runs the stored text through
+    Jinja (server-side template injection) instead of passing it as data."""
+    import jinja2
+
+    hostile = " | ".join(INJECTIONS)
+    safe = jinja2.Environment(autoescape=True).from_string("<p>{{ text }}</p>").render(text=hostile)
+    vulnerable_text = hostile.replace("{% raw %}", "{% raw %}{% endraw %}")  # Jinja needs the block closed
+    vulnerable = jinja2.Environment(autoescape=True).from_string(f"<p>{vulnerable_text}</p>").render()
+    assert "49" in vulnerable
+    assert not template_evaluated(safe)
+    assert template_evaluated(vulnerable)
 
 
 @pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
@@ -232,7 +255,7 @@ def test_injection_in_text_fields_is_stored_verbatim_and_escaped_on_pages(w, rec
         r = w.client.get(path)
         assert r.status_code == 200, (path, r.status_code)
         ok = ("<script>alert(" not in r.text and "<img src=x" not in r.text and "<script>x()" not in r.text
-              and "&lt;script&gt;" in r.text and "49" not in r.text.split("7*7")[0][-5:])
+              and "&lt;script&gt;" in r.text and not template_evaluated(r.text))
         record("injection in text fields", f"HTML/SQL/template injection rendered on the {page}",
                "escaped" if ok else "NOT ESCAPED", ok=ok)
         assert ok, path

@@ -11,8 +11,9 @@ from channels.outbox import Outbox
 from channels.sms import SenderStrategy
 from channels.social import XPost
 from geo.placenames import Resolution, resolve_place
+from tests.conftest import TEST_REDIS_URL
 
-PROD = {"environment": "production", "database_url": "sqlite:///x.db", "broker_url": "redis://127.0.0.1:6379/13",
+PROD = {"environment": "production", "database_url": "sqlite:///x.db", "broker_url": TEST_REDIS_URL,
         "secret_key": "a-real-production-secret-42", "public_base_url": "https://bpbd.example.id"}
 
 
