@@ -87,6 +87,7 @@ def login_form(
     response_class=RedirectResponse,
     responses={
         401: {"content": {"text/html": {}}},
+        403: {"content": {"text/html": {}}, "description": "login CSRF token missing or wrong: the form again"},
         429: {"content": {"text/html": {}}},
         503: {"content": {"text/html": {}}},
     },
@@ -112,6 +113,7 @@ async def login_submit(
             error="Formulir kedaluwarsa atau bukan dari situs ini, coba lagi / the form expired or did not come "
             "from this site, try again",
             username=username,
+            next=safe_next(next),
         )
     try:
         user = await sign_in(session, throttle, username=username, password=password, ip=client_ip(request, settings))
