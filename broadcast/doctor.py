@@ -89,12 +89,11 @@ def _database(settings: Settings) -> list[Finding]:
 
 
 def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
-    import redis
-
     from broadcast.api.ops import check_workers, queue_depths
+    from broadcast.redisclient import redis_client
 
     try:
-        redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        redis_client(settings.resolved_redis_url, timeout_s=2).ping()
     except Exception as exc:
         hint = " (the embedded broker runs only under 'broadcast serve')" if settings.embedded_broker else ""
         return [

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+from broadcast.redisclient import redis_client
+
 log = logging.getLogger(__name__)
 
 # Every key of the limiter lives under this prefix (hashed values, never a username, address or number in clear).
@@ -179,16 +181,9 @@ class LocalCounters:
 
 
 @lru_cache(maxsize=8)
-def _client(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-
-@lru_cache(maxsize=8)
 def redis_counters(url: str) -> RedisCounters:
     """The shared counters on the deployment's Redis (one client per URL per process)."""
-    return RedisCounters(_client(url))
+    return RedisCounters(redis_client(url))
 
 
 _local = LocalCounters()

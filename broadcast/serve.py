@@ -16,6 +16,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
+from broadcast.redisclient import redis_client
 from broadcast.settings import Settings
 
 console = Console(stderr=True)
@@ -56,7 +57,7 @@ def redis_binary() -> str:
 
 def _ping(sock: Path) -> bool:
     try:
-        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=0.5).ping())
+        return bool(redis_client(f"unix://{sock}", timeout_s=0.5).ping())
     except (redis.RedisError, OSError):
         return False
 

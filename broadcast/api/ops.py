@@ -32,6 +32,7 @@ from broadcast.db import get_engine, session_factory
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.planning import QUEUES
 from broadcast.errors import BroadcastError, Unauthorized
+from broadcast.redisclient import redis_client
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 
@@ -43,16 +44,9 @@ _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 
 
-@lru_cache(maxsize=8)
-def _redis(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-
 def queue_depths(redis_url: str) -> dict[str, int]:
     """Messages waiting in each Celery queue (Redis LLEN over the queue and its priority lists)."""
-    client = _redis(redis_url)
+    client = redis_client(redis_url)
     pipe = client.pipeline()
     for q in QUEUES:
         pipe.llen(q)
@@ -97,7 +91,7 @@ def _readiness(session: Session, settings: Settings, *, worker_timeout_s: float)
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
         checks["database"] = {"ok": False, "detail": f"database unreachable ({type(exc).__name__})"}
     try:
-        _redis(settings.resolved_redis_url).ping()
+        redis_client(settings.resolved_redis_url).ping()
         checks["broker"] = {"ok": True}
     except Exception as exc:
         checks["broker"] = {"ok": False, "detail": f"broker unreachable ({type(exc).__name__})"}

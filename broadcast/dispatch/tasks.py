@@ -9,7 +9,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TypeVar
 
-import redis
 from celery import Task
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -19,6 +18,7 @@ from broadcast.db import get_engine, session_scope
 from broadcast.dispatch import planning, service
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.dispatch.wiring import build_active_channels
+from broadcast.redisclient import redis_client
 from broadcast.settings import get_settings
 from broadcast.worker import celery
 from channels.base import Channel
@@ -52,7 +52,7 @@ def active_channels() -> dict[str, Channel]:
 @lru_cache(maxsize=1)
 def rate_limiter() -> RateLimiter:
     """The token buckets every worker of this deployment shares (in the broker's Redis)."""
-    return RateLimiter(redis.Redis.from_url(get_settings().resolved_redis_url))
+    return RateLimiter(redis_client(get_settings().resolved_redis_url, timeout_s=None))
 
 
 def _engine():  # type: ignore[no-untyped-def]

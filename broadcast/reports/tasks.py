@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch.wiring import x_config
+from broadcast.redisclient import redis_client
 from broadcast.reports import service
 from broadcast.settings import get_settings
 from broadcast.worker import celery
@@ -27,14 +28,6 @@ MAX_ROUNDS = 50
 # hands over to a fresh one); the hard limit ends the pool process if the soft one is ignored.
 SOFT_TIME_LIMIT_S = 120
 TIME_LIMIT_S = 150
-_redis: dict[str, redis.Redis] = {}
-
-
-def _redis_for(url: str) -> redis.Redis:
-    client = _redis.get(url)
-    if client is None:
-        client = _redis[url] = redis.Redis.from_url(url, socket_timeout=2)
-    return client
 
 
 def kick_enrichment() -> None:
@@ -42,7 +35,7 @@ def kick_enrichment() -> None:
     call, one task per window; if Redis is down, the beat sweep finds the reports instead."""
     settings = get_settings()
     try:
-        if _redis_for(settings.resolved_redis_url).set(KICK_KEY, "1", nx=True, px=KICK_WINDOW_MS):
+        if redis_client(settings.resolved_redis_url, timeout_s=2).set(KICK_KEY, "1", nx=True, px=KICK_WINDOW_MS):
             enrich_pending.apply_async(countdown=KICK_WINDOW_MS / 1000)
     except (redis.RedisError, OSError) as exc:
         log.warning("enrichment not kicked (the sweep will find the reports): %s", exc)
