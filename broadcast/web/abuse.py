@@ -9,10 +9,7 @@ import hmac
 import secrets
 import time
 
-from fastapi import Request
-
 from broadcast import limits
-from broadcast.api.security import client_ip as _client_ip
 from broadcast.errors import Invalid, TooManyRequests
 from broadcast.settings import Settings
 
@@ -21,11 +18,6 @@ FORM_MAX_AGE_S = 24 * 3600
 
 class FormRejected(Invalid):
     code = "report-form-rejected"
-
-
-def client_ip(request: Request, settings: Settings) -> str:
-    """The caller's address (broadcast.api.security.client_ip: X-Forwarded-For only from configured proxies)."""
-    return _client_ip(request, settings)
 
 
 def counters(settings: Settings) -> limits.DegradingCounters:

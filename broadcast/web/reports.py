@@ -19,6 +19,7 @@ from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.api.security import client_ip
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
 from broadcast.reports import petabencana, rules, service
 from broadcast.reports.routes import report_filter
@@ -26,7 +27,7 @@ from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.web import maps
-from broadcast.web.abuse import FormRejected, check_rate, client_ip, form_token
+from broadcast.web.abuse import FormRejected, check_rate, form_token
 from broadcast.web.abuse import check_form_token as check_token
 from broadcast.web.public import select_alerts
 from broadcast.web.render import render_page
