@@ -20,6 +20,12 @@ class Conflict(BroadcastError):
     code = "conflict"
 
 
+class InvalidTransition(Conflict):
+    """A state machine (an alert's lifecycle, a report's or an incident's triage) has no such step from here."""
+
+    code = "invalid-transition"
+
+
 class Forbidden(BroadcastError):
     code = "forbidden"
 

@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from broadcast.alerts.models import AlertState, CapStatus, MsgType
 from broadcast.authority import RoleNotAllowed, TwoPersonRule
-from broadcast.errors import Conflict, Forbidden, Invalid
+from broadcast.errors import Forbidden, Invalid
+from broadcast.errors import InvalidTransition as InvalidTransition  # the lifecycle raises it; callers catch it here
 from broadcast.users.models import Role
 
 
@@ -41,10 +42,6 @@ AUTHOR_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN})
 APPROVER_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
 LIVE_STATES = frozenset({AlertState.APPROVED, AlertState.PUBLISHED})
 PUBLIC_STATES = frozenset({AlertState.PUBLISHED, AlertState.SUPERSEDED, AlertState.CANCELLED, AlertState.EXPIRED})
-
-
-class InvalidTransition(Conflict):
-    code = "invalid-transition"
 
 
 class ActualNotAllowedHere(Forbidden):

@@ -22,7 +22,7 @@ from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
 from broadcast.authority import Actor, Target, may, require
 from broadcast.db import utcnow
-from broadcast.errors import Conflict, Invalid, NotFound
+from broadcast.errors import Invalid, InvalidTransition, NotFound
 from broadcast.reports import rules
 from broadcast.reports.models import Incident, PollCheckpoint, Report
 from channels.base import InboundEvent
@@ -161,10 +161,6 @@ class ReportNotFound(NotFound):
 
 class IncidentNotFound(NotFound):
     code = "incident-not-found"
-
-
-class InvalidTransition(Conflict):
-    code = "invalid-report-transition"
 
 
 class InvalidReport(Invalid):
