@@ -158,18 +158,25 @@ def _count_vertices(coords: Any, depth: int) -> int:
     return sum(_count_vertices(c, depth - 1) for c in coords)
 
 
-def _geojson_geometry(geom: Any, warnings: list[str], depth: int) -> BaseGeometry:
+def _geojson(obj: Any, warnings: list[str], depth: int, *, features: bool) -> BaseGeometry:
+    """The one walk over GeoJSON: the union of every polygon in it. `features` is True above the geometries
+    (FeatureCollection, Feature); a Feature's geometry and a GeometryCollection's members are geometries only."""
     if depth > MAX_NESTING:
         raise _err("too-deep", "GeoJSON bersarang terlalu dalam", "GeoJSON is nested too deeply")
-    if not isinstance(geom, Mapping):
+    if not isinstance(obj, Mapping):
+        if features:
+            raise _err("bad-geojson", "GeoJSON harus berupa objek", "GeoJSON must be an object")
         raise _err("bad-geojson", "Geometri GeoJSON harus berupa objek", "GeoJSON geometry must be an object")
-    kind = geom.get("type")
-    if kind == "GeometryCollection":
-        members = geom.get("geometries")
+    kind = obj.get("type")
+    if features and kind == "Feature":
+        return _geojson(obj.get("geometry"), warnings, depth + 1, features=False)
+    if (features and kind == "FeatureCollection") or kind == "GeometryCollection":
+        members = obj.get("features" if kind == "FeatureCollection" else "geometries")
         if not isinstance(members, list) or len(members) > MAX_PARTS:
-            raise _err("bad-geojson", "GeometryCollection tidak sah", "invalid GeometryCollection")
-        return _union([_geojson_geometry(g, warnings, depth + 1) for g in members])
-    coords = geom.get("coordinates")
+            raise _err("bad-geojson", f"{kind} tidak sah", f"invalid {kind}")
+        inner = kind == "FeatureCollection"
+        return _union([_geojson(m, warnings, depth + 1, features=inner) for m in members])
+    coords = obj.get("coordinates")
     if kind == "Polygon":
         if _count_vertices_safe(coords, 2) > MAX_VERTICES:
             raise _too_many()
@@ -254,23 +261,7 @@ def area_from_geojson(obj: Mapping[str, Any] | str) -> Area:
         except (ValueError, RecursionError) as exc:
             raise _err("bad-geojson", "GeoJSON tidak dapat dibaca", f"unreadable GeoJSON: {exc}") from None
     warnings: list[str] = []
-    return _finish(_geojson_any(obj, warnings, 0), warnings, [])
-
-
-def _geojson_any(obj: Any, warnings: list[str], depth: int) -> BaseGeometry:
-    if depth > MAX_NESTING:
-        raise _err("too-deep", "GeoJSON bersarang terlalu dalam", "GeoJSON is nested too deeply")
-    if not isinstance(obj, Mapping):
-        raise _err("bad-geojson", "GeoJSON harus berupa objek", "GeoJSON must be an object")
-    kind = obj.get("type")
-    if kind == "FeatureCollection":
-        feats = obj.get("features")
-        if not isinstance(feats, list) or len(feats) > MAX_PARTS:
-            raise _err("bad-geojson", "FeatureCollection tidak sah", "invalid FeatureCollection")
-        return _union([_geojson_any(f, warnings, depth + 1) for f in feats])
-    if kind == "Feature":
-        return _geojson_geometry(obj.get("geometry"), warnings, depth + 1)
-    return _geojson_geometry(obj, warnings, depth)
+    return _finish(_geojson(obj, warnings, 0, features=True), warnings, [])
 
 
 def area_from_circle(lon: float, lat: float, radius_km: float) -> Area:
