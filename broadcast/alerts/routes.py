@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
@@ -176,12 +175,7 @@ async def progress_stream(
     read = _progress_reader(engine, alert_id)
     _, first, settled = await run_in_threadpool(read, None)  # 404 before the stream starts
     if settled:
-
-        async def once() -> AsyncIterator[str]:
-            for frame in first:
-                yield frame
-
-        events: AsyncIterator[str] = once()
+        events = sse.replay(first)
     else:
         events = sse.subscribe(
             sse.hub_for(request.app.state),
@@ -190,9 +184,7 @@ async def progress_stream(
             interval_s=interval_s,
             first=first,
         )
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return sse.response(events)
 
 
 def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
@@ -202,10 +194,10 @@ def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
         with session_factory(engine)() as s:
             rows = dispatch.progress(s, alert_id=alert_id)
             settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
-        payload = json.dumps(
-            [{"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows]
-        )
-        return None, [f"event: {'done' if settled else 'progress'}\ndata: {payload}\n\n"], settled
+        payload = [
+            {"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows
+        ]
+        return None, [sse.frame("done" if settled else "progress", payload)], settled
 
     return read
 

@@ -9,13 +9,15 @@ streams on one topic cost one query per tick, not two hundred, and leave the con
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
+from fastapi.responses import StreamingResponse
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,24 @@ def _offer(queue: asyncio.Queue[Any], items: list[Any]) -> None:
             if item is END:
                 queue.get_nowait()
                 queue.put_nowait(END)
+
+
+def frame(kind: str, data: Any) -> str:
+    """One SSE frame: event `kind` with `data` as JSON."""
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def response(events: AsyncIterator[str]) -> StreamingResponse:
+    """The HTTP answer carrying a stream (no caching, no proxy buffering)."""
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+async def replay(frames: Iterable[str]) -> AsyncIterator[str]:
+    """A stream of frames already read (e.g. a finished topic's last state), then its end."""
+    for item in frames:
+        yield item
 
 
 def hub_for(app_state: Any) -> Hub:

@@ -158,7 +158,7 @@ async def stream(
         checked = utcnow()
         with session_factory(engine)() as s:
             reports = service.reports_changed(s, after_id=after_id, enriched_after=None, flt=scope)
-            frames = [_frame("report", service.report_summary(r)) for r in reports]
+            frames = [sse.frame("report", service.report_summary(r)) for r in reports]
         return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
     frames, cursor = await run_in_threadpool(catch_up)
@@ -170,13 +170,7 @@ async def stream(
         interval_s=interval_s,
         first=["retry: 2000\n\n", *frames],
     )
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-
-
-def _frame(kind: str, data: Any) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return sse.response(events)
 
 
 def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
@@ -189,8 +183,8 @@ def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
         with session_factory(engine)() as s:
             reports = service.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
             incidents = service.list_incidents(s, flt=scope, updated_after=since)
-            frames = [_frame("report", service.report_summary(r)) for r in reports]
-            frames += [_frame("incident", service.incident_summary(i)) for i in incidents]
+            frames = [sse.frame("report", service.report_summary(r)) for r in reports]
+            frames += [sse.frame("incident", service.incident_summary(i)) for i in incidents]
         if reports:
             last_id = max(last_id, max(r.id for r in reports))
         return (last_id, checked - timedelta(seconds=1) if frames else checked), frames, False
