@@ -1,0 +1,99 @@
+"""One path per concern (issue 19): things the service once did in two places stay done in one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("broadcast", "channels", "geo", "templates")
+
+
+def _modules() -> dict[str, ast.Module]:
+    out = {}
+    for top in PRODUCT:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            out[path.relative_to(ROOT).as_posix()] = ast.parse(path.read_text(encoding="utf-8"))
+    return out
+
+
+MODULES = _modules()
+
+
+def _where(predicate: type[ast.AST] | tuple[type[ast.AST], ...], name: str) -> list[str]:
+    return [
+        f"{path}:{node.lineno}"
+        for path, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, predicate) and getattr(node, "name", None) == name
+    ]
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
+
+
+def test_one_redis_client_factory() -> None:
+    builds = [
+        f"{path}:{node.lineno} {_called_name(node)}"
+        for path, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and _called_name(node).split(".")[-2:] in (["Redis", "from_url"], ["Redis"], ["StrictRedis"])
+        and path != "broadcast/redisclient.py"
+    ]
+    assert builds == [], "build Redis clients with broadcast.redisclient.redis_client"
+
+
+def test_one_client_address_helper() -> None:
+    found = _where((ast.FunctionDef, ast.AsyncFunctionDef), "client_ip")
+    assert len(found) == 1 and found[0].startswith("broadcast/api/security.py:"), found
+
+
+def test_one_invalid_transition_error() -> None:
+    found = _where(ast.ClassDef, "InvalidTransition")
+    assert len(found) == 1 and found[0].startswith("broadcast/errors.py:"), found
+
+
+def test_one_geojson_walk() -> None:
+    tree = MODULES["geo/areas.py"]
+    walkers = [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(c, ast.Constant) and c.value in ("Feature", "GeometryCollection") for c in ast.walk(node))
+    ]
+    assert walkers == ["_geojson"]
+
+
+def test_one_event_stream_shape() -> None:
+    """Every server-sent event stream is framed and answered by broadcast.api.sse."""
+    found = sorted(
+        {
+            path
+            for path, tree in MODULES.items()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and ("text/event-stream" in node.value or node.value.startswith("event: "))
+        }
+        | {
+            path
+            for path, tree in MODULES.items()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.JoinedStr)
+            and node.values
+            and isinstance(node.values[0], ast.Constant)
+            and str(node.values[0].value).startswith("event: ")
+        }
+    )
+    assert found == ["broadcast/api/sse.py"]
