@@ -24,7 +24,7 @@ MODULES = _modules()
 
 def _where(predicate: type[ast.AST] | tuple[type[ast.AST], ...], name: str) -> list[str]:
     return [
-        f"{path}:{node.lineno}"
+        f"{path}:{getattr(node, 'lineno', 0)}"
         for path, tree in MODULES.items()
         for node in ast.walk(tree)
         if isinstance(node, predicate) and getattr(node, "name", None) == name
