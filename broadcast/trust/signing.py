@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import methods
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.signer import XMLSigner
 from signxml.verifier import SignatureConfiguration, XMLVerifier
-from signxml.exceptions import InvalidInput, SignXMLException
 
 log = logging.getLogger(__name__)
 

@@ -245,7 +245,12 @@ def _feed(
         data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
         updated = max((a.updated_at for a in found), default=None) or utcnow()
         query = f"?{request.url.query}" if request.url.query else ""
-        args = {"feed_url": f"{base}{path}{query}", "title": title, "updated": updated, "site_url": f"{base}/"}
+        args: dict[str, Any] = {
+            "feed_url": f"{base}{path}{query}",
+            "title": title,
+            "updated": updated,
+            "site_url": f"{base}/",
+        }
         if kind == "rss":
             return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
         if kind == "json":

@@ -78,10 +78,10 @@ async def _save_photo(settings: Settings, photo: UploadFile) -> str:
         ext = ".webp"
     if ext is None:
         raise FormRejected("Foto harus JPEG, PNG atau WebP / photo must be JPEG, PNG or WebP")
-    clean, ext = await run_in_threadpool(reencode_photo, data)
+    clean, clean_ext = await run_in_threadpool(reencode_photo, data)
     folder = (settings.data_dir / "uploads").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    name = secrets.token_hex(PHOTO_NAME_LEN // 2) + ext
+    name = secrets.token_hex(PHOTO_NAME_LEN // 2) + clean_ext
     (folder / name).write_bytes(clean)
     return f"/pusdalops/foto/{name}"
 
