@@ -493,10 +493,9 @@ def serve(
 ) -> None:
     """Run everything: database migrations, local broker, API, worker and beat."""
     from broadcast import migrate
-    from broadcast.api.security import is_loopback_host
     from broadcast.db import session_scope
     from broadcast.demo import is_empty
-    from broadcast.serve import ServeError, Supervisor, port_in_use
+    from broadcast.serve import ServeError, Supervisor, is_loopback_host, port_in_use
     from broadcast.settings import ensure_secret_file
 
     if port_in_use(host, port):

@@ -91,7 +91,7 @@ def _database(settings: Settings) -> list[Finding]:
 def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
     import redis
 
-    from broadcast.api.ops import check_workers, queue_depths
+    from broadcast.broker import check_workers, queue_depths
 
     try:
         redis.Redis.from_url(settings.resolved_redis_url, socket_timeout=2, socket_connect_timeout=2).ping()

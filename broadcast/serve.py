@@ -4,6 +4,7 @@ worker, an intake worker (reports, polls, replies) and beat as child processes, 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -19,6 +20,16 @@ from rich.console import Console
 from broadcast.settings import Settings
 
 console = Console(stderr=True)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when binding to `host` keeps the API on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServeError(Exception):

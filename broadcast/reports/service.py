@@ -903,6 +903,15 @@ class ReportFilter:
     national: bool = True
 
 
+def report_filter(
+    *, hazard: str | None = None, source: str | None = None, state: str | None = None, hours: float | None = None
+) -> ReportFilter:
+    """The filters of the list, export and stream endpoints and of the dashboard page (empty values: any;
+    `hours`: only the last so many hours)."""
+    since = utcnow() - timedelta(hours=hours) if hours else None
+    return ReportFilter(hazard=hazard or None, source=source or None, state=state or None, since=since)
+
+
 def _filtered(stmt: Select[Any], flt: ReportFilter, model: Any = Report) -> Select[Any]:
     if not flt.national:
         if flt.within is None:

@@ -15,13 +15,13 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
+from broadcast.api.pages import render_page
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
 from broadcast.trust.signing import sign_cap
 from broadcast.trust.wiring import cap_keypair
 from broadcast.web import maps
 from broadcast.web.caching import etag_for, not_modified, validator_headers
-from broadcast.web.render import render_page
 from channels.web import atom_feed, json_alert, rss_feed
 from geo import gazetteer
 

@@ -18,19 +18,17 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 
+from broadcast.api.abuse import FormRejected, check_rate, client_ip, form_token
+from broadcast.api.abuse import check_form_token as check_token
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
 from broadcast.reports import petabencana, rules, service
-from broadcast.reports.routes import report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.web import maps
-from broadcast.web.abuse import FormRejected, check_rate, client_ip, form_token
-from broadcast.web.abuse import check_form_token as check_token
 from broadcast.web.public import select_alerts
-from broadcast.web.render import render_page
-from broadcast.web.staff import sign_in_redirect
 from geo import gazetteer
 from templates import i18n
 
@@ -59,7 +57,7 @@ def _form_token(settings: Settings) -> str:
 
 def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
     """The report form was rendered by us at least the minimum fill time and less than a day ago, and this
-    token has not been sent before (broadcast.web.abuse.check_form_token).
+    token has not been sent before (broadcast.api.abuse.check_form_token).
 
     Raises: FormRejected.
     """
@@ -259,7 +257,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         window = math.nan
     if not 0 < window <= MAX_HOURS:  # also refuses nan and inf
         raise BadDashboardFilter(f"hours harus angka 0-{MAX_HOURS} / hours must be a number from 0 to {MAX_HOURS}")
-    flt = report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
+    flt = service.report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
     flt = service.scoped(user, flt)
     reports = service.list_reports(session, flt=flt, limit=300)
     incidents = service.list_incidents(session, flt=flt, limit=100)
