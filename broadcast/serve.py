@@ -158,10 +158,10 @@ class Supervisor:
 
     def wait(self) -> int:
         """Block until a child dies or a signal arrives; returns the exit code for `serve`."""
-        stop = {"signal": None}
+        stop: dict[str, int | None] = {"signal": None}
 
         def on_signal(signum: int, _frame: object) -> None:
-            stop["signal"] = signum  # type: ignore[assignment]
+            stop["signal"] = signum
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
