@@ -28,11 +28,14 @@ from geo import gazetteer, jurisdiction
 
 
 class Actor(Protocol):
-    """Anyone acting: a signed-in user, or the system actor of an import or a CLI command."""
+    """Anyone acting: a signed-in user, or the system actor of an import or a CLI command (read-only here)."""
 
-    id: int
-    role: str
-    jurisdiction: str | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def jurisdiction(self) -> str | None: ...
 
 
 class OutsideJurisdiction(Forbidden):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from broadcast.settings import Environment, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from broadcast.alerts.importing import ImportResult
+    from broadcast.authority import Actor
 
 app = typer.Typer(help="Layanan peringatan bencana / disaster broadcast service", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
@@ -34,7 +41,7 @@ app.add_typer(subscribers_app, name="subscribers")
 console = Console(soft_wrap=True)
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from broadcast.db import get_engine
 
     return get_engine(get_settings().resolved_database_url)
@@ -82,13 +89,15 @@ def users_create(
     from broadcast.users.schemas import UserCreate
 
     try:
-        data = UserCreate(
-            username=username,
-            full_name=full_name or username,
-            password=password,
-            role=role,
-            jurisdiction=jurisdiction or None,
-        )  # type: ignore[arg-type]
+        data = UserCreate.model_validate(
+            {
+                "username": username,
+                "full_name": full_name or username,
+                "password": password,
+                "role": role,
+                "jurisdiction": jurisdiction or None,
+            }
+        )
         with session_scope(_engine()) as session:
             user = service.create_user(
                 session,
@@ -307,7 +316,9 @@ def cap_import(
     raise typer.Exit(1 if total_bad else 0)
 
 
-def _import_cap_file(session, path, user, fetch, certs, sender):  # type: ignore[no-untyped-def]
+def _import_cap_file(
+    session: Session, path: Path, user: Actor, fetch: bool, certs: dict[str, bytes], sender: str | None
+) -> ImportResult:
     from broadcast.alerts.importing import import_document
     from broadcast.fetch import fetch_url
 
@@ -482,10 +493,9 @@ def serve(
 ) -> None:
     """Run everything: database migrations, local broker, API, worker and beat."""
     from broadcast import migrate
-    from broadcast.api.security import is_loopback_host
     from broadcast.db import session_scope
     from broadcast.demo import is_empty
-    from broadcast.serve import ServeError, Supervisor, port_in_use
+    from broadcast.serve import ServeError, Supervisor, is_loopback_host, port_in_use
     from broadcast.settings import ensure_secret_file
 
     if port_in_use(host, port):
@@ -561,7 +571,7 @@ def subscribers_import(
     required; phone plus a point or an admin_code per row; channels separated by ';'). A phone already
     registered is updated. Any bad row imports nothing (exit 1) unless --skip-invalid. Writing needs --actor:
     every subscriber created or changed is audited under that user."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from broadcast.db import session_scope
     from broadcast.errors import BroadcastError
@@ -577,7 +587,7 @@ def subscribers_import(
             if actor and user is None:
                 console.print(f"no such user: {actor}", style="red", markup=False)
                 raise typer.Exit(2)
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def advance(phase: str, done: int, of: int) -> None:
                 if phase not in tasks:

@@ -89,7 +89,7 @@ def _database(settings: Settings) -> list[Finding]:
 
 
 def _broker(settings: Settings, *, worker_timeout_s: float) -> list[Finding]:
-    from broadcast.api.ops import check_workers, queue_depths
+    from broadcast.broker import check_workers, queue_depths
     from broadcast.redisclient import redis_client
 
     try:

@@ -4,6 +4,7 @@ worker, an intake worker (reports, polls, replies) and beat as child processes, 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -20,6 +21,16 @@ from broadcast.redisclient import redis_client
 from broadcast.settings import Settings
 
 console = Console(stderr=True)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when binding to `host` keeps the API on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServeError(Exception):
@@ -148,10 +159,10 @@ class Supervisor:
 
     def wait(self) -> int:
         """Block until a child dies or a signal arrives; returns the exit code for `serve`."""
-        stop = {"signal": None}
+        stop: dict[str, int | None] = {"signal": None}
 
         def on_signal(signum: int, _frame: object) -> None:
-            stop["signal"] = signum  # type: ignore[assignment]
+            stop["signal"] = signum
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)

@@ -102,7 +102,8 @@ def atom_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated
         el(entry, "category", term=info.severity, label="severity")
         el(entry, "category", term=alert.status, label="status")
         el(entry, "category", term=alert.msg_type, label="msgType")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)  # bytes for any encoding but "unicode"
+    return document
 
 
 def rss_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated: datetime, site_url: str) -> bytes:
@@ -127,7 +128,8 @@ def rss_feed(alerts: Sequence[AlertData], *, feed_url: str, title: str, updated:
         ET.SubElement(item, "pubDate").text = format_datetime(alert.sent or updated)
         ET.SubElement(item, "category").text = info.severity
         ET.SubElement(item, "enclosure", {"url": cap_url(alert), "type": CAP_MEDIA, "length": "0"})
-    return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def json_alert(alert: AlertData) -> dict[str, object]:

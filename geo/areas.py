@@ -393,4 +393,7 @@ def build_area(spec: Mapping[str, Any], _depth: int = 0) -> Area:
 
 def as_multipolygon(geom: BaseGeometry) -> MultiPolygon:
     """`geom` (Polygon or MultiPolygon) as a MultiPolygon."""
-    return geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+    if isinstance(geom, MultiPolygon):
+        return geom
+    assert isinstance(geom, Polygon)
+    return MultiPolygon([geom])

@@ -135,6 +135,7 @@ def codes_at(lon: float | np.ndarray, lat: float | np.ndarray, level: str) -> st
     lvl = load_level(level)
     scalar = np.ndim(lon) == 0
     pts = shapely.points(np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float)))
+    assert isinstance(pts, np.ndarray)  # points of 1-d arrays: an array, never a single Point
     pt_idx, geom_idx = lvl.tree.query(pts, predicate="intersects")
     out = np.full(len(pts), "", dtype=lvl.codes.dtype)
     # Where a point sits on a shared border, the later code in sorted order wins; either answer is right.

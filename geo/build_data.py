@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -37,7 +38,7 @@ def _read_level(root: Path, level: str) -> tuple[list[str], np.ndarray]:
 
 def build(root: Path, out: Path = BOUNDARIES_FILE) -> dict[str, int]:
     """Write the npz (int32 coordinates at 1e-7 degree, ragged offsets, codes); return counts."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # Any: numpy's stubs read ** keys as possibly `allow_pickle`
     counts: dict[str, int] = {}
     for level in LEVELS:
         codes, geoms = _read_level(root, level)

@@ -110,7 +110,9 @@ def cap_polygons(
             simple = _simplify_to(_fill(part), max_vertices, max_tol=2.0 * buffer_m)
             if simple is None:
                 break
-            out.append(_rounded(proj.inverse(simple)))
+            back = proj.inverse(simple)
+            assert isinstance(back, Polygon)  # a transform keeps the geometry type
+            out.append(_rounded(back))
         else:
             cover = shapely.union_all(out)
             if cover.is_valid and all(p.is_valid for p in out) and cover.covers(target):

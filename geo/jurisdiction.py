@@ -25,7 +25,7 @@ class OutsideJurisdiction(GeoError):
         self.jurisdiction = jurisdiction
         self.outside_km2 = outside_km2
         self.touched_codes = touched
-        names = ", ".join(f"{c} {(find_place(c).nama if find_place(c) else '')}".strip() for c in touched)
+        names = ", ".join(f"{c} {(p.nama if (p := find_place(c)) else '')}".strip() for c in touched)
         size = f"{outside_km2:.2f} km²" if outside_km2 >= 0.01 else f"{outside_km2 * 1e6:.0f} m²"
         where_id = f"menyentuh {names}" if touched else "di laut / di luar wilayah daratan"
         where_en = f"touching {names}" if touched else "at sea / outside any land boundary"

@@ -61,7 +61,8 @@ def _cells(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def morton(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     """Morton (Z-order) key of grid cells (x bits in even positions, y bits in odd)."""
     ux, uy = cx.astype(np.uint64), cy.astype(np.uint64)
-    return _spread_bits(ux) | (_spread_bits(uy) << np.uint64(1))
+    key: np.ndarray = _spread_bits(ux) | (_spread_bits(uy) << np.uint64(1))
+    return key
 
 
 @dataclass(frozen=True, slots=True)

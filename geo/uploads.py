@@ -248,9 +248,9 @@ def _shapefile(data: bytes) -> list[BaseGeometry]:
                 shx=io.BytesIO(archive.read(names[stem + ".shx"])),
                 dbf=io.BytesIO(archive.read(names[stem + ".dbf"])) if stem + ".dbf" in names else None,
             )
-            shapes = []
+            shapes: list[shapefile.Shape] = []
             for s in reader.iterShapes():
-                if s.shapeType == shapefile.NULL:
+                if s is None or s.shapeType == shapefile.NULL:  # None only for shapes outside a bbox (none given)
                     continue
                 vertices, parts = vertices + len(s.points), parts + len(getattr(s, "parts", ()) or (1,))
                 if vertices > MAX_VERTICES:
@@ -266,7 +266,7 @@ def _shapefile(data: bytes) -> list[BaseGeometry]:
             raise _bad("bad-shapefile", f"Shapefile rusak: {exc}", f"unreadable Shapefile: {exc}") from None
         for s in shapes:
             try:
-                geom = shape(s.__geo_interface__)
+                geom = shape(dict(s.__geo_interface__))
             except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as exc:
                 raise _bad("bad-shapefile", f"Bentuk rusak: {exc}", f"malformed shape: {exc}") from None
             out.append(shapely.transform(geom, to_lonlat, interleaved=False) if to_lonlat else geom)

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from broadcast.alerts import cap, hazards, service
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState
 from broadcast.audit import service as audit
+from broadcast.authority import Actor
 from broadcast.errors import BroadcastError
-from broadcast.users.models import User
 from geo import boundaries, gazetteer
 from geo.areas import area_from_cap_polygon, area_from_circle
 from geo.errors import GeoError
@@ -319,7 +319,7 @@ def _exists(session: Session, origin_ref: str) -> Alert | None:
 def _new_draft(
     session: Session,
     *,
-    author: User,
+    author: Actor,
     origin_ref: str,
     infos: list[AlertInfo],
     areas: list[AlertArea],
@@ -365,7 +365,7 @@ def _new_draft(
     return alert
 
 
-def import_quakes(session: Session, data: bytes, *, author: User, name: str = "gempa") -> IntakeResult:
+def import_quakes(session: Session, data: bytes, *, author: Actor, name: str = "gempa") -> IntakeResult:
     """Each earthquake not seen before becomes a draft (gempa bumi, or tsunami when BMKG says so)."""
     result = IntakeResult()
     try:
@@ -412,7 +412,7 @@ def _cap_areas(msg: cap.CapMessage) -> tuple[list[str], list[str]]:
     return codes, warnings
 
 
-def import_nowcast_cap(session: Session, data: bytes, *, author: User, name: str = "nowcast") -> IntakeResult:
+def import_nowcast_cap(session: Session, data: bytes, *, author: Actor, name: str = "nowcast") -> IntakeResult:
     """A BMKG nowcast CAP becomes a draft; the same warning in another language joins that draft."""
     result = IntakeResult()
     try:
@@ -479,7 +479,7 @@ def _parts(msg: cap.CapMessage) -> tuple[dict[str, object], list[AlertInfo], lis
 
 
 def import_nowcast_rss(
-    session: Session, data: bytes, *, author: User, fetch: Fetch | None = None, name: str = "rss"
+    session: Session, data: bytes, *, author: Actor, fetch: Fetch | None = None, name: str = "rss"
 ) -> IntakeResult:
     """Each nowcast item becomes a draft: from its linked CAP when it can be fetched, else from the item."""
     result = IntakeResult()
@@ -527,7 +527,7 @@ def import_nowcast_rss(
 
 
 def detect_and_import(
-    session: Session, data: bytes, *, author: User, fetch: Fetch | None = None, name: str = "document"
+    session: Session, data: bytes, *, author: Actor, fetch: Fetch | None = None, name: str = "document"
 ) -> IntakeResult:
     """Import a BMKG document of any supported kind (earthquake JSON, nowcast CAP, nowcast RSS)."""
     head = data.lstrip()[:1]

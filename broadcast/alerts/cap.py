@@ -196,7 +196,9 @@ def _embedded_alert(container: Element) -> Element | None:
 
 
 def _atom_item(entry: Element) -> FeedItem:
-    a = lambda n: f"{{{ATOM}}}{n}"  # noqa: E731
+    def a(n: str) -> str:
+        return f"{{{ATOM}}}{n}"
+
     entry_id = (entry.findtext(a("id")) or "").strip()
     title = " ".join((entry.findtext(a("title")) or "").split())
     link_el = next((li for li in entry.findall(a("link")) if li.get("rel", "alternate") == "alternate"), None)
@@ -219,7 +221,10 @@ def _index_message(entry: Element, entry_id: str, title: str, link: str | None) 
     cap_ns = next((ns for ns in (CAP12, CAP11) if entry.find(f"{{{ns}}}status") is not None), None)
     if cap_ns is None:
         return None
-    a = lambda n: f"{{{ATOM}}}{n}"  # noqa: E731
+
+    def a(n: str) -> str:
+        return f"{{{ATOM}}}{n}"
+
     sent = parse_time(entry.findtext(a("published")) or entry.findtext(a("updated")))
     if sent is None:
         return None
@@ -446,7 +451,9 @@ def format_time(value: datetime) -> str:
 def to_xml(msg: CapMessage) -> bytes:
     """The message as a CAP 1.2 document (not yet validated: see `export`)."""
     ET.register_namespace("", CAP12)
-    q = lambda name: f"{{{CAP12}}}{name}"  # noqa: E731
+
+    def q(name: str) -> str:
+        return f"{{{CAP12}}}{name}"
 
     def add(parent: Element, name: str, value: str | None) -> None:
         if value is not None and value != "":
@@ -514,7 +521,9 @@ def to_xml(msg: CapMessage) -> bytes:
             add_pairs(a, "geocode", area.geocodes)
             add(a, "altitude", _num(area.altitude))
             add(a, "ceiling", _num(area.ceiling))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    assert isinstance(document, bytes)  # any encoding but "unicode" gives bytes
+    return document
 
 
 def format_number(value: float) -> str:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import cap, service
+from broadcast.authority import Actor
 from broadcast.errors import BroadcastError, Forbidden
-from broadcast.users.models import User
 
 Fetch = Callable[[str], bytes]
 
@@ -146,7 +146,7 @@ def import_document(
     session: Session,
     data: bytes,
     *,
-    author: User,
+    author: Actor,
     origin: str,
     fetch: Fetch | None,
     name: str = "document",

@@ -21,7 +21,7 @@ from broadcast.alerts.rules import Action
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
-from broadcast.authority import OutsideJurisdiction, Target, require  # noqa: F401 (re-exported)
+from broadcast.authority import Actor, OutsideJurisdiction, Target, require  # noqa: F401 (re-exported)
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, NotFound
 from broadcast.users.models import User
@@ -573,7 +573,7 @@ def import_message(
     session: Session,
     *,
     msg: cap.CapMessage,
-    author: User,
+    author: Actor,
     origin: str,
     origin_ref: str | None = None,
     channels: Sequence[str] = ("web",),

@@ -14,7 +14,6 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,9 +27,9 @@ from starlette.concurrency import run_in_threadpool
 
 from broadcast import __version__, limits
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
+from broadcast.broker import check_workers, queue_depths
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch.models import Delivery
-from broadcast.dispatch.planning import QUEUES
 from broadcast.errors import BroadcastError, Unauthorized
 from broadcast.redisclient import redis_client
 from broadcast.reports.models import Report
@@ -38,40 +37,6 @@ from broadcast.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
-
-# kombu's Redis transport keeps a queue's prioritised messages in extra lists named queue + SEP + step.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
-
-
-def queue_depths(redis_url: str) -> dict[str, int]:
-    """Messages waiting in each Celery queue (Redis LLEN over the queue and its priority lists)."""
-    client = redis_client(redis_url)
-    pipe = client.pipeline()
-    for q in QUEUES:
-        pipe.llen(q)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(f"{q}{_PRIORITY_SEP}{step}")
-    lengths = pipe.execute()
-    per = 1 + len(_PRIORITY_STEPS)
-    return {q: int(sum(lengths[i * per : (i + 1) * per])) for i, q in enumerate(QUEUES)}
-
-
-def check_workers(broker_url: str, *, timeout_s: float = 1.0) -> int:
-    """How many Celery workers answered a ping within `timeout_s`."""
-    app = _celery_for(broker_url)
-    return len(app.control.ping(timeout=timeout_s) or [])
-
-
-@lru_cache(maxsize=4)
-def _celery_for(broker_url: str) -> Any:
-    from celery import Celery
-
-    app = Celery("broadcast-ops", broker=broker_url)
-    app.conf.broker_connection_retry_on_startup = False
-    app.conf.broker_connection_timeout = 1.0
-    app.conf.broker_transport_options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-    return app
 
 
 def readiness(settings: Settings, *, worker_timeout_s: float = 1.0) -> dict[str, dict[str, Any]]:

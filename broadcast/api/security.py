@@ -153,16 +153,6 @@ def _loopback_server(server: object) -> bool:
     return ip.is_loopback
 
 
-def is_loopback_host(host: str) -> bool:
-    """True when binding to `host` keeps the API on this machine (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def install(app: FastAPI, settings: Settings) -> None:
     """Security headers always; CORS only for the configured origins (none by default: closed); with the
     placeholder secret, loopback only."""

@@ -19,7 +19,7 @@ from broadcast.alerts import areas as area_geo
 from broadcast.alerts import geometry, rules
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
-from broadcast.db import utcnow
+from broadcast.db import table_of, utcnow
 from broadcast.dispatch import planning
 from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
@@ -30,6 +30,7 @@ from channels.base import AlertData, Audience, Channel, OutboundMessage, Outcome
 from channels.registry import RENDERERS
 
 log = logging.getLogger(__name__)
+_DELIVERIES = table_of(Delivery)
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -422,13 +423,13 @@ def _take_tokens(
     later: list[OutboundMessage] = []
     while groups:
         waits: list[float] = []
-        for key, (buckets, wanted) in list(groups.items()):
-            cap = int(min(b.burst for b in buckets))
+        for key, (group, wanted) in list(groups.items()):
+            cap = int(min(b.burst for b in group))
             n = need = 0
             while n < len(wanted) and (n == 0 or need + wanted[n][1] <= cap):  # as much as one call may take
                 need += wanted[n][1]
                 n += 1
-            wait = limiter.try_acquire(buckets, need)
+            wait = limiter.try_acquire(group, need)
             if not wait:
                 ready += [m for m, _ in wanted[:n]]
                 later += [m for m, _ in wanted[n:]]
@@ -621,7 +622,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         conn.execute(_unnest_outcomes(), _outcome_arrays(outcomes, now))
     elif outcomes:
         conn.execute(
-            update(Delivery.__table__)
+            update(_DELIVERIES)
             .where(mine)
             .values(
                 state=bindparam("b_state"),
@@ -636,7 +637,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
     if held:
         # Waiting for a provider limit is not an attempt: a day-long cap must not use up the retries.
         conn.execute(
-            update(Delivery.__table__)
+            update(_DELIVERIES)
             .where(mine)
             .values(
                 state=DeliveryState.PENDING.value,
@@ -649,9 +650,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         )
     if in_doubt:
         # updated_at stays the claim time: reconciliation looks for the provider's messages since then.
-        conn.execute(
-            update(Delivery.__table__).where(mine).values(error=bindparam("b_error"), lease_until=now), in_doubt
-        )
+        conn.execute(update(_DELIVERIES).where(mine).values(error=bindparam("b_error"), lease_until=now), in_doubt)
     _insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
 
@@ -659,7 +658,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
 def _unnest_outcomes() -> Any:
     """PostgreSQL: every outcome of a batch in one UPDATE … FROM unnest(arrays), instead of one UPDATE per row
     (executemany): less work for psycopg and for the server. Same rule: only rows still `sending` (ours)."""
-    t = Delivery.__table__
+    t = _DELIVERIES
     u = (
         func.unnest(
             bindparam("u_id", type_=postgresql.ARRAY(t.c.id.type)),
@@ -854,7 +853,7 @@ def progress(session: Session, *, alert_id: int) -> list[ChannelProgress]:
     counts = delivery_counts(session, alert_id=alert.id)
     out = []
     for channel in alert.channels:
-        c = counts.get(channel, {})
+        c: Counter[str] = counts.get(channel, Counter())
         by_state = {s.value: c.get(s.value, 0) for s in DeliveryState}
         out.append(ChannelProgress(channel, sum(by_state.values()), by_state))
     return out

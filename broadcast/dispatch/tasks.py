@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from celery import Task
 from sqlalchemy.engine import Connection, Engine
@@ -55,7 +55,7 @@ def rate_limiter() -> RateLimiter:
     return RateLimiter(redis_client(get_settings().resolved_redis_url, timeout_s=None))
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     return get_engine(get_settings().resolved_database_url)
 
 
@@ -83,7 +83,7 @@ def warm_up() -> None:
 
 
 @celery.task(name="dispatch.fanout_alert", bind=True, acks_late=True, max_retries=10)
-def fanout_alert(self: Task, alert_id: int) -> None:
+def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     """Plan an approved alert's deliveries, enqueueing each chunk's batches as soon as it is committed (the
     first messages leave while later rows are still being written). Retries on database errors; a rerun
     re-enqueues only what is still pending, and claims make a duplicate batch harmless."""
@@ -99,7 +99,7 @@ def fanout_alert(self: Task, alert_id: int) -> None:
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
                     for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
-                        send_batch.apply_async(args=[chunk], queue=queue)
+                        send_batch.apply_async(args=(chunk,), queue=queue)
                     first[name] = False
                 if not announced:
                     from broadcast.partners.tasks import fan_out as partners_fan_out
@@ -141,7 +141,7 @@ class _StateReader:
 
 
 @celery.task(name="dispatch.send_batch", bind=True, acks_late=True, max_retries=planning.MAX_ATTEMPTS)
-def send_batch(self: Task, delivery_ids: list[int]) -> None:
+def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
     """Send this batch's pending deliveries once; retry only transient failures, with backoff. The alert's
     state is read again every few dozen messages: a cancel stops the batch and the rest is skipped."""
     settings = get_settings()
@@ -184,7 +184,7 @@ def send_batch(self: Task, delivery_ids: list[int]) -> None:
             planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
         )
         # Retries wait in the routine queue: first attempts of a cancel or a tsunami warning go ahead of them.
-        raise self.retry(args=[retry_ids], countdown=countdown, queue=planning.ROUTINE_QUEUE)
+        raise self.retry(args=(retry_ids,), countdown=countdown, queue=planning.ROUTINE_QUEUE)
 
 
 @celery.task(name="dispatch.sweep", acks_late=True)

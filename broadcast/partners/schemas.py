@@ -7,13 +7,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+AlertStatus = Literal["Actual", "Exercise", "Test"]
+
+
+def _actual_only() -> list[AlertStatus]:
+    return ["Actual"]
+
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
     url: str = Field(min_length=8, max_length=1000)
-    statuses: list[Literal["Actual", "Exercise", "Test"]] = Field(default_factory=lambda: ["Actual"], min_length=1)
+    statuses: list[AlertStatus] = Field(default_factory=_actual_only, min_length=1)
     area_code: str | None = Field(default=None, max_length=13)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 
 from broadcast.db import get_engine, session_scope
@@ -14,7 +16,7 @@ MAX_ATTEMPTS = 8
 
 
 @celery.task(name="partners.deliver", bind=True, acks_late=True, max_retries=MAX_ATTEMPTS)
-def deliver(self: Task, delivery_id: int) -> None:
+def deliver(self: Task[Any, Any], delivery_id: int) -> None:
     """POST one signed delivery; 5xx, timeouts and 429 are retried with backoff, other 4xx fail at once."""
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)

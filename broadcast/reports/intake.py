@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
-from starlette.concurrency import run_in_threadpool
 
 from broadcast.db import session_scope
 from broadcast.reports import service
@@ -45,7 +45,7 @@ class IntakeWriter:
         Raises: whatever the database raised for the batch it was in.
         """
         if not self.batching:
-            return (await run_in_threadpool(self._write, [row]))[0]
+            return (await anyio.to_thread.run_sync(self._write, [row]))[0]
         loop = asyncio.get_running_loop()
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
@@ -64,7 +64,7 @@ class IntakeWriter:
     async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[tuple[int, bool]]]]) -> None:
         for row, future in batch:
             try:
-                result = (await run_in_threadpool(self._write, [row]))[0]
+                result = (await anyio.to_thread.run_sync(self._write, [row]))[0]
             except Exception as exc:
                 log.exception("intake of one report failed")
                 if not future.done():
@@ -81,7 +81,7 @@ class IntakeWriter:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                results = await run_in_threadpool(self._write, [row for row, _ in batch])
+                results = await anyio.to_thread.run_sync(self._write, [row for row, _ in batch])
             except Exception as exc:
                 if len(batch) == 1 or isinstance(exc, OperationalError | InterfaceError):
                     log.exception("intake batch of %d failed", len(batch))

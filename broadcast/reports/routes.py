@@ -106,9 +106,8 @@ def report_filter(
     state: str | None = None,
     hours: float | None = Query(default=None, gt=0, le=24 * 90),
 ) -> service.ReportFilter:
-    """Filters shared by the list, export and stream endpoints (and the dashboard page)."""
-    since = utcnow() - timedelta(hours=hours) if hours else None
-    return service.ReportFilter(hazard=hazard or None, source=source or None, state=state or None, since=since)
+    """Filters shared by the list, export and stream endpoints (the dashboard page builds the same)."""
+    return service.report_filter(hazard=hazard, source=source, state=state, hours=hours)
 
 
 FilterDep = Annotated[service.ReportFilter, Depends(report_filter)]

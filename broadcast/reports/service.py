@@ -120,7 +120,7 @@ def ingest_x_mentions(session: Session, *, client: object, account: str, user_id
     from channels.social import poll_mentions
 
     name = f"x-mentions:{user_id}"
-    poll = poll_mentions(client, user_id, get_checkpoint(session, name=name))  # type: ignore[arg-type]
+    poll = poll_mentions(client, user_id, get_checkpoint(session, name=name))
     new = 0
     for event in poll.events:
         new += store_x_post(session, event=event, account=account, author_key=author_key)[1]
@@ -137,7 +137,7 @@ def ingest_x_search(session: Session, *, client: object, query: str, author_key:
     from channels.social import poll_search
 
     name = "x-search:" + hashlib.sha256(query.encode()).hexdigest()[:16]
-    poll = poll_search(client, query, get_checkpoint(session, name=name))  # type: ignore[arg-type]
+    poll = poll_search(client, query, get_checkpoint(session, name=name))
     new = 0
     for event in poll.events:
         new += store_x_post(session, event=event, account=f"search:{query}", author_key=author_key)[1]
@@ -723,7 +723,8 @@ def set_state(session: Session, *, report_id: int, state: str, actor: Actor, not
 
 def take_replies_to_send(session: Session) -> list[int]:
     """Ids of replies to reporters queued in this session's transaction; call after commit to send them."""
-    return session.info.pop(REPLIES_TO_SEND, [])
+    ids: list[int] = session.info.pop(REPLIES_TO_SEND, [])
+    return ids
 
 
 def update_triage(
@@ -898,6 +899,15 @@ class ReportFilter:
     national: bool = True
 
 
+def report_filter(
+    *, hazard: str | None = None, source: str | None = None, state: str | None = None, hours: float | None = None
+) -> ReportFilter:
+    """The filters of the list, export and stream endpoints and of the dashboard page (empty values: any;
+    `hours`: only the last so many hours)."""
+    since = utcnow() - timedelta(hours=hours) if hours else None
+    return ReportFilter(hazard=hazard or None, source=source or None, state=state or None, since=since)
+
+
 def _filtered(stmt: Select[Any], flt: ReportFilter, model: Any = Report) -> Select[Any]:
     if not flt.national:
         if flt.within is None:
@@ -976,7 +986,7 @@ def counts_by_hour(session: Session, *, flt: ReportFilter, hours: int = 24) -> l
 
 
 def _asdict(flt: ReportFilter) -> dict[str, Any]:
-    return {k: getattr(flt, k) for k in flt.__slots__}  # type: ignore[attr-defined]
+    return {k: getattr(flt, k) for k in flt.__slots__}
 
 
 def has_reports_from(session: Session, *, external_prefix: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from celery import Task
@@ -42,7 +43,8 @@ def kick_enrichment() -> None:
 
 
 def _backoff(retries: int) -> int:
-    return min(2 ** (retries + 1), 60)
+    delay: int = 2 ** (retries + 1)
+    return min(delay, 60)
 
 
 @celery.task(
@@ -53,7 +55,7 @@ def _backoff(retries: int) -> int:
     soft_time_limit=SOFT_TIME_LIMIT_S,
     time_limit=TIME_LIMIT_S,
 )
-def enrich_pending(self: Task) -> int:
+def enrich_pending(self: Task[Any, Any]) -> int:
     """Enrich every report waiting for it, in leased batches, one transaction per report. A report that fails
     keeps its raw row, shows `failed` with the error, and is retried by this task (backoff) and the sweep. Runs on
     the intake queue, within SOFT_TIME_LIMIT_S: past it the report at hand fails with that reason and a new run

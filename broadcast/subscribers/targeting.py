@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from broadcast.subscribers.models import Subscriber
@@ -99,7 +99,8 @@ class SubscriberArrays:
         if by_point.any():
             home = geo_jurisdiction.home_geometry(jurisdiction)
             ok[by_point] = shapely.intersects_xy(home, lon[by_point], lat[by_point])
-        return ids[ok]
+        inside: np.ndarray = ids[ok]
+        return inside
 
     def on_channel(self, ids: np.ndarray, channel: str) -> np.ndarray:
         """Those of `ids` who receive alerts on `channel`."""
@@ -107,7 +108,8 @@ class SubscriberArrays:
         if mask is None or ids.size == 0:
             return np.array([], dtype=np.int64)
         pos = np.searchsorted(self.ids, ids)
-        return ids[mask[pos]]
+        on: np.ndarray = ids[mask[pos]]
+        return on
 
     def batches(self, ids: np.ndarray, *, batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
         """(id, language) of `ids` in batches of at most batch_size."""
@@ -117,7 +119,7 @@ class SubscriberArrays:
             yield list(zip(self.ids[part].tolist(), self.languages[part].tolist(), strict=True))
 
 
-def _active_columns():  # type: ignore[no-untyped-def]
+def _active_columns() -> Select[int, float | None, float | None, str | None, str, list[str]]:
     return select(
         Subscriber.id,
         Subscriber.lon,
@@ -131,8 +133,7 @@ def _active_columns():  # type: ignore[no-untyped-def]
 def _arrays(part: Sequence[Sequence[object]]) -> tuple[np.ndarray, ...]:
     cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
     chans = tuple(
-        np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan))  # type: ignore[operator]
-        for name in PERSONAL_CHANNELS
+        np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan)) for name in PERSONAL_CHANNELS
     )
     return (
         np.asarray(cid, dtype=np.int64),

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from broadcast.api.abuse import FormRejected, check_form_token, check_rate, form_token
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
+from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.api.security import client_ip
 from broadcast.db import utcnow
 from broadcast.errors import BroadcastError, Forbidden, NotFound, TooManyRequests
@@ -15,9 +17,6 @@ from broadcast.settings import Settings
 from broadcast.trust import service, transparency, verify
 from broadcast.trust.wiring import cap_keypair, reply_renderers
 from broadcast.users.models import Role, User
-from broadcast.web.abuse import FormRejected, check_form_token, check_rate, form_token
-from broadcast.web.render import render_page
-from broadcast.web.staff import sign_in_redirect
 
 router = APIRouter(tags=["trust"])
 staff_router = APIRouter(tags=["trust (staff)"])

@@ -184,7 +184,8 @@ def _minhash(words: frozenset[str]) -> np.ndarray:
     # a*x + b in uint64 with wrap-around: one fixed pseudo-random mapping per (a, b); the minimum over the words is
     # that row of the signature.
     mixed = _HASH_A[:, None] * hashed[None, :] + _HASH_B[:, None]
-    return mixed.min(axis=1)
+    signature: np.ndarray = mixed.min(axis=1)
+    return signature
 
 
 def group_texts(texts: Sequence[str], *, threshold: float = CLUSTER_SCORE) -> list[int]:
@@ -400,7 +401,7 @@ def approve_clarification(
     link = f"{public_base_url.rstrip('/')}/klarifikasi/{page.slug}"
     replies = []
     for m in members:
-        if m.source != "sms" or not _reachable(session, m.author_hash):
+        if m.source != "sms" or m.author_hash is None or not _reachable(session, m.author_hash):
             continue
         title = page.title_en if m.language == "en" and page.title_en else page.title_id
         reply = _queue(

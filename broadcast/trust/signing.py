@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml import SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier, methods
-from signxml.algorithms import DigestAlgorithm
+from signxml import methods
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, SignXMLException
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def sign_cap(data: bytes, keypair: KeyPair) -> bytes:
         digest_algorithm="sha256",
         c14n_algorithm=EXC_C14N,
     )
-    signed = signer.sign(root, key=keypair.key_pem, cert=keypair.cert_pem)
+    signed = signer.sign(root, key=keypair.key_pem, cert=keypair.cert_pem.decode("ascii"))  # PEM: ASCII text
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 

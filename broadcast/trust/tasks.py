@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Task
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @celery.task(name="trust.send_replies", bind=True, acks_late=True, max_retries=8, soft_time_limit=120, time_limit=150)
-def send_replies(self: Task, reply_ids: list[int]) -> None:
+def send_replies(self: Task[Any, Any], reply_ids: list[int]) -> None:
     """Send these pending replies, one transaction each; a reply the channel could not take yet stays pending
     and the task retries with a growing delay (the beat sweep picks up whatever is still left)."""
     engine = get_engine(get_settings().resolved_database_url)
@@ -27,7 +28,7 @@ def send_replies(self: Task, reply_ids: list[int]) -> None:
             if reply is not None and reply.state == "pending":
                 left.append(reply_id)
     if left:
-        raise self.retry(args=[left], countdown=min(600, 15 * 2**self.request.retries))
+        raise self.retry(args=(left,), countdown=min(600, 15 * 2**self.request.retries))
 
 
 @celery.task(name="trust.sweep_replies", soft_time_limit=60, time_limit=90)

@@ -20,6 +20,7 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import ALERT_STATES, Alert, AlertState
 from broadcast.alerts.schemas import AlertRead, HazardRead
 from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
+from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.audit import service as audit
 from broadcast.dispatch import enqueue
 from broadcast.dispatch import service as dispatch
@@ -28,8 +29,6 @@ from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
 from broadcast.users.models import Role, User
-from broadcast.web.render import render_page
-from broadcast.web.staff import sign_in_redirect
 
 router = APIRouter(tags=["console pages"], include_in_schema=False)
 

@@ -15,13 +15,13 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
+from broadcast.api.pages import render_page
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
 from broadcast.trust.signing import sign_cap
 from broadcast.trust.wiring import cap_keypair
 from broadcast.web import maps
 from broadcast.web.caching import etag_for, not_modified, validator_headers
-from broadcast.web.render import render_page
 from channels.web import atom_feed, json_alert, rss_feed
 from geo import gazetteer
 
@@ -245,7 +245,12 @@ def _feed(
         data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
         updated = max((a.updated_at for a in found), default=None) or utcnow()
         query = f"?{request.url.query}" if request.url.query else ""
-        args = {"feed_url": f"{base}{path}{query}", "title": title, "updated": updated, "site_url": f"{base}/"}
+        args: dict[str, Any] = {
+            "feed_url": f"{base}{path}{query}",
+            "title": title,
+            "updated": updated,
+            "site_url": f"{base}/",
+        }
         if kind == "rss":
             return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
         if kind == "json":

@@ -18,20 +18,18 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 
+from broadcast.api.abuse import FormRejected, check_rate, form_token
+from broadcast.api.abuse import check_form_token as check_token
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_user
+from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.api.security import client_ip
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
 from broadcast.reports import petabencana, rules, service
-from broadcast.reports.routes import report_filter
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.web import maps
-from broadcast.web.abuse import FormRejected, check_rate, form_token
-from broadcast.web.abuse import check_form_token as check_token
 from broadcast.web.public import select_alerts
-from broadcast.web.render import render_page
-from broadcast.web.staff import sign_in_redirect
 from geo import gazetteer
 from templates import i18n
 
@@ -60,7 +58,7 @@ def _form_token(settings: Settings) -> str:
 
 def check_form_token(settings: Settings, token: str, *, now: float | None = None) -> None:
     """The report form was rendered by us at least the minimum fill time and less than a day ago, and this
-    token has not been sent before (broadcast.web.abuse.check_form_token).
+    token has not been sent before (broadcast.api.abuse.check_form_token).
 
     Raises: FormRejected.
     """
@@ -79,10 +77,10 @@ async def _save_photo(settings: Settings, photo: UploadFile) -> str:
         ext = ".webp"
     if ext is None:
         raise FormRejected("Foto harus JPEG, PNG atau WebP / photo must be JPEG, PNG or WebP")
-    clean, ext = await run_in_threadpool(reencode_photo, data)
+    clean, clean_ext = await run_in_threadpool(reencode_photo, data)
     folder = (settings.data_dir / "uploads").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    name = secrets.token_hex(PHOTO_NAME_LEN // 2) + ext
+    name = secrets.token_hex(PHOTO_NAME_LEN // 2) + clean_ext
     (folder / name).write_bytes(clean)
     return f"/pusdalops/foto/{name}"
 
@@ -260,7 +258,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         window = math.nan
     if not 0 < window <= MAX_HOURS:  # also refuses nan and inf
         raise BadDashboardFilter(f"hours harus angka 0-{MAX_HOURS} / hours must be a number from 0 to {MAX_HOURS}")
-    flt = report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
+    flt = service.report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
     flt = service.scoped(user, flt)
     reports = service.list_reports(session, flt=flt, limit=300)
     incidents = service.list_incidents(session, flt=flt, limit=100)

@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broadcast.api.deps import CSRF_COOKIE, SESSION_COOKIE, SessionDep, SettingsDep, find_current_user
+from broadcast.api.pages import DEFAULT_AFTER_SIGN_IN, NEXT_MAX_LEN, render_page, safe_next
 from broadcast.api.security import LoginThrottleDep, client_ip, secure_cookies, sign_in
 from broadcast.errors import BroadcastError, TooManyRequests, Unauthorized, Unavailable
 from broadcast.settings import Settings
 from broadcast.users import service as users
 from broadcast.users.security import issue_token
-from broadcast.web.render import render_page
 
 router = APIRouter(tags=["staff pages"])
-
-DEFAULT_AFTER_SIGN_IN = "/konsol"
-NEXT_MAX_LEN = 2000
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after signing in: `target` when it is a path on this site, else the console.
-
-    Only same-origin relative paths pass: no scheme or host ("https://x", "//x"), no backslash (browsers read
-    "/\\x" as "//x"), no control characters (browsers drop tabs and newlines, so "/<tab>/x" would become "//x").
-    """
-    if not target or len(target) > NEXT_MAX_LEN or not target.startswith("/") or target.startswith("//"):
-        return DEFAULT_AFTER_SIGN_IN
-    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
-        return DEFAULT_AFTER_SIGN_IN
-    return target
-
-
-def sign_in_redirect(request: Request) -> RedirectResponse:
-    """Send a signed-out visitor of a staff page to the sign-in form, which brings them back to it afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/masuk?next={quote(safe_next(here), safe='')}", status_code=303)
-
 
 # Login CSRF: the sign-in form carries a token that must match this cookie, so another site cannot sign a
 # browser in to an account of the attacker's choosing (and then watch what the victim types into the console).

@@ -178,7 +178,7 @@ def _info(
         place = match.place if match.resolution is Resolution.FOUND else None
         if place is None:
             return "register_unknown", {"area": command.argument}
-    elif sub is not None:
+    elif sub is not None and sub.admin_code is not None:
         place = gazetteer.find_place(sub.admin_code)
     if place is None:
         return "info_none", {"area": "-", "registered": False}

@@ -306,7 +306,7 @@ class AsyncTwilioHttp(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio sh
         self,
         method: str,
         url: str,
-        params: dict[str, object] | None = None,
+        params: Mapping[str, str | int | float] | None = None,  # query parameters, as twilio passes them
         data: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,

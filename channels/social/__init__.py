@@ -20,7 +20,8 @@ from channels.social.x import (
     poll_mentions,
     poll_search,
 )
-from channels.social.x_render import MAX_WEIGHT, ThreadPost, XRenderer, hashtags, place_names, weighted_length
+from channels.social.x_render import MAX_WEIGHT, ThreadPost, XRenderer, hashtags, weighted_length
+from channels.text import place_names
 
 __all__ = [
     "MAX_WEIGHT",

@@ -515,7 +515,7 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
 
 def hoax_token(client):
     """A fresh single-use token for the hoax form, as /cek renders it (signed with the app's secret)."""
-    from broadcast.web.abuse import form_token
+    from broadcast.api.abuse import form_token
 
     return form_token(client.app.state.settings, form="hoaks")
 
