@@ -287,6 +287,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         sources={key: _label(SOURCE_LABELS.get(key, key), lang) for key in rules.SOURCES},
         states=states,
         states_json=json.dumps(states),
+        received=lambda r: service.received_local(r, fallback_code=user.jurisdiction)[lang],
         alerts_geojson=json.dumps(maps.alerts_feature_collection(active), separators=(",", ":")),
         alert_count=len(active),
         demo_data=service.has_reports_from(session, external_prefix=petabencana.EXTERNAL_PREFIX),

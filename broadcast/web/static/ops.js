@@ -69,8 +69,8 @@
     if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
     var tbody = document.querySelector("#reports tbody"), tr = document.createElement("tr");
     tr.setAttribute("data-report", r.id);
-    bcDom.cells(tr, [r.id, r.received_at.slice(5, 16).replace("T", " "), r.source, r.text.slice(0, 160), label(r.state), null],
-                [null, null, null, null, "state", null]);
+    bcDom.cells(tr, [r.id, (r.received_local || {})[en ? "en" : "id"] || "", r.source, r.text.slice(0, 160), label(r.state), null],
+                [null, "when", null, null, "state", null]);
     tbody.insertBefore(tr, tbody.firstChild);
   }
   function load() {
