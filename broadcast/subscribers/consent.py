@@ -271,6 +271,11 @@ def confirm(session: Session, *, phone: str) -> tuple[str, dict[str, object]]:
     return "consent_confirmed", {"area": _area_name(sub.admin_code)}
 
 
+def withdraw(session: Session, *, phone: str) -> None:
+    """The number's owner texted BERHENTI/STOP: no request waiting for their YA counts any more."""
+    _close_pending(session, phone=phone, state="expired")
+
+
 def _close_pending(session: Session, *, phone: str, state: str) -> None:
     session.execute(
         update(ConsentRequest)

@@ -116,6 +116,7 @@ def _act(
         return _info(session, command=command, sub=sub, public_base_url=public_base_url)
     if command.kind is CommandKind.STOP:
         trust.forget_contact(session, author=author)
+        consent.withdraw(session, phone=phone)
         if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
             callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
         return "stopped", {}

@@ -95,8 +95,15 @@ def test_consent_sms_reply_expiry_and_audit(client, engine):
                   {"t": datetime(2020, 1, 1, tzinfo=UTC)})
     assert "kedaluwarsa" in reply_sms(engine, "+6281234567810")
     assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567810")
+    # BERHENTI withdraws a waiting request: a later YA changes nothing.
+    pending_answer(client.post("/api/v1/subscribers", json={"phone": "081234567811", "admin_code": "72.71"},
+                               headers=op))
+    assert len(send_confirmations(engine)) == 1
+    reply_sms(engine, "+6281234567811", "BERHENTI")
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567811")
     with engine.connect() as c:
-        assert c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE phone = '+6281234567810'")) == 0
+        assert c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE phone IN ('+6281234567810', "
+                                "'+6281234567811')")) == 0
 
 
 def test_a_change_of_number_waits_for_the_new_numbers_consent(client, engine):
