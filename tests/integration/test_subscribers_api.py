@@ -60,7 +60,7 @@ def test_register_by_point_locates_the_code_and_normalises_the_phone(client, eng
             "72.71.01.1010"
 
 
-def test_consent_sms_reply_expiry_and_audit(client, engine):
+def test_consent_sms_reply_expiry_stop_audit_and_change_of_number(client, engine):
     op = login(client, "op.palu")
     pending_answer(client.post("/api/v1/subscribers", json={"phone": "081234567800", "admin_code": "72.71.01.1004"},
                                headers=op))
@@ -104,10 +104,7 @@ def test_consent_sms_reply_expiry_and_audit(client, engine):
     with engine.connect() as c:
         assert c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE phone IN ('+6281234567810', "
                                 "'+6281234567811')")) == 0
-
-
-def test_a_change_of_number_waits_for_the_new_numbers_consent(client, engine):
-    op = login(client, "op.palu")
+    # A change of number waits for the new number's consent; the other changes come with it.
     sid = register(client, engine, op, {"phone": "081234567820", "admin_code": "72.71"})["id"]
     r = client.patch(f"/api/v1/subscribers/{sid}", json={"phone": "081234567821", "language": "en"}, headers=op)
     pending_answer(r)
