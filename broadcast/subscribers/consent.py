@@ -186,10 +186,11 @@ def send_confirmation(session: Session, *, request_id: int, channels: Mapping[st
     if request is None:
         return None
     channel = channels.get("sms")
+    held = _why_no_sms_now(session, request)
     if channel is None:
         request.sms_state, request.error = "failed", "channel sms not enabled"
-    elif _why_no_sms_now(session, request) is not None:
-        request.sms_state, request.error = "skipped", _why_no_sms_now(session, request)
+    elif held is not None:
+        request.sms_state, request.error = "skipped", held
     else:
         message = OutboundMessage(
             recipient=request.phone, text=request.text, reference=f"consent-{request.id}", language="id"
