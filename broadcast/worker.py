@@ -18,6 +18,7 @@ TASK_MODULES = [
     "broadcast.partners.tasks",
     "broadcast.reports.tasks",
     "broadcast.trust.tasks",
+    "broadcast.subscribers.tasks",
 ]
 # Longer than any task plus its retry countdown, so Redis does not redeliver a running task.
 VISIBILITY_TIMEOUT_S = 2 * 3600
@@ -27,6 +28,7 @@ VISIBILITY_TIMEOUT_S = 2 * 3600
 INTAKE_ROUTES = {
     "reports.*": {"queue": INTAKE_QUEUE},
     "trust.*": {"queue": INTAKE_QUEUE},
+    "subscribers.*": {"queue": INTAKE_QUEUE},
     "alerts.poll_bmkg": {"queue": INTAKE_QUEUE},
 }
 DISPATCH_QUEUES = "critical,broadcast"
@@ -57,6 +59,7 @@ def create_celery(settings: Settings) -> Celery:
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             "reports-sweep": {"task": "reports.sweep", "schedule": 30.0},
             "trust-replies-sweep": {"task": "trust.sweep_replies", "schedule": 60.0},
+            "consent-sms-sweep": {"task": "subscribers.sweep_confirmations", "schedule": 60.0},
             **(
                 {"x-mentions": {"task": "reports.poll_x", "schedule": settings.x_poll_seconds}}
                 if settings.live_providers_allowed and settings.x.configured and settings.x_poll_seconds > 0

@@ -66,6 +66,8 @@ class AlertData:
     public_url: str
     infos: tuple[InfoData, ...]
     references: str | None = None
+    # An Update that corrects the alert it references (labelled KOREKSI / CORRECTION, not PEMBARUAN / UPDATE).
+    correction: bool = False
     short_url: str | None = None  # a shorter link to public_url for SMS; public_url when None
     sms_max_segments: int | None = None  # the operator's SMS budget (1-3); the renderer default when None
     # Kemendagri codes the alert targets; channels with per-jurisdiction accounts pick one from them.
@@ -81,6 +83,12 @@ class AlertData:
     # what changed; empty for a first alert.
     previous_infos: tuple[InfoData, ...] = ()
     previous_area_desc: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the message is for its labels: "Alert", "Update", "Cancel" or "Correction" (a correcting
+        Update, or a CAP Error)."""
+        return "Correction" if self.correction or self.msg_type == "Error" else self.msg_type
 
     def info_for(self, language: str) -> InfoData:
         """The info block in `language` (matching on the primary subtag), else the first one."""

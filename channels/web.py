@@ -58,7 +58,7 @@ def cap_url(alert: AlertData) -> str:
 def _title(alert: AlertData) -> str:
     info = alert.infos[0]
     mark = status_mark(alert.status, info.language)
-    change = {"Update": "PEMBARUAN: ", "Cancel": "DIBATALKAN: "}.get(alert.msg_type, "")
+    change = {"Update": "PEMBARUAN: ", "Cancel": "DIBATALKAN: ", "Correction": "KOREKSI: "}.get(alert.kind, "")
     return f"{f'[{mark}] ' if mark else ''}{change}{info.headline}"
 
 
@@ -142,6 +142,7 @@ def json_alert(alert: AlertData) -> dict[str, object]:
         "status": alert.status,
         "is_exercise_or_test": alert.status != "Actual",
         "msg_type": alert.msg_type,
+        "correction": alert.correction,
         "references": alert.references,
         "area": alert.area_desc,
         "area_codes": list(alert.area_codes),

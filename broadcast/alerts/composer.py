@@ -195,6 +195,8 @@ def draft_alert(
         alert.id, alert.identifier, alert.verify_code = existing.id, existing.identifier, existing.verify_code
         alert.msg_type, alert.references = existing.msg_type, existing.references
         alert.references_alert_id = existing.references_alert_id
+        # As update_draft does: a body without a note keeps the stored one (a correction's mark lives there).
+        alert.note = data.note if data.note is not None else existing.note
     for obj in (alert, *infos, *areas):
         _apply_defaults(obj)
     return alert

@@ -38,6 +38,9 @@ TRANSITIONS: dict[tuple[AlertState, Action], AlertState] = {
     (AlertState.PUBLISHED, Action.EXPIRE): AlertState.EXPIRED,
 }
 
+# A correction is an Update whose CAP <note> starts with this (create_follow_up(correction=True) writes it), so
+# the mark travels with the CAP message to every partner; channels label it KOREKSI / CORRECTION.
+CORRECTION_NOTE = "Koreksi / Correction"
 AUTHOR_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN})
 APPROVER_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
 LIVE_STATES = frozenset({AlertState.APPROVED, AlertState.PUBLISHED})
@@ -117,3 +120,8 @@ def check_times(*, sent: datetime | None, expires: datetime | None, now: datetim
 def follow_up_action(msg_type: str) -> Action | None:
     """What publishing an alert of `msg_type` does to the alert it references."""
     return {MsgType.UPDATE.value: Action.SUPERSEDE, MsgType.CANCEL.value: Action.CANCEL}.get(msg_type)
+
+
+def is_correction(msg_type: str, note: str | None) -> bool:
+    """True for an Update that corrects the alert it references (its note starts with CORRECTION_NOTE)."""
+    return msg_type == MsgType.UPDATE.value and (note or "").startswith(CORRECTION_NOTE)

@@ -439,7 +439,7 @@ def create_follow_up(
     refs = " ".join(filter(None, [original.references, capmap.reference_of(original)]))
     note = reason
     if correction:
-        note = "Koreksi / Correction" + (f": {reason}" if reason else "")
+        note = rules.CORRECTION_NOTE + (f": {reason}" if reason else "")
     follow = Alert(
         identifier=new_identifier(),
         sender=original.sender,
@@ -680,6 +680,7 @@ def to_alert_data(alert: Alert, *, public_base_url: str, previous: Alert | None 
         sender=alert.sender,
         status=alert.status,
         msg_type=alert.msg_type,
+        correction=rules.is_correction(alert.msg_type, alert.note),
         sent=alert.sent,
         expires=alert.expires,
         area_desc=_area_desc(alert),

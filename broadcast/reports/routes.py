@@ -157,7 +157,7 @@ async def stream(
         checked = utcnow()
         with session_factory(engine)() as s:
             reports = service.reports_changed(s, after_id=after_id, enriched_after=None, flt=scope)
-            frames = [sse.frame("report", service.report_summary(r)) for r in reports]
+            frames = [sse.frame("report", service.report_summary(r, zone_code=scope.within)) for r in reports]
         return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
     frames, cursor = await run_in_threadpool(catch_up)
@@ -182,7 +182,7 @@ def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
         with session_factory(engine)() as s:
             reports = service.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
             incidents = service.list_incidents(s, flt=scope, updated_after=since)
-            frames = [sse.frame("report", service.report_summary(r)) for r in reports]
+            frames = [sse.frame("report", service.report_summary(r, zone_code=scope.within)) for r in reports]
             frames += [sse.frame("incident", service.incident_summary(i)) for i in incidents]
         if reports:
             last_id = max(last_id, max(r.id for r in reports))

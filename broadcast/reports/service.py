@@ -27,6 +27,7 @@ from broadcast.reports import rules
 from broadcast.reports.models import Incident, PollCheckpoint, Report
 from channels.base import InboundEvent
 from geo import boundaries, gazetteer, geoparse, placenames
+from templates import i18n
 
 if TYPE_CHECKING:
     from broadcast.alerts.models import Alert
@@ -1000,12 +1001,22 @@ def latest_report_id_stmt() -> Select[Any]:
     return select(func.max(Report.id))
 
 
-def report_summary(report: Report) -> dict[str, Any]:
-    """The plain fields of a report shown to staff and exported (never the raw payload or the phone)."""
+def received_local(report: Report, *, fallback_code: str | None = None) -> dict[str, str]:
+    """When the report arrived as staff read it, per language ({"id": "7 Des 20.52 WITA", "en": "7 Dec 20:52
+    WITA"}): in the zone of its place, else of `fallback_code` (the viewer's jurisdiction), else WIB. The
+    dashboard's rows, server-rendered or added live, show this."""
+    zone = i18n.zone_of(report.admin_code or fallback_code)
+    return {lang: i18n.format_short(report.received_at, zone, lang) for lang in ("id", "en")}
+
+
+def report_summary(report: Report, *, zone_code: str | None = None) -> dict[str, Any]:
+    """The plain fields of a report shown to staff and exported (never the raw payload or the phone);
+    `received_local` is its time as `received_local` words it, `zone_code` standing in for an unplaced report."""
     return {
         "id": report.id,
         "source": report.source,
         "received_at": report.received_at.isoformat(),
+        "received_local": received_local(report, fallback_code=zone_code),
         "text": report.text,
         "language": report.language,
         "hazard": report.hazard,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -30,3 +30,38 @@ class Subscriber(Base):
     # Why an inactive subscriber gets nothing: "sms-stop" (they texted BERHENTI/STOP to us), "twilio-opt-out"
     # (Twilio reports 21610: they opted out with Twilio) or "undeliverable" (the number can never receive).
     stop_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class ConsentRequest(Base):
+    """A staff request to subscribe a number (or to move a subscriber to a new number), waiting for the person's
+    own YA by SMS: double opt-in, as UU PDP 27/2022 expects of a registration someone else makes for them.
+
+    The confirmation SMS is sent once (`sms_state` leaves "pending" in the transaction that sends it); a YA from
+    `phone` before `expires_at` applies the newest pending request.
+    """
+
+    __tablename__ = "subscriber_consents"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending','confirmed','expired')", name="state"),
+        CheckConstraint("sms_state IN ('pending','sent','failed','skipped')", name="sms_state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)  # E.164, the number asked for its consent
+    language: Mapped[str] = mapped_column(String(8), default="id")
+    admin_code: Mapped[str | None] = mapped_column(String(13))
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["sms"])
+    x_handle: Mapped[str | None] = mapped_column(String(16))
+    # A PATCH to a new number: the subscriber whose number changes once the new number says YA.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    text: Mapped[str] = mapped_column(Text)  # the confirmation SMS
+    sms_state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]

@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from broadcast.api.deps import AuthorDep, SessionDep, SettingsDep
-from broadcast.subscribers import service
-from broadcast.subscribers.schemas import SubscriberCreate, SubscriberPage, SubscriberRead, SubscriberUpdate
+from broadcast.subscribers import consent, service
+from broadcast.subscribers.schemas import (
+    ConsentPending,
+    SubscriberCreate,
+    SubscriberPage,
+    SubscriberRead,
+    SubscriberUpdate,
+)
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 CODE_PATTERN = r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$"
 
 
-@router.post("", status_code=201)
-def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> SubscriberRead:
-    """Register a subscriber inside the caller's jurisdiction."""
-    sub = service.create_subscriber(
+@router.post("", status_code=202)
+def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> ConsentPending:
+    """Ask a number's owner by SMS to confirm a registration inside the caller's jurisdiction (double opt-in):
+    their YA reply creates or moves the subscription. The answer is the same for every number."""
+    answer = consent.request_subscription(
         session, actor=user, fields=body.model_dump(), allow_foreign=settings.subscriber_foreign_numbers
     )
     session.commit()
-    return SubscriberRead.model_validate(sub)
+    return _pending(answer)
+
+
+def _pending(answer: consent.ConsentAnswer) -> ConsentPending:
+    """Enqueue the confirmation SMS (if one is due) after the commit, and word the uniform answer."""
+    if answer.request_id is not None:
+        from broadcast.subscribers.tasks import send_confirmations
+
+        try:
+            send_confirmations.delay([answer.request_id])
+        except Exception:  # the broker is down: the beat sweep sends it; the answer must not differ
+            log.warning("consent %s: broker refused, left to the sweep", answer.request_id, exc_info=True)
+    return ConsentPending(message=consent.PENDING_MESSAGE, expires_at=answer.expires_at)
 
 
 @router.get("")
@@ -50,14 +74,19 @@ def get_one(subscriber_id: int, user: AuthorDep, session: SessionDep) -> Subscri
     return SubscriberRead.model_validate(sub)
 
 
-@router.patch("/{subscriber_id}")
+@router.patch(
+    "/{subscriber_id}",
+    response_model=SubscriberRead,
+    responses={202: {"model": ConsentPending, "description": "A new number: its owner is asked to confirm"}},
+)
 def patch(
     subscriber_id: int, body: SubscriberUpdate, user: AuthorDep, session: SessionDep, settings: SettingsDep
-) -> SubscriberRead:
-    """Change a subscriber's language, channels, X handle or place."""
+) -> SubscriberRead | JSONResponse:
+    """Change a subscriber's language, channels, X handle or place (200). A change of number is asked of the new
+    number's owner first (202, the same answer for every number), with the other changes applied on their YA."""
     nullable = {"x_handle", "admin_code", "lat", "lon"}
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in nullable}
-    sub = service.update_subscriber(
+    result = consent.change_subscriber(
         session,
         subscriber_id=subscriber_id,
         actor=user,
@@ -65,7 +94,9 @@ def patch(
         allow_foreign=settings.subscriber_foreign_numbers,
     )
     session.commit()
-    return SubscriberRead.model_validate(sub)
+    if isinstance(result, consent.ConsentAnswer):
+        return JSONResponse(_pending(result).model_dump(mode="json"), status_code=202)
+    return SubscriberRead.model_validate(result)
 
 
 @router.post("/{subscriber_id}/stop")

@@ -30,6 +30,8 @@ class SubscriberCreate(BaseModel):
 class SubscriberUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # Another number is asked for its owner's consent first (answer 202, the same for every number).
+    phone: str | None = Field(default=None, min_length=4, max_length=32)
     language: Language | None = None
     channels: list[PersonalChannel] | None = Field(default=None, min_length=1, max_length=5)
     x_handle: str | None = Field(default=None, max_length=16)
@@ -59,3 +61,12 @@ class SubscriberPage(BaseModel):
     limit: int
     offset: int
     items: list[SubscriberRead]
+
+
+class ConsentPending(BaseModel):
+    """The answer to a staff registration (or change of number): the same for every number, whether new,
+    registered in the caller's jurisdiction or elsewhere; it never holds subscriber data."""
+
+    status: Literal["menunggu_konfirmasi"] = "menunggu_konfirmasi"
+    message: str
+    expires_at: datetime  # the end of the window for the owner's YA

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,7 +233,8 @@ def scope_to_jurisdiction(user: User, code: str | None) -> str | None:
     return code
 
 
-def _located(fields: SubscriberFields) -> SubscriberFields:
+def located(fields: SubscriberFields) -> SubscriberFields:
+    """`fields` with the code of the smallest unit at its point when only a point was given."""
     if fields.admin_code is not None or fields.lat is None or fields.lon is None:
         return fields
     code = locate_code(fields.lon, fields.lat)
@@ -242,7 +243,8 @@ def _located(fields: SubscriberFields) -> SubscriberFields:
     )
 
 
-def _audit_view(sub: Subscriber) -> dict[str, Any]:
+def audit_view(sub: Subscriber) -> dict[str, Any]:
+    """A subscriber as the audit trail keeps it (the number masked)."""
     return {
         "phone": mask_phone(sub.phone),
         "language": sub.language,
@@ -270,7 +272,7 @@ def add_subscriber(
 
     Raises: InvalidPhone, InvalidSubscriber (e.g. unknown area code), SubscriberExists.
     """
-    fields = _located(
+    fields = located(
         check_fields(
             phone=phone,
             language=language,
@@ -304,21 +306,9 @@ def _insert_one(session: Session, fields: SubscriberFields, *, actor_id: int | N
         action="subscriber.create",
         subject_type="subscriber",
         subject_id=sub.id,
-        after=_audit_view(sub),
+        after=audit_view(sub),
     )
     return sub
-
-
-def create_subscriber(
-    session: Session, *, actor: User, fields: dict[str, Any], allow_foreign: bool = False
-) -> Subscriber:
-    """Register a subscriber on behalf of a staff user, inside their jurisdiction.
-
-    Raises: InvalidPhone, InvalidSubscriber, SubscriberOutsideJurisdiction, SubscriberExists.
-    """
-    checked = _located(check_fields(**fields, allow_foreign=allow_foreign))
-    check_jurisdiction(actor, checked)
-    return _insert_one(session, checked, actor_id=actor.id)
 
 
 def get_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
@@ -346,17 +336,12 @@ def list_subscribers(
     return list(page), int(total)
 
 
-def update_subscriber(
-    session: Session, *, subscriber_id: int, actor: User, changes: dict[str, Any], allow_foreign: bool = False
-) -> Subscriber:
-    """Change a subscriber's language, channels, X handle or place; both old and new place must be in the
-    actor's jurisdiction. Giving a new point without a code re-locates the code.
+def merged_fields(sub: Subscriber, changes: Mapping[str, Any], *, allow_foreign: bool = False) -> SubscriberFields:
+    """A subscriber's fields with `changes` applied, validated and located (a new point without a code gets the
+    code of the new point).
 
-    Raises: SubscriberNotFound, InvalidPhone, InvalidSubscriber, SubscriberOutsideJurisdiction, SubscriberExists.
+    Raises: InvalidPhone, InvalidSubscriber.
     """
-    sub = get_subscriber(session, subscriber_id=subscriber_id)
-    check_jurisdiction(actor, sub)
-    before = _audit_view(sub)
     merged: dict[str, Any] = {
         "phone": sub.phone,
         "language": sub.language,
@@ -369,13 +354,30 @@ def update_subscriber(
     if ("lat" in changes or "lon" in changes) and "admin_code" not in changes:
         merged["admin_code"] = None  # the old code described the old point
     merged |= changes
-    checked = _located(check_fields(**merged, allow_foreign=allow_foreign))
+    return located(check_fields(**merged, allow_foreign=allow_foreign))
+
+
+def update_subscriber(
+    session: Session, *, subscriber_id: int, actor: User, changes: Mapping[str, Any], allow_foreign: bool = False
+) -> Subscriber:
+    """Change a subscriber's language, channels, X handle or place; both old and new place must be in the
+    actor's jurisdiction. Giving a new point without a code re-locates the code. A change of number is not made
+    here: it needs the new number's consent (broadcast.subscribers.consent.change_subscriber).
+
+    Raises: SubscriberNotFound, InvalidPhone, InvalidSubscriber (code phone-needs-consent for another number),
+    SubscriberOutsideJurisdiction.
+    """
+    sub = get_subscriber(session, subscriber_id=subscriber_id)
+    check_jurisdiction(actor, sub)
+    before = audit_view(sub)
+    checked = merged_fields(sub, changes, allow_foreign=allow_foreign)
     check_jurisdiction(actor, checked)
     if checked.phone != sub.phone:
-        clash = session.scalar(select(Subscriber.id).where(Subscriber.phone == checked.phone))
-        if clash is not None:
-            raise SubscriberExists("Nomor sudah terdaftar / number already registered")
-    sub.phone, sub.language, sub.admin_code = checked.phone, checked.language, checked.admin_code
+        raise InvalidSubscriber(
+            "Ganti nomor perlu persetujuan pemilik nomor baru / a new number needs its owner's consent",
+            code="phone-needs-consent",
+        )
+    sub.language, sub.admin_code = checked.language, checked.admin_code
     sub.lat, sub.lon, sub.channels, sub.x_handle = checked.lat, checked.lon, list(checked.channels), checked.x_handle
     session.flush()
     audit.record(
@@ -385,7 +387,7 @@ def update_subscriber(
         subject_type="subscriber",
         subject_id=sub.id,
         before=before,
-        after=_audit_view(sub),
+        after=audit_view(sub),
     )
     return sub
 

@@ -266,6 +266,7 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
     latest = session.scalar(service.latest_report_id_stmt()) or 0
     active = select_alerts(session, statuses=ALERT_STATUSES)
     states = {key: i18n.label("report_status", key, lang) for key in rules.STATES}
+    sources = {key: _label(SOURCE_LABELS.get(key, key), lang) for key in rules.SOURCES}
     return render_page(
         request,
         "pusdalops.html",
@@ -283,9 +284,11 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         },
         query=request.url.query,
         hazards={key: _label(label, lang) for key, label in HAZARD_LABELS.items()},
-        sources={key: _label(SOURCE_LABELS.get(key, key), lang) for key in rules.SOURCES},
+        sources=sources,
+        sources_json=json.dumps(sources),
         states=states,
         states_json=json.dumps(states),
+        received=lambda r: service.received_local(r, fallback_code=user.jurisdiction)[lang],
         alerts_geojson=json.dumps(maps.alerts_feature_collection(active), separators=(",", ":")),
         alert_count=len(active),
         demo_data=service.has_reports_from(session, external_prefix=petabencana.EXTERNAL_PREFIX),

@@ -13,6 +13,7 @@ from broadcast.db import utcnow
 from broadcast.dispatch import callbacks
 from broadcast.reports import service as reports
 from broadcast.reports.models import Report
+from broadcast.subscribers import consent
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from broadcast.trust import service as trust
@@ -108,11 +109,14 @@ def _act(
         return _register(session, report=report, command=command, phone=phone, author=author)
     if command.kind is CommandKind.CHOICE:
         return _choose(session, report=report, command=command, phone=phone, author=author)
+    if command.kind is CommandKind.CONFIRM:
+        return consent.confirm(session, phone=phone)
     sub = subscribers.find_by_phone(session, phone=phone)
     if command.kind is CommandKind.INFO:
         return _info(session, command=command, sub=sub, public_base_url=public_base_url)
     if command.kind is CommandKind.STOP:
         trust.forget_contact(session, author=author)
+        consent.withdraw(session, phone=phone)
         if sub is not None and subscribers.stop_subscriber(session, subscriber=sub, reason=subscribers.STOP_SMS):
             callbacks.skip_pending_for(session, subscriber_id=sub.id, reason="subscriber stopped (sms)")
         return "stopped", {}

@@ -25,6 +25,7 @@ class CommandKind(StrEnum):
     REPORT = "report"
     CHECK = "check"  # CEK <kode>: is a message with this verification code official?
     HOAX = "hoax"  # HOAKS <text>: a suspected fake message forwarded to us
+    CONFIRM = "confirm"  # YA: consent to a registration a staff user asked for (a confirmation SMS we sent)
 
 
 # Keyword -> (kind, language of the keyword). STOP/START/HELP also carry Twilio's own opt-out keywords:
@@ -56,9 +57,10 @@ KEYWORDS: dict[str, tuple[CommandKind, str]] = {
     "check": (CommandKind.CHECK, "en"),
     "hoaks": (CommandKind.HOAX, "id"),
     "hoax": (CommandKind.HOAX, "en"),
+    "ya": (CommandKind.CONFIRM, "id"),
 }
 # Like Twilio, treat these only as the whole message: "stop banjir di jalan" is a report, not an opt-out.
-_ALONE_ONLY = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
+_ALONE_ONLY = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP, CommandKind.CONFIRM})
 # Commands whose argument is the citizen's own text, kept with its punctuation.
 _FREE_TEXT = frozenset({CommandKind.REPORT, CommandKind.HOAX})
 _HEAD = regex.compile(r"^[\p{P}\p{S}\s]*(?P<kw>\p{L}+)(?P<rest>.*)$", regex.DOTALL)
@@ -132,6 +134,9 @@ REPLIES = frozenset(
         "hoax_empty",
         "hoax_limited",
         "register_not_mobile",
+        "consent_confirmed",
+        "consent_expired",
+        "consent_none",
     }
 )
 

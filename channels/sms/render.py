@@ -159,7 +159,7 @@ class SmsRenderer(Renderer):
         prefix = f"[{mark}] " if mark else ""
         budget = self.budget_for(alert)
         context = {
-            "msg_type": alert.msg_type,
+            "kind": alert.kind,
             "change": change_line(alert, language),
             "headline": as_sentence(info.headline),
             "where": _where(info.headline, alert.area_desc, lang),

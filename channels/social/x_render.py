@@ -310,7 +310,7 @@ class XRenderer(Renderer):
         counter: str,
     ) -> str:
         _, reply_to = self.relation(alert)
-        original_link = STATUS_URL.format(id=reply_to) if reply_to and alert.msg_type == "Error" else ""
+        original_link = STATUS_URL.format(id=reply_to) if reply_to and alert.kind == "Correction" else ""
         return self._template(
             f"alert.{_lang(info)}",
             alert=alert,

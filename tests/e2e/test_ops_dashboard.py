@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -40,6 +41,11 @@ def test_dashboard_updates_live_when_a_report_arrives(serve_factory, browser):  
     page.wait_for_selector(f"tr[data-report='{report_id}']", timeout=30_000)
     page.wait_for_selector("path.report-marker", timeout=30_000)
     assert page.inner_text("#live-count") == "1"
+    # The live row shows the local time with its zone and the source's label, as the server-rendered rows do.
+    live_time = page.inner_text(f"tr[data-report='{report_id}'] td:nth-child(2)")
+    live_source = page.inner_text(f"tr[data-report='{report_id}'] td:nth-child(3)")
+    assert re.fullmatch(r"\d{1,2} \w{3} \d{2}\.\d{2} WIB", live_time), live_time
+    assert live_source != "web", live_source
     # once the worker enriched it, the incident appears on the map too
     page.wait_for_selector("path.incident-area", timeout=60_000)
     page.wait_for_selector("#incidents tr[data-incident]", timeout=10_000)
@@ -47,4 +53,7 @@ def test_dashboard_updates_live_when_a_report_arrives(serve_factory, browser):  
     ARTIFACTS.mkdir(exist_ok=True)
     time.sleep(0.5)
     page.screenshot(path=str(ARTIFACTS / "ops-dashboard-live.png"), full_page=True)
+    page.reload()
+    assert page.inner_text(f"tr[data-report='{report_id}'] td:nth-child(2)") == live_time
+    assert page.inner_text(f"tr[data-report='{report_id}'] td:nth-child(3)") == live_source
     page.close()

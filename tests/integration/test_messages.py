@@ -176,6 +176,28 @@ def test_an_update_leads_with_what_changed_in_preview_and_outbox(client, engine,
     assert {text for channel, _, text in rows if channel == "sms"} == set(sms.values())
 
 
+def test_a_correction_is_labelled_koreksi_in_preview_and_outbox(client, engine, settings):
+    op = login(client, "op.palu")
+    alert_id = client.post("/api/v1/alerts", json=_payload(), headers=op).json()["id"]
+    _publish_and_deliver(engine, settings, alert_id)
+    r = client.post(f"/api/v1/alerts/{alert_id}/correct", json={"reason": "Salah lokasi"}, headers=op)
+    assert r.status_code == 201, r.text
+    correction_id = r.json()["id"]
+    body = _payload()
+    body["infos"][0]["description"] += " Ketinggian air 40 cm, bukan 120 cm."
+    body["infos"][1]["description"] += " The water is 40 cm deep, not 120 cm."
+    assert client.put(f"/api/v1/alerts/{correction_id}", json=body, headers=op).status_code == 200
+    stored = client.get(f"/api/v1/alerts/{correction_id}/previews", headers=op).json()["channels"]
+    editing = client.post(f"/api/v1/alerts/preview?alert_id={correction_id}", json=body, headers=op).json()
+    sms = {p["language"][:2]: p["text"] for p in stored["sms"]}
+    assert sms["id"].startswith("[LATIHAN] KOREKSI. Perubahan: Ketinggian air 40 cm, bukan 120 cm. Banjir di"), sms
+    assert sms["en"].startswith("[EXERCISE] CORRECTION. Change: The water is 40 cm deep, not 120 cm. Flooding in")
+    assert "KOREKSI: " in stored["social"][0]["text"] and "PEMBARUAN" not in stored["social"][0]["text"]
+    assert [p["text"] for p in editing["channels"]["sms"]] == [p["text"] for p in stored["sms"]]
+    rows = _publish_and_deliver(engine, settings, correction_id)
+    assert {text for channel, _, text in rows if channel == "sms"} == set(sms.values())
+
+
 def test_review_page_warns_when_the_first_instruction_sentence_does_not_fit(client):
     from tests.integration.test_console import sign_in
 

@@ -355,6 +355,27 @@ def test_dashboard_is_an_operations_screen_in_indonesian_or_english(client, engi
         assert client.get(f"/pusdalops?hours={bad}", headers=analyst).status_code == 422, bad
 
 
+def test_live_rows_show_the_local_time_and_zone_the_page_rows_show(client, engine):
+    from broadcast.reports.routes import _read_live_reports
+
+    at = utcnow() - timedelta(hours=1)
+    with session_scope(engine) as s:
+        jakarta = _intake(s, "Banjir di Kampung Melayu", author="d", at=at)
+        palu = _intake(s, "Banjir di Talise", author="e", at=at)
+        s.get(Report, palu).admin_code = "72.71.02.1001"  # as enrichment places it
+    analyst = login(client, "analis")
+    _, frames, _ = _read_live_reports(engine, service.ReportFilter())((jakarta - 1, utcnow()))
+    live = {d["id"]: d["received_local"] for d in (json.loads(f.split("data: ", 1)[1]) for f in frames
+                                                   if f.startswith("event: report"))}
+    for lang, zone_clock in (("id", r"\d{2}\.\d{2}"), ("en", r"\d{2}:\d{2}")):
+        page = client.get(f"/pusdalops?lang={lang}", headers=analyst).text
+        for report_id, zone in ((jakarta, "WIB"), (palu, "WITA")):
+            row = re.search(rf'<tr data-report="{report_id}">.*?</tr>', page, re.S).group(0)
+            shown = html.unescape(re.search(r'<td class="when">(.*?)</td>', row).group(1))
+            assert re.fullmatch(rf"\d{{1,2}} \w{{3}} {zone_clock} {zone}", shown), shown
+            assert live[report_id][lang] == shown  # ops.js shows this string as it came
+
+
 def test_offline_base_map_cells_from_the_packaged_boundaries(client):
     provinces = client.get("/peta/dasar/provinsi/0/0.geojson")
     assert provinces.status_code == 200 and provinces.headers["content-type"] == "application/geo+json"

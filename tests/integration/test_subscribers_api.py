@@ -1,4 +1,7 @@
-"""Subscribers, areas, reach and maps over HTTP (no Redis: nothing here enqueues a task)."""
+"""Subscribers, areas, reach and maps over HTTP (no worker: the consent SMS is sent by tests.consent)."""
+
+import json
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -8,6 +11,8 @@ from broadcast.alerts.models import Alert
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
 from broadcast.settings import Settings
+from channels.sms import Encoding, sms_segments
+from tests.consent import pending_answer, register, reply_sms, send_confirmations
 from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
 
 pytestmark = pytest.mark.integration
@@ -38,20 +43,79 @@ def problem(r, status):
     return r.json()
 
 
-def test_register_by_point_locates_the_code_and_normalises_the_phone(client):
+def test_register_by_point_locates_the_code_and_normalises_the_phone(client, engine):
     op = login(client, "op.palu")
-    r = client.post("/api/v1/subscribers", json={"phone": "0812-3456-7890", "lat": -0.90, "lon": 119.87,
-                                                 "language": "en"}, headers=op)
-    assert r.status_code == 201, r.text
-    body = r.json()
+    body = register(client, engine, op, {"phone": "0812-3456-7890", "lat": -0.90, "lon": 119.87, "language": "en"})
     assert body["phone"] == "+6281234567890" and body["admin_code"] == "72.71.01.1010"
-    assert body["channels"] == ["sms"] and body["active"] is True
+    assert body["channels"] == ["sms"] and body["active"] is True and body["language"] == "en"
     for raw in ("6281234567891", "+62 812 3456 7892"):
-        assert client.post("/api/v1/subscribers", json={"phone": raw, "admin_code": "72.71.01"},
-                           headers=op).status_code == 201
-    dup = problem(client.post("/api/v1/subscribers", json={"phone": "+6281234567890", "admin_code": "72.71"},
-                              headers=op), 409)
-    assert dup["type"] == "/problems/subscriber-exists"
+        assert register(client, engine, op, {"phone": raw, "admin_code": "72.71.01"})["admin_code"] == "72.71.01"
+    # Issue 24: a registered number gets the same 202 as a new one (no 409 telling it is registered); its owner's
+    # YA moves their subscription, nothing else does.
+    again = pending_answer(client.post("/api/v1/subscribers", json={"phone": "+6281234567890", "admin_code": "72.71"},
+                                       headers=op))
+    assert again["message"] and send_confirmations(engine) == []  # one SMS per number per day, whoever asks
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT admin_code FROM subscribers WHERE phone = '+6281234567890'")) == \
+            "72.71.01.1010"
+
+
+def test_consent_sms_reply_expiry_stop_audit_and_change_of_number(client, engine):
+    op = login(client, "op.palu")
+    pending_answer(client.post("/api/v1/subscribers", json={"phone": "081234567800", "admin_code": "72.71.01.1004"},
+                               headers=op))
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE phone = '+6281234567800'")) == 0
+    # Nothing changes before the SMS went out, nor on a YA from a number nobody asked.
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567800")
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567801")
+    [(number, text)] = send_confirmations(engine)
+    assert number == "+6281234567800"
+    assert text.startswith("BPBD Kota Palu minta izin kirim peringatan bencana untuk Besusu Barat")
+    assert "Balas YA" in text and "abaikan" in text and " / Reply YA" in text
+    assert sms_segments(text).encoding is Encoding.GSM7 and sms_segments(text).segments <= 2
+    assert "Terima kasih" in reply_sms(engine, "+6281234567800")
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567800")  # a second YA changes nothing
+    with engine.connect() as c:
+        sub_id, code = c.execute(sa.text("SELECT id, admin_code FROM subscribers WHERE phone = '+6281234567800'")).one()
+        entry = c.execute(sa.text("SELECT actor_id, action, after FROM audit_log WHERE subject_type = 'subscriber' "
+                                  "AND subject_id = :i ORDER BY id"), {"i": sub_id}).all()
+        op_id = c.scalar(sa.text("SELECT id FROM users WHERE username = 'op.palu'"))
+    assert code == "72.71.01.1004"
+    [(actor, action, after)] = entry
+    after = after if isinstance(after, dict) else json.loads(after)
+    assert actor == op_id and action == "subscriber.create" and after["requested_by"] == op_id
+    assert after["consent"]["by"] == "sms" and after["consent"]["reply"] == "YA"
+    # An expired request changes nothing either.
+    pending_answer(client.post("/api/v1/subscribers", json={"phone": "081234567810", "admin_code": "72.71"},
+                               headers=op))
+    assert len(send_confirmations(engine)) == 1
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE subscriber_consents SET expires_at = :t"),
+                  {"t": datetime(2020, 1, 1, tzinfo=UTC)})
+    assert "kedaluwarsa" in reply_sms(engine, "+6281234567810")
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567810")
+    # BERHENTI withdraws a waiting request: a later YA changes nothing.
+    pending_answer(client.post("/api/v1/subscribers", json={"phone": "081234567811", "admin_code": "72.71"},
+                               headers=op))
+    assert len(send_confirmations(engine)) == 1
+    reply_sms(engine, "+6281234567811", "BERHENTI")
+    assert "Tidak ada permintaan" in reply_sms(engine, "+6281234567811")
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE phone IN ('+6281234567810', "
+                                "'+6281234567811')")) == 0
+    # A change of number waits for the new number's consent; the other changes come with it.
+    sid = register(client, engine, op, {"phone": "081234567820", "admin_code": "72.71"})["id"]
+    r = client.patch(f"/api/v1/subscribers/{sid}", json={"phone": "081234567821", "language": "en"}, headers=op)
+    pending_answer(r)
+    assert client.get(f"/api/v1/subscribers/{sid}", headers=op).json()["phone"] == "+6281234567820"
+    assert [n for n, _ in send_confirmations(engine)] == ["+6281234567821"]
+    assert "Terima kasih" in reply_sms(engine, "+6281234567821")
+    moved = client.get(f"/api/v1/subscribers/{sid}", headers=op).json()
+    assert moved["phone"] == "+6281234567821" and moved["language"] == "en"
+    # The same number again is a plain change (200).
+    same = client.patch(f"/api/v1/subscribers/{sid}", json={"phone": "0812-3456-7821", "language": "id"}, headers=op)
+    assert same.status_code == 200 and same.json()["language"] == "id"
 
 
 @pytest.mark.parametrize(("body", "code"), [
@@ -70,9 +134,10 @@ def test_invalid_subscribers_are_refused(client, engine, body, code):
     assert problem(client.post("/api/v1/subscribers", json=body, headers=op), 422)["type"] == f"/problems/{code}"
     with engine.connect() as c:
         assert c.scalar(sa.text("SELECT count(*) FROM subscribers")) == before
+        assert c.scalar(sa.text("SELECT count(*) FROM subscriber_consents")) == 0
 
 
-def test_roles_and_jurisdiction(client):
+def test_roles_and_jurisdiction(client, engine):
     analyst, grobogan, admin = login(client, "analis"), login(client, "op.grobogan"), login(client, "admin")
     new = {"phone": "081234560001", "admin_code": "72.71.01.1004"}
     assert problem(client.post("/api/v1/subscribers", json=new, headers=analyst), 403)["type"] == \
@@ -81,7 +146,7 @@ def test_roles_and_jurisdiction(client):
         "/problems/outside-jurisdiction"
     point_in_palu = {"phone": "081234560002", "lat": -0.9, "lon": 119.87}
     problem(client.post("/api/v1/subscribers", json=point_in_palu, headers=grobogan), 403)
-    sid = client.post("/api/v1/subscribers", json=new, headers=admin).json()["id"]
+    sid = register(client, engine, admin, new)["id"]
     problem(client.patch(f"/api/v1/subscribers/{sid}", json={"language": "en"}, headers=grobogan), 403)
     problem(client.post(f"/api/v1/subscribers/{sid}/stop", headers=analyst), 403)
     # Issue 18: phone numbers are for authors and approvers in the jurisdiction; analysts read aggregates.
@@ -127,9 +192,9 @@ def test_drawn_alert_invalid_geometry_is_422_with_the_geo_code(client, engine):
         assert c.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
 
 
-def test_reach_preview_and_maps(client):
+def test_reach_preview_and_maps(client, engine):
     op, analyst = login(client, "op.palu"), login(client, "analis")
-    client.post("/api/v1/subscribers", json={"phone": "081234560010", "lat": -0.90, "lon": 119.87}, headers=op)
+    register(client, engine, op, {"phone": "081234560010", "lat": -0.90, "lon": 119.87})
     payload = alert_payload("Exercise", areas=[{"area_desc": "Pusat Palu",
                                                 "geometry": {"type": "Polygon", "coordinates": [BOX]}}])
     alert_id = client.post("/api/v1/alerts", json=payload, headers=op).json()["id"]

@@ -474,6 +474,7 @@ def test_lapor_photos_lose_their_metadata_and_private_pages_are_not_stored(db_ur
         assert ok, (exif, leftover)
 
         private = [path, "/pusdalops", "/konsol/hoaks", "/api/v1/subscribers", "/api/v1/reports/export.geojson",
+                   "/api/v1/reports/export.csv",
                    "/api/v1/reports"]
         for url in private:
             resp = w.client.get(url, headers=w.headers("admin"))
@@ -595,3 +596,57 @@ def test_sign_in_form_needs_its_csrf_token(db_url, redis_url, engine, record):
         assert ok, (forged.status_code, replayed.status_code)
         good = w.client.post("/masuk", data=login_form(w.client, "op.palu"), follow_redirects=False)
         assert good.status_code == 303
+
+
+# Headers that differ between any two answers (time, size of the time, per-request ids); everything else must match.
+_VOLATILE_HEADERS = {"date", "content-length", "x-request-id"}
+
+
+def _answer_bytes(r) -> tuple[int, bytes, dict[str, str]]:  # type: ignore[no-untyped-def]
+    body = re.sub(rb'"expires_at":"[^"]*"', b'"expires_at":"<t>"', r.content)
+    return r.status_code, body, {k: v for k, v in r.headers.items() if k.lower() not in _VOLATILE_HEADERS}
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)  # the answer is built the same on both databases
+def test_registering_a_number_never_tells_whether_it_is_registered_elsewhere(db_url, redis_url, engine, record):
+    from broadcast.subscribers.models import ConsentRequest, Subscriber
+    from tests.consent import send_confirmations
+    from tests.reliability.helpers import world
+
+    with world(db_url, redis_url, engine) as w:
+        h = w.headers("operator")  # Kota Palu
+        with engine.connect() as c:
+            phones = dict(c.execute(sa.select(Subscriber.id, Subscriber.phone)).all())
+        grobogan, palu = phones[w.subscribers["grobogan"][0]], phones[w.subscribers["palu"][1]]
+        numbers = {"new": "+6281299988801", "registered elsewhere (Grobogan)": grobogan, "registered here": palu}
+        created = {what: w.client.post("/api/v1/subscribers", json={"phone": phone, "admin_code": "72.71.01.1004"},
+                                       headers=h) for what, phone in numbers.items()}
+        patched = {what: w.client.patch(f"/api/v1/subscribers/{w.subscribers['palu'][0]}", json={"phone": phone},
+                                        headers=h) for what, phone in (("new", "+6281299988802"),
+                                                                       ("registered elsewhere (Grobogan)", grobogan))}
+        for verb, answers in (("POST", created), ("PATCH to", patched)):
+            baseline = _answer_bytes(answers["new"])
+            for what, r in answers.items():
+                ok = r.status_code == 202 and _answer_bytes(r) == baseline
+                record("privacy", f"staff {verb} a number {what}: answer vs a new number",
+                       "identical 202" if ok else f"DIFFERS ({r.status_code} {r.text[:60]})", ok=ok)
+                assert ok, (what, _answer_bytes(r), baseline)
+        with engine.connect() as c:
+            moved = c.scalar(sa.select(Subscriber.admin_code).where(Subscriber.phone == grobogan))
+        ok = moved == "33.15.01.2001"
+        record("privacy", "staff request for another kabupaten's subscriber moves them without their YA",
+               "unchanged" if ok else f"MOVED to {moved}", ok=ok)
+        assert ok
+        # The confirmation SMS cannot be made a spam cannon: ten more requests, one SMS per number.
+        again = [w.client.post("/api/v1/subscribers", json={"phone": numbers["new"], "admin_code": "72.71"},
+                               headers=h) for _ in range(10)]
+        sent = send_confirmations(engine)
+        per_number = {n: sum(1 for m, _ in sent if m == n) for n in {m for m, _ in sent}}
+        with engine.connect() as c:
+            rows = c.scalar(sa.select(sa.func.count()).select_from(ConsentRequest)
+                            .where(ConsentRequest.phone == numbers["new"]))
+        ok = all(_answer_bytes(r) == _answer_bytes(created["new"]) for r in again) and per_number.get(
+            numbers["new"]) == 1 and rows == 1 and max(per_number.values()) == 1
+        record("privacy", "11 staff requests for one number within a day", "1 confirmation SMS, same answer"
+               if ok else f"{per_number.get(numbers['new'])} SMS", ok=ok, tries=11)
+        assert ok, (per_number, rows)

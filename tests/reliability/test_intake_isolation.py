@@ -121,7 +121,7 @@ def test_citizen_driven_tasks_route_to_the_intake_queue_with_time_limits(record)
     app = worker.celery
     app.loader.import_default_modules()
     intake = ("reports.enrich_pending", "reports.sweep", "reports.poll_x", "alerts.poll_bmkg", "trust.send_replies",
-              "trust.sweep_replies")
+              "trust.sweep_replies", "subscribers.send_confirmations", "subscribers.sweep_confirmations")
     routed = {name: app.amqp.router.route({}, name)["queue"].name for name in (*intake, "dispatch.send_batch")}
     limited = {name: (app.tasks[name].soft_time_limit, app.tasks[name].time_limit) for name in intake}
     ok = all(routed[n] == "intake" for n in intake) and routed["dispatch.send_batch"] == "broadcast"

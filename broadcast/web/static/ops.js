@@ -7,7 +7,7 @@
                  gempa: "#8250df", tsunami: "#1b1f24", kebakaran: "#cf222e", erupsi: "#bc4c00", angin: "#1a7f37"};
   var filt = {hazard: el.dataset.filterHazard, source: el.dataset.filterSource, state: el.dataset.filterState};
   var csrf = el.dataset.csrf, en = el.dataset.lang === "en";
-  var STATES = JSON.parse(el.dataset.states || "{}");
+  var STATES = JSON.parse(el.dataset.states || "{}"), SOURCES = JSON.parse(el.dataset.sources || "{}");
   var SEVERITY = {Extreme: "#8b0000", Severe: "#c62828", Moderate: "#ef6c00", Minor: "#f9a825", Unknown: "#57606a"};
   function tr(id, english) { return en ? english : id; }
   var map = L.map(el, {zoomSnap: 0.5, maxZoom: 18}).setView([-2.5, 118], 5);
@@ -69,8 +69,8 @@
     if (!matches(r) || document.querySelector("tr[data-report='" + r.id + "']")) { return; }
     var tbody = document.querySelector("#reports tbody"), tr = document.createElement("tr");
     tr.setAttribute("data-report", r.id);
-    bcDom.cells(tr, [r.id, r.received_at.slice(5, 16).replace("T", " "), r.source, r.text.slice(0, 160), label(r.state), null],
-                [null, null, null, null, "state", null]);
+    bcDom.cells(tr, [r.id, (r.received_local || {})[en ? "en" : "id"] || "", SOURCES[r.source] || r.source, r.text.slice(0, 160), label(r.state), null],
+                [null, "when", null, null, "state", null]);
     tbody.insertBefore(tr, tbody.firstChild);
   }
   function load() {

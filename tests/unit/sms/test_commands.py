@@ -82,3 +82,9 @@ def test_no_reply_is_an_empty_response():
 def test_unknown_reply_name_is_an_error():
     with pytest.raises(KeyError):
         reply_text("surprise")
+
+
+def test_ya_alone_confirms_a_registration_request_and_in_a_sentence_is_a_report():
+    for text in ("YA", "ya", " Ya! "):
+        assert parse_command(text).kind is CommandKind.CONFIRM, text
+    assert parse_command("ya banjir di sini").kind is CommandKind.REPORT

@@ -239,3 +239,40 @@ def test_x_update_posts_say_what_changed_within_280(key):
         assert word + change_line(alert, info.language) in posts[0]
         assert "naik" in posts[0] or "rising" in posts[0]
         assert all(weighted_length(p) <= 280 for p in posts)
+
+
+@pytest.mark.parametrize(
+    ("lang", "lead", "plain"),
+    [
+        ("id", "KOREKSI. Perubahan: Ketinggian air 100-150 cm. Peringatan banjir:", "KOREKSI: Peringatan banjir:"),
+        ("en", "CORRECTION. Change: Water depth 100-150 cm. Flood warning:", "CORRECTION: Flood warning:"),
+    ],
+)
+def test_a_correction_is_labelled_as_one_and_says_what_it_corrects(lang, lead, plain):
+    # A correction is an Update (create_follow_up(correction=True)), marked as such for the channels.
+    before = infos_for("banjir", ketinggian_air="50-100 cm")
+    alert = replace(
+        alert_for("banjir", "Actual", "Alert"),
+        msg_type="Update",
+        correction=True,
+        infos=infos_for("banjir", ketinggian_air="100-150 cm"),
+        previous_infos=before,
+    )
+    text = SmsRenderer().marked_text(alert, lang)
+    assert text.startswith(lead), text
+    assert "PEMBARUAN" not in text and "UPDATE" not in text
+    assert sms_segments(text).encoding is Encoding.GSM7
+    unchanged = replace(alert, infos=before)
+    assert SmsRenderer().marked_text(unchanged, lang).startswith(plain)
+    exercise = SmsRenderer().marked_text(replace(alert, status="Exercise"), lang)
+    assert exercise.startswith(f"[{status_mark('Exercise', lang)}] {lead}"), exercise
+
+
+def test_x_correction_posts_are_labelled_as_corrections():
+    from channels.social import XRenderer
+
+    alert = replace(alert_for("banjir", "Actual", "Update"), correction=True)
+    for info in alert.infos:
+        post = XRenderer().language_posts(alert, info)[0]
+        word = "KOREKSI" if info.language.startswith("id") else "CORRECTION"
+        assert word in post and "PEMBARUAN" not in post and "UPDATE" not in post, post
