@@ -74,6 +74,15 @@ RIVER_WORDS = frozenset({"kali", "sungai", "kalinya", "sungainya"})
 DEVELOPMENT_WORDS = frozenset(
     {"indah", "mas", "permai", "garden", "residence", "regency", "asri", "elok", "lestari", "park", "city", "hills"}
 )
+# "Stasiun Mangga Besar", "mall Klender", "Ps. Induk Kramat Jati", "underpass Kemayoran": a station, market,
+# mall or road structure named after a kelurahan is often outside it (at its border or across a main road); such
+# a name right after the landmark word supports other names but does not place a report on its own.
+LANDMARK_WORDS = frozenset(
+    {
+        "stasiun", "st", "mall", "mal", "plaza", "pasar", "ps", "terminal", "halte", "underpass", "flyover",
+        "tol", "spbu", "bensin", "simpang", "perempatan", "pertigaan", "bundaran",
+    }
+)  # fmt: skip
 # Words that end a street's name (besides markers, punctuation and a house/street number).
 _STREET_END_TEXT = """
     rt rw no nomor blok kampung komp komplek kompleks perum perumahan di ke dari dekat depan belakang samping
@@ -99,6 +108,13 @@ _LEVEL_NAME = {
     "desa_kelurahan": ("desa/kelurahan", "desa/kelurahan"),
     "kecamatan": ("kecamatan", "kecamatan"),
     "kabupaten_kota": ("kabupaten/kota", "regency/city"),
+}
+_WEAK_REASONS = {
+    "development": ("hanya muncul dalam nama perumahan/tempat", "appears only in an estate's or landmark's name"),
+    "landmark": (
+        "hanya muncul dalam nama stasiun/pasar/mal/jalan layang",
+        "appears only in a station's, market's, mall's or road structure's name (an estate's or landmark's name)",
+    ),
 }
 _DIRECTIONS = frozenset({"utara", "selatan", "timur", "barat", "tengah"})
 _KIND_PREFIXES = (("kota", "administrasi"), ("kabupaten", "administrasi"), ("kota",), ("kabupaten",))
@@ -407,9 +423,7 @@ class _Scan:
                 i = start + mention.words  # the rest of a street's name ("Jl. Soekarno Hatta"), not a place
                 continue
             after = start + mention.words
-            weak = None
-            if after < len(words) and words[after] in DEVELOPMENT_WORDS and not self.breaks[after]:
-                weak = "development"
+            weak = self._weakness(start, after, marker)
             found.append(
                 Mention(
                     mention.text, start, mention.words, marker, mention.candidates, mention.fuzzy, weak, mention.kind
@@ -417,6 +431,18 @@ class _Scan:
             )
             i = after
         return found, street
+
+    def _weakness(self, start: int, after: int, marker: str | None) -> str | None:
+        """Why the name at words[start:after] does not place a report on its own, or None."""
+        words, breaks = self.words, self.breaks
+        following = words[after] if after < len(words) and not breaks[after] else None
+        if following in DEVELOPMENT_WORDS:
+            return "development"
+        if marker is not None:
+            return None
+        if start > 0 and not breaks[start] and words[start - 1] in LANDMARK_WORDS:
+            return "landmark"
+        return None
 
     def _exact_mention(self, start: int, longest: int, marker: str | None, word: str) -> Mention | None:
         for n in range(longest, 0, -1):
@@ -582,7 +608,7 @@ def parse_location(
     scored: dict[str, float] = {}
     places_by_code: dict[str, Place] = {}
     support_of: dict[str, set[int]] = {}
-    weak_only: dict[str, bool] = {}
+    weak_only: dict[str, str | None] = {}  # why a place's only evidence is weak, when it is
     kind_ok: dict[str, bool] = {}
     for k in range(scored_names):
         m = names[k]
@@ -593,7 +619,9 @@ def parse_location(
                 score += 2.0
             if m.fuzzy:
                 score -= 1.0
-            if m.weak:
+            # A landmark named after a kecamatan or kota is inside it; one named after a kelurahan often is not.
+            weak = None if m.weak == "landmark" and p.level != "desa_kelurahan" else m.weak
+            if weak:
                 score -= 1.5
             # Agreement: another name means a place that contains, or lies inside, this one.
             related = set(under.get(p.kode, ()))
@@ -609,7 +637,7 @@ def parse_location(
             if p.kode not in scored or score > scored[p.kode]:
                 scored[p.kode] = score
                 support_of[p.kode] = related
-                weak_only[p.kode] = bool(m.weak) and not related
+                weak_only[p.kode] = None if related else weak
             places_by_code[p.kode] = p
             if m.kind is not None and p.level == "desa_kelurahan":
                 kind_ok[p.kode] = kind_ok.get(p.kode, False) or p.kode.rsplit(".", 1)[1].startswith(m.kind)
@@ -646,9 +674,10 @@ def parse_location(
     kecamatans = {_kecamatan_of(p) for p in top}
     result_capped = bool(capped)
     if all(weak_only.get(p.kode) for p in top):
+        weak_id, weak_en = _WEAK_REASONS[weak_only[top[0].kode] or "development"]
         why.add(
-            f"{top[0].nama} hanya muncul dalam nama perumahan/tempat: tidak cukup untuk menentukan lokasi",
-            f"{top[0].nama} appears only in an estate's or landmark's name: not enough to place the report",
+            f"{top[0].nama} {weak_id}: tidak cukup untuk menentukan lokasi",
+            f"{top[0].nama} {weak_en}: not enough to place the report",
         )
         return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
     if len(top) == 1:

@@ -112,6 +112,18 @@ def test_an_estate_named_after_a_place_only_supports_other_names():
     assert with_kelurahan.place is not None and with_kelurahan.place.nama == "Kapuk Muara"
 
 
+def test_a_landmark_named_after_a_kelurahan_only_supports_other_names():
+    # Stasiun Mangga Besar is in Sawah Besar; the kelurahan Mangga Besar is in Taman Sari.
+    alone = geoparse.parse_location("Stasiun Mangga Besar. #banjirkiriman", within="31")
+    assert alone.place is None and "landmark" in alone.reason
+    assert geoparse.parse_location("banjir di Mangga Besar", within="31").kecamatan == "31.73.03"
+    # Named with its kelurahan's kecamatan it places the report; after a level word it is no landmark.
+    assert geoparse.parse_location("depan mall Klender, Duren Sawit", within="31").kecamatan == "31.75.07"
+    assert geoparse.parse_location("pasar Kel. Klender", within="31").kecamatan == "31.75.07"
+    # A landmark named after a kecamatan is inside it.
+    assert geoparse.parse_location("Depan Mal Kelapa Gading banjir", within="31").kecamatan == "31.72.06"
+
+
 def test_a_name_split_by_direction_names_its_parts():
     found = geoparse.parse_location("Banjir d tanjung duren raya depan pemadam", within="31")
     assert found.kecamatan == "31.73.02"  # Tanjung Duren Utara and Selatan are both in Grogol Petamburan
