@@ -18,6 +18,7 @@ is hit the answer says so.
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections import defaultdict
@@ -143,10 +144,26 @@ def _variants(place: Place) -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def _index() -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
+def known_areas() -> dict[str, Place]:
+    """Well-known Jakarta area names that are no official name ("Kampung Pulo", "Kemang", "Sunter", "Green
+    Garden"), each with the kelurahan, or the kecamatan when it spans several, it lies in (geo/data/
+    jakarta_areas.csv, compiled by hand for this project: see docs/geocoding.md)."""
+    out: dict[str, Place] = {}
+    with (gazetteer.DATA / "jakarta_areas.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            place = gazetteer.find_place(row["kode"])
+            if place is None:
+                raise ValueError(f"jakarta_areas.csv: unknown code {row['kode']}")
+            out[normalise(row["name"])] = place
+    return out
+
+
+@lru_cache(maxsize=2)
+def _index(areas: bool = True) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
     """Places by normalised name, and by the same name with its spaces removed ("kramat jati" = "kramatjati").
     A name without its last word of direction also names the places it was split into ("Tanjung Duren" =
-    Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name."""
+    Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name. With `areas`, the
+    well-known area names (known_areas) name the places they lie in too."""
     by_name: dict[str, list[Place]] = defaultdict(list)
     squashed: dict[str, list[Place]] = defaultdict(list)
     split: dict[str, list[Place]] = defaultdict(list)
@@ -163,6 +180,11 @@ def _index() -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]
     for name, places in split.items():
         if name not in by_name and name not in STOPWORDS and len(name) >= 4:
             by_name[name] = places
+    if areas:
+        for name, place in known_areas().items():
+            by_name[name] = [*by_name.get(name, ()), place]
+            if " " in name:
+                squashed[name.replace(" ", "")].append(place)
     return (
         {k: tuple(v) for k, v in by_name.items()},
         {k: tuple(v) for k, v in squashed.items()},
@@ -289,8 +311,8 @@ def _in_scope(places: tuple[Place, ...], within: str | None, level: str | None =
     )
 
 
-def _exact(phrase: list[str], within: str | None, level: str | None) -> tuple[Place, ...]:
-    by_name, squashed = _index()
+def _exact(phrase: list[str], within: str | None, level: str | None, areas: bool = True) -> tuple[Place, ...]:
+    by_name, squashed = _index(areas)
     key = " ".join(phrase)
     found = _in_scope(by_name.get(key, ()), within, level)
     if not found:
@@ -316,8 +338,11 @@ def _inside_any(place: Place, areas: tuple[str, ...]) -> bool:
 class _Scan:
     """One pass over a report's words: each distinct phrase is looked up once; misspelling searches are capped."""
 
-    def __init__(self, words: list[str], breaks: list[bool], within: str | None, hints: tuple[str, ...]) -> None:
+    def __init__(
+        self, words: list[str], breaks: list[bool], within: str | None, hints: tuple[str, ...], areas: bool = True
+    ) -> None:
         self.words = words
+        self.areas = areas
         self.breaks = breaks
         self.within = within
         self.hints = hints
@@ -329,7 +354,7 @@ class _Scan:
     def exact(self, start: int, n: int, level: str | None) -> tuple[Place, ...]:
         key = (" ".join(self.words[start : start + n]), level)
         if key not in self._exact:
-            self._exact[key] = _exact(self.words[start : start + n], self.within, level)
+            self._exact[key] = _exact(self.words[start : start + n], self.within, level, self.areas)
         return self._exact[key]
 
     def fuzzy(self, start: int, n: int, level: str) -> tuple[Place, ...]:
@@ -548,17 +573,19 @@ def parse_location(
     within: str | None = None,
     registered: str | None = None,
     jurisdiction: str | None = None,
+    areas: bool = True,
 ) -> ParsedLocation:
     """The place `text` most likely names, with its kecamatan, the RT/RW, the street and the reason (any may be
     None). `within` limits the search to one region; `registered` (the sender's registered area) and
-    `jurisdiction` (the area of the channel or agency the report arrived through) only break ties.
+    `jurisdiction` (the area of the channel or agency the report arrived through) only break ties. `areas`
+    (default on) also reads the well-known Jakarta area names of known_areas (off: official names only).
 
     Ambiguous when the best candidates are equally good and lie in different kecamatan (kecamatan then None).
     Linear in the text; the work per report is capped (`capped`, with the cap named in the reason).
     """
     words, breaks = _tokens(text)
     hints = tuple(h for h in (registered, jurisdiction) if h)
-    scan = _Scan(words, breaks, within, hints)
+    scan = _Scan(words, breaks, within, hints, areas)
     mentions, street = scan.mentions()
     low = " ".join(_ascii_words(text))
     rw_match = _RW.search(low)
@@ -624,7 +651,7 @@ def parse_location(
             if weak:
                 score -= 1.5
             # Agreement: another name means a place that contains, or lies inside, this one.
-            related = set(under.get(p.kode, ()))
+            related = under.get(p.kode, set()) | by_code.get(p.kode, set())  # another name for it, too
             for a in _ancestors(p.kode):
                 related |= by_code.get(a, set())
             related.discard(k)
@@ -711,6 +738,11 @@ def parse_location(
     return ParsedLocation(None, None, tuple(mentions), rw, rt, street, True, why.text(), result_capped, work)
 
 
+def _known_area(text: str) -> Place | None:
+    glued = text.replace(" ", "")
+    return next((p for name, p in known_areas().items() if name.replace(" ", "") == glued), None)
+
+
 def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], support: set[int], why: _Why) -> None:
     level_id, level_en = _LEVEL_NAME[place.level]
     source = next((m for m, ps in zip(names, kept, strict=False) if any(p.kode == place.kode for p in ps)), None)
@@ -723,6 +755,9 @@ def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], 
     if source is not None and source.fuzzy:
         id_parts.append("ejaan mirip")
         en_parts.append("close spelling")
+    if source is not None and _known_area(source.text) == place:
+        id_parts.append("nama kawasan yang dikenal, bukan nama resmi")
+        en_parts.append("a well-known area name, not an official one")
     if support:
         agreeing = ", ".join(sorted(names[k].text for k in support))
         id_parts.append(f"sesuai dengan {agreeing}")

@@ -124,6 +124,23 @@ def test_a_landmark_named_after_a_kelurahan_only_supports_other_names():
     assert geoparse.parse_location("Depan Mal Kelapa Gading banjir", within="31").kecamatan == "31.72.06"
 
 
+def test_well_known_area_names_place_a_report_with_a_reason():
+    found = geoparse.parse_location("banjir di Kp. Pulo sudah sepinggang", within="31")
+    assert found.place is not None and found.place.nama == "Kampung Melayu" and found.kecamatan == "31.75.03"
+    assert "well-known area name" in found.reason
+    assert geoparse.parse_location("Banjir di perumahan Daan Mogot Estate", within="31").kecamatan == "31.73.01"
+    # Official names only: no answer.
+    assert geoparse.parse_location("banjir di Kp. Pulo", within="31", areas=False).place is None
+    # Every entry names a real code.
+    assert all(p.kode.startswith("31.") for p in geoparse.known_areas().values())
+
+
+def test_two_names_of_the_same_place_agree():
+    # "Taman Ratu" (an estate in Duri Kepa) and "Duri Kepa" name one kelurahan: it wins over the kota.
+    found = geoparse.parse_location("Mulai genang di taman ratu indah, duri kepa jakarta barat", within="31")
+    assert found.place is not None and found.place.nama == "Duri Kepa"
+
+
 def test_a_name_split_by_direction_names_its_parts():
     found = geoparse.parse_location("Banjir d tanjung duren raya depan pemadam", within="31")
     assert found.kecamatan == "31.73.02"  # Tanjung Duren Utara and Selatan are both in Grogol Petamburan
