@@ -105,6 +105,8 @@ _RW = re.compile(r"\brw\s*\.?\s*0*(\d{1,3})\b")
 _RT = re.compile(r"\brt\s*\.?\s*0*(\d{1,3})\b")
 _RT_RW = re.compile(r"\b(?:rt\s*\.?\s*)?0*(\d{1,3})\s*/\s*(?:rw\s*\.?\s*)?0*(\d{1,3})\b")
 _LEVEL_WEIGHT = {"desa_kelurahan": 3.0, "kecamatan": 2.5, "kabupaten_kota": 1.0}
+# A same-name place inside the hints may score this much below the best (a kecamatan vs a desa) and still win.
+LEVEL_SLACK = 0.5
 _LEVEL_NAME = {
     "desa_kelurahan": ("desa/kelurahan", "desa/kelurahan"),
     "kecamatan": ("kecamatan", "kecamatan"),
@@ -635,6 +637,8 @@ def parse_location(
     scored: dict[str, float] = {}
     places_by_code: dict[str, Place] = {}
     support_of: dict[str, set[int]] = {}
+    bare: dict[str, bool] = {}
+    source_of: dict[str, str] = {}  # the name that gave a place its best score
     weak_only: dict[str, str | None] = {}  # why a place's only evidence is weak, when it is
     kind_ok: dict[str, bool] = {}
     for k in range(scored_names):
@@ -665,11 +669,35 @@ def parse_location(
                 scored[p.kode] = score
                 support_of[p.kode] = related
                 weak_only[p.kode] = None if related else weak
+                source_of[p.kode] = m.text
+                # One unmarked word naming a desa/kelurahan, nothing else agreeing: many such names are also
+                # everyday words ("Lurah", "Bisa", "Tampak" are desa names).
+                bare[p.kode] = p.level == "desa_kelurahan" and m.marker is None and m.words == 1 and not related
             places_by_code[p.kode] = p
             if m.kind is not None and p.level == "desa_kelurahan":
                 kind_ok[p.kode] = kind_ok.get(p.kode, False) or p.kode.rsplit(".", 1)[1].startswith(m.kind)
     best = max(scored.values())
     top = sorted((places_by_code[c] for c, s in scored.items() if s >= best - 1e-9), key=lambda p: p.kode)
+    if hints and not any(_inside_any(p, hints) for p in top):
+        # "Kembangan": a desa far away outscores the kecamatan of that name inside the sender's or the channel's
+        # area only by its level's weight; the same name inside the area is the better reading.
+        said = {source_of[p.kode] for p in top}
+        near = sorted(
+            (
+                places_by_code[c]
+                for c, s in scored.items()
+                if s >= best - LEVEL_SLACK - 1e-9 and source_of[c] in said and _inside_any(places_by_code[c], hints)
+            ),
+            key=lambda p: p.kode,
+        )
+        if near:
+            why.add(
+                f"{top[0].nama}: yang di dalam wilayah pengirim/kanal ({', '.join(hints)}) dipilih, bukan "
+                f"{', '.join(p.kode for p in top[:4])}",
+                f"{top[0].nama}: the one inside the sender's or channel's area ({', '.join(hints)}) chosen over "
+                f"{', '.join(p.kode for p in top[:4])}",
+            )
+            top = near
     if len(top) > 1:
         label = top[0].nama
         why.add(
@@ -705,6 +733,14 @@ def parse_location(
         why.add(
             f"{top[0].nama} {weak_id}: tidak cukup untuk menentukan lokasi",
             f"{top[0].nama} {weak_en}: not enough to place the report",
+        )
+        return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
+    if jurisdiction and all(bare.get(p.kode) and not _inside_any(p, hints) for p in top):
+        why.add(
+            f"{top[0].nama} ({top[0].kode}) di luar wilayah kanal laporan ({jurisdiction}) dan hanya disebut dengan "
+            "satu kata tanpa penanda: tidak cukup untuk menentukan lokasi",
+            f"{top[0].nama} ({top[0].kode}) lies outside the jurisdiction the report arrived through ({jurisdiction}) "
+            "and is named by one unmarked word only: not enough to place the report",
         )
         return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
     if len(top) == 1:

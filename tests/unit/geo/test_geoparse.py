@@ -51,6 +51,23 @@ def test_the_arrival_jurisdiction_breaks_the_tie_after_the_registered_area():
     )
 
 
+def test_the_same_name_inside_the_jurisdiction_beats_a_desa_far_away():
+    # Seven desa named Kembangan outscore the kecamatan Kembangan (Jakarta Barat) by their level only.
+    assert geoparse.parse_location("Banjir di kembangan").kecamatan is None
+    found = geoparse.parse_location("Banjir di kembangan", jurisdiction="31")
+    assert found.kecamatan == "31.73.08" and "inside the sender's or channel's area (31)" in found.reason
+
+
+def test_one_everyday_word_naming_a_desa_outside_the_jurisdiction_places_nothing():
+    # "Lurah" is a desa in Cirebon and the word for a kelurahan's head.
+    assert geoparse.parse_location("banjir pak lurah tolong").kecamatan == "32.09.18"
+    found = geoparse.parse_location("banjir pak lurah tolong", jurisdiction="31")
+    assert found.place is None and "outside the jurisdiction" in found.reason
+    # Inside the jurisdiction, or named with a level word, it still counts.
+    assert geoparse.parse_location("banjir desa lurah", jurisdiction="31").kecamatan == "32.09.18"
+    assert geoparse.parse_location("banjir pak lurah tolong", jurisdiction="32.09").kecamatan == "32.09.18"
+
+
 def test_other_places_named_break_the_tie_before_any_hint():
     # Tondo is a kelurahan in Palu (Mantikulore) and a desa in Donggala and in Parigi Moutong.
     found = geoparse.parse_location("banjir di Tondo, Kec. Mantikulore", registered="72.03")
