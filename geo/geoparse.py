@@ -161,7 +161,7 @@ def known_areas() -> dict[str, Place]:
 
 
 @lru_cache(maxsize=2)
-def _index(areas: bool = True) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
+def _index(areas: bool) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
     """Places by normalised name, and by the same name with its spaces removed ("kramat jati" = "kramatjati").
     A name without its last word of direction also names the places it was split into ("Tanjung Duren" =
     Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name. With `areas`, the
@@ -267,13 +267,13 @@ class _Why:
 @lru_cache(maxsize=1)
 def _first_words() -> frozenset[str]:
     """The first words of place names (four letters or more), to split "di" off "dimangga"."""
-    by_name, _ = _index()
+    by_name, _ = _index(True)
     return frozenset(w for w in (name.split()[0] for name in by_name) if len(w) >= 4 and w not in STOPWORDS)
 
 
 def _glued_di(word: str) -> str | None:
     rest = word[2:]
-    if word.startswith("di") and len(rest) >= 4 and word not in _index()[0] and rest in _first_words():
+    if word.startswith("di") and len(rest) >= 4 and word not in _index(True)[0] and rest in _first_words():
         return rest
     return None
 
