@@ -544,7 +544,7 @@ def miss_cause(parsed: geoparse.ParsedLocation, truth: str, text: str, named: se
     return "no answer, names only other kecamatan (weak or ambiguous): correctly abstained"
 
 
-GEOCODERS = {
+GEOCODERS: dict[str, dict[str, Any]] = {
     "ours (geo.geoparse, within DKI)": {"within": "31"},
     "ours, official names only (no area list)": {"within": "31", "areas": False},
     "ours, national gazetteer + arrival jurisdiction DKI": {"jurisdiction": "31"},
