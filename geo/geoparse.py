@@ -450,7 +450,8 @@ class _Scan:
                 i = start + mention.words  # the rest of a street's name ("Jl. Soekarno Hatta"), not a place
                 continue
             after = start + mention.words
-            weak = self._weakness(start, after, marker)
+            # A well-known area is itself an estate or landmark: "Taman Ratu Indah" is Taman Ratu.
+            weak = None if self.areas and _known_area(mention.text) else self._weakness(start, after, marker)
             found.append(
                 Mention(
                     mention.text, start, mention.words, marker, mention.candidates, mention.fuzzy, weak, mention.kind
@@ -775,8 +776,13 @@ def parse_location(
 
 
 def _known_area(text: str) -> Place | None:
-    glued = text.replace(" ", "")
-    return next((p for name, p in known_areas().items() if name.replace(" ", "") == glued), None)
+    """The place a well-known area name (spaces ignored) lies in, or None."""
+    return _known_area_glued().get(text.replace(" ", ""))
+
+
+@lru_cache(maxsize=1)
+def _known_area_glued() -> dict[str, Place]:
+    return {name.replace(" ", ""): place for name, place in known_areas().items()}
 
 
 def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], support: set[int], why: _Why) -> None:

@@ -146,6 +146,8 @@ def test_well_known_area_names_place_a_report_with_a_reason():
     assert found.place is not None and found.place.nama == "Kampung Melayu" and found.kecamatan == "31.75.03"
     assert "well-known area name" in found.reason
     assert geoparse.parse_location("Banjir di perumahan Daan Mogot Estate", within="31").kecamatan == "31.73.01"
+    # The area is itself the estate: "Indah" after it does not weaken it as it weakens an official name.
+    assert geoparse.parse_location("Banjir di Taman Ratu Indah blok D7", within="31").kecamatan == "31.73.05"
     # Official names only: no answer.
     assert geoparse.parse_location("banjir di Kp. Pulo", within="31", areas=False).place is None
     # Every entry names a real code.
