@@ -166,6 +166,16 @@ def _index(areas: bool) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[P
     A name without its last word of direction also names the places it was split into ("Tanjung Duren" =
     Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name. With `areas`, the
     well-known area names (known_areas) name the places they lie in too."""
+    if areas:
+        official, official_squashed = _index(False)
+        by_name_areas = dict(official)
+        squashed_areas = dict(official_squashed)
+        for name, place in known_areas().items():
+            by_name_areas[name] = (*by_name_areas.get(name, ()), place)
+            if " " in name:
+                glued = name.replace(" ", "")
+                squashed_areas[glued] = (*squashed_areas.get(glued, ()), place)
+        return by_name_areas, squashed_areas
     by_name: dict[str, list[Place]] = defaultdict(list)
     squashed: dict[str, list[Place]] = defaultdict(list)
     split: dict[str, list[Place]] = defaultdict(list)
@@ -182,11 +192,6 @@ def _index(areas: bool) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[P
     for name, places in split.items():
         if name not in by_name and name not in STOPWORDS and len(name) >= 4:
             by_name[name] = places
-    if areas:
-        for name, place in known_areas().items():
-            by_name[name] = [*by_name.get(name, ()), place]
-            if " " in name:
-                squashed[name.replace(" ", "")].append(place)
     return (
         {k: tuple(v) for k, v in by_name.items()},
         {k: tuple(v) for k, v in squashed.items()},
