@@ -18,6 +18,7 @@ is hit the answer says so.
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections import defaultdict
@@ -74,6 +75,15 @@ RIVER_WORDS = frozenset({"kali", "sungai", "kalinya", "sungainya"})
 DEVELOPMENT_WORDS = frozenset(
     {"indah", "mas", "permai", "garden", "residence", "regency", "asri", "elok", "lestari", "park", "city", "hills"}
 )
+# "Stasiun Mangga Besar", "mall Klender", "Ps. Induk Kramat Jati", "underpass Kemayoran": a station, market,
+# mall or road structure named after a kelurahan is often outside it (at its border or across a main road); such
+# a name right after the landmark word supports other names but does not place a report on its own.
+LANDMARK_WORDS = frozenset(
+    {
+        "stasiun", "st", "mall", "mal", "plaza", "pasar", "ps", "terminal", "halte", "underpass", "flyover",
+        "tol", "spbu", "bensin", "simpang", "perempatan", "pertigaan", "bundaran",
+    }
+)  # fmt: skip
 # Words that end a street's name (besides markers, punctuation and a house/street number).
 _STREET_END_TEXT = """
     rt rw no nomor blok kampung komp komplek kompleks perum perumahan di ke dari dekat depan belakang samping
@@ -95,10 +105,19 @@ _RW = re.compile(r"\brw\s*\.?\s*0*(\d{1,3})\b")
 _RT = re.compile(r"\brt\s*\.?\s*0*(\d{1,3})\b")
 _RT_RW = re.compile(r"\b(?:rt\s*\.?\s*)?0*(\d{1,3})\s*/\s*(?:rw\s*\.?\s*)?0*(\d{1,3})\b")
 _LEVEL_WEIGHT = {"desa_kelurahan": 3.0, "kecamatan": 2.5, "kabupaten_kota": 1.0}
+# A same-name place inside the hints may score this much below the best (a kecamatan vs a desa) and still win.
+LEVEL_SLACK = 0.5
 _LEVEL_NAME = {
     "desa_kelurahan": ("desa/kelurahan", "desa/kelurahan"),
     "kecamatan": ("kecamatan", "kecamatan"),
     "kabupaten_kota": ("kabupaten/kota", "regency/city"),
+}
+_WEAK_REASONS = {
+    "development": ("hanya muncul dalam nama perumahan/tempat", "appears only in an estate's or landmark's name"),
+    "landmark": (
+        "hanya muncul dalam nama stasiun/pasar/mal/jalan layang",
+        "appears only in a station's, market's, mall's or road structure's name (an estate's or landmark's name)",
+    ),
 }
 _DIRECTIONS = frozenset({"utara", "selatan", "timur", "barat", "tengah"})
 _KIND_PREFIXES = (("kota", "administrasi"), ("kabupaten", "administrasi"), ("kota",), ("kabupaten",))
@@ -127,10 +146,36 @@ def _variants(place: Place) -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def _index() -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
+def known_areas() -> dict[str, Place]:
+    """Well-known Jakarta area names that are no official name ("Kampung Pulo", "Kemang", "Sunter", "Green
+    Garden"), each with the kelurahan, or the kecamatan when it spans several, it lies in (geo/data/
+    jakarta_areas.csv, compiled by hand for this project: see docs/geocoding.md)."""
+    out: dict[str, Place] = {}
+    with (gazetteer.DATA / "jakarta_areas.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            place = gazetteer.find_place(row["kode"])
+            if place is None:
+                raise ValueError(f"jakarta_areas.csv: unknown code {row['kode']}")
+            out[normalise(row["name"])] = place
+    return out
+
+
+@lru_cache(maxsize=2)
+def _index(areas: bool) -> tuple[dict[str, tuple[Place, ...]], dict[str, tuple[Place, ...]]]:
     """Places by normalised name, and by the same name with its spaces removed ("kramat jati" = "kramatjati").
     A name without its last word of direction also names the places it was split into ("Tanjung Duren" =
-    Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name."""
+    Tanjung Duren Utara and Tanjung Duren Selatan), unless it is a place's own name. With `areas`, the
+    well-known area names (known_areas) name the places they lie in too."""
+    if areas:
+        official, official_squashed = _index(False)
+        by_name_areas = dict(official)
+        squashed_areas = dict(official_squashed)
+        for name, place in known_areas().items():
+            by_name_areas[name] = (*by_name_areas.get(name, ()), place)
+            if " " in name:
+                glued = name.replace(" ", "")
+                squashed_areas[glued] = (*squashed_areas.get(glued, ()), place)
+        return by_name_areas, squashed_areas
     by_name: dict[str, list[Place]] = defaultdict(list)
     squashed: dict[str, list[Place]] = defaultdict(list)
     split: dict[str, list[Place]] = defaultdict(list)
@@ -227,13 +272,13 @@ class _Why:
 @lru_cache(maxsize=1)
 def _first_words() -> frozenset[str]:
     """The first words of place names (four letters or more), to split "di" off "dimangga"."""
-    by_name, _ = _index()
+    by_name, _ = _index(True)
     return frozenset(w for w in (name.split()[0] for name in by_name) if len(w) >= 4 and w not in STOPWORDS)
 
 
 def _glued_di(word: str) -> str | None:
     rest = word[2:]
-    if word.startswith("di") and len(rest) >= 4 and word not in _index()[0] and rest in _first_words():
+    if word.startswith("di") and len(rest) >= 4 and word not in _index(True)[0] and rest in _first_words():
         return rest
     return None
 
@@ -273,8 +318,8 @@ def _in_scope(places: tuple[Place, ...], within: str | None, level: str | None =
     )
 
 
-def _exact(phrase: list[str], within: str | None, level: str | None) -> tuple[Place, ...]:
-    by_name, squashed = _index()
+def _exact(phrase: list[str], within: str | None, level: str | None, areas: bool = True) -> tuple[Place, ...]:
+    by_name, squashed = _index(areas)
     key = " ".join(phrase)
     found = _in_scope(by_name.get(key, ()), within, level)
     if not found:
@@ -300,8 +345,11 @@ def _inside_any(place: Place, areas: tuple[str, ...]) -> bool:
 class _Scan:
     """One pass over a report's words: each distinct phrase is looked up once; misspelling searches are capped."""
 
-    def __init__(self, words: list[str], breaks: list[bool], within: str | None, hints: tuple[str, ...]) -> None:
+    def __init__(
+        self, words: list[str], breaks: list[bool], within: str | None, hints: tuple[str, ...], areas: bool = True
+    ) -> None:
         self.words = words
+        self.areas = areas
         self.breaks = breaks
         self.within = within
         self.hints = hints
@@ -313,7 +361,7 @@ class _Scan:
     def exact(self, start: int, n: int, level: str | None) -> tuple[Place, ...]:
         key = (" ".join(self.words[start : start + n]), level)
         if key not in self._exact:
-            self._exact[key] = _exact(self.words[start : start + n], self.within, level)
+            self._exact[key] = _exact(self.words[start : start + n], self.within, level, self.areas)
         return self._exact[key]
 
     def fuzzy(self, start: int, n: int, level: str) -> tuple[Place, ...]:
@@ -407,9 +455,8 @@ class _Scan:
                 i = start + mention.words  # the rest of a street's name ("Jl. Soekarno Hatta"), not a place
                 continue
             after = start + mention.words
-            weak = None
-            if after < len(words) and words[after] in DEVELOPMENT_WORDS and not self.breaks[after]:
-                weak = "development"
+            # A well-known area is itself an estate or landmark: "Taman Ratu Indah" is Taman Ratu.
+            weak = None if self.areas and _known_area(mention.text) else self._weakness(start, after, marker)
             found.append(
                 Mention(
                     mention.text, start, mention.words, marker, mention.candidates, mention.fuzzy, weak, mention.kind
@@ -417,6 +464,18 @@ class _Scan:
             )
             i = after
         return found, street
+
+    def _weakness(self, start: int, after: int, marker: str | None) -> str | None:
+        """Why the name at words[start:after] does not place a report on its own, or None."""
+        words, breaks = self.words, self.breaks
+        following = words[after] if after < len(words) and not breaks[after] else None
+        if following in DEVELOPMENT_WORDS:
+            return "development"
+        if marker is not None:
+            return None
+        if start > 0 and not breaks[start] and words[start - 1] in LANDMARK_WORDS:
+            return "landmark"
+        return None
 
     def _exact_mention(self, start: int, longest: int, marker: str | None, word: str) -> Mention | None:
         for n in range(longest, 0, -1):
@@ -522,17 +581,19 @@ def parse_location(
     within: str | None = None,
     registered: str | None = None,
     jurisdiction: str | None = None,
+    areas: bool = True,
 ) -> ParsedLocation:
     """The place `text` most likely names, with its kecamatan, the RT/RW, the street and the reason (any may be
     None). `within` limits the search to one region; `registered` (the sender's registered area) and
-    `jurisdiction` (the area of the channel or agency the report arrived through) only break ties.
+    `jurisdiction` (the area of the channel or agency the report arrived through) only break ties. `areas`
+    (default on) also reads the well-known Jakarta area names of known_areas (off: official names only).
 
     Ambiguous when the best candidates are equally good and lie in different kecamatan (kecamatan then None).
     Linear in the text; the work per report is capped (`capped`, with the cap named in the reason).
     """
     words, breaks = _tokens(text)
     hints = tuple(h for h in (registered, jurisdiction) if h)
-    scan = _Scan(words, breaks, within, hints)
+    scan = _Scan(words, breaks, within, hints, areas)
     mentions, street = scan.mentions()
     low = " ".join(_ascii_words(text))
     rw_match = _RW.search(low)
@@ -582,7 +643,9 @@ def parse_location(
     scored: dict[str, float] = {}
     places_by_code: dict[str, Place] = {}
     support_of: dict[str, set[int]] = {}
-    weak_only: dict[str, bool] = {}
+    bare: dict[str, bool] = {}
+    source_of: dict[str, str] = {}  # the name that gave a place its best score
+    weak_only: dict[str, str | None] = {}  # why a place's only evidence is weak, when it is
     kind_ok: dict[str, bool] = {}
     for k in range(scored_names):
         m = names[k]
@@ -593,10 +656,12 @@ def parse_location(
                 score += 2.0
             if m.fuzzy:
                 score -= 1.0
-            if m.weak:
+            # A landmark named after a kecamatan or kota is inside it; one named after a kelurahan often is not.
+            weak = None if m.weak == "landmark" and p.level != "desa_kelurahan" else m.weak
+            if weak:
                 score -= 1.5
             # Agreement: another name means a place that contains, or lies inside, this one.
-            related = set(under.get(p.kode, ()))
+            related = under.get(p.kode, set()) | by_code.get(p.kode, set())  # another name for it, too
             for a in _ancestors(p.kode):
                 related |= by_code.get(a, set())
             related.discard(k)
@@ -609,12 +674,36 @@ def parse_location(
             if p.kode not in scored or score > scored[p.kode]:
                 scored[p.kode] = score
                 support_of[p.kode] = related
-                weak_only[p.kode] = bool(m.weak) and not related
+                weak_only[p.kode] = None if related else weak
+                source_of[p.kode] = m.text
+                # One unmarked word naming a desa/kelurahan, nothing else agreeing: many such names are also
+                # everyday words ("Lurah", "Bisa", "Tampak" are desa names).
+                bare[p.kode] = p.level == "desa_kelurahan" and m.marker is None and m.words == 1 and not related
             places_by_code[p.kode] = p
             if m.kind is not None and p.level == "desa_kelurahan":
                 kind_ok[p.kode] = kind_ok.get(p.kode, False) or p.kode.rsplit(".", 1)[1].startswith(m.kind)
     best = max(scored.values())
     top = sorted((places_by_code[c] for c, s in scored.items() if s >= best - 1e-9), key=lambda p: p.kode)
+    if hints and not any(_inside_any(p, hints) for p in top):
+        # "Kembangan": a desa far away outscores the kecamatan of that name inside the sender's or the channel's
+        # area only by its level's weight; the same name inside the area is the better reading.
+        said = {source_of[p.kode] for p in top}
+        near = sorted(
+            (
+                places_by_code[c]
+                for c, s in scored.items()
+                if s >= best - LEVEL_SLACK - 1e-9 and source_of[c] in said and _inside_any(places_by_code[c], hints)
+            ),
+            key=lambda p: p.kode,
+        )
+        if near:
+            why.add(
+                f"{top[0].nama}: yang di dalam wilayah pengirim/kanal ({', '.join(hints)}) dipilih, bukan "
+                f"{', '.join(p.kode for p in top[:4])}",
+                f"{top[0].nama}: the one inside the sender's or channel's area ({', '.join(hints)}) chosen over "
+                f"{', '.join(p.kode for p in top[:4])}",
+            )
+            top = near
     if len(top) > 1:
         label = top[0].nama
         why.add(
@@ -646,9 +735,18 @@ def parse_location(
     kecamatans = {_kecamatan_of(p) for p in top}
     result_capped = bool(capped)
     if all(weak_only.get(p.kode) for p in top):
+        weak_id, weak_en = _WEAK_REASONS[weak_only[top[0].kode] or "development"]
         why.add(
-            f"{top[0].nama} hanya muncul dalam nama perumahan/tempat: tidak cukup untuk menentukan lokasi",
-            f"{top[0].nama} appears only in an estate's or landmark's name: not enough to place the report",
+            f"{top[0].nama} {weak_id}: tidak cukup untuk menentukan lokasi",
+            f"{top[0].nama} {weak_en}: not enough to place the report",
+        )
+        return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
+    if jurisdiction and all(bare.get(p.kode) and not _inside_any(p, hints) for p in top):
+        why.add(
+            f"{top[0].nama} ({top[0].kode}) di luar wilayah kanal laporan ({jurisdiction}) dan hanya disebut dengan "
+            "satu kata tanpa penanda: tidak cukup untuk menentukan lokasi",
+            f"{top[0].nama} ({top[0].kode}) lies outside the jurisdiction the report arrived through ({jurisdiction}) "
+            "and is named by one unmarked word only: not enough to place the report",
         )
         return ParsedLocation(None, None, tuple(mentions), rw, rt, street, False, why.text(), result_capped, work)
     if len(top) == 1:
@@ -682,6 +780,16 @@ def parse_location(
     return ParsedLocation(None, None, tuple(mentions), rw, rt, street, True, why.text(), result_capped, work)
 
 
+def _known_area(text: str) -> Place | None:
+    """The place a well-known area name (spaces ignored) lies in, or None."""
+    return _known_area_glued().get(text.replace(" ", ""))
+
+
+@lru_cache(maxsize=1)
+def _known_area_glued() -> dict[str, Place]:
+    return {name.replace(" ", ""): place for name, place in known_areas().items()}
+
+
 def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], support: set[int], why: _Why) -> None:
     level_id, level_en = _LEVEL_NAME[place.level]
     source = next((m for m, ps in zip(names, kept, strict=False) if any(p.kode == place.kode for p in ps)), None)
@@ -694,6 +802,9 @@ def _explain(place: Place, names: list[Mention], kept: list[tuple[Place, ...]], 
     if source is not None and source.fuzzy:
         id_parts.append("ejaan mirip")
         en_parts.append("close spelling")
+    if source is not None and _known_area(source.text) == place:
+        id_parts.append("nama kawasan yang dikenal, bukan nama resmi")
+        en_parts.append("a well-known area name, not an official one")
     if support:
         agreeing = ", ".join(sorted(names[k].text for k in support))
         id_parts.append(f"sesuai dengan {agreeing}")

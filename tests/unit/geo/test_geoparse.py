@@ -51,6 +51,23 @@ def test_the_arrival_jurisdiction_breaks_the_tie_after_the_registered_area():
     )
 
 
+def test_the_same_name_inside_the_jurisdiction_beats_a_desa_far_away():
+    # Seven desa named Kembangan outscore the kecamatan Kembangan (Jakarta Barat) by their level only.
+    assert geoparse.parse_location("Banjir di kembangan").kecamatan is None
+    found = geoparse.parse_location("Banjir di kembangan", jurisdiction="31")
+    assert found.kecamatan == "31.73.08" and "inside the sender's or channel's area (31)" in found.reason
+
+
+def test_one_everyday_word_naming_a_desa_outside_the_jurisdiction_places_nothing():
+    # "Lurah" is a desa in Cirebon and the word for a kelurahan's head.
+    assert geoparse.parse_location("banjir pak lurah tolong").kecamatan == "32.09.18"
+    found = geoparse.parse_location("banjir pak lurah tolong", jurisdiction="31")
+    assert found.place is None and "outside the jurisdiction" in found.reason
+    # Inside the jurisdiction, or named with a level word, it still counts.
+    assert geoparse.parse_location("banjir desa lurah", jurisdiction="31").kecamatan == "32.09.18"
+    assert geoparse.parse_location("banjir pak lurah tolong", jurisdiction="32.09").kecamatan == "32.09.18"
+
+
 def test_other_places_named_break_the_tie_before_any_hint():
     # Tondo is a kelurahan in Palu (Mantikulore) and a desa in Donggala and in Parigi Moutong.
     found = geoparse.parse_location("banjir di Tondo, Kec. Mantikulore", registered="72.03")
@@ -110,6 +127,37 @@ def test_an_estate_named_after_a_place_only_supports_other_names():
     assert alone.place is None and "estate" in alone.reason
     with_kelurahan = geoparse.parse_location("Perum Kapuk Mas, Kel. Kapuk Muara banjir", within="31")
     assert with_kelurahan.place is not None and with_kelurahan.place.nama == "Kapuk Muara"
+
+
+def test_a_landmark_named_after_a_kelurahan_only_supports_other_names():
+    # Stasiun Mangga Besar is in Sawah Besar; the kelurahan Mangga Besar is in Taman Sari.
+    alone = geoparse.parse_location("Stasiun Mangga Besar. #banjirkiriman", within="31")
+    assert alone.place is None and "landmark" in alone.reason
+    assert geoparse.parse_location("banjir di Mangga Besar", within="31").kecamatan == "31.73.03"
+    # Named with its kelurahan's kecamatan it places the report; after a level word it is no landmark.
+    assert geoparse.parse_location("depan mall Klender, Duren Sawit", within="31").kecamatan == "31.75.07"
+    assert geoparse.parse_location("pasar Kel. Klender", within="31").kecamatan == "31.75.07"
+    # A landmark named after a kecamatan is inside it.
+    assert geoparse.parse_location("Depan Mal Kelapa Gading banjir", within="31").kecamatan == "31.72.06"
+
+
+def test_well_known_area_names_place_a_report_with_a_reason():
+    found = geoparse.parse_location("banjir di Kp. Pulo sudah sepinggang", within="31")
+    assert found.place is not None and found.place.nama == "Kampung Melayu" and found.kecamatan == "31.75.03"
+    assert "well-known area name" in found.reason
+    assert geoparse.parse_location("Banjir di perumahan Daan Mogot Estate", within="31").kecamatan == "31.73.01"
+    # The area is itself the estate: "Indah" after it does not weaken it as it weakens an official name.
+    assert geoparse.parse_location("Banjir di Taman Ratu Indah blok D7", within="31").kecamatan == "31.73.05"
+    # Official names only: no answer.
+    assert geoparse.parse_location("banjir di Kp. Pulo", within="31", areas=False).place is None
+    # Every entry names a real code.
+    assert all(p.kode.startswith("31.") for p in geoparse.known_areas().values())
+
+
+def test_two_names_of_the_same_place_agree():
+    # "Taman Ratu" (an estate in Duri Kepa) and "Duri Kepa" name one kelurahan: it wins over the kota.
+    found = geoparse.parse_location("Mulai genang di taman ratu indah, duri kepa jakarta barat", within="31")
+    assert found.place is not None and found.place.nama == "Duri Kepa"
 
 
 def test_a_name_split_by_direction_names_its_parts():
