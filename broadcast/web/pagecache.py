@@ -21,9 +21,9 @@ browsers and a reverse proxy absorb a spike. Requests with credentials (a signed
 carrying only If-Modified-Since go to the route as before; the security headers middleware still turns any
 credentialed answer into `no-store`.
 
-/cek is special: its hoax form carries a single-use token per rendering, so the cached page gets a fresh token
-per response and no ETag or public Cache-Control (a shared copy would share the token). Code lookups are kept in
-their own smaller space, so random codes cannot push the pages out. A lookup answered from the cache does not
+/cek lookups (?kode=) are kept in their own space, so random codes cannot push the pages out. A page carrying
+the single-use hoax form token (the form is shown with some answers) gets a fresh token per response and no ETag
+or public Cache-Control (a shared copy would share the token). A lookup answered from the cache does not
 count against the per-address /cek limit: the limit stops walking the code space, and a walk only ever reaches
 uncached codes (each rendered, and counted, by the route).
 """
@@ -65,7 +65,7 @@ PAGES = re.compile(
 CEK = "/cek"
 # Every query parameter a cached route reads; a request with any other renders uncached.
 QUERY_NAMES = frozenset({"lang", "wilayah", "severity", "status", "kode"})
-# The hoax form token in the /cek page (broadcast.web.abuse.form_token: stamp.nonce.signature).
+# A single-use form token (broadcast.web.abuse.form_token: stamp.nonce.signature), e.g. /cek's hoax form.
 FORM_TOKEN = re.compile(rb'name="token" value="(\d+\.[0-9a-f]{16}\.[0-9a-f]{32})"')
 PAGE_BYTES = 64 * 1024 * 1024
 CEK_BYTES = 16 * 1024 * 1024
@@ -93,7 +93,7 @@ class Entry:
     body: bytes
     etag: bytes
     built_wall: datetime
-    token_at: int = -1  # /cek: where the form token starts in body
+    token_at: int = -1  # /cek: where the hoax form's token starts in body (-1: the page shows no form)
     token_len: int = 0
 
 
@@ -198,8 +198,7 @@ class PublicPageCache:
         if state is None:
             await self.app(scope, receive, send)
             return
-        cek = path == CEK
-        store = self.cek if cek else self.pages
+        store = self.cek if path == CEK else self.pages
         key = (path, query, state.version, state.next_expiry)
         entry = store.get(key)
         if entry is None or entry.built_wall > self.wall():
@@ -207,7 +206,7 @@ class PublicPageCache:
         if entry is None:  # not cacheable (an error, a redirect, a cookie): the route answers this request itself
             await self.app(scope, receive, send)
             return
-        await self._answer(send, entry, cek=cek, inm=inm)
+        await self._answer(send, entry, inm=inm)
 
     async def _current_state(self) -> State | None:
         state = self.state
@@ -303,10 +302,10 @@ class PublicPageCache:
         if start.get("status") != 200 or len(body) > ENTRY_MAX_BYTES or any(n == b"set-cookie" for n, _ in raw):
             return None
         token_at, token_len = -1, 0
-        if store is self.cek:
-            found = list(FORM_TOKEN.finditer(body))
-            if len(found) != 1:
-                return None
+        found = list(FORM_TOKEN.finditer(body))
+        if len(found) > 1:
+            return None
+        if found:
             token_at, token_len = found[0].start(1), found[0].end(1) - found[0].start(1)
         entry = Entry(
             headers=tuple((n, v) for n, v in raw if n not in _OWN),
@@ -321,8 +320,8 @@ class PublicPageCache:
             store.put(key, entry)
         return entry
 
-    async def _answer(self, send: Send, entry: Entry, *, cek: bool, inm: bytes | None) -> None:
-        if cek:
+    async def _answer(self, send: Send, entry: Entry, *, inm: bytes | None) -> None:
+        if entry.token_at >= 0:
             token = form_token(self.settings, form="hoaks").encode()
             body = entry.body[: entry.token_at] + token + entry.body[entry.token_at + entry.token_len :]
             headers = [*entry.headers, (b"content-length", str(len(body)).encode())]
