@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -44,6 +45,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +76,7 @@ ENTRY_MAX_BYTES = 4 * 1024 * 1024
 _OWN = frozenset({b"content-length", b"etag", b"cache-control"})
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,7 @@ class PublicPageCache:
         self.state: State | None = None
         self.renders = 0  # routes called to fill the cache (tests and benchmarks read it)
         self._inflight: dict[tuple[object, ...], asyncio.Future[object]] = {}
+        self._warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
@@ -230,13 +234,13 @@ class PublicPageCache:
         )
 
     async def _refresh(self) -> State | None:
-        local = public.local_changes()
-        now = self.wall()
+        local, started, now = public.local_changes(), self.clock(), self.wall()
         read = await run_in_threadpool(self._read, now)
         if read is None:
             self.state = None
             return None
-        state = State(read[0], read[1], local, self.clock(), now)
+        # Fresh from when the read started: a change committed while it ran is seen within the interval too.
+        state = State(read[0], read[1], local, started, now)
         old = self.state
         if old is None or (old.version, old.next_expiry) != (state.version, state.next_expiry):
             self.pages.clear()
@@ -245,8 +249,14 @@ class PublicPageCache:
         return state
 
     def _read(self, now: datetime) -> tuple[int, datetime | None] | None:
-        with Session(get_engine(self.settings.resolved_database_url)) as session:
-            return read_state(session, now=now)
+        try:
+            with Session(get_engine(self.settings.resolved_database_url)) as session:
+                return read_state(session, now=now)
+        except SQLAlchemyError as exc:  # no version to trust: every request is rendered (never a stale page)
+            if not self._warned:
+                log.warning("public page cache off: cannot read the public state version (%s)", exc)
+                self._warned = True
+            return None
 
     async def _single(self, key: tuple[object, ...], work: Callable[[], Awaitable[T]]) -> T:
         """Run `work` once for everyone who asks for `key` while it runs (on this event loop)."""

@@ -232,3 +232,20 @@ def test_lru_is_bounded_by_entries_and_bytes():
     lru.put((9,), entry(85))
     assert lru.bytes <= 100 and lru.get((3,)) is None and lru.get((4,)) is None
     assert lru.get((2,)) is not None and lru.get((9,)) is not None
+
+
+@pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
+def test_without_a_readable_version_every_request_is_rendered(apps, engine):
+    one, _, _ = apps
+    _, ident, _ = publish(engine)
+    with engine.begin() as c:
+        c.execute(sa.text("DELETE FROM public_state_version"))
+    cache = cache_of(one)
+    cache.clock = lambda: 1e9  # past any scheduled read
+    assert one.get(f"/peringatan/{ident}").status_code == 200
+    with engine.begin() as c:
+        c.execute(sa.text("DROP TABLE public_state_version"))
+    cache.clock = lambda: 2e9
+    page = one.get(f"/peringatan/{ident}")
+    assert page.status_code == 200 and "stale-while-revalidate" not in page.headers["cache-control"]
+    assert cache.renders == 0 and len(cache.pages) == 0
