@@ -118,9 +118,10 @@ def main() -> None:
         )
     Console().print(table)
     print(
-        "Times run from the approve response; three clients poll in parallel every 5 ms. Pages and feeds are\n"
-        "built from the database on every request and sent with Cache-Control: no-cache + ETag, so the delay is\n"
-        "the Celery worker planning the fan-out (an alert is public once it is `published`)."
+        "Times run from the approve response; three clients poll in parallel every 5 ms. Pages and feeds come\n"
+        "from the public page cache (docs/public-cache.md), which sees a change committed by the Celery worker\n"
+        "within BROADCAST_PUBLIC_CACHE_CHECK_MS (50 ms); the rest is the worker planning the fan-out (an alert\n"
+        "is public once it is `published`)."
     )
 
 

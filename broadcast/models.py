@@ -1,6 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
-from broadcast.alerts.models import Alert, AlertArea, AlertInfo
+from broadcast.alerts.models import Alert, AlertArea, AlertInfo, PublicStateVersion
 from broadcast.audit.models import AuditEntry
 from broadcast.db import Base
 from broadcast.dispatch.models import Delivery, OutboxMessage, PendingEnqueue
@@ -25,6 +25,7 @@ __all__ = [
     "PartnerWebhook",
     "PendingEnqueue",
     "PollCheckpoint",
+    "PublicStateVersion",
     "ReplyContact",
     "Report",
     "Subscriber",

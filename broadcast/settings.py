@@ -226,6 +226,16 @@ class Settings(BaseSettings):
     # /cek: verification-code lookups per client address per report_limit_window_s (the code space is 32^6).
     check_code_limit_per_ip: int = Field(default=30, ge=1)
     report_form_min_seconds: float = 3.0
+    # Public pages and feeds rendered once per change (broadcast.web.pagecache, docs/public-cache.md): off renders
+    # every request. The public state version is read at most every public_cache_check_ms per process (a change
+    # committed by this process is seen at once); entries per process, /cek lookups in their own smaller space;
+    # Cache-Control lets browsers and a reverse proxy keep a page max_age_s and serve it stale while revalidating.
+    public_cache: bool = True
+    public_cache_check_ms: float = Field(default=50.0, ge=0, le=1000)
+    public_cache_entries: int = Field(default=512, ge=1)
+    public_cache_cek_entries: int = Field(default=2048, ge=1)
+    public_cache_max_age_s: int = Field(default=5, ge=0)
+    public_cache_stale_s: int = Field(default=30, ge=0)
     cap_signing: CapSigningSettings = CapSigningSettings()
     # Fan-out: recipients per batch task; how long a claim holds a row before another worker may take it over
     # (reconciling with the provider first); how often beat sweeps; when a pending row counts as lost.

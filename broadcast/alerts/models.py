@@ -6,7 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Connection, ForeignKey, String, Text, UniqueConstraint, event, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Connection,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcast.db import Base, utcnow
@@ -160,6 +171,18 @@ class AlertArea(Base):
     info_position: Mapped[int | None]
 
     alert: Mapped[Alert] = relationship(back_populates="areas")
+
+
+class PublicStateVersion(Base):
+    """One row: a counter moved forward in the same transaction as every change of an alert's state, so every
+    process (and host) sharing the database can tell, with one cheap read, whether a public page it rendered
+    is still current (broadcast.alerts.public.note_change, broadcast.web.pagecache)."""
+
+    __tablename__ = "public_state_version"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 @event.listens_for(Alert, "before_insert")

@@ -11,17 +11,22 @@ An alert chain is an original and the Updates and Cancels that followed it (each
 
 Pages, the home page, feeds and the JSON API, /cek, SMS CEK, report linking and partner webhooks all ask this
 module; none decides on its own.
+
+Every state transition also moves the public state version forward (`note_change`): one row, written last in the
+transaction that changes the state, so a process that rendered a public page can tell with one cheap read whether
+it is still current (broadcast.web.pagecache).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
-from broadcast.alerts.models import Alert, AlertState, MsgType
+from broadcast.alerts.models import Alert, AlertState, MsgType, PublicStateVersion
 from broadcast.db import utcnow
 
 ISSUED = frozenset(
@@ -157,3 +162,48 @@ def state_json(truth: PublicState | None) -> dict[str, object]:
             "reason": truth.reason,
         }
     }
+
+
+_CHANGED = "broadcast.public_state_changed"
+_BUMPED = "broadcast.public_state_bumped"
+_local = {"changes": 0}
+_local_lock = threading.Lock()
+
+
+def note_change(session: Session) -> None:
+    """An alert's state changes in this session's transaction: the public state version moves forward when it
+    commits (written last, just before the commit, so it holds its row lock for no longer than the commit)."""
+    session.info[_CHANGED] = True
+
+
+def local_changes() -> int:
+    """How many commits of this process moved the public state version (a cache re-reads the version at once
+    when this moved, instead of waiting for its next scheduled read)."""
+    return _local["changes"]
+
+
+def read_version(session: Session) -> int | None:
+    """The public state version; None when the row is missing (then nothing may be cached)."""
+    return session.scalar(select(PublicStateVersion.version).where(PublicStateVersion.id == 1))
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_version(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        session.execute(
+            update(PublicStateVersion).where(PublicStateVersion.id == 1).values(version=PublicStateVersion.version + 1)
+        )
+        session.info[_BUMPED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _count_local(session: Session) -> None:
+    if session.info.pop(_BUMPED, False):
+        with _local_lock:
+            _local["changes"] += 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+    session.info.pop(_BUMPED, None)

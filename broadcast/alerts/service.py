@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
 
 from broadcast.alerts import areas as area_geo
-from broadcast.alerts import cap, capmap, rules
+from broadcast.alerts import cap, capmap, public, rules
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import Action
 from broadcast.alerts.schemas import AlertCreate
@@ -282,6 +282,10 @@ def list_follow_ups(session: Session, *, alert_id: int) -> list[Alert]:
 def _transition(alert: Alert, action: Action) -> dict[str, Any]:
     before = snapshot(alert)
     alert.state = rules.next_state(alert.state, action).value
+    session = object_session(alert)
+    if session is not None:
+        # The one place an alert's state changes: cached public pages everywhere see it at the commit.
+        public.note_change(session)
     return before
 
 

@@ -22,6 +22,7 @@ from broadcast.subscribers.routes import router as subscribers_router
 from broadcast.trust.routes import router as trust_router
 from broadcast.trust.routes import staff_router as trust_staff_router
 from broadcast.users.routes import router as users_router
+from broadcast.web import pagecache
 from broadcast.web.console import router as console_router
 from broadcast.web.docs import router as docs_router
 from broadcast.web.public import router as public_router
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # Public pages and feeds from the cache, innermost: the other middlewares still see every answer.
+    pagecache.install(app, settings)
     # The public report form may carry a photo; everything else keeps the general limit.
     photo_limit = max(settings.max_body_bytes, settings.report_photo_max_bytes + 64 * 1024)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={"/lapor": photo_limit})
