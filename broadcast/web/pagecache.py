@@ -52,10 +52,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcast.alerts import public
 from broadcast.alerts.models import Alert
+from broadcast.api.abuse import form_token
 from broadcast.api.deps import SESSION_COOKIE
 from broadcast.db import get_engine, utcnow
 from broadcast.settings import Settings
-from broadcast.web.abuse import form_token
 
 # Public pages and feeds whose bytes depend only on the path, the query and the public state of alerts.
 PAGES = re.compile(
@@ -67,7 +67,7 @@ PAGES = re.compile(
 CEK = "/cek"
 # Every query parameter a cached route reads; a request with any other renders uncached.
 QUERY_NAMES = frozenset({"lang", "wilayah", "severity", "status", "kode"})
-# A single-use form token (broadcast.web.abuse.form_token: stamp.nonce.signature), e.g. /cek's hoax form.
+# A single-use form token (broadcast.api.abuse.form_token: stamp.nonce.signature), e.g. /cek's hoax form.
 FORM_TOKEN = re.compile(rb'name="token" value="(\d+\.[0-9a-f]{16}\.[0-9a-f]{32})"')
 PAGE_BYTES = 64 * 1024 * 1024
 CEK_BYTES = 16 * 1024 * 1024

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from broadcast.alerts import service
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.schemas import AlertCreate
+from broadcast.api.abuse import check_form_token, form_token
 from broadcast.api.app import create_app
 from broadcast.db import session_scope, utcnow
 from broadcast.dispatch import service as dispatch
 from broadcast.settings import Settings
 from broadcast.users.models import User
-from broadcast.web.abuse import check_form_token, form_token
 from broadcast.web.pagecache import Entry, Lru, PublicPageCache
 from tests.factories import alert_payload, make_team
 

@@ -1,7 +1,7 @@
 """public state version: one counter every process reads to know its cached public pages are current
 
-Revision ID: 0012_public_state_version
-Revises: 0009_suite_audit_head
+Revision ID: 0013_public_state_version
+Revises: 0012_subscriber_consents
 Create Date: 2026-12-07
 
 Public pages and feeds are rendered once per change (broadcast.web.pagecache). The change is this counter,
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_public_state_version"
-down_revision: str | None = "0009_suite_audit_head"
+revision: str = "0013_public_state_version"
+down_revision: str | None = "0012_subscriber_consents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
