@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, BigInteger, FetchedValue, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -30,3 +30,8 @@ class Subscriber(Base):
     # Why an inactive subscriber gets nothing: "sms-stop" (they texted BERHENTI/STOP to us), "twilio-opt-out"
     # (Twilio reports 21610: they opted out with Twilio) or "undeliverable" (the number can never receive).
     stop_reason: Mapped[str | None] = mapped_column(String(32))
+    # Stamped by a trigger on every insert and update (the writing transaction on PostgreSQL, a counter on
+    # SQLite; migration 0012): the warm subscriber index re-reads only rows at or above its watermark.
+    version: Mapped[int | None] = mapped_column(
+        BigInteger, index=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
