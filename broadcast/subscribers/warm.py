@@ -1,12 +1,15 @@
 """A warm, per-process index of active subscribers: loaded once, then kept current from `subscribers.version`.
 
 Every insert and update of a subscriber stamps its row's version (a trigger, migration 0012). The index keeps a
-watermark W such that every change with a version below W has been applied, and on each use re-reads only the
-rows at or above W (an index scan, usually no rows):
+mark (W, P) such that every change with a version below W, except those of the versions in P, has been applied,
+and on each use re-reads only the rows with a version at or above W or in P (index scans, usually no rows):
 
-- PostgreSQL: the version is the writing transaction's id and W is the oldest transaction still running when
-  the index last looked, so a writer that commits late (a lower id after a higher one) is never skipped.
-- SQLite: writers are serialised and the version is a counter, so W is one past the highest version seen.
+- PostgreSQL: the version is the writing transaction's id. W is the `xmax` of a snapshot taken before the last
+  read (every transaction below it had started) and P its in-progress list: a writer that commits late (a
+  lower id after a higher one) is read once it has committed, and a long transaction elsewhere on the server
+  holds back nothing but its own rows.
+- SQLite: writers are serialised and the version is a counter, so W is one past the highest version seen and P
+  is empty.
 
 The shared state is read on a connection of its own and so holds only committed rows. A caller's session may
 hold uncommitted changes of its own (a test, a request that registers then counts): `snapshot(session)` reads
@@ -27,8 +30,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, literal_column, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from broadcast.subscribers import targeting
@@ -161,32 +165,79 @@ class WarmIndex:
         self._base: _Layer | None = None
         self._delta: dict[int, Row] = {}
         self._top = _Layer(targeting.build_arrays([]), _EMPTY_IDS)
-        self._watermark = 0
+        self._mark: tuple[int, tuple[int, ...]] = (0, ())
+        self._conn: Connection | None = None
         self.loads = 0  # full loads so far (1 in a healthy process)
         self.merges = 0
 
     @property
-    def watermark(self) -> int:
-        """Every change with a version below this has been applied."""
-        return self._watermark
+    def mark(self) -> tuple[int, tuple[int, ...]]:
+        """(W, P): every change with a version below W and not in P has been applied."""
+        return self._mark
 
     def _postgres(self) -> bool:
         return self._engine.dialect.name == "postgresql"
 
-    def _next_watermark(self, conn: Connection) -> int:
+    def _mark_columns(self) -> Any:
+        """The mark of the reading statement's own snapshot, as columns (xmax, xip)."""
         if self._postgres():
-            return int(conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")).scalar_one())
-        return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) + 1 FROM subscribers")).scalar_one())
+            # pg_current_snapshot() is the snapshot the statement reads with (GetActiveSnapshot).
+            return select(
+                literal_column("pg_snapshot_xmax(pg_current_snapshot())::text::bigint").label("xmax"),
+                literal_column("ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x)").label(
+                    "xip"
+                ),
+            ).subquery("now")
+        return select(
+            literal_column("(SELECT COALESCE(MAX(version), 0) + 1 FROM subscribers)").label("xmax"),
+            literal_column("NULL").label("xip"),
+        ).subquery("now")
+
+    def _next_mark(self, conn: Connection) -> tuple[int, tuple[int, ...]]:
+        now = self._mark_columns()
+        row = conn.execute(select(now.c.xmax, now.c.xip)).one()
+        return int(row[0]), tuple(sorted(int(x) for x in row[1] or ()))
+
+    def _changed_since(self, conn: Connection, mark: tuple[int, tuple[int, ...]]) -> tuple[Any, list[Row]]:
+        """One statement: the rows changed at or after `mark` and the mark of the snapshot they were read in."""
+        now = self._mark_columns()
+        table = Subscriber.__table__
+        stmt = select(now.c.xmax, now.c.xip, *_row_columns().selected_columns).select_from(
+            now.outerjoin(table, self._since(mark))
+        )
+        result = conn.execute(stmt).all()
+        head = result[0]
+        rows: list[Row] = [(r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in result if r[2] is not None]
+        return (int(head[0]), tuple(sorted(int(x) for x in head[1] or ()))), rows
+
+    def _connection(self) -> Connection:
+        """The index's own autocommit connection (one round trip per refresh: no checkout, ping or BEGIN)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def close(self) -> None:
+        """Return the index's connection (the index reconnects if used again)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @staticmethod
+    def _since(mark: tuple[int, tuple[int, ...]]) -> Any:
+        """Rows changed at or after `mark`."""
+        floor, pending = mark
+        newer = Subscriber.version >= floor
+        return newer if not pending else newer | Subscriber.version.in_(pending)
 
     def _load(self) -> None:
         with self._engine.connect() as conn:
-            watermark = self._next_watermark(conn)
-            # Rows written while this runs have versions at or above the watermark: read again next time.
+            mark = self._next_mark(conn)
+            # Rows written while this runs have versions at or above the mark: read again next time.
             session = Session(bind=conn)
             base = targeting.load_subscribers(session)
             session.close()
         self._base = _Layer(base, base.ids)
-        self._delta, self._top, self._watermark = {}, _Layer(targeting.build_arrays([]), _EMPTY_IDS), watermark
+        self._delta, self._top, self._mark = {}, _Layer(targeting.build_arrays([]), _EMPTY_IDS), mark
         self.loads += 1
         log.info("warm subscriber index loaded: %d active subscribers", base.size)
 
@@ -194,16 +245,18 @@ class WarmIndex:
         if self._base is None:
             self._load()
             return
-        with self._engine.connect() as conn:
-            watermark = self._next_watermark(conn)
-            rows = conn.execute(_row_columns().where(Subscriber.version >= self._watermark)).all()
+        try:
+            mark, rows = self._changed_since(self._connection(), self._mark)
+        except DBAPIError:
+            # A dropped connection (database restart, failover): once more on a new one, then give up.
+            self.close()
+            mark, rows = self._changed_since(self._connection(), self._mark)
         changed = False
-        for r in rows:
-            row: Row = (r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
+        for row in rows:
             if self._delta.get(row[0]) != row:
                 self._delta[row[0]] = row
                 changed = True
-        self._watermark = max(self._watermark, watermark)
+        self._mark = mark
         if not changed:
             return
         if len(self._delta) > max(MERGE_MIN, int(MERGE_FRACTION * self._base.arrays.size)):
@@ -237,12 +290,12 @@ class WarmIndex:
             self._refresh()
             assert self._base is not None
             layers = [self._base, self._top]
-            watermark = self._watermark
+            mark = self._mark
         if session is not None:
             # Committed rows are in the layers above; this adds what only this session can see (its own writes).
             own = [
                 (r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
-                for r in session.execute(_row_columns().where(Subscriber.version >= watermark))
+                for r in session.execute(_row_columns().where(self._since(mark)))
             ]
             if own:
                 layers.append(_Layer(_arrays_of(own), np.array(sorted({r[0] for r in own}), dtype=np.int64)))
@@ -261,7 +314,7 @@ def index_for(engine: Engine) -> WarmIndex:
         if found is None:
             found = _indexes[key] = WarmIndex(engine)
             while len(_indexes) > MAX_INDEXES:
-                _indexes.popitem(last=False)
+                _indexes.popitem(last=False)[1].close()
         _indexes.move_to_end(key)
         return found
 
