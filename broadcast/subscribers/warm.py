@@ -92,8 +92,8 @@ class Snapshot:
     for. Offers what SubscriberArrays offers (match, within, on_channel, batches, size)."""
 
     def __init__(self, layers: Sequence[_Layer]) -> None:
-        """Build from layers, lowest first."""
-        self._layers = list(layers)
+        """Build from layers, lowest first (layers above the first that speak for nobody are left out)."""
+        self._layers = [layer for i, layer in enumerate(layers) if i == 0 or layer.touched.size]
 
     @property
     def size(self) -> int:
@@ -108,6 +108,8 @@ class Snapshot:
 
     def match(self, target: TargetSpec) -> np.ndarray:
         """Sorted unique ids of every active subscriber the target reaches (any channel)."""
+        if len(self._layers) == 1:
+            return self._layers[0].arrays.match(target)
         found = []
         for i, layer in enumerate(self._layers):
             ids = layer.arrays.match(target)
@@ -119,6 +121,9 @@ class Snapshot:
 
     def _owners(self, ids: np.ndarray) -> Iterator[tuple[SubscriberArrays, np.ndarray]]:
         """`ids` (each active, e.g. from match) split by the topmost layer holding them."""
+        if len(self._layers) == 1:
+            yield self._layers[0].arrays, ids
+            return
         rest = ids
         for layer in reversed(self._layers):
             if rest.size == 0:
@@ -169,6 +174,26 @@ class WarmIndex:
         self._conn: Connection | None = None
         self.loads = 0  # full loads so far (1 in a healthy process)
         self.merges = 0
+
+    def nbytes(self) -> int:
+        """Bytes held in the index's arrays (what it costs in memory, without allocator overhead)."""
+        seen: set[int] = set()
+
+        def walk(obj: object) -> int:
+            if id(obj) in seen:
+                return 0
+            seen.add(id(obj))
+            if isinstance(obj, np.ndarray):
+                return int(obj.nbytes)
+            if isinstance(obj, dict):
+                return sum(walk(v) for v in obj.values())
+            if isinstance(obj, (list, tuple)):
+                return sum(walk(v) for v in obj)
+            slots = getattr(type(obj), "__slots__", ())
+            fields = [getattr(obj, name) for name in slots if hasattr(obj, name)]
+            return sum(walk(v) for v in (*getattr(obj, "__dict__", {}).values(), *fields))
+
+        return sum(walk(layer) for layer in (self._base, self._top) if layer is not None)
 
     @property
     def mark(self) -> tuple[int, tuple[int, ...]]:
