@@ -444,6 +444,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=50, help="API requests per area")
     parser.add_argument("--old-reps", type=int, default=2, help="old full-load requests per area")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--no-plan", action="store_true", help="stop after the API phase (no worker)")
     args = parser.parse_args()
 
     db_url = make_db()
@@ -463,9 +464,18 @@ def main() -> None:
         index = measure_index(db_url)
         console.print(f"warm index: {index}")
         old = measure_old(db_url, args.old_reps)
-        console.print("old path done")
+        console.print(f"old path (ms): {old}")
         api = measure_api(db_url, args.reps, (fake[1], fake[2], fake[3]))
-        console.print("API done")
+        summary = {
+            k: (v["count"], round(pct(v["times"], 50), 1), round(pct(v["times"], 99), 1))
+            for k, v in api.items()
+            if isinstance(v, dict)
+        }
+        console.print(
+            f"API (count, p50 ms, p99 ms): {summary}; { ({k: v for k, v in api.items() if not isinstance(v, dict)}) }"
+        )
+        if args.no_plan:
+            return
         here = measure_plan_here(db_url)
         console.print(f"plan in this process: {here}")
         plan = measure_plan(db_url, fake, args.grobogan)
@@ -485,8 +495,8 @@ def main() -> None:
             f"{api[label]['count']:,}" if isinstance(api[label]["count"], int) else str(api[label]["count"]),
             f"{pct(ours, 50):.1f} ms",
             f"{pct(ours, 99):.1f} ms",
-            f"{statistics.median(before):,.0f} ms",
-            f"{max(before):,.0f} ms",
+            f"{statistics.median(before):,.0f} ms" if before else "-",
+            f"{max(before):,.0f} ms" if before else "-",
         )
     console.print(table)
     other = Table(title="Warm index, DAFTAR and planning")

@@ -223,7 +223,9 @@ def test_two_worker_nodes_share_one_fanout_and_reach_everyone_exactly_once(rig: 
         rig.start("worker", concurrency=1, name=name)
     app = Celery(broker=rig.broker)
     try:
-        rig.wait_for("both nodes to answer", lambda: {k for r in app.control.ping(timeout=0.5) for k in r} == set(names))
+        rig.wait_for(
+            "both nodes to answer", lambda: set(names) <= {k for r in app.control.ping(timeout=0.5) for k in r}
+        )
         alert_id = rig.approve()
         rig.enqueue_fanout(alert_id)
         rig.wait_settled(alert_id, n)
