@@ -453,8 +453,12 @@ def worker(
         ),
     ] = "critical,broadcast",
     loglevel: str = "INFO",
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Celery node name, unique per worker node (default: broadcast-<host>-<pid>)"),
+    ] = None,
 ) -> None:
-    """Run a Celery worker."""
+    """Run a Celery worker. Any number of worker nodes may share one Redis and one PostgreSQL."""
     from broadcast.logs import configure_logging, install_task_context
     from broadcast.worker import celery
 
@@ -466,7 +470,7 @@ def worker(
             f"--concurrency={concurrency}",
             f"--queues={queues}",
             f"--loglevel={loglevel}",
-            "--hostname=broadcast-%h-" + str(os.getpid()),
+            "--hostname=" + (name or "broadcast-%h-" + str(os.getpid())),
         ]
     )
 

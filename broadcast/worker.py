@@ -101,6 +101,20 @@ def _warm_up(**_: object) -> None:
         warm_up()
     except Exception:  # a cold start is slower, not broken
         log.warning("worker warm-up failed", exc_info=True)
+    _prewarm_subscribers()
+
+
+def _prewarm_subscribers() -> None:
+    """A process that plans fan-outs loads the warm subscriber index now, in the background, so the first
+    alert's plan costs its recipients, not a full table read (the intake worker never plans: it skips this)."""
+    from broadcast.db import get_engine
+    from broadcast.dispatch.planning import QUEUES
+    from broadcast.subscribers import warm
+
+    consumed = getattr(celery.amqp.queues, "consume_from", None)
+    if consumed and not set(consumed) & set(QUEUES):
+        return
+    warm.prewarm(get_engine(get_settings().resolved_database_url))
 
 
 def _start_outbox_drain(name: str) -> None:

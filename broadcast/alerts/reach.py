@@ -11,7 +11,7 @@ from broadcast.alerts import areas as area_geo
 from broadcast.alerts import service
 from broadcast.alerts.models import Alert
 from broadcast.alerts.schemas import AreaSpec
-from broadcast.subscribers import targeting
+from broadcast.subscribers import targeting, warm
 from broadcast.users.models import User
 from geo import mapimage
 from geo.reach import estimate_reach
@@ -20,7 +20,7 @@ from geo.reach import estimate_reach
 def reach_of(session: Session, target: area_geo.Target, *, jurisdiction: str | None = None) -> dict[str, Any]:
     """Matched active subscribers inside `jurisdiction` per personal channel ("any": on any;
     "outside_jurisdiction": matched outside it, never sent to) and the estimated population reached."""
-    subs = targeting.load_subscribers(session)
+    subs = warm.snapshot(session)
     counts = targeting.count_per_channel(
         subs, targeting.TargetSpec(target.codes, target.drawn), jurisdiction=jurisdiction
     )

@@ -31,6 +31,16 @@ def batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+def pages(ids: Sequence[int], *, first: int, size: int) -> Iterator[Sequence[int]]:
+    """Consecutive slices of `ids`: the first of at most `first`, the rest of at most `size`."""
+    if first < 1 or size < 1:
+        raise ValueError("page sizes must be positive")
+    if ids:
+        yield ids[:first]
+    for start in range(first, len(ids), size):
+        yield ids[start : start + size]
+
+
 def lead_batches(ids: Sequence[int], size: int, *, lead: bool, lead_size: int = 100) -> Iterator[list[int]]:
     """`batches(ids, size)`, except that with `lead` the first `size` ids go in batches of `lead_size`: a
     fan-out's first messages leave sooner (a short claim and render, every worker process busy at once)."""

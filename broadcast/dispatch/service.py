@@ -24,7 +24,7 @@ from broadcast.dispatch import planning
 from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.planning import MAX_ATTEMPTS
 from broadcast.dispatch.ratelimit import Bucket, RateLimiter
-from broadcast.subscribers import targeting
+from broadcast.subscribers import targeting, warm
 from broadcast.subscribers.models import Subscriber
 from channels.base import AlertData, Audience, Channel, OutboundMessage, Outcome, Recipient, SendResult
 from channels.registry import RENDERERS
@@ -49,6 +49,9 @@ def _among(session: Session, column: Any, ids: Sequence[int]) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(literal(list(ids), type_=postgresql.ARRAY(column.type)))
     return column.in_(list(ids))
+
+
+FIRST_PAGE = 500  # subscribers read for the first planned rows of a fan-out
 
 
 def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
@@ -133,23 +136,31 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     scope_ok, scope = delivery_scope(session, alert)
     if targeted and scope_ok:
         spec = targeting.TargetSpec(target.codes, target.drawn)
-        # Subscribers are read and matched page by page (a small first page): the first batches leave while
-        # later pages are still being read and written.
-        for subs in targeting.iter_subscribers(session, chunk_size=4 * chunk):
-            # Jurisdiction is a property of the recipient set: nobody outside it is ever planned, whatever the area.
-            ids = subs.within(subs.match(spec), scope)
+        subs = warm.snapshot(session)
+        # Jurisdiction is a property of the recipient set: nobody outside it is ever planned, whatever the area.
+        matched = subs.within(subs.match(spec), scope)
+        # Only the matched subscribers' rows are read, in pages by ascending id (a small first one: the first
+        # batches leave while later pages are still being read and written), so planning costs what the
+        # recipients cost, not the table. The rows decide who is still active and on which channel.
+        for page in planning.pages(matched.tolist(), first=FIRST_PAGE, size=chunk):
+            found = session.execute(
+                select(Subscriber.id, Subscriber.language, Subscriber.channels)
+                .where(_among(session, Subscriber.id, page), Subscriber.active.is_(True))
+                .order_by(Subscriber.id)
+            ).all()
             for channel in targeted:
-                for part in subs.batches(subs.on_channel(ids, channel), batch_size=chunk):
-                    rows = [
-                        {
-                            "alert_id": alert.id,
-                            "channel": channel,
-                            "recipient_key": f"sub:{sid}",
-                            "subscriber_id": sid,
-                            "language": lang,
-                        }
-                        for sid, lang in part
-                    ]
+                rows = [
+                    {
+                        "alert_id": alert.id,
+                        "channel": channel,
+                        "recipient_key": f"sub:{sid}",
+                        "subscriber_id": sid,
+                        "language": lang,
+                    }
+                    for sid, lang, chans in found
+                    if channel in (chans or ())
+                ]
+                if rows:
                     yield add(channel, rows)
     pending = session.execute(
         select(Delivery.channel, Delivery.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, FetchedValue, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -30,6 +30,11 @@ class Subscriber(Base):
     # Why an inactive subscriber gets nothing: "sms-stop" (they texted BERHENTI/STOP to us), "twilio-opt-out"
     # (Twilio reports 21610: they opted out with Twilio) or "undeliverable" (the number can never receive).
     stop_reason: Mapped[str | None] = mapped_column(String(32))
+    # Stamped by a trigger on every insert and update (the writing transaction on PostgreSQL, a counter on
+    # SQLite; migration 0014): the warm subscriber index re-reads only rows at or above its watermark.
+    version: Mapped[int | None] = mapped_column(
+        BigInteger, index=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
 
 class ConsentRequest(Base):

@@ -17,7 +17,7 @@ from broadcast.authority import Action as Can
 from broadcast.authority import Target, may, require
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, Forbidden, Invalid, NotFound
-from broadcast.subscribers import targeting
+from broadcast.subscribers import targeting, warm
 from broadcast.subscribers.models import Subscriber
 from broadcast.users.models import User
 from geo import boundaries, gazetteer
@@ -408,7 +408,7 @@ def iter_targeted(session: Session, *, codes: Sequence[str], batch_size: int = 1
     or admin code equal to or under one), in batches."""
     if not codes:
         return
-    subs = targeting.load_subscribers(session)
+    subs = warm.snapshot(session)
     yield from subs.batches(subs.match(targeting.TargetSpec(tuple(codes), None)), batch_size=batch_size)
 
 

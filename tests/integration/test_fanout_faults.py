@@ -118,9 +118,12 @@ class Rig:
         )
         return env | self.extra_env
 
-    def start(self, what: str, concurrency: int = WORKERS) -> subprocess.Popen[bytes]:
-        """`worker` or `beat`, as its own process group (so kill -9 takes the pool processes too)."""
+    def start(self, what: str, concurrency: int = WORKERS, name: str | None = None) -> subprocess.Popen[bytes]:
+        """`worker` (node `name`, if given) or `beat`, as its own process group (so kill -9 takes the pool
+        processes too)."""
         args = ["worker", f"--concurrency={concurrency}"] if what == "worker" else ["beat"]
+        if name is not None:
+            args += ["--name", name]
         log = (self.tmp / f"{what}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "broadcast.cli", *args, "--loglevel", "WARNING"],
@@ -208,6 +211,33 @@ def rig(request, tmp_path, pg_url, redis_url) -> Iterator[Rig]:  # type: ignore[
     r = Rig(tmp_path, pg_url, redis_url, failures=failures)
     yield r
     r.close()
+
+
+def test_two_worker_nodes_share_one_fanout_and_reach_everyone_exactly_once(rig: Rig) -> None:
+    """More worker nodes on the same Redis and PostgreSQL (docker compose --scale worker=N): the claims split
+    the batches between them, and no recipient gets a second request."""
+    n = 2000
+    rig.seed(n)
+    names = ["warga-a@bench", "warga-b@bench"]
+    for name in names:
+        rig.start("worker", concurrency=1, name=name)
+    app = Celery(broker=rig.broker)
+    try:
+        rig.wait_for(
+            "both nodes to answer", lambda: set(names) <= {k for r in app.control.ping(timeout=0.5) for k in r}
+        )
+        alert_id = rig.approve()
+        rig.enqueue_fanout(alert_id)
+        rig.wait_settled(alert_id, n)
+        stats = app.control.inspect(destination=names, timeout=5).stats() or {}
+    finally:
+        app.close()
+    posts = Counter(to for _, to in rig.posts())
+    assert rig.states(alert_id) == Counter({"sent": n})
+    assert len(posts) == n and max(posts.values()) == 1  # everyone once, nobody twice
+    assert set(posts) == set(_phones(rig, alert_id, "sent"))
+    batches = {node: stats[node]["total"].get("dispatch.send_batch", 0) for node in names}
+    assert all(batches.values()), batches  # both nodes sent
 
 
 def _phones(rig: Rig, alert_id: int, state: str) -> dict[str, int]:
