@@ -24,7 +24,6 @@ from geo import boundaries, gazetteer
 from geo.areas import BBOX
 
 LANGUAGES = ("id", "en")
-CHANNELS = targeting.PERSONAL_CHANNELS
 X_HANDLE_RE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
 # Finest level first: a point is registered under the smallest unit that has a boundary there.
 LOCATE_LEVELS = ("desa_kelurahan", "kecamatan", "kabupaten_kota", "provinsi")
@@ -163,10 +162,11 @@ def check_fields(
             code="missing-location",
         )
     chans = tuple(dict.fromkeys(c.strip().lower() for c in channels if c.strip()))
-    bad = [c for c in chans if c not in CHANNELS]
+    known = targeting.personal_channels()
+    bad = [c for c in chans if c not in known]
     if bad or not chans:
         raise InvalidSubscriber(
-            f"Saluran tidak dikenal / unknown channel(s): {', '.join(bad) or 'none'} (use {', '.join(CHANNELS)})",
+            f"Saluran tidak dikenal / unknown channel(s): {', '.join(bad) or 'none'} (use {', '.join(known)})",
             code="bad-channel",
         )
     handle = None

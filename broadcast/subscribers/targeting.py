@@ -21,11 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast.subscribers.models import Subscriber
+from channels import registry
 from geo import boundaries
 from geo import jurisdiction as geo_jurisdiction
 from geo.targeting import SubscriberIndex
 
-PERSONAL_CHANNELS = ("sms", "social")
+
+def personal_channels() -> tuple[str, ...]:
+    """Channels a subscriber chooses (their `channels` list): every registered per-subscriber channel, and
+    "social" (mentions of their X handle)."""
+    return tuple(dict.fromkeys(("sms", "social", *registry.personal_channels())))
+
+
 LOAD_CHUNK = 50_000
 
 
@@ -132,7 +139,7 @@ def _arrays(part: Sequence[Sequence[object]]) -> tuple[np.ndarray, ...]:
     cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
     chans = tuple(
         np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan))  # type: ignore[operator]
-        for name in PERSONAL_CHANNELS
+        for name in personal_channels()
     )
     return (
         np.asarray(cid, dtype=np.int64),
@@ -154,7 +161,7 @@ def _build(columns: list[tuple[np.ndarray, ...]]) -> SubscriberArrays:
         cat(2, "float64"),
         cat(3, "U13"),
         cat(4, "U8"),
-        {name: cat(5 + i, "bool") for i, name in enumerate(PERSONAL_CHANNELS)},
+        {name: cat(5 + i, "bool") for i, name in enumerate(personal_channels())},
     )
 
 
@@ -184,7 +191,7 @@ def count_per_channel(subs: SubscriberArrays, target: TargetSpec, *, jurisdictio
     channel) and "outside_jurisdiction" (matched but outside it: they are never sent to)."""
     matched = subs.match(target)
     ids = subs.within(matched, jurisdiction)
-    counts = {name: int(subs.on_channel(ids, name).size) for name in PERSONAL_CHANNELS}
+    counts = {name: int(subs.on_channel(ids, name).size) for name in personal_channels()}
     counts["any"] = int(ids.size)
     counts["outside_jurisdiction"] = int(matched.size - ids.size)
     return counts
