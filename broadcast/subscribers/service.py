@@ -418,6 +418,59 @@ def find_by_phone(session: Session, *, phone: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.phone == normalise_phone(phone)))
 
 
+def find_by_telegram(session: Session, *, chat_id: int) -> Subscriber | None:
+    """The subscriber reached in this Telegram chat, or None."""
+    return session.scalar(select(Subscriber).where(Subscriber.telegram_chat_id == chat_id))
+
+
+TELEGRAM_PHONE_PREFIX = "tg:"  # the unique key of a subscriber known only by a Telegram chat (no number)
+
+
+def register_by_telegram(session: Session, *, chat_id: int, admin_code: str, language: str) -> tuple[Subscriber, bool]:
+    """Subscribe the Telegram chat that sent /daftar to `admin_code` (alerts by Telegram only), or move and
+    re-activate it if known. Returns the subscriber and whether anything changed.
+
+    Raises: Invalid (unknown area code).
+    """
+    if gazetteer.find_place(admin_code) is None:
+        raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
+    sub = find_by_telegram(session, chat_id=chat_id)
+    if sub is None:
+        sub = Subscriber(
+            phone=f"{TELEGRAM_PHONE_PREFIX}{chat_id}",
+            telegram_chat_id=chat_id,
+            admin_code=admin_code,
+            language=language,
+            channels=["telegram"],
+        )
+        session.add(sub)
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="subscriber.register_telegram",
+            subject_type="subscriber",
+            subject_id=sub.id,
+            after=_state(sub),
+        )
+        return sub, True
+    before = _state(sub)
+    sub.admin_code, sub.language, sub.active, sub.stopped_at, sub.stop_reason = admin_code, language, True, None, None
+    changed = before != _state(sub)
+    if changed:
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="subscriber.register_telegram",
+            subject_type="subscriber",
+            subject_id=sub.id,
+            before=before,
+            after=_state(sub),
+        )
+    return sub, changed
+
+
 def _state(sub: Subscriber) -> dict[str, object]:
     return {
         "admin_code": sub.admin_code,
