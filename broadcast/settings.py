@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from channels.registry import CHANNELS, channel_mode
 from channels.sms.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH, TwilioSettings
 from channels.social.settings import XAccountSettings, XSettings
+from channels.telegram.settings import TelegramSettings
 
 __all__ = [
     "TWILIO_INBOUND_PATH",
@@ -26,6 +27,7 @@ __all__ = [
     "CapSigningSettings",
     "Environment",
     "Settings",
+    "TelegramSettings",
     "TwilioSettings",
     "XAccountSettings",
     "XSettings",
@@ -126,6 +128,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
+    telegram: TelegramSettings = TelegramSettings()
     # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).
     report_api_keys: dict[str, SecretStr] = {}
     # Concurrent intake POSTs share one multi-row INSERT and commit (off: one INSERT and commit per request, the

@@ -14,9 +14,10 @@ from channels.outbox import Outbox
 from channels.sms.channel import SMS
 from channels.social.channel import SOCIAL
 from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
+from channels.telegram.channel import TELEGRAM, TELEGRAM_CHANNEL
 from channels.web import WEB
 
-CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB)}
+CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL)}
 
 __all__ = [
     "CHANNELS",
