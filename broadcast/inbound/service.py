@@ -30,7 +30,8 @@ def dispatch_command(session: Session, *, report: Report, sender: Sender, text: 
         report.state = "actioned"
         report.processing = "skipped"  # a command, not a report: never enriched or shown on the map
         fixed = reply_for(command)
-        if fixed is not None:
+        located = command.kind is CommandKind.REGISTER and sender.location is not None  # DAFTAR by shared location
+        if fixed is not None and not located:
             return fixed, {}
     ctx = CommandContext(
         session=session, report=report, command=command, sender=sender, public_base_url=public_base_url

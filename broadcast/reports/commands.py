@@ -22,6 +22,8 @@ def report(ctx: CommandContext) -> Reply:
         )
     ctx.report.text = ctx.command.argument
     ctx.report.state = "new"
+    if ctx.sender.location is not None:  # a shared location places the report by its coordinates
+        ctx.report.lon, ctx.report.lat = ctx.sender.location
     sub = find_sender(ctx.session, ctx.sender)
     if sub is not None:
         ctx.report.admin_code = sub.admin_code  # where they registered: the location hint until geoparsing

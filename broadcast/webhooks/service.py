@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
@@ -11,7 +12,8 @@ from broadcast.inbound.types import Sender
 from broadcast.reports import service as reports
 from broadcast.subscribers import service as subscribers
 from channels.base import InboundEvent
-from channels.sms import CommandKind, mask_number, parse_command, reply_twiml
+from channels.sms import CommandKind, mask_number, parse_command, reply_text, reply_twiml
+from channels.telegram.inbound import TelegramMessage, reply_in
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +51,27 @@ def handle_inbound_sms(
     session.flush()
     log.info("inbound SMS %s (report %s): %s", event.external_id, report.id, report.command or "report")
     return report.reply
+
+
+def handle_telegram_update(
+    session: Session, *, message: TelegramMessage, raw: Mapping[str, object], author_key: bytes, public_base_url: str
+) -> dict[str, object] | None:
+    """Store a Telegram message as a report (once per update_id), act on its command and return the reply as a
+    Bot API call for the webhook answer; None for a replayed update (nothing is done twice)."""
+    author = reports.author_hash(author_key, f"telegram:{message.chat_id}")
+    report, created = reports.store_inbound(
+        session, source="telegram", external_id=str(message.update_id), raw=raw, author=author
+    )
+    if not created:
+        return None
+    sender = Sender(channel="telegram", author=author, telegram_chat_id=message.chat_id, location=message.location)
+    name, context = dispatch_command(
+        session, report=report, sender=sender, text=message.text, public_base_url=public_base_url
+    )
+    # The language of their Telegram app when it says, else the language of the keyword they used.
+    language = message.language or parse_command(message.text).language
+    text = reply_in(language, reply_text(name, **context)) if name is not None else ""
+    report.reply = text
+    session.flush()
+    log.info("inbound Telegram update %s (report %s): %s", message.update_id, report.id, report.command or "report")
+    return {"method": "sendMessage", "chat_id": message.chat_id, "text": text} if text else None
