@@ -56,10 +56,10 @@ def reports(engine):
                                    Report.source)).all()
 
 
-@pytest.mark.parametrize("secret", [None, "", "wrong-secret", SECRET + "x"])
-def test_a_forged_update_is_refused_and_nothing_is_stored(client, engine, secret):
-    r = post(client, update("/lapor banjir"), secret=secret)
-    assert r.status_code == 403 and r.json()["type"] == "/problems/invalid-signature"
+def test_a_forged_update_is_refused_and_nothing_is_stored(client, engine):
+    for secret in (None, "", "wrong-secret", SECRET + "x", SECRET[:-1]):
+        r = post(client, update("/lapor banjir"), secret=secret)
+        assert r.status_code == 403 and r.json()["type"] == "/problems/invalid-signature", secret
     assert reports(engine) == []
 
 
