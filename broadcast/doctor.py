@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from broadcast.settings import PLACEHOLDER_SECRET, Environment, Settings
+from channels.registry import CHANNELS
 
 
 class Level(StrEnum):
@@ -40,10 +41,7 @@ def _secrets(settings: Settings) -> list[Finding]:
 def _channels(settings: Settings) -> list[Finding]:
     out = []
     production = settings.environment is Environment.PRODUCTION
-    credentials = {
-        "sms": "BROADCAST_TWILIO__ACCOUNT_SID and BROADCAST_TWILIO__AUTH_TOKEN",
-        "social": "BROADCAST_X__CONSUMER_KEY and an account's access token",
-    }
+    credentials = {name: spec.credentials_hint for name, spec in CHANNELS.items() if spec.credentials_hint}
     for channel in settings.enabled_channels:
         mode = settings.channel_mode(channel)
         if channel in credentials and production and mode != "live":

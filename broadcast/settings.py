@@ -7,7 +7,6 @@ import hmac
 import ipaddress
 import os
 import secrets
-from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -17,10 +16,27 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from channels.registry import CHANNELS, channel_mode
+from channels.sms.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH, TwilioSettings
+from channels.social.settings import XAccountSettings, XSettings
+from channels.telegram.settings import TelegramSettings
+
+__all__ = [
+    "TWILIO_INBOUND_PATH",
+    "TWILIO_STATUS_PATH",
+    "CapSigningSettings",
+    "Environment",
+    "Settings",
+    "TelegramSettings",
+    "TwilioSettings",
+    "XAccountSettings",
+    "XSettings",
+    "ensure_secret_file",
+    "get_settings",
+    "read_secret_file",
+]
+
 PLACEHOLDER_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a known placeholder, rejected in production
-# Where Twilio posts to us; the public URLs are the webhook base URL plus these paths.
-TWILIO_STATUS_PATH = "/webhooks/twilio/status"
-TWILIO_INBOUND_PATH = "/webhooks/twilio/inbound"
 
 
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -53,103 +69,6 @@ class Environment(StrEnum):
     TEST = "test"
     STAGING = "staging"
     PRODUCTION = "production"
-
-
-class TwilioSettings(BaseModel):
-    account_sid: str = ""
-    auth_token: SecretStr = SecretStr("")
-    messaging_service_sid: str = ""
-    # Used when there is no Messaging Service: E.164 numbers, picked per recipient by sender_strategy.
-    sender_numbers: list[str] = []
-    sender_strategy: Literal["hash", "round_robin"] = "hash"
-    # Public URL Twilio posts delivery status to; our delivery id is added to its query.
-    # Empty = the webhook base URL + TWILIO_STATUS_PATH.
-    status_callback_url: str = ""
-    # Public base URL Twilio signs webhooks with (scheme + host as Twilio sees it); empty = public_base_url.
-    webhook_base_url: str = ""
-    # Outside production only: the token webhook signatures are checked with (auth_token is never used
-    # there). Empty = webhooks answer 503, since an unsigned webhook must never be trusted.
-    webhook_test_token: SecretStr = SecretStr("")
-    # Twilio Advanced Opt-Out answers STOP/START/HELP itself: we act on them but send an empty reply.
-    advanced_opt_out: bool = False
-    # Requests in flight per worker process; at most 50 so that a cancel stops a process within
-    # dispatch.service.CHECK_EVERY (100) requests, those already in flight included.
-    max_concurrency: int = Field(default=32, ge=1, le=50)
-    timeout_s: float = Field(default=10.0, gt=0)
-    # Twilio's limits in requests per second, each kept as a Redis token bucket shared by every worker (made
-    # window safe: no second sees more). The account cap applies to every message; on top of it each message
-    # takes from its From number's bucket (a long code, E.164: long_code_rate; a short code, 3-8 digits:
-    # short_code_rate) or, when the Messaging Service picks the number, from the service's. A service's real
-    # throughput is the sum of its senders' rates; Twilio queues what goes over it for a few hours, then fails
-    # it (30001, queue overflow), out of reach of a cancel: set messaging_service_rate to that sum.
-    rate_per_second: float = Field(default=2000.0, gt=0)
-    long_code_rate: float = Field(default=1.0, gt=0)
-    short_code_rate: float = Field(default=100.0, gt=0)
-    messaging_service_rate: float = Field(default=100.0, gt=0)
-    # SMS budget in segments (1-3). max_segments, when set, is every alert's budget; unset, each alert gets the
-    # budget of its highest CAP severity from segments_by_severity (a severity not listed: 1 segment).
-    max_segments: int | None = Field(default=None, ge=1, le=3)
-    segments_by_severity: dict[str, int] = Field(default_factory=lambda: {"Extreme": 3, "Severe": 3})
-    # Only an estimate for previews: roughly Twilio's list price per segment to Indonesia.
-    price_per_segment: Decimal = Decimal("0.41")
-    currency: str = "USD"
-    # Only to point the live channel at a local fake Twilio (benchmarks, tests): loopback URLs only.
-    api_base_url: str = ""
-
-    @field_validator("segments_by_severity")
-    @classmethod
-    def _severity_budgets(cls, value: dict[str, int]) -> dict[str, int]:
-        for severity, segments in value.items():
-            if severity not in ("Extreme", "Severe", "Moderate", "Minor", "Unknown"):
-                raise ValueError(f"segments_by_severity: unknown CAP severity {severity!r}")
-            if not 1 <= segments <= 3:
-                raise ValueError(f"segments_by_severity: {severity} must be 1 to 3 segments, got {segments}")
-        return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
-            raise ValueError("twilio.api_base_url may only point at a local fake (http://127.0.0.1:PORT)")
-        return value
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.account_sid and self.auth_token.get_secret_value())
-
-
-class XAccountSettings(BaseModel):
-    """One agency account on X; the key it is stored under in `XSettings.accounts` is its Kemendagri code."""
-
-    handle: str
-    user_id: str = ""
-    access_token: str = ""
-    access_token_secret: SecretStr = SecretStr("")
-    posts_per_24h: int = 100
-
-
-class XSettings(BaseModel):
-    consumer_key: str = ""
-    consumer_secret: SecretStr = SecretStr("")
-    access_token: str = ""
-    access_token_secret: SecretStr = SecretStr("")
-    # The account the top-level tokens belong to (the national/fallback account, code "").
-    handle: str = ""
-    user_id: str = ""
-    # App-only token for reading mentions; empty means reads use the user tokens.
-    bearer_token: SecretStr = SecretStr("")
-    # Agency accounts by Kemendagri code ("72.71" Kota Palu, "72" Sulawesi Tengah); JSON in the env var.
-    accounts: dict[str, XAccountSettings] = {}
-    app_posts_per_24h: int = 1667
-    timeout_s: float = 10.0
-    # Public posts to read as reports, e.g. "banjir OR longsor OR gempa Palu"; empty turns the search off.
-    search_query: str = ""
-
-    @property
-    def configured(self) -> bool:
-        """True when there is an app key and at least one account (national or regional) to post as."""
-        has_account = bool(self.access_token) or any(a.access_token for a in self.accounts.values())
-        return bool(self.consumer_key and has_account)
 
 
 class CapSigningSettings(BaseModel):
@@ -209,6 +128,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
+    telegram: TelegramSettings = TelegramSettings()
     # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).
     report_api_keys: dict[str, SecretStr] = {}
     # Concurrent intake POSTs share one multi-row INSERT and commit (off: one INSERT and commit per request, the
@@ -338,12 +258,12 @@ class Settings(BaseSettings):
     @property
     def twilio_webhook_base_url(self) -> str:
         """The scheme and host Twilio signs our webhooks with."""
-        return (self.twilio.webhook_base_url or self.public_base_url).rstrip("/")
+        return self.twilio.webhook_base(self.public_base_url)
 
     @property
     def twilio_status_callback_url(self) -> str:
         """The StatusCallback URL given to Twilio with every message."""
-        return self.twilio.status_callback_url or self.twilio_webhook_base_url + TWILIO_STATUS_PATH
+        return self.twilio.status_callback(self.public_base_url)
 
     @property
     def twilio_webhook_token(self) -> str:
@@ -370,15 +290,11 @@ class Settings(BaseSettings):
         return folder / "key.pem", folder / "cert.pem"
 
     def channel_mode(self, channel: str) -> str:
-        """`live` when production and the provider is configured, else `outbox`.
+        """`live` when production and the provider is configured, else `outbox` (channels.registry decides).
 
-        The web channel is our own site, so it is always live."""
-        if channel == "web":
-            return "live"
-        if not self.live_providers_allowed:
-            return "outbox"
-        configured = {"sms": self.twilio.configured, "social": self.x.configured, "web": True}
-        return "live" if configured.get(channel, False) else "outbox"
+        The web channel is our own site, so it is always live; an unknown channel is the outbox."""
+        spec = CHANNELS.get(channel)
+        return "outbox" if spec is None else channel_mode(spec, self, live_allowed=self.live_providers_allowed)
 
 
 @lru_cache

@@ -1,131 +1,149 @@
-"""Every channel the service knows, in one explicit table, and how each is built."""
+"""Every channel the service knows, in one explicit table, and the one function that builds the configured set.
+
+Adding a channel: one package under `channels/` exposing a `ChannelSpec`, one line in `CHANNELS`, and (when it
+has settings) one field on the service settings named by the spec's `settings_key`.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from channels.base import AlertData, Channel, ChannelLimits, Recipient, Renderer, window_safe
+from channels.base import Audience, Channel, Renderer
 from channels.outbox import Outbox
-from channels.sms import SenderRates, SmsRenderer, TwilioConfig, TwilioSms, build_client
-from channels.social import XConfig, XPost, XRenderer
-from channels.web import WebPage, WebRenderer
+from channels.sms.channel import SMS
+from channels.social.channel import SOCIAL
+from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
+from channels.telegram.channel import TELEGRAM, TELEGRAM_CHANNEL
+from channels.web import WEB
 
-RENDERERS: dict[str, type[Renderer]] = {r.name: r for r in (SmsRenderer, XRenderer, WebRenderer)}
+CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL)}
+
+__all__ = [
+    "CHANNELS",
+    "ChannelConfigError",
+    "ChannelSet",
+    "ChannelSpec",
+    "audience_of",
+    "build_channel",
+    "build_channel_set",
+    "build_channels",
+    "build_renderer",
+    "channel_mode",
+    "get_spec",
+    "personal_channels",
+]
 
 
-class ChannelConfigError(Exception):
-    """A channel cannot be built as configured; raised at startup, before any alert arrives."""
+def get_spec(name: str) -> ChannelSpec:
+    """The registered channel `name`.
+
+    Raises: ChannelConfigError for a name nobody registered.
+    """
+    spec = CHANNELS.get(name)
+    if spec is None:
+        raise ChannelConfigError(f"unknown channel {name!r}; known: {', '.join(sorted(CHANNELS))}")
+    return spec
 
 
-def build_renderer(name: str, *, twilio: TwilioConfig | None = None) -> Renderer:
-    """The renderer of channel `name` as configured: the one sending, previews and /cek all use.
+def audience_of(name: str) -> Audience:
+    """Whether channel `name` sends one message per subscriber or one public post per alert.
+
+    Raises: ChannelConfigError for an unknown channel.
+    """
+    return get_spec(name).audience
+
+
+def personal_channels() -> tuple[str, ...]:
+    """The registered channels that send one message per subscriber, in registry order."""
+    return tuple(n for n, s in CHANNELS.items() if s.audience is Audience.SUBSCRIBERS)
+
+
+def build_renderer(name: str, *, config: object = None) -> Renderer:
+    """The renderer of channel `name` from its adapter config (its defaults without one): the one sending,
+    previews and /cek all use.
 
     Raises: ChannelConfigError.
     """
-    renderer_cls = RENDERERS.get(name)
-    if renderer_cls is None:
-        raise ChannelConfigError(f"unknown channel {name!r}; known: {', '.join(sorted(RENDERERS))}")
-    return _sms_renderer(twilio) if name == "sms" and twilio is not None else renderer_cls()
+    return get_spec(name).renderer(config)
 
 
-def build_renderers(*, twilio: TwilioConfig | None = None) -> dict[str, Renderer]:
-    """Every known channel's renderer as configured, keyed by channel name.
+def build_channel(name: str, *, mode: str, public_base_url: str, config: object = None) -> Channel:
+    """The channel `name` in `mode` ("outbox" or "live", always live for our own site) from its adapter config.
 
-    Raises: ChannelConfigError.
+    Raises: ChannelConfigError (unknown channel, live without a sender or a valid config).
     """
-    return {name: build_renderer(name, twilio=twilio) for name in RENDERERS}
+    spec = get_spec(name)
+    return _build(spec, mode, spec.renderer(config), config, BuildContext(public_base_url=public_base_url))
 
 
-def build_channel(
-    name: str,
-    *,
-    mode: str,
-    public_base_url: str,
-    twilio: TwilioConfig | None = None,
-    x_config: XConfig | None = None,
-) -> Channel:
-    """The channel `name` in `mode` ("outbox" or "live"); live SMS needs `twilio`, live social `x_config`.
-
-    Raises: ChannelConfigError.
-    """
-    renderer = build_renderer(name, twilio=twilio)
-    if name == "web":
-        return WebPage(renderer, public_base_url=public_base_url)
+def _build(spec: ChannelSpec, mode: str, renderer: Renderer, config: object, ctx: BuildContext) -> Channel:
+    if spec.always_live and spec.sender is not None:
+        return spec.sender(config, renderer, ctx)
     if mode == "outbox":
         return Outbox(renderer)
-    if name == "sms" and twilio is not None:
-        return _twilio_sms(renderer, twilio)
-    if name == "social" and x_config is not None and isinstance(renderer, XRenderer):
-        try:
-            return XPost.from_config(x_config, renderer)
-        except ValueError as exc:
-            raise ChannelConfigError(f"channel 'social': {exc}") from exc
-    raise ChannelConfigError(
-        f"channel {name!r}: live mode has no provider adapter in this version; "
-        "run it in outbox mode (unset its credentials)"
-    )
+    if spec.sender is None:
+        raise ChannelConfigError(
+            f"channel {spec.name!r}: live mode has no provider adapter in this version; "
+            "run it in outbox mode (unset its credentials)"
+        )
+    return spec.sender(config, renderer, ctx)
 
 
 def build_channels(
-    names: list[str],
-    *,
-    modes: dict[str, str],
-    public_base_url: str,
-    twilio: TwilioConfig | None = None,
-    x_config: XConfig | None = None,
+    names: Iterable[str], *, modes: Mapping[str, str], public_base_url: str, configs: Mapping[str, object] = {}
 ) -> dict[str, Channel]:
-    """All enabled channels, keyed by name; outbox unless `modes` says live."""
+    """The channels `names`, keyed by name; outbox unless `modes` says live.
+
+    Raises: ChannelConfigError.
+    """
     return {
-        n: build_channel(
-            n, mode=modes.get(n, "outbox"), public_base_url=public_base_url, twilio=twilio, x_config=x_config
-        )
+        n: build_channel(n, mode=modes.get(n, "outbox"), public_base_url=public_base_url, config=configs.get(n))
         for n in names
     }
 
 
-def _sms_renderer(config: TwilioConfig) -> SmsRenderer:
-    try:
-        return SmsRenderer(
-            max_segments=config.max_segments,
-            severity_budgets=config.severity_segments,
-            price_per_segment=Decimal(config.price_per_segment),
-            currency=config.currency,
-        )
-    except (ValueError, ArithmeticError) as exc:
-        raise ChannelConfigError(f"channel 'sms': {exc}") from exc
+@dataclass(frozen=True, slots=True)
+class ChannelSet:
+    """The configured channels: every registered channel's renderer (previews, /cek) and the enabled senders."""
+
+    senders: dict[str, Channel]
+    renderers: dict[str, Renderer]
+    configs: dict[str, object] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)
 
 
-def _twilio_sms(renderer: Renderer, config: TwilioConfig) -> TwilioSms:
-    if not (config.account_sid and config.auth_token):
-        raise ChannelConfigError("channel 'sms': live mode needs a Twilio account SID and auth token")
-    client = build_client(
-        config.account_sid,
-        config.auth_token,
-        timeout=config.timeout_s,
-        pool_size=config.max_concurrency,
-        api_base_url=config.api_base_url,
-    )
-    try:
-        return TwilioSms(
-            renderer,
-            client=client,
-            messaging_service_sid=config.messaging_service_sid,
-            sender_numbers=config.sender_numbers,
-            sender_strategy=config.sender_strategy,
-            status_callback_url=config.status_callback_url,
-            max_concurrency=config.max_concurrency,
-            limits=ChannelLimits(*window_safe(config.rate_per_second), max_batch=500),
-            sender_rates=SenderRates(
-                long_code=config.long_code_rate,
-                short_code=config.short_code_rate,
-                messaging_service=config.messaging_service_rate,
-            ),
-            account_sid=config.account_sid,
-        )
-    except ValueError as exc:
-        raise ChannelConfigError(f"channel 'sms': {exc}") from exc
+def channel_mode(spec: ChannelSpec, settings: object, *, live_allowed: bool) -> str:
+    """ "live" for our own site, or in production with the provider configured; "outbox" everywhere else."""
+    if spec.always_live:
+        return "live"
+    return "live" if live_allowed and spec.configured(spec.settings_of(settings)) else "outbox"
 
 
-def public_recipient(alert: AlertData) -> Recipient:
-    """The single recipient of a public channel: the alert's own page."""
-    return Recipient(key="public", address=alert.public_url, language=alert.infos[0].language)
+def build_channel_set(
+    settings: object,
+    *,
+    enabled: Iterable[str],
+    live_allowed: bool,
+    public_base_url: str,
+    configs: Mapping[str, object] | None = None,
+) -> ChannelSet:
+    """The channel set from the service settings: each channel's own settings (its `settings_key` attribute)
+    become its adapter config, its renderer and, when enabled, its sender: live only when `live_allowed`
+    (production) and configured, the outbox otherwise. `configs` replaces configs by name (tests point them at
+    local fakes).
+
+    Raises: ChannelConfigError for an unknown enabled channel or an invalid configuration.
+    """
+    ctx = BuildContext(public_base_url=public_base_url)
+    enabled = list(enabled)
+    for name in enabled:
+        get_spec(name)
+    built: dict[str, object] = {}
+    renderers: dict[str, Renderer] = {}
+    for name, spec in CHANNELS.items():
+        built[name] = (configs or {}).get(name) or spec.config(spec.settings_of(settings), ctx)
+        renderers[name] = spec.renderer(built[name])
+    modes = {n: channel_mode(CHANNELS[n], settings, live_allowed=live_allowed) for n in enabled}
+    senders = {n: _build(CHANNELS[n], modes[n], renderers[n], built[n], ctx) for n in enabled}
+    return ChannelSet(senders=senders, renderers=renderers, configs=built, modes=modes)

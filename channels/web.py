@@ -17,6 +17,7 @@ from channels.base import (
     Renderer,
     status_mark,
 )
+from channels.spec import BuildContext, ChannelSpec
 
 
 class WebRenderer(Renderer):
@@ -44,6 +45,23 @@ class WebPage(Channel):
         """Our own site: no provider limit to respect."""
         return [], 1
 
+
+def _web_renderer(config: None) -> WebRenderer:
+    return WebRenderer()
+
+
+def _web_page(config: None, renderer: Renderer, ctx: BuildContext) -> Channel:
+    return WebPage(renderer, public_base_url=ctx.public_base_url)
+
+
+WEB = ChannelSpec(
+    name="web",
+    audience=Audience.PUBLIC,
+    renderer=_web_renderer,
+    sender=_web_page,
+    limits=WebPage.limits,
+    always_live=True,
+)
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_MEDIA = "application/cap+xml"

@@ -27,7 +27,7 @@ from broadcast.dispatch.ratelimit import Bucket, RateLimiter
 from broadcast.subscribers import targeting, warm
 from broadcast.subscribers.models import Subscriber
 from channels.base import AlertData, Audience, Channel, OutboundMessage, Outcome, Recipient, SendResult
-from channels.registry import RENDERERS
+from channels.registry import audience_of, get_spec
 
 log = logging.getLogger(__name__)
 _DELIVERIES = table_of(Delivery)
@@ -104,7 +104,7 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     targeted: list[str] = []  # personal channels that also reach fresh targeting results
     for channel in alert.channels:
-        if RENDERERS[channel].audience is Audience.PUBLIC:
+        if audience_of(channel) is Audience.PUBLIC:
             row = {"alert_id": alert.id, "channel": channel, "recipient_key": "public", "language": public_lang}
             yield add(channel, [row])
             continue
@@ -306,21 +306,25 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
         skip(session, delivery_ids=[r.id for r in rows], reason=f"alert {alert.state}, not live")
         return ClaimedBatch()
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
-    phones: dict[int, str] = {}
+    # Each personal channel names the subscriber attribute its address is in (phone, Telegram chat id, …).
+    fields = sorted({get_spec(r.channel).subscriber_address for r in rows if r.subscriber_id is not None})
+    addresses: dict[tuple[int, str], str] = {}
     if sub_ids:
         active = Subscriber.active.is_(True)
-        stmt = select(Subscriber.id, Subscriber.phone).where(_among(session, Subscriber.id, sub_ids), active)
-        phones = {sid: phone for sid, phone in session.execute(stmt)}
+        columns = [getattr(Subscriber, f) for f in fields]
+        stmt = select(Subscriber.id, *columns).where(_among(session, Subscriber.id, sub_ids), active)
+        for sid, *values in session.execute(stmt):
+            addresses.update({(sid, f): str(v) for f, v in zip(fields, values, strict=True) if v is not None})
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     data = replace(data, **_public_post_extras(session, alert, channels={r.channel for r in rows}))
     batch = ClaimedBatch(alert=data)
     stopped = []
     for r in rows:
         if r.subscriber_id is not None:
-            if r.subscriber_id not in phones:
+            address = addresses.get((r.subscriber_id, get_spec(r.channel).subscriber_address))
+            if address is None:
                 stopped.append(r.id)
                 continue
-            address = phones[r.subscriber_id]
         else:
             address = data.public_url
         batch.items.append(ClaimedItem(r.id, r.channel, Recipient(str(r.id), address, r.language), in_doubt.get(r.id)))
@@ -332,7 +336,7 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
 def _public_post_extras(session: Session, alert: Alert, *, channels: set[str]) -> dict[str, Any]:
     """For public posts: the area map, and the original's post ids an update or cancel replies to."""
     extras: dict[str, Any] = {}
-    if any(RENDERERS[c].audience is Audience.PUBLIC and c != "web" for c in channels):
+    if any(audience_of(c) is Audience.PUBLIC and c != "web" for c in channels):
         try:
             extras["map_png"] = geometry.map_png(alert)
         except Exception:  # a map is a nicety: never let it stop a warning going out

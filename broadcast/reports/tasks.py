@@ -10,13 +10,13 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from broadcast.db import get_engine, session_scope
-from broadcast.dispatch.wiring import x_config
+from broadcast.dispatch.wiring import channel_config
 from broadcast.redisclient import redis_client
 from broadcast.reports import service
 from broadcast.settings import get_settings
 from broadcast.worker import celery
 from channels.base import ChannelError
-from channels.social import XConnection
+from channels.social import XConfig, XConnection
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def poll_x() -> None:
     settings = get_settings()
     if not settings.live_providers_allowed or not settings.x.configured:
         return
-    config = x_config(settings)
-    if config is None:
+    config = channel_config(settings, "social")
+    if not isinstance(config, XConfig):
         return
     engine = get_engine(settings.resolved_database_url)
     for account in config.accounts:

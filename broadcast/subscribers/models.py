@@ -22,6 +22,8 @@ class Subscriber(Base):
     lat: Mapped[float | None]
     lon: Mapped[float | None]
     x_handle: Mapped[str | None] = mapped_column(String(16))  # without the @
+    # The Telegram chat the bot sends to: someone who started the bot and registered with /daftar.
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     # Personal channels they receive alerts on ("sms"); public channels (X posts, web) reach everyone anyway.
     channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["sms"])
     active: Mapped[bool] = mapped_column(default=True, index=True)

@@ -24,7 +24,6 @@ from geo import boundaries, gazetteer
 from geo.areas import BBOX
 
 LANGUAGES = ("id", "en")
-CHANNELS = targeting.PERSONAL_CHANNELS
 X_HANDLE_RE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
 # Finest level first: a point is registered under the smallest unit that has a boundary there.
 LOCATE_LEVELS = ("desa_kelurahan", "kecamatan", "kabupaten_kota", "provinsi")
@@ -163,10 +162,11 @@ def check_fields(
             code="missing-location",
         )
     chans = tuple(dict.fromkeys(c.strip().lower() for c in channels if c.strip()))
-    bad = [c for c in chans if c not in CHANNELS]
+    known = targeting.personal_channels()
+    bad = [c for c in chans if c not in known]
     if bad or not chans:
         raise InvalidSubscriber(
-            f"Saluran tidak dikenal / unknown channel(s): {', '.join(bad) or 'none'} (use {', '.join(CHANNELS)})",
+            f"Saluran tidak dikenal / unknown channel(s): {', '.join(bad) or 'none'} (use {', '.join(known)})",
             code="bad-channel",
         )
     handle = None
@@ -418,6 +418,59 @@ def find_by_phone(session: Session, *, phone: str) -> Subscriber | None:
     Raises: InvalidPhone.
     """
     return session.scalar(select(Subscriber).where(Subscriber.phone == normalise_phone(phone)))
+
+
+def find_by_telegram(session: Session, *, chat_id: int) -> Subscriber | None:
+    """The subscriber reached in this Telegram chat, or None."""
+    return session.scalar(select(Subscriber).where(Subscriber.telegram_chat_id == chat_id))
+
+
+TELEGRAM_PHONE_PREFIX = "tg:"  # the unique key of a subscriber known only by a Telegram chat (no number)
+
+
+def register_by_telegram(session: Session, *, chat_id: int, admin_code: str, language: str) -> tuple[Subscriber, bool]:
+    """Subscribe the Telegram chat that sent /daftar to `admin_code` (alerts by Telegram only), or move and
+    re-activate it if known. Returns the subscriber and whether anything changed.
+
+    Raises: Invalid (unknown area code).
+    """
+    if gazetteer.find_place(admin_code) is None:
+        raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
+    sub = find_by_telegram(session, chat_id=chat_id)
+    if sub is None:
+        sub = Subscriber(
+            phone=f"{TELEGRAM_PHONE_PREFIX}{chat_id}",
+            telegram_chat_id=chat_id,
+            admin_code=admin_code,
+            language=language,
+            channels=["telegram"],
+        )
+        session.add(sub)
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="subscriber.register_telegram",
+            subject_type="subscriber",
+            subject_id=sub.id,
+            after=_state(sub),
+        )
+        return sub, True
+    before = _state(sub)
+    sub.admin_code, sub.language, sub.active, sub.stopped_at, sub.stop_reason = admin_code, language, True, None, None
+    changed = before != _state(sub)
+    if changed:
+        session.flush()
+        audit.record(
+            session,
+            actor_id=None,
+            action="subscriber.register_telegram",
+            subject_type="subscriber",
+            subject_id=sub.id,
+            before=before,
+            after=_state(sub),
+        )
+    return sub, changed
 
 
 def _state(sub: Subscriber) -> dict[str, object]:

@@ -22,11 +22,18 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from broadcast.subscribers.models import Subscriber
+from channels import registry
 from geo import boundaries
 from geo import jurisdiction as geo_jurisdiction
 from geo.targeting import SubscriberIndex
 
-PERSONAL_CHANNELS = ("sms", "social")
+
+def personal_channels() -> tuple[str, ...]:
+    """Channels a subscriber chooses (their `channels` list): every registered per-subscriber channel, and
+    "social" (mentions of their X handle)."""
+    return tuple(dict.fromkeys(("sms", "social", *registry.personal_channels())))
+
+
 LOAD_CHUNK = 50_000
 
 
@@ -169,7 +176,7 @@ def row_arrays(part: Sequence[Sequence[object]]) -> tuple[np.ndarray, ...]:
     """Aligned arrays (id, lon, lat, code, language, one mask per personal channel) of plain subscriber rows."""
     cid, clon, clat, ccode, clang, cchan = zip(*part, strict=True)
     chans = tuple(
-        np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan)) for name in PERSONAL_CHANNELS
+        np.fromiter((name in (c or ()) for c in cchan), dtype=bool, count=len(cchan)) for name in personal_channels()
     )
     return (
         np.asarray(cid, dtype=np.int64),
@@ -193,7 +200,7 @@ def build_arrays(columns: list[tuple[np.ndarray, ...]]) -> SubscriberArrays:
         cat(2, "float64"),
         cat(3, "U13"),
         cat(4, "U8"),
-        {name: cat(5 + i, "bool") for i, name in enumerate(PERSONAL_CHANNELS)},
+        {name: cat(5 + i, "bool") for i, name in enumerate(personal_channels())},
     )
 
 
@@ -223,7 +230,7 @@ def count_per_channel(subs: SubscriberSet, target: TargetSpec, *, jurisdiction: 
     channel) and "outside_jurisdiction" (matched but outside it: they are never sent to)."""
     matched = subs.match(target)
     ids = subs.within(matched, jurisdiction)
-    counts = {name: int(subs.on_channel(ids, name).size) for name in PERSONAL_CHANNELS}
+    counts = {name: int(subs.on_channel(ids, name).size) for name in personal_channels()}
     counts["any"] = int(ids.size)
     counts["outside_jurisdiction"] = int(matched.size - ids.size)
     return counts

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.subscribers import targeting
 from broadcast.subscribers.models import Subscriber
-from broadcast.subscribers.targeting import PERSONAL_CHANNELS, SubscriberArrays, TargetSpec
+from broadcast.subscribers.targeting import SubscriberArrays, TargetSpec, personal_channels
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class WarmIndex:
             np.concatenate([base.lat[keep], top.lat])[order],
             np.concatenate([base.codes[keep], top.codes])[order],
             np.concatenate([base.languages[keep], top.languages])[order],
-            {ch: np.concatenate([base.channels[ch][keep], top.channels[ch]])[order] for ch in PERSONAL_CHANNELS},
+            {ch: np.concatenate([base.channels[ch][keep], top.channels[ch]])[order] for ch in personal_channels()},
         )
         self._base = _Layer(merged, merged.ids)
         self._delta, self._top = {}, _Layer(targeting.build_arrays([]), _EMPTY_IDS)

@@ -24,7 +24,7 @@ from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.dispatch.models import Delivery, OutboxMessage
 from broadcast.trust import codes
 from channels.base import Renderer, status_mark
-from channels.registry import RENDERERS
+from channels.registry import CHANNELS, build_renderer
 from channels.sms.segments import normalise_gsm7
 from channels.social.x_render import XRenderer
 
@@ -131,9 +131,9 @@ def _render_texts(
     built = dict(renderers or {})
     out: list[ChannelText] = []
     for name in alert.channels:
-        if name == "web" or name not in RENDERERS:
+        if name == "web" or name not in CHANNELS:
             continue
-        renderer = built.get(name) or RENDERERS[name]()
+        renderer = built.get(name) or build_renderer(name)
         if isinstance(renderer, XRenderer):
             for info in data.infos:
                 out += [ChannelText(name, info.language, t) for t in renderer.language_posts(data, info)]

@@ -7,6 +7,7 @@ all the webhooks refuse every request (503), because an unverified webhook could
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Annotated
@@ -21,6 +22,7 @@ from broadcast.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH
 from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
 from channels.sms.inbound import TwilioForm
+from channels.telegram.inbound import SECRET_HEADER, TelegramMessage, parse_update, verify_secret
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -137,3 +139,84 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
     session.commit()
     kick_enrichment()  # a LAPOR waits for enrichment; a retried webhook or a command finds nothing to do
     return Response(content=twiml, media_type="application/xml")
+
+
+TELEGRAM_PATH = "/webhooks/telegram"
+MAX_UPDATE_BYTES = 64 * 1024
+TELEGRAM_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"update_id": {"type": "integer"}}}}
+        },
+    },
+    "parameters": [{"name": SECRET_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramUpdate:
+    update: dict[str, object]
+    message: TelegramMessage | None
+
+
+async def telegram_update_body(request: Request, settings: SettingsDep) -> TelegramUpdate:
+    """The update, only once X-Telegram-Bot-Api-Secret-Token matches our webhook secret (constant time).
+
+    Raises: Unavailable (no secret configured), Forbidden (missing or wrong secret), TooLarge, Invalid.
+    """
+    secret = settings.telegram.webhook_secret.get_secret_value()
+    if not secret:
+        raise Unavailable(
+            "Webhook Telegram belum dikonfigurasi / Telegram webhook is not configured (no secret to verify with)",
+            code="telegram-webhook-not-configured",
+        )
+    if not verify_secret(secret, request.headers.get(SECRET_HEADER)):
+        log.warning("telegram webhook: missing or wrong secret token")
+        raise Forbidden("Token rahasia Telegram tidak valid / invalid Telegram secret token", code="invalid-signature")
+    body = await request.body()
+    if len(body) > MAX_UPDATE_BYTES:
+        raise TooLarge(f"Update melebihi {MAX_UPDATE_BYTES} byte / update larger than {MAX_UPDATE_BYTES} bytes")
+    try:
+        update = json.loads(body)
+        if not isinstance(update, dict):
+            raise ValueError("not a JSON object")
+        message = parse_update(update)
+    except ValueError as exc:
+        raise Invalid(f"Update Telegram tidak valid / invalid Telegram update: {exc}", code="invalid-update") from exc
+    return TelegramUpdate(update, message)
+
+
+@router.post(
+    TELEGRAM_PATH,
+    status_code=200,
+    openapi_extra=TELEGRAM_BODY_DOC,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Bot API call answering the update (sendMessage), or empty",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def telegram_update(
+    verified: Annotated[TelegramUpdate, Depends(telegram_update_body)], session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Store a Telegram message to the bot, act on its command (/daftar, /lapor, /cek, /hoaks, /berhenti, /mulai,
+    /bantuan) and answer with the reply; only with our X-Telegram-Bot-Api-Secret-Token. A replayed update_id
+    changes nothing.
+    """
+    if verified.message is None:
+        return Response(status_code=200)
+    reply = service.handle_telegram_update(
+        session,
+        message=verified.message,
+        raw=verified.update,
+        author_key=settings.report_author_key,
+        public_base_url=settings.public_base_url,
+    )
+    session.commit()
+    if reply is None:
+        return Response(status_code=200)
+    kick_enrichment()  # a /lapor waits for enrichment; a command finds nothing to do
+    return Response(content=json.dumps(reply), media_type="application/json")

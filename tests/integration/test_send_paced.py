@@ -31,7 +31,7 @@ def live_sms(fake, **kw) -> TwilioSms:
     config = TwilioConfig(
         account_sid=fake.account_sid, auth_token=fake.auth_token, max_concurrency=8, api_base_url=fake.url, **kw
     )
-    channel = build_channel("sms", mode="live", public_base_url=BASE, twilio=config)
+    channel = build_channel("sms", mode="live", public_base_url=BASE, config=config)
     assert isinstance(channel, TwilioSms)
     return channel
 

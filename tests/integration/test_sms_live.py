@@ -17,7 +17,7 @@ from broadcast.audit.models import AuditEntry
 from broadcast.db import session_scope
 from broadcast.dispatch import planning, service
 from broadcast.dispatch.models import Delivery
-from broadcast.dispatch.wiring import build_active_channels, twilio_config
+from broadcast.dispatch.wiring import build_active_channels, channel_config
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
@@ -60,7 +60,7 @@ def settings(db_url, redis_url, fake):
 
 @pytest.fixture
 def channels(settings, fake):
-    built = build_active_channels(settings, twilio=replace(twilio_config(settings), api_base_url=fake.url))
+    built = build_active_channels(settings, configs={"sms": replace(channel_config(settings, "sms"), api_base_url=fake.url)})
     yield built
     built["sms"].close()
 
@@ -149,7 +149,7 @@ def test_production_settings_build_live_twilio_and_never_elsewhere(settings, cha
     assert isinstance(channels["social"], Outbox)  # X has no credentials here
     staging = settings.model_copy(update={"environment": "staging"})
     assert isinstance(build_active_channels(staging)["sms"], Outbox)
-    assert twilio_config(settings).status_callback_url == STATUS_URL
+    assert channel_config(settings, "sms").status_callback_url == STATUS_URL
 
 
 def test_fanout_through_the_real_sdk(session, settings, channels, fake, world):

@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
-from broadcast.settings import Settings, TwilioSettings
+from broadcast.settings import Settings, TelegramSettings, TwilioSettings
 from broadcast.users.models import User
 from broadcast.users.security import issue_token
 from tests.factories import make_subscribers, make_team
 
 SECRET = "reliability-secret-key-0123456789"
 TWILIO_TEST_TOKEN = "reliability-twilio-test-token"
+TELEGRAM_WEBHOOK_SECRET = "reliability-telegram-secret"
 
 # Matrix role -> the factory user that plays it (tests.factories.make_team).
 ROLE_USERS = {
@@ -37,6 +38,7 @@ def make_settings(db_url: str, redis_url: str, **overrides: object) -> Settings:
         "secret_key": SECRET,
         "max_body_bytes": 200_000,
         "twilio": TwilioSettings(webhook_test_token=TWILIO_TEST_TOKEN),
+        "telegram": TelegramSettings(webhook_secret=TELEGRAM_WEBHOOK_SECRET),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from broadcast.dispatch import planning
-from broadcast.dispatch.wiring import build_active_channels, twilio_config, x_config
+from broadcast.dispatch.wiring import build_active_channels, channel_config
 from broadcast.settings import Settings
 from channels.outbox import Outbox
 from channels.sms import SenderStrategy
@@ -21,16 +21,16 @@ def test_twilio_settings_map_to_config_with_the_status_webhook_by_default():
     s = Settings(**PROD, twilio={"account_sid": "AC1", "auth_token": "tok", "sender_numbers": ["+6281100000001"],
                                  "sender_strategy": "round_robin", "max_segments": 2, "price_per_segment": "0.5",
                                  "currency": "IDR", "timeout_s": 3, "rate_per_second": 20, "max_concurrency": 8})
-    c = twilio_config(s)
+    c = channel_config(s, "sms")
     assert (c.account_sid, c.auth_token, c.sender_numbers) == ("AC1", "tok", ("+6281100000001",))
     assert c.sender_strategy is SenderStrategy.ROUND_ROBIN and c.max_segments == 2
     assert c.price_per_segment == Decimal("0.5") and c.currency == "IDR"
     assert (c.timeout_s, c.rate_per_second, c.max_concurrency) == (3, 20, 8)
     assert c.status_callback_url == "https://bpbd.example.id/webhooks/twilio/status"
     s2 = Settings(**PROD, twilio={"webhook_base_url": "https://hooks.example.id/"})
-    assert twilio_config(s2).status_callback_url == "https://hooks.example.id/webhooks/twilio/status"
+    assert channel_config(s2, "sms").status_callback_url == "https://hooks.example.id/webhooks/twilio/status"
     s3 = Settings(**PROD, twilio={"status_callback_url": "https://cb.example.id/s"})
-    assert twilio_config(s3).status_callback_url == "https://cb.example.id/s"
+    assert channel_config(s3, "sms").status_callback_url == "https://cb.example.id/s"
 
 
 def test_x_with_only_regional_accounts_is_configured_and_built_live():
@@ -38,11 +38,11 @@ def test_x_with_only_regional_accounts_is_configured_and_built_live():
          "accounts": {"72.71": {"handle": "bpbdpalu", "access_token": "at", "access_token_secret": "ats"}}}
     s = Settings(**PROD, x=x)
     assert s.x.configured and s.channel_mode("social") == "live"
-    config = x_config(s)
+    config = channel_config(s, "social")
     assert [(a.code, a.handle) for a in config.accounts] == [("72.71", "bpbdpalu")]
     assert isinstance(build_active_channels(s)["social"], XPost)
     national = Settings(**PROD, x=x | {"access_token": "nat", "access_token_secret": "nats", "handle": "bnpb"})
-    assert [a.code for a in x_config(national).accounts] == ["", "72.71"]
+    assert [a.code for a in channel_config(national, "social").accounts] == ["", "72.71"]
     assert isinstance(build_active_channels(Settings(environment="test", x=x))["social"], Outbox)
 
 

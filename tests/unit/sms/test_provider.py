@@ -252,12 +252,12 @@ def test_registry_builds_the_live_adapter_only_with_config(fake_twilio):
         max_segments=2,
         api_base_url=fake_twilio.url,
     )
-    live = build_channel("sms", mode="live", public_base_url="http://x", twilio=config)
+    live = build_channel("sms", mode="live", public_base_url="http://x", config=config)
     assert isinstance(live, TwilioSms) and live.mode == "live" and live.renderer.max_segments == 2
     assert live.send(msg()).startswith("SM")
     # Outbox stays the default, with or without Twilio config.
-    assert isinstance(build_channel("sms", mode="outbox", public_base_url="http://x", twilio=config), Outbox)
-    chans = build_channels(["sms", "social"], modes={}, public_base_url="http://x", twilio=config)
+    assert isinstance(build_channel("sms", mode="outbox", public_base_url="http://x", config=config), Outbox)
+    chans = build_channels(["sms", "social"], modes={}, public_base_url="http://x", configs={"sms": config})
     assert {n: c.mode for n, c in chans.items()} == {"sms": "outbox", "social": "outbox"}
     with pytest.raises(ChannelConfigError):
         build_channel("sms", mode="live", public_base_url="http://x")
@@ -266,14 +266,14 @@ def test_registry_builds_the_live_adapter_only_with_config(fake_twilio):
             "sms",
             mode="live",
             public_base_url="http://x",
-            twilio=TwilioConfig(account_sid="AC1", auth_token="t"),
+            config=TwilioConfig(account_sid="AC1", auth_token="t"),
         )  # no sender at all
     with pytest.raises(ChannelConfigError):
         build_channel(
             "sms",
             mode="live",
             public_base_url="http://x",
-            twilio=TwilioConfig(account_sid="AC1", auth_token="t", sender_numbers=SENDERS, max_segments=5),
+            config=TwilioConfig(account_sid="AC1", auth_token="t", sender_numbers=SENDERS, max_segments=5),
         )
 
 

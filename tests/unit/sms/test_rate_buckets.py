@@ -6,7 +6,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from broadcast.dispatch.wiring import twilio_config
+from broadcast.dispatch.wiring import channel_config
 from broadcast.settings import Settings, TwilioSettings
 from channels.base import OutboundMessage, window_safe
 from channels.registry import build_channel
@@ -19,7 +19,7 @@ LONG = ("+6281100000001", "+6281100000002")
 
 def sms(**kw) -> TwilioSms:
     config = TwilioConfig(account_sid=ACCOUNT, auth_token="t", **kw)
-    channel = build_channel("sms", mode="live", public_base_url="http://x", twilio=config)
+    channel = build_channel("sms", mode="live", public_base_url="http://x", config=config)
     assert isinstance(channel, TwilioSms)
     return channel
 
@@ -98,7 +98,7 @@ def test_settings_default_to_twilio_limits_and_reach_the_channel_config():
         environment="test",
         twilio={"rate_per_second": 900, "long_code_rate": 2, "short_code_rate": 30, "messaging_service_rate": 12},
     )
-    c = twilio_config(s)
+    c = channel_config(s, "sms")
     assert (c.rate_per_second, c.long_code_rate, c.short_code_rate, c.messaging_service_rate) == (900, 2, 30, 12)
 
 

@@ -204,18 +204,18 @@ def test_message_for_an_unconfigured_account_is_rejected(fake, channel):
 
 def test_registry_builds_the_live_x_channel_only_with_config():
     config = XConfig("ck", "cs", (PALU, SULTENG))
-    live = build_channel("social", mode="live", public_base_url="http://x", x_config=config)
+    live = build_channel("social", mode="live", public_base_url="http://x", config=config)
     assert isinstance(live, XPost) and live.name == "social" and live.mode == "live"
     assert [a.handle for a in live.accounts] == ["bpbdpalu", "bpbdsulteng"]
     assert (
-        build_channel("social", mode="outbox", public_base_url="http://x", x_config=config).mode == "outbox"
+        build_channel("social", mode="outbox", public_base_url="http://x", config=config).mode == "outbox"
     )
-    chans = build_channels(["sms", "social"], modes={}, public_base_url="http://x", x_config=config)
+    chans = build_channels(["sms", "social"], modes={}, public_base_url="http://x", configs={"social": config})
     assert {n: c.mode for n, c in chans.items()} == {"sms": "outbox", "social": "outbox"}
     with pytest.raises(ChannelConfigError):
         build_channel("social", mode="live", public_base_url="http://x")
     with pytest.raises(ChannelConfigError, match="without access tokens"):
         bad = XConfig("ck", "cs", (PALU.__class__("72", "nokeys"),))
-        build_channel("social", mode="live", public_base_url="http://x", x_config=bad)
+        build_channel("social", mode="live", public_base_url="http://x", config=bad)
     with pytest.raises(ChannelConfigError):
-        build_channel("sms", mode="live", public_base_url="http://x", x_config=config)
+        build_channel("sms", mode="live", public_base_url="http://x", config=config)

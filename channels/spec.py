@@ -1,0 +1,82 @@
+"""What a channel package declares: its settings, renderer, live sender, inbound parser and limits.
+
+Each channel is one package under `channels/` exposing one `ChannelSpec`; `channels.registry.CHANNELS` maps
+names to them and `build_channel_set` builds the configured set. Specs never read the environment: the
+entrypoint hands each one its own settings model (the `settings_key` attribute of the service settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from channels.base import Audience, Channel, ChannelLimits, InboundEvent, Renderer
+
+
+class ChannelConfigError(Exception):
+    """A channel cannot be built as configured; raised at startup, before any alert arrives."""
+
+
+class NoSettings(BaseModel):
+    """The settings of a channel that has none (the web pages, toy channels in tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What every channel may need besides its own settings: where our public site is."""
+
+    public_base_url: str
+
+
+# A channel's own settings (its `settings_model`) + the context → the adapter's config (a frozen dataclass).
+ConfigFactory = Callable[[Any, BuildContext], Any]
+# The adapter config → the renderer previews, /cek and the fan-out all use.
+RendererFactory = Callable[[Any], Renderer]
+# The adapter config, its renderer and the context → the live sender. Raises ChannelConfigError.
+SenderFactory = Callable[[Any, Renderer, BuildContext], Channel]
+# A provider's inbound payload (form or JSON fields) → an event; None when not a citizen message.
+InboundParser = Callable[[Mapping[str, Any]], InboundEvent | None]
+
+
+def _no_config(settings: Any, ctx: BuildContext) -> None:
+    return None
+
+
+def _never_configured(settings: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """One channel as its package declares it.
+
+    name: the channel's name in alerts, deliveries and settings (`enabled_channels`).
+    settings_key / settings_model: the attribute of the service settings holding this channel's settings and its
+    class (absent attribute: the model's defaults). configured: whether those settings name a real provider
+    account (the channel then runs live in production; everywhere else it is the outbox).
+    subscriber_address: personal channels only, the Subscriber attribute holding the address messages go to.
+    always_live: our own site (web), which never needs a provider.
+    """
+
+    name: str
+    audience: Audience
+    renderer: RendererFactory
+    settings_model: type[BaseModel] = NoSettings
+    settings_key: str = ""
+    config: ConfigFactory = _no_config
+    sender: SenderFactory | None = None
+    configured: Callable[[Any], bool] = _never_configured
+    inbound: InboundParser | None = None
+    limits: ChannelLimits | None = None
+    subscriber_address: str = "phone"
+    always_live: bool = False
+    # Shown by `broadcast doctor` when the channel is enabled in production without credentials.
+    credentials_hint: str = ""
+
+    def settings_of(self, settings: object) -> BaseModel:
+        """This channel's settings from the service settings (the model's defaults when it has none there)."""
+        own = getattr(settings, self.settings_key, None) if self.settings_key else None
+        return own if isinstance(own, self.settings_model) else self.settings_model()

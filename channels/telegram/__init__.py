@@ -1,0 +1,1 @@
+"""Telegram: alerts posted to the agency's channel and sent by the bot to subscribers (python-telegram-bot)."""

@@ -1,0 +1,126 @@
+"""POST /webhooks/telegram: the secret token is checked, updates are stored once, every command answers."""
+
+import itertools
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from broadcast.api.app import create_app
+from broadcast.db import session_scope
+from broadcast.reports.models import Report
+from broadcast.settings import Settings
+from broadcast.subscribers.models import Subscriber
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import make_subscribers, make_team
+
+pytestmark = pytest.mark.integration
+SECRET = "telegram-webhook-secret-42"
+PATH = "/webhooks/telegram"
+CHAT = 777000111
+_ids = itertools.count(1000)
+
+
+@pytest.fixture
+def client(db_url, engine):
+    with session_scope(engine) as s:
+        make_team(s)
+        make_subscribers(s)
+    settings = Settings(environment="test", database_url=db_url, broker_url=TEST_REDIS_URL,
+                        secret_key="a-test-secret-key-0123456789abcdef", telegram={"webhook_secret": SECRET})
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def update(text=None, *, location=None, language="id", update_id=None, photo=False):
+    message = {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"},
+               "from": {"id": CHAT, "is_bot": False, "first_name": "Warga", "language_code": language}}
+    if text is not None:
+        message["caption" if photo else "text"] = text
+    if photo:
+        message["photo"] = [{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+                            {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 600}]
+    if location is not None:
+        message["location"] = {"longitude": location[0], "latitude": location[1]}
+    return {"update_id": update_id if update_id is not None else next(_ids), "message": message}
+
+
+def post(client, body, secret=SECRET):
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    return client.post(PATH, json=body, headers=headers)
+
+
+def reports(engine):
+    with engine.connect() as c:
+        return c.execute(sa.select(Report.external_id, Report.command, Report.state, Report.lon, Report.lat,
+                                   Report.source)).all()
+
+
+def test_a_forged_update_is_refused_and_nothing_is_stored(client, engine):
+    for secret in (None, "", "wrong-secret", SECRET + "x", SECRET[:-1]):
+        r = post(client, update("/lapor banjir"), secret=secret)
+        assert r.status_code == 403 and r.json()["type"] == "/problems/invalid-signature", secret
+    assert reports(engine) == []
+
+
+def test_daftar_registers_the_chat_and_replies_in_indonesian_then_stop_and_start(client, engine):
+    r = post(client, update("/daftar Palu Barat"))
+    assert r.status_code == 200
+    reply = r.json()
+    assert reply["method"] == "sendMessage" and reply["chat_id"] == CHAT
+    assert reply["text"].startswith("Terdaftar") and "Registered" not in reply["text"]
+    with engine.connect() as c:
+        sub = c.execute(sa.select(Subscriber).where(Subscriber.telegram_chat_id == CHAT)).one()
+    assert sub.channels == ["telegram"] and sub.admin_code.startswith("72.71") and sub.active
+    assert post(client, update("/berhenti")).json()["text"].startswith("Anda tidak akan menerima peringatan lagi")
+    with engine.connect() as c:
+        assert c.scalar(sa.select(Subscriber.active).where(Subscriber.telegram_chat_id == CHAT)) is False
+    post(client, update("/mulai"))
+    with engine.connect() as c:
+        assert c.scalar(sa.select(Subscriber.active).where(Subscriber.telegram_chat_id == CHAT)) is True
+
+
+def test_a_shared_location_registers_for_the_place_it_is_in(client, engine):
+    r = post(client, update(location=(119.8707, -0.8917)))  # Kota Palu
+    assert r.status_code == 200 and r.json()["text"].startswith("Terdaftar")
+    with engine.connect() as c:
+        code = c.scalar(sa.select(Subscriber.admin_code).where(Subscriber.telegram_chat_id == CHAT))
+    assert code is not None and code.startswith("72.71")
+
+
+def test_english_keyword_or_telegram_language_gets_the_english_reply(client):
+    assert post(client, update("/register Palu Barat", language="en")).json()["text"].startswith("Registered")
+    assert post(client, update("/register Palu Barat", language="")).json()["text"].startswith("Registered")
+    assert post(client, update("/daftar Palu Barat", language="")).json()["text"].startswith("Terdaftar")
+    assert post(client, update("/bantuan", language="en")).json()["text"] != post(client, update("/bantuan")).json()["text"]
+
+
+def test_lapor_with_a_photo_is_a_report_and_a_replayed_update_is_ignored(client, engine):
+    body = update("/lapor banjir setinggi lutut di Jl. Sudirman", photo=True, update_id=42)
+    first = post(client, body)
+    assert first.status_code == 200 and "laporan" in first.json()["text"].lower()
+    again = post(client, body)
+    assert again.status_code == 200 and again.content == b""
+    [row] = reports(engine)
+    assert (row.external_id, row.source, row.state) == ("42", "telegram", "new")
+
+
+def test_a_report_with_a_location_is_placed_by_its_coordinates(client, engine):
+    body = update("/lapor pohon tumbang", location=(119.87, -0.90))
+    assert post(client, body).status_code == 200
+    [row] = reports(engine)
+    assert (row.lon, row.lat) == (119.87, -0.90)
+
+
+def test_cek_and_hoaks_answer(client, engine):
+    assert "ZZZZZZ" in post(client, update("/cek ZZZZZZ")).json()["text"]
+    hoax = post(client, update("/hoaks Bendungan jebol, semua harus lari sekarang")).json()["text"]
+    assert hoax
+    kinds = {r.command for r in reports(engine)}
+    assert {"check", "hoax"} <= kinds
+
+
+def test_a_non_json_update_is_a_4xx(client):
+    r = client.post(PATH, content=b"[1,2", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET,
+                                                    "Content-Type": "application/json"})
+    assert r.status_code == 422
