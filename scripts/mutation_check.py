@@ -198,7 +198,7 @@ def pytest(args: tuple[str, ...] | list[str], *, artifacts: Path, timeout: float
     env = dict(os.environ)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutated module must never leave a .pyc behind
     env["BROADCAST_RELIABILITY_JSON"] = str(artifacts / "reliability.json")  # not this run's real table
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--durations=0",
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "--durations=0",
            "--timeout=600", *args]
     try:
         run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -16,8 +16,23 @@ from pathlib import Path
 
 import pytest
 
+
+
+def _worker_redis_url(base: str) -> str:
+    """The test Redis database of this process: `base` itself, or under pytest-xdist one database per worker
+    counting down from `base` (gw0 -> base, gw1 -> base - 1, ...), so parallel workers never empty each other's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    head, _, db = base.rpartition("/")
+    index = int(db or 0) - int(worker[2:])
+    if index < 0:
+        raise RuntimeError(f"BROADCAST_TEST_REDIS_URL={base}: too few Redis databases below it for worker {worker}")
+    return f"{head}/{index}"
+
+
 # The Celery app reads its broker at import: point it at a test-only Redis database first.
-TEST_REDIS_URL = os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_URL = _worker_redis_url(os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ["BROADCAST_BROKER_URL"] = TEST_REDIS_URL
 os.environ.setdefault("BROADCAST_ENVIRONMENT", "test")
 for _k in [k for k in os.environ if k.startswith(("BROADCAST_TWILIO", "BROADCAST_X__"))]:
@@ -218,5 +233,6 @@ from tests.recorder import (  # noqa: E402, F401
     pytest_runtest_makereport,
     pytest_sessionfinish,
     pytest_sessionstart,
+    pytest_testnodedown,
     record,
 )

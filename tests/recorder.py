@@ -105,5 +105,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker hands its rows to the controller (pytest_testnodedown)
+        workeroutput["reliability_rows"] = json.dumps(list(_rows.values()))
+        return
     if "started_at" in _run:
         _write(finished=True)
+
+
+def _merge(rows: list[dict[str, object]]) -> None:
+    for theirs in rows:
+        key = (str(theirs["area"]), str(theirs["attack"]))
+        row = _rows.setdefault(key, {"area": key[0], "attack": key[1], "tries": 0, "failed": 0, "outcomes": {}})
+        row["tries"] = int(row["tries"]) + int(theirs["tries"])  # type: ignore[call-overload]
+        row["failed"] = int(row["failed"]) + int(theirs["failed"])  # type: ignore[call-overload]
+        row["recorded_at"] = max(float(row.get("recorded_at", 0)), float(theirs["recorded_at"]))  # type: ignore[arg-type]
+        outcomes: dict[str, int] = row["outcomes"]  # type: ignore[assignment]
+        for outcome, n in dict(theirs["outcomes"]).items():  # type: ignore[call-overload]
+            outcomes[outcome] = outcomes.get(outcome, 0) + int(n)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist controller: fold a finished worker's rows into this run's table. A worker that died before handing
+    its rows over is itself a failed row, so a crash can never read as a clean table."""
+    output = getattr(node, "workeroutput", {}) or {}
+    if "reliability_rows" in output:
+        _merge(json.loads(output["reliability_rows"]))
+    else:
+        _add("unrecorded", f"xdist worker {getattr(node, 'workerinput', {}).get('workerid', '?')}", "worker lost before reporting",
+             tries=1, failed=1)
