@@ -27,7 +27,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcast.db import session_scope, utcnow
@@ -57,14 +57,19 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 def claim_pending(session: Session, *, limit: int = 100, now: datetime | None = None) -> list[int]:
     """Lease up to `limit` reports that need enrichment (new, failed and due for a retry, or left by a dead
-    worker), oldest first, in one statement; each id is claimed by exactly one caller."""
+    worker), oldest first; each id is claimed by exactly one caller."""
     now = now or utcnow()
     pick = select(Report.id).where(_claimable(now)).order_by(Report.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
+    # Two statements: PostgreSQL may run a LIMIT ... SKIP LOCKED subquery inside an UPDATE more than once and
+    # then claim more than `limit` rows.
+    ids = list(session.scalars(pick))
+    if not ids:
+        return []
     stmt = (
         update(Report)
-        .where(Report.id.in_(pick.scalar_subquery()), _claimable(now))
+        .where(Report.id.in_(ids), _claimable(now))
         .values(processing="working", lease_until=now + LEASE)
         .returning(Report.id)
         .execution_options(synchronize_session=False)
@@ -287,7 +292,55 @@ def representative(texts: Sequence[str]) -> str:
 REPRESENTATIVE_FROM = 30  # the representative text is chosen among this many newest counted reports
 
 
-def _apply_extent(incident: Incident, extent: rules.IncidentExtent) -> None:
+class _IncidentLike(Protocol):
+    hazard: str
+    lat: float
+    lon: float
+    kecamatan_code: str | None
+    street: str | None
+    first_at: datetime
+    last_at: datetime
+    report_count: int
+    max_depth_cm: int | None
+    state: str
+
+
+@dataclass(slots=True)
+class _IncidentRow:
+    """An incident's columns as a batch reads and changes them (no ORM: written back in bulk)."""
+
+    id: int | None
+    hazard: str
+    lat: float
+    lon: float
+    admin_code: str | None
+    kecamatan_code: str | None
+    street: str | None
+    first_at: datetime
+    last_at: datetime
+    report_count: int
+    max_depth_cm: int | None
+    representative_text: str
+    state: str
+
+
+_INCIDENT_COLUMNS = (
+    "hazard",
+    "lat",
+    "lon",
+    "admin_code",
+    "kecamatan_code",
+    "street",
+    "first_at",
+    "last_at",
+    "report_count",
+    "max_depth_cm",
+    "representative_text",
+    "state",
+)
+
+
+def _apply_extent(incident: _IncidentLike, extent: rules.IncidentExtent) -> None:
     incident.report_count = extent.count
     if extent.lat is not None and extent.lon is not None:
         incident.lat, incident.lon = extent.lat, extent.lon
@@ -340,7 +393,7 @@ def _new_incident(report: Report) -> Incident:
     )
 
 
-def _distance_to(report: Report, incident: Incident) -> float | None:
+def _distance_to(report: Report, incident: _IncidentLike) -> float | None:
     assert report.hazard is not None and report.lat is not None and report.lon is not None
     return rules.same_incident(
         hazard=report.hazard,
@@ -551,7 +604,7 @@ class _Cluster:
     """An incident as the batch sees it: the row (new or stored), its counted members once read, and the order
     a query by id would list it in."""
 
-    row: Incident
+    row: _IncidentRow
     key: tuple[int, int]
     members: list[_Member] | None = None
     joined: list[_Member] = field(default_factory=list)
@@ -631,8 +684,9 @@ class _Batch:
             Incident.lon > min(lons) - margin,
             Incident.lon < max(lons) + margin,
         )
+        columns = [Incident.id, *(getattr(Incident, c) for c in _INCIDENT_COLUMNS)]
         stmt = (
-            select(Incident)
+            select(*columns)
             .where(
                 Incident.hazard.in_(hazards),
                 Incident.last_at >= min(r.received_at for r in placed) - window,
@@ -642,13 +696,15 @@ class _Batch:
             )
             .order_by(Incident.id)
         )
-        for incident in self.session.scalars(stmt):
-            c = _Cluster(incident, (0, incident.id))
+        for values in self.session.execute(stmt):
+            incident = _IncidentRow(*values)
+            incident.first_at, incident.last_at = _aware(incident.first_at), _aware(incident.last_at)
+            c = _Cluster(incident, (0, values[0]))
             self._add(c)
-            self.by_id[incident.id] = c
+            self.by_id[values[0]] = c
         # Read the members of the incidents the batch's reports would join as things stand, in one query; an
         # incident that only comes within reach as the batch moves it is read when a report joins it.
-        likely = {c.row.id for r in placed for c in self._candidates(r) if _distance_to(r, c.row) is not None}
+        likely = {c.key[1] for r in placed for c in self._candidates(r) if _distance_to(r, c.row) is not None}
         self._read_members(sorted(likely))
 
     def _add(self, c: _Cluster) -> None:
@@ -692,7 +748,7 @@ class _Batch:
             self.by_id[incident_id].members = members
 
     @staticmethod
-    def _prefilter(report: Report, incident: Incident) -> bool:
+    def _prefilter(report: Report, incident: _IncidentLike) -> bool:
         """The WHERE clause of `cluster`'s query, for one incident."""
         assert report.hazard is not None and report.lat is not None and report.lon is not None
         window = rules.CLUSTER_WINDOW
@@ -740,7 +796,9 @@ class _Batch:
             if d is not None and (best is None or d < best[0]):
                 best = (d, c)
         if best is None:
-            chosen = _Cluster(_new_incident(report), (1, len(self.clusters)), members=[])
+            new = _new_incident(report)
+            row = _IncidentRow(None, *(getattr(new, c) for c in _INCIDENT_COLUMNS))
+            chosen = _Cluster(row, (1, len(self.clusters)), members=[])
             self._add(chosen)
         else:
             chosen = best[1]
@@ -760,14 +818,12 @@ class _Batch:
         return chosen
 
     def save_incidents(self, now: datetime) -> None:
-        """Insert the incidents the batch started (in the order it started them), choose every touched incident's
-        representative text among its newest counted reports, and write them."""
+        """Choose every touched incident's representative text among its newest counted reports, insert the
+        incidents the batch started (in the order it started them, so their ids follow that order) and update
+        the others, each in one statement."""
         touched = [c for c in self.clusters if c.joined]
-        new = [c.row for c in touched if c.key[0] == 1]
-        self.session.add_all(new)
-        self.session.flush()
-        stored = [c.row.id for c in touched if c.key[0] == 0]
-        newest: dict[int, list[tuple[int, str]]] = {i: [] for i in stored}
+        stored = [c.row.id for c in touched if c.row.id is not None]
+        newest: dict[int | None, list[tuple[int, str]]] = {i: [] for i in stored}
         if stored:
             ranked = (
                 select(
@@ -788,8 +844,23 @@ class _Batch:
             texts = newest.get(c.row.id, []) + [(m.id, m.text or "") for m in c.joined]
             texts.sort(key=lambda t: -t[0])
             c.row.representative_text = representative([t for _, t in texts[:REPRESENTATIVE_FROM]])
-            c.row.updated_at = now
-        self.session.flush()
+        table = cast(Table, Incident.__table__)
+        old = [c.row for c in touched if c.row.id is not None]
+        new = [c.row for c in touched if c.row.id is None]
+        if new:
+            values = [{**{k: getattr(r, k) for k in _INCIDENT_COLUMNS}, "updated_at": now} for r in new]
+            inserted = self.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), values
+            ).scalars()
+            for row, incident_id in zip(new, inserted, strict=True):
+                row.id = incident_id
+        if old:
+            changed = ("lat", "lon", "first_at", "last_at", "report_count", "max_depth_cm", "representative_text")
+            params = {k: bindparam(f"v_{k}", type_=table.c[k].type) for k in changed}
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("b_id")).values({**params, "updated_at": now}),
+                [{"b_id": r.id, **{f"v_{k}": getattr(r, k) for k in changed}} for r in old],
+            )
 
 
 def _incident_id(ref: _Cluster | int | None) -> int | None:
