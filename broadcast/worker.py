@@ -86,6 +86,10 @@ def _check_channels(**_: object) -> None:
     from broadcast.dispatch.tasks import preload
 
     preload()
+    if INTAKE_QUEUE in (celery.amqp.queues.consume_from or {}):
+        from broadcast.reports.tasks import preload as preload_reports
+
+        preload_reports()
 
 
 @worker_process_init.connect

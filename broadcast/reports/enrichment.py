@@ -17,6 +17,7 @@ transaction instead, so only a report that cannot be written fails.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,6 +133,16 @@ def release(session: Session, *, claim: Claim, ids: Iterable[int]) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _own(session: Session, claim: Claim) -> set[int]:
+    """The claim's reports that are still its own, locked until the transaction ends: row locks on PostgreSQL;
+    on SQLite a no-op UPDATE takes the database's write lock."""
+    mine = and_(Report.id.in_(claim.ids), Report.processing == "working", Report.lease_until == claim.lease_until)
+    if session.get_bind().dialect.name == "postgresql":
+        return set(session.scalars(select(Report.id).where(mine).with_for_update()))
+    touch = update(Report).where(mine).values(lease_until=claim.lease_until).returning(Report.id)
+    return set(session.scalars(touch.execution_options(synchronize_session=False)))
 
 
 def _lock_clustering(session: Session) -> None:
@@ -867,25 +878,54 @@ def _incident_id(ref: _Cluster | int | None) -> int | None:
     return ref.row.id if isinstance(ref, _Cluster) else ref
 
 
-_DONE_COLUMNS = (
-    "language",
-    "hazard",
-    "hazard_confidence",
-    "depth_cm",
-    "severity",
-    "street",
-    "rw",
-    "place_names",
-    "geocode_reason",
-    "kecamatan_code",
-    "admin_code",
-    "geocode_method",
-    "lat",
-    "lon",
-    "duplicate_of_id",
-    "incident_id",
-    "alert_ids",
+# The columns enrichment writes, with their PostgreSQL types for the recordset the bulk UPDATE reads.
+_DONE_COLUMNS: dict[str, str] = {
+    "language": "text",
+    "hazard": "text",
+    "hazard_confidence": "float8",
+    "depth_cm": "int",
+    "severity": "text",
+    "street": "text",
+    "rw": "text",
+    "place_names": "json",
+    "geocode_reason": "text",
+    "kecamatan_code": "text",
+    "admin_code": "text",
+    "geocode_method": "text",
+    "lat": "float8",
+    "lon": "float8",
+    "duplicate_of_id": "int",
+    "incident_id": "int",
+    "alert_ids": "json",
+}
+# PostgreSQL: one statement, the batch as one JSON parameter read back as rows (as intake inserts them).
+_RECORDSET_UPDATE = (
+    "UPDATE reports AS r SET "  # noqa: S608 (constant names)
+    + ", ".join(f"{c} = t.{c}" for c in _DONE_COLUMNS)
+    + ", processing = 'done', enriched_at = %s, last_error = NULL, lease_until = NULL "
+    + "FROM json_to_recordset(%s::json) AS t(id int, "
+    + ", ".join(f"{c} {kind}" for c, kind in _DONE_COLUMNS.items())
+    + ") WHERE r.id = t.id"
 )
+
+
+def _write_done(session: Session, reports: Sequence[Report], now: datetime) -> None:
+    """One UPDATE for every enriched report of a batch."""
+    if not reports:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        batch = json.dumps(
+            [{"id": r.id, **{c: getattr(r, c) for c in _DONE_COLUMNS}} for r in reports],
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        session.connection().exec_driver_sql(_RECORDSET_UPDATE, (now, batch))
+        return
+    table = cast(Table, Report.__table__)
+    values: dict[str, Any] = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in _DONE_COLUMNS}
+    values.update(processing="done", enriched_at=now, last_error=None, lease_until=None)
+    rows = [{"b_id": r.id, **{f"v_{c}": getattr(r, c) for c in _DONE_COLUMNS}} for r in reports]
+    session.execute(update(table).where(table.c.id == bindparam("b_id")).values(values), rows)
 
 
 def write_batch(session: Session, *, claim: Claim, annotated: Annotated, now: datetime | None = None) -> BatchResult:
@@ -896,20 +936,7 @@ def write_batch(session: Session, *, claim: Claim, annotated: Annotated, now: da
 
     now = now or utcnow()
     _lock_clustering(session)
-    table = cast(Table, Report.__table__)
-    owned = set(
-        session.scalars(
-            update(Report)
-            .where(
-                Report.id.in_(claim.ids),
-                Report.processing == "working",
-                Report.lease_until == claim.lease_until,
-            )
-            .values(lease_until=claim.lease_until)
-            .returning(Report.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    owned = _own(session, claim)
     reports = [r for r in annotated.reports if r.id in owned]
     batch = _Batch(session, reports)
     incidents: dict[int, _Cluster | int | None] = {}
@@ -925,16 +952,11 @@ def write_batch(session: Session, *, claim: Claim, annotated: Annotated, now: da
     batch.save_incidents(now)
     codes = {r.id: r.admin_code or r.kecamatan_code for r in reports}
     in_force = alerts.current_for_areas(session, codes=[c for c in codes.values() if c], limit=5)
-    rows = []
     for report in reports:
         report.incident_id = _incident_id(incidents[report.id])
         code = codes[report.id]
         report.alert_ids = [a.id for a in in_force[code]] if code else []
-        rows.append({"b_id": report.id, **{f"v_{c}": getattr(report, c) for c in _DONE_COLUMNS}})
-    if rows:
-        values: dict[str, Any] = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in _DONE_COLUMNS}
-        values.update(processing="done", enriched_at=now, last_error=None, lease_until=None)
-        session.execute(update(table).where(table.c.id == bindparam("b_id")).values(values), rows)
+    _write_done(session, reports, now)
     commands = [i for i in annotated.commands if i in owned]
     if commands:
         session.execute(

@@ -48,6 +48,16 @@ def kick_enrichment() -> None:
         log.warning("enrichment not kicked (the sweep will find the reports): %s", exc)
 
 
+def preload() -> None:
+    """Build the geoparser's name index (called once in an intake worker's main process, before the pool forks,
+    so the first batch of reports does not pay for it in every pool process)."""
+    from geo import geoparse
+
+    within = get_settings().reports_geoparse_within or None
+    geoparse.parse_location("banjir di jalan", within=within)
+    log.info("report geoparser ready (within %s)", within or "Indonesia")
+
+
 def _backoff(retries: int) -> int:
     return min(2 ** (retries + 1), 60)
 
