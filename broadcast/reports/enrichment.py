@@ -123,7 +123,8 @@ def mark_failed(session: Session, *, report_id: int, error: str, now: datetime |
 
 def release(session: Session, *, claim: Claim, ids: Iterable[int]) -> int:
     """Give claimed reports back (pending again, no lease) so another run takes them at once; returns how many."""
-    wanted = [i for i in ids if i in set(claim.ids)]
+    claimed = set(claim.ids)
+    wanted = [i for i in ids if i in claimed]
     if not wanted:
         return 0
     result = session.execute(
@@ -1025,12 +1026,19 @@ def enrich_claimed(
     try:
         annotate_batch(reports, within=within, channel_areas=channel_areas, stop=stop, out=annotated)
     except stop as exc:
-        at = annotated.at
+        failed = dict(annotated.failed)
+        if annotated.at is not None:
+            failed[annotated.at] = stop_reason or _error(exc)
         with session_scope(engine) as session:
-            if at is not None:
-                mark_failed(session, report_id=at, error=stop_reason or _error(exc))
-            release(session, claim=claim, ids=[i for i in claim.ids if i != at])
-        raise Interrupted(BatchResult(failed=int(at is not None)), exc) from exc
+            for report_id, error in failed.items():
+                mark_failed(session, report_id=report_id, error=error)
+            release(session, claim=claim, ids=[i for i in claim.ids if i not in failed])
+        raise Interrupted(BatchResult(failed=len(failed)), exc) from exc
+    except Exception:
+        log.exception("batch of %d reports not annotated; enriching them one by one", len(claim.ids))
+        return enrich_one_by_one(
+            engine, claim=claim, within=within, channel_areas=channel_areas, stop=stop, stop_reason=stop_reason
+        )
     try:
         with session_scope(engine) as session:
             return write_batch(session, claim=claim, annotated=annotated)
