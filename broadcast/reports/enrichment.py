@@ -137,11 +137,12 @@ def release(session: Session, *, claim: Claim, ids: Iterable[int]) -> int:
 
 
 def _own(session: Session, claim: Claim) -> set[int]:
-    """The claim's reports that are still its own, locked until the transaction ends: row locks on PostgreSQL;
-    on SQLite a no-op UPDATE takes the database's write lock."""
+    """The claim's reports that are still its own. Called under the clustering lock: on PostgreSQL that lock
+    serialises every enrichment's writes (another run that re-claims a report after its lease ran out finds it
+    done, or we find it re-claimed); on SQLite a no-op UPDATE takes the database's write lock."""
     mine = and_(Report.id.in_(claim.ids), Report.processing == "working", Report.lease_until == claim.lease_until)
     if session.get_bind().dialect.name == "postgresql":
-        return set(session.scalars(select(Report.id).where(mine).with_for_update()))
+        return set(session.scalars(select(Report.id).where(mine)))
     touch = update(Report).where(mine).values(lease_until=claim.lease_until).returning(Report.id)
     return set(session.scalars(touch.execution_options(synchronize_session=False)))
 
@@ -640,6 +641,7 @@ class _Candidate:
     at: datetime
     text: str
     incident: _Cluster | int | None
+    normalised: str | None = None  # normalise_text(text), once it was needed
 
 
 def _aware(value: datetime) -> datetime:
@@ -782,10 +784,15 @@ class _Batch:
         window = rules.DUPLICATE_WINDOW
         lo, hi = report.received_at - window, report.received_at + window
         seen = 0
+        mine: str | None = None
         for cand in self.by_author.get(report.author_hash, ()):
             if cand.id == report.id or not lo <= cand.at <= hi:
                 continue
-            if rules.is_near_duplicate(cand.text, report.text):
+            if cand.normalised is None:
+                cand.normalised = rules.normalise_text(cand.text)
+            if mine is None:
+                mine = rules.normalise_text(report.text)
+            if rules.similar_normalised(cand.normalised, mine):
                 return cand
             seen += 1
             if seen == DUPLICATE_CANDIDATES:

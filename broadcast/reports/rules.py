@@ -268,7 +268,11 @@ DUPLICATE_WINDOW = timedelta(hours=6)
 
 def is_near_duplicate(a: str, b: str) -> bool:
     """True when two texts say the same thing (rapidfuzz token-set ratio ≥ 88 on normalised text)."""
-    na, nb = normalise_text(a), normalise_text(b)
+    return similar_normalised(normalise_text(a), normalise_text(b))
+
+
+def similar_normalised(na: str, nb: str) -> bool:
+    """is_near_duplicate for texts already normalised (normalise_text)."""
     if not na or not nb:
         return na == nb
     return fuzz.token_set_ratio(na, nb) >= DUPLICATE_SIMILARITY
