@@ -520,6 +520,11 @@ class Interrupted(Exception):
         self.cause = cause
 
 
+def _drop_connections(engine: Engine) -> None:
+    """After a stop exception cut a statement short, the connection it ran on may be mid-command: start afresh."""
+    engine.dispose()
+
+
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -1002,6 +1007,7 @@ def enrich_one_by_one(
                     enrich(session, report_id=report_id, within=within, channel_areas=channel_areas)
             result += BatchResult(done=1) if mine else BatchResult(lost=1)
         except stop as exc:
+            _drop_connections(engine)
             with session_scope(engine) as session:
                 mark_failed(session, report_id=report_id, error=stop_reason or _error(exc))
                 release(session, claim=claim, ids=claim.ids[n + 1 :])
@@ -1036,6 +1042,7 @@ def enrich_claimed(
         failed = dict(annotated.failed)
         if annotated.at is not None:
             failed[annotated.at] = stop_reason or _error(exc)
+        _drop_connections(engine)
         with session_scope(engine) as session:
             for report_id, error in failed.items():
                 mark_failed(session, report_id=report_id, error=error)
@@ -1050,6 +1057,7 @@ def enrich_claimed(
         with session_scope(engine) as session:
             return write_batch(session, claim=claim, annotated=annotated)
     except stop as exc:
+        _drop_connections(engine)
         with session_scope(engine) as session:
             for report in load_claimed(session, claim=claim):
                 mark_failed(session, report_id=report.id, error=stop_reason or _error(exc))
