@@ -525,6 +525,18 @@ def _drop_connections(engine: Engine) -> None:
     engine.dispose()
 
 
+def _stopped_by(exc: BaseException, stop: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The stop exception behind `exc` (its cause or context), if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if stop and isinstance(seen, stop):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -1013,7 +1025,15 @@ def enrich_one_by_one(
                 release(session, claim=claim, ids=claim.ids[n + 1 :])
             raise Interrupted(result + BatchResult(failed=1), exc) from exc
         except Exception as exc:
+            stopped = _stopped_by(exc, stop)
+            if stopped is not None:  # the stop arrived while the transaction was closing, and that failed too
+                _drop_connections(engine)
+                with session_scope(engine) as session:
+                    mark_failed(session, report_id=report_id, error=stop_reason or _error(stopped))
+                    release(session, claim=claim, ids=claim.ids[n + 1 :])
+                raise Interrupted(result + BatchResult(failed=1), stopped) from exc
             log.exception("report %s: enrichment failed", report_id)
+            _drop_connections(engine)
             with session_scope(engine) as session:
                 mark_failed(session, report_id=report_id, error=_error(exc))
             result += BatchResult(failed=1)

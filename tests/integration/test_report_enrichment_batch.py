@@ -200,3 +200,25 @@ def test_a_time_limit_fails_the_report_at_hand_and_gives_the_rest_back(engine, m
         assert {r.processing for r in rows if r not in at_hand} == {"pending"}
         assert all(r.lease_until is None for r in rows if r not in at_hand)
         assert enrichment.claim_pending(s, limit=100) == [r.id for r in rows if r not in at_hand]
+
+
+def test_a_time_limit_hidden_behind_a_failed_rollback_still_stops_the_run(engine, monkeypatch):
+    _seed(engine, n=5)
+    real = enrichment.enrich
+    calls = {"n": 0}
+
+    def cut_short(session, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # what psycopg raised when the time limit hit mid-statement and ROLLBACK then failed
+            raise RuntimeError("another command is already in progress") from Stop()
+        return real(session, **kw)
+
+    monkeypatch.setattr(enrichment, "enrich", cut_short)
+    with session_scope(engine) as s:
+        claim = enrichment.claim_batch(s, limit=100)
+    with pytest.raises(enrichment.Interrupted):
+        enrichment.enrich_one_by_one(engine, claim=claim, within=None, stop=(Stop,), stop_reason="time limit")
+    with session_scope(engine) as s:
+        rows = {r.id: r for r in s.scalars(sa.select(Report))}
+        assert rows[claim.ids[1]].last_error == "time limit" and rows[claim.ids[0]].processing == "done"
+        assert {rows[i].processing for i in claim.ids[2:]} == {"pending"}
