@@ -8,6 +8,10 @@
              p50/p95/p99 latency, statuses, lost (acknowledged ids missing from the table), CPU per report of the
              API processes, of this database's PostgreSQL backends and of the generator, machine load.
 2. enrich  — a real Celery worker (`broadcast worker`) started afterwards: time until no report waits.
+   enrichment rate — the same stored reports enriched by a real worker on the intake queue (2 processes), twice in
+             the same run: the old path (report_enrich_batching off: one transaction per report) as the baseline,
+             then ours (batches: one keyword pass, one point-in-polygon query per level, one bulk UPDATE).
+             Measured: reports/s from the first claim until none waits, CPU per report of the worker and PostgreSQL.
 3. geocode — the PetaBencana reports whose coordinates fall in a DKI Jakarta kecamatan: share whose text alone
              gives the coordinates' kecamatan, ours (geo.geoparse, markers, fuzzy, agreement; also without the
              well-known area list, and on the national gazetteer with the arrival jurisdiction as the only hint)
@@ -19,6 +23,7 @@
     python benchmarks/inbound.py --no-baseline --no-geocode                 # ours only, quicker
     python benchmarks/inbound.py --geocode-only                             # only the geocoding tables
     python benchmarks/inbound.py --geocode-only --examples 3                # ... and 3 texts per miss cause
+    python benchmarks/inbound.py --enrich-rate-only --enrich-reports 5000   # only the enrichment rate table
 
 With wrk the run lasts --reports / --expected-rate seconds (wrk runs for a duration); "posted" is what was answered.
 The machine is shared: read the CPU per report (a property of the code) next to the rate (a property of the moment).
@@ -467,6 +472,159 @@ def waiting(db_url: str) -> tuple[int, int, int]:
     return rows.get("pending", 0) + rows.get("working", 0), rows.get("failed", 0), rows.get("done", 0)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Enrichment rate (issue 20): the same stored reports enriched by a real worker, the old path vs batches.
+
+
+@dataclass
+class EnrichRate:
+    """One enrichment run: reports done and failed, wall time from the first claim to the last report, CPU."""
+
+    label: str
+    done: int
+    failed: int
+    wall_s: float
+    worker_cpu_s: float
+    pg_cpu_s: float
+    incidents: int
+    duplicates: int
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.wall_s if self.wall_s else 0.0
+
+
+def store_for_enrichment(db_url: str, items: list[Any], n: int) -> None:
+    """n reports as the partner API stores them during the intake run (PetaBencana texts and points, 400
+    authors, hazard banjir, all received now), pending enrichment."""
+    from broadcast.db import make_engine, session_scope
+    from broadcast.reports import service
+
+    engine = make_engine(db_url)
+    key = b"benchmark-author-key-0123456789ab"
+    try:
+        for start in range(0, n, 1000):
+            rows = []
+            for i in range(start, min(n, start + 1000)):
+                item = items[i % len(items)]
+                payload = {"text": item.text or "banjir", "lat": item.lat, "lon": item.lon, "hazard": "banjir"}
+                rows.append(
+                    service.intake_values(
+                        source="api",
+                        external_id=f"bench:enrich-{i}",
+                        raw={"caller": "bench", **payload, "author": f"pb-{i % 400}"},
+                        text=payload["text"],
+                        author=service.author_hash(key, f"bench:pb-{i % 400}"),
+                        lat=item.lat,
+                        lon=item.lon,
+                        hazard="banjir",
+                    )
+                )
+            with session_scope(engine) as session:
+                service.store_many(session, rows)
+    finally:
+        engine.dispose()
+
+
+def claimed(db_url: str) -> bool:
+    """Whether a worker has claimed (or finished) any report yet."""
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as c:
+        return c.scalar(sa.text("SELECT 1 FROM reports WHERE processing <> 'pending' LIMIT 1")) is not None
+
+
+def enrichment_counts(db_url: str) -> tuple[int, int]:
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as c:
+        incidents = int(c.scalar(sa.text("SELECT count(*) FROM incidents")) or 0)
+        duplicates = int(c.scalar(sa.text("SELECT count(*) FROM reports WHERE duplicate_of_id IS NOT NULL")) or 0)
+    return incidents, duplicates
+
+
+def measure_enrichment(label: str, *, batching: bool, n: int, items: list[Any], timeout: float) -> EnrichRate:
+    """A fresh database with n stored reports and a real worker on the intake queue (2 processes, as deployed):
+    wall time from the first claimed report until none waits; CPU of the worker's processes and PostgreSQL's."""
+    from broadcast.reports import tasks
+
+    name, db_url = create_db()
+    try:
+        store_for_enrichment(db_url, items, n)
+        env = child_env(db_url, Path(tempfile.mkdtemp(prefix="bench-enrich-")))
+        env["BROADCAST_REPORT_ENRICH_BATCHING"] = "true" if batching else "false"
+        worker = start(
+            [sys.executable, "-m", "broadcast.cli", "worker", "--queues", "intake", "--concurrency", "2"],
+            env,
+            Path(env["BROADCAST_DATA_DIR"]) / "worker.log",
+        )
+        try:
+            runs = max(2, 2 * -(-n // (tasks.BATCH * tasks.MAX_ROUNDS)))  # enough runs to drain without the beat
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from broadcast.reports.tasks import enrich_pending as t; [t.delay() for _ in range({runs})]",
+                ],
+                env=env,
+                check=True,
+            )
+            deadline = time.monotonic() + timeout
+            while not claimed(db_url) and time.monotonic() < deadline:  # the worker starting (imports)
+                time.sleep(0.05)
+            left, failed, done = waiting(db_url)
+            worker_before, pg_before = cpu_seconds(root_pid=worker.pid), pg_server_cpu(db_url)
+            t0 = time.monotonic()
+            while left and time.monotonic() < deadline:
+                time.sleep(0.1)
+                left, failed, done = waiting(db_url)
+            wall = time.monotonic() - t0
+            worker_cpu = cpu_delta(worker_before, cpu_seconds(root_pid=worker.pid))
+            pg_cpu = pg_server_cpu(db_url) - pg_before
+        finally:
+            stop(worker)
+        incidents, duplicates = enrichment_counts(db_url)
+    finally:
+        drop_db(name)
+    return EnrichRate(label, done, failed, wall, worker_cpu, pg_cpu, incidents, duplicates)
+
+
+def print_enrichment_rate(n: int, timeout: float) -> None:
+    """Enrichment of the same n stored reports by a real worker (2 processes): the old path (one transaction per
+    report) then ours (batches), same run."""
+    items = list(petabencana.load_reports())
+    console.print(f"enrichment rate: {n:,} stored reports, real worker on the intake queue (2 processes)")
+    results = [
+        measure_enrichment("old: one report per transaction", batching=False, n=n, items=items, timeout=timeout),
+        measure_enrichment("ours: batches of up to 200", batching=True, n=n, items=items, timeout=timeout),
+    ]
+    table = Table(
+        title=f"Report enrichment on PostgreSQL: {n:,} PetaBencana reports (points, 400 authors), `broadcast worker "
+        f"--queues intake --concurrency 2`, {os.cpu_count()} cores shared with the database"
+    )
+    table.add_column("measure")
+    for r in results:
+        table.add_column(r.label)
+    table.add_column("target")
+    table.add_row("reports enriched (failed)", *[f"{r.done:,} ({r.failed})" for r in results], f"{n:,} (0)")
+    table.add_row("enrichment rate", *[f"{r.rate:,.0f} reports/s" for r in results], "≥ 1,000/s")
+    table.add_row("wall time (first claim → none waiting)", *[f"{r.wall_s:.1f} s" for r in results])
+    table.add_row("worker CPU per report", *[f"{r.worker_cpu_s / max(r.done, 1) * 1000:.2f} ms" for r in results])
+    table.add_row(
+        "PostgreSQL CPU per report (whole server¹)", *[f"{r.pg_cpu_s / max(r.done, 1) * 1000:.2f} ms" for r in results]
+    )
+    table.add_row(
+        "rate if worker + DB had the 2 cores",
+        *[f"{(os.cpu_count() or 1) * r.done / max(r.worker_cpu_s + r.pg_cpu_s, 1e-9):,.0f} reports/s" for r in results],
+    )
+    table.add_row("incidents / duplicates found", *[f"{r.incidents:,} / {r.duplicates:,}" for r in results])
+    table.add_row("machine load (1 min) at the end", *[f"{os.getloadavg()[0]:.1f}" for _ in results])
+    console.print(table)
+    console.print(
+        "¹ every PostgreSQL process, including any other database's work on this shared server at the time. Two "
+        "processes enrich concurrently, so which of two close reports starts an incident can differ between runs; "
+        "tests/integration/test_report_enrichment_batch.py checks that a batch gives the same rows as one by one."
+    )
+
+
 def _kecamatans_named(text: str) -> tuple[set[str], set[str]]:
     """Every DKI kecamatan that some stretch of `text` (1-4 words, exact or misspelt) could name through an official
     kecamatan/kelurahan name, and those through a well-known area name: the oracle behind the ceiling. Generous on
@@ -647,9 +805,18 @@ def main() -> None:
     parser.add_argument("--enrich-timeout", type=float, default=900)
     parser.add_argument("--geocode-only", action="store_true", help="only the text geocoding tables")
     parser.add_argument("--examples", type=int, default=0, help="geocoding: print this many texts per miss cause")
+    parser.add_argument("--enrich-reports", type=int, default=5000, help="stored reports for the enrichment rate")
+    parser.add_argument("--no-enrich-rate", action="store_true", help="skip the enrichment rate (old vs batches)")
+    parser.add_argument("--enrich-rate-only", action="store_true", help="only the enrichment rate table")
     args = parser.parse_args()
     if args.geocode_only:
         print_geocoding(args.examples)
+        return
+    if args.enrich_rate_only:
+        import redis
+
+        redis.Redis.from_url(BROKER).flushdb()
+        print_enrichment_rate(args.enrich_reports, args.enrich_timeout)
         return
     if args.generator == "auto":
         args.generator = "wrk" if shutil.which("wrk") else "python"
@@ -715,6 +882,10 @@ def main() -> None:
         "¹ every PostgreSQL process, including connections opened and closed during the run (the naive path's pool "
         "overflow) and any other database's work on this shared server at the time."
     )
+
+    if not args.no_enrich_rate:
+        redis.Redis.from_url(BROKER).flushdb()
+        print_enrichment_rate(args.enrich_reports, args.enrich_timeout)
 
     if not args.no_geocode:
         print_geocoding(args.examples)

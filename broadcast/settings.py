@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Concurrent intake POSTs share one multi-row INSERT and commit (off: one INSERT and commit per request, the
     # naive path, kept for the benchmark baseline and as a fallback).
     report_intake_batching: bool = True
+    # Enrichment takes the waiting reports in batches (one keyword pass, one point-in-polygon query per level, one
+    # bulk UPDATE per batch; off: one transaction per report, the old path, kept for the benchmark baseline).
+    report_enrich_batching: bool = True
     # Limit the geoparser to one region (a code prefix such as "31" for DKI Jakarta); empty: all Indonesia.
     reports_geoparse_within: str = ""
     # Subscribers are Indonesian mobile numbers; numbers of other countries (still mobile) only when this is on.

@@ -89,6 +89,11 @@ def _check_channels(**_: object) -> None:
     from broadcast.dispatch.tasks import preload
 
     preload()
+    if INTAKE_QUEUE in (celery.amqp.queues.consume_from or {}):
+        from broadcast.reports.enrichment import preload as preload_reports
+        from broadcast.settings import get_settings
+
+        preload_reports(within=get_settings().reports_geoparse_within or None)
 
 
 @worker_process_init.connect

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 
-
 def _worker_redis_url(base: str) -> str:
     """The test Redis database of this process: `base` itself, or under pytest-xdist one database per worker
     counting down from `base` (gw0 -> base, gw1 -> base - 1, ...), so parallel workers never empty each other's."""

@@ -6,7 +6,7 @@ Services flush; callers commit. Every state change is written to the audit chain
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -255,6 +255,11 @@ def list_alerts(session: Session, *, state: str | None = None, limit: int = 100,
 def current_for_area(session: Session, *, code: str, limit: int = 3) -> list[Alert]:
     """Alerts in force (by the public truth: never a Cancel, never a replaced one) whose area contains `code` or
     lies inside it, newest first."""
+    return current_for_areas(session, codes=[code], limit=limit)[code]
+
+
+def current_for_areas(session: Session, *, codes: Iterable[str], limit: int = 3) -> dict[str, list[Alert]]:
+    """`current_for_area` for each of `codes` (code → alerts, newest first), reading the alerts in force once."""
     from broadcast.alerts.public import is_active
 
     now = utcnow()
@@ -264,13 +269,15 @@ def current_for_area(session: Session, *, code: str, limit: int = 3) -> list[Ale
         .order_by(Alert.sent.desc())
         .limit(500)
     )
-    found = [
-        a
-        for a in session.scalars(stmt)
-        if is_active(a, now=now)
-        and any(gazetteer.contains(c, code) or gazetteer.contains(code, c) for c in alert_codes(a))
-    ]
-    return found[:limit]
+    in_force = [(a, alert_codes(a)) for a in session.scalars(stmt) if is_active(a, now=now)]
+    return {
+        code: [
+            a
+            for a, targets in in_force
+            if any(gazetteer.contains(c, code) or gazetteer.contains(code, c) for c in targets)
+        ][:limit]
+        for code in dict.fromkeys(codes)
+    }
 
 
 def list_follow_ups(session: Session, *, alert_id: int) -> list[Alert]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -178,14 +181,27 @@ class HazardGuess:
     confidence: float
 
 
-def classify_hazard(text: str) -> HazardGuess:
-    """The hazard the text is about by keyword rules (id + en), with a confidence in [0, 1]."""
-    low = normalise_text(text)
-    scores: dict[str, float] = {}
+def hazard_scores(texts: Sequence[str]) -> list[dict[str, float]]:
+    """Keyword scores per hazard for each normalised text (see normalise_text), over the whole batch at once: each
+    rule's pattern runs once over the texts joined by newlines. Equal to searching every text on its own, because
+    no rule can match a newline (normalised text holds only [0-9a-z ])."""
+    joined = "\n".join(texts)
+    starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+    scores: list[dict[str, float]] = [{} for _ in texts]
     for hazard, rules in _COMPILED.items():
-        score = sum(w for pattern, w in rules if pattern.search(low))
-        if score:
-            scores[hazard] = score
+        for pattern, weight in rules:
+            last = -1
+            for match in pattern.finditer(joined):
+                i = bisect.bisect_right(starts, match.start()) - 1
+                if i != last:  # a rule counts once per text, however often it matches
+                    scores[i][hazard] = scores[i].get(hazard, 0.0) + weight
+                    last = i
+    return scores
+
+
+def guess_hazard(scores: dict[str, float]) -> HazardGuess:
+    """The hazard a text's keyword scores point to, with a confidence in [0, 1]."""
+    scores = {h: s for h, s in scores.items() if s}
     if not scores:
         return HazardGuess(None, 0.0)
     # A flash flood is also a flood; a standing-water report that also says banjir is a flood.
@@ -195,6 +211,11 @@ def classify_hazard(text: str) -> HazardGuess:
     total = sum(scores.values())
     confidence = (1 - 0.5 ** scores[best]) * (scores[best] / total)
     return HazardGuess(best, round(min(confidence, 0.99), 2))
+
+
+def classify_hazard(text: str) -> HazardGuess:
+    """The hazard the text is about by keyword rules (id + en), with a confidence in [0, 1]."""
+    return guess_hazard(hazard_scores([normalise_text(text)])[0])
 
 
 def depth_cm(text: str) -> int | None:
@@ -247,7 +268,11 @@ DUPLICATE_WINDOW = timedelta(hours=6)
 
 def is_near_duplicate(a: str, b: str) -> bool:
     """True when two texts say the same thing (rapidfuzz token-set ratio ≥ 88 on normalised text)."""
-    na, nb = normalise_text(a), normalise_text(b)
+    return similar_normalised(normalise_text(a), normalise_text(b))
+
+
+def similar_normalised(na: str, nb: str) -> bool:
+    """is_near_duplicate for texts already normalised (normalise_text)."""
     if not na or not nb:
         return na == nb
     return fuzz.token_set_ratio(na, nb) >= DUPLICATE_SIMILARITY
@@ -292,3 +317,35 @@ def same_incident(
     if street and street == incident_street and kecamatan and kecamatan == incident_kecamatan:
         return d
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentExtent:
+    """What an incident's counted reports add up to: how many, their centre, time span and deepest water."""
+
+    count: int
+    lat: float | None
+    lon: float | None
+    first_at: datetime | None
+    last_at: datetime | None
+    max_depth_cm: int | None
+
+
+def incident_extent(
+    points: Sequence[tuple[float | None, float | None]],
+    times: Sequence[datetime],
+    depths: Sequence[int | None],
+) -> IncidentExtent:
+    """An incident's extent from its counted reports (duplicates left out by the caller). The centre is the mean
+    by math.fsum (exactly rounded), so it does not depend on the order the reports come in."""
+    lats = [lat for lat, _ in points if lat is not None]
+    lons = [lon for _, lon in points if lon is not None]
+    known = [d for d in depths if d is not None]
+    return IncidentExtent(
+        count=len(times),
+        lat=math.fsum(lats) / len(lats) if lats else None,
+        lon=math.fsum(lons) / len(lons) if lons else None,
+        first_at=min(times) if times else None,
+        last_at=max(times) if times else None,
+        max_depth_cm=max(known) if known else None,
+    )

@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch.wiring import channel_config
 from broadcast.redisclient import redis_client
-from broadcast.reports import service
+from broadcast.reports import enrichment, service
 from broadcast.settings import get_settings
 from broadcast.worker import celery
 from channels.base import ChannelError
@@ -20,7 +20,7 @@ from channels.social import XConfig, XConnection
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH = 200
 # At most one enrichment run is queued per window, however many reports arrive in it.
 KICK_KEY = "reports:enrich-kick"
 KICK_WINDOW_MS = 200
@@ -56,46 +56,41 @@ def _backoff(retries: int) -> int:
     time_limit=TIME_LIMIT_S,
 )
 def enrich_pending(self: Task[Any, Any]) -> int:
-    """Enrich every report waiting for it, in leased batches, one transaction per report. A report that fails
-    keeps its raw row, shows `failed` with the error, and is retried by this task (backoff) and the sweep. Runs on
-    the intake queue, within SOFT_TIME_LIMIT_S: past it the report at hand fails with that reason and a new run
-    takes over the rest (claimed reports not reached come back when their lease ends)."""
+    """Enrich every report waiting for it, in leased batches of up to BATCH (whatever has arrived by the time the
+    run starts: the kick's window is the linger), each batch enriched together and written in one transaction
+    (enrichment.enrich_claimed). A report that fails keeps its raw row, shows `failed` with the error, and is
+    retried by this task (backoff) and the sweep. Runs on the intake queue, within SOFT_TIME_LIMIT_S: past it the
+    report at hand fails with that reason, the rest of its batch is given back and a new run takes over."""
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)
     within = settings.reports_geoparse_within or None
     # An X mention of a regional agency account arrived through that agency's area.
     channel_areas = {a.handle.lstrip("@").lower(): code for code, a in settings.x.accounts.items() if a.handle}
-    done = failed = 0
+    run = enrichment.enrich_claimed if settings.report_enrich_batching else enrichment.enrich_one_by_one
+    total = enrichment.BatchResult()
     for _ in range(MAX_ROUNDS):
         with session_scope(engine) as session:
-            ids = service.claim_pending(session, limit=BATCH)
-        if not ids:
+            claim = enrichment.claim_batch(session, limit=BATCH)
+        if not claim.ids:
             break
-        for report_id in ids:
-            try:
-                with session_scope(engine) as session:
-                    service.enrich(session, report_id=report_id, within=within, channel_areas=channel_areas)
-                done += 1
-            except SoftTimeLimitExceeded:
-                log.warning("report %s: enrichment stopped at the %ds time limit", report_id, SOFT_TIME_LIMIT_S)
-                with session_scope(engine) as session:
-                    service.mark_failed(
-                        session,
-                        report_id=report_id,
-                        error=f"batas waktu / time limit: enrichment run passed {SOFT_TIME_LIMIT_S} s",
-                    )
-                enrich_pending.apply_async(countdown=1)
-                return done
-            except Exception as exc:
-                log.exception("report %s: enrichment failed", report_id)
-                with session_scope(engine) as session:
-                    service.mark_failed(session, report_id=report_id, error=f"{type(exc).__name__}: {exc}")
-                failed += 1
-    if done or failed:
-        log.info("reports enriched: %d, failed: %d", done, failed)
-    if failed:
+        try:
+            total += run(
+                engine,
+                claim=claim,
+                within=within,
+                channel_areas=channel_areas,
+                stop=(SoftTimeLimitExceeded,),
+                stop_reason=f"batas waktu / time limit: enrichment run passed {SOFT_TIME_LIMIT_S} s",
+            )
+        except enrichment.Interrupted as exc:
+            log.warning("enrichment stopped at the %ds time limit (%s)", SOFT_TIME_LIMIT_S, exc.result)
+            enrich_pending.apply_async(countdown=1)
+            return total.done + exc.result.done
+    if total.done or total.failed:
+        log.info("reports enriched: %d, failed: %d, claimed by another run: %d", total.done, total.failed, total.lost)
+    if total.failed:
         raise self.retry(countdown=_backoff(self.request.retries))
-    return done
+    return total.done
 
 
 @celery.task(name="reports.sweep", acks_late=True, soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S)
@@ -103,7 +98,7 @@ def sweep() -> None:
     """Start enrichment when reports wait for it (missed kicks, failures due for a retry, dead workers)."""
     settings = get_settings()
     with session_scope(get_engine(settings.resolved_database_url)) as session:
-        waiting = service.count_pending(session)
+        waiting = enrichment.count_pending(session)
     if waiting:
         enrich_pending.delay()
 

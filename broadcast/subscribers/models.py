@@ -33,7 +33,7 @@ class Subscriber(Base):
     # (Twilio reports 21610: they opted out with Twilio) or "undeliverable" (the number can never receive).
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     # Stamped by a trigger on every insert and update (the writing transaction on PostgreSQL, a counter on
-    # SQLite; migration 0014): the warm subscriber index re-reads only rows at or above its watermark.
+    # SQLite; migration 0015): the warm subscriber index re-reads only rows at or above its watermark.
     version: Mapped[int | None] = mapped_column(
         BigInteger, index=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
     )

@@ -1,6 +1,6 @@
 """A warm, per-process index of active subscribers: loaded once, then kept current from `subscribers.version`.
 
-Every insert and update of a subscriber stamps its row's version (a trigger, migration 0014). The index keeps a
+Every insert and update of a subscriber stamps its row's version (a trigger, migration 0015). The index keeps a
 mark (W, P) such that every change with a version below W, except those of the versions in P, has been applied,
 and on each use re-reads only the rows with a version at or above W or in P (index scans, usually no rows):
 

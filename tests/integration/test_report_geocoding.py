@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from broadcast.db import session_scope
-from broadcast.reports import service
+from broadcast.reports import enrichment, service
 from broadcast.reports.models import Report
 from channels.base import InboundEvent
 
@@ -15,10 +15,10 @@ KEY = b"k" * 32
 
 def _enrich_all(engine, **kwargs):
     with session_scope(engine) as s:
-        ids = service.claim_pending(s, limit=100)
+        ids = enrichment.claim_pending(s, limit=100)
     for report_id in ids:
         with session_scope(engine) as s:
-            service.enrich(s, report_id=report_id, **kwargs)
+            enrichment.enrich(s, report_id=report_id, **kwargs)
 
 
 def test_the_example_report_is_placed_with_depth_and_reason(engine):

@@ -18,7 +18,7 @@ from broadcast.alerts.models import Alert
 from broadcast.api.app import create_app
 from broadcast.audit import service as audit
 from broadcast.db import session_scope, utcnow
-from broadcast.reports import petabencana, rules, service
+from broadcast.reports import enrichment, petabencana, rules, service
 from broadcast.reports.models import Incident, Report
 from broadcast.settings import Settings
 from channels.base import InboundEvent
@@ -68,10 +68,10 @@ def login(client, username):
 
 def enrich_all(engine, within=None):
     with session_scope(engine) as s:
-        ids = service.claim_pending(s, limit=1000)
+        ids = enrichment.claim_pending(s, limit=1000)
     for report_id in ids:
         with session_scope(engine) as s:
-            service.enrich(s, report_id=report_id, within=within)
+            enrichment.enrich(s, report_id=report_id, within=within)
     return ids
 
 
@@ -219,16 +219,16 @@ def test_processing_failure_keeps_the_raw_report_and_a_real_worker_retries_it(en
 
     monkeypatch.setenv("BROADCAST_DATABASE_URL", db_url)
     get_settings.cache_clear()
-    real = rules.classify_hazard
+    real = rules.guess_hazard  # the per-report step of classification, batched or not
     calls = {"n": 0}
 
-    def flaky(text):
+    def flaky(scores):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("classifier crashed")
-        return real(text)
+        return real(scores)
 
-    monkeypatch.setattr(rules, "classify_hazard", flaky)
+    monkeypatch.setattr(rules, "guess_hazard", flaky)
     with session_scope(engine) as s:
         report_id = _intake(s, "Banjir sepinggang di Kampung Melayu", author="z")
     seen = []
@@ -256,15 +256,15 @@ def test_failed_report_stays_stored_and_is_due_again(engine):
     with session_scope(engine) as s:
         report_id = _intake(s, "banjir", author="y")
     with session_scope(engine) as s:
-        assert service.claim_pending(s) == [report_id]
-        assert service.claim_pending(s) == []  # leased
+        assert enrichment.claim_pending(s) == [report_id]
+        assert enrichment.claim_pending(s) == []  # leased
     with session_scope(engine) as s:
-        service.mark_failed(s, report_id=report_id, error="boom")
+        enrichment.mark_failed(s, report_id=report_id, error="boom")
     with session_scope(engine) as s:
         row = s.get(Report, report_id)
         assert (row.processing, row.last_error, row.raw) == ("failed", "boom", {"text": "banjir"})
-        assert service.count_pending(s) == 1
-        assert service.claim_pending(s, now=utcnow() + timedelta(minutes=10)) == [report_id]
+        assert enrichment.count_pending(s) == 1
+        assert enrichment.claim_pending(s, now=utcnow() + timedelta(minutes=10)) == [report_id]
 
 
 def test_triage_is_audited_and_an_incident_becomes_a_draft_alert(client, engine, team):

@@ -79,7 +79,7 @@ def _assert_same(found: targeting.SubscriberSet, fresh: targeting.SubscriberArra
             )
             ids = fresh.within(want, scope)
             assert found.within(want, scope).tolist() == ids.tolist()
-            for channel in targeting.PERSONAL_CHANNELS:
+            for channel in targeting.personal_channels():
                 assert found.on_channel(ids, channel).tolist() == fresh.on_channel(ids, channel).tolist()
         assert isinstance(found, warm.Snapshot)
         assert list(found.batches(want, batch_size=7)) == list(fresh.batches(want, batch_size=7))

@@ -1,5 +1,7 @@
 """Pure report rules and the geoparser: hazards, depth, duplicates, Indonesian place names in sentences."""
 
+import re
+
 import pytest
 
 from broadcast.reports import rules
@@ -89,3 +91,26 @@ def test_geoparser_street_rt_rw_and_misspelt_kelurahan():
 def test_naive_baseline_needs_the_exact_kecamatan_name():
     assert geoparse.naive_kecamatan("Banjir di Jatinegara", within="31") == "31.75.03"
     assert geoparse.naive_kecamatan("Banjir di Kampung Melayu", within="31") is None
+
+
+def test_keyword_scores_over_a_batch_equal_searching_each_text_alone():
+    from broadcast.reports import petabencana
+
+    texts = [r.text for r in petabencana.load_reports()[:300]] + ["", "banjir", "banjir bandang banjir", "api api"]
+    normalised = [rules.normalise_text(t) for t in texts]
+    alone = [
+        {h: s for h, pats in rules.HAZARD_RULES.items() if (s := sum(w for p, w in pats if re.search(p, n)))}
+        for n in normalised
+    ]
+    assert rules.hazard_scores(normalised) == alone
+    assert sum(bool(a) for a in alone) > 200  # the texts do name hazards
+
+
+def test_an_incident_centre_does_not_depend_on_the_order_of_its_reports():
+    from datetime import UTC, datetime
+
+    points = [(-6.2 + i * 1e-7 + (1e-3 if i % 7 == 0 else 0), 106.8 + i * 3e-7) for i in range(101)]
+    at = [datetime(2026, 1, 1, tzinfo=UTC)] * len(points)
+    forward = rules.incident_extent(points, at, [None] * len(points))
+    backward = rules.incident_extent(points[::-1], at, [None] * len(points))
+    assert (forward.lat, forward.lon) == (backward.lat, backward.lon) and forward.count == 101

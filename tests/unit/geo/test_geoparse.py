@@ -3,8 +3,8 @@
 import pytest
 
 from broadcast.reports import rules
+from broadcast.reports.enrichment import arrival_jurisdiction, geocode
 from broadcast.reports.models import Report
-from broadcast.reports.service import arrival_jurisdiction, geocode
 from geo import gazetteer, geoparse
 
 TALISE_PALU = "72.71.08.1003"  # a kelurahan in Mantikulore, Kota Palu

@@ -1,7 +1,7 @@
 """subscribers: the Telegram chat a subscriber is reached in
 
-Revision ID: 0015_telegram_chat
-Revises: 0014_subscriber_version
+Revision ID: 0014_telegram_chat
+Revises: 0013_public_state_version
 Create Date: 2026-12-07
 
 Someone who starts the bot and sends /daftar <tempat> (or shares a location) is a subscriber reached by Telegram
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_telegram_chat"
-down_revision: str | None = "0014_subscriber_version"
+revision: str = "0014_telegram_chat"
+down_revision: str | None = "0013_public_state_version"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """subscriber version: a monotonic change marker for the warm subscriber index
 
-Revision ID: 0014_subscriber_version
-Revises: 0013_public_state_version
+Revision ID: 0015_subscriber_version
+Revises: 0014_telegram_chat
 Create Date: 2026-12-07
 
 Every insert or update of a subscriber stamps `subscribers.version` (a trigger, so no write path can forget):
@@ -11,6 +11,9 @@ Every insert or update of a subscriber stamps `subscribers.version` (a trigger, 
 - SQLite: one more than the highest version so far. Writers are serialised, so versions follow commit order.
 The warm index (broadcast/subscribers/warm.py) re-reads only rows at or above its watermark (an index scan).
 Subscribers are never deleted (they stop), so no tombstones are needed.
+
+On SQLite, `op.batch_alter_table("subscribers")` in a LATER migration recreates the table and drops these
+triggers: such a migration must create them again (tests/integration/test_warm_index.py fails otherwise).
 """
 
 from collections.abc import Sequence
@@ -18,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_subscriber_version"
-down_revision: str | None = "0013_public_state_version"
+revision: str = "0015_subscriber_version"
+down_revision: str | None = "0014_telegram_chat"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
