@@ -271,7 +271,7 @@ def previews(
         "public_url": data.public_url,
         "reach": reach_info,
         "recipients": count,
-        "confirm": confirm_text(alert.status, alert.msg_type, count),
+        "confirm": confirm_text(alert.status, alert.msg_type, count, correction=alert.is_correction),
         "mark": {lang: status_mark(alert.status, lang) for lang in ("id", "en")},
         "placeholders": stand_ins,
     }
@@ -292,7 +292,7 @@ def format_count(n: int, *, sep: str = ".") -> str:
     return f"{n:,}".replace(",", sep)
 
 
-def confirm_text(status: str, msg_type: str, count: int) -> dict[str, str]:
+def confirm_text(status: str, msg_type: str, count: int, *, correction: bool = False) -> dict[str, str]:
     """The sentence the approver confirms, naming the status and the number of recipients."""
     kind_id, kind_en = {
         "Actual": ("PERINGATAN NYATA", "a REAL WARNING"),
@@ -301,6 +301,8 @@ def confirm_text(status: str, msg_type: str, count: int) -> dict[str, str]:
     }.get(status, (status.upper(), status.upper()))
     if msg_type == "Cancel":
         kind_id, kind_en = f"PEMBATALAN {kind_id}", f"a CANCELLATION of {kind_en}"
+    elif msg_type == "Update" and correction:
+        kind_id, kind_en = f"KOREKSI {kind_id}", f"a CORRECTION of {kind_en}"
     elif msg_type == "Update":
         kind_id, kind_en = f"PEMBARUAN {kind_id}", f"an UPDATE of {kind_en}"
     return {

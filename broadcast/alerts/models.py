@@ -109,6 +109,13 @@ class Alert(Base):
         back_populates="alert", cascade="all, delete-orphan", order_by="AlertArea.id", lazy="selectin"
     )
 
+    @property
+    def is_correction(self) -> bool:
+        """An Update that corrects the alert it references (the one rule: broadcast.alerts.rules.is_correction)."""
+        from broadcast.alerts.rules import is_correction
+
+        return is_correction(self.msg_type, self.note)
+
 
 class AlertInfo(Base):
     __tablename__ = "alert_infos"

@@ -194,8 +194,15 @@ def test_a_correction_is_labelled_koreksi_in_preview_and_outbox(client, engine, 
     assert sms["en"].startswith("[EXERCISE] CORRECTION. Change: The water is 40 cm deep, not 120 cm. Flooding in")
     assert "KOREKSI: " in stored["social"][0]["text"] and "PEMBARUAN" not in stored["social"][0]["text"]
     assert [p["text"] for p in editing["channels"]["sms"]] == [p["text"] for p in stored["sms"]]
+    assert editing["confirm"]["id"].startswith("Kirim KOREKSI LATIHAN"), editing["confirm"]
+    assert editing["confirm"]["en"].startswith("Send a CORRECTION of an EXERCISE"), editing["confirm"]
     rows = _publish_and_deliver(engine, settings, correction_id)
     assert {text for channel, _, text in rows if channel == "sms"} == set(sms.values())
+    # The public pages name it a correction too (the same rule: alerts.rules.is_correction).
+    identifier = client.get(f"/api/v1/alerts/{correction_id}", headers=op).json()["identifier"]
+    page = client.get(f"/peringatan/{identifier}").text
+    assert '<span class="badge">KOREKSI</span>' in page and '<span class="badge">PEMBARUAN</span>' not in page
+    assert '<span class="badge">CORRECTION</span>' in client.get(f"/peringatan/{identifier}?lang=en").text
 
 
 def test_review_page_warns_when_the_first_instruction_sentence_does_not_fit(client):
