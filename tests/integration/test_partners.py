@@ -196,6 +196,7 @@ def _plan(engine, alert_id):
 def test_a_real_worker_delivers_after_publish(engine, db_url, team, receiver, redis_url, monkeypatch):
     from celery.contrib.testing.worker import start_worker
 
+    from broadcast.dispatch.planning import QUEUES
     from broadcast.settings import get_settings
     from broadcast.worker import celery
 
@@ -206,7 +207,9 @@ def test_a_real_worker_delivers_after_publish(engine, db_url, team, receiver, re
                                               actor_id=team["admin"].id)
     alert_id = publish(engine, team)
     try:
-        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        # Name the queues: another test's start_worker(queues=["intake"]) in this process leaves the app consuming
+        # from that queue only (celery's Queues.select keeps its choice), and partner work is routine-queue work.
+        with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=list(QUEUES)):
             from broadcast.partners.tasks import fan_out
 
             fan_out.delay(alert_id)
