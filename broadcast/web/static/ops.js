@@ -29,6 +29,8 @@
                                    (f.properties.headline || "")));
     }
   }).addTo(map);
+  // Incident circles also sit under the reports: every report stays clickable inside its incident.
+  map.createPane("incidents").style.zIndex = 390;
   var reportLayer = L.layerGroup().addTo(map), incidentLayer = L.layerGroup().addTo(map);
   var reports = {}, incidents = {}, fitted = false, fresh = 0;
   function label(state) { return STATES[state] || state; }
@@ -42,7 +44,7 @@
     if (r.lat == null || r.lon == null || !matches(r)) { return; }
     var m = L.circleMarker([r.lat, r.lon], {radius: 5, weight: 1, color: "#fff", fillOpacity: 0.9,
       fillColor: COLOURS[r.hazard] || "#6e7781", className: "report-marker"});
-    m.bindPopup(node("div", null, null, [node("b", "#" + r.id), " " + r.source + " · " + (r.hazard || "?") +
+    m.bindPopup(node("div", null, null, [node("b", "#" + r.id), " " + (SOURCES[r.source] || r.source) + " · " + (r.hazard || "?") +
       (r.depth_cm ? " · " + r.depth_cm + " cm" : ""), node("br"), r.text || ""]));
     m.addTo(reportLayer); reports[r.id] = m;
   }
@@ -50,7 +52,7 @@
     if (incidents[i.id]) { incidentLayer.removeLayer(incidents[i.id]); delete incidents[i.id]; }
     if (i.state === "dismissed" || (filt.hazard && i.hazard !== filt.hazard)) { return; }
     var c = L.circle([i.lat, i.lon], {radius: 300 + 60 * Math.min(i.report_count, 30), weight: 2,
-      color: COLOURS[i.hazard] || "#6e7781", fillOpacity: 0.12, className: "incident-area"});
+      color: COLOURS[i.hazard] || "#6e7781", fillOpacity: 0.12, className: "incident-area", pane: "incidents"});
     c.bindTooltip(bcDom.text("#" + i.id + " " + i.hazard + " · " + i.report_count + " " + tr("laporan", "reports")));
     c.addTo(incidentLayer); incidents[i.id] = c;
     var row = document.querySelector("tr[data-incident='" + i.id + "']");
