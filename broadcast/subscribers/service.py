@@ -437,40 +437,33 @@ def register_by_telegram(session: Session, *, chat_id: int, admin_code: str, lan
     if gazetteer.find_place(admin_code) is None:
         raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     sub = find_by_telegram(session, chat_id=chat_id)
+    new = Subscriber(
+        phone=f"{TELEGRAM_PHONE_PREFIX}{chat_id}", telegram_chat_id=chat_id, channels=["telegram"]
+    )  # fmt: skip
+    return _self_register(
+        session, sub, new=new, admin_code=admin_code, language=language, action="subscriber.register_telegram"
+    )
+
+
+def _self_register(
+    session: Session, sub: Subscriber | None, *, new: Subscriber, admin_code: str, language: str, action: str
+) -> tuple[Subscriber, bool]:
+    """A person subscribing themselves (SMS DAFTAR, Telegram /daftar): `new` is added when `sub` is None, else
+    `sub` moves to `admin_code` and is active again; each change is audited under `action`. Returns the
+    subscriber and whether anything changed."""
+    before = None if sub is None else _state(sub)
     if sub is None:
-        sub = Subscriber(
-            phone=f"{TELEGRAM_PHONE_PREFIX}{chat_id}",
-            telegram_chat_id=chat_id,
-            admin_code=admin_code,
-            language=language,
-            channels=["telegram"],
-        )
+        sub = new
         session.add(sub)
-        session.flush()
-        audit.record(
-            session,
-            actor_id=None,
-            action="subscriber.register_telegram",
-            subject_type="subscriber",
-            subject_id=sub.id,
-            after=_state(sub),
-        )
-        return sub, True
-    before = _state(sub)
     sub.admin_code, sub.language, sub.active, sub.stopped_at, sub.stop_reason = admin_code, language, True, None, None
-    changed = before != _state(sub)
-    if changed:
-        session.flush()
-        audit.record(
-            session,
-            actor_id=None,
-            action="subscriber.register_telegram",
-            subject_type="subscriber",
-            subject_id=sub.id,
-            before=before,
-            after=_state(sub),
-        )
-    return sub, changed
+    after = _state(sub)
+    if after == before:
+        return sub, False
+    session.flush()
+    audit.record(
+        session, actor_id=None, action=action, subject_type="subscriber", subject_id=sub.id, before=before, after=after
+    )
+    return sub, True
 
 
 def _state(sub: Subscriber) -> dict[str, object]:
@@ -493,35 +486,10 @@ def register_by_sms(
     if gazetteer.find_place(admin_code) is None:
         raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     sub = session.scalar(select(Subscriber).where(Subscriber.phone == e164))
-    if sub is None:
-        sub = Subscriber(phone=e164, admin_code=admin_code, language=language)
-        session.add(sub)
-        session.flush()
-        audit.record(
-            session,
-            actor_id=None,
-            action="subscriber.register_sms",
-            subject_type="subscriber",
-            subject_id=sub.id,
-            after=_state(sub),
-        )
-        return sub, True
-    before = _state(sub)
-    sub.admin_code, sub.language, sub.active, sub.stopped_at, sub.stop_reason = admin_code, language, True, None, None
-    after = _state(sub)
-    if after == before:
-        return sub, False
-    session.flush()
-    audit.record(
-        session,
-        actor_id=None,
+    return _self_register(
+        session, sub, new=Subscriber(phone=e164), admin_code=admin_code, language=language,
         action="subscriber.register_sms",
-        subject_type="subscriber",
-        subject_id=sub.id,
-        before=before,
-        after=after,
-    )
-    return sub, True
+    )  # fmt: skip
 
 
 def stop_subscriber(
