@@ -997,6 +997,15 @@ def write_batch(session: Session, *, claim: Claim, annotated: Annotated, now: da
     return BatchResult(done=len(reports) + len(commands), failed=len(failed), lost=len(claim.ids) - len(owned))
 
 
+def _stop_at(engine: Engine, *, claim: Claim, report_id: int, rest: Sequence[int], error: str) -> None:
+    """A run stopped at `report_id`: it fails with `error` and the claim's `rest` is given back, on a fresh
+    connection (the stop may have cut a statement short)."""
+    _drop_connections(engine)
+    with session_scope(engine) as session:
+        mark_failed(session, report_id=report_id, error=error)
+        release(session, claim=claim, ids=rest)
+
+
 def enrich_one_by_one(
     engine: Engine,
     *,
@@ -1019,18 +1028,15 @@ def enrich_one_by_one(
                     enrich(session, report_id=report_id, within=within, channel_areas=channel_areas)
             result += BatchResult(done=1) if mine else BatchResult(lost=1)
         except stop as exc:
-            _drop_connections(engine)
-            with session_scope(engine) as session:
-                mark_failed(session, report_id=report_id, error=stop_reason or _error(exc))
-                release(session, claim=claim, ids=claim.ids[n + 1 :])
+            _stop_at(
+                engine, claim=claim, report_id=report_id, rest=claim.ids[n + 1 :], error=stop_reason or _error(exc)
+            )
             raise Interrupted(result + BatchResult(failed=1), exc) from exc
         except Exception as exc:
             stopped = _stopped_by(exc, stop)
             if stopped is not None:  # the stop arrived while the transaction was closing, and that failed too
-                _drop_connections(engine)
-                with session_scope(engine) as session:
-                    mark_failed(session, report_id=report_id, error=stop_reason or _error(stopped))
-                    release(session, claim=claim, ids=claim.ids[n + 1 :])
+                error = stop_reason or _error(stopped)
+                _stop_at(engine, claim=claim, report_id=report_id, rest=claim.ids[n + 1 :], error=error)
                 raise Interrupted(result + BatchResult(failed=1), stopped) from exc
             log.exception("report %s: enrichment failed", report_id)
             _drop_connections(engine)
