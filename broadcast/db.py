@@ -64,11 +64,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_lock_for_update(
+    _conn: Any, cursor: Any, _statement: str, _params: Any, context: Any, _executemany: bool
+) -> None:
+    """Give SELECT ... FOR UPDATE its meaning on SQLite: the reader holds the database's write lock until it commits.
+
+    SQLite has no row locks and its compiler drops FOR UPDATE; pysqlite also runs a plain SELECT outside any
+    transaction. Two workers could therefore both read a row "locked", both decide on the stale state and both
+    write (an alert published twice). Taking the write lock (BEGIN IMMEDIATE, which waits out the busy timeout)
+    before a locking read, when no transaction is open yet, serialises every locker as PostgreSQL's row lock does.
+    An open pysqlite transaction has already written, so it holds the lock and sees the latest commit. Plain reads
+    are untouched: WAL readers never wait for a writer.
+    """
+    statement = getattr(context.compiled, "statement", None)
+    if getattr(statement, "_for_update_arg", None) is not None and not cursor.connection.in_transaction:
+        cursor.execute("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and FOR UPDATE as a write lock."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _sqlite_lock_for_update)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 

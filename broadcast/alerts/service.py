@@ -297,7 +297,8 @@ def _transition(alert: Alert, action: Action) -> dict[str, Any]:
 
 
 def _lock(session: Session, alert_id: int) -> Alert:
-    """Load the alert row locked, so two approvers cannot race (SQLite serialises writers anyway)."""
+    """Load the alert row locked until commit, so two approvers cannot race (on SQLite the database's write lock:
+    broadcast.db)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None:
         raise AlertNotFound(f"Peringatan {alert_id} tidak ditemukan / alert not found")
