@@ -43,6 +43,14 @@ class Mutation:
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
+        "sqlite-for-update-unlocked",
+        "a row read for update is the reader's until commit (one publish per alert)",
+        "broadcast/db.py",
+        '        cursor.execute("BEGIN IMMEDIATE")\n',
+        "        pass\n",
+        ("tests/integration/test_row_locks.py::test_two_workers_locking_one_alert_publish_it_once[sqlite]",),
+    ),
+    Mutation(
         "approve-own-alert",
         "two-person rule",
         "broadcast/authority.py",
