@@ -239,3 +239,32 @@ def test_area_resolve_for_the_composer(client):
                    403)["type"] == "/problems/outside-jurisdiction"
     assert problem(client.post("/api/v1/areas/resolve", json={"cap_polygon": "1,2 3,4"}, headers=op),
                    422)["type"] == "/problems/too-few-points"
+
+
+def test_a_change_to_a_number_with_its_own_subscription_merges_them_on_its_owners_ya(client, engine):
+    """Staff move subscriber A to a number that already subscribed itself (B). Nothing happens until that number's
+    owner says YA; then B takes A's settings and A is stopped (one number, one subscription, no second alert),
+    both in the audit trail under the staff member who asked."""
+    op = login(client, "op.palu")
+    a = register(client, engine, op, {"phone": "081234567830", "admin_code": "72.71.01.1004", "language": "en"})
+    b = register(client, engine, op, {"phone": "081234567831", "admin_code": "72.71"})
+    with engine.begin() as c:  # B's own confirmation SMS was sent days ago (one SMS per number per day)
+        c.execute(sa.text("UPDATE subscriber_consents SET created_at = :t"), {"t": datetime(2026, 1, 1, tzinfo=UTC)})
+    pending_answer(client.patch(f"/api/v1/subscribers/{a['id']}", json={"phone": "081234567831"}, headers=op))
+    assert client.get(f"/api/v1/subscribers/{a['id']}", headers=op).json()["active"] is True  # nothing yet
+    assert [n for n, _ in send_confirmations(engine)] == ["+6281234567831"]
+    assert "Terima kasih" in reply_sms(engine, "+6281234567831")
+
+    merged = client.get(f"/api/v1/subscribers/{b['id']}", headers=op).json()
+    assert merged["phone"] == "+6281234567831" and merged["active"] is True
+    assert merged["admin_code"] == "72.71.01.1004" and merged["language"] == "en"  # A's settings, B's number
+    old = client.get(f"/api/v1/subscribers/{a['id']}", headers=op).json()
+    assert old["phone"] == "+6281234567830" and old["active"] is False
+    with engine.connect() as c:
+        active = c.scalar(sa.text("SELECT count(*) FROM subscribers WHERE active AND phone IN "
+                                  "('+6281234567830', '+6281234567831')"))
+        stop = c.execute(sa.text("SELECT actor_id, action FROM audit_log WHERE subject_type = 'subscriber' "
+                                 "AND subject_id = :i ORDER BY id DESC"), {"i": a["id"]}).first()
+        op_id = c.scalar(sa.text("SELECT id FROM users WHERE username = 'op.palu'"))
+    assert active == 1
+    assert stop is not None and stop.actor_id == op_id and stop.action.startswith("subscriber.")
