@@ -214,6 +214,7 @@ def telegram_update(
         raw=verified.update,
         author_key=settings.report_author_key,
         public_base_url=settings.public_base_url,
+        location_window_s=settings.telegram.location_window_s,
     )
     session.commit()
     if reply is None:

@@ -38,6 +38,9 @@ class TelegramSettings(BaseModel):
     bot_rate: float = Field(default=BOT_RATE, gt=0)
     chat_rate: float = Field(default=CHAT_RATE, gt=0)
     group_per_minute: float = Field(default=GROUP_PER_MINUTE, gt=0)
+    # Telegram clients send a shared location as a message of its own: how long a /lapor waits for it (and how
+    # recent a location shared just before a /lapor may be). The report is enriched when it comes, or after this.
+    location_window_s: float = Field(default=120.0, gt=0, le=3600)
     # Only to point the channel at a local fake Bot API (benchmarks, tests): loopback URLs only.
     api_base_url: str = ""
 
