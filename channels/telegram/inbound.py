@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# The update types parse_update reads; setWebhook asks Telegram for these only.
+ALLOWED_UPDATES = ("message",)
 # Telegram's own bot commands, as the citizen keyword they stand for.
 _ALIASES = {"start": "bantuan", "help": "help"}
 

@@ -37,6 +37,20 @@ from channels.telegram.settings import TelegramConfig
 log = logging.getLogger(__name__)
 
 
+def make_bot(config: TelegramConfig) -> Bot:
+    """python-telegram-bot's Bot for `config`: its timeouts, and the local fake Bot API when one is configured."""
+    request = HTTPXRequest(
+        connection_pool_size=8,
+        read_timeout=config.timeout_s,
+        write_timeout=config.timeout_s,
+        connect_timeout=config.timeout_s,
+        pool_timeout=config.timeout_s,
+    )
+    if config.api_base_url:
+        return Bot(config.bot_token, base_url=config.api_base_url, request=request)
+    return Bot(config.bot_token, request=request)
+
+
 def is_group(chat: str) -> bool:
     """True for a channel or group ("@name" or a negative id), where Telegram allows about 20 messages/min."""
     return chat.startswith(("@", "-"))
@@ -59,18 +73,6 @@ class TelegramBot(Channel):
         self.channel_post = channel_post
         self.limits = ChannelLimits(*window_safe(config.bot_rate), max_batch=100)
 
-    def _bot(self) -> Bot:
-        request = HTTPXRequest(
-            connection_pool_size=8,
-            read_timeout=self.config.timeout_s,
-            write_timeout=self.config.timeout_s,
-            connect_timeout=self.config.timeout_s,
-            pool_timeout=self.config.timeout_s,
-        )
-        if self.config.api_base_url:
-            return Bot(self.config.bot_token, base_url=self.config.api_base_url, request=request)
-        return Bot(self.config.bot_token, request=request)
-
     def send(self, message: OutboundMessage) -> str:
         """Send one message.
 
@@ -89,7 +91,7 @@ class TelegramBot(Channel):
 
     async def _send_all(self, messages: Sequence[OutboundMessage], proceed: Proceed | None) -> list[SendResult]:
         results: list[SendResult] = []
-        async with self._bot() as bot:
+        async with make_bot(self.config) as bot:
             for m in messages:
                 if proceed is not None and not proceed():
                     return results + [stopped_result(r) for r in messages[len(results) :]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -11,6 +12,10 @@ BOT_RATE = 30.0
 CHAT_RATE = 1.0
 GROUP_PER_MINUTE = 20.0
 MAX_TEXT = 4096  # characters of one message after entity parsing
+# Our webhook route; `broadcast telegram set-webhook` points Telegram at the public URL plus this path.
+TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
+# What setWebhook accepts as secret_token.
+SECRET_TOKEN_PATTERN = r"[A-Za-z0-9_-]{1,256}"  # noqa: S105 - a pattern, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,14 @@ class TelegramSettings(BaseModel):
     # Only to point the channel at a local fake Bot API (benchmarks, tests): loopback URLs only.
     api_base_url: str = ""
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_token_characters(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not re.fullmatch(SECRET_TOKEN_PATTERN, secret):
+            raise ValueError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
     @field_validator("api_base_url")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
@@ -55,6 +68,10 @@ class TelegramSettings(BaseModel):
     def configured(self) -> bool:
         """True when there is a bot token to send with."""
         return bool(self.bot_token.get_secret_value())
+
+    def webhook_url(self, public_base_url: str) -> str:
+        """The URL Telegram should post updates to: our public address plus the webhook route."""
+        return public_base_url.rstrip("/") + TELEGRAM_WEBHOOK_PATH
 
     def to_config(self) -> TelegramConfig:
         """These settings as the adapter config."""
