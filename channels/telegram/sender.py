@@ -29,8 +29,9 @@ from channels.base import (
     RateBucket,
     Renderer,
     SendResult,
-    stopped_result,
+    while_proceeding,
     window_safe,
+    with_stopped,
 )
 from channels.telegram.settings import TelegramConfig
 
@@ -90,13 +91,9 @@ class TelegramBot(Channel):
         return asyncio.run(self._send_all(messages, proceed))
 
     async def _send_all(self, messages: Sequence[OutboundMessage], proceed: Proceed | None) -> list[SendResult]:
-        results: list[SendResult] = []
         async with make_bot(self.config) as bot:
-            for m in messages:
-                if proceed is not None and not proceed():
-                    return results + [stopped_result(r) for r in messages[len(results) :]]
-                results.append(await self._send_one(bot, m))
-        return results
+            sent = [await self._send_one(bot, m) for m in while_proceeding(messages, proceed)]
+        return with_stopped(sent, messages)
 
     async def _send_one(self, bot: Bot, message: OutboundMessage) -> SendResult:
         chat = self.chat_of(message)

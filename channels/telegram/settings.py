@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from channels.spec import LocalFakeUrl
+
 # Telegram's documented limits: about 30 messages/s per bot, 1/s per chat, 20/min per group or channel.
 BOT_RATE = 30.0
 CHAT_RATE = 1.0
@@ -47,7 +49,7 @@ class TelegramSettings(BaseModel):
     # recent a location shared just before a /lapor may be). The report is enriched when it comes, or after this.
     location_window_s: float = Field(default=120.0, gt=0, le=3600)
     # Only to point the channel at a local fake Bot API (benchmarks, tests): loopback URLs only.
-    api_base_url: str = ""
+    api_base_url: LocalFakeUrl = ""
 
     @field_validator("webhook_secret")
     @classmethod
@@ -55,13 +57,6 @@ class TelegramSettings(BaseModel):
         secret = value.get_secret_value()
         if secret and not re.fullmatch(SECRET_TOKEN_PATTERN, secret):
             raise ValueError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
-        return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
-            raise ValueError("telegram.api_base_url may only point at a local fake (http://127.0.0.1:PORT)")
         return value
 
     @property

@@ -241,6 +241,38 @@ class FakeTelegram:
         return None
 
 
+_update_ids = itertools.count(1_000)
+
+
+def telegram_update(
+    chat_id: int,
+    text: str | None = None,
+    *,
+    location: tuple[float, float] | None = None,
+    language: str = "id",
+    photo: bool = False,
+    update_id: int | None = None,
+) -> dict[str, Any]:
+    """An update as Telegram posts it to a webhook: a private-chat message with `text` (the caption of a photo
+    when `photo`), a shared `location` (lon, lat), or both; a fresh update_id unless one is given."""
+    message: dict[str, Any] = {
+        "message_id": 1,
+        "date": 0,
+        "chat": {"id": chat_id, "type": "private"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Warga", "language_code": language},
+    }
+    if text is not None:
+        message["caption" if photo else "text"] = text
+    if photo:
+        message["photo"] = [
+            {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+            {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 600},
+        ]
+    if location is not None:
+        message["location"] = {"longitude": location[0], "latitude": location[1]}
+    return {"update_id": next(_update_ids) if update_id is None else update_id, "message": message}
+
+
 def _ok(result: object) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 

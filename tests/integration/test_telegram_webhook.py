@@ -1,6 +1,5 @@
 """POST /webhooks/telegram: the secret token is checked, updates are stored once, every command answers."""
 
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,12 +13,12 @@ from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import make_subscribers, make_team
+from tests.fakes.telegram import telegram_update
 
 pytestmark = pytest.mark.integration
 SECRET = "telegram-webhook-secret-42"
 PATH = "/webhooks/telegram"
 CHAT = 777000111
-_ids = itertools.count(1000)
 
 
 @pytest.fixture
@@ -33,17 +32,8 @@ def client(db_url, engine):
         yield c
 
 
-def update(text=None, *, location=None, language="id", update_id=None, photo=False):
-    message = {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"},
-               "from": {"id": CHAT, "is_bot": False, "first_name": "Warga", "language_code": language}}
-    if text is not None:
-        message["caption" if photo else "text"] = text
-    if photo:
-        message["photo"] = [{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
-                            {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 600}]
-    if location is not None:
-        message["location"] = {"longitude": location[0], "latitude": location[1]}
-    return {"update_id": update_id if update_id is not None else next(_ids), "message": message}
+def update(text=None, **kwargs):
+    return telegram_update(CHAT, text, **kwargs)
 
 
 def post(client, body, secret=SECRET):

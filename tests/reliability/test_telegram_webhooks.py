@@ -3,20 +3,18 @@ and nothing is stored; an update_id delivered again is processed once (Telegram 
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import sqlalchemy as sa
 
 from broadcast.reports.models import Report
 from broadcast.settings import TelegramSettings
+from tests.fakes.telegram import telegram_update
 from tests.reliability.helpers import TELEGRAM_WEBHOOK_SECRET, world
 
 pytestmark = pytest.mark.integration
 PATH = "/webhooks/telegram"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT = 881234567
-_ids = itertools.count(5_000)
 
 
 @pytest.fixture
@@ -25,14 +23,8 @@ def w(db_url, redis_url, engine):
         yield w
 
 
-def update(text: str | None = None, *, location: tuple[float, float] | None = None, update_id: int | None = None):
-    message: dict[str, object] = {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"},
-                                  "from": {"id": CHAT, "is_bot": False, "first_name": "Warga", "language_code": "id"}}
-    if text is not None:
-        message["text"] = text
-    if location is not None:
-        message["location"] = {"longitude": location[0], "latitude": location[1]}
-    return {"update_id": next(_ids) if update_id is None else update_id, "message": message}
+def update(text: str | None = None, **kwargs):
+    return telegram_update(CHAT, text, **kwargs)
 
 
 FORGED = {
