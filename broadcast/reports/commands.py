@@ -43,8 +43,7 @@ def report(ctx: CommandContext) -> Reply:
         # Held (not enriched) until their location arrives or the window passes: enriched once, by coordinates.
         ctx.report.processing = AWAITING_LOCATION
         ctx.report.lease_until = utcnow() + timedelta(seconds=ctx.sender.location_window_s)
-        minutes = max(1, round(ctx.sender.location_window_s / 60))
-        return "report_send_location", {"reference": ctx.report.id, "minutes": minutes}
+        return "report_send_location", {"reference": ctx.report.id}
     return "report_received", {"reference": ctx.report.id}
 
 
