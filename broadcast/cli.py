@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,6 +31,7 @@ cap_app = typer.Typer(help="CAP 1.1/1.2 documents", no_args_is_help=True)
 bmkg_app = typer.Typer(help="BMKG intake (nowcast CAP/RSS, earthquake JSON)", no_args_is_help=True)
 alerts_app = typer.Typer(help="Peringatan / alerts", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Pelanggan / subscribers", no_args_is_help=True)
+telegram_app = typer.Typer(help="Bot Telegram: webhook / Telegram bot: webhook", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(demo_app, name="demo")
@@ -38,6 +40,7 @@ app.add_typer(cap_app, name="cap")
 app.add_typer(bmkg_app, name="bmkg")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(telegram_app, name="telegram")
 console = Console(soft_wrap=True)
 
 
@@ -558,10 +561,6 @@ def serve(
     raise typer.Exit(code)
 
 
-if __name__ == "__main__":
-    sys.exit(app())
-
-
 @subscribers_app.command("import")
 def subscribers_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file")],
@@ -684,3 +683,106 @@ def demo_replay_petabencana(
             kick_enrichment()
             progress.update(task, advance=1, description=f"{item.created_at:%d/%m %H:%M} WIB")
     console.print(f"[green]{stored} laporan baru / new reports[/green] ({len(items) - stored} already there)")
+
+
+if TYPE_CHECKING:
+    from channels.telegram.settings import TelegramConfig
+    from channels.telegram.webhook import WebhookState
+
+
+def _telegram_config() -> TelegramConfig:
+    """The bot's adapter config from settings; exit 2 without a bot token."""
+    from broadcast.dispatch.wiring import channel_config
+    from channels.telegram.settings import TelegramConfig
+
+    config = channel_config(get_settings(), "telegram")
+    if not isinstance(config, TelegramConfig) or not config.bot_token:
+        console.print("[red]no bot token: set BROADCAST_TELEGRAM__BOT_TOKEN (from @BotFather)[/red]")
+        raise typer.Exit(2)
+    return config
+
+
+def _telegram_call(what: str, call: Callable[[], WebhookState]) -> WebhookState:
+    """Run one Bot API call under a spinner; exit 1 with Telegram's reason when it fails."""
+    from channels.telegram.webhook import WebhookError
+
+    try:
+        with console.status(f"{what} …"):
+            return call()
+    except WebhookError as exc:
+        console.print(str(exc), style="red", markup=False)
+        raise typer.Exit(1) from exc
+
+
+def _print_webhook(state: WebhookState) -> None:
+    table = Table(title="Webhook Telegram", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("URL", escape(state.url) or "[yellow](tidak ada / none)[/yellow]")
+    table.add_row("allowed_updates", ", ".join(state.allowed_updates) or "(semua / all)")
+    table.add_row("max_connections", str(state.max_connections or "-"))
+    table.add_row("menunggu / pending updates", str(state.pending_updates))
+    error = f"{state.last_error_at:%Y-%m-%d %H:%M:%S}Z {state.last_error}" if state.last_error_at else "-"
+    table.add_row("galat terakhir / last error", escape(error))
+    console.print(table)
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(
+    url: Annotated[
+        str, typer.Option(help="HTTPS URL Telegram posts updates to; default: public URL + /webhooks/telegram")
+    ] = "",
+    drop_pending: Annotated[bool, typer.Option("--drop-pending", help="drop updates waiting at Telegram")] = False,
+    max_connections: Annotated[int, typer.Option(min=1, max=100, help="parallel deliveries Telegram may make")] = 40,
+) -> None:
+    """Register our webhook with Telegram (setWebhook): the URL, the secret token Telegram sends back in every
+    update (BROADCAST_TELEGRAM__WEBHOOK_SECRET) and the update types we handle; then show what Telegram says."""
+    from channels.telegram import webhook
+
+    settings = get_settings()
+    config = _telegram_config()
+    secret = settings.telegram.webhook_secret.get_secret_value()
+    target = url or settings.telegram.webhook_url(settings.public_base_url)
+    try:
+        webhook.check_webhook(target, secret)
+    except ValueError as exc:
+        hint = " (BROADCAST_TELEGRAM__WEBHOOK_SECRET)" if "secret" in str(exc) else ""
+        console.print(f"{exc}{hint}", style="red", markup=False)
+        raise typer.Exit(2) from exc
+    state = _telegram_call(
+        "setWebhook",
+        lambda: webhook.set_webhook(
+            config, url=target, secret=secret, drop_pending=drop_pending, max_connections=max_connections
+        ),
+    )
+    _print_webhook(state)
+    if state.url != target:
+        console.print("[red]Telegram does not report the URL we set[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]webhook terpasang / webhook set: {escape(target)}[/green]")
+
+
+@telegram_app.command("delete-webhook")
+def telegram_delete_webhook(
+    drop_pending: Annotated[bool, typer.Option("--drop-pending", help="drop updates waiting at Telegram")] = False,
+) -> None:
+    """Stop Telegram calling our webhook (deleteWebhook); updates then wait at Telegram for up to 24 hours."""
+    from channels.telegram import webhook
+
+    config = _telegram_config()
+    state = _telegram_call("deleteWebhook", lambda: webhook.delete_webhook(config, drop_pending=drop_pending))
+    _print_webhook(state)
+    console.print("[yellow]webhook dihapus / webhook deleted[/yellow]")
+
+
+@telegram_app.command("webhook-info")
+def telegram_webhook_info() -> None:
+    """Show where Telegram sends our updates, how many wait and the last delivery error (getWebhookInfo)."""
+    from channels.telegram import webhook
+
+    config = _telegram_config()
+    _print_webhook(_telegram_call("getWebhookInfo", lambda: webhook.webhook_info(config)))
+
+
+if __name__ == "__main__":
+    sys.exit(app())

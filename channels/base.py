@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -172,6 +172,20 @@ def stopped_result(message: OutboundMessage) -> SendResult:
     return SendResult(message.reference, Outcome.RETRY, error="stopped before sending", stopped=True)
 
 
+def while_proceeding(messages: Sequence[OutboundMessage], proceed: Proceed | None) -> Iterator[OutboundMessage]:
+    """The messages in turn, `proceed` asked before each (lazily: only when the previous one was sent); none
+    after it says False. Pair with `with_stopped`."""
+    for m in messages:
+        if proceed is not None and not proceed():
+            return
+        yield m
+
+
+def with_stopped(results: list[SendResult], messages: Sequence[OutboundMessage]) -> list[SendResult]:
+    """The results of the messages sent in turn, then a stopped result for each message after them."""
+    return results + [stopped_result(m) for m in messages[len(results) :]]
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelLimits:
     rate_per_second: float
@@ -288,12 +302,7 @@ class Channel(ABC):
     def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
         """Deliver a batch; one message's failure never stops the others. `proceed` is asked before each
         message; once it says False the rest come back `stopped` without reaching the provider."""
-        results: list[SendResult] = []
-        for m in messages:
-            if proceed is not None and not proceed():
-                return results + [stopped_result(r) for r in messages[len(results) :]]
-            results.append(send_one_safely(self, m))
-        return results
+        return with_stopped([send_one_safely(self, m) for m in while_proceeding(messages, proceed)], messages)
 
     def parse_inbound(self, payload: Mapping[str, str]) -> InboundEvent | None:
         """Turn a provider webhook or poll item into an event; None when not ours."""

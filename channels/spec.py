@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from channels.base import Audience, Channel, ChannelLimits, InboundEvent, Renderer
+
+
+def _loopback_only(value: str) -> str:
+    if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
+        raise ValueError("may only point at a local fake provider (http://127.0.0.1:PORT)")
+    return value
+
+
+# A provider base URL setting that exists only to reach a local fake (tests, benchmarks): loopback URLs only, so
+# no setting can send a provider's credentials anywhere else.
+LocalFakeUrl = Annotated[str, AfterValidator(_loopback_only)]
 
 
 class ChannelConfigError(Exception):
@@ -45,8 +56,21 @@ def _no_config(settings: Any, ctx: BuildContext) -> None:
     return None
 
 
-def _never_configured(settings: Any) -> bool:
-    return False
+def settings_say_configured(settings: Any) -> bool:
+    """The default `configured`: the settings model's own `configured` (False for a model without one)."""
+    return bool(getattr(settings, "configured", False))
+
+
+def guarded(name: str, make: Callable[[], Channel]) -> Channel:
+    """`make()`, the live sender of channel `name`; a ValueError it raises (a bad configuration) becomes
+    ChannelConfigError naming the channel.
+
+    Raises: ChannelConfigError.
+    """
+    try:
+        return make()
+    except ValueError as exc:
+        raise ChannelConfigError(f"channel {name!r}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +80,8 @@ class ChannelSpec:
     name: the channel's name in alerts, deliveries and settings (`enabled_channels`).
     settings_key / settings_model: the attribute of the service settings holding this channel's settings and its
     class (absent attribute: the model's defaults). configured: whether those settings name a real provider
-    account (the channel then runs live in production; everywhere else it is the outbox).
+    account (the channel then runs live in production; everywhere else it is the outbox); by default the
+    settings model's own `configured` property.
     subscriber_address: personal channels only, the Subscriber attribute holding the address messages go to.
     always_live: our own site (web), which never needs a provider.
     """
@@ -68,7 +93,7 @@ class ChannelSpec:
     settings_key: str = ""
     config: ConfigFactory = _no_config
     sender: SenderFactory | None = None
-    configured: Callable[[Any], bool] = _never_configured
+    configured: Callable[[Any], bool] = settings_say_configured
     inbound: InboundParser | None = None
     limits: ChannelLimits | None = None
     subscriber_address: str = "phone"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from channels.registry import CHANNELS
 from geo import gazetteer
 
 Category = Literal[
@@ -27,7 +28,19 @@ Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
 Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 PublicStatus = Literal["Actual", "Exercise", "Test"]
-ChannelName = Literal["sms", "social", "web", "telegram", "telegram_channel"]
+
+
+def _registered_channel(name: str) -> str:
+    if name not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r}; registered: {', '.join(CHANNELS)}")
+    return name
+
+
+# A channel in the registry (channels.registry.CHANNELS) when the request is validated, so a new channel needs no
+# edit here; the OpenAPI enum lists the channels registered when the process started.
+ChannelName = Annotated[
+    str, AfterValidator(_registered_channel), WithJsonSchema({"type": "string", "enum": list(CHANNELS)})
+]
 
 
 def _aware(value: datetime | None) -> datetime | None:

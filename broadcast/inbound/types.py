@@ -23,6 +23,9 @@ class Sender:
     phone: str | None = None  # E.164, when the channel gives a mobile number
     telegram_chat_id: int | None = None
     location: tuple[float, float] | None = None  # (lon, lat) they shared with the message
+    # Channels whose clients send a shared location as a message of its own (Telegram): how long a report
+    # waits for it, and a location shared just before a report still places it. 0: locations come with the text.
+    location_window_s: float = 0.0
 
     @property
     def reachable(self) -> bool:

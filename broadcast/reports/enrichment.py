@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.db import session_scope, utcnow
 from broadcast.reports import rules
-from broadcast.reports.models import Incident, Report
+from broadcast.reports.models import AWAITING_LOCATION, Incident, Report
 from broadcast.reports.service import get_report
 from geo import boundaries, geoparse
 
@@ -48,9 +48,15 @@ CLUSTER_LOCK = 0x62726F6164636173  # "broadcas"
 DUPLICATE_CANDIDATES = 50
 
 
+def _held_until(now: datetime) -> ColumnElement[bool]:
+    """A report held for its sender's location whose window has passed: enriched as it is."""
+    return and_(Report.processing == AWAITING_LOCATION, Report.lease_until <= now)
+
+
 def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
         Report.processing == "pending",
+        _held_until(now),
         and_(Report.processing == "failed", Report.attempts < MAX_ATTEMPTS, Report.lease_until <= now),
         and_(Report.processing == "working", Report.lease_until <= now),
     )
@@ -92,8 +98,10 @@ def claim_batch(session: Session, *, limit: int, now: datetime | None = None) ->
     return Claim(tuple(claim_pending(session, limit=limit, now=now)), now + LEASE)
 
 
-def count_pending(session: Session) -> int:
-    """Reports still waiting for enrichment (pending, working or failed with retries left)."""
+def count_pending(session: Session, *, now: datetime | None = None) -> int:
+    """Reports still waiting for enrichment (pending, working, failed with retries left, or held for a location
+    that did not come in time)."""
+    now = now or utcnow()
     return int(
         session.scalar(
             select(func.count())
@@ -102,6 +110,7 @@ def count_pending(session: Session) -> int:
                 or_(
                     Report.processing.in_(("pending", "working")),
                     and_(Report.processing == "failed", Report.attempts < MAX_ATTEMPTS),
+                    _held_until(now),
                 )
             )
         )

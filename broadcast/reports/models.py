@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
 
+AWAITING_LOCATION = "awaiting"
+
 
 class Report(Base):
     __tablename__ = "reports"
@@ -38,7 +40,8 @@ class Report(Base):
     # Normalised at intake: links to photos or posts the report carries.
     media: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Enrichment (Celery): pending → working (leased) → done; failed keeps the raw row and waits for a retry;
-    # skipped for SMS commands (DAFTAR, BERHENTI...) that are not reports.
+    # skipped for SMS commands (DAFTAR, BERHENTI...) that are not reports; awaiting (AWAITING_LOCATION) for a
+    # report whose sender's location follows as its own message: enriched once it comes or lease_until passes.
     processing: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

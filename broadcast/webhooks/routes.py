@@ -23,6 +23,7 @@ from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
 from channels.sms.inbound import TwilioForm
 from channels.telegram.inbound import SECRET_HEADER, TelegramMessage, parse_update, verify_secret
+from channels.telegram.settings import TELEGRAM_WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -141,7 +142,6 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
     return Response(content=twiml, media_type="application/xml")
 
 
-TELEGRAM_PATH = "/webhooks/telegram"
 MAX_UPDATE_BYTES = 64 * 1024
 TELEGRAM_BODY_DOC = {
     "requestBody": {
@@ -188,7 +188,7 @@ async def telegram_update_body(request: Request, settings: SettingsDep) -> Teleg
 
 
 @router.post(
-    TELEGRAM_PATH,
+    TELEGRAM_WEBHOOK_PATH,
     status_code=200,
     openapi_extra=TELEGRAM_BODY_DOC,
     response_class=Response,
@@ -214,6 +214,7 @@ def telegram_update(
         raw=verified.update,
         author_key=settings.report_author_key,
         public_base_url=settings.public_base_url,
+        location_window_s=settings.telegram.location_window_s,
     )
     session.commit()
     if reply is None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.inbound.service import dispatch_command
 from broadcast.inbound.types import Sender
+from broadcast.reports import commands as report_commands
 from broadcast.reports import service as reports
 from broadcast.subscribers import service as subscribers
 from channels.base import InboundEvent
@@ -54,18 +55,36 @@ def handle_inbound_sms(
 
 
 def handle_telegram_update(
-    session: Session, *, message: TelegramMessage, raw: Mapping[str, object], author_key: bytes, public_base_url: str
+    session: Session,
+    *,
+    message: TelegramMessage,
+    raw: Mapping[str, object],
+    author_key: bytes,
+    public_base_url: str,
+    location_window_s: float = 0.0,
 ) -> dict[str, object] | None:
     """Store a Telegram message as a report (once per update_id), act on its command and return the reply as a
-    Bot API call for the webhook answer; None for a replayed update (nothing is done twice)."""
+    Bot API call for the webhook answer; None for a replayed update (nothing is done twice).
+
+    Telegram clients send a shared location as a message of its own: within `location_window_s`, a location
+    after a /lapor places that report, and one before it places the next /lapor (see reports.commands)."""
     author = reports.author_hash(author_key, f"telegram:{message.chat_id}")
     report, created = reports.store_inbound(
         session, source="telegram", external_id=str(message.update_id), raw=raw, author=author
     )
     if not created:
         return None
-    sender = Sender(channel="telegram", author=author, telegram_chat_id=message.chat_id, location=message.location)
-    name, context = dispatch_command(
+    sender = Sender(
+        channel="telegram",
+        author=author,
+        telegram_chat_id=message.chat_id,
+        location=message.location,
+        location_window_s=location_window_s,
+    )
+    placed = (
+        report_commands.place_held_report(session, message=report, sender=sender) if message.location_only else None
+    )
+    name, context = placed or dispatch_command(
         session, report=report, sender=sender, text=message.text, public_base_url=public_base_url
     )
     # The language of their Telegram app when it says, else the language of the keyword they used.

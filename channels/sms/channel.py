@@ -9,7 +9,7 @@ from channels.sms.inbound import parse_inbound
 from channels.sms.provider import SenderRates, TwilioConfig, TwilioSms, build_client
 from channels.sms.render import SmsRenderer
 from channels.sms.settings import TwilioSettings
-from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
+from channels.spec import BuildContext, ChannelConfigError, ChannelSpec, guarded
 
 
 def sms_config(settings: TwilioSettings, ctx: BuildContext) -> TwilioConfig:
@@ -49,8 +49,9 @@ def twilio_sms(config: object, renderer: Renderer, ctx: BuildContext) -> Channel
         pool_size=config.max_concurrency,
         api_base_url=config.api_base_url,
     )
-    try:
-        return TwilioSms(
+    return guarded(
+        "sms",
+        lambda: TwilioSms(
             renderer,
             client=client,
             messaging_service_sid=config.messaging_service_sid,
@@ -65,13 +66,8 @@ def twilio_sms(config: object, renderer: Renderer, ctx: BuildContext) -> Channel
                 messaging_service=config.messaging_service_rate,
             ),
             account_sid=config.account_sid,
-        )
-    except ValueError as exc:
-        raise ChannelConfigError(f"channel 'sms': {exc}") from exc
-
-
-def _configured(settings: TwilioSettings) -> bool:
-    return settings.configured
+        ),
+    )
 
 
 SMS = ChannelSpec(
@@ -82,7 +78,6 @@ SMS = ChannelSpec(
     config=sms_config,
     renderer=sms_renderer,
     sender=twilio_sms,
-    configured=_configured,
     inbound=parse_inbound,
     limits=ChannelLimits(*window_safe(2000.0), max_batch=500),
     subscriber_address="phone",

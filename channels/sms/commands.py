@@ -123,6 +123,8 @@ REPLIES = frozenset(
         "started",
         "help",
         "report_received",
+        "report_send_location",
+        "report_located",
         "report_empty",
         "info",
         "info_none",

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from channels.sms.provider import SenderStrategy, TwilioConfig
+from channels.spec import LocalFakeUrl
 
 # Where Twilio posts to us; the public URLs are the webhook base URL plus these paths.
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
@@ -55,7 +56,7 @@ class TwilioSettings(BaseModel):
     price_per_segment: Decimal = Decimal("0.41")
     currency: str = "USD"
     # Only to point the live channel at a local fake Twilio (benchmarks, tests): loopback URLs only.
-    api_base_url: str = ""
+    api_base_url: LocalFakeUrl = ""
 
     @field_validator("segments_by_severity")
     @classmethod
@@ -65,13 +66,6 @@ class TwilioSettings(BaseModel):
                 raise ValueError(f"segments_by_severity: unknown CAP severity {severity!r}")
             if not 1 <= segments <= 3:
                 raise ValueError(f"segments_by_severity: {severity} must be 1 to 3 segments, got {segments}")
-        return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
-            raise ValueError("twilio.api_base_url may only point at a local fake (http://127.0.0.1:PORT)")
         return value
 
     @property

@@ -6,7 +6,7 @@ from channels.base import Audience, Channel, Renderer
 from channels.social.settings import XSettings
 from channels.social.x import XConfig, XPost
 from channels.social.x_render import XRenderer
-from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
+from channels.spec import BuildContext, ChannelConfigError, ChannelSpec, guarded
 
 
 def x_config(settings: XSettings, ctx: BuildContext) -> XConfig | None:
@@ -26,14 +26,7 @@ def x_post(config: object, renderer: Renderer, ctx: BuildContext) -> Channel:
     """
     if not isinstance(config, XConfig) or not isinstance(renderer, XRenderer):
         raise ChannelConfigError("channel 'social': live mode needs an X app key and an account")
-    try:
-        return XPost.from_config(config, renderer)
-    except ValueError as exc:
-        raise ChannelConfigError(f"channel 'social': {exc}") from exc
-
-
-def _configured(settings: XSettings) -> bool:
-    return settings.configured
+    return guarded("social", lambda: XPost.from_config(config, renderer))
 
 
 SOCIAL = ChannelSpec(
@@ -44,6 +37,5 @@ SOCIAL = ChannelSpec(
     config=x_config,
     renderer=x_renderer,
     sender=x_post,
-    configured=_configured,
     credentials_hint="BROADCAST_X__CONSUMER_KEY and an account's access token",
 )

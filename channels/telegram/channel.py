@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from channels.base import Audience, Channel, ChannelLimits, Renderer, window_safe
-from channels.spec import BuildContext, ChannelConfigError, ChannelSpec, SenderFactory
+from channels.spec import BuildContext, ChannelConfigError, ChannelSpec, SenderFactory, guarded
 from channels.telegram.render import TelegramChannelRenderer, TelegramRenderer
 from channels.telegram.sender import TelegramBot
 from channels.telegram.settings import BOT_RATE, TelegramConfig, TelegramSettings
@@ -27,16 +29,9 @@ def _bot(channel_post: bool) -> SenderFactory:
     def build(config: object, renderer: Renderer, ctx: BuildContext) -> Channel:
         if not isinstance(config, TelegramConfig):
             raise ChannelConfigError("channel 'telegram': live mode needs a bot token")
-        try:
-            return TelegramBot(renderer, config=config, channel_post=channel_post)
-        except ValueError as exc:
-            raise ChannelConfigError(f"channel {renderer.name!r}: {exc}") from exc
+        return guarded(renderer.name, lambda: TelegramBot(renderer, config=config, channel_post=channel_post))
 
     return build
-
-
-def _configured(settings: TelegramSettings) -> bool:
-    return settings.configured
 
 
 def _channel_configured(settings: TelegramSettings) -> bool:
@@ -54,21 +49,18 @@ TELEGRAM = ChannelSpec(
     config=telegram_config,
     renderer=_renderer,
     sender=_bot(channel_post=False),
-    configured=_configured,
     limits=_LIMITS,
     subscriber_address="telegram_chat_id",
     credentials_hint=_HINT,
 )
 
-TELEGRAM_CHANNEL = ChannelSpec(
+# The same bot and settings, posting once per alert to the agency's channel.
+TELEGRAM_CHANNEL = replace(
+    TELEGRAM,
     name="telegram_channel",
     audience=Audience.PUBLIC,
-    settings_key="telegram",
-    settings_model=TelegramSettings,
-    config=telegram_config,
     renderer=_channel_renderer,
     sender=_bot(channel_post=True),
     configured=_channel_configured,
-    limits=_LIMITS,
     credentials_hint=f"{_HINT} and BROADCAST_TELEGRAM__CHANNEL_CHAT_ID",
 )

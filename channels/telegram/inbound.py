@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# The update types parse_update reads; setWebhook asks Telegram for these only.
+ALLOWED_UPDATES = ("message",)
 # Telegram's own bot commands, as the citizen keyword they stand for.
 _ALIASES = {"start": "bantuan", "help": "help"}
 
@@ -22,6 +24,7 @@ class TelegramMessage:
     language: str | None  # "id"/"en" from the user's Telegram language, when given
     location: tuple[float, float] | None = None  # (lon, lat)
     photo_file_id: str | None = None
+    location_only: bool = False  # a shared location with no text (Telegram sends it as a message of its own)
 
 
 def verify_secret(expected: str, given: str | None) -> bool:
@@ -69,9 +72,10 @@ def parse_update(update: Mapping[str, Any]) -> TelegramMessage | None:
         photo = str(photos[-1].get("file_id") or "") or None
     raw_text = message.get("text") or message.get("caption") or ""
     text = _command_text(str(raw_text))
-    if not text and point is not None:
-        text = "daftar"  # a bare shared location registers for the place it is in
-    return TelegramMessage(update_id, int(chat["id"]), text, language, point, photo)
+    alone = not text and point is not None and photo is None
+    if alone:
+        text = "daftar"  # a bare shared location registers for the place it is in (unless a report waits for it)
+    return TelegramMessage(update_id, int(chat["id"]), text, language, point, photo, alone)
 
 
 def reply_in(language: str, bilingual: str) -> str:

@@ -29,12 +29,27 @@ from channels.base import (
     RateBucket,
     Renderer,
     SendResult,
-    stopped_result,
+    while_proceeding,
     window_safe,
+    with_stopped,
 )
 from channels.telegram.settings import TelegramConfig
 
 log = logging.getLogger(__name__)
+
+
+def make_bot(config: TelegramConfig) -> Bot:
+    """python-telegram-bot's Bot for `config`: its timeouts, and the local fake Bot API when one is configured."""
+    request = HTTPXRequest(
+        connection_pool_size=8,
+        read_timeout=config.timeout_s,
+        write_timeout=config.timeout_s,
+        connect_timeout=config.timeout_s,
+        pool_timeout=config.timeout_s,
+    )
+    if config.api_base_url:
+        return Bot(config.bot_token, base_url=config.api_base_url, request=request)
+    return Bot(config.bot_token, request=request)
 
 
 def is_group(chat: str) -> bool:
@@ -59,18 +74,6 @@ class TelegramBot(Channel):
         self.channel_post = channel_post
         self.limits = ChannelLimits(*window_safe(config.bot_rate), max_batch=100)
 
-    def _bot(self) -> Bot:
-        request = HTTPXRequest(
-            connection_pool_size=8,
-            read_timeout=self.config.timeout_s,
-            write_timeout=self.config.timeout_s,
-            connect_timeout=self.config.timeout_s,
-            pool_timeout=self.config.timeout_s,
-        )
-        if self.config.api_base_url:
-            return Bot(self.config.bot_token, base_url=self.config.api_base_url, request=request)
-        return Bot(self.config.bot_token, request=request)
-
     def send(self, message: OutboundMessage) -> str:
         """Send one message.
 
@@ -88,13 +91,9 @@ class TelegramBot(Channel):
         return asyncio.run(self._send_all(messages, proceed))
 
     async def _send_all(self, messages: Sequence[OutboundMessage], proceed: Proceed | None) -> list[SendResult]:
-        results: list[SendResult] = []
-        async with self._bot() as bot:
-            for m in messages:
-                if proceed is not None and not proceed():
-                    return results + [stopped_result(r) for r in messages[len(results) :]]
-                results.append(await self._send_one(bot, m))
-        return results
+        async with make_bot(self.config) as bot:
+            sent = [await self._send_one(bot, m) for m in while_proceeding(messages, proceed)]
+        return with_stopped(sent, messages)
 
     async def _send_one(self, bot: Bot, message: OutboundMessage) -> SendResult:
         chat = self.chat_of(message)

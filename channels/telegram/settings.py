@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from channels.spec import LocalFakeUrl
 
 # Telegram's documented limits: about 30 messages/s per bot, 1/s per chat, 20/min per group or channel.
 BOT_RATE = 30.0
 CHAT_RATE = 1.0
 GROUP_PER_MINUTE = 20.0
 MAX_TEXT = 4096  # characters of one message after entity parsing
+# Our webhook route; `broadcast telegram set-webhook` points Telegram at the public URL plus this path.
+TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
+# What setWebhook accepts as secret_token.
+SECRET_TOKEN_PATTERN = r"[A-Za-z0-9_-]{1,256}"  # noqa: S105 - a pattern, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +45,28 @@ class TelegramSettings(BaseModel):
     bot_rate: float = Field(default=BOT_RATE, gt=0)
     chat_rate: float = Field(default=CHAT_RATE, gt=0)
     group_per_minute: float = Field(default=GROUP_PER_MINUTE, gt=0)
+    # Telegram clients send a shared location as a message of its own: how long a /lapor waits for it (and how
+    # recent a location shared just before a /lapor may be). The report is enriched when it comes, or after this.
+    location_window_s: float = Field(default=120.0, gt=0, le=3600)
     # Only to point the channel at a local fake Bot API (benchmarks, tests): loopback URLs only.
-    api_base_url: str = ""
+    api_base_url: LocalFakeUrl = ""
 
-    @field_validator("api_base_url")
+    @field_validator("webhook_secret")
     @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
-            raise ValueError("telegram.api_base_url may only point at a local fake (http://127.0.0.1:PORT)")
+    def _telegram_token_characters(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not re.fullmatch(SECRET_TOKEN_PATTERN, secret):
+            raise ValueError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return value
 
     @property
     def configured(self) -> bool:
         """True when there is a bot token to send with."""
         return bool(self.bot_token.get_secret_value())
+
+    def webhook_url(self, public_base_url: str) -> str:
+        """The URL Telegram should post updates to: our public address plus the webhook route."""
+        return public_base_url.rstrip("/") + TELEGRAM_WEBHOOK_PATH
 
     def to_config(self) -> TelegramConfig:
         """These settings as the adapter config."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -35,10 +37,13 @@ class _State:
     bot_times: deque[float] = field(default_factory=deque)
     chat_times: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     violations: int = 0  # sends the real Telegram would have refused (should stay 0 for a well-paced client)
+    webhook: dict[str, Any] = field(default_factory=dict)  # what setWebhook was given (empty: none set)
+    pending_updates: int = 0
 
 
 class FakeTelegram:
-    """The Bot API methods the service uses (getMe, sendMessage), with Telegram's limits."""
+    """The Bot API methods the service uses (getMe, sendMessage, setWebhook, deleteWebhook, getWebhookInfo), with
+    Telegram's limits."""
 
     BOT_PER_S = 30
     CHAT_PER_S = 1
@@ -115,6 +120,17 @@ class FakeTelegram:
             return list(self._state.sent)
 
     @property
+    def webhook(self) -> dict[str, Any]:
+        """The webhook as setWebhook left it (url, secret_token, allowed_updates, max_connections); {} when none."""
+        with self._lock:
+            return dict(self._state.webhook)
+
+    def queue_updates(self, n: int) -> None:
+        """Pretend `n` updates wait at Telegram for delivery (getWebhookInfo's pending_update_count)."""
+        with self._lock:
+            self._state.pending_updates += n
+
+    @property
     def limited(self) -> int:
         """How many requests were answered 429 for going over a limit."""
         return self._state.limited
@@ -129,6 +145,8 @@ class FakeTelegram:
             form = await request.json()
         if method == "getMe":
             return _ok({"id": 123456, "is_bot": True, "first_name": "BPBD", "username": "bpbd_test_bot"})
+        if method in ("setWebhook", "deleteWebhook", "getWebhookInfo"):
+            return self._webhook(method, form)
         if method != "sendMessage":
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         with self._lock:
@@ -171,6 +189,41 @@ class FakeTelegram:
             }
         )
 
+    def _webhook(self, method: str, form: dict[str, Any]) -> web.Response:
+        """setWebhook, deleteWebhook and getWebhookInfo, with Telegram's own checks on the URL and secret."""
+        with self._lock:
+            hook = self._state.webhook
+            if method == "setWebhook":
+                url = str(form.get("url", ""))
+                secret = str(form.get("secret_token", ""))
+                if not url.startswith("https://"):
+                    return _error(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+                if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+                    return _error(400, "Bad Request: secret token contains unallowed characters")
+                hook.clear()
+                hook.update(
+                    url=url,
+                    secret_token=secret,
+                    allowed_updates=_json(form.get("allowed_updates"), []),
+                    max_connections=int(_json(form.get("max_connections"), 40)),
+                )
+                if _json(form.get("drop_pending_updates"), False):
+                    self._state.pending_updates = 0
+                return _ok(True)
+            if method == "deleteWebhook":
+                hook.clear()
+                if _json(form.get("drop_pending_updates"), False):
+                    self._state.pending_updates = 0
+                return _ok(True)
+            info: dict[str, Any] = {
+                "url": hook.get("url", ""),
+                "has_custom_certificate": False,
+                "pending_update_count": self._state.pending_updates,
+            }
+            if hook:
+                info.update(allowed_updates=hook["allowed_updates"], max_connections=hook["max_connections"])
+            return _ok(info)
+
     def _over_limit(self, chat: str, now: float) -> int | None:
         """Seconds to wait when this send would break a limit (Telegram answers 429), else None."""
         bot = self._state.bot_times
@@ -188,8 +241,47 @@ class FakeTelegram:
         return None
 
 
-def _ok(result: dict[str, Any]) -> web.Response:
+_update_ids = itertools.count(1_000)
+
+
+def telegram_update(
+    chat_id: int,
+    text: str | None = None,
+    *,
+    location: tuple[float, float] | None = None,
+    language: str = "id",
+    photo: bool = False,
+    update_id: int | None = None,
+) -> dict[str, Any]:
+    """An update as Telegram posts it to a webhook: a private-chat message with `text` (the caption of a photo
+    when `photo`), a shared `location` (lon, lat), or both; a fresh update_id unless one is given."""
+    message: dict[str, Any] = {
+        "message_id": 1,
+        "date": 0,
+        "chat": {"id": chat_id, "type": "private"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Warga", "language_code": language},
+    }
+    if text is not None:
+        message["caption" if photo else "text"] = text
+    if photo:
+        message["photo"] = [
+            {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+            {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 600},
+        ]
+    if location is not None:
+        message["location"] = {"longitude": location[0], "latitude": location[1]}
+    return {"update_id": next(_update_ids) if update_id is None else update_id, "message": message}
+
+
+def _ok(result: object) -> web.Response:
     return web.json_response({"ok": True, "result": result})
+
+
+def _json(value: Any, default: Any) -> Any:
+    """A form field as python-telegram-bot sends it (lists, numbers and booleans JSON-encoded)."""
+    if value is None:
+        return default
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _error(code: int, description: str) -> web.Response:

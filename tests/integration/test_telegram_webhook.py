@@ -1,6 +1,6 @@
 """POST /webhooks/telegram: the secret token is checked, updates are stored once, every command answers."""
 
-import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,12 +13,12 @@ from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import make_subscribers, make_team
+from tests.fakes.telegram import telegram_update
 
 pytestmark = pytest.mark.integration
 SECRET = "telegram-webhook-secret-42"
 PATH = "/webhooks/telegram"
 CHAT = 777000111
-_ids = itertools.count(1000)
 
 
 @pytest.fixture
@@ -32,17 +32,8 @@ def client(db_url, engine):
         yield c
 
 
-def update(text=None, *, location=None, language="id", update_id=None, photo=False):
-    message = {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "private"},
-               "from": {"id": CHAT, "is_bot": False, "first_name": "Warga", "language_code": language}}
-    if text is not None:
-        message["caption" if photo else "text"] = text
-    if photo:
-        message["photo"] = [{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
-                            {"file_id": "big", "file_unique_id": "b", "width": 800, "height": 600}]
-    if location is not None:
-        message["location"] = {"longitude": location[0], "latitude": location[1]}
-    return {"update_id": update_id if update_id is not None else next(_ids), "message": message}
+def update(text=None, **kwargs):
+    return telegram_update(CHAT, text, **kwargs)
 
 
 def post(client, body, secret=SECRET):
@@ -124,3 +115,70 @@ def test_a_non_json_update_is_a_4xx(client):
     r = client.post(PATH, content=b"[1,2", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET,
                                                     "Content-Type": "application/json"})
     assert r.status_code == 422
+
+
+def held(engine):
+    with engine.connect() as c:
+        return c.execute(sa.select(Report.id, Report.external_id, Report.command, Report.processing, Report.lon,
+                                   Report.lat, Report.lease_until).order_by(Report.id)).all()
+
+
+@pytest.mark.parametrize("photo", [False, True], ids=["text", "photo"])
+def test_a_location_sent_after_lapor_places_that_one_report_once(client, engine, photo):
+    first = post(client, update("/lapor air naik cepat di Jl. Sudirman", photo=photo))
+    assert first.status_code == 200 and "kirim lokasi anda" in first.json()["text"].lower()
+    [lapor] = held(engine)
+    assert (lapor.processing, lapor.lon, lapor.lat) == ("awaiting", None, None) and lapor.lease_until is not None
+    location = update(location=(119.8707, -0.8917))
+    placed = post(client, location)
+    assert placed.status_code == 200 and placed.json()["text"].startswith(f"Lokasi diterima untuk laporan no. {lapor.id}")
+    again = post(client, location)  # Telegram redelivers the same update_id
+    assert again.status_code == 200 and again.content == b""
+    rows = held(engine)
+    assert [(r.command, r.processing, r.lon, r.lat) for r in rows] == [
+        (None, "pending", 119.8707, -0.8917),  # the report, placed by the coordinates and now enriched
+        ("location", "skipped", None, None),  # the location message, kept raw, never a report of its own
+    ]
+    with engine.connect() as c:  # the location placed the report: it did not register the chat
+        assert c.scalar(sa.select(sa.func.count()).select_from(Subscriber)
+                        .where(Subscriber.telegram_chat_id == CHAT)) == 0
+
+
+def test_a_location_sent_before_lapor_places_it_and_registers_the_chat(client, engine):
+    assert post(client, update(location=(119.8707, -0.8917))).json()["text"].startswith("Terdaftar")
+    reply = post(client, update("/lapor pohon tumbang")).json()["text"]
+    assert reply.startswith("Laporan diterima") and "lokasi" not in reply.lower()
+    report = next(r for r in held(engine) if r.command is None)
+    assert (report.processing, report.lon, report.lat) == ("pending", 119.8707, -0.8917)
+    # Used once: the next /lapor waits for a location of its own.
+    assert "kirim lokasi" in post(client, update("/lapor jalan putus")).json()["text"].lower()
+
+
+def test_after_the_window_the_report_is_enriched_as_it_is_and_a_location_registers(client, engine):
+    import time_machine
+
+    from broadcast.reports import enrichment
+
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        post(client, update("/lapor banjir"))
+        [lapor] = held(engine)
+        with session_scope(engine) as s:
+            assert lapor.id not in enrichment.claim_pending(s)  # held while its location may still come
+            assert enrichment.count_pending(s) == 0
+    with time_machine.travel(start + timedelta(seconds=121), tick=False):
+        reply = post(client, update(location=(119.8707, -0.8917))).json()["text"]
+        assert reply.startswith("Terdaftar")  # too late for the report: the location registers as usual
+        with session_scope(engine) as s:
+            assert enrichment.count_pending(s) == 1
+            assert enrichment.claim_pending(s) == [lapor.id]
+    rows = held(engine)
+    assert rows[0].lon is None and rows[1].command == "register"
+
+
+def test_a_location_from_another_chat_does_not_place_the_report(client, engine):
+    post(client, update("/lapor banjir"))
+    other = update(location=(119.8707, -0.8917))
+    other["message"]["chat"]["id"] = other["message"]["from"]["id"] = CHAT + 1
+    assert post(client, other).json()["text"].startswith("Terdaftar")
+    assert held(engine)[0].processing == "awaiting"

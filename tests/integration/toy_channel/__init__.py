@@ -1,12 +1,18 @@
 """A toy channel: everything a channel package declares, to show that adding one takes this package and a
-registry line (the test adds the line at run time)."""
+registry line (the test adds the line at run time). It needs no provider, so like our own site it is always
+live: its sender keeps what it was given in `DELIVERED`, where the test finds what the fan-out sent."""
 
 from __future__ import annotations
 
+import threading
+
 from pydantic import BaseModel
 
-from channels.base import AlertData, Audience, ChannelLimits, Renderer
-from channels.spec import ChannelSpec
+from channels.base import AlertData, Audience, Channel, ChannelLimits, OutboundMessage, Renderer
+from channels.spec import BuildContext, ChannelSpec
+
+DELIVERED: list[OutboundMessage] = []
+_lock = threading.Lock()
 
 
 class ToySettings(BaseModel):
@@ -27,7 +33,18 @@ class ToyRenderer(Renderer):
         return f"{self.greeting}: {info.headline}. {info.instruction}"
 
 
-def _config(settings: ToySettings, ctx: object) -> str:
+class ToySender(Channel):
+    """Delivers by keeping the message (one id per message, like a provider's)."""
+
+    limits = ChannelLimits(rate_per_second=50.0, burst=50, max_batch=50)
+
+    def send(self, message: OutboundMessage) -> str:
+        with _lock:
+            DELIVERED.append(message)
+            return f"toy-{len(DELIVERED)}"
+
+
+def _config(settings: ToySettings, ctx: BuildContext) -> str:
     return settings.greeting
 
 
@@ -35,13 +52,18 @@ def _renderer(config: object) -> ToyRenderer:
     return ToyRenderer(config if isinstance(config, str) else "TOY")
 
 
+def _sender(config: object, renderer: Renderer, ctx: BuildContext) -> Channel:
+    return ToySender(renderer)
+
+
 TOY = ChannelSpec(
     name="toy",
     audience=Audience.SUBSCRIBERS,
+    renderer=_renderer,
     settings_key="toy",
     settings_model=ToySettings,
     config=_config,
-    renderer=_renderer,
-    limits=ChannelLimits(rate_per_second=5.0, burst=5, max_batch=50),
-    subscriber_address="phone",
+    sender=_sender,
+    always_live=True,
+    limits=ToySender.limits,
 )
