@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 
@@ -16,9 +16,9 @@ from broadcast.alerts.models import Alert, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.api.pages import render_page
+from broadcast.cap.signing import sign_cap
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
-from broadcast.trust.signing import sign_cap
 from broadcast.trust.wiring import cap_keypair
 from broadcast.web import maps
 from broadcast.web.caching import etag_for, not_modified, validator_headers
@@ -280,92 +280,93 @@ AreaQuery = Annotated[str | None, Query(alias="wilayah", max_length=13, descript
 SeverityQuery = Annotated[Severity | None, Query()]
 
 
-@router.get("/feed/atom.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
-def feed_atom(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """Atom feed of current real (Actual) alerts, each linking its CAP document."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="atom",
-        path="/feed/atom.xml",
-        statuses=("Actual",),
-        title="Peringatan bencana aktif / Current disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
+def _fixed_statuses(*statuses: str) -> Callable[[], tuple[str, ...]]:
+    def fixed() -> tuple[str, ...]:
+        return statuses
+
+    return fixed
 
 
-@router.get("/feed/latihan.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
-def feed_exercise(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """A separate Atom feed of exercises and tests, so aggregators never take them for real."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="atom",
-        path="/feed/latihan.xml",
-        statuses=("Exercise", "Test"),
-        title="LATIHAN/TEST: peringatan latihan / exercise and test alerts",
-        code=wilayah,
-        severity=severity,
-    )
-
-
-@router.get("/feed/rss.xml", response_class=Response, responses=_xml_doc("application/rss+xml"))
-def feed_rss(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """RSS 2.0 feed of current real alerts."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="rss",
-        path="/feed/rss.xml",
-        statuses=("Actual",),
-        title="Peringatan bencana aktif / Current disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
-
-
-@router.get("/api/public/alerts")
-def feed_json(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-    status: FeedStatus = "Actual",
-) -> Response:
-    """Current alerts as JSON; `status=all` adds exercises and tests, each flagged `is_exercise_or_test`."""
+def _chosen_statuses(status: FeedStatus = "Actual") -> tuple[str, ...]:
+    """`status=all` adds exercises and tests, each flagged `is_exercise_or_test`."""
     if status not in ("Actual", "Exercise", "Test", "all"):
         raise Invalid("status harus Actual, Exercise, Test atau all / bad status")
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="json",
-        path="/api/public/alerts",
-        statuses=_statuses(status),
-        title="Peringatan bencana / disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
+    return _statuses(status)
+
+
+def _feed_route(
+    name: str,
+    path: str,
+    *,
+    kind: Literal["atom", "rss", "json"],
+    title: str,
+    statuses: Callable[..., tuple[str, ...]],
+    summary: str,
+) -> None:
+    """Register one public feed: the same filters (wilayah, severity), caching and building for every format;
+    only the format, the path, the title and which statuses it carries differ."""
+
+    def endpoint(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        wilayah: AreaQuery = None,
+        severity: SeverityQuery = None,
+        chosen: tuple[str, ...] = Depends(statuses),
+    ) -> Response:
+        return _feed(
+            request,
+            session,
+            settings,
+            kind=kind,
+            path=path,
+            statuses=chosen,
+            title=title,
+            code=wilayah,
+            severity=severity,
+        )
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = summary
+    if kind == "json":
+        router.add_api_route(path, endpoint, methods=["GET"], name=name)
+    else:
+        media_type = "application/rss+xml" if kind == "rss" else "application/atom+xml"
+        router.add_api_route(
+            path, endpoint, methods=["GET"], name=name, response_class=Response, responses=_xml_doc(media_type)
+        )
+
+
+CURRENT = "Peringatan bencana aktif / Current disaster alerts"
+_feed_route(
+    "feed_atom",
+    "/feed/atom.xml",
+    kind="atom",
+    title=CURRENT,
+    statuses=_fixed_statuses("Actual"),
+    summary="Atom feed of current real (Actual) alerts, each linking its CAP document.",
+)
+_feed_route(
+    "feed_exercise",
+    "/feed/latihan.xml",
+    kind="atom",
+    title="LATIHAN/TEST: peringatan latihan / exercise and test alerts",
+    statuses=_fixed_statuses("Exercise", "Test"),
+    summary="A separate Atom feed of exercises and tests, so aggregators never take them for real.",
+)
+_feed_route(
+    "feed_rss",
+    "/feed/rss.xml",
+    kind="rss",
+    title=CURRENT,
+    statuses=_fixed_statuses("Actual"),
+    summary="RSS 2.0 feed of current real alerts.",
+)
+_feed_route(
+    "feed_json",
+    "/api/public/alerts",
+    kind="json",
+    title="Peringatan bencana / disaster alerts",
+    statuses=_chosen_statuses,
+    summary="Current alerts as JSON; `status=all` adds exercises and tests, each flagged `is_exercise_or_test`.",
+)
