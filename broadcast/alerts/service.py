@@ -6,7 +6,8 @@ Services flush; callers commit. Every state change is written to the audit chain
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -581,35 +582,39 @@ def is_live(alert: Alert, *, now: datetime | None = None) -> bool:
     return alert.expires is None or alert.expires > (now or utcnow())
 
 
-def create_imported(
-    session: Session,
-    *,
-    columns: Mapping[str, Any],
-    infos: list[AlertInfo],
-    areas: list[AlertArea],
-    author: Actor,
-    origin: str,
-    origin_ref: str,
-    channels: Sequence[str],
-    audit_extra: Mapping[str, Any] | None = None,
-) -> Alert:
-    """The one way an alert from outside (a CAP document or feed, BMKG) becomes a draft: `columns` are its CAP
-    columns as they came (identifier, sender, times kept), never stored twice (same identifier or `origin_ref`),
-    with something to broadcast and inside the importer's jurisdiction. An Update or Cancel naming one of our
-    alerts is a follow-up of it: the importer's jurisdiction must cover that alert's area, as for a follow-up
-    written in the console. Audited as `alert.import` with `audit_extra`.
+@dataclass
+class ImportedDraft:
+    """An alert from outside as its source gave it: CAP columns (identifier, sender, times kept), info and area
+    rows, where it came from, and what its audit entry adds (claimed sender, source link, ...)."""
+
+    columns: dict[str, Any]
+    infos: list[AlertInfo]
+    areas: list[AlertArea]
+    origin: str
+    origin_ref: str
+    channels: Sequence[str]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
+def create_imported(session: Session, *, draft: ImportedDraft, author: Actor) -> Alert:
+    """The one way an alert from outside (a CAP document or feed, BMKG) becomes a draft: never stored twice (same
+    identifier or origin reference), with something to broadcast and inside the importer's jurisdiction. An Update
+    or Cancel naming one of our alerts is a follow-up of it: the importer's jurisdiction must cover that alert's
+    area, as for a follow-up written in the console. Audited as `alert.import`.
 
     Raises: AlreadyImported, CapError (no info block: nothing to broadcast), RoleNotAllowed, OutsideJurisdiction.
     """
-    if not infos:
+    if not draft.infos:
         raise CapError(["tidak ada blok <info>: tidak ada yang bisa disiarkan / no <info> block: nothing to broadcast"])
-    identifier = str(columns["identifier"])
-    clash = session.scalar(select(Alert.id).where(or_(Alert.identifier == identifier, Alert.origin_ref == origin_ref)))
+    identifier = str(draft.columns["identifier"])
+    clash = session.scalar(
+        select(Alert.id).where(or_(Alert.identifier == identifier, Alert.origin_ref == draft.origin_ref))
+    )
     if clash is not None:
         raise AlreadyImported(
             f"Pesan '{identifier}' sudah diimpor sebagai peringatan {clash} / already imported as alert {clash}"
         )
-    references = str(columns.get("references") or "")
+    references = str(draft.columns.get("references") or "")
     original = None
     if references:
         last_ref = references.split()[-1].split(",")
@@ -624,18 +629,18 @@ def create_imported(
     require(
         author,
         Can.ALERT_IMPORT,
-        Target.area([c for a in areas for c in a.geocodes], [target_area.drawn_geometry(a) for a in areas]),
+        Target.area([c for a in draft.areas for c in a.geocodes], [target_area.drawn_geometry(a) for a in draft.areas]),
     )
     alert = Alert(
-        **columns,
+        **draft.columns,
         state=AlertState.DRAFT.value,
-        channels=list(channels),
+        channels=list(draft.channels),
         author_id=author.id,
-        origin=origin,
-        origin_ref=origin_ref,
+        origin=draft.origin,
+        origin_ref=draft.origin_ref,
         references_alert_id=original.id if original else None,
-        infos=infos,
-        areas=areas,
+        infos=draft.infos,
+        areas=draft.areas,
     )
     # The source's <sent> is kept so the draft exports as it came; approval sets our own time.
     session.add(alert)
@@ -646,7 +651,7 @@ def create_imported(
         action="alert.import",
         subject_type="alert",
         subject_id=alert.id,
-        after={**snapshot(alert), "origin": origin, "origin_ref": origin_ref, **(audit_extra or {})},
+        after={**snapshot(alert), "origin": draft.origin, "origin_ref": draft.origin_ref, **draft.audit},
     )
     return alert
 

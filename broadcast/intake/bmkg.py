@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import select
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BMKG_SENDER = "info@bmkg.go.id"
 SHAKEMAP_BASE = "https://data.bmkg.go.id/DataMKG/TEWS/"
+CHANNELS = ("sms", "social", "web")
 ATTRIBUTION = "Sumber / source: BMKG (Badan Meteorologi, Klimatologi, dan Geofisika)"
 Fetch = Callable[[str], bytes]
 
@@ -327,7 +329,7 @@ def _new_draft(
     source_url: str | None,
 ) -> Alert:
     # The importing actor (the system actor, limited by configuration) must cover what the draft targets.
-    columns: dict[str, object] = {
+    columns: dict[str, Any] = {
         "identifier": service.new_identifier(),
         "sender": BMKG_SENDER,
         "status": "Actual",
@@ -337,17 +339,8 @@ def _new_draft(
         "note": f"{ATTRIBUTION}. {source_url or ''}".strip(),
         "codes": [],
     }
-    return service.create_imported(
-        session,
-        columns=columns,
-        infos=infos,
-        areas=areas,
-        author=author,
-        origin="bmkg",
-        origin_ref=origin_ref,
-        channels=("sms", "social", "web"),
-        audit_extra={"source": source_url},
-    )
+    draft = service.ImportedDraft(columns, infos, areas, "bmkg", origin_ref, CHANNELS, {"source": source_url})
+    return service.create_imported(session, draft=draft, author=author)
 
 
 def import_quakes(session: Session, data: bytes, *, author: Actor, name: str = "gempa") -> IntakeResult:

@@ -63,22 +63,14 @@ def import_message(
     claimed_sender = columns["sender"]
     if not sender_verified and sender:
         columns["sender"] = sender
-    return service.create_imported(
-        session,
-        columns=columns,
-        infos=infos,
-        areas=areas,
-        author=author,
-        origin=origin,
-        origin_ref=msg.identifier,
-        channels=channels,
-        audit_extra={
-            "claimed_sender": claimed_sender,
-            "sender_verified": sender_verified,
-            "cap_version": msg.version,
-            "warnings": msg.warnings,
-        },
-    )
+    extra = {
+        "claimed_sender": claimed_sender,
+        "sender_verified": sender_verified,
+        "cap_version": msg.version,
+        "warnings": msg.warnings,
+    }
+    draft = service.ImportedDraft(columns, infos, areas, origin, msg.identifier, channels, extra)
+    return service.create_imported(session, draft=draft, author=author)
 
 
 def import_document(

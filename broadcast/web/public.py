@@ -225,50 +225,6 @@ def alert_cap(identifier: str, request: Request, session: SessionDep, settings: 
     return _cached(request, [alert], ("cap", keypair is not None), build)
 
 
-def _feed(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    *,
-    kind: str,
-    path: str,
-    title: str,
-    statuses: tuple[str, ...],
-    code: str | None,
-    severity: str | None,
-) -> Response:
-    _check_code(code)
-    found = select_alerts(session, statuses=statuses, code=code, severity=severity, with_cancels=True)
-    base = settings.public_base_url.rstrip("/")
-
-    def build() -> Response:
-        data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
-        updated = max((a.updated_at for a in found), default=None) or utcnow()
-        query = f"?{request.url.query}" if request.url.query else ""
-        args: dict[str, Any] = {
-            "feed_url": f"{base}{path}{query}",
-            "title": title,
-            "updated": updated,
-            "site_url": f"{base}/",
-        }
-        if kind == "rss":
-            return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
-        if kind == "json":
-            states = truths(session, found)
-            return JSONResponse(
-                {
-                    "title": title,
-                    "updated": updated.isoformat(),
-                    "alerts": [
-                        json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
-                    ],
-                }
-            )
-        return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
-
-    return _cached(request, found, (kind, path, code, severity, statuses), build)
-
-
 def _xml_doc(media_type: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"description": "The feed", "content": {media_type: {"schema": {"type": "string"}}}},
@@ -314,17 +270,36 @@ def _feed_route(
         severity: SeverityQuery = None,
         chosen: tuple[str, ...] = Depends(statuses),
     ) -> Response:
-        return _feed(
-            request,
-            session,
-            settings,
-            kind=kind,
-            path=path,
-            statuses=chosen,
-            title=title,
-            code=wilayah,
-            severity=severity,
-        )
+        _check_code(wilayah)
+        found = select_alerts(session, statuses=chosen, code=wilayah, severity=severity, with_cancels=True)
+        base = settings.public_base_url.rstrip("/")
+
+        def build() -> Response:
+            data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
+            updated = max((a.updated_at for a in found), default=None) or utcnow()
+            query = f"?{request.url.query}" if request.url.query else ""
+            args: dict[str, Any] = {
+                "feed_url": f"{base}{path}{query}",
+                "title": title,
+                "updated": updated,
+                "site_url": f"{base}/",
+            }
+            if kind == "rss":
+                return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
+            if kind == "json":
+                states = truths(session, found)
+                return JSONResponse(
+                    {
+                        "title": title,
+                        "updated": updated.isoformat(),
+                        "alerts": [
+                            json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
+                        ],
+                    }
+                )
+            return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
+
+        return _cached(request, found, (kind, path, wilayah, severity, chosen), build)
 
     endpoint.__name__ = endpoint.__qualname__ = name
     endpoint.__doc__ = summary
