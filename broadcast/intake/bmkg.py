@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -23,6 +23,7 @@ from broadcast.alerts import capmap, hazards, service
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo
 from broadcast.authority import Actor
 from broadcast.cap import codec, validation
+from broadcast.cap.validation import Fetch
 from broadcast.errors import BroadcastError
 from geo import boundaries, gazetteer
 from geo.areas import area_from_cap_polygon, area_from_circle
@@ -35,7 +36,6 @@ BMKG_SENDER = "info@bmkg.go.id"
 SHAKEMAP_BASE = "https://data.bmkg.go.id/DataMKG/TEWS/"
 CHANNELS = ("sms", "social", "web")
 ATTRIBUTION = "Sumber / source: BMKG (Badan Meteorologi, Klimatologi, dan Geofisika)"
-Fetch = Callable[[str], bytes]
 
 
 @dataclass
@@ -328,7 +328,7 @@ def _new_draft(
     expires: datetime | None,
     source_url: str | None,
 ) -> Alert:
-    # The importing actor (the system actor, limited by configuration) must cover what the draft targets.
+    # create_imported checks that the importing actor (the system actor, limited by configuration) covers the area.
     columns: dict[str, Any] = {
         "identifier": service.new_identifier(),
         "sender": BMKG_SENDER,
