@@ -170,12 +170,12 @@ def measure_index(db_url: str) -> dict[str, float]:
         "refresh_ms": refresh_ms,
     }
     # The index's part of a reach estimate (refresh, match, count per channel), without the composer and HTTP.
-    from broadcast.alerts import areas as area_geo
+    from broadcast.alerts import target_area
     from broadcast.alerts.schemas import AreaSpec
     from broadcast.subscribers import targeting
 
     for label, spec in AREAS.items():
-        target = area_geo.target_of_areas([area_geo.resolve_area(AreaSpec(**spec))])
+        target = target_area.target_of_areas([target_area.resolve_area(AreaSpec(**spec))])
         times = []
         for _ in range(30):
             t0 = time.perf_counter()
@@ -189,7 +189,7 @@ def measure_index(db_url: str) -> dict[str, float]:
 
 def measure_old(db_url: str, reps: int) -> dict[str, list[float]]:
     """The old path, in this process: a full read of every active subscriber, then the count."""
-    from broadcast.alerts import areas as area_geo
+    from broadcast.alerts import target_area
     from broadcast.alerts.schemas import AreaSpec
     from broadcast.db import make_engine
     from broadcast.subscribers import targeting
@@ -197,8 +197,8 @@ def measure_old(db_url: str, reps: int) -> dict[str, list[float]]:
     engine = make_engine(db_url)
     out: dict[str, list[float]] = {}
     for label, spec in AREAS.items():
-        resolved = area_geo.resolve_area(AreaSpec(**spec))
-        target = area_geo.target_of_areas([resolved])
+        resolved = target_area.resolve_area(AreaSpec(**spec))
+        target = target_area.target_of_areas([resolved])
         times = []
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -337,7 +337,7 @@ def approved_alert(
 def measure_plan_here(db_url: str) -> dict[str, float]:
     """Planning in this process with its warm index loaded (no worker, no sending): ours vs the old path's
     read-and-match of every subscriber page (its inserts not counted)."""
-    from broadcast.alerts import areas as area_geo
+    from broadcast.alerts import target_area
     from broadcast.alerts.models import Alert
     from broadcast.db import make_engine
     from broadcast.dispatch import service as dispatch
@@ -353,7 +353,7 @@ def measure_plan_here(db_url: str) -> dict[str, float]:
         ours = time.perf_counter() - t0
         alert = s.get(Alert, alert_id)
         assert alert is not None
-        target = area_geo.target_of(alert)
+        target = target_area.target_of(alert)
         spec = targeting.TargetSpec(target.codes, target.drawn)
         t0 = time.perf_counter()
         matched = 0

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from broadcast.alerts.importing import ImportResult
     from broadcast.authority import Actor
+    from broadcast.intake.cap_documents import ImportResult
 
 app = typer.Typer(help="Layanan peringatan bencana / disaster broadcast service", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
@@ -215,7 +215,7 @@ SYSTEM_USER = "sistem"
 @cap_app.command("validate")
 def cap_validate(paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Check CAP files (or Atom/RSS feeds of CAP); exit 1 if any is not valid CAP 1.1 or 1.2."""
-    from broadcast.alerts.importing import validate_document
+    from broadcast.cap.validation import validate_document
 
     bad = 0
     for path in paths:
@@ -254,7 +254,7 @@ def cap_verify(
     """Check the XML-DSig signatures of a CAP file; exit 0 only when at least one signature is valid, 1 otherwise.
     With --cert the file must carry exactly one enveloped SHA-256+ signature over the whole <alert> made with that
     certificate, valid now. Without --cert a valid signature proves integrity, not who signed."""
-    from broadcast.trust.signing import SignatureError, verify_cap
+    from broadcast.cap.signing import SignatureError, verify_cap
 
     try:
         checks = verify_cap(path.read_bytes(), cert_pem=cert.read_bytes() if cert else None, at_sent_time=at_sent_time)
@@ -287,7 +287,7 @@ def cap_import(
 
     from broadcast.db import session_scope
     from broadcast.errors import BroadcastError
-    from broadcast.trust.signing import trusted_certs
+    from broadcast.trust.senders import trusted_certs
     from broadcast.users.service import find_user_by_username, system_actor
 
     settings = get_settings()
@@ -322,8 +322,8 @@ def cap_import(
 def _import_cap_file(
     session: Session, path: Path, user: Actor, fetch: bool, certs: dict[str, bytes], sender: str | None
 ) -> ImportResult:
-    from broadcast.alerts.importing import import_document
     from broadcast.fetch import fetch_url
+    from broadcast.intake.cap_documents import import_document
 
     return import_document(
         session,
@@ -345,9 +345,9 @@ def bmkg_import(
     """Turn BMKG nowcast CAP/RSS and earthquake JSON (files or folders) into draft alerts."""
     from rich.progress import track
 
-    from broadcast.alerts import bmkg
     from broadcast.db import session_scope
     from broadcast.fetch import fetch_url
+    from broadcast.intake import bmkg
     from broadcast.users.service import system_actor
 
     files = bmkg.source_files(paths)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import httpx
 
 from broadcast import outbound
-from broadcast.alerts.cap import MAX_DOCUMENT_BYTES
+from broadcast.cap.codec import MAX_DOCUMENT_BYTES
 
 
 def fetch_url(url: str, *, timeout_s: float = 10.0, allow: Sequence[str] | None = None) -> bytes:

@@ -167,7 +167,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "cap-signature-any-key",
         "signature checks: CAP signatures",
-        "broadcast/trust/signing.py",
+        "broadcast/cap/signing.py",
         "            except (SignXMLException, InvalidSignature, ValueError) as exc:\n"
         "                error = error or str(exc)[:300] or type(exc).__name__\n"
         "                continue\n",

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from broadcast.alerts import cap
-from broadcast.alerts.areas import lenient_geometry
-from broadcast.alerts.cap import CapArea, CapInfo, CapMessage, CapResource
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo
+from broadcast.alerts.target_area import lenient_geometry
+from broadcast.cap import codec
+from broadcast.cap.codec import CapArea, CapInfo, CapMessage, CapResource
 
 
 def reference_of(alert: Alert) -> str:
     """The CAP `references` entry naming `alert`: sender,identifier,sent."""
     if alert.sent is None:
         raise ValueError("an alert is referenced only once it has been sent")
-    return f"{alert.sender},{alert.identifier},{cap.format_time(alert.sent)}"
+    return f"{alert.sender},{alert.identifier},{codec.format_time(alert.sent)}"
 
 
 def _area_to_cap(area: AlertArea) -> CapArea:
     polygons = [" ".join(f"{lat},{lon}" for lat, lon in ring) for ring in area.polygons]
-    circles = [f"{c['lat']},{c['lon']} {cap.format_number(c['radius_km'])}" for c in area.circles]
-    geocodes = [(cap.KEMENDAGRI, code) for code in area.geocodes]
+    circles = [f"{c['lat']},{c['lon']} {codec.format_number(c['radius_km'])}" for c in area.circles]
+    geocodes = [(codec.KEMENDAGRI, code) for code in area.geocodes]
     geocodes += [(g["valueName"], g["value"]) for g in area.other_geocodes]
     return CapArea(area.area_desc, polygons, circles, geocodes, area.altitude, area.ceiling)
 
@@ -94,8 +94,8 @@ def _parse_circle(text: str) -> dict[str, float] | None:
 
 
 def _area_from_cap(area: CapArea, position: int | None) -> AlertArea:
-    kemendagri = [v for k, v in area.geocodes if k.upper() == cap.KEMENDAGRI]
-    others = [{"valueName": k, "value": v} for k, v in area.geocodes if k.upper() != cap.KEMENDAGRI]
+    kemendagri = [v for k, v in area.geocodes if k.upper() == codec.KEMENDAGRI]
+    others = [{"valueName": k, "value": v} for k, v in area.geocodes if k.upper() != codec.KEMENDAGRI]
     polygons = [p for p in (_parse_polygon(t) for t in area.polygons) if p is not None]
     circles = [c for c in (_parse_circle(t) for t in area.circles) if c is not None]
     return AlertArea(

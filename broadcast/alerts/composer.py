@@ -16,10 +16,10 @@ from shapely.geometry import mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast.alerts import areas as area_geo
-from broadcast.alerts import cap, reach, rules, service
+from broadcast.alerts import audience, rules, service, target_area
 from broadcast.alerts.models import Alert, AlertState
 from broadcast.alerts.schemas import AlertCreate
+from broadcast.cap import codec
 from broadcast.errors import Invalid, NotFound
 from broadcast.trust import codes
 from broadcast.users.models import User
@@ -169,7 +169,7 @@ def draft_alert(
     Raises: RoleNotAllowed, InvalidGeometry, OutsideJurisdiction.
     """
     rules.check_can_author(author.role)
-    resolved = area_geo.resolve_areas(data.areas)
+    resolved = target_area.resolve_areas(data.areas)
     service.check_areas_jurisdiction(author, resolved)
     infos, areas = service._content_from(data, resolved)
     next_id = (session.scalar(select(func.max(Alert.id))) or 0) + 1
@@ -260,9 +260,9 @@ def previews(
     try:
         cap_xml = service.export_cap(alert).decode("utf-8")
         cap_error = None
-    except cap.CapError as exc:  # shown to the operator; approval refuses invalid CAP anyway
+    except codec.CapError as exc:  # shown to the operator; approval refuses invalid CAP anyway
         cap_xml, cap_error = None, str(exc)
-    reach_info = reach.alert_reach(session, alert=alert)
+    reach_info = audience.alert_reach(session, alert=alert)
     count = recipients(reach_info, list(alert.channels))
     return {
         "channels": out_channels,

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from broadcast.alerts import hazards, reach, service
+from broadcast.alerts import audience, hazards, service
 from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
@@ -217,7 +217,7 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
     alert = service.read_alert(session, alert_id=alert_id, actor=user)
     data = service.to_alert_data(alert, public_base_url=settings.public_base_url)
     out: dict[str, Any] = composer.channel_previews(data, list(alert.channels), configured_renderers(settings))
-    out["reach"] = reach.alert_reach(session, alert=alert)
+    out["reach"] = audience.alert_reach(session, alert=alert)
     return out
 
 
@@ -225,21 +225,21 @@ def preview(alert_id: int, user: StaffDep, session: SessionDep, settings: Settin
 def alert_reach(alert_id: int, user: StaffDep, session: SessionDep) -> ReachRead:
     """Matched subscribers per channel and the estimated population of the alert's areas."""
     alert = service.read_alert(session, alert_id=alert_id, actor=user)
-    return ReachRead.model_validate(reach.alert_reach(session, alert=alert))
+    return ReachRead.model_validate(audience.alert_reach(session, alert=alert))
 
 
 @router.get("/{alert_id}/map.geojson")
 def alert_map_geojson(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """The target and its CAP polygons as a GeoJSON FeatureCollection for the web map."""
     alert = service.read_alert(session, alert_id=alert_id, actor=user)
-    return Response(json.dumps(reach.alert_map_geojson(alert)), media_type="application/geo+json")
+    return Response(json.dumps(audience.alert_map_geojson(alert)), media_type="application/geo+json")
 
 
 @router.get("/{alert_id}/map.png", response_class=Response)
 def alert_map_png(alert_id: int, user: StaffDep, session: SessionDep) -> Response:
     """A PNG map of the target, kabupaten outlines and CAP polygons, for posts and reports."""
     alert = service.read_alert(session, alert_id=alert_id, actor=user)
-    png = reach.alert_map_png(alert)
+    png = audience.alert_map_png(alert)
     if png is None:
         raise Invalid("Peringatan ini tidak punya area di peta / this alert has no mappable area", code="no-geometry")
     return Response(png, media_type="image/png")
@@ -339,9 +339,9 @@ async def _xml_body(request: Request) -> bytes:
 @cap_router.post("/validate")
 async def validate_cap(request: Request, user: StaffDep) -> CapValidationRead:
     """Check a CAP 1.1/1.2 document or a feed of them; says why when it is not valid."""
-    from broadcast.alerts import importing
+    from broadcast.cap import validation
 
-    report = importing.validate_document(await _xml_body(request))
+    report = validation.validate_document(await _xml_body(request))
     return CapValidationRead.model_validate(report, from_attributes=True)
 
 
@@ -349,11 +349,11 @@ async def validate_cap(request: Request, user: StaffDep) -> CapValidationRead:
 async def import_cap(request: Request, user: AuthorDep, session: SessionDep, settings: SettingsDep) -> CapImportRead:
     """Turn each valid CAP message (or feed entry) in the body into a draft alert. Linked CAP
     documents are not fetched from here (use the CLI). A sender with a configured certificate must sign."""
-    from broadcast.alerts import importing
-    from broadcast.trust.signing import trusted_certs
+    from broadcast.intake import cap_documents
+    from broadcast.trust.senders import trusted_certs
 
     data = await _xml_body(request)
-    result = importing.import_document(
+    result = cap_documents.import_document(
         session,
         data,
         author=user,
@@ -388,7 +388,7 @@ def render_hazard(key: str, body: HazardRenderIn, user: StaffDep) -> list[InfoIn
 @areas_router.post("/resolve")
 def resolve_area(body: AreaSpec, user: AuthorDep, session: SessionDep) -> AreaResolved:
     """An area spec as the composer needs it: target GeoJSON, CAP polygons, overshoot, warnings and reach."""
-    return AreaResolved.model_validate(reach.resolve_for_composer(session, spec=body, user=user))
+    return AreaResolved.model_validate(audience.resolve_for_composer(session, spec=body, user=user))
 
 
 @router.post("/preview")

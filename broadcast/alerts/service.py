@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,14 +15,15 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
 
-from broadcast.alerts import areas as area_geo
-from broadcast.alerts import cap, capmap, public, rules
+from broadcast.alerts import capmap, public, rules, target_area
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import Action
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
 from broadcast.authority import Actor, OutsideJurisdiction, Target, require  # noqa: F401 (re-exported)
+from broadcast.cap import validation
+from broadcast.cap.codec import CapError
 from broadcast.db import utcnow
 from broadcast.errors import Conflict, NotFound
 from broadcast.users.models import User
@@ -50,7 +52,7 @@ def new_identifier() -> str:
     return f"BCAST-{utcnow():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
-def target_of_resolved(resolved: Sequence[area_geo.ResolvedArea]) -> Target:
+def target_of_resolved(resolved: Sequence[target_area.ResolvedArea]) -> Target:
     """The authority target of areas not yet stored: their codes and drawn parts."""
     return Target.area([c for r in resolved for c in r.codes], [r.drawn for r in resolved])
 
@@ -59,7 +61,7 @@ def alert_target(alert: Alert, *, contributors: frozenset[int] = frozenset()) ->
     """The authority target of a stored alert: every code and drawn part of its areas, and who contributed."""
     return Target.area(
         alert_codes(alert),
-        [area_geo.drawn_geometry(a) for a in alert.areas],
+        [target_area.drawn_geometry(a) for a in alert.areas],
         contributors=contributors,
         label=f"alert {alert.id}",
     )
@@ -74,7 +76,7 @@ def check_jurisdiction(user: User, codes: Sequence[str], *, geometries: Sequence
     require(user, Can.ALERT_CREATE, Target.area(codes, geometries))
 
 
-def check_areas_jurisdiction(user: User, resolved: Sequence[area_geo.ResolvedArea]) -> None:
+def check_areas_jurisdiction(user: User, resolved: Sequence[target_area.ResolvedArea]) -> None:
     """Every resolved (not yet stored) area lies inside the user's jurisdiction.
 
     Raises: RoleNotAllowed, OutsideJurisdiction.
@@ -128,7 +130,7 @@ def alert_codes(alert: Alert) -> list[str]:
 
 
 def _content_from(
-    data: AlertCreate, resolved: Sequence[area_geo.ResolvedArea]
+    data: AlertCreate, resolved: Sequence[target_area.ResolvedArea]
 ) -> tuple[list[AlertInfo], list[AlertArea]]:
     infos = [
         AlertInfo(
@@ -148,7 +150,7 @@ def create_alert(session: Session, *, data: AlertCreate, author: User, sender: s
 
     Raises: RoleNotAllowed, InvalidGeometry, OutsideJurisdiction, InvalidTimes.
     """
-    resolved = area_geo.resolve_areas(data.areas)
+    resolved = target_area.resolve_areas(data.areas)
     require(author, Can.ALERT_CREATE, target_of_resolved(resolved))
     rules.check_times(sent=None, expires=data.expires, now=utcnow())
     infos, areas = _content_from(data, resolved)
@@ -177,7 +179,7 @@ def edit_draft(session: Session, *, alert_id: int, data: AlertCreate, actor: Use
     """
     alert = _lock(session, alert_id)
     require(actor, Can.ALERT_EDIT, alert_target(alert))
-    resolved = area_geo.resolve_areas(data.areas)
+    resolved = target_area.resolve_areas(data.areas)
     require(actor, Can.ALERT_EDIT, target_of_resolved(resolved))
     if alert.state != AlertState.DRAFT.value:
         raise NotEditable(f"Hanya draf yang bisa diubah / only drafts can be edited (state {alert.state})")
@@ -346,7 +348,7 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     alert.approver_id = approver.id
     alert.approved_at = now
     alert.sent = now
-    cap.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
+    validation.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
     session.flush()
     _audit(session, alert, "alert.approve", actor_id=approver.id, before=before)
     return alert
@@ -581,53 +583,46 @@ def is_live(alert: Alert, *, now: datetime | None = None) -> bool:
     return alert.expires is None or alert.expires > (now or utcnow())
 
 
-def import_message(
-    session: Session,
-    *,
-    msg: cap.CapMessage,
-    author: Actor,
-    origin: str,
-    origin_ref: str | None = None,
-    channels: Sequence[str] = ("web",),
-    hazard: str | None = None,
-    sender: str | None = None,
-    sender_verified: bool = False,
-) -> Alert:
-    """A draft alert holding a CAP message as it came (identifier and times kept), inside the importer's
-    jurisdiction. Its `sender` is kept only when a trusted signature vouched for it (`sender_verified`);
-    otherwise the alert is ours (`sender`, the deployment's) and the claimed sender is kept in the audit trail.
-    An Update or Cancel naming one of our alerts is a follow-up of it: the importer's jurisdiction must cover
-    that alert's area, as for a follow-up written in the console.
+@dataclass
+class ImportedDraft:
+    """An alert from outside as its source gave it: CAP columns (identifier, sender, times kept), info and area
+    rows, where it came from, and what its audit entry adds (claimed sender, source link, ...)."""
 
-    Raises: AlreadyImported, Invalid (no info block: nothing to broadcast), RoleNotAllowed, OutsideJurisdiction.
+    columns: dict[str, Any]
+    infos: list[AlertInfo]
+    areas: list[AlertArea]
+    origin: str
+    origin_ref: str
+    channels: Sequence[str]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
+def create_imported(session: Session, *, draft: ImportedDraft, author: Actor) -> Alert:
+    """The one way an alert from outside (a CAP document or feed, BMKG) becomes a draft: never stored twice (same
+    identifier or origin reference), with something to broadcast and inside the importer's jurisdiction. An Update
+    or Cancel naming one of our alerts is a follow-up of it: the importer's jurisdiction must cover that alert's
+    area, as for a follow-up written in the console. Audited as `alert.import`.
+
+    Raises: AlreadyImported, CapError (no info block: nothing to broadcast), RoleNotAllowed, OutsideJurisdiction.
     """
-    if not msg.infos:
-        raise cap.CapError(
-            ["tidak ada blok <info>: tidak ada yang bisa disiarkan / no <info> block: nothing to broadcast"]
-        )
+    if not draft.infos:
+        raise CapError(["tidak ada blok <info>: tidak ada yang bisa disiarkan / no <info> block: nothing to broadcast"])
+    identifier = str(draft.columns["identifier"])
     clash = session.scalar(
-        select(Alert.id).where(
-            or_(Alert.identifier == msg.identifier, Alert.origin_ref == (origin_ref or msg.identifier))
-        )
+        select(Alert.id).where(or_(Alert.identifier == identifier, Alert.origin_ref == draft.origin_ref))
     )
     if clash is not None:
         raise AlreadyImported(
-            f"Pesan '{msg.identifier}' sudah diimpor sebagai peringatan {clash} / already imported as alert {clash}"
+            f"Pesan '{identifier}' sudah diimpor sebagai peringatan {clash} / already imported as alert {clash}"
         )
-    columns, infos, areas = capmap.message_to_parts(msg)
-    claimed_sender = columns.get("sender")
-    if not sender_verified and sender:
-        columns["sender"] = sender
-    if hazard:
-        for info in infos:
-            info.hazard = hazard
+    references = str(draft.columns.get("references") or "")
     original = None
-    if msg.references:
-        last_ref = msg.references.split()[-1].split(",")
+    if references:
+        last_ref = references.split()[-1].split(",")
         if len(last_ref) >= 2:
             original = find_alert_by_identifier(session, identifier=last_ref[1])
     # Every referenced alert of ours, not only the last one: a follow-up may only touch what the importer covers.
-    for ref in (msg.references or "").split():
+    for ref in references.split():
         parts = ref.split(",")
         referenced = find_alert_by_identifier(session, identifier=parts[1]) if len(parts) >= 2 else None
         if referenced is not None:
@@ -635,18 +630,18 @@ def import_message(
     require(
         author,
         Can.ALERT_IMPORT,
-        Target.area([c for a in areas for c in a.geocodes], [area_geo.drawn_geometry(a) for a in areas]),
+        Target.area([c for a in draft.areas for c in a.geocodes], [target_area.drawn_geometry(a) for a in draft.areas]),
     )
     alert = Alert(
-        **columns,
+        **draft.columns,
         state=AlertState.DRAFT.value,
-        channels=list(channels),
+        channels=list(draft.channels),
         author_id=author.id,
-        origin=origin,
-        origin_ref=origin_ref or msg.identifier,
+        origin=draft.origin,
+        origin_ref=draft.origin_ref,
         references_alert_id=original.id if original else None,
-        infos=infos,
-        areas=areas,
+        infos=draft.infos,
+        areas=draft.areas,
     )
     # The source's <sent> is kept so the draft exports as it came; approval sets our own time.
     session.add(alert)
@@ -657,17 +652,40 @@ def import_message(
         action="alert.import",
         subject_type="alert",
         subject_id=alert.id,
-        after={
-            **snapshot(alert),
-            "origin": origin,
-            "origin_ref": alert.origin_ref,
-            "claimed_sender": claimed_sender,
-            "sender_verified": sender_verified,
-            "cap_version": msg.version,
-            "warnings": msg.warnings,
-        },
+        after={**snapshot(alert), "origin": draft.origin, "origin_ref": draft.origin_ref, **draft.audit},
     )
     return alert
+
+
+def add_imported_languages(
+    session: Session, *, alert: Alert, infos: Sequence[AlertInfo], author: Actor, origin_ref: str
+) -> bool:
+    """The same imported warning in another language joins its draft: the info blocks in a language the draft
+    lacks are added, Indonesian first, then English. False (nothing changed) when the alert is no longer a draft
+    or has every language already; audited as `alert.edit`."""
+    languages = {i.language for i in alert.infos}
+    new = [i for i in infos if i.language not in languages]
+    if alert.state != AlertState.DRAFT.value or not new:
+        return False
+    alert.infos.extend(new)
+    # Move every block out of the way, then renumber (positions are unique).
+    for n, info in enumerate(alert.infos):
+        info.position = 1000 + n
+    session.flush()
+    ordered = sorted(alert.infos, key=lambda i: (not i.language.startswith("id"), i.position))
+    for n, info in enumerate(ordered):
+        info.position = n
+    alert.infos.sort(key=lambda i: i.position)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=author.id,
+        action="alert.edit",
+        subject_type="alert",
+        subject_id=alert.id,
+        after={**snapshot(alert), "origin_ref": origin_ref},
+    )
+    return True
 
 
 def export_cap(alert: Alert) -> bytes:
@@ -677,7 +695,7 @@ def export_cap(alert: Alert) -> bytes:
     """
     # The provisional time is passed in, not set on a copy: copying would move the area and info rows
     # to the copy through their back-references.
-    return cap.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
+    return validation.export(capmap.alert_to_message(alert, sent=alert.sent or utcnow()))
 
 
 def to_alert_data(alert: Alert, *, public_base_url: str, previous: Alert | None = None) -> AlertData:

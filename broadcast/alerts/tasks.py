@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from broadcast.alerts import bmkg
 from broadcast.db import get_engine, session_scope
 from broadcast.errors import Forbidden
 from broadcast.fetch import fetch_url
+from broadcast.intake import bmkg
 from broadcast.settings import get_settings
 from broadcast.users.service import system_actor
 from broadcast.worker import celery

@@ -15,8 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from broadcast.alerts import areas as area_geo
-from broadcast.alerts import geometry, rules
+from broadcast.alerts import rules, target_area
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState, MsgType
 from broadcast.db import table_of, utcnow
@@ -99,7 +98,7 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
         yielded.update(ids)
         return {channel: sorted(ids)} if ids else {}
 
-    target = area_geo.target_of(alert)
+    target = target_area.target_of(alert)
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     targeted: list[str] = []  # personal channels that also reach fresh targeting results
@@ -338,7 +337,7 @@ def _public_post_extras(session: Session, alert: Alert, *, channels: set[str]) -
     extras: dict[str, Any] = {}
     if any(audience_of(c) is Audience.PUBLIC and c != "web" for c in channels):
         try:
-            extras["map_png"] = geometry.map_png(alert)
+            extras["map_png"] = target_area.map_png(alert)
         except Exception:  # a map is a nicety: never let it stop a warning going out
             log.exception("map image for alert %s failed", alert.id)
     if alert.references_alert_id is not None:

@@ -9,6 +9,8 @@ refused rather than guessed at; an internationalised domain is written in its `x
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
 
 from broadcast.errors import Invalid
 
@@ -41,3 +43,9 @@ def sender_key(sender: str) -> str:
                 "contains a non-ASCII (possibly look-alike) character; use the xn-- form of a domain"
             )
     return folded
+
+
+def trusted_certs(mapping: Mapping[str, Path]) -> dict[str, bytes]:
+    """The configured sender → certificate files, read once and keyed by `sender_key` (a missing file or a sender
+    with invisible or look-alike characters fails at startup, not on import)."""
+    return {sender_key(sender): Path(path).read_bytes() for sender, path in mapping.items()}

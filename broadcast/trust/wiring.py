@@ -6,9 +6,9 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
+from broadcast.cap.signing import KeyPair, create_dev_keypair, load_keypair
 from broadcast.dispatch.wiring import configured_renderers
 from broadcast.settings import Settings
-from broadcast.trust.signing import KeyPair, create_dev_keypair, load_keypair
 from channels.base import Renderer
 from channels.registry import ChannelConfigError
 

@@ -16,8 +16,8 @@ import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from broadcast.alerts.geometry import alert_geometry
 from broadcast.alerts.models import Alert
+from broadcast.alerts.target_area import alert_geometry
 from broadcast.errors import NotFound
 from geo import boundaries, gazetteer
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 
@@ -16,9 +16,9 @@ from broadcast.alerts.models import Alert, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import PUBLIC_STATES
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.api.pages import render_page
+from broadcast.cap.signing import sign_cap
 from broadcast.db import utcnow
 from broadcast.errors import Invalid, NotFound
-from broadcast.trust.signing import sign_cap
 from broadcast.trust.wiring import cap_keypair
 from broadcast.web import maps
 from broadcast.web.caching import etag_for, not_modified, validator_headers
@@ -225,50 +225,6 @@ def alert_cap(identifier: str, request: Request, session: SessionDep, settings: 
     return _cached(request, [alert], ("cap", keypair is not None), build)
 
 
-def _feed(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    *,
-    kind: str,
-    path: str,
-    title: str,
-    statuses: tuple[str, ...],
-    code: str | None,
-    severity: str | None,
-) -> Response:
-    _check_code(code)
-    found = select_alerts(session, statuses=statuses, code=code, severity=severity, with_cancels=True)
-    base = settings.public_base_url.rstrip("/")
-
-    def build() -> Response:
-        data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
-        updated = max((a.updated_at for a in found), default=None) or utcnow()
-        query = f"?{request.url.query}" if request.url.query else ""
-        args: dict[str, Any] = {
-            "feed_url": f"{base}{path}{query}",
-            "title": title,
-            "updated": updated,
-            "site_url": f"{base}/",
-        }
-        if kind == "rss":
-            return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
-        if kind == "json":
-            states = truths(session, found)
-            return JSONResponse(
-                {
-                    "title": title,
-                    "updated": updated.isoformat(),
-                    "alerts": [
-                        json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
-                    ],
-                }
-            )
-        return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
-
-    return _cached(request, found, (kind, path, code, severity, statuses), build)
-
-
 def _xml_doc(media_type: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"description": "The feed", "content": {media_type: {"schema": {"type": "string"}}}},
@@ -280,92 +236,112 @@ AreaQuery = Annotated[str | None, Query(alias="wilayah", max_length=13, descript
 SeverityQuery = Annotated[Severity | None, Query()]
 
 
-@router.get("/feed/atom.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
-def feed_atom(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """Atom feed of current real (Actual) alerts, each linking its CAP document."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="atom",
-        path="/feed/atom.xml",
-        statuses=("Actual",),
-        title="Peringatan bencana aktif / Current disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
+def _fixed_statuses(*statuses: str) -> Callable[[], tuple[str, ...]]:
+    def fixed() -> tuple[str, ...]:
+        return statuses
+
+    return fixed
 
 
-@router.get("/feed/latihan.xml", response_class=Response, responses=_xml_doc("application/atom+xml"))
-def feed_exercise(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """A separate Atom feed of exercises and tests, so aggregators never take them for real."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="atom",
-        path="/feed/latihan.xml",
-        statuses=("Exercise", "Test"),
-        title="LATIHAN/TEST: peringatan latihan / exercise and test alerts",
-        code=wilayah,
-        severity=severity,
-    )
-
-
-@router.get("/feed/rss.xml", response_class=Response, responses=_xml_doc("application/rss+xml"))
-def feed_rss(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-) -> Response:
-    """RSS 2.0 feed of current real alerts."""
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="rss",
-        path="/feed/rss.xml",
-        statuses=("Actual",),
-        title="Peringatan bencana aktif / Current disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
-
-
-@router.get("/api/public/alerts")
-def feed_json(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    wilayah: AreaQuery = None,
-    severity: SeverityQuery = None,
-    status: FeedStatus = "Actual",
-) -> Response:
-    """Current alerts as JSON; `status=all` adds exercises and tests, each flagged `is_exercise_or_test`."""
+def _chosen_statuses(status: FeedStatus = "Actual") -> tuple[str, ...]:
+    """`status=all` adds exercises and tests, each flagged `is_exercise_or_test`."""
     if status not in ("Actual", "Exercise", "Test", "all"):
         raise Invalid("status harus Actual, Exercise, Test atau all / bad status")
-    return _feed(
-        request,
-        session,
-        settings,
-        kind="json",
-        path="/api/public/alerts",
-        statuses=_statuses(status),
-        title="Peringatan bencana / disaster alerts",
-        code=wilayah,
-        severity=severity,
-    )
+    return _statuses(status)
+
+
+def _feed_route(
+    name: str,
+    path: str,
+    *,
+    kind: Literal["atom", "rss", "json"],
+    title: str,
+    statuses: Callable[..., tuple[str, ...]],
+    summary: str,
+) -> None:
+    """Register one public feed: the same filters (wilayah, severity), caching and building for every format;
+    only the format, the path, the title and which statuses it carries differ."""
+
+    def endpoint(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        wilayah: AreaQuery = None,
+        severity: SeverityQuery = None,
+        chosen: tuple[str, ...] = Depends(statuses),
+    ) -> Response:
+        _check_code(wilayah)
+        found = select_alerts(session, statuses=chosen, code=wilayah, severity=severity, with_cancels=True)
+        base = settings.public_base_url.rstrip("/")
+
+        def build() -> Response:
+            data = [alerts.to_alert_data(a, public_base_url=base) for a in found]
+            updated = max((a.updated_at for a in found), default=None) or utcnow()
+            query = f"?{request.url.query}" if request.url.query else ""
+            args: dict[str, Any] = {
+                "feed_url": f"{base}{path}{query}",
+                "title": title,
+                "updated": updated,
+                "site_url": f"{base}/",
+            }
+            if kind == "rss":
+                return Response(rss_feed(data, **args), media_type="application/rss+xml; charset=utf-8")
+            if kind == "json":
+                states = truths(session, found)
+                return JSONResponse(
+                    {
+                        "title": title,
+                        "updated": updated.isoformat(),
+                        "alerts": [
+                            json_alert(d) | public.state_json(states[a.id]) for a, d in zip(found, data, strict=True)
+                        ],
+                    }
+                )
+            return Response(atom_feed(data, **args), media_type="application/atom+xml; charset=utf-8")
+
+        return _cached(request, found, (kind, path, wilayah, severity, chosen), build)
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = summary
+    if kind == "json":
+        router.add_api_route(path, endpoint, methods=["GET"], name=name)
+    else:
+        media_type = "application/rss+xml" if kind == "rss" else "application/atom+xml"
+        router.add_api_route(
+            path, endpoint, methods=["GET"], name=name, response_class=Response, responses=_xml_doc(media_type)
+        )
+
+
+CURRENT = "Peringatan bencana aktif / Current disaster alerts"
+_feed_route(
+    "feed_atom",
+    "/feed/atom.xml",
+    kind="atom",
+    title=CURRENT,
+    statuses=_fixed_statuses("Actual"),
+    summary="Atom feed of current real (Actual) alerts, each linking its CAP document.",
+)
+_feed_route(
+    "feed_exercise",
+    "/feed/latihan.xml",
+    kind="atom",
+    title="LATIHAN/TEST: peringatan latihan / exercise and test alerts",
+    statuses=_fixed_statuses("Exercise", "Test"),
+    summary="A separate Atom feed of exercises and tests, so aggregators never take them for real.",
+)
+_feed_route(
+    "feed_rss",
+    "/feed/rss.xml",
+    kind="rss",
+    title=CURRENT,
+    statuses=_fixed_statuses("Actual"),
+    summary="RSS 2.0 feed of current real alerts.",
+)
+_feed_route(
+    "feed_json",
+    "/api/public/alerts",
+    kind="json",
+    title="Peringatan bencana / disaster alerts",
+    statuses=_chosen_statuses,
+    summary="Current alerts as JSON; `status=all` adds exercises and tests, each flagged `is_exercise_or_test`.",
+)

@@ -8,8 +8,10 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from broadcast.alerts import bmkg, cap, service
+from broadcast.alerts import service
 from broadcast.alerts.models import Alert
+from broadcast.cap import codec, validation
+from broadcast.intake import bmkg
 from broadcast.settings import Settings
 from broadcast.users.service import system_user
 from broadcast.worker import create_celery
@@ -40,8 +42,8 @@ def test_earthquakes_become_drafts_once(session):
     assert area.circles[0]["lat"] == -0.70 and area.circles[0]["radius_km"] >= 25
     assert area.geocodes and all(code.startswith("72.") for code in area.geocodes)  # Sulawesi Tengah
     with time_machine.travel(alert.infos[0].onset + timedelta(hours=1)):
-        cap.parse_cap(service.export_cap(alert))  # valid CAP while it is current
-    with time_machine.travel(alert.infos[0].onset + timedelta(hours=7)), pytest.raises(cap.CapError, match="expires"):
+        validation.parse_cap(service.export_cap(alert))  # valid CAP while it is current
+    with time_machine.travel(alert.infos[0].onset + timedelta(hours=7)), pytest.raises(codec.CapError, match="expires"):
         service.export_cap(alert)  # six hours later it can no longer be published
 
 

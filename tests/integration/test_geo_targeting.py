@@ -5,9 +5,10 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from broadcast.alerts import cap, service
+from broadcast.alerts import service
 from broadcast.alerts.models import Alert, AlertArea
 from broadcast.alerts.schemas import AlertCreate
+from broadcast.cap import validation
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
 from broadcast.errors import InvalidGeometry
@@ -134,7 +135,7 @@ def test_cap_export_of_a_polygon_alert_validates_and_covers_the_target(session, 
         author=team["operator"],
         sender="t@x",
     )
-    msg = cap.parse_cap(service.export_cap(alert))  # export validates against the CAP 1.2 schema
+    msg = validation.parse_cap(service.export_cap(alert))  # export validates against the CAP 1.2 schema
     (text,) = msg.infos[0].areas[0].polygons
     pairs = [tuple(float(v) for v in p.split(",")) for p in text.split()]
     assert len(pairs) <= 100 and pairs[0] == pairs[-1]
@@ -226,11 +227,11 @@ def test_follow_up_keeps_the_drawn_area_and_reaches_the_original_recipients(sess
 def test_imported_cap_areas_import_outside_indonesia_and_target_inside(session, world):
     from pathlib import Path
 
-    from broadcast.alerts import importing
+    from broadcast.intake import cap_documents
 
     team, _ = world
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "cap" / "real_world"
-    abroad = importing.import_document(session, (fixtures / "ca_ec_snowfall_signed.cap").read_bytes(),
+    abroad = cap_documents.import_document(session, (fixtures / "ca_ec_snowfall_signed.cap").read_bytes(),
                                        author=team["admin"], origin="cap-import", fetch=None)
     session.commit()
     (alert_id,) = abroad.imported
@@ -243,12 +244,12 @@ def test_imported_cap_areas_import_outside_indonesia_and_target_inside(session, 
         author=team["operator"], sender="t@x",
     )
     xml = service.export_cap(mine).replace(mine.identifier.encode(), b"IMPORTED-1")
-    again = importing.import_document(session, xml, author=team["admin"], origin="cap-import", fetch=None)
+    again = cap_documents.import_document(session, xml, author=team["admin"], origin="cap-import", fetch=None)
     session.commit()
     imported = session.get(Alert, again.imported[0])
     geom = shapely.geometry.shape(imported.areas[0].target_geometry)
     assert geom.covers(shapely.Polygon(BOX))
-    from broadcast.alerts.areas import target_of
+    from broadcast.alerts.target_area import target_of
     from broadcast.subscribers import targeting
 
     target = target_of(imported)

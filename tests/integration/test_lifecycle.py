@@ -7,14 +7,16 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from broadcast.alerts import cap, capmap, importing, service
+from broadcast.alerts import capmap, service
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.rules import ActualNotAllowedHere, InvalidTimes, InvalidTransition, TwoPersonRule
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
+from broadcast.cap import validation
 from broadcast.db import utcnow
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.intake import cap_documents
 from broadcast.subscribers import service as subscribers
 from channels.registry import build_channels
 from tests.factories import alert_payload, make_subscribers, make_team
@@ -104,7 +106,7 @@ def test_cancel_references_the_original_and_reaches_exactly_its_recipients(sessi
     assert newcomer.id not in sms_recipients(session, cancel.id)
     texts = session.scalars(sa.select(OutboxMessage.text).join(Delivery).where(Delivery.alert_id == cancel.id))
     assert all("DIBATALKAN" in t or "CANCELLED" in t for t in texts)
-    xml = cap.parse_cap(service.export_cap(cancel))
+    xml = validation.parse_cap(service.export_cap(cancel))
     assert xml.msg_type == "Cancel" and original.identifier in xml.references
     actions = [e.action for e in audit.entries_for(session, subject_type="alert", subject_id=original.id)]
     assert actions[-1] == "alert.cancel"
@@ -196,7 +198,7 @@ def test_expiry_in_the_past_is_refused_at_creation(session, world):
 def test_import_then_export_keeps_the_message(session, world, folder):
     team, _ = world
     for path in sorted((FIXTURES / folder).iterdir()):
-        result = importing.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
+        result = cap_documents.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
                                            fetch=None, name=path.name)
         session.commit()
         if path.name == "rs_rhmss_thunderstorm_update.xml":
@@ -204,8 +206,8 @@ def test_import_then_export_keeps_the_message(session, world, folder):
             continue
         assert len(result.imported) == 1, (path.name, result.skipped)
         alert = session.get(Alert, result.imported[0])
-        source = cap.parse_cap(path.read_bytes())
-        again = cap.parse_cap(service.export_cap(alert))
+        source = validation.parse_cap(path.read_bytes())
+        again = validation.parse_cap(service.export_cap(alert))
         assert (again.identifier, again.status, again.msg_type) == (source.identifier, source.status,
                                                                     source.msg_type)
         assert [i.language for i in again.infos] == [i.language for i in source.infos]
@@ -215,7 +217,7 @@ def test_import_then_export_keeps_the_message(session, world, folder):
     # Importing the same files again stores nothing new.
     before = session.scalar(sa.select(sa.func.count()).select_from(Alert))
     path = next((FIXTURES / folder).iterdir())
-    again = importing.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
+    again = cap_documents.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
                                       fetch=None)
     assert again.imported == [] and "already imported" in again.skipped[0].reason
     assert session.scalar(sa.select(sa.func.count()).select_from(Alert)) == before
@@ -224,7 +226,7 @@ def test_import_then_export_keeps_the_message(session, world, folder):
 def test_import_rejects_every_invalid_file_and_stores_nothing(session, world):
     team, _ = world
     for path in sorted((FIXTURES / "cap/invalid").iterdir()):
-        result = importing.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
+        result = cap_documents.import_document(session, path.read_bytes(), author=team["admin"], origin="cap-import",
                                            fetch=None, name=path.name)
         assert result.imported == [] and result.skipped[0].reason
     session.commit()
@@ -233,14 +235,14 @@ def test_import_rejects_every_invalid_file_and_stores_nothing(session, world):
 
 def test_feeds_import_embedded_and_index_entries(session, world):
     team, _ = world
-    embedded = importing.import_document(session, (FIXTURES / "cap/feeds/gcl_amber.atom").read_bytes(),
+    embedded = cap_documents.import_document(session, (FIXTURES / "cap/feeds/gcl_amber.atom").read_bytes(),
                                          author=team["admin"], origin="cap-import", fetch=None)
-    index = importing.import_document(session, (FIXTURES / "cap/feeds/gcl_weather_index.atom").read_bytes(),
+    index = cap_documents.import_document(session, (FIXTURES / "cap/feeds/gcl_weather_index.atom").read_bytes(),
                                       author=team["admin"], origin="cap-import", fetch=None)
-    links = importing.import_document(session, (FIXTURES / "cap/feeds/gcl_ny_index.rss").read_bytes(),
+    links = cap_documents.import_document(session, (FIXTURES / "cap/feeds/gcl_ny_index.rss").read_bytes(),
                                       author=team["admin"], origin="cap-import", fetch=None)
     session.commit()
     assert len(embedded.imported) == 1 and len(index.imported) == 2
     assert links.imported == [] and all("not fetched" in s.reason for s in links.skipped)
     for alert_id in embedded.imported + index.imported:
-        cap.parse_cap(service.export_cap(session.get(Alert, alert_id)))  # every draft exports valid CAP
+        validation.parse_cap(service.export_cap(session.get(Alert, alert_id)))  # every draft exports valid CAP

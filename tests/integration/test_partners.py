@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from broadcast.alerts import cap
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
+from broadcast.cap import validation
 from broadcast.db import session_scope
 from broadcast.dispatch import service as dispatch
 from broadcast.partners import service, signing
@@ -155,7 +155,7 @@ def test_signed_payload_carries_valid_cap_and_replays_are_refused(engine, team, 
     assert service.http_post(attempt.url, attempt.body, attempt.headers) == 204
     payload = receiver.received[0]
     assert payload["event"] == "publish" and payload["alert"]["status"] == "Actual"
-    assert cap.parse_cap(payload["cap"].encode()).identifier == payload["alert"]["identifier"]
+    assert validation.parse_cap(payload["cap"].encode()).identifier == payload["alert"]["identifier"]
     assert service.http_post(attempt.url, attempt.body, attempt.headers) == 409  # same request replayed
     forged = {**attempt.headers, signing.HEADER: signing.sign("wrong-secret", attempt.body)}
     assert service.http_post(attempt.url, attempt.body, forged) == 401

@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from broadcast.alerts import cap, service
+from broadcast.alerts import service
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
+from broadcast.cap import validation
 from broadcast.db import session_scope
 from broadcast.dispatch import service as dispatch
 from broadcast.settings import Settings
@@ -61,7 +62,7 @@ def test_atom_feed_follows_the_rules_and_links_valid_cap(client, engine):
     cap_link = entry.find("a:link[@type='application/cap+xml']", ATOM).get("href")
     assert cap_link == f"https://peringatan.example.id/cap/{real}.xml"
     doc = client.get(cap_link.replace("https://peringatan.example.id", ""))
-    assert cap.parse_cap(doc.content).identifier == real  # schema-valid CAP 1.2
+    assert validation.parse_cap(doc.content).identifier == real  # schema-valid CAP 1.2
     drills = ET.fromstring(client.get("/feed/latihan.xml").content).findall("a:entry", ATOM)
     assert len(drills) == 1 and drills[0].findtext("a:title", namespaces=ATOM).startswith("[LATIHAN]")
     assert drill in drills[0].findtext("a:id", namespaces=ATOM)

@@ -16,13 +16,14 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
+from broadcast.cap import signing
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
 from broadcast.reports import service as reports
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.trust import service as trust
-from broadcast.trust import signing, transparency, verify
+from broadcast.trust import transparency, verify
 from broadcast.trust.models import HoaxReport, ReplyContact, TrustReply
 from broadcast.webhooks.service import handle_inbound_sms
 from channels.base import InboundEvent
@@ -294,7 +295,7 @@ def test_served_cap_is_signed_and_verifies_with_the_published_certificate(client
 def test_import_requires_a_valid_signature_from_a_configured_sender(session, team, tmp_path):
     from pathlib import Path
 
-    from broadcast.alerts import importing
+    from broadcast.intake import cap_documents
 
     fixtures = Path(__file__).parents[1] / "fixtures/cap"
     pair = signing.create_dev_keypair(tmp_path / "keys", common_name="hsas@dhs.gov")
@@ -302,11 +303,11 @@ def test_import_requires_a_valid_signature_from_a_configured_sender(session, tea
     trusted = {"hsas@dhs.gov": pair.cert_pem}
     tampered = data.replace(b"Code ORANGE", b"Code YELLOW", 1)
     assert tampered != data
-    refused = importing.import_document(
+    refused = cap_documents.import_document(
         session, tampered, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
     )
     assert not refused.imported and "signature" in refused.skipped[0].reason
-    ok = importing.import_document(
+    ok = cap_documents.import_document(
         session, data, author=team["admin"], origin="cap-import", fetch=None, trusted_certs=trusted
     )
     assert len(ok.imported) == 1
@@ -315,7 +316,7 @@ def test_import_requires_a_valid_signature_from_a_configured_sender(session, tea
     # certificate valid now. Environment Canada's real copy (RSA-SHA1, a relay signature too, a certificate that
     # expired in 2015) is refused even with its own certificate pinned.
     ec = (fixtures / "real_world/ca_ec_snowfall_signed.cap").read_bytes()
-    pinned_ec = importing.import_document(
+    pinned_ec = cap_documents.import_document(
         session, ec, author=team["admin"], origin="cap-import", fetch=None,
         trusted_certs={"cap-pac@ec.gc.ca": _embedded_ec_cert(ec)},
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.trust import signing
+from broadcast.cap import signing
 from tests.e2e.conftest import broadcast_exe, clean_env
 
 pytestmark = pytest.mark.integration

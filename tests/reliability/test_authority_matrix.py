@@ -22,14 +22,15 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broadcast.alerts import cap
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.problems import status_for
 from broadcast.authority import POLICY, Action, Target, may
+from broadcast.cap import validation
 from broadcast.dispatch import service as dispatch
 from broadcast.errors import BroadcastError
+from broadcast.intake import cap_documents
 from broadcast.reports import service as reports
 from broadcast.reports.models import Incident, Report
 from broadcast.subscribers import service as subscribers
@@ -107,8 +108,8 @@ Runner = Callable[[Any, Any, Objects], object]
 
 
 def _import(session, actor, o: Objects) -> object:
-    msg = cap.parse_cap(cap_doc(f"MATRIKS-{secrets.token_hex(4)}"))
-    return alerts.import_message(session, msg=msg, author=actor, origin="cap-import", sender="bpbd@broadcast.local")
+    msg = validation.parse_cap(cap_doc(f"MATRIKS-{secrets.token_hex(4)}"))
+    return cap_documents.import_message(session, msg=msg, author=actor, origin="cap-import", sender="bpbd@broadcast.local")
 
 
 # action -> (the HTTP status its route answers on success, what the service call does)

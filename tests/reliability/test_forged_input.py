@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from lxml import etree
 from signxml import XMLSigner, methods
 
+from broadcast.cap import signing
 from broadcast.db import make_engine
-from broadcast.trust import signing
 from tests.e2e.conftest import broadcast_exe, clean_env
 
 pytestmark = pytest.mark.integration
@@ -212,17 +212,17 @@ LOOK_ALIKES = {
 
 @pytest.mark.parametrize("dbs", ["sqlite"], indirect=True)
 def test_look_alike_trusted_senders_do_not_import_unsigned(session, keypair, record):
-    from broadcast.alerts import importing
+    from broadcast.intake import cap_documents
     from tests.factories import make_team
 
     team = make_team(session)
     pinned = {TRUSTED: keypair.cert_pem}
-    exact = importing.import_document(
+    exact = cap_documents.import_document(
         session, forged_cap(), author=team["admin"], origin="cap-import", fetch=None, trusted_certs=pinned
     )
     assert not exact.imported and "tanda tangan" in exact.skipped[0].reason
     for n, (what, sender) in enumerate(LOOK_ALIKES.items()):
-        result = importing.import_document(
+        result = cap_documents.import_document(
             session,
             forged_cap(sender, identifier=f"LOOKALIKE-{n}"),
             author=team["admin"],
@@ -235,7 +235,7 @@ def test_look_alike_trusted_senders_do_not_import_unsigned(session, keypair, rec
                "refused" if ok else "IMPORTED", ok=ok)
         assert ok, (what, result.skipped)
     # An unrelated plain-ASCII sender still imports unsigned (nothing pinned for it).
-    other = importing.import_document(
+    other = cap_documents.import_document(
         session, forged_cap("cap@other.example", identifier="OTHER-1"), author=team["admin"], origin="cap-import",
         fetch=None, trusted_certs=pinned,
     )

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.alerts import cap, capmap
-from broadcast.alerts.importing import validate_document
+from broadcast.alerts import capmap
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo
+from broadcast.cap import codec, validation
+from broadcast.cap.validation import validate_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VALID = sorted(
@@ -19,11 +20,11 @@ INVALID_DIR = sorted((FIXTURES / "cap/invalid").iterdir())
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_every_valid_real_message_round_trips_through_the_schema(path):
-    original = cap.parse_cap(path.read_bytes())
+    original = validation.parse_cap(path.read_bytes())
     columns, infos, areas = capmap.message_to_parts(original)
     alert = Alert(**columns, infos=infos, areas=areas, channels=[], state="draft", author_id=1)
-    exported = cap.export(capmap.alert_to_message(alert))
-    again = cap.parse_cap(exported)
+    exported = validation.export(capmap.alert_to_message(alert))
+    again = validation.parse_cap(exported)
     assert again.version == "1.2"
     assert (again.identifier, again.sender, again.status, again.msg_type, again.references) == (
         original.identifier, original.sender, original.status, original.msg_type, original.references)
@@ -41,8 +42,8 @@ def test_every_valid_real_message_round_trips_through_the_schema(path):
 
 @pytest.mark.parametrize("name", SCHEMA_INVALID)
 def test_schema_invalid_real_message_is_rejected_with_the_schema_reason(name):
-    with pytest.raises(cap.CapError) as err:
-        cap.parse_cap((FIXTURES / "cap/real_world" / name).read_bytes())
+    with pytest.raises(codec.CapError) as err:
+        validation.parse_cap((FIXTURES / "cap/real_world" / name).read_bytes())
     assert "polygon" in err.value.reasons[0]
 
 
@@ -86,23 +87,23 @@ HOSTILE = {
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_or_malformed_xml_is_refused_with_a_reason(name):
-    with pytest.raises(cap.CapError) as err:
-        cap.parse_cap(HOSTILE[name])
+    with pytest.raises(codec.CapError) as err:
+        validation.parse_cap(HOSTILE[name])
     assert err.value.reasons
     if name in ("billion laughs", "xxe", "dtd"):
         assert "DTD" in err.value.reasons[0]
 
 
 def test_oversized_document_is_refused():
-    with pytest.raises(cap.CapError, match="larger"):
-        cap.parse_document(b" " * (cap.MAX_DOCUMENT_BYTES + 1))
+    with pytest.raises(codec.CapError, match="larger"):
+        codec.parse_document(b" " * (codec.MAX_DOCUMENT_BYTES + 1))
 
 
 def _minimal(msg_type: str = "Alert", references: str | None = None,
              expires: str = "2026-11-26T12:00:00+07:00") -> bytes:
     refs = f"<references>{references}</references>" if references is not None else ""
     return (
-        f'<alert xmlns="{cap.CAP12}"><identifier>T-1</identifier><sender>bpbd@example.id</sender>'
+        f'<alert xmlns="{codec.CAP12}"><identifier>T-1</identifier><sender>bpbd@example.id</sender>'
         f"<sent>2026-11-26T10:00:00+07:00</sent><status>Exercise</status><msgType>{msg_type}</msgType>"
         f"<scope>Public</scope>{refs}"
         "<info><language>id-ID</language><category>Met</category><event>Banjir</event>"
@@ -113,41 +114,41 @@ def _minimal(msg_type: str = "Alert", references: str | None = None,
 
 
 def test_expires_before_sent_is_refused():
-    with pytest.raises(cap.CapError, match="expires"):
-        cap.parse_cap(_minimal(expires="2026-11-26T09:00:00+07:00"))
+    with pytest.raises(codec.CapError, match="expires"):
+        validation.parse_cap(_minimal(expires="2026-11-26T09:00:00+07:00"))
 
 
 def test_update_without_references_is_refused_and_with_them_accepted():
-    with pytest.raises(cap.CapError, match="references"):
-        cap.parse_cap(_minimal("Update"))
-    with pytest.raises(cap.CapError, match="malformed reference"):
-        cap.parse_cap(_minimal("Update", references="justanid"))
-    ok = cap.parse_cap(_minimal("Update", references="bpbd@example.id,T-0,2026-11-26T09:00:00+07:00"))
+    with pytest.raises(codec.CapError, match="references"):
+        validation.parse_cap(_minimal("Update"))
+    with pytest.raises(codec.CapError, match="malformed reference"):
+        validation.parse_cap(_minimal("Update", references="justanid"))
+    ok = validation.parse_cap(_minimal("Update", references="bpbd@example.id,T-0,2026-11-26T09:00:00+07:00"))
     assert ok.references.startswith("bpbd@example.id,T-0")
 
 
 def test_export_refuses_invalid_content():
     alert = Alert(identifier="has space", sender="s", status="Exercise", msg_type="Alert", scope="Public",
-                  sent=cap.parse_time("2026-11-26T10:00:00+07:00"), codes=[], channels=[], author_id=1,
+                  sent=codec.parse_time("2026-11-26T10:00:00+07:00"), codes=[], channels=[], author_id=1,
                   infos=[AlertInfo(position=0, language="id-ID", category="Met", event="Banjir",
                                    urgency="Soon", severity="Severe", certainty="Likely", headline="h",
                                    parameters=[], response_types=[], event_codes=[], resources=[])],
                   areas=[AlertArea(area_desc="Palu", geocodes=["72.71"], polygons=[], circles=[],
                                    other_geocodes=[])])
-    with pytest.raises(cap.CapError, match="urgency"):
-        cap.export(capmap.alert_to_message(alert))
+    with pytest.raises(codec.CapError, match="urgency"):
+        validation.export(capmap.alert_to_message(alert))
 
 
 def test_kemendagri_geocode_round_trip():
     alert = Alert(identifier="BCAST-1", sender="bpbd@example.id", status="Exercise", msg_type="Alert",
-                  scope="Public", sent=cap.parse_time("2026-11-26T10:00:00+07:00"), codes=[], channels=[],
+                  scope="Public", sent=codec.parse_time("2026-11-26T10:00:00+07:00"), codes=[], channels=[],
                   author_id=1,
                   infos=[AlertInfo(position=0, language="id-ID", category="Met", event="Banjir",
                                    urgency="Immediate", severity="Severe", certainty="Likely", headline="h",
                                    parameters=[], response_types=[], event_codes=[], resources=[])],
                   areas=[AlertArea(area_desc="Palu", geocodes=["72.71"], polygons=[], circles=[],
                                    other_geocodes=[])])
-    xml = cap.export(capmap.alert_to_message(alert))
+    xml = validation.export(capmap.alert_to_message(alert))
     assert b"<valueName>KEMENDAGRI</valueName>" in xml and b"<value>72.71</value>" in xml
-    _, _, areas = capmap.message_to_parts(cap.parse_cap(xml))
+    _, _, areas = capmap.message_to_parts(validation.parse_cap(xml))
     assert areas[0].geocodes == ["72.71"]

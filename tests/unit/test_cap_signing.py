@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.alerts import cap
-from broadcast.trust import signing
+from broadcast.cap import signing, validation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/cap"
 EC_SIGNED = FIXTURES / "real_world/ca_ec_snowfall_signed.cap"
@@ -26,7 +25,7 @@ def test_dev_keypair_is_created_once_and_the_key_is_private(tmp_path):
 
 def test_our_signature_verifies_keeps_cap_valid_and_a_modified_copy_fails(keypair, tmp_path):
     signed = signing.sign_cap(OASIS.read_bytes(), keypair)
-    assert cap.parse_cap(signed).identifier  # still schema-valid CAP 1.2 with the ds:Signature inside
+    assert validation.parse_cap(signed).identifier  # still schema-valid CAP 1.2 with the ds:Signature inside
     checks = signing.verify_cap(signed, cert_pem=keypair.cert_pem)
     assert [(c.valid, c.trusted, c.legacy) for c in checks] == [(True, True, False)]
     assert "rsa-sha256" in checks[0].algorithm

@@ -97,3 +97,56 @@ def test_one_event_stream_shape() -> None:
         }
     )
     assert found == ["broadcast/api/sse.py"]
+
+
+def _calls_to(name: str) -> list[str]:
+    return [
+        f"{path}:{node.lineno}"
+        for path, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and _called_name(node).split(".")[-1] == name
+    ]
+
+
+def test_one_way_to_create_imported_alerts() -> None:
+    """CAP documents (API and CLI) and BMKG (CLI and poller) all store their drafts through create_imported: it
+    alone writes the `alert.import` audit entry, and every intake module reaches it."""
+    audited = [
+        f"{path}:{node.lineno}"
+        for path, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "action"
+        and isinstance(node.value, ast.Constant) and node.value.value == "alert.import"
+    ]
+    assert len(audited) == 1 and audited[0].startswith("broadcast/alerts/service.py:"), audited
+    writer = next(
+        node for node in ast.walk(MODULES["broadcast/alerts/service.py"])
+        if isinstance(node, ast.FunctionDef) and node.name == "create_imported"
+    )
+    assert writer.lineno <= int(audited[0].split(":")[1]) <= (writer.end_lineno or 0)
+    callers = sorted({c.split(":")[0] for c in _calls_to("create_imported")})
+    assert callers == ["broadcast/intake/bmkg.py", "broadcast/intake/cap_documents.py"], callers
+    for path in ("broadcast/intake/bmkg.py", "broadcast/intake/cap_documents.py"):
+        assert not any(
+            isinstance(node, ast.Call) and _called_name(node).split(".")[-1] in ("record", "add", "Alert")
+            for node in ast.walk(MODULES[path])
+        ), f"{path} writes rows or audit entries itself"
+
+
+def test_one_feed_route() -> None:
+    """Atom, exercise Atom, RSS and JSON feeds are one endpoint made by one factory."""
+    from broadcast.web.public import router
+
+    feeds = {"/feed/atom.xml", "/feed/latihan.xml", "/feed/rss.xml", "/api/public/alerts"}
+    routes = [r for r in router.routes if getattr(r, "path", None) in feeds]
+    assert sorted(r.path for r in routes) == sorted(feeds)  # type: ignore[attr-defined]
+    assert len({r.endpoint.__code__ for r in routes}) == 1  # type: ignore[attr-defined]
+
+
+def test_no_module_name_means_two_things_in_alerts_and_geo() -> None:
+    """A module name names one thing: alerts' own modules never shadow geo's (areas, reach, geometry, ...)."""
+
+    def stems(folder: str) -> set[str]:
+        return {p.stem for p in (ROOT / folder).glob("*.py") if p.stem != "__init__"}
+
+    assert stems("broadcast/alerts") & stems("geo") == set()

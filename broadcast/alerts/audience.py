@@ -1,4 +1,4 @@
-"""Before sending: how many subscribers and people an area reaches, and what it looks like on a map."""
+"""An alert's audience before sending: how many subscribers and people its area reaches, and its map."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 import shapely
 from sqlalchemy.orm import Session
 
-from broadcast.alerts import areas as area_geo
-from broadcast.alerts import service
+from broadcast.alerts import service, target_area
 from broadcast.alerts.models import Alert
 from broadcast.alerts.schemas import AreaSpec
 from broadcast.subscribers import targeting, warm
@@ -17,7 +16,7 @@ from geo import mapimage
 from geo.reach import estimate_reach
 
 
-def reach_of(session: Session, target: area_geo.Target, *, jurisdiction: str | None = None) -> dict[str, Any]:
+def reach_of(session: Session, target: target_area.AreaTarget, *, jurisdiction: str | None = None) -> dict[str, Any]:
     """Matched active subscribers inside `jurisdiction` per personal channel ("any": on any;
     "outside_jurisdiction": matched outside it, never sent to) and the estimated population reached."""
     subs = warm.snapshot(session)
@@ -43,7 +42,7 @@ def alert_reach(session: Session, *, alert: Alert) -> dict[str, Any]:
     from broadcast.dispatch.service import delivery_scope
 
     shared, scope = delivery_scope(session, alert)
-    out = reach_of(session, area_geo.target_of(alert), jurisdiction=scope)
+    out = reach_of(session, target_area.target_of(alert), jurisdiction=scope)
     if not shared:
         out["subscribers"] = {"any": 0, "outside_jurisdiction": out["subscribers"]["any"]}
     keep = ("any", "outside_jurisdiction", *alert.channels)
@@ -57,7 +56,7 @@ def resolve_for_composer(session: Session, *, spec: AreaSpec, user: User) -> dic
 
     Raises: InvalidGeometry, OutsideJurisdiction.
     """
-    resolved = area_geo.resolve_area(spec)
+    resolved = target_area.resolve_area(spec)
     service.check_areas_jurisdiction(user, [resolved])
     geom = resolved.geometry
     return {
@@ -73,23 +72,23 @@ def resolve_for_composer(session: Session, *, spec: AreaSpec, user: User) -> dic
         "overshoot_m": None if resolved.cap is None else round(resolved.cap.overshoot_m, 1),
         "overshoot_target_met": None if resolved.cap is None else resolved.cap.target_met,
         "warnings": list(resolved.warnings),
-        "reach": reach_of(session, area_geo.target_of_areas([resolved]), jurisdiction=user.jurisdiction),
+        "reach": reach_of(session, target_area.target_of_areas([resolved]), jurisdiction=user.jurisdiction),
     }
 
 
 def alert_map_geojson(alert: Alert) -> dict[str, Any]:
     """A FeatureCollection of the alert's whole target (role "target") and its CAP polygons (role "cap")."""
-    target = area_geo.target_of(alert)
+    target = target_area.target_of(alert)
     geom = target.geometry
     if geom is None:
         return {"type": "FeatureCollection", "features": []}
-    return mapimage.map_geojson(geom, area_geo.cap_geometry_of(alert), target.codes)
+    return mapimage.map_geojson(geom, target_area.cap_geometry_of(alert), target.codes)
 
 
 def alert_map_png(alert: Alert) -> bytes | None:
     """A PNG map of the alert's target with kabupaten outlines and its CAP polygons; None without geometry."""
-    geom = area_geo.target_of(alert).geometry
+    geom = target_area.target_of(alert).geometry
     if geom is None:
         return None
     title = "; ".join(a.area_desc for a in alert.areas)[:120]
-    return mapimage.render_png(geom, area_geo.cap_geometry_of(alert), title=title)
+    return mapimage.render_png(geom, target_area.cap_geometry_of(alert), title=title)

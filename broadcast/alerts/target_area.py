@@ -1,4 +1,5 @@
-"""Alert areas as geometry: resolve what the operator gave with geo, build the CAP output geometry, read it back.
+"""What an alert targets, as geometry: resolve the operator's areas with geo, build the CAP output geometry, read
+stored areas back (codes, drawn parts, imported CAP polygons and circles) for targeting, maps and authority checks.
 
 A stored area keeps its Kemendagri codes (`geocodes`), the resolved geometry of everything drawn
 (`target_geometry`: GeoJSON, circles, CAP strings), and the CAP output: circles stay circles, the other drawn
@@ -52,7 +53,7 @@ class ResolvedArea:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class AreaTarget:
     """What an alert targets: Kemendagri codes (exact, by the code hierarchy) and drawn geometry."""
 
     codes: tuple[str, ...]
@@ -159,16 +160,16 @@ def drawn_geometry(area: AlertArea) -> BaseGeometry | None:
     return shapely.geometry.shape(area.target_geometry)
 
 
-def target_of(alert: Alert) -> Target:
+def target_of(alert: Alert) -> AreaTarget:
     """Everything the alert's areas target."""
     codes = tuple(sorted({c for a in alert.areas for c in a.geocodes}))
-    return Target(codes=codes, drawn=union(drawn_geometry(a) for a in alert.areas))
+    return AreaTarget(codes=codes, drawn=union(drawn_geometry(a) for a in alert.areas))
 
 
-def target_of_areas(resolved: Sequence[ResolvedArea]) -> Target:
+def target_of_areas(resolved: Sequence[ResolvedArea]) -> AreaTarget:
     """Everything a set of resolved (not yet stored) areas targets."""
     codes = tuple(sorted({c for r in resolved for c in r.codes}))
-    return Target(codes=codes, drawn=union(r.drawn for r in resolved))
+    return AreaTarget(codes=codes, drawn=union(r.drawn for r in resolved))
 
 
 def cap_geometry_of(alert: Alert) -> CapGeometry | None:
@@ -200,3 +201,37 @@ def lenient_geometry(polygons: Sequence[Sequence[Sequence[float]]], circles: Seq
             continue
     geom = union(parts)
     return None if geom is None else shapely.geometry.mapping(geom)
+
+
+def area_geometry(area: AlertArea) -> BaseGeometry | None:
+    """What the area targets: its codes' boundaries plus the drawn target; for imported areas that have
+    no resolved target, their CAP polygons and circles (None when nothing is left)."""
+    drawn = drawn_geometry(area)
+    parts = [codes_geometry(area.geocodes), drawn]
+    if drawn is None:
+        for ring in area.polygons:
+            if len(ring) >= 4:
+                parts.append(shapely.make_valid(shapely.Polygon([(lon, lat) for lat, lon in ring])))
+        for circle in area.circles:
+            try:
+                parts.append(geo_areas.area_from_circle(circle["lon"], circle["lat"], circle["radius_km"]).geometry)
+            except (GeoError, KeyError):
+                continue
+    return union(parts)
+
+
+def alert_geometry(alert: Alert) -> BaseGeometry | None:
+    """Every area of the alert united."""
+    parts = [g for g in (area_geometry(a) for a in alert.areas) if g is not None]
+    return shapely.union_all(parts) if parts else None
+
+
+def map_png(alert: Alert) -> bytes | None:
+    """A PNG map of the alert's area with kabupaten outlines, or None when it has no geometry."""
+    from geo.mapimage import render_png
+
+    geometry = alert_geometry(alert)
+    if geometry is None:
+        return None
+    title = alert.infos[0].headline if alert.infos else ""
+    return render_png(geometry, title=title)

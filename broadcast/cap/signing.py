@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,11 +200,6 @@ def _as_signed(root: etree._Element, index: int) -> Iterator[tuple[etree._Elemen
     yield alone, 0
 
 
-def signature_count(data: bytes) -> int:
-    """How many enveloped signatures the document's root carries."""
-    return len(etree.fromstring(data, parser=_parser()).findall("ds:Signature", namespaces=_NS))
-
-
 def _covers_root(signed: etree._Element | None, root: etree._Element) -> bool:
     return signed is not None and isinstance(signed.tag, str) and signed.tag == root.tag
 
@@ -217,7 +212,7 @@ class VerifiedCap:
     check: SignatureCheck
 
 
-def verify_pinned(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -> VerifiedCap:
+def check_trusted(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -> VerifiedCap:
     """The `<alert>` a pinned sender signed, as signxml verified it: exactly one enveloped signature, its only
     reference the whole document (`URI=""`), SHA-256 or stronger, made with `cert_pem`, which must be valid `at`
     (now by default: the receive time, never the document's own <sent>).
@@ -285,7 +280,7 @@ def verify_pinned(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -
 def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool = False) -> list[SignatureCheck]:
     """Check the document's enveloped signatures.
 
-    With `cert_pem` the document must pass `verify_pinned` (one enveloped signature over the whole <alert>, strong
+    With `cert_pem` the document must pass `check_trusted` (one enveloped signature over the whole <alert>, strong
     algorithms, that certificate valid now): one `trusted` check, or one failed check per signature found. Without
     it, every signature is checked in order against the certificate or key it carries (proving integrity, not who
     signed), each against the document as it was when it was signed, and counts only if it covers the <alert>
@@ -299,7 +294,7 @@ def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool
     signatures = list(root.iter(f"{{{DS}}}Signature"))
     if cert_pem is not None:
         try:
-            return [verify_pinned(data, cert_pem=cert_pem).check]
+            return [check_trusted(data, cert_pem=cert_pem).check]
         except SignatureError as exc:
             subject = None
             with contextlib.suppress(ValueError):
@@ -352,19 +347,3 @@ def verify_cap(data: bytes, *, cert_pem: bytes | None = None, at_sent_time: bool
 def _algorithm(signature: etree._Element) -> str:
     method = signature.find("ds:SignedInfo/ds:SignatureMethod", namespaces=_NS)
     return method.get("Algorithm", "") if method is not None else ""
-
-
-def check_trusted(data: bytes, *, cert_pem: bytes, at: datetime | None = None) -> VerifiedCap:
-    """What the sender signed, verified against its pinned certificate (see `verify_pinned`).
-
-    Raises: SignatureError when the document is unsigned or its signature breaks any rule.
-    """
-    return verify_pinned(data, cert_pem=cert_pem, at=at)
-
-
-def trusted_certs(mapping: Mapping[str, Path]) -> dict[str, bytes]:
-    """The configured sender → certificate files, read once and keyed by `sender_key` (a missing file or a sender
-    with invisible or look-alike characters fails at startup, not on import)."""
-    from broadcast.trust.senders import sender_key
-
-    return {sender_key(sender): Path(path).read_bytes() for sender, path in mapping.items()}

@@ -8,20 +8,22 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast.alerts import cap, hazards, service
-from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState
-from broadcast.audit import service as audit
+from broadcast.alerts import capmap, hazards, service
+from broadcast.alerts.models import Alert, AlertArea, AlertInfo
 from broadcast.authority import Actor
+from broadcast.cap import codec, validation
+from broadcast.cap.validation import Fetch
 from broadcast.errors import BroadcastError
 from geo import boundaries, gazetteer
 from geo.areas import area_from_cap_polygon, area_from_circle
@@ -32,8 +34,8 @@ log = logging.getLogger(__name__)
 
 BMKG_SENDER = "info@bmkg.go.id"
 SHAKEMAP_BASE = "https://data.bmkg.go.id/DataMKG/TEWS/"
+CHANNELS = ("sms", "social", "web")
 ATTRIBUTION = "Sumber / source: BMKG (Badan Meteorologi, Klimatologi, dan Geofisika)"
-Fetch = Callable[[str], bytes]
 
 
 @dataclass
@@ -196,9 +198,9 @@ def parse_nowcast_rss(data: bytes) -> list[NowcastItem]:
 
     Raises: CapError (not XML / not RSS).
     """
-    root = cap.parse_document(data)
-    if cap.local_name(root) != "rss":
-        raise cap.CapError(["bukan RSS / not an RSS document"])
+    root = codec.parse_document(data)
+    if codec.local_name(root) != "rss":
+        raise codec.CapError(["bukan RSS / not an RSS document"])
     items = []
     for item in root.iter("item"):
         pub = item.findtext("pubDate")
@@ -326,43 +328,19 @@ def _new_draft(
     expires: datetime | None,
     source_url: str | None,
 ) -> Alert:
-    # The importing actor (the system actor, limited by configuration) must cover what the draft targets.
-    from broadcast.alerts import areas as area_geo
-    from broadcast.authority import Action, Target, require
-
-    require(
-        author,
-        Action.ALERT_IMPORT,
-        Target.area([c for a in areas for c in a.geocodes], [area_geo.drawn_geometry(a) for a in areas]),
-    )
-    alert = Alert(
-        identifier=service.new_identifier(),
-        sender=BMKG_SENDER,
-        status="Actual",
-        msg_type="Alert",
-        scope="Public",
-        state=AlertState.DRAFT.value,
-        channels=["sms", "social", "web"],
-        author_id=author.id,
-        origin="bmkg",
-        origin_ref=origin_ref,
-        expires=expires,
-        note=f"{ATTRIBUTION}. {source_url or ''}".strip(),
-        infos=infos,
-        areas=areas,
-        codes=[],
-    )
-    session.add(alert)
-    session.flush()
-    audit.record(
-        session,
-        actor_id=author.id,
-        action="alert.import",
-        subject_type="alert",
-        subject_id=alert.id,
-        after={**service.snapshot(alert), "origin": "bmkg", "origin_ref": origin_ref, "source": source_url},
-    )
-    return alert
+    # create_imported checks that the importing actor (the system actor, limited by configuration) covers the area.
+    columns: dict[str, Any] = {
+        "identifier": service.new_identifier(),
+        "sender": BMKG_SENDER,
+        "status": "Actual",
+        "msg_type": "Alert",
+        "scope": "Public",
+        "expires": expires,
+        "note": f"{ATTRIBUTION}. {source_url or ''}".strip(),
+        "codes": [],
+    }
+    draft = service.ImportedDraft(columns, infos, areas, "bmkg", origin_ref, CHANNELS, {"source": source_url})
+    return service.create_imported(session, draft=draft, author=author)
 
 
 def import_quakes(session: Session, data: bytes, *, author: Actor, name: str = "gempa") -> IntakeResult:
@@ -396,7 +374,7 @@ def import_quakes(session: Session, data: bytes, *, author: Actor, name: str = "
     return result
 
 
-def _cap_areas(msg: cap.CapMessage) -> tuple[list[str], list[str]]:
+def _cap_areas(msg: codec.CapMessage) -> tuple[list[str], list[str]]:
     """Kecamatan codes the message's polygons touch, and warnings for polygons that could not be read."""
     codes: list[str] = []
     warnings = []
@@ -416,40 +394,23 @@ def import_nowcast_cap(session: Session, data: bytes, *, author: Actor, name: st
     """A BMKG nowcast CAP becomes a draft; the same warning in another language joins that draft."""
     result = IntakeResult()
     try:
-        msg = cap.parse_cap(data)
-    except cap.CapError as exc:
+        msg = validation.parse_cap(data)
+    except codec.CapError as exc:
         result.skipped.append((name, "; ".join(exc.reasons[:3])))
         return result
     ref = f"bmkg-cap:{msg.identifier}"
     existing = _exists(session, ref)
     if existing is not None:
-        languages = {i.language for i in existing.infos}
-        new = [i for i in msg.infos if i.language not in languages]
-        if existing.state != AlertState.DRAFT.value or not new:
-            result.skipped.append((name, "sudah diimpor / already imported"))
-            return result
         _, infos, _ = _parts(msg)
-        existing.infos.extend(i for i in infos if i.language not in languages)
-        # Indonesian first, then English: move every block out of the way, then renumber (positions are unique).
-        for n, info in enumerate(existing.infos):
-            info.position = 1000 + n
-        session.flush()
-        ordered = sorted(existing.infos, key=lambda i: (not i.language.startswith("id"), i.position))
-        for n, info in enumerate(ordered):
-            info.position = n
-        existing.infos.sort(key=lambda i: i.position)
-        session.flush()
-        audit.record(
-            session,
-            actor_id=author.id,
-            action="alert.edit",
-            subject_type="alert",
-            subject_id=existing.id,
-            after={**service.snapshot(existing), "origin_ref": ref},
-        )
-        result.merged.append(existing.id)
+        if service.add_imported_languages(session, alert=existing, infos=infos, author=author, origin_ref=ref):
+            result.merged.append(existing.id)
+        else:
+            result.skipped.append((name, "sudah diimpor / already imported"))
         return result
     _, infos, areas = _parts(msg)
+    if not infos:
+        result.skipped.append((name, "tidak ada blok <info> / no <info> block: nothing to broadcast"))
+        return result
     codes, warnings = _cap_areas(msg)
     for area in areas:
         area.geocodes = codes
@@ -469,9 +430,7 @@ def import_nowcast_cap(session: Session, data: bytes, *, author: Actor, name: st
     return result
 
 
-def _parts(msg: cap.CapMessage) -> tuple[dict[str, object], list[AlertInfo], list[AlertArea]]:
-    from broadcast.alerts import capmap
-
+def _parts(msg: codec.CapMessage) -> tuple[dict[str, object], list[AlertInfo], list[AlertArea]]:
     columns, infos, areas = capmap.message_to_parts(msg)
     for info in infos:
         info.language = {"id": "id-ID", "en": "en-US"}.get(info.language, info.language)
@@ -485,7 +444,7 @@ def import_nowcast_rss(
     result = IntakeResult()
     try:
         items = parse_nowcast_rss(data)
-    except cap.CapError as exc:
+    except codec.CapError as exc:
         result.skipped.append((name, "; ".join(exc.reasons[:3])))
         return result
     for item in items:
@@ -534,10 +493,10 @@ def detect_and_import(
     if head in (b"{", b"["):
         return import_quakes(session, data, author=author, name=name)
     try:
-        root = cap.parse_document(data)
-    except cap.CapError as exc:
+        root = codec.parse_document(data)
+    except codec.CapError as exc:
         return IntakeResult(skipped=[(name, "; ".join(exc.reasons[:3]))])
-    if cap.local_name(root) == "rss":
+    if codec.local_name(root) == "rss":
         return import_nowcast_rss(session, data, author=author, fetch=fetch, name=name)
     return import_nowcast_cap(session, data, author=author, name=name)
 

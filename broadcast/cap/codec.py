@@ -1,8 +1,8 @@
-"""CAP 1.2 (and 1.1 on input): safe parsing, schema and semantic validation, and export.
+"""CAP 1.2 (and 1.1 on input) as data: the message model, safe XML parsing, feeds, and XML output.
 
-Every document is parsed with defusedxml (no DTDs, no entities, no external references) before
-anything else looks at it, validated against the official OASIS schema with `xmlschema`, then
-checked for the rules the schema cannot express (references on Updates, closed polygons, times).
+Every document is parsed with defusedxml (no DTDs, no entities, no external references) before anything else
+looks at it. Nothing here validates: `broadcast.cap.validation` checks the schema and the rules, and is the
+way in (`parse_cap`) and out (`export`) for everyone else.
 """
 
 from __future__ import annotations
@@ -11,11 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 from xml.etree.ElementTree import Element
 
-import xmlschema
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
@@ -27,12 +24,9 @@ CAP10 = "http://www.incident.com/cap/1.0"
 ATOM = "http://www.w3.org/2005/Atom"
 XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 VERSIONS = {CAP12: "1.2", CAP11: "1.1"}
-SCHEMA_DIR = Path(__file__).parent / "schema"
-SCHEMA_FILES = {CAP12: "CAP-v1.2.xsd", CAP11: "CAP-v1.1.xsd"}
 MAX_DOCUMENT_BYTES = 5_000_000
 KEMENDAGRI = "KEMENDAGRI"
 _CAP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d([+-]\d\d:\d\d)$")
-_POINT = re.compile(r"^-?\d+(\.\d+)?,-?\d+(\.\d+)?$")
 
 
 class CapError(Invalid):
@@ -139,28 +133,6 @@ def namespace_of(element: Element) -> str:
 def local_name(element: Element) -> str:
     tag = element.tag if isinstance(element.tag, str) else ""
     return tag.rsplit("}", 1)[-1]
-
-
-@lru_cache(maxsize=2)
-def _schema(namespace: str) -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(str(SCHEMA_DIR / SCHEMA_FILES[namespace]))
-
-
-def schema_errors(root: Element) -> list[str]:
-    """Reasons the element fails the official schema of its CAP version (empty when valid)."""
-    ns = namespace_of(root)
-    if local_name(root) != "alert":
-        return [f"elemen akar harus <alert>, bukan <{local_name(root)}> / root element must be <alert>"]
-    if ns not in SCHEMA_FILES:
-        known = ", ".join(SCHEMA_FILES)
-        return [f"namespace CAP tidak didukung / unsupported CAP namespace {ns or '(none)'!r}; expected {known}"]
-    reasons = []
-    for err in _schema(ns).iter_errors(root):
-        where = re.sub(r"\{[^}]*\}", "", err.path or "")
-        reasons.append(f"{where}: {err.reason}" if where else str(err.reason))
-        if len(reasons) >= 10:
-            break
-    return reasons
 
 
 @dataclass
@@ -365,78 +337,6 @@ def message_from_element(root: Element) -> CapMessage:
     )
 
 
-def check_semantics(msg: CapMessage, root: Element | None = None) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for the rules of the CAP standard that the XML schema does not enforce."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    if root is not None:
-        ns = namespace_of(root)
-        for name in ("identifier", "sender", "references"):
-            el = root.find(f"{{{ns}}}{name}")
-            if el is not None and not (el.text or "").strip():
-                errors.append(f"<{name}> kosong / <{name}> is empty")
-    if msg.msg_type in ("Update", "Cancel", "Ack", "Error"):
-        if not msg.references:
-            errors.append(f"msgType {msg.msg_type} memerlukan <references> / {msg.msg_type} needs <references>")
-        else:
-            for ref in msg.references.split():
-                if ref.count(",") < 2:
-                    errors.append(f"referensi '{ref}' harus 'sender,identifier,sent' / malformed reference")
-    if msg.scope == "Restricted" and not msg.restriction:
-        errors.append("scope Restricted memerlukan <restriction> / Restricted scope needs <restriction>")
-    if msg.scope == "Private" and not msg.addresses:
-        errors.append("scope Private memerlukan <addresses> / Private scope needs <addresses>")
-    if not msg.infos:
-        warnings.append("tidak ada blok <info> / no <info> block: nothing to broadcast")
-    for n, info in enumerate(msg.infos, start=1):
-        start = info.effective or msg.sent
-        if info.expires is not None and info.expires <= start:
-            errors.append(f"info {n}: expires tidak setelah sent/effective / expires is not after sent")
-        if info.onset is not None and info.expires is not None and info.expires <= info.onset:
-            warnings.append(f"info {n}: expires sebelum onset / expires is before onset")
-        for area in info.areas:
-            for poly in area.polygons:
-                points = poly.split()
-                if len(points) < 4 or not all(_POINT.match(p) for p in points):
-                    warnings.append(f"info {n}: poligon < 4 titik / polygon with fewer than 4 points ignored")
-                elif points[0] != points[-1]:
-                    warnings.append(f"info {n}: poligon tidak tertutup / polygon ring is not closed")
-    return errors, warnings
-
-
-def parse_cap(data: bytes) -> CapMessage:
-    """A valid CAP 1.2 or 1.1 message.
-
-    Raises: CapError with every reason found.
-    """
-    root = parse_document(data)
-    return message_from_root(root)
-
-
-def message_from_root(root: Element) -> CapMessage:
-    """Validate an `<alert>` element (schema, then semantics) and read it.
-
-    Raises: CapError.
-    """
-    if namespace_of(root) == CAP10:
-        raise CapError(["CAP 1.0 tidak didukung / CAP 1.0 is not supported; use 1.1 or 1.2"])
-    # A digital signature is not CAP content; CAP 1.1's schema has no slot for it at all.
-    signatures = [child for child in root if namespace_of(child) == XMLDSIG]
-    for sig in signatures:
-        root.remove(sig)
-    reasons = schema_errors(root)
-    if reasons:
-        raise CapError(reasons)
-    msg = message_from_element(root)
-    errors, warnings = check_semantics(msg, root)
-    if errors:
-        raise CapError(errors)
-    if signatures:
-        warnings.append("tanda tangan digital ada, tidak diverifikasi / digital signature present, not verified")
-    msg.warnings = warnings
-    return msg
-
-
 # ---------------------------------------------------------------- export
 
 
@@ -449,7 +349,7 @@ def format_time(value: datetime) -> str:
 
 
 def to_xml(msg: CapMessage) -> bytes:
-    """The message as a CAP 1.2 document (not yet validated: see `export`)."""
+    """The message as a CAP 1.2 document (not yet validated: see `validation.export`)."""
     ET.register_namespace("", CAP12)
 
     def q(name: str) -> str:
@@ -533,13 +433,3 @@ def format_number(value: float) -> str:
 
 def _num(value: float | None) -> str | None:
     return None if value is None else format_number(value)
-
-
-def export(msg: CapMessage) -> bytes:
-    """The message as CAP 1.2 XML that passed the official schema and the semantic rules.
-
-    Raises: CapError (never returns invalid CAP).
-    """
-    data = to_xml(msg)
-    message_from_root(parse_document(data))
-    return data
