@@ -145,6 +145,14 @@ class Snapshot:
         parts = [arrays.on_channel(part, channel) for arrays, part in self._owners(ids)]
         return np.sort(np.concatenate(parts)) if parts else _EMPTY_IDS
 
+    def channel_counts(self, ids: np.ndarray) -> dict[str, int]:
+        """How many of `ids` receive alerts on each personal channel."""
+        counts = dict.fromkeys(personal_channels(), 0)
+        for arrays, part in self._owners(ids):
+            for name, n in arrays.channel_counts(part).items():
+                counts[name] += n
+        return counts
+
     def batches(self, ids: np.ndarray, *, batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
         """(id, language) of `ids` in batches of at most batch_size, in the order given."""
         languages = np.empty(ids.size, dtype=object)
