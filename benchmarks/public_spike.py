@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,7 @@ class Publisher:
         self.op = login(base, "op.palu", password)
         self.apv = login(base, "apv.sulteng", password)
         self.n = 0
+        self.last_id, self.last_wall = 0, 0.0
 
     def approve_new(self) -> tuple[str, str, float]:
         """(identifier, verify code, perf_counter at the approve response)."""
@@ -124,6 +126,7 @@ class Publisher:
         httpx.post(f"{self.base}/api/v1/alerts/{alert['id']}/submit", headers=self.op, timeout=30)
         approved = httpx.post(f"{self.base}/api/v1/alerts/{alert['id']}/approve", headers=self.apv, timeout=30)
         assert approved.status_code == 202, approved.text
+        self.last_id, self.last_wall = alert["id"], time.time()
         return alert["identifier"], alert["verify_code"], time.perf_counter()
 
     def publish(self) -> tuple[str, str]:
@@ -153,15 +156,22 @@ def wrk(url: str, duration_s: int) -> tuple[float, float, int]:
     return rps, p99_ms, errors
 
 
-def visible_while_loaded(pub: Publisher, base: str, n: int) -> list[float]:
-    """Approval -> visible (page 200 and in the exercise feed) for n alerts, one after another."""
-    times = []
+def visible_while_loaded(pub: Publisher, base: str, n: int) -> tuple[list[float], list[float]]:
+    """Approval -> visible (page 200 and in the exercise feed) for n alerts, one after another; and approval ->
+    the worker's publish (the alert's published_at, stamped just before its commit), to tell the worker's part
+    from the API's under the spike."""
+    times, published = [], []
     for _ in range(n):
         ident, _, t0 = pub.approve_new()
+        alert_id, approved_wall = pub.last_id, pub.last_wall
         page = wait_for(lambda i=ident: _ok(f"{base}/peringatan/{i}"), since=t0)  # type: ignore[misc]
         feed = wait_for(lambda i=ident: i in httpx.get(f"{base}/feed/latihan.xml", timeout=5).text, since=t0)  # type: ignore[misc]
         times.append(max(page, feed))
-    return times
+        stamp = httpx.get(f"{base}/api/v1/alerts/{alert_id}", headers=pub.op, timeout=30).json()["published_at"]
+        at = datetime.fromisoformat(stamp)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+        published.append((at.timestamp() - approved_wall) * 1000)
+    return times, published
 
 
 def main() -> None:
@@ -187,6 +197,7 @@ def main() -> None:
     apis = {"cached": f"http://127.0.0.1:{port}", "uncached": f"http://127.0.0.1:{plain_port}"}
     runs: list[Run] = []
     visible: dict[str, list[float]] = {}
+    published: dict[str, list[float]] = {}
     try:
         wait_for(lambda: _ok(f"{apis['cached']}/healthz"), timeout_s=180)
         data = workdir / "broadcast-data"
@@ -258,7 +269,7 @@ def main() -> None:
 
                         def run_probe(key: str = key, base: str = base) -> None:
                             time.sleep(1)
-                            visible[key] = visible_while_loaded(pub, base, args.probes)
+                            visible[key], published[key] = visible_while_loaded(pub, base, args.probes)
 
                         probe = threading.Thread(target=run_probe)
                         probe.start()
@@ -280,10 +291,12 @@ def main() -> None:
         for proc in reversed(procs):
             proc.wait(timeout=60)
         shutil.rmtree(workdir, ignore_errors=True)
-    report(runs, visible, args.duration)
+    report(runs, visible, published, args.duration)
 
 
-def report(runs: list[Run], visible: dict[str, list[float]], duration_s: int) -> None:
+def report(
+    runs: list[Run], visible: dict[str, list[float]], published: dict[str, list[float]], duration_s: int
+) -> None:
     console = Console()
     ceiling = {r.alerts: r.rps for r in runs if r.route == NOOP}
     table = Table(title=f"Public routes under wrk -t2 -c{CONNECTIONS} -d{duration_s}s (`broadcast serve`, 1 uvicorn)")
@@ -304,7 +317,7 @@ def report(runs: list[Run], visible: dict[str, list[float]], duration_s: int) ->
         )
     console.print(table)
     vis = Table(title="Approval -> visible (page and exercise feed) while the alert page takes the spike")
-    for col in ("where", "n", "p50 ms", "max ms", f"goal <= {GOAL_VISIBLE_MS:.0f} ms"):
+    for col in ("where", "n", "p50 ms", "max ms", "worker published, p50 ms", f"goal <= {GOAL_VISIBLE_MS:.0f} ms"):
         vis.add_column(col, justify="left" if col == "where" else "right")
     for where, values in visible.items():
         vis.add_row(
@@ -312,6 +325,7 @@ def report(runs: list[Run], visible: dict[str, list[float]], duration_s: int) ->
             str(len(values)),
             f"{statistics.median(values):.0f}",
             f"{max(values):.0f}",
+            f"{statistics.median(published[where]):.0f}",
             "met" if max(values) <= GOAL_VISIBLE_MS else "NOT met",
         )
     console.print(vis)

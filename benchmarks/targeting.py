@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from geo import boundaries
 from geo.areas import build_area
@@ -36,6 +37,25 @@ QUERIES = {
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def points_in(geom: BaseGeometry, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """k uniform random points (lon, lat) inside `geom`, by rejection sampling in its bounding box."""
+    minx, miny, maxx, maxy = geom.bounds
+    fill = max(geom.area / ((maxx - minx) * (maxy - miny)), 0.01)
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    got = 0
+    if k == 0:
+        return np.array([]), np.array([])
+    while got < k:
+        m = int((k - got) / fill * 1.2) + 16
+        x, y = rng.uniform(minx, maxx, m), rng.uniform(miny, maxy, m)
+        ok = shapely.contains_xy(geom, x, y)
+        xs.append(x[ok])
+        ys.append(y[ok])
+        got += int(ok.sum())
+    return np.concatenate(xs)[:k], np.concatenate(ys)[:k]
+
+
 def synthetic(n: int, seed: int = 20260924) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n (id, lon, lat) points inside Java and Sulawesi kabupaten, weighted by population."""
     rng = np.random.default_rng(seed)
@@ -45,19 +65,9 @@ def synthetic(n: int, seed: int = 20260924) -> tuple[np.ndarray, np.ndarray, np.
     counts = rng.multinomial(n, weights / weights.sum())
     lons, lats = [], []
     for (_, geom), k in zip(kabs, counts, strict=True):
-        minx, miny, maxx, maxy = geom.bounds
-        fill = max(geom.area / ((maxx - minx) * (maxy - miny)), 0.01)
-        got_x: list[np.ndarray] = []
-        got = 0
-        while got < k:
-            m = int((k - got) / fill * 1.2) + 16
-            x, y = rng.uniform(minx, maxx, m), rng.uniform(miny, maxy, m)
-            ok = shapely.contains_xy(geom, x, y)
-            got_x.append(np.column_stack([x[ok], y[ok]]))
-            got += int(ok.sum())
-        pts = np.concatenate(got_x)[:k]
-        lons.append(pts[:, 0])
-        lats.append(pts[:, 1])
+        x, y = points_in(geom, int(k), rng)
+        lons.append(x)
+        lats.append(y)
     lon, lat = np.concatenate(lons), np.concatenate(lats)
     ids = rng.permutation(n).astype(np.int64) + 1  # ids unrelated to position, as in a real table
     return ids, lon, lat

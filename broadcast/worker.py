@@ -89,6 +89,7 @@ def _check_channels(**_: object) -> None:
     from broadcast.dispatch.tasks import preload
 
     preload()
+    _load_subscribers_before_fork()
     if INTAKE_QUEUE in (celery.amqp.queues.consume_from or {}):
         from broadcast.reports.enrichment import preload as preload_reports
         from broadcast.settings import get_settings
@@ -109,17 +110,44 @@ def _warm_up(**_: object) -> None:
     _prewarm_subscribers()
 
 
-def _prewarm_subscribers() -> None:
-    """A process that plans fan-outs loads the warm subscriber index now, in the background, so the first
-    alert's plan costs its recipients, not a full table read (the intake worker never plans: it skips this)."""
-    from broadcast.db import get_engine
+def _plans() -> bool:
+    """Whether this worker consumes the queues fan-outs are planned on (the intake worker does not)."""
     from broadcast.dispatch.planning import QUEUES
-    from broadcast.subscribers import warm
 
     consumed = getattr(celery.amqp.queues, "consume_from", None)
-    if consumed and not set(consumed) & set(QUEUES):
+    return not consumed or bool(set(consumed) & set(QUEUES))
+
+
+def _load_subscribers_before_fork() -> None:
+    """Load the warm subscriber index in the main process, before the pool forks: every pool process then
+    shares its arrays copy-on-write (one copy in memory per worker, not one per pool process) and starts warm,
+    also when it replaces one that died. The worker starts consuming after the load (seconds per million
+    subscribers); if it fails, each pool process loads its own."""
+    from broadcast.db import get_engine
+    from broadcast.subscribers import warm
+
+    if not _plans():
         return
-    warm.prewarm(get_engine(get_settings().resolved_database_url))
+    engine = get_engine(get_settings().resolved_database_url)
+    index = warm.index_for(engine)
+    try:
+        index.snapshot()
+    except Exception:
+        log.warning("warm subscriber index: load before fork failed", exc_info=True)
+    finally:
+        index.close()  # the pool processes open their own connections
+        engine.dispose()
+
+
+def _prewarm_subscribers() -> None:
+    """A process that plans fan-outs brings the warm subscriber index up to date now, in the background (from
+    the parent's copy, or with a full load if there is none), so the first alert's plan costs its recipients,
+    not a full table read (the intake worker never plans: it skips this)."""
+    from broadcast.db import get_engine
+    from broadcast.subscribers import warm
+
+    if _plans():
+        warm.prewarm(get_engine(get_settings().resolved_database_url))
 
 
 def _start_outbox_drain(name: str) -> None:

@@ -70,14 +70,16 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
 def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> Iterator[dict[str, list[int]]]:
     """`plan_alert` in steps: yields the pending delivery ids per channel as each chunk of rows is flushed, so
     the caller can commit and enqueue the first batches before the last rows exist. Every pending id of the
-    alert is yielded exactly once (rows an earlier run created come last). The alert is published with the
-    first chunk, so a cancel arriving during planning already finds it live; `planned_at` is set with the
-    last one (the sweep re-plans a published alert without it)."""
+    alert is yielded exactly once (rows an earlier run created come last). The publish comes alone, as an empty
+    first part, before any targeting: public pages and feeds show the alert first, and a cancel arriving during
+    planning already finds it live; `planned_at` is set with the last part (the sweep re-plans a published
+    alert without it)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None or not alerts.is_live(alert):
         return
     if alert.state == AlertState.APPROVED.value:
         alerts.mark_published(session, alert=alert)
+        yield {}  # visible first: the caller commits the publish before any targeting (public pages, feeds)
     table = Delivery.__table__
     insert = (
         _insert(session, table)

@@ -89,29 +89,37 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     re-enqueues only what is still pending, and claims make a duplicate batch harmless."""
     settings = get_settings()
     channels = active_channels()
-    announced = False
+    announced = planned = False
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = service.queue_of(session, alert_id=alert_id)
             for part in service.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
+                planned = True
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
                     for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
                         send_batch.apply_async(args=(chunk,), queue=queue)
                     first[name] = False
-                if not announced:
-                    from broadcast.partners.tasks import fan_out as partners_fan_out
-
+                if not announced and part:
                     # Partners learn of the publish as soon as it is planned, right behind the first batches
-                    # (ahead of them in the same queue, the partner planning would delay the first SMS).
-                    partners_fan_out.delay(alert_id)
+                    # (ahead of them in the same queue, the partner planning would delay the first SMS). The
+                    # first part is the publish alone (public pages first): it has no batches to wait for.
+                    _announce(alert_id)
                     announced = True
             session.commit()
+        if planned and not announced:
+            _announce(alert_id)
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
+
+
+def _announce(alert_id: int) -> None:
+    from broadcast.partners.tasks import fan_out as partners_fan_out
+
+    partners_fan_out.delay(alert_id)
 
 
 class _StateReader:

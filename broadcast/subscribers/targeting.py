@@ -51,6 +51,34 @@ class SubscriberSet(Protocol):
     def match(self, target: TargetSpec) -> np.ndarray: ...
     def within(self, ids: np.ndarray, jurisdiction: str | None) -> np.ndarray: ...
     def on_channel(self, ids: np.ndarray, channel: str) -> np.ndarray: ...
+    def channel_counts(self, ids: np.ndarray) -> dict[str, int]: ...
+
+
+MASK_FRACTION = 32  # a union of more than size/32 positions is merged with a mask, a smaller one by sorting
+
+
+def union_positions(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """The ascending union of `parts` (non-negative positions below `size`, each part unique; parts may
+    overlap). One part from an index is already sorted; a large union is a boolean mask over the positions
+    (O(size), no hashing); a small one is sorted and deduplicated (O(k log k))."""
+    if not parts:
+        return np.array([], dtype=np.int64)
+    if len(parts) == 1:
+        only = parts[0].astype(np.int64, copy=False)
+        if only.size < 2 or bool((only[1:] > only[:-1]).all()):
+            return only
+    total = sum(int(p.size) for p in parts)
+    if total * MASK_FRACTION > size:
+        mask = np.zeros(size, dtype=bool)
+        for part in parts:
+            mask[part] = True
+        return np.flatnonzero(mask)
+    merged = np.sort(np.concatenate(parts).astype(np.int64, copy=False))
+    keep = np.empty(merged.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    out: np.ndarray = merged[keep]
+    return out
 
 
 class SubscriberArrays:
@@ -77,9 +105,13 @@ class SubscriberArrays:
         self.language_cat = lang_cat.astype(np.uint8 if self.language_values.size < 256 else np.int32).reshape(-1)
         self.channels = channels
         has_point = np.isfinite(lon) & np.isfinite(lat)
-        self._points = SubscriberIndex(ids[has_point], lon[has_point], lat[has_point])
+        # The point and code-only indexes hold positions into these arrays, not ids: a match is a union of
+        # positions, merged by a mask or a sort of the (small) answer, and mapped to ids by one gather.
+        where = np.arange(ids.size, dtype=np.int64)
+        self._points = SubscriberIndex(where[has_point], lon[has_point], lat[has_point])
         nan = np.full(int((~has_point).sum()), np.nan)
-        self._by_code = SubscriberIndex(ids[~has_point], nan, nan, self.code_values[self.code_cat[~has_point]])
+        self._by_code = SubscriberIndex(where[~has_point], nan, nan, self.code_values[self.code_cat[~has_point]])
+        del where
         # Category numbers follow the sorted distinct codes, so sorting by them sorts by code.
         self._code_order = np.argsort(self.code_cat, kind="stable").astype(np.int32)
         self._sorted_cats = self.code_cat[self._code_order]
@@ -101,8 +133,8 @@ class SubscriberArrays:
         """Number of active subscribers loaded."""
         return int(self.ids.size)
 
-    def _under_codes(self, codes: Sequence[str]) -> np.ndarray:
-        """Ids whose admin code is one of `codes` or lies under one of them."""
+    def _under_codes(self, codes: Sequence[str]) -> list[np.ndarray]:
+        """Positions of the subscribers whose admin code is one of `codes` or lies under one of them."""
         out = []
         for code in codes:
             # Sorted codes put `code` first, then every "code.*" before "code/" ("/" follows "." in ASCII).
@@ -110,20 +142,25 @@ class SubscriberArrays:
             chi = np.searchsorted(self.code_values, code + "/", side="left")
             lo = np.searchsorted(self._sorted_cats, clo, side="left")
             hi = np.searchsorted(self._sorted_cats, chi, side="left")
-            out.append(self.ids[self._code_order[lo:hi]])
-        return np.concatenate(out) if out else np.array([], dtype=np.int64)
+            out.append(self._code_order[lo:hi])
+        return out
 
-    def match(self, target: TargetSpec) -> np.ndarray:
-        """Sorted unique ids of every active subscriber the target reaches (any channel)."""
-        found = [np.array([], dtype=np.int64)]
+    def match_positions(self, target: TargetSpec) -> np.ndarray:
+        """Ascending unique positions (into `ids`) of every active subscriber the target reaches."""
+        found: list[np.ndarray] = []
         if target.drawn is not None and not target.drawn.is_empty:
             found += [self._points.match(target.drawn), self._by_code.match(target.drawn)]
         if target.codes:
-            found.append(self._under_codes(target.codes))
+            found += self._under_codes(target.codes)
             geoms = [g for g in (boundaries.nearest_geometry(c) for c in target.codes) if g is not None]
             for _, geom in geoms:
                 found.append(self._points.match(geom))
-        return np.unique(np.concatenate(found).astype(np.int64))
+        return union_positions([f for f in found if f.size], self.size)
+
+    def match(self, target: TargetSpec) -> np.ndarray:
+        """Sorted unique ids of every active subscriber the target reaches (any channel)."""
+        ids: np.ndarray = self.ids[self.match_positions(target)]
+        return ids
 
     def within(self, ids: np.ndarray, jurisdiction: str | None) -> np.ndarray:
         """Those of `ids` inside `jurisdiction` (None: everyone): their admin code equal to or under it, or, for a
@@ -151,6 +188,11 @@ class SubscriberArrays:
         pos = np.searchsorted(self.ids, ids)
         on: np.ndarray = ids[mask[pos]]
         return on
+
+    def channel_counts(self, ids: np.ndarray) -> dict[str, int]:
+        """How many of `ids` receive alerts on each personal channel (one lookup of `ids` for all channels)."""
+        pos = np.searchsorted(self.ids, ids)
+        return {name: int(np.count_nonzero(self.channels[name][pos])) for name in personal_channels()}
 
     def batches(self, ids: np.ndarray, *, batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
         """(id, language) of `ids` in batches of at most batch_size."""
@@ -230,7 +272,7 @@ def count_per_channel(subs: SubscriberSet, target: TargetSpec, *, jurisdiction: 
     channel) and "outside_jurisdiction" (matched but outside it: they are never sent to)."""
     matched = subs.match(target)
     ids = subs.within(matched, jurisdiction)
-    counts = {name: int(subs.on_channel(ids, name).size) for name in personal_channels()}
+    counts = subs.channel_counts(ids)
     counts["any"] = int(ids.size)
     counts["outside_jurisdiction"] = int(matched.size - ids.size)
     return counts

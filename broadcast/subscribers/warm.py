@@ -18,6 +18,12 @@ that session's rows at or above W on top, for this call only.
 Changed rows go to a small delta layer over the big base arrays (a stopped subscriber hides its base row; a
 moved one is matched at its new place); when the delta grows past a few percent of the base they are merged
 in memory (no database read). Snapshots are immutable, so threads share them; one lock orders refreshes.
+
+A forked child (a Celery pool process forked by a worker that loaded the index first) keeps its parent's
+arrays, shared copy-on-write (they are never written in place), and its parent's mark: it never loads the
+table again, and its first use re-reads every change at or after that mark, so it is as fresh as any index.
+It gets its own lock and connection; the parent's connection is left untouched (closing it in the child
+would end the parent's session on the server).
 """
 
 from __future__ import annotations
@@ -145,6 +151,14 @@ class Snapshot:
         parts = [arrays.on_channel(part, channel) for arrays, part in self._owners(ids)]
         return np.sort(np.concatenate(parts)) if parts else _EMPTY_IDS
 
+    def channel_counts(self, ids: np.ndarray) -> dict[str, int]:
+        """How many of `ids` receive alerts on each personal channel."""
+        counts = dict.fromkeys(personal_channels(), 0)
+        for arrays, part in self._owners(ids):
+            for name, n in arrays.channel_counts(part).items():
+                counts[name] += n
+        return counts
+
     def batches(self, ids: np.ndarray, *, batch_size: int = 1000) -> Iterator[list[tuple[int, str]]]:
         """(id, language) of `ids` in batches of at most batch_size, in the order given."""
         languages = np.empty(ids.size, dtype=object)
@@ -172,8 +186,22 @@ class WarmIndex:
         self._top = _Layer(targeting.build_arrays([]), _EMPTY_IDS)
         self._mark: tuple[int, tuple[int, ...]] = (0, ())
         self._conn: Connection | None = None
-        self.loads = 0  # full loads so far (1 in a healthy process)
+        self.pid = os.getpid()
+        self.loads = 0  # full loads so far in this process (1 in a healthy process, 0 in a forked child)
         self.merges = 0
+
+    def forked(self) -> WarmIndex:
+        """This index as a forked child takes it over: the same arrays and mark, its own lock, no connection."""
+        # Connections in the engine's pool are the parent's too: the child opens its own (SQLAlchemy's advice).
+        self._engine.dispose(close=False)
+        child = WarmIndex(self._engine)
+        if self._conn is not None:
+            _inherited.append(self._conn)  # never closed or collected here: it is the parent's session
+        child._base, child._delta, child._mark = self._base, dict(self._delta), self._mark
+        if self._delta:
+            # The parent may have forked between a refresh's steps: the top layer is rebuilt from the delta.
+            child._top = _Layer(_arrays_of(child._delta.values()), np.array(sorted(child._delta), dtype=np.int64))
+        return child
 
     def nbytes(self) -> int:
         """Bytes held in the index's arrays (what it costs in memory, without allocator overhead)."""
@@ -327,15 +355,30 @@ class WarmIndex:
         return Snapshot(layers)
 
 
-_indexes: OrderedDict[tuple[int, str], WarmIndex] = OrderedDict()
+_indexes: OrderedDict[str, WarmIndex] = OrderedDict()
 _registry_lock = threading.Lock()
+_inherited: list[Connection] = []  # a parent's connections a forked child holds on to and never uses
+
+
+def _after_fork_in_child() -> None:
+    """Take over the parent's indexes (fresh locks: one may have been held by a thread that did not fork)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for key, index in list(_indexes.items()):
+        _indexes[key] = index.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def index_for(engine: Engine) -> WarmIndex:
-    """This process's warm index of `engine`'s database (one per database URL)."""
-    key = (os.getpid(), engine.url.render_as_string(hide_password=False))
+    """This process's warm index of `engine`'s database (one per database URL; a forked child's starts as its
+    parent's)."""
+    key = engine.url.render_as_string(hide_password=False)
     with _registry_lock:
         found = _indexes.get(key)
+        if found is not None and found.pid != os.getpid():  # forked without the hook (it always runs; belt)
+            found = _indexes[key] = found.forked()
         if found is None:
             found = _indexes[key] = WarmIndex(engine)
             while len(_indexes) > MAX_INDEXES:

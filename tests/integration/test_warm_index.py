@@ -166,3 +166,44 @@ def test_every_write_stamps_a_version_the_index_reads_again(engine):
         updated = s.scalar(sa.select(Subscriber.version))
     assert inserted is not None and (inserted >= floor or inserted in pending)
     assert updated is not None and updated > inserted
+
+
+def _in_child(engine, palu, out):  # type: ignore[no-untyped-def]
+    index = warm.index_for(engine)
+    snap = index.snapshot()
+    out.put((index.loads, index.pid, index._base.arrays.ids.ctypes.data, targeting.count_per_channel(snap, palu)))
+
+
+def test_a_forked_child_shares_the_parents_arrays_and_reads_what_changed_since(engine):
+    """A pool process forked after the worker loaded the index keeps the parent's arrays (no load of its own)
+    and still counts a subscriber added after the parent's load and drops one stopped since."""
+    import multiprocessing
+
+    rng = random.Random(5)
+    with Session(engine) as s:
+        _insert(s, rng, 60)
+        s.commit()
+    index = warm.index_for(engine)
+    index.snapshot()
+    palu = targeting.TargetSpec(("72.71",), None)
+    with Session(engine) as s:
+        s.add(Subscriber(phone="+6281233333333", admin_code="72.71.01.1004", channels=["sms"]))
+        stopped = s.scalars(
+            sa.select(Subscriber).where(Subscriber.active.is_(True), Subscriber.admin_code.like("72.71%")).limit(1)
+        ).one()
+        stopped.active = False
+        s.commit()
+        want = targeting.count_per_channel(_expected(s), palu)
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_in_child, args=(engine, palu, out))
+    child.start()
+    loads, pid, data, counts = out.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert pid == child.pid and loads == 0  # taken over, not loaded again
+    assert data == index._base.arrays.ids.ctypes.data  # the same pages, shared copy-on-write
+    assert counts == want
+    # The parent's own connection survived the child (a child closing it would end the parent's session).
+    assert targeting.count_per_channel(index.snapshot(), palu) == want
+    assert index.loads == 1
