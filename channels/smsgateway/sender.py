@@ -138,7 +138,9 @@ class SimGateway(Channel):
             return SendResult(reference, Outcome.SENT, provider_id=state.id)
         error = next((r.error for r in state.recipients if r.error), None) or "failed"
         if LIMIT_ERROR in error:
-            return SendResult(reference, Outcome.RETRY, error=f"gateway phone limit: {error}", retry_after=LIMIT_RETRY_S)
+            return SendResult(
+                reference, Outcome.RETRY, error=f"gateway phone limit: {error}", retry_after=LIMIT_RETRY_S
+            )
         return SendResult(reference, Outcome.FAILED, provider_id=state.id, error=f"gateway failed: {error}")
 
     def reconcile(self, message: OutboundMessage, *, since: datetime) -> str | None:

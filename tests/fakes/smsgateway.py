@@ -192,7 +192,9 @@ class FakeSmsGateway:
             now = datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
             if m["phone"] in self.undeliverable:
                 m["state"] = "Failed"
-                out.append(self.webhook("sms:failed", {**base, "reason": "RESULT_ERROR_GENERIC_FAILURE", "failedAt": now}))
+                out.append(
+                    self.webhook("sms:failed", {**base, "reason": "RESULT_ERROR_GENERIC_FAILURE", "failedAt": now})
+                )
                 continue
             m["state"] = "Delivered"
             out.append(self.webhook("sms:sent", {**base, "sentAt": now}))
