@@ -94,26 +94,25 @@ async def signed_form(request: Request, settings: SettingsDep) -> SignedForm:
 
 
 SignedFormDep = Annotated[SignedForm, Depends(signed_form)]
-# The form is read raw by signed_form (the signature covers the exact bytes); documented here for clients.
-FORM_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "MessageSid": {"type": "string"},
-                        "MessageStatus": {"type": "string"},
-                        "From": {"type": "string"},
-                        "Body": {"type": "string"},
-                    },
-                }
-            }
+
+
+def body_doc(content_type: str, properties: dict[str, str], headers: tuple[str, ...]) -> dict[str, object]:
+    """The OpenAPI description of a webhook body its route reads raw (the signature covers the exact bytes)."""
+    fields = {name: {"type": kind} for name, kind in properties.items()}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {content_type: {"schema": {"type": "object", "properties": fields}}},
         },
-    },
-    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
-}
+        "parameters": [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}} for h in headers],
+    }
+
+
+FORM_BODY_DOC = body_doc(
+    FORM_TYPE,
+    {"MessageSid": "string", "MessageStatus": "string", "From": "string", "Body": "string"},
+    ("X-Twilio-Signature",),
+)
 
 
 @router.post(TWILIO_STATUS_PATH, status_code=200, openapi_extra=FORM_BODY_DOC)
@@ -160,15 +159,7 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
 
 TELEGRAM_PATH = "/webhooks/telegram"
 MAX_UPDATE_BYTES = 64 * 1024
-TELEGRAM_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"update_id": {"type": "integer"}}}}
-        },
-    },
-    "parameters": [{"name": SECRET_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}],
-}
+TELEGRAM_BODY_DOC = body_doc("application/json", {"update_id": "integer"}, (SECRET_HEADER,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,27 +230,9 @@ def telegram_update(
     return Response(content=json.dumps(reply), media_type="application/json")
 
 
-GATEWAY_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "event": {"type": "string"},
-                        "payload": {"type": "object"},
-                    },
-                }
-            }
-        },
-    },
-    "parameters": [
-        {"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
-        {"name": TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
-    ],
-}
+GATEWAY_BODY_DOC = body_doc(
+    "application/json", {"id": "string", "event": "string", "payload": "object"}, (SIGNATURE_HEADER, TIMESTAMP_HEADER)
+)
 
 
 @dataclass(frozen=True, slots=True)

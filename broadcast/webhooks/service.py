@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 OPT_OUT_KINDS = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
 
 
+def _sms_sender(author_key: bytes, number: str) -> tuple[str | None, str]:
+    """An SMS sender's E.164 number (None when it is not a phone number: an operator's name, a short code) and
+    their author hash."""
+    phone: str | None
+    try:
+        phone = subscribers.normalise_phone(number)
+    except subscribers.InvalidPhone:
+        phone = None
+    return phone, reports.author_hash(author_key, phone or number)
+
+
 def handle_inbound_sms(
     session: Session, *, event: InboundEvent, author_key: bytes, advanced_opt_out: bool, public_base_url: str = ""
 ) -> str:
@@ -33,12 +44,7 @@ def handle_inbound_sms(
 
     A retried webhook changes nothing and gets the reply the first delivery got.
     """
-    phone: str | None
-    try:
-        phone = subscribers.normalise_phone(event.sender)
-    except subscribers.InvalidPhone:
-        phone = None
-    author = reports.author_hash(author_key, phone or event.sender)
+    phone, author = _sms_sender(author_key, event.sender)
     report, created = reports.store_inbound(
         session, source="sms", external_id=event.external_id, raw=event.raw, author=author
     )
@@ -88,12 +94,7 @@ def handle_gateway_sms(
     """Store an SMS the gateway phone received as a report (once per event id), act on its command and queue the
     answer, in the sender's language, to go back through the gateway. None for a second delivery of the same
     event (nothing is done twice) or a sender we cannot answer (no mobile number)."""
-    phone: str | None
-    try:
-        phone = subscribers.normalise_phone(sms.phone)
-    except subscribers.InvalidPhone:
-        phone = None
-    author = reports.author_hash(author_key, phone or sms.phone)
+    phone, author = _sms_sender(author_key, sms.phone)
     report, created = reports.store_inbound(
         session, source=GATEWAY, external_id=sms.event_id, raw=sms.raw, author=author
     )

@@ -21,14 +21,13 @@ from android_sms_gateway.http import HttpxHttpClient
 from channels.base import (
     Channel,
     ChannelLimits,
-    ChannelUnavailable,
-    MessageRejected,
     OutboundMessage,
     Outcome,
     Proceed,
     RateBucket,
     Renderer,
     SendResult,
+    send_one_of_batch,
     stopped_result,
 )
 from channels.sms.segments import sms_segments
@@ -80,12 +79,7 @@ class SimGateway(Channel):
 
         Raises: MessageRejected, ChannelUnavailable.
         """
-        result = self.send_many([message])[0]
-        if result.outcome is Outcome.SENT and result.provider_id:
-            return result.provider_id
-        if result.outcome is Outcome.FAILED:
-            raise MessageRejected(result.error or "the gateway refused the message")
-        raise ChannelUnavailable(result.error or "the gateway is unavailable")
+        return send_one_of_batch(self, message)
 
     def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
         """Send a batch one message after another on one connection; `proceed` is asked before each."""

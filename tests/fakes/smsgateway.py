@@ -22,6 +22,7 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from aiohttp import web
 
 from channels.sms.segments import sms_segments
 from channels.smsgateway.inbound import sign
+from tests.fakes.server import LocalServer
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 LIMIT_ERROR = "RESULT_ERROR_LIMIT_EXCEEDED"
@@ -67,7 +69,7 @@ class _State:
     violations: int = 0
 
 
-class FakeSmsGateway:
+class FakeSmsGateway(LocalServer):
     """The gateway's /messages API with the phone's limits, and its signed webhooks."""
 
     def __init__(
@@ -81,6 +83,7 @@ class FakeSmsGateway:
         daily_limit: int = 300,
         device_id: str = "ffffffffceb0b1db0000018e937c815b",
     ) -> None:
+        super().__init__()
         self.username, self.password, self.signing_key = username, password, signing_key
         self.max_count, self.window_s, self.daily_limit = max_count, window_s, daily_limit
         self.device_id = device_id
@@ -88,43 +91,10 @@ class FakeSmsGateway:
         self._state = _State()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    def __enter__(self) -> FakeSmsGateway:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            app = web.Application()
-            app.router.add_post("/messages", self._send)
-            app.router.add_get("/messages/{id}", self._get)
-            self._runner = web.AppRunner(app)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/messages", self._send)
+        app.router.add_get("/messages/{id}", self._get)
 
     @property
     def base_url(self) -> str:
@@ -165,7 +135,7 @@ class FakeSmsGateway:
             {
                 "deviceId": self.device_id,
                 "event": event,
-                "id": event_id or f"evt{next(self._ids):06d}",
+                "id": event_id or secrets.token_urlsafe(15),  # unique per event, like the app's
                 "payload": payload,
                 "webhookId": "wh-1",
             }
