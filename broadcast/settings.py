@@ -18,15 +18,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.registry import CHANNELS, channel_mode
 from channels.sms.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH, TwilioSettings
+from channels.smsgateway.settings import SMSGATEWAY_WEBHOOK_PATH, SmsGatewaySettings
 from channels.social.settings import XAccountSettings, XSettings
 from channels.telegram.settings import TelegramSettings
 
 __all__ = [
+    "SMSGATEWAY_WEBHOOK_PATH",
     "TWILIO_INBOUND_PATH",
     "TWILIO_STATUS_PATH",
     "CapSigningSettings",
     "Environment",
     "Settings",
+    "SmsGatewaySettings",
     "TelegramSettings",
     "TwilioSettings",
     "XAccountSettings",
@@ -129,6 +132,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     x: XSettings = XSettings()
     telegram: TelegramSettings = TelegramSettings()
+    smsgateway: SmsGatewaySettings = SmsGatewaySettings()
     # Partner systems that POST reports to /api/v1/reports: name -> API key (sent as X-API-Key).
     report_api_keys: dict[str, SecretStr] = {}
     # Concurrent intake POSTs share one multi-row INSERT and commit (off: one INSERT and commit per request, the

@@ -324,6 +324,19 @@ class Channel(ABC):
         return self.rate_buckets(message)[0]
 
 
+def send_one_of_batch(channel: Channel, message: OutboundMessage) -> str:
+    """`Channel.send` for adapters built around `send_many`: send a batch of one and return the provider's id.
+
+    Raises: MessageRejected (FAILED), ChannelUnavailable (RETRY).
+    """
+    result = channel.send_many([message])[0]
+    if result.outcome is Outcome.SENT and result.provider_id:
+        return result.provider_id
+    if result.outcome is Outcome.FAILED:
+        raise MessageRejected(result.error or f"{channel.name} rejected the message")
+    raise ChannelUnavailable(result.error or f"{channel.name} unavailable")
+
+
 def send_one_safely(channel: Channel, message: OutboundMessage) -> SendResult:
     """Send one message and turn every failure into a result instead of an exception."""
     try:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from channels.base import Audience, Channel, Renderer
 from channels.outbox import Outbox
 from channels.sms.channel import SMS
+from channels.smsgateway.channel import SMSGATEWAY
 from channels.social.channel import SOCIAL
 from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
 from channels.telegram.channel import TELEGRAM, TELEGRAM_CHANNEL
 from channels.web import WEB
 
-CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL)}
+CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL, SMSGATEWAY)}
 
 __all__ = [
     "CHANNELS",

@@ -34,7 +34,7 @@ def _worker_redis_url(base: str) -> str:
 TEST_REDIS_URL = _worker_redis_url(os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ["BROADCAST_BROKER_URL"] = TEST_REDIS_URL
 os.environ.setdefault("BROADCAST_ENVIRONMENT", "test")
-for _k in [k for k in os.environ if k.startswith(("BROADCAST_TWILIO", "BROADCAST_X__"))]:
+for _k in [k for k in os.environ if k.startswith(("BROADCAST_TWILIO", "BROADCAST_X__", "BROADCAST_SMSGATEWAY"))]:
     del os.environ[_k]
 
 import sqlalchemy as sa  # noqa: E402

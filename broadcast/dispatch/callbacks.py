@@ -51,29 +51,32 @@ class StatusRecorded:
     stopped_subscriber_id: int | None = None
 
 
-def _find(session: Session, update_: StatusUpdate) -> Delivery | None:
+def _find(session: Session, update_: StatusUpdate, channel: str) -> Delivery | None:
     if update_.delivery_id and update_.delivery_id.isascii() and update_.delivery_id.isdigit():
         row = session.scalar(
-            select(Delivery).where(Delivery.id == int(update_.delivery_id), Delivery.channel == "sms").with_for_update()
+            select(Delivery)
+            .where(Delivery.id == int(update_.delivery_id), Delivery.channel == channel)
+            .with_for_update()
         )
         if row is not None:
             return row
     return session.scalar(
         select(Delivery)
-        .where(Delivery.provider_id == update_.provider_id, Delivery.channel == "sms")
+        .where(Delivery.provider_id == update_.provider_id, Delivery.channel == channel)
         .order_by(Delivery.id)
         .limit(1)
         .with_for_update()
     )
 
 
-def record_status(session: Session, *, status: StatusUpdate) -> StatusRecorded:
-    """Apply a Twilio status callback to its delivery (found by our delivery id, else by MessageSid).
+def record_status(session: Session, *, status: StatusUpdate, channel: str = "sms") -> StatusRecorded:
+    """Apply a delivery status to its delivery on `channel` (found by our delivery id, else by the provider's
+    message id): Twilio's status callbacks, the SIM gateway's sms:sent/delivered/failed events.
 
     Idempotent: a replayed or older status changes nothing. A permanent failure that means the number can
     never receive (21610 STOP, 21211 invalid, landline...) stops the subscriber, and their pending rows.
     """
-    row = _find(session, status)
+    row = _find(session, status, channel)
     if row is None:
         log.warning("status callback for unknown message %s (delivery %s)", status.provider_id, status.delivery_id)
         return StatusRecorded(None, False)
@@ -95,7 +98,8 @@ def record_status(session: Session, *, status: StatusUpdate) -> StatusRecorded:
         row.delivered_at = row.delivered_at or now
         row.error = None
     elif status.state in (ProviderState.UNDELIVERED, ProviderState.FAILED):
-        row.error = f"twilio {status.status} code {status.error_code}"
+        provider = "twilio" if channel == "sms" else channel
+        row.error = f"{provider} {status.status} code {status.error_code}"
     session.flush()
     stopped = None
     if status.error_code in SUPPRESS_CODES and row.subscriber_id is not None:

@@ -23,6 +23,7 @@ from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
 from broadcast.authority import Actor, Target, require
 from broadcast.db import utcnow
+from broadcast.dispatch.ratelimit import Bucket, RateLimiter
 from broadcast.errors import Invalid, NotFound
 from broadcast.reports.models import Report
 from broadcast.subscribers.models import Subscriber
@@ -30,6 +31,7 @@ from broadcast.trust import codes
 from broadcast.trust.models import HoaxClarification, HoaxReport, ReplyContact, TrustReply
 from broadcast.trust.verify import normalise_text, state_of
 from channels.base import Channel, OutboundMessage, Outcome, send_one_safely
+from channels.sms import mask_number
 from templates import message_env
 
 log = logging.getLogger(__name__)
@@ -511,7 +513,7 @@ def notify_reporter(session: Session, report: Report, kind: str) -> TrustReply |
         return None
     context = {"reference": report.id}
     language = report.language or "id"
-    if report.source == "sms":
+    if report.source in SMS_SOURCES:
         if report.author_hash is None:
             return None
         if not _reachable(session, report.author_hash):
@@ -520,7 +522,7 @@ def notify_reporter(session: Session, report: Report, kind: str) -> TrustReply |
             session,
             subject=f"report:{report.id}",
             kind=kind,
-            channel="sms",
+            channel=report.source,
             address=report.author_hash,
             language=language,
             context=context,
@@ -540,17 +542,48 @@ def notify_reporter(session: Session, report: Report, kind: str) -> TrustReply |
     return None
 
 
+# Channels whose replies go to the sender's number (kept in ReplyContact): Twilio SMS and the SIM gateway, whose
+# reports come in with the channel's name as their source.
+SMS_SOURCES = ("sms", "smsgateway")
+ANSWER = "answer"  # the reply to a citizen's own command, on a channel that cannot answer in the webhook itself
+
+
+def queue_answer(
+    session: Session, *, report: Report, channel: str, phone: str, language: str, text: str
+) -> TrustReply | None:
+    """Queue the answer to a command that came in as `report` (the SIM gateway answers by sending an SMS, not in
+    the webhook's response): once per report. It goes to `phone` even after BERHENTI/STOP (it answers their own
+    message, e.g. confirms the stop); the number is kept only until the answer is sent, then masked.
+    Returns the queued reply, or None when one was queued before."""
+    existing = session.scalar(
+        select(TrustReply).where(TrustReply.subject == f"report:{report.id}", TrustReply.kind == ANSWER)
+    )
+    if existing is not None:
+        return None
+    reply = TrustReply(
+        subject=f"report:{report.id}", kind=ANSWER, channel=channel, address=phone, language=_language(language),
+        text=text,
+    )  # fmt: skip
+    session.add(reply)
+    session.flush()
+    return reply
+
+
 def pending_replies(session: Session, *, limit: int = 200) -> list[int]:
     """Ids of replies not yet sent, oldest first."""
     stmt = select(TrustReply.id).where(TrustReply.state == "pending").order_by(TrustReply.id).limit(limit)
     return list(session.scalars(stmt))
 
 
-def send_reply(session: Session, *, reply_id: int, channels: Mapping[str, Channel]) -> TrustReply | None:
-    """Send one pending reply through its channel (SMS number resolved only now; stopped senders skipped).
+def send_reply(
+    session: Session, *, reply_id: int, channels: Mapping[str, Channel], limiter: RateLimiter | None = None
+) -> TrustReply | None:
+    """Send one pending reply through its channel (SMS number resolved only now; stopped senders skipped), within
+    the channel's limits when a `limiter` (the fan-out's shared buckets) is given.
 
     Sends at most once: only a pending row is sent, and it leaves pending in the same transaction. A channel that
-    is unavailable leaves it pending for the next sweep. Returns the row, or None when it was not pending.
+    is unavailable, or whose limits have no room now, leaves it pending for the next try. Returns the row, or None
+    when it was not pending.
     """
     reply = session.scalar(
         select(TrustReply).where(TrustReply.id == reply_id, TrustReply.state == "pending").with_for_update()
@@ -563,7 +596,9 @@ def send_reply(session: Session, *, reply_id: int, channels: Mapping[str, Channe
         session.flush()
         return reply
     recipient, reply_to = "", None
-    if reply.channel == "sms":
+    if reply.kind == ANSWER:
+        recipient = reply.address
+    elif reply.channel in SMS_SOURCES:
         contact = session.get(ReplyContact, reply.address)
         if contact is None or _stopped(session, contact.phone):
             reply.state, reply.error = "skipped", "sender stopped or unknown"
@@ -575,6 +610,13 @@ def send_reply(session: Session, *, reply_id: int, channels: Mapping[str, Channe
     message = OutboundMessage(
         recipient=recipient, text=reply.text, reference=f"reply-{reply.id}", language=reply.language, reply_to=reply_to
     )
+    if limiter is not None and channel.mode == "live":
+        buckets, cost = channel.rate_buckets(message)
+        wait = limiter.try_acquire([Bucket(b.key, b.rate, b.burst) for b in buckets], cost) if buckets else 0.0
+        if wait:
+            reply.error = f"rate limit: waiting for the channel's limit ({wait:.0f} s)"
+            session.flush()
+            return reply
     result = send_one_safely(channel, message)
     if result.outcome is Outcome.SENT:
         reply.state, reply.provider_id, reply.sent_at = "sent", result.provider_id, utcnow()
@@ -582,5 +624,7 @@ def send_reply(session: Session, *, reply_id: int, channels: Mapping[str, Channe
         reply.state, reply.error = "failed", result.error
     else:
         reply.error = result.error
+    if reply.kind == ANSWER and reply.state != "pending":
+        reply.address = mask_number(reply.address)  # the number is not kept once the answer is out
     session.flush()
     return reply

@@ -1,4 +1,5 @@
-"""Twilio webhooks: delivery status callbacks and inbound SMS, both signed with X-Twilio-Signature.
+"""Provider webhooks: Twilio's status callbacks and inbound SMS (X-Twilio-Signature), Telegram updates (the
+webhook secret) and the SIM gateway's events (X-Signature over body + X-Timestamp, within a replay window).
 
 The signature is checked against our configured public URL (never the Host header), the raw query and the
 raw form, before anything is parsed or stored. Outside production the test token is used; with no token at
@@ -9,19 +10,35 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
+import redis
 from fastapi import APIRouter, Depends, Request, Response
 
 from broadcast.api.deps import SessionDep, SettingsDep
 from broadcast.dispatch import callbacks
 from broadcast.errors import Forbidden, Invalid, TooLarge, Unavailable, UnsupportedMediaType
+from broadcast.redisclient import redis_client
 from broadcast.reports.tasks import kick_enrichment
-from broadcast.settings import TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH
+from broadcast.settings import SMSGATEWAY_WEBHOOK_PATH, TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH, Settings
+from broadcast.trust.tasks import send_replies
 from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
 from channels.sms.inbound import TwilioForm
+from channels.smsgateway.inbound import (
+    SIGNATURE_HEADER,
+    STATUS_EVENTS,
+    TIMESTAMP_HEADER,
+    GatewayEvent,
+    InvalidEvent,
+    parse_event,
+    parse_received,
+    parse_status,
+    timestamp_fresh,
+    verify_signature,
+)
 from channels.telegram.inbound import SECRET_HEADER, TelegramMessage, parse_update, verify_secret
 from channels.telegram.settings import TELEGRAM_WEBHOOK_PATH
 
@@ -78,26 +95,25 @@ async def signed_form(request: Request, settings: SettingsDep) -> SignedForm:
 
 
 SignedFormDep = Annotated[SignedForm, Depends(signed_form)]
-# The form is read raw by signed_form (the signature covers the exact bytes); documented here for clients.
-FORM_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "MessageSid": {"type": "string"},
-                        "MessageStatus": {"type": "string"},
-                        "From": {"type": "string"},
-                        "Body": {"type": "string"},
-                    },
-                }
-            }
+
+
+def body_doc(content_type: str, properties: dict[str, str], headers: tuple[str, ...]) -> dict[str, object]:
+    """The OpenAPI description of a webhook body its route reads raw (the signature covers the exact bytes)."""
+    fields = {name: {"type": kind} for name, kind in properties.items()}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {content_type: {"schema": {"type": "object", "properties": fields}}},
         },
-    },
-    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
-}
+        "parameters": [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}} for h in headers],
+    }
+
+
+FORM_BODY_DOC = body_doc(
+    FORM_TYPE,
+    {"MessageSid": "string", "MessageStatus": "string", "From": "string", "Body": "string"},
+    ("X-Twilio-Signature",),
+)
 
 
 @router.post(TWILIO_STATUS_PATH, status_code=200, openapi_extra=FORM_BODY_DOC)
@@ -143,15 +159,7 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
 
 
 MAX_UPDATE_BYTES = 64 * 1024
-TELEGRAM_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"update_id": {"type": "integer"}}}}
-        },
-    },
-    "parameters": [{"name": SECRET_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}],
-}
+TELEGRAM_BODY_DOC = body_doc("application/json", {"update_id": "integer"}, (SECRET_HEADER,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,3 +229,129 @@ def telegram_update(
         return Response(status_code=200)
     kick_enrichment()  # a /lapor waits for enrichment; a command finds nothing to do
     return Response(content=json.dumps(reply), media_type="application/json")
+
+
+GATEWAY_BODY_DOC = body_doc(
+    "application/json", {"id": "string", "event": "string", "payload": "object"}, (SIGNATURE_HEADER, TIMESTAMP_HEADER)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEvent:
+    event: GatewayEvent
+    timestamp: str
+
+
+async def gateway_event(request: Request, settings: SettingsDep) -> SignedEvent:
+    """The gateway's event, only once X-Signature signs this body and X-Timestamp with our signing key and that
+    timestamp is within the replay window.
+
+    Raises: Unavailable (no signing key configured), TooLarge, Forbidden (bad or missing signature, stale or future
+    timestamp), Invalid (not a gateway event).
+    """
+    key = settings.smsgateway.signing_key.get_secret_value()
+    if not key:
+        raise Unavailable(
+            "Webhook gateway SMS belum dikonfigurasi / SMS gateway webhook is not configured (no signing key)",
+            code="smsgateway-webhook-not-configured",
+        )
+    body = await request.body()
+    if len(body) > MAX_UPDATE_BYTES:
+        raise TooLarge(f"Event melebihi {MAX_UPDATE_BYTES} byte / event larger than {MAX_UPDATE_BYTES} bytes")
+    stamp = request.headers.get(TIMESTAMP_HEADER)
+    if not verify_signature(key, raw_body=body, timestamp=stamp, signature=request.headers.get(SIGNATURE_HEADER)):
+        log.warning("smsgateway webhook: missing or invalid signature")
+        raise Forbidden(
+            "Tanda tangan gateway SMS tidak valid / invalid SMS gateway signature", code="invalid-signature"
+        )
+    window = settings.smsgateway.replay_window_s
+    if stamp is None or not timestamp_fresh(stamp, now=time.time(), window_s=window):
+        log.warning("smsgateway webhook: timestamp %r outside the replay window", (stamp or "")[:20])
+        raise Forbidden(
+            f"Waktu tanda tangan di luar {window} detik / signature timestamp outside the {window} s replay window",
+            code="stale-signature",
+        )
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise InvalidEvent("not a JSON object")
+        event = parse_event(data)
+    except ValueError as exc:
+        raise Invalid(
+            f"Event gateway SMS tidak valid / invalid SMS gateway event: {exc}", code="invalid-event"
+        ) from exc
+    return SignedEvent(event, stamp)
+
+
+def _seen_key(event_id: str) -> str:
+    return f"smsgateway:seen:{event_id}"
+
+
+def _claim_delivery(settings: Settings, signed: SignedEvent) -> None:
+    """Note this signed delivery (event id and timestamp) as used; the same signed request again is a replay.
+
+    The gateway signs each attempt anew, so its own retry of an event (after an answer it never got) carries a new
+    timestamp and is handled again, idempotently; only a copy of a request we already took is refused.
+    Raises: Forbidden (a replay), Unavailable (Redis down: nothing is taken unchecked).
+    """
+    key = _seen_key(signed.event.id)
+    try:
+        client = redis_client(settings.resolved_redis_url, timeout_s=2)
+        pipe = client.pipeline()
+        pipe.sadd(key, signed.timestamp)
+        pipe.expire(key, 2 * settings.smsgateway.replay_window_s + 60)
+        added, _ = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        raise Unavailable(
+            "Pemeriksaan ulang-kirim tidak tersedia / replay check unavailable, try again",
+            code="replay-check-unavailable",
+        ) from exc
+    if not added:
+        log.warning("smsgateway webhook: event %s replayed", signed.event.id)
+        raise Forbidden("Event ini sudah diterima / this signed event was already received", code="replayed-event")
+
+
+def _release_delivery(settings: Settings, signed: SignedEvent) -> None:
+    """Forget a delivery we could not handle, so the gateway's retry (or this same request) is taken again."""
+    try:
+        redis_client(settings.resolved_redis_url, timeout_s=2).srem(_seen_key(signed.event.id), signed.timestamp)
+    except (redis.RedisError, OSError):
+        log.warning("smsgateway webhook: could not release event %s after a failure", signed.event.id)
+
+
+@router.post(SMSGATEWAY_WEBHOOK_PATH, status_code=200, openapi_extra=GATEWAY_BODY_DOC, response_class=Response)
+def smsgateway_event(
+    signed: Annotated[SignedEvent, Depends(gateway_event)], session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Take one signed event from the SIM gateway: an SMS to the phone (stored once, its command acted on, the
+    answer queued back through the gateway in the sender's language) or the delivery state of a message we sent.
+    A copy of a signed event already taken is refused (403) and changes nothing.
+
+    Raises: Invalid (an event payload without its fields).
+    """
+    _claim_delivery(settings, signed)
+    reply = None
+    try:
+        event = signed.event
+        if event.event == "sms:received":
+            reply = service.handle_gateway_sms(
+                session,
+                sms=parse_received(event),
+                author_key=settings.report_author_key,
+                public_base_url=settings.public_base_url,
+            )
+        elif event.event in STATUS_EVENTS:
+            callbacks.record_status(session, status=parse_status(event), channel="smsgateway")
+        session.commit()
+    except InvalidEvent as exc:
+        _release_delivery(settings, signed)
+        raise Invalid(
+            f"Event gateway SMS tidak valid / invalid SMS gateway event: {exc}", code="invalid-event"
+        ) from exc
+    except Exception:
+        _release_delivery(settings, signed)
+        raise
+    if reply is not None:
+        send_replies.delay([reply.id])
+        kick_enrichment()  # a LAPOR waits for enrichment; a command finds nothing to do
+    return Response(status_code=200)

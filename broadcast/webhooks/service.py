@@ -1,4 +1,5 @@
-"""Inbound SMS use case: store the raw message as a report first, then act on the citizen's command."""
+"""Inbound citizen messages (Twilio SMS, Telegram, the SIM gateway): store the raw message as a report first, then
+act on the citizen's command."""
 
 from __future__ import annotations
 
@@ -12,14 +13,29 @@ from broadcast.inbound.types import Sender
 from broadcast.reports import commands as report_commands
 from broadcast.reports import service as reports
 from broadcast.subscribers import service as subscribers
+from broadcast.trust import service as trust
+from broadcast.trust.models import TrustReply
 from channels.base import InboundEvent
 from channels.sms import CommandKind, mask_number, parse_command, reply_text, reply_twiml
+from channels.smsgateway.inbound import SOURCE as GATEWAY
+from channels.smsgateway.inbound import GatewaySms
 from channels.telegram.inbound import TelegramMessage, reply_in
 
 log = logging.getLogger(__name__)
 
 # Commands Twilio Advanced Opt-Out answers itself; we still act on them, but reply with an empty <Response/>.
 OPT_OUT_KINDS = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
+
+
+def _sms_sender(author_key: bytes, number: str) -> tuple[str | None, str]:
+    """An SMS sender's E.164 number (None when it is not a phone number: an operator's name, a short code) and
+    their author hash."""
+    phone: str | None
+    try:
+        phone = subscribers.normalise_phone(number)
+    except subscribers.InvalidPhone:
+        phone = None
+    return phone, reports.author_hash(author_key, phone or number)
 
 
 def handle_inbound_sms(
@@ -29,12 +45,7 @@ def handle_inbound_sms(
 
     A retried webhook changes nothing and gets the reply the first delivery got.
     """
-    phone: str | None
-    try:
-        phone = subscribers.normalise_phone(event.sender)
-    except subscribers.InvalidPhone:
-        phone = None
-    author = reports.author_hash(author_key, phone or event.sender)
+    phone, author = _sms_sender(author_key, event.sender)
     report, created = reports.store_inbound(
         session, source="sms", external_id=event.external_id, raw=event.raw, author=author
     )
@@ -94,3 +105,30 @@ def handle_telegram_update(
     session.flush()
     log.info("inbound Telegram update %s (report %s): %s", message.update_id, report.id, report.command or "report")
     return {"method": "sendMessage", "chat_id": message.chat_id, "text": text} if text else None
+
+
+def handle_gateway_sms(
+    session: Session, *, sms: GatewaySms, author_key: bytes, public_base_url: str
+) -> TrustReply | None:
+    """Store an SMS the gateway phone received as a report (once per event id), act on its command and queue the
+    answer, in the sender's language, to go back through the gateway. None for a second delivery of the same
+    event (nothing is done twice) or a sender we cannot answer (no mobile number)."""
+    phone, author = _sms_sender(author_key, sms.phone)
+    report, created = reports.store_inbound(
+        session, source=GATEWAY, external_id=sms.event_id, raw=sms.raw, author=author
+    )
+    if not created:
+        return None
+    sender = Sender(channel=GATEWAY, author=author, phone=phone, location=sms.location)
+    name, context = dispatch_command(
+        session, report=report, sender=sender, text=sms.text, public_base_url=public_base_url
+    )
+    # The language of the keyword they used ("daftar" → Indonesian, "register" → English).
+    language = parse_command(sms.text).language
+    text = reply_in(language, reply_text(name, **context)) if name is not None else ""
+    report.reply = text
+    session.flush()
+    log.info("inbound gateway SMS %s (report %s): %s", sms.event_id, report.id, report.command or "report")
+    if not text or phone is None:
+        return None
+    return trust.queue_answer(session, report=report, channel=GATEWAY, phone=phone, language=language, text=text)

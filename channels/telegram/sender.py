@@ -21,14 +21,13 @@ from telegram.request import HTTPXRequest
 from channels.base import (
     Channel,
     ChannelLimits,
-    ChannelUnavailable,
-    MessageRejected,
     OutboundMessage,
     Outcome,
     Proceed,
     RateBucket,
     Renderer,
     SendResult,
+    send_one_of_batch,
     while_proceeding,
     window_safe,
     with_stopped,
@@ -79,12 +78,7 @@ class TelegramBot(Channel):
 
         Raises: MessageRejected, ChannelUnavailable.
         """
-        result = self.send_many([message])[0]
-        if result.outcome is Outcome.SENT and result.provider_id:
-            return result.provider_id
-        if result.outcome is Outcome.FAILED:
-            raise MessageRejected(result.error or "telegram rejected the message")
-        raise ChannelUnavailable(result.error or "telegram unavailable")
+        return send_one_of_batch(self, message)
 
     def send_many(self, messages: Sequence[OutboundMessage], *, proceed: Proceed | None = None) -> list[SendResult]:
         """Send a batch one message after another on one Bot session; `proceed` is asked before each."""

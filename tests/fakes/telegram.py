@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 
 @dataclass
 class _Failure:
@@ -41,7 +43,7 @@ class _State:
     pending_updates: int = 0
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """The Bot API methods the service uses (getMe, sendMessage, setWebhook, deleteWebhook, getWebhookInfo), with
     Telegram's limits."""
 
@@ -50,47 +52,15 @@ class FakeTelegram:
     GROUP_PER_MIN = 20
 
     def __init__(self, token: str = "123456:TEST-TOKEN", *, enforce: bool = True) -> None:  # noqa: S107
+        super().__init__()
         self.token = token
         self.enforce = enforce
         self._state = _State()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    def __enter__(self) -> FakeTelegram:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            app = web.Application()
-            app.router.add_post("/bot{token}/{method}", self._handle)
-            self._runner = web.AppRunner(app)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/bot{token}/{method}", self._handle)
 
     @property
     def base_url(self) -> str:

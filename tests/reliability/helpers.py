@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
-from broadcast.settings import Settings, TelegramSettings, TwilioSettings
+from broadcast.settings import Settings, SmsGatewaySettings, TelegramSettings, TwilioSettings
 from broadcast.users.models import User
 from broadcast.users.security import issue_token
 from tests.factories import make_subscribers, make_team
@@ -19,6 +19,7 @@ from tests.factories import make_subscribers, make_team
 SECRET = "reliability-secret-key-0123456789"
 TWILIO_TEST_TOKEN = "reliability-twilio-test-token"
 TELEGRAM_WEBHOOK_SECRET = "reliability-telegram-secret"
+SMSGATEWAY_SIGNING_KEY = "reliability-smsgateway-key"
 
 # Matrix role -> the factory user that plays it (tests.factories.make_team).
 ROLE_USERS = {
@@ -39,6 +40,7 @@ def make_settings(db_url: str, redis_url: str, **overrides: object) -> Settings:
         "max_body_bytes": 200_000,
         "twilio": TwilioSettings(webhook_test_token=TWILIO_TEST_TOKEN),
         "telegram": TelegramSettings(webhook_secret=TELEGRAM_WEBHOOK_SECRET),
+        "smsgateway": SmsGatewaySettings(signing_key=SMSGATEWAY_SIGNING_KEY),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -175,6 +175,7 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("POST", "/webhooks/twilio/status"): TWILIO,
     ("POST", "/webhooks/twilio/inbound"): TWILIO,
     ("POST", "/webhooks/telegram"): TWILIO,  # the same rule: nobody gets in without the webhook secret
+    ("POST", "/webhooks/smsgateway"): TWILIO,  # nor without the SIM gateway's signature
     # operations and API docs
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,

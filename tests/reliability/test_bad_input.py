@@ -19,7 +19,8 @@ from broadcast.partners import signing
 from broadcast.reports.models import Report
 from broadcast.users.models import User
 from tests.factories import alert_payload
-from tests.reliability.helpers import TWILIO_TEST_TOKEN, world
+from tests.fakes.smsgateway import FakeSmsGateway
+from tests.reliability.helpers import SMSGATEWAY_SIGNING_KEY, TWILIO_TEST_TOKEN, world
 
 pytestmark = pytest.mark.integration
 
@@ -320,6 +321,52 @@ def test_forged_and_replayed_twilio_webhooks(w, record):
     record("replayed webhooks", "Twilio inbound SMS delivered 5 times (same MessageSid)", f"{n} report stored",
            ok=ok, tries=5)
     assert ok
+
+
+@pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
+def test_forged_and_replayed_sim_gateway_webhooks(w, record):
+    import time
+
+    path = "/webhooks/smsgateway"
+    phone = FakeSmsGateway(signing_key=SMSGATEWAY_SIGNING_KEY)
+    good = phone.received("+6281299000001", "LAPOR banjir setinggi lutut di Jl. Sudirman")
+    stamp = good.headers["X-Timestamp"]
+    forged = {
+        "no signature": (good.body, {**good.headers, "X-Signature": ""}),
+        "no timestamp": (good.body, {**good.headers, "X-Timestamp": ""}),
+        "signed with another key": (good.body, FakeSmsGateway(signing_key="not-the-key").received("+1", "x").headers
+                                    | {"X-Timestamp": stamp}),
+        "signature of a different body": (good.body.replace(b"banjir", b"gempa "), good.headers),
+        "timestamp moved by one second": (good.body, {**good.headers, "X-Timestamp": str(int(stamp) + 1)}),
+        "correctly signed 6 minutes ago (stale)": _hook(phone.received("+6281299000001", "LAPOR x", at=time.time() - 360)),
+        "correctly signed 6 minutes ahead (future)": _hook(phone.received("+6281299000001", "LAPOR y", at=time.time() + 360)),
+    }
+    for attack, (body, headers) in forged.items():
+        before = w.counts()
+        r = w.client.post(path, content=body, headers=headers)
+        ok = r.status_code == 403 and w.counts() == before
+        record("forged webhooks", f"SIM gateway inbound SMS, {attack}", f"{r.status_code}, nothing stored", ok=ok)
+        assert ok, (attack, r.status_code, r.text)
+    first = w.client.post(path, content=good.body, headers=good.headers)
+    assert first.status_code == 200, first.text
+    # Replay: the same signed request again, within the window, five times: refused each time, nothing stored.
+    before = w.counts()
+    statuses = [w.client.post(path, content=good.body, headers=good.headers).status_code for _ in range(5)]
+    ok = statuses == [403] * 5 and w.counts() == before and w.count(Report) == 1
+    record("replayed webhooks", "SIM gateway inbound SMS, the same signed event replayed 5 times",
+           f"{statuses[0]}, {w.count(Report)} report stored", ok=ok, tries=5)
+    assert ok, statuses
+    # A delivery state for someone else's message, signed with another key, moves nothing.
+    status = FakeSmsGateway(signing_key="not-the-key").webhook("sms:delivered", {"messageId": "1-abc"})
+    before = w.counts()
+    r = w.client.post(path, content=status.body, headers=status.headers)
+    ok = r.status_code == 403 and w.counts() == before
+    record("forged webhooks", "SIM gateway delivery state signed with another key", f"{r.status_code}", ok=ok)
+    assert ok
+
+
+def _hook(hook):
+    return hook.body, hook.headers
 
 
 def test_partner_signature_verification_refuses_forgeries_and_replays(record):
