@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from broadcast.db import session_scope, utcnow
 from broadcast.reports import rules
 from broadcast.reports.models import Incident, Report
-from broadcast.reports.service import get_report
+from broadcast.reports.triage import get_report
 from geo import boundaries, geoparse
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.inbound.service import dispatch_command
 from broadcast.inbound.types import Sender
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from broadcast.subscribers import service as subscribers
 from channels.base import InboundEvent
 from channels.sms import CommandKind, mask_number, parse_command, reply_text, reply_twiml
@@ -33,8 +33,8 @@ def handle_inbound_sms(
         phone = subscribers.normalise_phone(event.sender)
     except subscribers.InvalidPhone:
         phone = None
-    author = reports.author_hash(author_key, phone or event.sender)
-    report, created = reports.store_inbound(
+    author = intake.author_hash(author_key, phone or event.sender)
+    report, created = intake.store_inbound(
         session, source="sms", external_id=event.external_id, raw=event.raw, author=author
     )
     if not created and report.reply is not None:
@@ -58,8 +58,8 @@ def handle_telegram_update(
 ) -> dict[str, object] | None:
     """Store a Telegram message as a report (once per update_id), act on its command and return the reply as a
     Bot API call for the webhook answer; None for a replayed update (nothing is done twice)."""
-    author = reports.author_hash(author_key, f"telegram:{message.chat_id}")
-    report, created = reports.store_inbound(
+    author = intake.author_hash(author_key, f"telegram:{message.chat_id}")
+    report, created = intake.store_inbound(
         session, source="telegram", external_id=str(message.update_id), raw=raw, author=author
     )
     if not created:

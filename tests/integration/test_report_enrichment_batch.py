@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import make_engine, session_scope, utcnow
-from broadcast.reports import enrichment, petabencana, service
+from broadcast.reports import enrichment, intake, petabencana
 from broadcast.reports.models import Incident, Report
 from broadcast.users.models import Role
 from channels.base import InboundEvent
@@ -41,7 +41,7 @@ def _seed(engine: sa.Engine, n: int = 60, *, alert: bool = False) -> None:
         for i in range(n):
             item = items[(i - 5 if i % 10 == 9 else i) * 7 % len(items)]  # every tenth repeats an earlier text
             located = i % 3 != 0
-            rows.append(service.intake_values(
+            rows.append(intake.intake_values(
                 source="api", external_id=f"pb-{i}", raw={"i": i}, text=item.text or "banjir",
                 author=f"pb-{(i - 5 if i % 10 == 9 else i) % 40}", lat=item.lat if located else None,
                 lon=item.lon if located else None, hazard="banjir" if i % 2 else None, received_at=item.created_at,
@@ -50,16 +50,16 @@ def _seed(engine: sa.Engine, n: int = 60, *, alert: bool = False) -> None:
         for k, text in enumerate(["banjir setinggi lutut di Kelurahan Talise", "banjir selutut di kel talise",
                                   "Genangan di Kel. Birobuli Utara, Kec. Palu Selatan, Jl. Soekarno Hatta",
                                   "air naik, tolong"]):
-            rows.append(service.intake_values(source="api", external_id=f"palu-{k}", raw={}, text=text,
-                                              author="palu-1", received_at=at + timedelta(minutes=k),
-                                              admin_code="72.71.08" if k == 3 else None))
-        rows.append(service.intake_values(source="sms", external_id="cmd-1", raw={}, text="DAFTAR Talise",
-                                          author="cmd", received_at=at))
-        service.store_many(s, rows)
+            rows.append(intake.intake_values(source="api", external_id=f"palu-{k}", raw={}, text=text,
+                                             author="palu-1", received_at=at + timedelta(minutes=k),
+                                             admin_code="72.71.08" if k == 3 else None))
+        rows.append(intake.intake_values(source="sms", external_id="cmd-1", raw={}, text="DAFTAR Talise",
+                                         author="cmd", received_at=at))
+        intake.store_many(s, rows)
         s.execute(sa.update(Report).where(Report.external_id == "cmd-1").values(command="register"))
         event = InboundEvent(source="x", external_id="77", sender="42", text="@BPBDPalu air naik sepinggang di Talise",
                              raw={"tweet": {"id": "77", "author_id": "42", "created_at": "2017-02-20T10:00:00Z"}})
-        service.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
+        intake.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
 
 
 def _enrich(engine: sa.Engine, *, batch: int, batching: bool) -> list[enrichment.BatchResult]:
