@@ -28,7 +28,23 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from broadcast.db import session_scope, utcnow
@@ -680,24 +696,51 @@ class _Batch:
         self._load_incidents(reports)
 
     def _load_candidates(self, reports: Sequence[Report]) -> None:
-        authored = [r for r in reports if r.author_hash]
-        if not authored:
-            return
+        """Per report of the batch, the stored reports `_find_duplicate` would compare it with: the first
+        DUPLICATE_CANDIDATES (by id) finished, not duplicate reports of its author within its window. One statement
+        for the batch, at most that many rows per report however many its author sent."""
         window = rules.DUPLICATE_WINDOW
-        rows = self.session.execute(
-            select(Report.id, Report.author_hash, Report.received_at, Report.text, Report.incident_id)
-            .where(
-                Report.author_hash.in_({r.author_hash for r in authored}),
-                Report.processing == "done",
-                Report.duplicate_of_id.is_(None),
-                Report.received_at >= min(r.received_at for r in authored) - window,
-                Report.received_at <= max(r.received_at for r in authored) + window,
-                Report.id.not_in(self.ids),
+        wanted = sorted({(r.author_hash, r.received_at) for r in reports if r.author_hash})
+        if not wanted:
+            return
+        at_type = Report.__table__.c.received_at.type
+        windows = (
+            values(
+                column("k", Integer), column("author", String), column("lo", at_type), column("hi", at_type), name="w"
             )
-            .order_by(Report.id)
+            .data([(k, author, at - window, at + window) for k, (author, at) in enumerate(wanted)])
+            .cte("duplicate_windows")
         )
+        ranked = (
+            select(
+                Report.id,
+                Report.author_hash,
+                Report.received_at,
+                Report.text,
+                Report.incident_id,
+                func.row_number().over(partition_by=windows.c.k, order_by=Report.id).label("n"),
+            )
+            .join(
+                windows,
+                and_(
+                    Report.author_hash == windows.c.author,
+                    Report.received_at >= windows.c.lo,
+                    Report.received_at <= windows.c.hi,
+                ),
+            )
+            .where(Report.processing == "done", Report.duplicate_of_id.is_(None), Report.id.not_in(self.ids))
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(ranked.c.id, ranked.c.author_hash, ranked.c.received_at, ranked.c.text, ranked.c.incident_id)
+            .where(ranked.c.n <= DUPLICATE_CANDIDATES)
+            .order_by(ranked.c.id)
+        )
+        last = None
         for rid, author, at, text_, incident_id in rows:
-            self.by_author.setdefault(str(author), []).append(_Candidate(rid, _aware(at), text_, incident_id))
+            if rid != last:  # a row in the windows of several reports comes once per window
+                self.by_author.setdefault(str(author), []).append(_Candidate(rid, _aware(at), text_, incident_id))
+            last = rid
 
     def _load_incidents(self, reports: Sequence[Report]) -> None:
         placed = [r for r in reports if r.hazard is not None and r.lat is not None and r.lon is not None]
@@ -727,12 +770,12 @@ class _Batch:
             )
             .order_by(Incident.id)
         )
-        for values in self.session.execute(stmt):
-            incident = _IncidentRow(*values)
+        for row in self.session.execute(stmt):
+            incident = _IncidentRow(*row)
             incident.first_at, incident.last_at = _aware(incident.first_at), _aware(incident.last_at)
-            c = _Cluster(incident, (0, values[0]))
+            c = _Cluster(incident, (0, row[0]))
             self._add(c)
-            self.by_id[values[0]] = c
+            self.by_id[row[0]] = c
         # Read the members of the incidents the batch's reports would join as things stand, in one query; an
         # incident that only comes within reach as the batch moves it is read when a report joins it.
         likely = {c.key[1] for r in placed for c in self._candidates(r) if _distance_to(r, c.row) is not None}
