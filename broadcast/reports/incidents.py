@@ -1,5 +1,5 @@
-"""Incidents (reports grouped by enrichment) as staff work them: triage that carries to the incident's reports,
-assignment, and a draft alert for the incident's kecamatan from its hazard's template."""
+"""Incidents (reports grouped by enrichment) as staff work them: a state move that carries to the incident's
+reports, and a draft alert for the incident's kecamatan from its hazard's template."""
 
 from __future__ import annotations
 
@@ -15,48 +15,18 @@ from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
 from broadcast.authority import Actor, may, require
 from broadcast.db import utcnow
-from broadcast.errors import NotFound
 from broadcast.reports import rules
 from broadcast.reports.intake import InvalidReport
 from broadcast.reports.models import Incident, Report
-from broadcast.reports.triage import report_target, set_state, transition
+from broadcast.reports.triage import get_incident, report_target, set_state, transition
 from broadcast.users import service as users
 from broadcast.users.models import User
 from geo import gazetteer, placenames
 
 __all__ = [
-    "IncidentNotFound",
     "draft_alert_from_incident",
-    "get_incident",
-    "get_incident_for",
     "set_incident_state",
-    "update_incident_triage",
 ]
-
-
-class IncidentNotFound(NotFound):
-    code = "incident-not-found"
-
-
-def get_incident(session: Session, *, incident_id: int) -> Incident:
-    """The incident with this id.
-
-    Raises: IncidentNotFound.
-    """
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise IncidentNotFound(f"Kejadian {incident_id} tidak ditemukan / incident not found")
-    return incident
-
-
-def get_incident_for(session: Session, *, incident_id: int, actor: Actor) -> Incident:
-    """An incident, for staff whose jurisdiction covers it.
-
-    Raises: IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
-    """
-    incident = get_incident(session, incident_id=incident_id)
-    require(actor, Can.REPORT_READ, report_target(incident))
-    return incident
 
 
 def set_incident_state(
@@ -74,18 +44,6 @@ def set_incident_state(
         allowed = may(actor, Can.REPORT_TRIAGE, report_target(member)).allowed
         if allowed and state in rules.TRANSITIONS.get(member.state, frozenset()):
             set_state(session, report_id=member.id, state=state, actor=actor, note=f"kejadian #{incident.id}")
-    return incident
-
-
-def update_incident_triage(
-    session: Session, *, incident_id: int, actor: Actor, assignee_id: int | None, note: str | None
-) -> Incident:
-    """Assign an incident (None clears) and append a note, audited; inside the actor's jurisdiction.
-
-    Raises: IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
-    """
-    incident = get_incident(session, incident_id=incident_id)
-    transition(session, incident, actor=actor, step="triage", value=assignee_id, note=note)
     return incident
 
 

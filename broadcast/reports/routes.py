@@ -20,6 +20,7 @@ from broadcast.db import get_engine, session_factory, utcnow
 from broadcast.errors import Unauthorized, Unavailable
 from broadcast.reports import exports, incidents, intake, triage
 from broadcast.reports.intake import IntakeWriter
+from broadcast.reports.models import Incident, Report
 from broadcast.reports.schemas import ReportAccepted, ReportCreate, StateIn, TriageIn
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
@@ -219,7 +220,7 @@ def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: Ses
 def triage_report(report_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign a report and add a note (audited)."""
     report = triage.update_triage(
-        session, report_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
+        session, model=Report, subject_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return exports.report_summary(report)
@@ -237,7 +238,7 @@ def list_incidents(
 @router.get("/incidents/{incident_id}")
 def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One incident with its reports."""
-    incident = incidents.get_incident_for(session, incident_id=incident_id, actor=user)
+    incident = triage.get_incident_for(session, incident_id=incident_id, actor=user)
     return {
         **exports.incident_summary(incident),
         "reports": [exports.report_summary(r) for r in exports.incident_reports(session, incident_id=incident.id)],
@@ -258,8 +259,8 @@ def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session:
 @router.post("/incidents/{incident_id}/triage")
 def triage_incident(incident_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign an incident and add a note (audited)."""
-    incident = incidents.update_incident_triage(
-        session, incident_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
+    incident = triage.update_triage(
+        session, model=Incident, subject_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
     return exports.incident_summary(incident)

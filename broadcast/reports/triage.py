@@ -4,7 +4,7 @@ right, set the field, append the note, audit before and after."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 from shapely.geometry import Point
 from sqlalchemy.orm import Session
@@ -19,7 +19,10 @@ from broadcast.reports.models import Incident, Report
 from broadcast.trust import service as trust
 
 __all__ = [
+    "IncidentNotFound",
     "ReportNotFound",
+    "get_incident",
+    "get_incident_for",
     "get_report",
     "get_report_for",
     "report_target",
@@ -32,19 +35,20 @@ __all__ = [
 REPLIES_TO_SEND = "reports.replies_to_send"
 
 
+# What each kind of subject is called in audit entries and messages, the right its triage needs, and the code of
+# a refused move (kept per kind: API clients tell a report's refusal from an incident's).
+_KINDS: dict[type, tuple[str, str, Can, str]] = {
+    Report: ("report", "Laporan", Can.REPORT_TRIAGE, InvalidTransition.code),
+    Incident: ("incident", "Kejadian", Can.INCIDENT_TRIAGE, "invalid-incident-transition"),
+}
+
+
 class ReportNotFound(NotFound):
     code = "report-not-found"
 
 
-def get_report(session: Session, *, report_id: int) -> Report:
-    """The report with this id.
-
-    Raises: ReportNotFound.
-    """
-    report = session.get(Report, report_id)
-    if report is None:
-        raise ReportNotFound(f"Laporan {report_id} tidak ditemukan / report not found")
-    return report
+class IncidentNotFound(NotFound):
+    code = "incident-not-found"
 
 
 def report_target(report: Report | Incident) -> Target:
@@ -54,22 +58,50 @@ def report_target(report: Report | Incident) -> Target:
     return Target.area([code], [point], located=bool(code or point), label=f"report {report.id}")
 
 
+_Subject = TypeVar("_Subject", Report, Incident)
+
+
+def _load(session: Session, model: type[_Subject], subject_id: int, *, reader: Actor | None = None) -> _Subject:
+    found = session.get(model, subject_id)
+    if found is None:
+        missing = ReportNotFound if model is Report else IncidentNotFound
+        kind, label = _KINDS[model][:2]
+        raise missing(f"{label} {subject_id} tidak ditemukan / {kind} not found")
+    if reader is not None:
+        require(reader, Can.REPORT_READ, report_target(found))
+    return found
+
+
+def get_report(session: Session, *, report_id: int) -> Report:
+    """The report with this id.
+
+    Raises: ReportNotFound.
+    """
+    return _load(session, Report, report_id)
+
+
+def get_incident(session: Session, *, incident_id: int) -> Incident:
+    """The incident with this id.
+
+    Raises: IncidentNotFound.
+    """
+    return _load(session, Incident, incident_id)
+
+
 def get_report_for(session: Session, *, report_id: int, actor: Actor) -> Report:
     """A report, for staff whose jurisdiction covers it.
 
     Raises: ReportNotFound, RoleNotAllowed, OutsideJurisdiction.
     """
-    report = get_report(session, report_id=report_id)
-    require(actor, Can.REPORT_READ, report_target(report))
-    return report
+    return _load(session, Report, report_id, reader=actor)
 
 
-# What each kind of subject is called in audit entries and messages, the right its triage needs, and the code of
-# a refused move (kept per kind: API clients tell a report's refusal from an incident's).
-_KINDS: dict[type, tuple[str, str, Can, str]] = {
-    Report: ("report", "Laporan", Can.REPORT_TRIAGE, InvalidTransition.code),
-    Incident: ("incident", "Kejadian", Can.INCIDENT_TRIAGE, "invalid-incident-transition"),
-}
+def get_incident_for(session: Session, *, incident_id: int, actor: Actor) -> Incident:
+    """An incident, for staff whose jurisdiction covers it.
+
+    Raises: IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
+    """
+    return _load(session, Incident, incident_id, reader=actor)
 
 
 def transition(
@@ -141,12 +173,19 @@ def take_replies_to_send(session: Session) -> list[int]:
 
 
 def update_triage(
-    session: Session, *, report_id: int, actor: Actor, assignee_id: int | None, note: str | None
-) -> Report:
-    """Assign a report (None clears) and append a note, audited; inside the actor's jurisdiction.
+    session: Session,
+    *,
+    model: type[_Subject],
+    subject_id: int,
+    actor: Actor,
+    assignee_id: int | None,
+    note: str | None,
+) -> _Subject:
+    """Assign a report or an incident (`model`; None clears) and append a note, audited; inside the actor's
+    jurisdiction.
 
-    Raises: ReportNotFound, RoleNotAllowed, OutsideJurisdiction.
+    Raises: ReportNotFound, IncidentNotFound, RoleNotAllowed, OutsideJurisdiction.
     """
-    report = get_report(session, report_id=report_id)
-    transition(session, report, actor=actor, step="triage", value=assignee_id, note=note)
-    return report
+    subject = _load(session, model, subject_id)
+    transition(session, subject, actor=actor, step="triage", value=assignee_id, note=note)
+    return subject

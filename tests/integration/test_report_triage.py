@@ -52,8 +52,9 @@ def test_report_moves_and_assignments_append_notes_and_are_audited(session, team
     report = _report(session, "t-1")
     operator = team["operator"]
     triage.set_state(session, report_id=report.id, state="verified", actor=operator, note="dicek")
-    triage.update_triage(session, report_id=report.id, actor=operator, assignee_id=team["analyst"].id, note="ke tim")
-    triage.update_triage(session, report_id=report.id, actor=operator, assignee_id=None, note=None)
+    triage.update_triage(session, model=Report, subject_id=report.id, actor=operator, assignee_id=team["analyst"].id,
+                         note="ke tim")
+    triage.update_triage(session, model=Report, subject_id=report.id, actor=operator, assignee_id=None, note=None)
     assert (report.state, report.assignee_id, report.notes) == ("verified", None, "dicek\nke tim")
     assert _trail(session, "report", report.id) == [
         ("report.state", {"state": "new", "notes": None}, {"state": "verified", "notes": "dicek"}),
@@ -69,8 +70,8 @@ def test_an_incident_move_carries_to_its_reports_and_both_are_audited(session, t
     triage.set_state(session, report_id=second.id, state="actioned", actor=team["admin"])  # no move on from here
     incident = _incident(session, first, second)
     moved_before = incident.updated_at
-    incidents.update_incident_triage(session, incident_id=incident.id, actor=team["operator"],
-                                     assignee_id=team["operator"].id, note="tim 1")
+    triage.update_triage(session, model=Incident, subject_id=incident.id, actor=team["operator"],
+                         assignee_id=team["operator"].id, note="tim 1")
     incidents.set_incident_state(session, incident_id=incident.id, state="verified", actor=team["operator"])
     assert (incident.state, incident.assignee_id, incident.notes) == ("verified", team["operator"].id, "tim 1")
     assert incident.updated_at > moved_before
@@ -106,7 +107,8 @@ def test_staff_outside_the_place_may_not_triage_it(session, team):
     incident = _incident(session, report)
     grobogan = team["operator_grobogan"]
     with pytest.raises(OutsideJurisdiction):
-        triage.update_triage(session, report_id=report.id, actor=grobogan, assignee_id=grobogan.id, note="x")
+        triage.update_triage(session, model=Report, subject_id=report.id, actor=grobogan, assignee_id=grobogan.id,
+                             note="x")
     with pytest.raises(OutsideJurisdiction):
         incidents.set_incident_state(session, incident_id=incident.id, state="dismissed", actor=grobogan)
     assert (report.assignee_id, report.notes, incident.state) == (None, None, "new")
