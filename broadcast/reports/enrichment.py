@@ -28,23 +28,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sqlalchemy import (
-    ColumnElement,
-    Engine,
-    Integer,
-    String,
-    Table,
-    and_,
-    bindparam,
-    column,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-    values,
-)
+from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcast.db import session_scope, utcnow
@@ -697,50 +681,38 @@ class _Batch:
 
     def _load_candidates(self, reports: Sequence[Report]) -> None:
         """Per report of the batch, the stored reports `_find_duplicate` would compare it with: the first
-        DUPLICATE_CANDIDATES (by id) finished, not duplicate reports of its author within its window. One statement
-        for the batch, at most that many rows per report however many its author sent."""
-        window = rules.DUPLICATE_WINDOW
-        wanted = sorted({(r.author_hash, r.received_at) for r in reports if r.author_hash})
-        if not wanted:
+        DUPLICATE_CANDIDATES (by id) finished, not duplicate reports of its author within its window. The authors'
+        reports are streamed in id order and a row is kept only while a window it falls in has room, so a prolific
+        author costs at most that many kept rows per report."""
+        authored = [r for r in reports if r.author_hash]
+        if not authored:
             return
-        at_type = Report.__table__.c.received_at.type
-        windows = (
-            values(
-                column("k", Integer), column("author", String), column("lo", at_type), column("hi", at_type), name="w"
-            )
-            .data([(k, author, at - window, at + window) for k, (author, at) in enumerate(wanted)])
-            .cte("duplicate_windows")
-        )
-        ranked = (
-            select(
-                Report.id,
-                Report.author_hash,
-                Report.received_at,
-                Report.text,
-                Report.incident_id,
-                func.row_number().over(partition_by=windows.c.k, order_by=Report.id).label("n"),
-            )
-            .join(
-                windows,
-                and_(
-                    Report.author_hash == windows.c.author,
-                    Report.received_at >= windows.c.lo,
-                    Report.received_at <= windows.c.hi,
-                ),
-            )
-            .where(Report.processing == "done", Report.duplicate_of_id.is_(None), Report.id.not_in(self.ids))
-            .subquery()
-        )
+        window = rules.DUPLICATE_WINDOW
+        room: dict[str, list[list[Any]]] = {}  # author → [from, to, rows counted] per distinct window
+        for author_hash, received in sorted({(str(r.author_hash), r.received_at) for r in authored}):
+            room.setdefault(author_hash, []).append([received - window, received + window, 0])
         rows = self.session.execute(
-            select(ranked.c.id, ranked.c.author_hash, ranked.c.received_at, ranked.c.text, ranked.c.incident_id)
-            .where(ranked.c.n <= DUPLICATE_CANDIDATES)
-            .order_by(ranked.c.id)
+            select(Report.id, Report.author_hash, Report.received_at, Report.text, Report.incident_id)
+            .where(
+                Report.author_hash.in_(room),
+                Report.processing == "done",
+                Report.duplicate_of_id.is_(None),
+                Report.received_at >= min(r.received_at for r in authored) - window,
+                Report.received_at <= max(r.received_at for r in authored) + window,
+                Report.id.not_in(self.ids),
+            )
+            .order_by(Report.id)
+            .execution_options(yield_per=1000)
         )
-        last = None
-        for rid, author, at, text_, incident_id in rows:
-            if rid != last:  # a row in the windows of several reports comes once per window
-                self.by_author.setdefault(str(author), []).append(_Candidate(rid, _aware(at), text_, incident_id))
-            last = rid
+        for rid, author, stored_at, text_, incident_id in rows:
+            at = _aware(stored_at)
+            needed = False
+            for span in room[str(author)]:
+                if span[0] <= at <= span[1] and span[2] < DUPLICATE_CANDIDATES:
+                    span[2] += 1
+                    needed = True
+            if needed:
+                self.by_author.setdefault(str(author), []).append(_Candidate(rid, at, text_, incident_id))
 
     def _load_incidents(self, reports: Sequence[Report]) -> None:
         placed = [r for r in reports if r.hazard is not None and r.lat is not None and r.lon is not None]

@@ -132,7 +132,7 @@ def _seed_prolific(engine: sa.Engine) -> dict[str, int]:
 
 def test_a_prolific_author_costs_at_most_the_capped_candidates_per_report(engines):
     """Each report is compared with at most DUPLICATE_CANDIDATES earlier reports of its author (the first by id
-    within its window), one by one and in a batch alike; the batch reads only those rows, not every report the
+    within its window), one by one and in a batch alike; the batch keeps only those rows, not every report the
     author sent."""
     one, batched = engines
     ids = {}
@@ -141,7 +141,7 @@ def test_a_prolific_author_costs_at_most_the_capped_candidates_per_report(engine
     with session_scope(batched) as s:
         claim = enrichment.claim_batch(s, limit=10)
         read = [c.id for c in enrichment._Batch(s, enrichment.load_claimed(s, claim=claim)).by_author["prolific"]]
-    # The first window holds old-0..old-72 and reads old-0..old-49; the later one old-36..old-119, reads old-36..85.
+    # The first window holds old-0..old-72 and keeps old-0..old-49; the later one old-36..old-119, keeps old-36..85.
     assert enrichment.DUPLICATE_CANDIDATES == 50
     assert read == [ids[f"old-{i}"] for i in range(86)]
     _enrich(one, batch=10, batching=False)
