@@ -498,7 +498,7 @@ def store_for_enrichment(db_url: str, items: list[Any], n: int) -> None:
     """n reports as the partner API stores them during the intake run (PetaBencana texts and points, 400
     authors, hazard banjir, all received now), pending enrichment."""
     from broadcast.db import make_engine, session_scope
-    from broadcast.reports import service
+    from broadcast.reports import intake
 
     engine = make_engine(db_url)
     key = b"benchmark-author-key-0123456789ab"
@@ -509,19 +509,19 @@ def store_for_enrichment(db_url: str, items: list[Any], n: int) -> None:
                 item = items[i % len(items)]
                 payload = {"text": item.text or "banjir", "lat": item.lat, "lon": item.lon, "hazard": "banjir"}
                 rows.append(
-                    service.intake_values(
+                    intake.intake_values(
                         source="api",
                         external_id=f"bench:enrich-{i}",
                         raw={"caller": "bench", **payload, "author": f"pb-{i % 400}"},
                         text=payload["text"],
-                        author=service.author_hash(key, f"bench:pb-{i % 400}"),
+                        author=intake.author_hash(key, f"bench:pb-{i % 400}"),
                         lat=item.lat,
                         lon=item.lon,
                         hazard="banjir",
                     )
                 )
             with session_scope(engine) as session:
-                service.store_many(session, rows)
+                intake.store_many(session, rows)
     finally:
         engine.dispose()
 

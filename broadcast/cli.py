@@ -644,8 +644,7 @@ def demo_replay_petabencana(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from broadcast.db import session_scope
-    from broadcast.reports import petabencana
-    from broadcast.reports import service as reports
+    from broadcast.reports import intake, petabencana
     from broadcast.reports.tasks import kick_enrichment
 
     if get_settings().environment is Environment.PRODUCTION:
@@ -665,7 +664,7 @@ def demo_replay_petabencana(
                 time.sleep(min((item.created_at - previous).total_seconds() / speed, max_gap))
             previous = item.created_at
             with session_scope(engine) as session:
-                _, created = reports.intake(
+                _, created = intake.intake(
                     session,
                     source="api",
                     external_id=f"{petabencana.EXTERNAL_PREFIX}{item.key}",

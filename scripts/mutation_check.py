@@ -141,6 +141,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/integration/test_audit.py", *SQLITE),
     ),
     Mutation(
+        "triage-any-move",
+        "triage: a report or an incident moves only as the triage rules allow",
+        "broadcast/reports/triage.py",
+        "        if value not in allowed:\n",
+        "        if False:\n",
+        ("tests/integration/test_report_triage.py", *SQLITE),
+    ),
+    Mutation(
+        "duplicate-candidates-uncapped",
+        "enrichment: a prolific author's reports are read capped, per report",
+        "broadcast/reports/enrichment.py",
+        "if span[0] <= at <= span[1] and span[2] < DUPLICATE_CANDIDATES:",
+        "if span[0] <= at <= span[1]:",
+        ("tests/integration/test_report_enrichment_batch.py::"
+         "test_a_prolific_author_costs_at_most_the_capped_candidates_per_report[sqlite]",),
+    ),
+    Mutation(
         "twilio-signature-accepted-unchecked",
         "signature checks: Twilio webhooks",
         "channels/sms/inbound.py",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from broadcast.db import utcnow
 from broadcast.inbound.types import CommandContext, Reply, Sender
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from broadcast.reports.models import AWAITING_LOCATION, Report
 from broadcast.subscribers.commands import find_sender
 from broadcast.trust import service as trust
@@ -72,8 +72,8 @@ def place_held_report(session: Session, *, message: Report, sender: Sender) -> R
     if held is None:
         if sender.location_window_s > 0:
             key = _location_key(sender)
-            reports.set_checkpoint(session, name=key, value=json.dumps(list(sender.location)))
-            kept = reports.find_checkpoint(session, name=key)
+            intake.set_checkpoint(session, name=key, value=json.dumps(list(sender.location)))
+            kept = intake.find_checkpoint(session, name=key)
             if kept is not None:
                 kept.updated_at = utcnow()  # the window starts now, even when the same place is shared again
         return None
@@ -88,7 +88,7 @@ def _take_shared_location(session: Session, *, sender: Sender) -> tuple[float, f
     """The location this sender shared on its own within the window before, used once."""
     if sender.location_window_s <= 0:
         return None
-    row = reports.find_checkpoint(session, name=_location_key(sender))
+    row = intake.find_checkpoint(session, name=_location_key(sender))
     if row is None:
         return None
     fresh = row.updated_at >= utcnow() - timedelta(seconds=sender.location_window_s)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from broadcast.db import session_scope, utcnow
 from broadcast.reports import rules
 from broadcast.reports.models import AWAITING_LOCATION, Incident, Report
-from broadcast.reports.service import get_report
+from broadcast.reports.triage import get_report
 from geo import boundaries, geoparse
 
 log = logging.getLogger(__name__)
@@ -689,14 +689,21 @@ class _Batch:
         self._load_incidents(reports)
 
     def _load_candidates(self, reports: Sequence[Report]) -> None:
+        """Per report of the batch, the stored reports `_find_duplicate` would compare it with: the first
+        DUPLICATE_CANDIDATES (by id) finished, not duplicate reports of its author within its window. The authors'
+        reports are streamed in id order and a row is kept only while a window it falls in has room, so a prolific
+        author costs at most that many kept rows per report."""
         authored = [r for r in reports if r.author_hash]
         if not authored:
             return
         window = rules.DUPLICATE_WINDOW
+        room: dict[str, list[list[Any]]] = {}  # author → [from, to, rows counted] per distinct window
+        for author_hash, received in sorted({(str(r.author_hash), r.received_at) for r in authored}):
+            room.setdefault(author_hash, []).append([received - window, received + window, 0])
         rows = self.session.execute(
             select(Report.id, Report.author_hash, Report.received_at, Report.text, Report.incident_id)
             .where(
-                Report.author_hash.in_({r.author_hash for r in authored}),
+                Report.author_hash.in_(room),
                 Report.processing == "done",
                 Report.duplicate_of_id.is_(None),
                 Report.received_at >= min(r.received_at for r in authored) - window,
@@ -704,9 +711,17 @@ class _Batch:
                 Report.id.not_in(self.ids),
             )
             .order_by(Report.id)
+            .execution_options(yield_per=1000)
         )
-        for rid, author, at, text_, incident_id in rows:
-            self.by_author.setdefault(str(author), []).append(_Candidate(rid, _aware(at), text_, incident_id))
+        for rid, author, stored_at, text_, incident_id in rows:
+            at = _aware(stored_at)
+            needed = False
+            for span in room[str(author)]:
+                if span[0] <= at <= span[1] and span[2] < DUPLICATE_CANDIDATES:
+                    span[2] += 1
+                    needed = True
+            if needed:
+                self.by_author.setdefault(str(author), []).append(_Candidate(rid, at, text_, incident_id))
 
     def _load_incidents(self, reports: Sequence[Report]) -> None:
         placed = [r for r in reports if r.hazard is not None and r.lat is not None and r.lon is not None]
@@ -736,12 +751,12 @@ class _Batch:
             )
             .order_by(Incident.id)
         )
-        for values in self.session.execute(stmt):
-            incident = _IncidentRow(*values)
+        for row in self.session.execute(stmt):
+            incident = _IncidentRow(*row)
             incident.first_at, incident.last_at = _aware(incident.first_at), _aware(incident.last_at)
-            c = _Cluster(incident, (0, values[0]))
+            c = _Cluster(incident, (0, row[0]))
             self._add(c)
-            self.by_id[values[0]] = c
+            self.by_id[row[0]] = c
         # Read the members of the incidents the batch's reports would join as things stand, in one query; an
         # incident that only comes within reach as the batch moves it is read when a report joins it.
         likely = {c.key[1] for r in placed for c in self._candidates(r) if _distance_to(r, c.row) is not None}

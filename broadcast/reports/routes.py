@@ -18,8 +18,9 @@ from broadcast.api import sse
 from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, StreamStaffDep, find_current_user
 from broadcast.db import get_engine, session_factory, utcnow
 from broadcast.errors import Unauthorized, Unavailable
-from broadcast.reports import service
+from broadcast.reports import exports, incidents, intake, triage
 from broadcast.reports.intake import IntakeWriter
+from broadcast.reports.models import Incident, Report
 from broadcast.reports.schemas import ReportAccepted, ReportCreate, StateIn, TriageIn
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
@@ -78,12 +79,12 @@ async def create_report(
     Raises: Unauthorized, InvalidReport, Unavailable (the database refused the write).
     """
     settings: Settings = request.app.state.settings
-    row = service.intake_values(
+    row = intake.intake_values(
         source="api",
         external_id=f"{caller}:{body.external_id or uuid.uuid4().hex}",
         raw={"caller": caller, **body.model_dump(mode="json")},
         text=body.text,
-        author=service.author_hash(settings.report_author_key, f"{caller}:{body.author}") if body.author else None,
+        author=intake.author_hash(settings.report_author_key, f"{caller}:{body.author}") if body.author else None,
         lat=body.lat,
         lon=body.lon,
         media=body.media,
@@ -105,20 +106,20 @@ def report_filter(
     source: str | None = None,
     state: str | None = None,
     hours: float | None = Query(default=None, gt=0, le=24 * 90),
-) -> service.ReportFilter:
+) -> exports.ReportFilter:
     """Filters shared by the list, export and stream endpoints (the dashboard page builds the same)."""
-    return service.report_filter(hazard=hazard, source=source, state=state, hours=hours)
+    return exports.report_filter(hazard=hazard, source=source, state=state, hours=hours)
 
 
-FilterDep = Annotated[service.ReportFilter, Depends(report_filter)]
+FilterDep = Annotated[exports.ReportFilter, Depends(report_filter)]
 
 
 @router.get("/reports/export.geojson")
 def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
-    flt = service.scoped(user, flt)
     """Located reports and incidents matching the filters as GeoJSON."""
-    data = service.export_geojson(
-        service.list_reports(session, flt=flt, limit=50_000), service.list_incidents(session, flt=flt, limit=5_000)
+    flt = exports.scoped(user, flt)
+    data = exports.export_geojson(
+        exports.list_reports(session, flt=flt, limit=50_000), exports.list_incidents(session, flt=flt, limit=5_000)
     )
     return Response(
         json.dumps(data, ensure_ascii=False),
@@ -129,10 +130,10 @@ def export_geojson(user: StaffDep, session: SessionDep, flt: FilterDep) -> Respo
 
 @router.get("/reports/export.csv")
 def export_csv(user: StaffDep, session: SessionDep, flt: FilterDep) -> Response:
-    flt = service.scoped(user, flt)
     """Reports matching the filters as CSV."""
+    flt = exports.scoped(user, flt)
     return Response(
-        service.export_csv(service.list_reports(session, flt=flt, limit=50_000)),
+        exports.export_csv(exports.list_reports(session, flt=flt, limit=50_000)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="laporan.csv"'},
     )
@@ -151,13 +152,13 @@ async def stream(
     polling loop (broadcast.api.sse) and holds no database session while it waits."""
     engine = get_engine(settings.resolved_database_url)
     hub = sse.hub_for(request.app.state)
-    scope = service.scoped(user, service.ReportFilter())  # only reports inside the caller's jurisdiction
+    scope = exports.scoped(user, exports.ReportFilter())  # only reports inside the caller's jurisdiction
 
     def catch_up() -> tuple[list[str], tuple[int, datetime]]:
         checked = utcnow()
         with session_factory(engine)() as s:
-            reports = service.reports_changed(s, after_id=after_id, enriched_after=None, flt=scope)
-            frames = [sse.frame("report", service.report_summary(r, zone_code=scope.within)) for r in reports]
+            reports = exports.reports_changed(s, after_id=after_id, enriched_after=None, flt=scope)
+            frames = [sse.frame("report", exports.report_summary(r, zone_code=scope.within)) for r in reports]
         return frames, (max([after_id, *(r.id for r in reports)]), checked)
 
     frames, cursor = await run_in_threadpool(catch_up)
@@ -172,7 +173,7 @@ async def stream(
     return sse.response(events)
 
 
-def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
+def _read_live_reports(engine: Any, scope: exports.ReportFilter) -> sse.Reader:
     """The live feed's reader: state (last id, since) → new or newly enriched reports and changed incidents inside
     `scope`'s jurisdiction."""
 
@@ -180,10 +181,10 @@ def _read_live_reports(engine: Any, scope: service.ReportFilter) -> sse.Reader:
         checked = utcnow()
         last_id, since = state
         with session_factory(engine)() as s:
-            reports = service.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
-            incidents = service.list_incidents(s, flt=scope, updated_after=since)
-            frames = [sse.frame("report", service.report_summary(r, zone_code=scope.within)) for r in reports]
-            frames += [sse.frame("incident", service.incident_summary(i)) for i in incidents]
+            reports = exports.reports_changed(s, after_id=last_id, enriched_after=since, flt=scope)
+            changed = exports.list_incidents(s, flt=scope, updated_after=since)
+            frames = [sse.frame("report", exports.report_summary(r, zone_code=scope.within)) for r in reports]
+            frames += [sse.frame("incident", exports.incident_summary(i)) for i in changed]
         if reports:
             last_id = max(last_id, max(r.id for r in reports))
         return (last_id, checked - timedelta(seconds=1) if frames else checked), frames, False
@@ -196,33 +197,33 @@ def list_reports(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Reports matching the filters, newest first."""
-    flt = service.scoped(user, flt)
-    return [service.report_summary(r) for r in service.list_reports(session, flt=flt, limit=limit)]
+    flt = exports.scoped(user, flt)
+    return [exports.report_summary(r) for r in exports.list_reports(session, flt=flt, limit=limit)]
 
 
 @router.get("/reports/{report_id}")
 def read_report(report_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One report, with its enrichment state (and the error when it failed)."""
-    return service.report_summary(service.get_report_for(session, report_id=report_id, actor=user))
+    return exports.report_summary(triage.get_report_for(session, report_id=report_id, actor=user))
 
 
 @router.post("/reports/{report_id}/state")
 def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage a report: verified, dismissed or actioned (audited)."""
-    report = service.set_state(session, report_id=report_id, state=body.state, actor=user, note=body.note)
+    report = triage.set_state(session, report_id=report_id, state=body.state, actor=user, note=body.note)
     session.commit()
-    _send_replies(service.take_replies_to_send(session))
-    return service.report_summary(report)
+    _send_replies(triage.take_replies_to_send(session))
+    return exports.report_summary(report)
 
 
 @router.post("/reports/{report_id}/triage")
 def triage_report(report_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign a report and add a note (audited)."""
-    report = service.update_triage(
-        session, report_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
+    report = triage.update_triage(
+        session, model=Report, subject_id=report_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
-    return service.report_summary(report)
+    return exports.report_summary(report)
 
 
 @router.get("/incidents")
@@ -230,45 +231,45 @@ def list_incidents(
     user: StaffDep, session: SessionDep, flt: FilterDep, limit: int = Query(default=200, ge=1, le=5000)
 ) -> list[dict[str, Any]]:
     """Incidents (grouped reports) matching the filters, most recently active first."""
-    flt = service.scoped(user, flt)
-    return [service.incident_summary(i) for i in service.list_incidents(session, flt=flt, limit=limit)]
+    flt = exports.scoped(user, flt)
+    return [exports.incident_summary(i) for i in exports.list_incidents(session, flt=flt, limit=limit)]
 
 
 @router.get("/incidents/{incident_id}")
 def read_incident(incident_id: int, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """One incident with its reports."""
-    incident = service.get_incident_for(session, incident_id=incident_id, actor=user)
+    incident = triage.get_incident_for(session, incident_id=incident_id, actor=user)
     return {
-        **service.incident_summary(incident),
-        "reports": [service.report_summary(r) for r in service.incident_reports(session, incident_id=incident.id)],
+        **exports.incident_summary(incident),
+        "reports": [exports.report_summary(r) for r in exports.incident_reports(session, incident_id=incident.id)],
     }
 
 
 @router.post("/incidents/{incident_id}/state")
 def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Triage an incident and its reports (audited)."""
-    incident = service.set_incident_state(
+    incident = incidents.set_incident_state(
         session, incident_id=incident_id, state=body.state, actor=user, note=body.note
     )
     session.commit()
-    _send_replies(service.take_replies_to_send(session))
-    return service.incident_summary(incident)
+    _send_replies(triage.take_replies_to_send(session))
+    return exports.incident_summary(incident)
 
 
 @router.post("/incidents/{incident_id}/triage")
 def triage_incident(incident_id: int, body: TriageIn, user: StaffDep, session: SessionDep) -> dict[str, Any]:
     """Assign an incident and add a note (audited)."""
-    incident = service.update_incident_triage(
-        session, incident_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
+    incident = triage.update_triage(
+        session, model=Incident, subject_id=incident_id, actor=user, assignee_id=body.assignee_id, note=body.note
     )
     session.commit()
-    return service.incident_summary(incident)
+    return exports.incident_summary(incident)
 
 
 @router.post("/incidents/{incident_id}/draft-alert", status_code=201)
 def draft_alert(incident_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Turn an incident into a draft alert for its kecamatan from the hazard's template (needs approval)."""
-    alert = service.draft_alert_from_incident(session, incident_id=incident_id, actor=user, sender=settings.sender_id)
+    alert = incidents.draft_alert_from_incident(session, incident_id=incident_id, actor=user, sender=settings.sender_id)
     session.commit()
     return {"alert_id": alert.id, "identifier": alert.identifier, "state": alert.state, "edit_url": "/konsol"}
 

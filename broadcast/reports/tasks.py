@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from broadcast.db import get_engine, session_scope
 from broadcast.dispatch.wiring import channel_config
 from broadcast.redisclient import redis_client
-from broadcast.reports import enrichment, service
+from broadcast.reports import enrichment, intake
 from broadcast.settings import get_settings
 from broadcast.worker import celery
 from channels.base import ChannelError
@@ -120,7 +120,7 @@ def poll_x() -> None:
         connection = XConnection.build(config, account)
         try:
             with session_scope(engine) as session:
-                new = service.ingest_x_mentions(
+                new = intake.ingest_x_mentions(
                     session,
                     client=connection.client,
                     account=account.handle,
@@ -137,7 +137,7 @@ def poll_x() -> None:
         connection = XConnection.build(config, config.accounts[0])
         try:
             with session_scope(engine) as session:
-                new = service.ingest_x_search(
+                new = intake.ingest_x_search(
                     session,
                     client=connection.client,
                     query=settings.x.search_query,

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from broadcast.db import utcnow
 from broadcast.dispatch import callbacks
 from broadcast.inbound.types import CommandContext, Reply, Sender
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from broadcast.subscribers import consent
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
@@ -43,7 +43,7 @@ def register(ctx: CommandContext) -> Reply:
     if match.resolution is Resolution.AMBIGUOUS:
         options = [{"name": _short(p), "code": p.kode} for p in match.options]
         # Remember the numbered list for an hour, so a bare "2" picks the second place.
-        reports.set_checkpoint(
+        intake.set_checkpoint(
             ctx.session,
             name=_choice_key(ctx.sender),
             value=json.dumps([ctx.command.language, *(o["code"] for o in options)]),
@@ -54,7 +54,7 @@ def register(ctx: CommandContext) -> Reply:
 
 def choose(ctx: CommandContext) -> Reply:
     """A bare number answering the last numbered list of places sent to this sender (within an hour)."""
-    pending = reports.find_checkpoint(ctx.session, name=_choice_key(ctx.sender))
+    pending = intake.find_checkpoint(ctx.session, name=_choice_key(ctx.sender))
     if pending is None or pending.updated_at < utcnow() - CHOICE_TTL:
         return "choice_expired", {}
     language, *codes = json.loads(pending.value)

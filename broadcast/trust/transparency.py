@@ -117,7 +117,7 @@ def _first_audit(session: Session, actions: Iterable[str] | None = None) -> dict
 
 
 def _first_actioned(session: Session) -> dict[int, datetime]:
-    """When each report was first moved to `actioned` (reports.service.set_state audits every move)."""
+    """When each report was first moved to `actioned` (reports.triage.transition audits every move)."""
     stmt = (
         select(AuditEntry.subject_id, AuditEntry.at, AuditEntry.after)
         .where(AuditEntry.subject_type == "report", AuditEntry.action == "report.state")

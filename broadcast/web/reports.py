@@ -24,7 +24,7 @@ from broadcast.api.deps import SessionDep, SettingsDep, StaffDep, find_current_u
 from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.api.security import client_ip
 from broadcast.errors import BroadcastError, Invalid, TooManyRequests
-from broadcast.reports import petabencana, rules, service
+from broadcast.reports import exports, intake, petabencana, rules
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
@@ -189,16 +189,16 @@ async def report_submit(
             lon_f = float(lon) if lon.strip() else None
         except ValueError as exc:
             raise FormRejected("Koordinat tidak valid / invalid coordinates") from exc
-        service.check_coordinates(lat_f, lon_f)
+        intake.check_coordinates(lat_f, lon_f)
         ip = client_ip(request, settings)
-        author = service.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
+        author = intake.author_hash(settings.report_author_key, phone_e164 or f"ip:{ip}")
         check_rate(settings, ip=ip, phone_hash=author if phone_e164 else None)
         media = [await _save_photo(settings, photo)] if photo is not None and photo.filename else []
     except BroadcastError as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 422
         return _lapor_page(request, settings, status_code=status, error=str(exc), values=values)
     sub = subscribers.find_by_phone(session, phone=phone_e164) if phone_e164 else None
-    report_id, _ = service.intake(
+    report_id, _ = intake.intake(
         session,
         source="web",
         external_id=uuid.uuid4().hex,
@@ -258,12 +258,12 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         window = math.nan
     if not 0 < window <= MAX_HOURS:  # also refuses nan and inf
         raise BadDashboardFilter(f"hours harus angka 0-{MAX_HOURS} / hours must be a number from 0 to {MAX_HOURS}")
-    flt = service.report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
-    flt = service.scoped(user, flt)
-    reports = service.list_reports(session, flt=flt, limit=300)
-    incidents = service.list_incidents(session, flt=flt, limit=100)
-    counts = service.counts_by_hour(session, flt=flt, hours=24)
-    latest = session.scalar(service.latest_report_id_stmt()) or 0
+    flt = exports.report_filter(hazard=q.get("hazard"), source=q.get("source"), state=q.get("state"), hours=window)
+    flt = exports.scoped(user, flt)
+    reports = exports.list_reports(session, flt=flt, limit=300)
+    incidents = exports.list_incidents(session, flt=flt, limit=100)
+    counts = exports.counts_by_hour(session, flt=flt, hours=24)
+    latest = session.scalar(exports.latest_report_id_stmt()) or 0
     active = select_alerts(session, statuses=ALERT_STATUSES)
     states = {key: i18n.label("report_status", key, lang) for key in rules.STATES}
     sources = {key: _label(SOURCE_LABELS.get(key, key), lang) for key in rules.SOURCES}
@@ -288,10 +288,10 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep, lang
         sources_json=json.dumps(sources),
         states=states,
         states_json=json.dumps(states),
-        received=lambda r: service.received_local(r, fallback_code=user.jurisdiction)[lang],
+        received=lambda r: exports.received_local(r, fallback_code=user.jurisdiction)[lang],
         alerts_geojson=json.dumps(maps.alerts_feature_collection(active), separators=(",", ":")),
         alert_count=len(active),
-        demo_data=service.has_reports_from(session, external_prefix=petabencana.EXTERNAL_PREFIX),
+        demo_data=exports.has_reports_from(session, external_prefix=petabencana.EXTERNAL_PREFIX),
         tile_url=settings.map_tile_url,
         tile_attribution=settings.map_tile_attribution,
         latest_id=latest,

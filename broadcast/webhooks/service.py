@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from broadcast.inbound.service import dispatch_command
 from broadcast.inbound.types import Sender
 from broadcast.reports import commands as report_commands
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from broadcast.subscribers import service as subscribers
 from broadcast.trust import service as trust
 from broadcast.trust.models import TrustReply
@@ -35,7 +35,7 @@ def _sms_sender(author_key: bytes, number: str) -> tuple[str | None, str]:
         phone = subscribers.normalise_phone(number)
     except subscribers.InvalidPhone:
         phone = None
-    return phone, reports.author_hash(author_key, phone or number)
+    return phone, intake.author_hash(author_key, phone or number)
 
 
 def handle_inbound_sms(
@@ -46,7 +46,7 @@ def handle_inbound_sms(
     A retried webhook changes nothing and gets the reply the first delivery got.
     """
     phone, author = _sms_sender(author_key, event.sender)
-    report, created = reports.store_inbound(
+    report, created = intake.store_inbound(
         session, source="sms", external_id=event.external_id, raw=event.raw, author=author
     )
     if not created and report.reply is not None:
@@ -79,8 +79,8 @@ def handle_telegram_update(
 
     Telegram clients send a shared location as a message of its own: within `location_window_s`, a location
     after a /lapor places that report, and one before it places the next /lapor (see reports.commands)."""
-    author = reports.author_hash(author_key, f"telegram:{message.chat_id}")
-    report, created = reports.store_inbound(
+    author = intake.author_hash(author_key, f"telegram:{message.chat_id}")
+    report, created = intake.store_inbound(
         session, source="telegram", external_id=str(message.update_id), raw=raw, author=author
     )
     if not created:
@@ -114,7 +114,7 @@ def handle_gateway_sms(
     answer, in the sender's language, to go back through the gateway. None for a second delivery of the same
     event (nothing is done twice) or a sender we cannot answer (no mobile number)."""
     phone, author = _sms_sender(author_key, sms.phone)
-    report, created = reports.store_inbound(
+    report, created = intake.store_inbound(
         session, source=GATEWAY, external_id=sms.event_id, raw=sms.raw, author=author
     )
     if not created:

@@ -3,7 +3,8 @@ one by one gives; one poisonous report fails alone with its reason; a batch is e
 again or its lease ran out and another run claimed it; a time limit fails the report at hand and gives the rest
 back."""
 
-from datetime import timedelta
+import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import make_engine, session_scope, utcnow
-from broadcast.reports import enrichment, petabencana, service
+from broadcast.reports import enrichment, intake, petabencana
 from broadcast.reports.models import Incident, Report
 from broadcast.users.models import Role
 from channels.base import InboundEvent
@@ -41,7 +42,7 @@ def _seed(engine: sa.Engine, n: int = 60, *, alert: bool = False) -> None:
         for i in range(n):
             item = items[(i - 5 if i % 10 == 9 else i) * 7 % len(items)]  # every tenth repeats an earlier text
             located = i % 3 != 0
-            rows.append(service.intake_values(
+            rows.append(intake.intake_values(
                 source="api", external_id=f"pb-{i}", raw={"i": i}, text=item.text or "banjir",
                 author=f"pb-{(i - 5 if i % 10 == 9 else i) % 40}", lat=item.lat if located else None,
                 lon=item.lon if located else None, hazard="banjir" if i % 2 else None, received_at=item.created_at,
@@ -50,16 +51,16 @@ def _seed(engine: sa.Engine, n: int = 60, *, alert: bool = False) -> None:
         for k, text in enumerate(["banjir setinggi lutut di Kelurahan Talise", "banjir selutut di kel talise",
                                   "Genangan di Kel. Birobuli Utara, Kec. Palu Selatan, Jl. Soekarno Hatta",
                                   "air naik, tolong"]):
-            rows.append(service.intake_values(source="api", external_id=f"palu-{k}", raw={}, text=text,
-                                              author="palu-1", received_at=at + timedelta(minutes=k),
-                                              admin_code="72.71.08" if k == 3 else None))
-        rows.append(service.intake_values(source="sms", external_id="cmd-1", raw={}, text="DAFTAR Talise",
-                                          author="cmd", received_at=at))
-        service.store_many(s, rows)
+            rows.append(intake.intake_values(source="api", external_id=f"palu-{k}", raw={}, text=text,
+                                             author="palu-1", received_at=at + timedelta(minutes=k),
+                                             admin_code="72.71.08" if k == 3 else None))
+        rows.append(intake.intake_values(source="sms", external_id="cmd-1", raw={}, text="DAFTAR Talise",
+                                         author="cmd", received_at=at))
+        intake.store_many(s, rows)
         s.execute(sa.update(Report).where(Report.external_id == "cmd-1").values(command="register"))
         event = InboundEvent(source="x", external_id="77", sender="42", text="@BPBDPalu air naik sepinggang di Talise",
                              raw={"tweet": {"id": "77", "author_id": "42", "created_at": "2017-02-20T10:00:00Z"}})
-        service.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
+        intake.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
 
 
 def _enrich(engine: sa.Engine, *, batch: int, batching: bool) -> list[enrichment.BatchResult]:
@@ -106,6 +107,50 @@ def test_a_batch_gives_the_same_rows_as_one_report_at_a_time(engines):
     assert sum(r["duplicate_of_id"] is not None for r in reports) >= 5
     assert any(i["report_count"] >= 3 for i in incidents) and len(incidents) >= 10
     assert any(r["alert_ids"] for r in reports) and any(r["hazard_confidence"] == 0.5 for r in reports)
+
+
+
+def _seed_prolific(engine: sa.Engine) -> dict[str, int]:
+    """One author's 120 finished, mutually different reports five minutes apart, then three new ones: one repeats
+    the 11th (among the first 50 of its window), one the 61st (in its window, past the first 50), and one nine
+    hours on, whose window starts three hours in, repeats the 81st (among the first 50 of that later window).
+    Returns the stored ids by external id."""
+    t0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
+    words = [hashlib.sha256(str(i).encode()).hexdigest()[:24] for i in range(120)]
+    new = {"again-10": (0, words[10]), "again-60": (1, words[60]), "later-again-80": (540, words[80])}
+    with session_scope(engine) as s:
+        old = intake.store_many(s, [
+            intake.intake_values(source="api", external_id=f"old-{i}", raw={}, text=word, author="prolific",
+                                 received_at=t0 + timedelta(minutes=5 * i)) for i, word in enumerate(words)])
+        s.execute(sa.update(Report).values(processing="done", enriched_at=t0))
+        fresh = intake.store_many(s, [
+            intake.intake_values(source="api", external_id=ext, raw={}, text=f"{word} tolong", author="prolific",
+                                 received_at=t0 + timedelta(minutes=minutes))
+            for ext, (minutes, word) in new.items()])
+    return {**{f"old-{i}": rid for i, (rid, _) in enumerate(old)}, **{e: rid for e, (rid, _) in zip(new, fresh, strict=True)}}
+
+
+def test_a_prolific_author_costs_at_most_the_capped_candidates_per_report(engines):
+    """Each report is compared with at most DUPLICATE_CANDIDATES earlier reports of its author (the first by id
+    within its window), one by one and in a batch alike; the batch keeps only those rows, not every report the
+    author sent."""
+    one, batched = engines
+    ids = {}
+    for engine in engines:
+        ids = _seed_prolific(engine)
+    with session_scope(batched) as s:
+        claim = enrichment.claim_batch(s, limit=10)
+        read = [c.id for c in enrichment._Batch(s, enrichment.load_claimed(s, claim=claim)).by_author["prolific"]]
+    # The first window holds old-0..old-72 and keeps old-0..old-49; the later one old-36..old-119, keeps old-36..85.
+    assert enrichment.DUPLICATE_CANDIDATES == 50
+    assert read == [ids[f"old-{i}"] for i in range(86)]
+    _enrich(one, batch=10, batching=False)
+    assert enrichment.enrich_claimed(batched, claim=claim, within=None) == enrichment.BatchResult(done=3)
+    assert _rows(batched) == _rows(one)
+    with session_scope(batched) as s:
+        dup = dict(s.execute(sa.select(Report.external_id, Report.duplicate_of_id).where(Report.external_id.in_(
+            ["again-10", "again-60", "later-again-80"]))).all())
+    assert dup == {"again-10": ids["old-10"], "again-60": None, "later-again-80": ids["old-80"]}
 
 
 def test_one_poisonous_report_fails_alone_with_its_reason(engine, monkeypatch):

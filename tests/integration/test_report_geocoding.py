@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from broadcast.db import session_scope
-from broadcast.reports import enrichment, service
+from broadcast.reports import enrichment, exports, intake
 from broadcast.reports.models import Report
 from channels.base import InboundEvent
 
@@ -23,7 +23,7 @@ def _enrich_all(engine, **kwargs):
 
 def test_the_example_report_is_placed_with_depth_and_reason(engine):
     with session_scope(engine) as s:
-        service.intake(
+        intake.intake(
             s,
             source="api",
             external_id="ex-1",
@@ -31,7 +31,7 @@ def test_the_example_report_is_placed_with_depth_and_reason(engine):
             text="banjir setinggi lutut di Kelurahan Talise",
             author=None,
         )
-        service.intake(
+        intake.intake(
             s,
             source="api",
             external_id="ex-2",
@@ -52,7 +52,7 @@ def test_the_example_report_is_placed_with_depth_and_reason(engine):
             "soekarno hatta",
         )
         assert birobuli.place_names == ["birobuli utara", "palu selatan"]
-        assert service.report_summary(talise)["geocode_reason"] == talise.geocode_reason
+        assert exports.report_summary(talise)["geocode_reason"] == talise.geocode_reason
 
 
 def test_an_x_mention_is_placed_inside_the_accounts_area(engine):
@@ -64,7 +64,7 @@ def test_an_x_mention_is_placed_inside_the_accounts_area(engine):
             text="@BPBDPalu air naik sepinggang di Talise",
             raw={"tweet": {"id": "77", "author_id": "42"}},
         )
-        service.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
+        intake.store_x_post(s, event=event, account="BPBDPalu", author_key=KEY)
     _enrich_all(engine, channel_areas={"bpbdpalu": "72.71"})
     with session_scope(engine) as s:
         report = s.scalars(sa.select(Report)).one()

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
-from broadcast.reports import service
+from broadcast.reports import intake
 from broadcast.reports.intake import IntakeWriter
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
@@ -27,8 +27,8 @@ def client(db_url, redis_url, tmp_path):
 
 
 def _row(ext: str, text: str = "banjir 50 cm di Kampung Melayu", **fields) -> dict:
-    return service.intake_values(source="api", external_id=ext, raw={"caller": "partner:t", "text": text, "n": [1, 2]},
-                                 text=text, author=None, **fields)
+    return intake.intake_values(source="api", external_id=ext, raw={"caller": "partner:t", "text": text, "n": [1, 2]},
+                                text=text, author=None, **fields)
 
 
 def _count(engine, ext_prefix: str) -> int:
@@ -38,7 +38,7 @@ def _count(engine, ext_prefix: str) -> int:
 
 def test_a_batch_stores_new_rows_once_and_gives_existing_ids(engine):
     with session_scope(engine) as s:
-        (first_id, created), = service.store_many(s, [_row("b-old")])
+        (first_id, created), = intake.store_many(s, [_row("b-old")])
     assert created
     wib = timezone(timedelta(hours=7))
     at = datetime(2026, 11, 26, 20, 30, tzinfo=wib)
@@ -50,7 +50,7 @@ def test_a_batch_stores_new_rows_once_and_gives_existing_ids(engine):
         _row("b-twice"),
     ]
     with session_scope(engine) as s:
-        out = service.store_many(s, rows)
+        out = intake.store_many(s, rows)
     assert [created for _, created in out] == [True, False, True, False]
     assert out[1][0] == first_id and out[2][0] == out[3][0]
     assert len({rid for rid, _ in out}) == 3
@@ -121,4 +121,4 @@ def test_text_the_database_cannot_store_is_refused_with_a_4xx(client, engine):
 
 def test_the_postgresql_batch_statement_names_every_intake_column():
     # json_to_recordset drops keys it is not told about: a field added to intake_values must be added there too.
-    assert set(_row("k")) == {name for name, _ in service._RECORDSET_COLUMNS}
+    assert set(_row("k")) == {name for name, _ in intake._RECORDSET_COLUMNS}

@@ -18,7 +18,7 @@ from broadcast.alerts.models import Alert
 from broadcast.api.app import create_app
 from broadcast.audit import service as audit
 from broadcast.db import session_scope, utcnow
-from broadcast.reports import enrichment, petabencana, rules, service
+from broadcast.reports import enrichment, exports, intake, petabencana, rules
 from broadcast.reports.models import Incident, Report
 from broadcast.settings import Settings
 from channels.base import InboundEvent
@@ -95,7 +95,7 @@ def test_every_source_produces_a_report(client, engine, settings):
         event = InboundEvent(source="x", external_id="1890", sender="42",
                              text="@BPBDJakarta genangan selutut di Jl. Dermaga Klender",
                              raw={"tweet": {"id": "1890", "author_id": "42"}})
-        service.store_x_post(s, event=event, account="BPBDJakarta", author_key=KEY)
+        intake.store_x_post(s, event=event, account="BPBDJakarta", author_key=KEY)
     # Web form, with a photo
     png = _tiny_png()
     r = client.post("/lapor", data={"text": "Kebakaran rumah warga di Kel. Klender", "token": form_token(client),
@@ -172,8 +172,8 @@ def test_form_too_fast_and_rate_limited(client, engine, settings):
 
 
 def _intake(s, text, *, author="a1", lat=None, lon=None, at=None, ext=None):
-    return service.intake(s, source="api", external_id=ext or f"t-{time.monotonic_ns()}", raw={"text": text},
-                          text=text, author=author, lat=lat, lon=lon, received_at=at)[0]
+    return intake.intake(s, source="api", external_id=ext or f"t-{time.monotonic_ns()}", raw={"text": text},
+                         text=text, author=author, lat=lat, lon=lon, received_at=at)[0]
 
 
 def test_duplicates_from_the_same_author_collapse(engine):
@@ -364,7 +364,7 @@ def test_live_rows_show_the_local_time_and_zone_the_page_rows_show(client, engin
         palu = _intake(s, "Banjir di Talise", author="e", at=at)
         s.get(Report, palu).admin_code = "72.71.02.1001"  # as enrichment places it
     analyst = login(client, "analis")
-    _, frames, _ = _read_live_reports(engine, service.ReportFilter())((jakarta - 1, utcnow()))
+    _, frames, _ = _read_live_reports(engine, exports.ReportFilter())((jakarta - 1, utcnow()))
     live = {d["id"]: d["received_local"] for d in (json.loads(f.split("data: ", 1)[1]) for f in frames
                                                    if f.startswith("event: report"))}
     for lang, zone_clock in (("id", r"\d{2}\.\d{2}"), ("en", r"\d{2}:\d{2}")):

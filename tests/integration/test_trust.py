@@ -19,7 +19,7 @@ from broadcast.api.app import create_app
 from broadcast.cap import signing
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
-from broadcast.reports import service as reports
+from broadcast.reports import intake, triage
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
 from broadcast.trust import service as trust
@@ -223,8 +223,8 @@ def test_notify_reporter_on_the_channel_it_came_from_in_its_language(session, te
     sms(session, "LAPOR banjir 50 cm di Jl. Diponegoro", sid="SM" + "5" * 32)
     sms(session, "REPORT landslide near the school", sid="SM" + "6" * 32, sender=OTHER)
     session.flush()
-    id_report = reports.find_report(session, source="sms", external_id="SM" + "5" * 32)
-    en_report = reports.find_report(session, source="sms", external_id="SM" + "6" * 32)
+    id_report = intake.find_report(session, source="sms", external_id="SM" + "5" * 32)
+    en_report = intake.find_report(session, source="sms", external_id="SM" + "6" * 32)
     assert session.get(ReplyContact, id_report.author_hash).phone == CITIZEN
 
     first = trust.notify_reporter(session, id_report, "verified")
@@ -248,7 +248,7 @@ def test_notify_reporter_on_the_channel_it_came_from_in_its_language(session, te
     assert trust.notify_reporter(session, id_report, "actioned") is None
 
     # X: a reply to the citizen's post.
-    post, _ = reports.store_inbound(
+    post, _ = intake.store_inbound(
         session, source="x", external_id="1790", raw={"tweet": {"id": "1790"}}, author="h" * 64
     )
     post.language = "id"
@@ -420,7 +420,7 @@ def test_no_personal_data_in_any_public_output(client, session, team):
     alert = publish(session, team)
     sms(session, "LAPOR banjir di depan rumah saya, hubungi 081377712345", sid="SM" + "8" * 32)
     sms(session, "HOAKS sebarkan ke 0812-9900-0001: tsunami jam 3", sid="SM" + "9" * 32, sender=OTHER)
-    report = reports.find_report(session, source="sms", external_id="SM" + "8" * 32)
+    report = intake.find_report(session, source="sms", external_id="SM" + "8" * 32)
     trust.notify_reporter(session, report, "verified")
     session.commit()
     hoax = session.scalar(sa.select(HoaxReport))
@@ -459,7 +459,7 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
     from broadcast.worker import celery
 
     sms(session, "LAPOR pohon tumbang di Jl. Hasanuddin", sid="SM" + "a" * 32)
-    report = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
+    report = intake.find_report(session, source="sms", external_id="SM" + "a" * 32)
     reply = trust.notify_reporter(session, report, "actioned")
     session.commit()
     monkeypatch.setenv("BROADCAST_DATABASE_URL", db_url)
@@ -487,20 +487,20 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
 
 
 def test_triage_replies_to_the_reporter_once_and_times_the_response(session, team):
-    """Verifying or acting on a report through reports.set_state queues one reply each on its channel; a report
+    """Verifying or acting on a report through triage.set_state queues one reply each on its channel; a report
     from someone who stopped gets none; the open data's response time is the first move to `actioned`."""
     sms(session, "LAPOR banjir sepinggang di Kel. Kampung Melayu", sid="SM" + "a" * 32)
     sms(session, "LAPOR pohon tumbang", sid="SM" + "b" * 32, sender=OTHER)
     sms(session, "STOP", sid="SM" + "c" * 32, sender=OTHER)
     session.flush()
-    mine = reports.find_report(session, source="sms", external_id="SM" + "a" * 32)
-    theirs = reports.find_report(session, source="sms", external_id="SM" + "b" * 32)
+    mine = intake.find_report(session, source="sms", external_id="SM" + "a" * 32)
+    theirs = intake.find_report(session, source="sms", external_id="SM" + "b" * 32)
     staff = team["admin"]  # national: these reports carry no place yet (issue 18: unlocated means national staff)
 
-    reports.set_state(session, report_id=mine.id, state="verified", actor=staff)
-    reports.set_state(session, report_id=mine.id, state="actioned", actor=staff)
-    reports.set_state(session, report_id=theirs.id, state="verified", actor=staff)
-    queued = reports.take_replies_to_send(session)
+    triage.set_state(session, report_id=mine.id, state="verified", actor=staff)
+    triage.set_state(session, report_id=mine.id, state="actioned", actor=staff)
+    triage.set_state(session, report_id=theirs.id, state="verified", actor=staff)
+    queued = triage.take_replies_to_send(session)
     session.commit()
 
     replies = session.scalars(sa.select(TrustReply).order_by(TrustReply.id)).all()
@@ -509,7 +509,7 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
         ("actioned", f"report:{mine.id}", "sms"),
     ]
     assert queued == [r.id for r in replies]
-    assert reports.take_replies_to_send(session) == []
+    assert triage.take_replies_to_send(session) == []
     actioned = transparency._first_actioned(session)
     assert set(actioned) == {mine.id}
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from broadcast.db import session_factory
-from broadcast.reports import service
+from broadcast.reports import intake
 from broadcast.reports.models import Report
 from channels.base import ChannelUnavailable
 from channels.social import XAccount, XConfig, XConnection
@@ -34,8 +34,8 @@ def client_for(fake):
 
 def ingest(engine, fake):
     with session_factory(engine).begin() as s:
-        return service.ingest_x_mentions(s, client=client_for(fake), account=PALU.handle, user_id=PALU.user_id,
-                                         author_key=KEY)
+        return intake.ingest_x_mentions(s, client=client_for(fake), account=PALU.handle, user_id=PALU.user_id,
+                                        author_key=KEY)
 
 
 def test_mentions_polled_twice_and_after_a_restart_give_each_report_once(engine, fake):
@@ -50,9 +50,9 @@ def test_mentions_polled_twice_and_after_a_restart_give_each_report_once(engine,
         assert [r.external_id for r in reports] == [*first, later]
         assert all(r.source == "x" and r.state == "new" for r in reports)
         assert reports[-1].text.endswith("sepinggang di Talise")
-        assert reports[0].author_hash == service.author_hash(KEY, "@warga_palu")
+        assert reports[0].author_hash == intake.author_hash(KEY, "@warga_palu")
         assert "warga_palu" not in str(reports[0].raw)
-        assert service.get_checkpoint(s, name="x-mentions:4271") == later
+        assert intake.get_checkpoint(s, name="x-mentions:4271") == later
     since = [r.query.get("since_id") for r in fake.requests if r.path.endswith("/mentions")]
     assert since[0] is None and since[-1] == [first[-1]]
 
@@ -74,7 +74,7 @@ def test_a_rate_limit_stores_nothing_and_keeps_the_checkpoint(engine, fake):
     assert getattr(err.value, "retry_after", None)
     with session_factory(engine)() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Report)) == 0
-        assert service.get_checkpoint(s, name="x-mentions:4271") is None
+        assert intake.get_checkpoint(s, name="x-mentions:4271") is None
     assert ingest(engine, fake) == 1  # the next beat reads it
 
 
@@ -87,7 +87,7 @@ def test_keyword_search_is_read_from_its_checkpoint_once(engine, fake):
 
     def run():
         with session_factory(engine).begin() as s:
-            return service.ingest_x_search(s, client=client_for(fake), query=query, author_key=KEY)
+            return intake.ingest_x_search(s, client=client_for(fake), query=query, author_key=KEY)
 
     assert run() == 13
     assert run() == 0

@@ -31,7 +31,7 @@ from broadcast.cap import validation
 from broadcast.dispatch import service as dispatch
 from broadcast.errors import BroadcastError
 from broadcast.intake import cap_documents
-from broadcast.reports import service as reports
+from broadcast.reports import incidents, triage
 from broadcast.reports.models import Incident, Report
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.targeting import SubscriberArrays, TargetSpec
@@ -128,11 +128,11 @@ RUNNERS: dict[Action, tuple[int, Runner]] = {
     Action.ALERT_READ: (200, lambda s, a, o: alerts.read_alert(s, alert_id=o.draft, actor=a)),
     Action.ALERT_OUTBOX_READ: (200, lambda s, a, o: alerts.read_alert(s, alert_id=o.published, actor=a,
                                                                       what="outbox")),
-    Action.REPORT_READ: (200, lambda s, a, o: reports.get_report_for(s, report_id=o.report, actor=a)),
-    Action.REPORT_TRIAGE: (200, lambda s, a, o: reports.set_state(s, report_id=o.report, state="verified", actor=a)),
-    Action.INCIDENT_TRIAGE: (200, lambda s, a, o: reports.set_incident_state(
+    Action.REPORT_READ: (200, lambda s, a, o: triage.get_report_for(s, report_id=o.report, actor=a)),
+    Action.REPORT_TRIAGE: (200, lambda s, a, o: triage.set_state(s, report_id=o.report, state="verified", actor=a)),
+    Action.INCIDENT_TRIAGE: (200, lambda s, a, o: incidents.set_incident_state(
         s, incident_id=o.incident, state="verified", actor=a)),
-    Action.INCIDENT_DRAFT_ALERT: (201, lambda s, a, o: reports.draft_alert_from_incident(
+    Action.INCIDENT_DRAFT_ALERT: (201, lambda s, a, o: incidents.draft_alert_from_incident(
         s, incident_id=o.incident, actor=a, sender="t@x")),
     Action.CLARIFICATION_SUBMIT: (303, lambda s, a, o: trust.submit_clarification(
         s, hoax_ids=[o.hoax], title_id="Judul", body_id="Isi", actor=a)),

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import session_scope
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 from broadcast.worker import create_celery
@@ -70,11 +70,11 @@ def test_a_flood_of_worst_case_reports_does_not_delay_an_extreme_warning(rig: Ri
     rig.seed(50)
     with session_scope(rig.engine) as s:
         rows = [
-            reports.intake_values(source="api", external_id=f"flood-{n}", raw={"text": WORST_TEXT}, text=WORST_TEXT,
-                                  author=f"flooder-{n % 7}")
+            intake.intake_values(source="api", external_id=f"flood-{n}", raw={"text": WORST_TEXT}, text=WORST_TEXT,
+                                 author=f"flooder-{n % 7}")
             for n in range(FLOOD)
         ]
-        reports.store_many(s, rows)
+        intake.store_many(s, rows)
     rig.start("worker")  # the warning pool: critical,broadcast, WORKERS processes
     rig.start("beat")
     _start_intake_worker(rig)
@@ -120,11 +120,11 @@ def test_citizen_driven_tasks_route_to_the_intake_queue_with_time_limits(record)
 
     app = worker.celery
     app.loader.import_default_modules()
-    intake = ("reports.enrich_pending", "reports.sweep", "reports.poll_x", "alerts.poll_bmkg", "trust.send_replies",
+    citizen = ("reports.enrich_pending", "reports.sweep", "reports.poll_x", "alerts.poll_bmkg", "trust.send_replies",
               "trust.sweep_replies", "subscribers.send_confirmations", "subscribers.sweep_confirmations")
-    routed = {name: app.amqp.router.route({}, name)["queue"].name for name in (*intake, "dispatch.send_batch")}
-    limited = {name: (app.tasks[name].soft_time_limit, app.tasks[name].time_limit) for name in intake}
-    ok = all(routed[n] == "intake" for n in intake) and routed["dispatch.send_batch"] == "broadcast"
+    routed = {name: app.amqp.router.route({}, name)["queue"].name for name in (*citizen, "dispatch.send_batch")}
+    limited = {name: (app.tasks[name].soft_time_limit, app.tasks[name].time_limit) for name in citizen}
+    ok = all(routed[n] == "intake" for n in citizen) and routed["dispatch.send_batch"] == "broadcast"
     ok = ok and all(soft and hard and soft < hard for soft, hard in limited.values())
     record("queue isolation", "citizen-driven tasks (reports, polls, replies) on the warning pool, unbounded",
            "own queue, time-limited" if ok else "SHARED OR UNBOUNDED", ok=ok)

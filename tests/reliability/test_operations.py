@@ -15,7 +15,7 @@ from broadcast.db import session_scope
 from broadcast.dispatch.models import Delivery
 from broadcast.doctor import Level, diagnose
 from broadcast.logs import configure_logging, current_alert_id
-from broadcast.reports import service as reports
+from broadcast.reports import intake
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import alert_payload
 from tests.reliability.helpers import make_settings, world
@@ -34,7 +34,7 @@ def test_metrics_expose_queues_deliveries_errors_and_intake(db_url, redis_url, e
                 Delivery(alert_id=alert_id, channel="sms", recipient_key="b", state="failed", error="twilio 21211"),
                 Delivery(alert_id=alert_id, channel="social", recipient_key="c", state="pending"),
             ])
-            reports.store_inbound(s, source="sms", external_id="SM1", raw={}, author="h")
+            intake.store_inbound(s, source="sms", external_id="SM1", raw={}, author="h")
         client = redis.Redis.from_url(redis_url)
         client.lpush("broadcast", b"x", b"y")
         client.lpush("critical", b"z")

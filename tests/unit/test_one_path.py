@@ -150,3 +150,42 @@ def test_no_module_name_means_two_things_in_alerts_and_geo() -> None:
         return {p.stem for p in (ROOT / folder).glob("*.py") if p.stem != "__init__"}
 
     assert stems("broadcast/alerts") & stems("geo") == set()
+
+
+def _triage_writes(func: ast.FunctionDef) -> bool:
+    """Whether a function writes a triage field (notes, assignee) or sets fields by name."""
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and _called_name(node) == "setattr":
+            return True
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+        )
+        if any(isinstance(t, ast.Attribute) and t.attr in ("notes", "assignee_id") for t in targets):
+            return True
+    return False
+
+
+TRIAGE = ("report.state", "report.triage", "incident.state", "incident.triage")
+
+
+def test_one_triage_transition() -> None:
+    """A report's or an incident's triage (state moves, assignee, notes) is changed by
+    broadcast.reports.triage.transition alone: it is the one function of the reports domain that writes those
+    fields, and no audit entry of a triage step is recorded anywhere else."""
+    writers = sorted(
+        f"{path}:{func.name}"
+        for path, tree in MODULES.items()
+        if path.startswith("broadcast/reports/")
+        for func in ast.walk(tree)
+        if isinstance(func, ast.FunctionDef) and _triage_writes(func)
+    )
+    assert writers == ["broadcast/reports/triage.py:transition"], writers
+    steps = sorted(
+        f"{path}:{node.lineno}"
+        for path, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and _called_name(node).endswith("record")
+        for kw in node.keywords
+        if kw.arg == "action" and isinstance(kw.value, ast.Constant) and kw.value.value in TRIAGE
+    )
+    assert steps == [], "audit triage steps through broadcast.reports.triage.transition"
