@@ -14,7 +14,7 @@ from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from channels.sms import DeliveryState as ProviderState
 from channels.sms import StatusUpdate
-from channels.sms.codes import SUPPRESS_CODES
+from channels.twilio.codes import SUPPRESS_CODES
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ from decimal import Decimal
 
 from channels.base import Audience, Channel, ChannelLimits, Renderer, window_safe
 from channels.sms.inbound import parse_inbound
-from channels.sms.provider import SenderRates, TwilioConfig, TwilioSms, build_client
+from channels.sms.provider import SenderRates, TwilioConfig, TwilioSms
 from channels.sms.render import SmsRenderer
 from channels.sms.settings import TwilioSettings
 from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
+from channels.twilio.client import build_client
 
 
 def sms_config(settings: TwilioSettings, ctx: BuildContext) -> TwilioConfig:
