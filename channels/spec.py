@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from channels.base import Audience, Channel, ChannelLimits, InboundEvent, Renderer
+from channels.base import Audience, Channel, ChannelLimits, InboundEvent, RecipientCap, Renderer
 
 
 class ChannelConfigError(Exception):
@@ -41,6 +41,10 @@ SenderFactory = Callable[[Any, Renderer, BuildContext], Channel]
 InboundParser = Callable[[Mapping[str, Any]], InboundEvent | None]
 
 
+# The adapter config → the provider's cap on distinct recipients per window (None: no such cap).
+RecipientCapFactory = Callable[[Any], RecipientCap | None]
+
+
 def _no_config(settings: Any, ctx: BuildContext) -> None:
     return None
 
@@ -59,6 +63,8 @@ class ChannelSpec:
     account (the channel then runs live in production; everywhere else it is the outbox).
     subscriber_address: personal channels only, the Subscriber attribute holding the address messages go to.
     always_live: our own site (web), which never needs a provider.
+    recipient_cap: from the adapter config, a cap on distinct recipients per window (WhatsApp's tier), which the
+    composer warns about before approval.
     """
 
     name: str
@@ -71,6 +77,7 @@ class ChannelSpec:
     configured: Callable[[Any], bool] = _never_configured
     inbound: InboundParser | None = None
     limits: ChannelLimits | None = None
+    recipient_cap: RecipientCapFactory | None = None
     subscriber_address: str = "phone"
     always_live: bool = False
     # Shown by `broadcast doctor` when the channel is enabled in production without credentials.

@@ -23,6 +23,8 @@ from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
 from channels.sms.inbound import TwilioForm
 from channels.telegram.inbound import SECRET_HEADER, TelegramMessage, parse_update, verify_secret
+from channels.whatsapp.inbound import parse_inbound as parse_whatsapp
+from channels.whatsapp.settings import WHATSAPP_INBOUND_PATH
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -134,6 +136,38 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
         event=event,
         author_key=settings.report_author_key,
         advanced_opt_out=settings.twilio.advanced_opt_out,
+        public_base_url=settings.public_base_url,
+    )
+    session.commit()
+    kick_enrichment()  # a LAPOR waits for enrichment; a retried webhook or a command finds nothing to do
+    return Response(content=twiml, media_type="application/xml")
+
+
+@router.post(
+    WHATSAPP_INBOUND_PATH,
+    status_code=200,
+    openapi_extra=FORM_BODY_DOC,
+    response_class=Response,
+    responses={200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
+def twilio_whatsapp(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Store an inbound WhatsApp message (text, shared location, photo), act on its command (DAFTAR, LAPOR, CEK,
+    HOAKS, BERHENTI, MULAI, BANTUAN) and reply in TwiML within the 24-hour session window; signed like SMS.
+
+    Raises: Invalid (no MessageSid, or not from a whatsapp: address).
+    """
+    message = parse_whatsapp(signed.form)
+    if message is None:
+        raise Invalid(
+            "Pesan WhatsApp tanpa MessageSid atau pengirim whatsapp: / WhatsApp message without MessageSid or a "
+            "whatsapp: sender",
+            code="invalid-whatsapp-message",
+        )
+    twiml = service.handle_inbound_whatsapp(
+        session,
+        message=message,
+        form=signed.form,
+        author_key=settings.report_author_key,
         public_base_url=settings.public_base_url,
     )
     session.commit()

@@ -71,7 +71,10 @@ class TwilioChannel(Channel):
 
     @abstractmethod
     def create_kwargs(self, message: OutboundMessage) -> dict[str, Any]:
-        """The arguments of `messages.create` for `message` (to, from or service, body or template)."""
+        """The arguments of `messages.create` for `message` (to, from or service, body or template).
+
+        Raises: MessageRejected when the message cannot be sent at all.
+        """
 
     def matches(self, message: OutboundMessage, sent: SentMessage) -> bool:
         """True when `sent`, a message Twilio holds for the recipient, is `message` (the same text)."""
@@ -100,10 +103,11 @@ class TwilioChannel(Channel):
         return self._run(self._send_all(messages, proceed))
 
     async def _create_one(self, message: OutboundMessage) -> str:
+        kwargs = self.create_kwargs(message)  # a message that cannot be sent raises MessageRejected here
         client = await self._async_client()
         RETRY_AFTER.set(None)
         try:
-            return await create_returning_sid(client, self.create_kwargs(message))
+            return await create_returning_sid(client, kwargs)
         except Exception as exc:
             error = map_twilio_error(exc, retry_after=RETRY_AFTER.get())
             log.info("twilio refused delivery %s to %s: %s", message.reference, mask_number(message.recipient), error)
