@@ -27,7 +27,7 @@ Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
 Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 PublicStatus = Literal["Actual", "Exercise", "Test"]
-ChannelName = Literal["sms", "social", "web", "telegram", "telegram_channel"]
+ChannelName = Literal["sms", "social", "web", "telegram", "telegram_channel", "whatsapp"]
 
 
 def _aware(value: datetime | None) -> datetime | None:

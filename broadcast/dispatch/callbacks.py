@@ -32,6 +32,8 @@ STATUS_RANK = {
     "delivered": 5,
     "read": 6,
 }
+# The channels whose messages are Twilio Messages, reporting through the same signed status callback.
+TWILIO_CHANNELS = ("sms", "whatsapp")
 OPT_OUT_CODE = 21610  # the recipient texted STOP to Twilio; every later send fails until they text START
 
 _STATE_FOR = {
@@ -54,13 +56,15 @@ class StatusRecorded:
 def _find(session: Session, update_: StatusUpdate) -> Delivery | None:
     if update_.delivery_id and update_.delivery_id.isascii() and update_.delivery_id.isdigit():
         row = session.scalar(
-            select(Delivery).where(Delivery.id == int(update_.delivery_id), Delivery.channel == "sms").with_for_update()
+            select(Delivery)
+            .where(Delivery.id == int(update_.delivery_id), Delivery.channel.in_(TWILIO_CHANNELS))
+            .with_for_update()
         )
         if row is not None:
             return row
     return session.scalar(
         select(Delivery)
-        .where(Delivery.provider_id == update_.provider_id, Delivery.channel == "sms")
+        .where(Delivery.provider_id == update_.provider_id, Delivery.channel.in_(TWILIO_CHANNELS))
         .order_by(Delivery.id)
         .limit(1)
         .with_for_update()
