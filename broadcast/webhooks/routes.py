@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -79,6 +79,12 @@ async def signed_form(request: Request, settings: SettingsDep) -> SignedForm:
 
 
 SignedFormDep = Annotated[SignedForm, Depends(signed_form)]
+# The route options of every webhook answering in TwiML (inbound SMS and WhatsApp).
+TWIML_ROUTE: dict[str, Any] = {
+    "status_code": 200,
+    "response_class": Response,
+    "responses": {200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+}
 # The form is read raw by signed_form (the signature covers the exact bytes); documented here for clients.
 FORM_BODY_DOC = {
     "requestBody": {
@@ -116,13 +122,7 @@ def twilio_status(signed: SignedFormDep, session: SessionDep) -> Response:
     return Response(status_code=200)
 
 
-@router.post(
-    TWILIO_INBOUND_PATH,
-    status_code=200,
-    openapi_extra=FORM_BODY_DOC,
-    response_class=Response,
-    responses={200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
-)
+@router.post(TWILIO_INBOUND_PATH, openapi_extra=FORM_BODY_DOC, **TWIML_ROUTE)
 def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Store an inbound SMS, act on its command (DAFTAR, BERHENTI, MULAI, BANTUAN, LAPOR) and reply in TwiML.
 
@@ -143,13 +143,7 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
     return Response(content=twiml, media_type="application/xml")
 
 
-@router.post(
-    WHATSAPP_INBOUND_PATH,
-    status_code=200,
-    openapi_extra=FORM_BODY_DOC,
-    response_class=Response,
-    responses={200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
-)
+@router.post(WHATSAPP_INBOUND_PATH, openapi_extra=FORM_BODY_DOC, **TWIML_ROUTE)
 def twilio_whatsapp(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Store an inbound WhatsApp message (text, shared location, photo), act on its command (DAFTAR, LAPOR, CEK,
     HOAKS, BERHENTI, MULAI, BANTUAN) and reply in TwiML within the 24-hour session window; signed like SMS.

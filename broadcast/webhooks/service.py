@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 OPT_OUT_KINDS = frozenset({CommandKind.STOP, CommandKind.START, CommandKind.HELP})
 
 
+def _sender_of(number: str, author_key: bytes) -> tuple[str | None, str]:
+    """A sender's mobile number in E.164 (None when it is none) and their keyed author hash."""
+    phone: str | None
+    try:
+        phone = subscribers.normalise_phone(number)
+    except subscribers.InvalidPhone:
+        phone = None
+    return phone, reports.author_hash(author_key, phone or number)
+
+
 def handle_inbound_sms(
     session: Session, *, event: InboundEvent, author_key: bytes, advanced_opt_out: bool, public_base_url: str = ""
 ) -> str:
@@ -34,12 +44,7 @@ def handle_inbound_sms(
 
     A retried webhook changes nothing and gets the reply the first delivery got.
     """
-    phone: str | None
-    try:
-        phone = subscribers.normalise_phone(event.sender)
-    except subscribers.InvalidPhone:
-        phone = None
-    author = reports.author_hash(author_key, phone or event.sender)
+    phone, author = _sender_of(event.sender, author_key)
     report, created = reports.store_inbound(
         session, source="sms", external_id=event.external_id, raw=event.raw, author=author
     )
@@ -109,12 +114,7 @@ def handle_inbound_whatsapp(
     A reply is free-form, so it goes only inside the 24-hour session window the person's last message opened; a
     replayed webhook changes nothing and gets the first answer while that window is open, then none."""
     now = now or utcnow()
-    phone: str | None
-    try:
-        phone = subscribers.normalise_phone(message.phone)
-    except subscribers.InvalidPhone:
-        phone = None
-    author = reports.author_hash(author_key, phone or message.phone)
+    phone, author = _sender_of(message.phone, author_key)
     report, created = reports.store_inbound(
         session, source="whatsapp", external_id=message.sid, raw=stored_form(form, author=author), author=author
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote_plus, urlsplit
 
 import aiohttp
@@ -266,6 +266,32 @@ def build_client(
     """A twilio Client on `TwilioHttp`; `api_base_url` points it at a local fake (tests only)."""
     http = TwilioHttp(timeout=timeout, pool_size=pool_size, base_url=api_base_url)
     return Client(account_sid, auth_token, http_client=http)
+
+
+class ClientConfig(Protocol):
+    """What a Twilio channel's config says about its client (SMS's TwilioConfig, WhatsApp's WhatsAppConfig)."""
+
+    @property
+    def account_sid(self) -> str: ...
+    @property
+    def auth_token(self) -> str: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def max_concurrency(self) -> int: ...
+    @property
+    def api_base_url(self) -> str: ...
+
+
+def client_for(config: ClientConfig) -> Client:
+    """The twilio Client of a channel's config: its account, timeout, pool size and (tests only) base URL."""
+    return build_client(
+        config.account_sid,
+        config.auth_token,
+        timeout=config.timeout_s,
+        pool_size=config.max_concurrency,
+        api_base_url=config.api_base_url,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@ the live sender, the inbound parser and limits (Twilio's per sender, Meta's mess
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from channels.base import Audience, Channel, ChannelLimits, InboundEvent, RecipientCap, Renderer, window_safe
+from channels.base import Channel, ChannelLimits, InboundEvent, RecipientCap, Renderer, window_safe
+from channels.sms.channel import SMS
 from channels.sms.settings import TwilioSettings
-from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
-from channels.twilio.client import build_client
+from channels.spec import BuildContext, ChannelConfigError
+from channels.twilio.client import client_for
 from channels.whatsapp.inbound import parse_inbound
 from channels.whatsapp.render import WhatsAppRenderer
 from channels.whatsapp.sender import TwilioWhatsApp, tier_cap
@@ -56,13 +58,7 @@ def _sender(config: object, renderer: Renderer, ctx: BuildContext) -> Channel:
             f"channel 'whatsapp': no content SID for {len(missing)} template(s) ({', '.join(missing[:4])}…); set "
             "BROADCAST_TWILIO__WHATSAPP__CONTENT_SIDS (docs/channels.md)"
         )
-    client = build_client(
-        config.account_sid,
-        config.auth_token,
-        timeout=config.timeout_s,
-        pool_size=config.max_concurrency,
-        api_base_url=config.api_base_url,
-    )
+    client = client_for(config)
     try:
         return TwilioWhatsApp(renderer, client=client, config=config)
     except ValueError as exc:
@@ -84,11 +80,10 @@ def _inbound(form: Mapping[str, object]) -> InboundEvent | None:
     return InboundEvent(source="whatsapp", external_id=message.sid, sender=message.phone, text=message.text, raw=form)
 
 
-WHATSAPP = ChannelSpec(
+# The SMS spec's audience, settings (the Twilio account) and address, with WhatsApp's own parts.
+WHATSAPP = replace(
+    SMS,
     name="whatsapp",
-    audience=Audience.SUBSCRIBERS,
-    settings_key="twilio",
-    settings_model=TwilioSettings,
     config=whatsapp_config,
     renderer=_renderer,
     sender=_sender,
@@ -96,7 +91,6 @@ WHATSAPP = ChannelSpec(
     inbound=_inbound,
     limits=ChannelLimits(*window_safe(SENDER_RATE), max_batch=500),
     recipient_cap=_recipient_cap,
-    subscriber_address="phone",
     credentials_hint=(
         "BROADCAST_TWILIO__ACCOUNT_SID, BROADCAST_TWILIO__AUTH_TOKEN, BROADCAST_TWILIO__WHATSAPP__FROM_NUMBER and "
         "BROADCAST_TWILIO__WHATSAPP__CONTENT_SIDS"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
-from broadcast.db import session_scope, utcnow
+from broadcast.db import utcnow
 from broadcast.dispatch import service
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.ratelimit import RateLimiter
@@ -24,7 +24,7 @@ from channels.whatsapp.render import WhatsAppRenderer
 from channels.whatsapp.sender import TwilioWhatsApp
 from channels.whatsapp.templates import bodies
 from tests.conftest import TEST_REDIS_URL
-from tests.factories import PASSWORD, alert_payload, make_subscribers, make_team
+from tests.factories import PASSWORD, alert_payload, seed
 from tests.fakes.twilio import FakeTwilio
 
 pytestmark = pytest.mark.integration
@@ -94,12 +94,10 @@ def channels(settings, fake):
 
 @pytest.fixture
 def world(engine):
-    with session_scope(engine) as s:
-        team = make_team(s)
-        subs = make_subscribers(s)
-        for sub in s.scalars(sa.select(Subscriber)):
-            sub.channels = ["sms", "whatsapp"]
-    return team, subs
+    seeded = seed(engine)
+    with engine.begin() as c:  # every subscriber on SMS and WhatsApp
+        c.execute(sa.update(Subscriber).values(channels=["sms", "whatsapp"]))
+    return seeded
 
 
 def _approved(session, team):
@@ -138,7 +136,7 @@ def test_the_fan_out_sends_each_subscriber_their_languages_template(session, set
     session.commit()
     assert len(ids) == len(subs["palu"]) == 4
     fake.fail_next(1, status=429, code=20429, retry_after="5")
-    sent, retry = _send(session, settings, channels, ids)
+    _, retry = _send(session, settings, channels, ids)
     assert len(retry) == 1 and len(_posts(fake)) == 4
     _, again = _send(session, settings, channels, retry)
     assert again == [] and len(_posts(fake)) == 5
@@ -238,7 +236,6 @@ def test_the_messaging_tier_is_a_shared_cap_on_people_per_24h(session, settings,
 
 
 def test_the_composer_warns_before_approval_when_an_alert_would_pass_the_tier(db_url, fake, world, redis_db):
-    team, _ = world
     settings = make_settings(db_url, fake, tier="250")
     payload = alert_payload("Exercise", channels=["whatsapp", "web"])
     with TestClient(create_app(settings.model_copy(update={"environment": "test"}))) as client:

@@ -11,14 +11,14 @@ from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
 from broadcast.api.app import create_app
-from broadcast.db import session_scope, utcnow
+from broadcast.db import utcnow
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
 from broadcast.webhooks import service
 from channels.whatsapp.inbound import parse_inbound
 from tests.conftest import TEST_REDIS_URL
-from tests.factories import make_subscribers, make_team
+from tests.factories import seed
 
 pytestmark = pytest.mark.integration
 TOKEN = "whatsapp-webhook-test-token"
@@ -36,11 +36,9 @@ def settings(db_url):
 
 @pytest.fixture
 def client(settings, engine):
-    with session_scope(engine) as s:
-        make_team(s)
-        make_subscribers(s)
-    with TestClient(create_app(settings)) as c:
-        yield c
+    seed(engine)
+    with TestClient(create_app(settings)) as app:
+        yield app
 
 
 def form(body="", *, sid=None, sender=CITIZEN, location=None, photo=None):
