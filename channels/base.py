@@ -115,6 +115,15 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateRef:
+    """A provider's pre-approved template (WhatsApp's Content API) and the values of its numbered variables; the
+    message's `text` is that template filled in, exactly as the recipient sees it."""
+
+    key: str  # our name for it: "<hazard>.<language>", e.g. "banjir.id"
+    variables: tuple[tuple[str, str], ...]  # ("1", "…"), ("2", "…"), …
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     recipient: str
     text: str
@@ -130,6 +139,8 @@ class OutboundMessage:
     reply_to: str | None = None
     # Which of our accounts sends it (an X account's handle, chosen by area); "" means the only account.
     sender: str = ""
+    # Sent as this pre-approved template rather than as free text (business-initiated WhatsApp messages).
+    template: TemplateRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +215,16 @@ class RateBucket:
     burst: float
 
 
+@dataclass(frozen=True, slots=True)
+class RecipientCap:
+    """At most `limit` distinct recipients in any `window_s` seconds (WhatsApp's messaging tier: unique people
+    per 24 h). Channels only declare it; the dispatcher keeps it in Redis, shared by every worker."""
+
+    key: str
+    limit: int
+    window_s: float
+
+
 def window_safe(limit: float) -> tuple[float, int]:
     """Token-bucket (rate, burst) that never lets more than `limit` requests through in any one-second window.
 
@@ -274,6 +295,8 @@ class Channel(ABC):
 
     mode: ClassVar[str] = "live"
     limits: ChannelLimits = ChannelLimits(rate_per_second=100.0, burst=100, max_batch=200)
+    # A cap on distinct recipients per window the provider enforces, when it has one.
+    recipient_cap: RecipientCap | None = None
 
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from channels.base import Audience, Channel, Renderer
+from channels.base import Audience, Channel, RecipientCap, Renderer
 from channels.outbox import Outbox
 from channels.sms.channel import SMS
 from channels.smsgateway.channel import SMSGATEWAY
@@ -17,8 +17,11 @@ from channels.social.channel import SOCIAL
 from channels.spec import BuildContext, ChannelConfigError, ChannelSpec
 from channels.telegram.channel import TELEGRAM, TELEGRAM_CHANNEL
 from channels.web import WEB
+from channels.whatsapp.channel import WHATSAPP
 
-CHANNELS: dict[str, ChannelSpec] = {s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL, SMSGATEWAY)}
+CHANNELS: dict[str, ChannelSpec] = {
+    s.name: s for s in (SMS, SOCIAL, WEB, TELEGRAM, TELEGRAM_CHANNEL, SMSGATEWAY, WHATSAPP)
+}
 
 __all__ = [
     "CHANNELS",
@@ -33,6 +36,7 @@ __all__ = [
     "channel_mode",
     "get_spec",
     "personal_channels",
+    "recipient_caps",
 ]
 
 
@@ -148,3 +152,14 @@ def build_channel_set(
     modes = {n: channel_mode(CHANNELS[n], settings, live_allowed=live_allowed) for n in enabled}
     senders = {n: _build(CHANNELS[n], modes[n], renderers[n], built[n], ctx) for n in enabled}
     return ChannelSet(senders=senders, renderers=renderers, configs=built, modes=modes)
+
+
+def recipient_caps(configs: Mapping[str, object]) -> dict[str, RecipientCap]:
+    """Each registered channel's cap on distinct recipients per window (WhatsApp's messaging tier) from its adapter
+    config, for the channels that have one."""
+    caps: dict[str, RecipientCap] = {}
+    for name, spec in CHANNELS.items():
+        cap = spec.recipient_cap(configs.get(name)) if spec.recipient_cap is not None else None
+        if cap is not None:
+            caps[name] = cap
+    return caps

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel
 
-from channels.base import Audience, Channel, ChannelLimits, InboundEvent, Renderer
+from channels.base import Audience, Channel, ChannelLimits, InboundEvent, RecipientCap, Renderer
 
 
 def _loopback_only(value: str) -> str:
@@ -52,6 +52,10 @@ SenderFactory = Callable[[Any, Renderer, BuildContext], Channel]
 InboundParser = Callable[[Mapping[str, Any]], InboundEvent | None]
 
 
+# The adapter config → the provider's cap on distinct recipients per window (None: no such cap).
+RecipientCapFactory = Callable[[Any], RecipientCap | None]
+
+
 def _no_config(settings: Any, ctx: BuildContext) -> None:
     return None
 
@@ -84,6 +88,8 @@ class ChannelSpec:
     settings model's own `configured` property.
     subscriber_address: personal channels only, the Subscriber attribute holding the address messages go to.
     always_live: our own site (web), which never needs a provider.
+    recipient_cap: from the adapter config, a cap on distinct recipients per window (WhatsApp's tier), which the
+    composer warns about before approval.
     """
 
     name: str
@@ -96,6 +102,7 @@ class ChannelSpec:
     configured: Callable[[Any], bool] = settings_say_configured
     inbound: InboundParser | None = None
     limits: ChannelLimits | None = None
+    recipient_cap: RecipientCapFactory | None = None
     subscriber_address: str = "phone"
     always_live: bool = False
     # Shown by `broadcast doctor` when the channel is enabled in production without credentials.

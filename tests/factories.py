@@ -52,6 +52,14 @@ def make_subscribers(session: Session) -> dict[str, list[int]]:
     return out
 
 
+def seed(engine: Any) -> tuple[dict[str, User], dict[str, list[int]]]:
+    """The factory team and subscribers, committed to `engine`'s database."""
+    from broadcast.db import session_scope
+
+    with session_scope(engine) as s:
+        return make_team(s), make_subscribers(s)
+
+
 def alert_payload(status: str = "Actual", codes: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "status": status,

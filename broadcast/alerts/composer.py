@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from shapely.geometry import mapping
@@ -27,6 +27,9 @@ from channels.base import AlertData, Renderer, status_mark
 from geo import boundaries, gazetteer, placenames
 from templates import page_env
 from templates.pagectx import page_helpers
+
+if TYPE_CHECKING:
+    from broadcast.dispatch.wiring import CapUsage
 
 CHILD_LEVEL = {None: "provinsi", "provinsi": "kabupaten_kota", "kabupaten_kota": "kecamatan", "kecamatan": "desa"}
 SIMPLIFY_DEG = {"provinsi": 0.02, "kabupaten_kota": 0.002, "kecamatan": 0.0005, "desa": 0.0001}
@@ -241,12 +244,14 @@ def previews(
     public_base_url: str,
     renderers: Mapping[str, Renderer],
     placeholders: bool = False,
+    caps: Mapping[str, CapUsage] | None = None,
 ) -> dict[str, Any]:
     """Every chosen channel's exact output from the configured renderers (SMS text per language with its
     encoding, segments and budget, the X thread with weighted lengths, the web headline), the CAP XML, the
     public page address, the reach and the confirm sentence an approver will read. `placeholders`: the alert is
     unsaved, so its verification code, identifier and links are stand-ins of the real length, listed under
-    "placeholders" and flagged on each text that carries them.
+    "placeholders" and flagged on each text that carries them. `caps`: channels' caps on distinct recipients
+    (WhatsApp's messaging tier) and their use; "warnings" says when this alert would pass one.
     """
     # A transient draft has no session to find the version it updates in; an Update's preview says what changed.
     updates = alert.references_alert_id and alert.msg_type in ("Update", "Error")
@@ -274,7 +279,34 @@ def previews(
         "confirm": confirm_text(alert.status, alert.msg_type, count, correction=alert.is_correction),
         "mark": {lang: status_mark(alert.status, lang) for lang in ("id", "en")},
         "placeholders": stand_ins,
+        "warnings": cap_warnings(reach_info, caps or {}),
     }
+
+
+def cap_warnings(reach_info: dict[str, Any], caps: Mapping[str, CapUsage]) -> list[str]:
+    """A warning (Indonesian / English) for each channel whose matched subscribers, added to the people its cap
+    already counts, pass the cap: those beyond it get nothing on that channel."""
+    subs = reach_info.get("subscribers", {})
+    out = []
+    for channel, usage in caps.items():
+        wanted = int(subs.get(channel, 0))
+        used = usage.used
+        hours = f"{usage.window_s / 3600:g}"
+        if used is None:
+            out.append(
+                f"Batas {channel} ({format_count(usage.limit)} orang per {hours} jam) tidak bisa dibaca; anggap "
+                f"sudah penuh. / The {channel} limit ({usage.limit:,} people per {hours} h) cannot be read; assume "
+                "it is reached."
+            )
+        elif wanted and used + wanted > usage.limit:
+            room = max(0, usage.limit - used)
+            out.append(
+                f"Peringatan: {format_count(wanted)} pelanggan {channel}, tetapi batas tingkat pesan tinggal "
+                f"{format_count(room)} orang (dari {format_count(usage.limit)} per {hours} jam); sisanya tidak "
+                f"menerima lewat {channel}. / Warning: {wanted:,} {channel} subscribers, but the messaging tier has "
+                f"room for {room:,} more people (of {usage.limit:,} per {hours} h); the rest get nothing on {channel}."
+            )
+    return out
 
 
 def _placeholders(data: AlertData) -> dict[str, str]:

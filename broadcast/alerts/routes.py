@@ -39,7 +39,7 @@ from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, 
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch import service as dispatch
-from broadcast.dispatch.wiring import configured_renderers
+from broadcast.dispatch.wiring import configured_renderers, recipient_cap_usage
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
 
@@ -413,6 +413,7 @@ def preview_draft(
         public_base_url=settings.public_base_url,
         renderers=configured_renderers(settings),
         placeholders=existing is None,
+        caps=recipient_cap_usage(settings, list(alert.channels)),
     )
     out["public_html"] = composer.public_page_html(alert)
     session.rollback()
@@ -426,7 +427,11 @@ def stored_previews(alert_id: int, user: StaffDep, session: SessionDep, settings
 
     alert = service.read_alert(session, alert_id=alert_id, actor=user)
     return composer.previews(
-        session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
+        session,
+        alert=alert,
+        public_base_url=settings.public_base_url,
+        renderers=configured_renderers(settings),
+        caps=recipient_cap_usage(settings, list(alert.channels)),
     )
 
 

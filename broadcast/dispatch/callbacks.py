@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -14,7 +15,7 @@ from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
 from channels.sms import DeliveryState as ProviderState
 from channels.sms import StatusUpdate
-from channels.sms.codes import SUPPRESS_CODES
+from channels.twilio.codes import SUPPRESS_CODES
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ STATUS_RANK = {
     "delivered": 5,
     "read": 6,
 }
+# The channels whose messages are Twilio Messages, reporting through the same signed status callback.
+TWILIO_CHANNELS = ("sms", "whatsapp")
 OPT_OUT_CODE = 21610  # the recipient texted STOP to Twilio; every later send fails until they text START
 
 _STATE_FOR = {
@@ -51,32 +54,34 @@ class StatusRecorded:
     stopped_subscriber_id: int | None = None
 
 
-def _find(session: Session, update_: StatusUpdate, channel: str) -> Delivery | None:
+def _find(session: Session, update_: StatusUpdate, channels: Sequence[str]) -> Delivery | None:
     if update_.delivery_id and update_.delivery_id.isascii() and update_.delivery_id.isdigit():
         row = session.scalar(
             select(Delivery)
-            .where(Delivery.id == int(update_.delivery_id), Delivery.channel == channel)
+            .where(Delivery.id == int(update_.delivery_id), Delivery.channel.in_(channels))
             .with_for_update()
         )
         if row is not None:
             return row
     return session.scalar(
         select(Delivery)
-        .where(Delivery.provider_id == update_.provider_id, Delivery.channel == channel)
+        .where(Delivery.provider_id == update_.provider_id, Delivery.channel.in_(channels))
         .order_by(Delivery.id)
         .limit(1)
         .with_for_update()
     )
 
 
-def record_status(session: Session, *, status: StatusUpdate, channel: str = "sms") -> StatusRecorded:
-    """Apply a delivery status to its delivery on `channel` (found by our delivery id, else by the provider's
+def record_status(
+    session: Session, *, status: StatusUpdate, channels: Sequence[str] = TWILIO_CHANNELS
+) -> StatusRecorded:
+    """Apply a delivery status to its delivery on one of `channels` (found by our delivery id, else by the provider's
     message id): Twilio's status callbacks, the SIM gateway's sms:sent/delivered/failed events.
 
     Idempotent: a replayed or older status changes nothing. A permanent failure that means the number can
     never receive (21610 STOP, 21211 invalid, landline...) stops the subscriber, and their pending rows.
     """
-    row = _find(session, status, channel)
+    row = _find(session, status, channels)
     if row is None:
         log.warning("status callback for unknown message %s (delivery %s)", status.provider_id, status.delivery_id)
         return StatusRecorded(None, False)
@@ -98,7 +103,7 @@ def record_status(session: Session, *, status: StatusUpdate, channel: str = "sms
         row.delivered_at = row.delivered_at or now
         row.error = None
     elif status.state in (ProviderState.UNDELIVERED, ProviderState.FAILED):
-        provider = "twilio" if channel == "sms" else channel
+        provider = "twilio" if row.channel in TWILIO_CHANNELS else row.channel
         row.error = f"{provider} {status.status} code {status.error_code}"
     session.flush()
     stopped = None

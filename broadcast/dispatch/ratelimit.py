@@ -6,11 +6,14 @@ A provider's Retry-After blocks a bucket until a given time; every caller then w
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
+
+from channels.base import RecipientCap
 
 # KEYS: the buckets. ARGV[1]: tokens wanted; ARGV[2]: now in ms or "" for Redis' own clock;
 # then per bucket: rate (tokens per second), burst (capacity).
@@ -60,6 +63,33 @@ end
 return 1
 """
 
+# KEYS[1]: the set of recent recipients (member → last time). ARGV: now in ms or "", window in ms, limit, members.
+# Admits, in order, each member already in the window or, while the window holds fewer than `limit`, a new one.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local out = {}
+for i = 4, #ARGV do
+  local known = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if known or count < limit then
+    if not known then count = count + 1 end
+    redis.call('ZADD', KEYS[1], now, ARGV[i])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+redis.call('PEXPIRE', KEYS[1], window + 60000)
+return out
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
@@ -82,6 +112,7 @@ class RateLimiter:
         self._prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)
         self._block = client.register_script(_BLOCK)
+        self._admit = client.register_script(_ADMIT)
 
     def ping(self) -> None:
         """Open the connection to Redis (and fail if it is down)."""
@@ -117,3 +148,24 @@ class RateLimiter:
             sec, usec = self._client.time()
             now_ms = int(sec) * 1000 + int(usec) // 1000
         self._block(keys=[self._prefix + bucket.key], args=[now_ms + int(seconds * 1000), now_ms])
+
+    def admit(self, cap: RecipientCap, recipients: Sequence[str], *, now_ms: int | None = None) -> list[bool]:
+        """Whether each recipient may be messaged under `cap` (distinct people per window), in order: someone
+        already messaged within the window always, a new person while the window has room (and is then counted).
+        People are kept as hashes, never as numbers."""
+        if not recipients:
+            return []
+        args: list[str | float | int] = ["" if now_ms is None else now_ms, int(cap.window_s * 1000), cap.limit]
+        args += [_member(r) for r in recipients]
+        return [bool(x) for x in self._admit(keys=[self._prefix + cap.key], args=args)]
+
+    def recipients_in_window(self, cap: RecipientCap) -> int:
+        """How many distinct people `cap` counts in its window right now."""
+        sec, usec = self._client.time()
+        now_ms = int(sec) * 1000 + int(usec) // 1000
+        found = self._client.zcount(self._prefix + cap.key, now_ms - int(cap.window_s * 1000), "+inf")
+        return int(found)
+
+
+def _member(recipient: str) -> str:
+    return hashlib.sha256(recipient.encode()).hexdigest()[:24]

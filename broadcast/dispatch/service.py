@@ -25,7 +25,16 @@ from broadcast.dispatch.planning import MAX_ATTEMPTS
 from broadcast.dispatch.ratelimit import Bucket, RateLimiter
 from broadcast.subscribers import targeting, warm
 from broadcast.subscribers.models import Subscriber
-from channels.base import AlertData, Audience, Channel, OutboundMessage, Outcome, Recipient, SendResult
+from channels.base import (
+    AlertData,
+    Audience,
+    Channel,
+    OutboundMessage,
+    Outcome,
+    Recipient,
+    RecipientCap,
+    SendResult,
+)
 from channels.registry import audience_of, get_spec
 
 log = logging.getLogger(__name__)
@@ -518,6 +527,19 @@ def _honour_retry_after(
         limiter.block_for(bucket, seconds)
 
 
+def _within_recipient_cap(
+    cap: RecipientCap, messages: list[OutboundMessage], limiter: RateLimiter
+) -> tuple[list[OutboundMessage], list[SendResult]]:
+    """The messages the provider's cap on distinct recipients (WhatsApp's messaging tier) lets through now, and
+    the rest as FAILED: the cap frees up only over hours, so another channel should carry them instead."""
+    admitted = limiter.admit(cap, [m.recipient for m in messages])
+    error = f"recipient cap {cap.key} reached ({cap.limit} people per {cap.window_s / 3600:g} h)"
+    refused = [
+        SendResult(m.reference, Outcome.FAILED, error=error) for m, ok in zip(messages, admitted, strict=True) if not ok
+    ]
+    return [m for m, ok in zip(messages, admitted, strict=True) if ok], refused
+
+
 def send_claimed(
     batch: ClaimedBatch,
     *,
@@ -553,6 +575,9 @@ def send_claimed(
         held_refs: set[str] = set()
         skipped_refs: set[str] = set()
         paced = limiter is not None and channel.mode == "live"
+        if paced and limiter is not None and channel.recipient_cap is not None:
+            messages, capped = _within_recipient_cap(channel.recipient_cap, messages, limiter)
+            results.update((r.reference, r) for r in capped)
         prepare = getattr(channel, "prepare", None)
         if paced and callable(prepare):
             # Open the provider's client before taking tokens: a token taken and then spent waiting for a client

@@ -4,10 +4,15 @@ builds it; fan-out, previews, /cek, pollers and webhooks all take what they need
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+import redis
+
+from broadcast.dispatch.ratelimit import RateLimiter
+from broadcast.redisclient import redis_client
 from broadcast.settings import Settings
 from channels.base import Channel, Renderer
-from channels.registry import ChannelSet, build_channel_set, get_spec
+from channels.registry import ChannelSet, build_channel_set, get_spec, recipient_caps
 from channels.spec import BuildContext
 
 
@@ -51,3 +56,29 @@ def configured_renderers(settings: Settings) -> dict[str, Renderer]:
     Raises: ChannelConfigError when a channel's settings are invalid.
     """
     return channel_set(settings).renderers
+
+
+@dataclass(frozen=True, slots=True)
+class CapUsage:
+    """A channel's cap on distinct recipients per window and how many it counts now (None: unknown)."""
+
+    limit: int
+    used: int | None
+    window_s: float
+
+
+def recipient_cap_usage(settings: Settings, channels: list[str]) -> dict[str, CapUsage]:
+    """For each of `channels` with a cap on distinct recipients (WhatsApp's messaging tier): the cap and the people
+    already counted in its window, read from the dispatcher's Redis set (None when Redis cannot be read)."""
+    caps = {n: c for n, c in recipient_caps(channel_set(settings).configs).items() if n in channels}
+    if not caps:
+        return {}
+    limiter = RateLimiter(redis_client(settings.resolved_redis_url))
+    out: dict[str, CapUsage] = {}
+    for name, cap in caps.items():
+        try:
+            used: int | None = limiter.recipients_in_window(cap)
+        except redis.RedisError:
+            used = None
+        out[name] = CapUsage(cap.limit, used, cap.window_s)
+    return out

@@ -111,7 +111,11 @@ def _subscribe(ctx: CommandContext, *, place: gazetteer.Place, language: str) ->
             )
         elif ctx.sender.phone is not None:
             sub, _ = subscribers.register_by_sms(
-                ctx.session, phone=ctx.sender.phone, admin_code=place.kode, language=language
+                ctx.session,
+                phone=ctx.sender.phone,
+                admin_code=place.kode,
+                language=language,
+                channel=ctx.sender.channel,
             )
         else:
             return "register_not_mobile", {}

@@ -476,9 +476,10 @@ def _state(sub: Subscriber) -> dict[str, object]:
 
 
 def register_by_sms(
-    session: Session, *, phone: str, admin_code: str, language: str, allow_foreign: bool = False
+    session: Session, *, phone: str, admin_code: str, language: str, allow_foreign: bool = False, channel: str = "sms"
 ) -> tuple[Subscriber, bool]:
-    """Subscribe the sender of a DAFTAR/REG SMS to `admin_code`, or move and re-activate them if known.
+    """Subscribe the sender of a DAFTAR/REG by SMS (or by WhatsApp: `channel`) to `admin_code`, or move and
+    re-activate them if known; the channel they wrote on is added to their channels.
 
     Returns the subscriber and whether anything changed. Raises: InvalidPhone, Invalid (unknown area code).
     """
@@ -486,10 +487,15 @@ def register_by_sms(
     if gazetteer.find_place(admin_code) is None:
         raise Invalid(f"Kode wilayah '{admin_code}' tidak dikenal / unknown area code", code="unknown-area-code")
     sub = session.scalar(select(Subscriber).where(Subscriber.phone == e164))
-    return _self_register(
-        session, sub, new=Subscriber(phone=e164), admin_code=admin_code, language=language,
-        action="subscriber.register_sms",
+    sub, changed = _self_register(
+        session, sub, new=Subscriber(phone=e164, channels=[channel]), admin_code=admin_code, language=language,
+        action=f"subscriber.register_{channel}",
     )  # fmt: skip
+    if channel not in sub.channels:
+        sub.channels = [*sub.channels, channel]
+        session.flush()
+        changed = True
+    return sub, changed
 
 
 def stop_subscriber(

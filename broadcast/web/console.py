@@ -25,7 +25,7 @@ from broadcast.audit import service as audit
 from broadcast.dispatch import enqueue
 from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery, DeliveryState
-from broadcast.dispatch.wiring import configured_renderers
+from broadcast.dispatch.wiring import configured_renderers, recipient_cap_usage
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
 from broadcast.users.models import Role, User
@@ -202,7 +202,11 @@ def review(alert_id: int, request: Request, session: SessionDep, settings: Setti
     def build(user: User) -> Response:
         alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
         preview = composer.previews(
-            session, alert=alert, public_base_url=settings.public_base_url, renderers=configured_renderers(settings)
+            session,
+            alert=alert,
+            public_base_url=settings.public_base_url,
+            renderers=configured_renderers(settings),
+            caps=recipient_cap_usage(settings, list(alert.channels)),
         )
         original = alerts.get_alert(session, alert_id=alert.references_alert_id) if alert.references_alert_id else None
         production = settings.environment is Environment.PRODUCTION

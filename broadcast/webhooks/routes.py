@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Request, Response
@@ -41,6 +41,8 @@ from channels.smsgateway.inbound import (
 )
 from channels.telegram.inbound import SECRET_HEADER, TelegramMessage, parse_update, verify_secret
 from channels.telegram.settings import TELEGRAM_WEBHOOK_PATH
+from channels.whatsapp.inbound import parse_inbound as parse_whatsapp
+from channels.whatsapp.settings import WHATSAPP_INBOUND_PATH
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -114,6 +116,12 @@ FORM_BODY_DOC = body_doc(
     {"MessageSid": "string", "MessageStatus": "string", "From": "string", "Body": "string"},
     ("X-Twilio-Signature",),
 )
+# The route options of every webhook answering in TwiML (inbound SMS and WhatsApp).
+TWIML_ROUTE: dict[str, Any] = {
+    "status_code": 200,
+    "response_class": Response,
+    "responses": {200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+}
 
 
 @router.post(TWILIO_STATUS_PATH, status_code=200, openapi_extra=FORM_BODY_DOC)
@@ -131,13 +139,7 @@ def twilio_status(signed: SignedFormDep, session: SessionDep) -> Response:
     return Response(status_code=200)
 
 
-@router.post(
-    TWILIO_INBOUND_PATH,
-    status_code=200,
-    openapi_extra=FORM_BODY_DOC,
-    response_class=Response,
-    responses={200: {"description": "TwiML reply", "content": {"application/xml": {"schema": {"type": "string"}}}}},
-)
+@router.post(TWILIO_INBOUND_PATH, openapi_extra=FORM_BODY_DOC, **TWIML_ROUTE)
 def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Store an inbound SMS, act on its command (DAFTAR, BERHENTI, MULAI, BANTUAN, LAPOR) and reply in TwiML.
 
@@ -151,6 +153,32 @@ def twilio_inbound(signed: SignedFormDep, session: SessionDep, settings: Setting
         event=event,
         author_key=settings.report_author_key,
         advanced_opt_out=settings.twilio.advanced_opt_out,
+        public_base_url=settings.public_base_url,
+    )
+    session.commit()
+    kick_enrichment()  # a LAPOR waits for enrichment; a retried webhook or a command finds nothing to do
+    return Response(content=twiml, media_type="application/xml")
+
+
+@router.post(WHATSAPP_INBOUND_PATH, openapi_extra=FORM_BODY_DOC, **TWIML_ROUTE)
+def twilio_whatsapp(signed: SignedFormDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Store an inbound WhatsApp message (text, shared location, photo), act on its command (DAFTAR, LAPOR, CEK,
+    HOAKS, BERHENTI, MULAI, BANTUAN) and reply in TwiML within the 24-hour session window; signed like SMS.
+
+    Raises: Invalid (no MessageSid, or not from a whatsapp: address).
+    """
+    message = parse_whatsapp(signed.form)
+    if message is None:
+        raise Invalid(
+            "Pesan WhatsApp tanpa MessageSid atau pengirim whatsapp: / WhatsApp message without MessageSid or a "
+            "whatsapp: sender",
+            code="invalid-whatsapp-message",
+        )
+    twiml = service.handle_inbound_whatsapp(
+        session,
+        message=message,
+        form=signed.form,
+        author_key=settings.report_author_key,
         public_base_url=settings.public_base_url,
     )
     session.commit()
@@ -341,7 +369,7 @@ def smsgateway_event(
                 public_base_url=settings.public_base_url,
             )
         elif event.event in STATUS_EVENTS:
-            callbacks.record_status(session, status=parse_status(event), channel="smsgateway")
+            callbacks.record_status(session, status=parse_status(event), channels=("smsgateway",))
         session.commit()
     except InvalidEvent as exc:
         _release_delivery(settings, signed)

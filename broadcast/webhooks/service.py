@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from twilio.twiml.messaging_response import MessagingResponse
 
+from broadcast.db import utcnow
 from broadcast.inbound.service import dispatch_command
 from broadcast.inbound.types import Sender
 from broadcast.reports import commands as report_commands
 from broadcast.reports import intake
+from broadcast.reports.models import Report
 from broadcast.subscribers import service as subscribers
 from broadcast.trust import service as trust
 from broadcast.trust.models import TrustReply
@@ -20,6 +25,7 @@ from channels.sms import CommandKind, mask_number, parse_command, reply_text, re
 from channels.smsgateway.inbound import SOURCE as GATEWAY
 from channels.smsgateway.inbound import GatewaySms
 from channels.telegram.inbound import TelegramMessage, reply_in
+from channels.whatsapp.inbound import WhatsAppMessage, session_open, stored_form
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +138,54 @@ def handle_gateway_sms(
     if not text or phone is None:
         return None
     return trust.queue_answer(session, report=report, channel=GATEWAY, phone=phone, language=language, text=text)
+
+
+def last_whatsapp_message_at(session: Session, *, author: str) -> datetime | None:
+    """When the person with this author hash last wrote to our WhatsApp sender (their 24-hour session window
+    opens then): the newest stored WhatsApp message of theirs, or None."""
+    return session.scalar(
+        select(Report.received_at)
+        .where(Report.source == "whatsapp", Report.author_hash == author)
+        .order_by(Report.received_at.desc())
+        .limit(1)
+    )
+
+
+def handle_inbound_whatsapp(
+    session: Session,
+    *,
+    message: WhatsAppMessage,
+    form: Mapping[str, str],
+    author_key: bytes,
+    public_base_url: str,
+    now: datetime | None = None,
+) -> str:
+    """Store an inbound WhatsApp message as a report (once per MessageSid; number, WhatsApp id and profile name
+    only as the keyed hash), act on its command and return the TwiML reply in the sender's language.
+
+    A reply is free-form, so it goes only inside the 24-hour session window the person's last message opened; a
+    replayed webhook changes nothing and gets the first answer while that window is open, then none."""
+    now = now or utcnow()
+    phone, author = _sms_sender(author_key, message.phone)
+    report, created = intake.store_inbound(
+        session, source="whatsapp", external_id=message.sid, raw=stored_form(form, author=author), author=author
+    )
+    if not created:
+        last = last_whatsapp_message_at(session, author=author)
+        return report.reply if report.reply is not None and session_open(last, now=now) else reply_twiml(None)
+    if phone is None:
+        log.info("inbound WhatsApp %s from an unparseable sender %s", message.sid, mask_number(message.phone))
+    sender = Sender(channel="whatsapp", author=author, phone=phone, location=message.location)
+    name, context = dispatch_command(
+        session, report=report, sender=sender, text=message.text, public_base_url=public_base_url
+    )
+    language = parse_command(message.text).language
+    text = reply_in(language, reply_text(name, **context)) if name is not None else ""
+    open_now = session_open(last_whatsapp_message_at(session, author=author), now=now)
+    response = MessagingResponse()
+    if text and open_now:
+        response.message(text)
+    report.reply = str(response)
+    session.flush()
+    log.info("inbound WhatsApp %s (report %s): %s", message.sid, report.id, report.command or "report")
+    return report.reply

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from channels.sms.commands import Command, CommandKind, parse_command, reply_for, reply_text, reply_twiml
 from channels.sms.inbound import (
-    DELIVERY_PARAM,
     DeliveryState,
     InvalidCallback,
     StatusUpdate,
@@ -16,16 +15,9 @@ from channels.sms.inbound import (
 from channels.sms.provider import (
     SenderRates,
     SenderStrategy,
-    SentMessage,
     TwilioConfig,
-    TwilioHttp,
-    TwilioRejected,
     TwilioSms,
-    TwilioUnavailable,
-    build_client,
     is_short_code,
-    map_twilio_error,
-    mask_number,
 )
 from channels.sms.render import (
     DEFAULT_PRICE_PER_SEGMENT,
@@ -36,6 +28,16 @@ from channels.sms.render import (
     check_budget,
 )
 from channels.sms.segments import Encoding, SegmentInfo, is_gsm7, normalise_gsm7, sms_segments
+from channels.twilio.client import (
+    DELIVERY_PARAM,
+    SentMessage,
+    TwilioHttp,
+    TwilioRejected,
+    TwilioUnavailable,
+    build_client,
+    map_twilio_error,
+    mask_number,
+)
 
 __all__ = [
     "DEFAULT_PRICE_PER_SEGMENT",

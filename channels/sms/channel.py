@@ -6,10 +6,11 @@ from decimal import Decimal
 
 from channels.base import Audience, Channel, ChannelLimits, Renderer, window_safe
 from channels.sms.inbound import parse_inbound
-from channels.sms.provider import SenderRates, TwilioConfig, TwilioSms, build_client
+from channels.sms.provider import SenderRates, TwilioConfig, TwilioSms
 from channels.sms.render import SmsRenderer
 from channels.sms.settings import TwilioSettings
 from channels.spec import BuildContext, ChannelConfigError, ChannelSpec, guarded
+from channels.twilio.client import client_for
 
 
 def sms_config(settings: TwilioSettings, ctx: BuildContext) -> TwilioConfig:
@@ -42,13 +43,7 @@ def twilio_sms(config: object, renderer: Renderer, ctx: BuildContext) -> Channel
     """
     if not isinstance(config, TwilioConfig) or not (config.account_sid and config.auth_token):
         raise ChannelConfigError("channel 'sms': live mode needs a Twilio account SID and auth token")
-    client = build_client(
-        config.account_sid,
-        config.auth_token,
-        timeout=config.timeout_s,
-        pool_size=config.max_concurrency,
-        api_base_url=config.api_base_url,
-    )
+    client = client_for(config)
     return guarded(
         "sms",
         lambda: TwilioSms(

@@ -10,10 +10,8 @@ from urllib.parse import parse_qs, parse_qsl
 from twilio.request_validator import RequestValidator
 
 from channels.base import InboundEvent
-from channels.sms.codes import PERMANENT_CODES
-
-# The query parameter of our StatusCallback URL that carries our delivery id.
-DELIVERY_PARAM = "delivery"
+from channels.twilio.client import DELIVERY_PARAM
+from channels.twilio.codes import PERMANENT_CODES
 
 
 class TwilioForm(dict[str, str]):

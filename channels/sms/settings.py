@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from channels.sms.provider import SenderStrategy, TwilioConfig
 from channels.spec import LocalFakeUrl
+from channels.whatsapp.settings import WhatsAppSettings
 
 # Where Twilio posts to us; the public URLs are the webhook base URL plus these paths.
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
@@ -57,6 +58,8 @@ class TwilioSettings(BaseModel):
     currency: str = "USD"
     # Only to point the live channel at a local fake Twilio (benchmarks, tests): loopback URLs only.
     api_base_url: LocalFakeUrl = ""
+    # The WhatsApp channel on this same account (BROADCAST_TWILIO__WHATSAPP__*).
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
 
     @field_validator("segments_by_severity")
     @classmethod

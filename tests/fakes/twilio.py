@@ -4,6 +4,11 @@ Start it with ``with FakeTwilio() as fake:`` (127.0.0.1, a port the OS picks) an
 ``fake.client()``. It checks Basic auth, stores messages, serves Twilio-style pages, records every request
 and can be told to fail: ``fake.fail_next(2, status=429, code=20429)``, ``fake.reject_number(n)``,
 ``fake.latency = 0.01``.
+
+WhatsApp: ``fake.add_content(sid, body)`` registers an approved template (Content API); a message with
+``ContentSid`` and ``ContentVariables`` is stored with the body WhatsApp would show (the fake fills ``{{n}}`` itself),
+an unknown SID or a missing variable is refused like Twilio. ``fake.status_callback(sid, "delivered")`` gives the
+URL and form Twilio would post to the message's StatusCallback, ``fake.sign(url, form)`` its X-Twilio-Signature.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class _State:
     max_in_flight: int = 0
     latency: float = 0.0
     page_size: int = 50
+    contents: dict[str, str] = field(default_factory=dict)  # content SID → template body (WhatsApp)
 
 
 @lru_cache(maxsize=256)
@@ -262,6 +268,43 @@ class FakeTwilio:
         sent = sent.astimezone(UTC).replace(microsecond=0)
         return self._store({"To": to, "Body": body, "From": sender}, sent)
 
+    def add_content(self, sid: str, body: str) -> None:
+        """Register an approved content template (its body with {{1}}, {{2}}, … variables)."""
+        with self._state.lock:
+            self._state.contents[sid] = body
+
+    def status_callback(self, sid: str, status: str, *, error_code: int | None = None) -> tuple[str, dict[str, str]]:
+        """The URL and form Twilio posts to message `sid`'s StatusCallback when its status becomes `status`.
+
+        Raises: KeyError for an unknown message or one sent without a StatusCallback.
+        """
+        with self._state.lock:
+            message = next(m for m in self._state.messages if m["sid"] == sid)
+        url = message["_callback"]
+        if not url:
+            raise KeyError(f"message {sid} has no StatusCallback")
+        form = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "AccountSid": self.account_sid,
+            "To": message["to"] or "",
+            "From": message["from"] or "",
+            "ApiVersion": "2010-04-01",
+        }
+        if str(message["to"] or "").startswith("whatsapp:"):
+            form["ChannelPrefix"] = "whatsapp"
+        if error_code is not None:
+            form["ErrorCode"] = str(error_code)
+        return url, form
+
+    def sign(self, url: str, form: dict[str, str], *, token: str | None = None) -> str:
+        """X-Twilio-Signature of `form` posted to `url`, as Twilio computes it (with this account's token)."""
+        from twilio.request_validator import RequestValidator
+
+        return str(RequestValidator(token or self.auth_token).compute_signature(url, form))
+
     # -- inspection ----------------------------------------------------------------------------------
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -284,6 +327,8 @@ class FakeTwilio:
     def _store(self, form: dict[str, str], when: datetime) -> dict[str, Any]:
         sid = f"SM{next(self._sids):032x}"
         body = form.get("Body", "")
+        if form.get("ContentSid"):
+            body = self._fill(form["ContentSid"], form.get("ContentVariables", "{}"))
         path = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
         message = {
             "account_sid": self.account_sid,
@@ -308,6 +353,7 @@ class FakeTwilio:
             "to": form.get("To"),
             "uri": path,
             "_sent_at": when,
+            "_callback": form.get("StatusCallback", ""),
         }
         with self._state.lock:
             self._state.messages.append(message)
@@ -324,11 +370,50 @@ class FakeTwilio:
             return 400, {"code": 21603, "message": "A 'From' phone number is required.", "status": 400}
         with self._state.lock:
             rejected = self._state.rejected.get(to)
+        whatsapp = to.startswith("whatsapp:")
+        if whatsapp and not (form.get("From", "").startswith("whatsapp:") or form.get("MessagingServiceSid")):
+            return 400, {
+                "code": 63007,
+                "message": "Twilio could not find a Channel with the From address",
+                "status": 400,
+            }
+        if form.get("ContentSid"):
+            refused = self._content_error(form["ContentSid"], form.get("ContentVariables", "{}"))
+            if refused is not None:
+                return 400, refused
+        elif whatsapp and not form.get("Body"):
+            return 400, {
+                "code": 21619,
+                "message": "A text message body or media urls must be specified.",
+                "status": 400,
+            }
         if rejected is not None:
             status, code = rejected
             return status, {"code": code, "message": f"The 'To' number {to} is not valid.", "status": status}
         now = datetime.now(UTC).replace(microsecond=0)
         return 201, self._public(self._store(form, now))
+
+    def _content_error(self, sid: str, raw_variables: str) -> dict[str, Any] | None:
+        with self._state.lock:
+            body = self._state.contents.get(sid)
+        if body is None:
+            return {"code": 21655, "message": "The ContentSid is Invalid.", "status": 400}
+        try:
+            values = json.loads(raw_variables)
+        except ValueError:
+            values = None
+        needed = set(re.findall(r"\{\{(\d+)\}\}", body))
+        if not isinstance(values, dict) or not needed <= set(values):
+            return {"code": 21656, "message": "The ContentVariables Parameter is invalid.", "status": 400}
+        if any(not str(values[n]).strip() or "\n" in str(values[n]) or "\t" in str(values[n]) for n in needed):
+            return {"code": 63028, "message": "Number of parameters does not match / invalid parameter.", "status": 400}
+        return None
+
+    def _fill(self, sid: str, raw_variables: str) -> str:
+        with self._state.lock:
+            body = self._state.contents[sid]
+        values = json.loads(raw_variables)
+        return re.sub(r"\{\{(\d+)\}\}", lambda m: str(values[m.group(1)]), body)
 
     def _list(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         try:

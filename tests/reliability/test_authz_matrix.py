@@ -174,6 +174,7 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     # Twilio webhooks
     ("POST", "/webhooks/twilio/status"): TWILIO,
     ("POST", "/webhooks/twilio/inbound"): TWILIO,
+    ("POST", "/webhooks/twilio/whatsapp"): TWILIO,
     ("POST", "/webhooks/telegram"): TWILIO,  # the same rule: nobody gets in without the webhook secret
     ("POST", "/webhooks/smsgateway"): TWILIO,  # nor without the SIM gateway's signature
     # operations and API docs

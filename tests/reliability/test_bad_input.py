@@ -284,33 +284,18 @@ def _sign(w, path: str, form: dict[str, str], token: str = TWILIO_TEST_TOKEN) ->
     return RequestValidator(token).compute_signature(w.settings.twilio_webhook_base_url + path, form)
 
 
-@pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
-def test_forged_and_replayed_twilio_webhooks(w, record):
-    path = "/webhooks/twilio/inbound"
-    form = {"MessageSid": "SM" + "a" * 32, "From": "+6281299000001", "To": "+6281100000000",
-            "Body": "LAPOR banjir setinggi lutut di Jl. Sudirman", "AccountSid": "AC" + "b" * 32}
-    forged = {
-        "no signature": None,
-        "empty signature": "",
-        "signature made with the wrong token": _sign(w, path, form, token="not-the-token"),
-        "signature of another URL (Host header spoofing)": RequestValidator(TWILIO_TEST_TOKEN).compute_signature(
-            "https://evil.example" + path, form),
-        "signature of a different body": _sign(w, path, {**form, "Body": "LAPOR palsu"}),
-        "signature with a tampered parameter": _sign(w, path, {**form, "From": "+6281299000002"}),
-    }
-    for attack, sig in forged.items():
+def _forged_are_refused(w, record, what: str, path: str, form: dict[str, str], attacks: dict[str, str | None]):
+    """Each forged signature: 403 and no row changed anywhere."""
+    for attack, sig in attacks.items():
         before = w.counts()
         r = _twilio(w, path, form, signature=sig)
         ok = r.status_code == 403 and w.counts() == before
-        record("forged webhooks", f"Twilio inbound SMS, {attack}", f"{r.status_code}, nothing stored", ok=ok)
+        record("forged webhooks", f"Twilio inbound {what}, {attack}", f"{r.status_code}, nothing stored", ok=ok)
         assert ok, (attack, r.status_code, r.text)
-    status_form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
-    before = w.counts()
-    r = _twilio(w, "/webhooks/twilio/status", status_form, signature=_sign(w, path, status_form))
-    ok = r.status_code == 403 and w.counts() == before
-    record("forged webhooks", "Twilio status callback signed for another path", f"{r.status_code}", ok=ok)
-    assert ok
-    # Replay: a correctly signed inbound SMS delivered five times is stored once and answered the same each time.
+
+
+def _replays_are_stored_once(w, record, what: str, path: str, form: dict[str, str]):
+    """A correctly signed message delivered five times is stored once and answered the same each time."""
     replies = set()
     for _ in range(5):
         r = _twilio(w, path, form, signature=_sign(w, path, form))
@@ -318,7 +303,7 @@ def test_forged_and_replayed_twilio_webhooks(w, record):
         replies.add(r.text)
     n = w.count(Report)
     ok = n == 1 and len(replies) == 1
-    record("replayed webhooks", "Twilio inbound SMS delivered 5 times (same MessageSid)", f"{n} report stored",
+    record("replayed webhooks", f"Twilio inbound {what} delivered 5 times (same MessageSid)", f"{n} report stored",
            ok=ok, tries=5)
     assert ok
 
@@ -367,6 +352,53 @@ def test_forged_and_replayed_sim_gateway_webhooks(w, record):
 
 def _hook(hook):
     return hook.body, hook.headers
+
+
+def _common_forgeries(w, path: str, form: dict[str, str]) -> dict[str, str | None]:
+    return {
+        "no signature": None,
+        "empty signature": "",
+        "signature made with the wrong token": _sign(w, path, form, token="not-the-token"),
+        "signature of another URL (Host header spoofing)": RequestValidator(TWILIO_TEST_TOKEN).compute_signature(
+            "https://evil.example" + path, form),
+    }
+
+
+@pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
+def test_forged_and_replayed_twilio_webhooks(w, record):
+    path = "/webhooks/twilio/inbound"
+    form = {"MessageSid": "SM" + "a" * 32, "From": "+6281299000001", "To": "+6281100000000",
+            "Body": "LAPOR banjir setinggi lutut di Jl. Sudirman", "AccountSid": "AC" + "b" * 32}
+    forged = {
+        **_common_forgeries(w, path, form),
+        "signature of a different body": _sign(w, path, {**form, "Body": "LAPOR palsu"}),
+        "signature with a tampered parameter": _sign(w, path, {**form, "From": "+6281299000002"}),
+    }
+    _forged_are_refused(w, record, "SMS", path, form, forged)
+    status_form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    before = w.counts()
+    r = _twilio(w, "/webhooks/twilio/status", status_form, signature=_sign(w, path, status_form))
+    ok = r.status_code == 403 and w.counts() == before
+    record("forged webhooks", "Twilio status callback signed for another path", f"{r.status_code}", ok=ok)
+    assert ok
+    _replays_are_stored_once(w, record, "SMS", path, form)
+
+
+@pytest.mark.parametrize("dbs", ["sqlite", "postgresql"], indirect=True)
+def test_forged_and_replayed_whatsapp_webhooks(w, record):
+    path = "/webhooks/twilio/whatsapp"
+    form = {"MessageSid": "SM" + "d" * 32, "From": "whatsapp:+6281299000001", "To": "whatsapp:+6281100000000",
+            "Body": "LAPOR banjir setinggi lutut", "WaId": "6281299000001", "ProfileName": "Warga",
+            "Latitude": "-0.8917", "Longitude": "119.8707", "NumMedia": "1", "MediaUrl0": "https://x.example/ME1",
+            "AccountSid": "AC" + "b" * 32}
+    forged = {
+        **_common_forgeries(w, path, form),
+        "signature with a moved location": _sign(w, path, {**form, "Latitude": "-6.2"}),
+        "signature with another photo": _sign(w, path, {**form, "MediaUrl0": "https://evil.example/ME2"}),
+        "signed inbound SMS replayed to the WhatsApp webhook": _sign(w, "/webhooks/twilio/inbound", form),
+    }
+    _forged_are_refused(w, record, "WhatsApp", path, form, forged)
+    _replays_are_stored_once(w, record, "WhatsApp", path, form)
 
 
 def test_partner_signature_verification_refuses_forgeries_and_replays(record):

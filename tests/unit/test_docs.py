@@ -219,13 +219,17 @@ def _settings() -> tuple[frozenset[str], frozenset[str]]:
     from broadcast.settings import Settings
 
     names, groups = set(), set()
-    for name, field in Settings.model_fields.items():
-        top = f"BROADCAST_{name.upper()}"
-        names.add(top)
-        model = field.annotation
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            groups.add(top)
-            names |= {f"{top}__{sub.upper()}" for sub in model.model_fields}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:  # nested models at any depth (TWILIO__WHATSAPP__…)
+        for name, field in model.model_fields.items():
+            var = f"{prefix}{name.upper()}"
+            names.add(var)
+            inner = field.annotation
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                groups.add(var)
+                walk(inner, f"{var}__")
+
+    walk(Settings, "BROADCAST_")
     return frozenset(names), frozenset(names - groups)
 
 

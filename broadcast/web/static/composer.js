@@ -342,6 +342,7 @@
       note.setAttribute("data-placeholders", "true");
       box.appendChild(note);
     }
+    (p.warnings || []).forEach(function (w) { var x = el("p", "warn cap-over", w); x.setAttribute("role", "alert"); box.appendChild(x); });
     if (chans.sms) {
       var h = el("h3", "", "SMS"); box.appendChild(h);
       chans.sms.forEach(function (m) {
@@ -370,6 +371,17 @@
       chans.social.forEach(function (m) {
         var card = el("div", "preview-card x-preview" + (m.weighted_length > m.max_weighted_length ? " over" : ""));
         card.appendChild(el("div", "meta", m.position + "/" + m.of + " · " + m.weighted_length + "/" + m.max_weighted_length + " karakter / chars" + (m.has_image ? " · + peta / map image" : "")));
+        card.appendChild(el("pre", "msg", m.text));
+        box.appendChild(card);
+      });
+    }
+    if (chans.whatsapp) {
+      box.appendChild(el("h3", "", "WhatsApp"));
+      chans.whatsapp.forEach(function (m) {
+        var card = el("div", "preview-card whatsapp-preview" + (m.fits ? "" : " over"));
+        card.setAttribute("lang", m.language.slice(0, 2));
+        card.appendChild(el("div", "meta", m.language + " · templat / template " + m.template + " · " + m.characters + "/" + m.max_characters +
+          " karakter / chars" + (m.shortened ? " · keterangan dipersingkat / details shortened" : "")));
         card.appendChild(el("pre", "msg", m.text));
         box.appendChild(card);
       });

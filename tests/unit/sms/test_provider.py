@@ -18,7 +18,7 @@ from channels.sms import (
     build_client,
     mask_number,
 )
-from channels.sms.provider import form_encode
+from channels.twilio.client import form_encode
 from tests.fakes.twilio import FakeTwilio, query_of
 
 TO = "+6281234567890"
@@ -330,7 +330,7 @@ def test_sid_helper_falls_back_to_the_public_create_async():
     import asyncio
     from types import SimpleNamespace
 
-    from channels.sms.provider import create_returning_sid
+    from channels.twilio.client import create_returning_sid
 
     seen = {}
 

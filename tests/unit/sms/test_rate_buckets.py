@@ -77,7 +77,7 @@ def test_round_robin_is_decided_by_the_delivery_so_buckets_and_request_agree():
     first = channel.sender_for(message)
     assert {channel.sender_for(message) for _ in range(5)} == {first}  # asking again never moves on
     assert f"sms:sender:{first}" in buckets_of(channel, message)
-    assert channel._create_kwargs(message)["from_"] == first
+    assert channel.create_kwargs(message)["from_"] == first
     assert [channel.sender_for(msg(ref=str(i))) for i in range(40, 44)] == [LONG[0], LONG[1], LONG[0], LONG[1]]
 
 

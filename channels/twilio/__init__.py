@@ -1,0 +1,1 @@
+"""Twilio plumbing shared by the SMS and WhatsApp channels: the SDK's HTTP clients, error map, concurrent sends."""

@@ -1,0 +1,1 @@
+"""WhatsApp through Twilio: alerts as pre-approved templates (Content API), citizen commands by WhatsApp."""
