@@ -38,7 +38,7 @@ from broadcast.api import sse
 from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.progress import is_settled, outbox_for, progress, social_posts_since
 from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
@@ -147,7 +147,7 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
     service.read_alert(session, alert_id=alert_id, actor=user)
-    rows = dispatch.progress(session, alert_id=alert_id)
+    rows = progress(session, alert_id=alert_id)
     return [
         DeliveryCounts(channel=r.channel, mode=settings.channel_mode(r.channel), total=r.total, by_state=r.by_state)
         for r in rows
@@ -192,8 +192,8 @@ def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
 
     def read(state: None) -> tuple[None, list[str], bool]:
         with session_factory(engine)() as s:
-            rows = dispatch.progress(s, alert_id=alert_id)
-            settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
+            rows = progress(s, alert_id=alert_id)
+            settled = is_settled(s, alert_id=alert_id, rows=rows)
         payload = [
             {"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows
         ]
@@ -206,7 +206,7 @@ def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
 def outbox(alert_id: int, user: AuthorDep, session: SessionDep) -> list[OutboxRead]:
     """Messages channels in outbox mode recorded instead of sending (phone numbers: inside the jurisdiction)."""
     service.read_alert(session, alert_id=alert_id, actor=user, what="outbox")
-    return [OutboxRead.model_validate(m) for m in dispatch.outbox_for(session, alert_id=alert_id)]
+    return [OutboxRead.model_validate(m) for m in outbox_for(session, alert_id=alert_id)]
 
 
 @router.get("/{alert_id}/preview")
@@ -258,9 +258,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
     renderer = configured_renderers(settings)["social"]
     planned = len(renderer.render_thread(data)) if "social" in alert.channels and isinstance(renderer, XRenderer) else 0
     # Every account is counted together: conservative for each one, exact for the app-wide cap.
-    posted = dispatch.social_posts_since(
-        session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url
-    )
+    posted = social_posts_since(session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url)
     check = check_posting_caps(planned, account_posts_24h=posted, app_posts_24h=posted)
     return {
         "planned_posts": planned,

@@ -15,7 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from broadcast.db import get_engine, session_scope
-from broadcast.dispatch import planning, service
+from broadcast.dispatch import claims, outcomes, pacing, planning
+from broadcast.dispatch import plan as planner
+from broadcast.dispatch import sweep as sweeping
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.dispatch.wiring import build_active_channels
 from broadcast.redisclient import redis_client
@@ -93,8 +95,8 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
-            queue = service.queue_of(session, alert_id=alert_id)
-            for part in service.plan_alert_stream(session, alert_id=alert_id):
+            queue = planner.queue_of(session, alert_id=alert_id)
+            for part in planner.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
@@ -126,7 +128,7 @@ class _StateReader:
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return service.is_alert_live(self._conn, alert_id=self._alert_id)
+            return claims.is_alert_live(self._conn, alert_id=self._alert_id)
         except DBAPIError:
             self.close()
             raise
@@ -147,9 +149,9 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
     settings = get_settings()
     engine = _engine()
 
-    def claim() -> service.ClaimedBatch:
+    def claim() -> claims.ClaimedBatch:
         with session_scope(engine) as session:
-            return service.claim(
+            return claims.claim(
                 session,
                 delivery_ids=delivery_ids,
                 lease_s=settings.dispatch_lease_s,
@@ -165,7 +167,7 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
 
     reader = _StateReader(engine, alert_id)
     try:
-        sent = service.send_claimed(
+        sent = pacing.send_claimed(
             claimed,
             channels=active_channels(),
             limiter=rate_limiter(),
@@ -176,12 +178,12 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
 
     def record() -> list[int]:
         with session_scope(engine) as session:
-            return service.record_results(session, sent=sent)
+            return outcomes.record_results(session, sent=sent)
 
     retry_ids = _db_retrying("recording results", record)
     if retry_ids:
         countdown = planning.jittered(
-            planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
+            planning.retry_countdown(self.request.retries, outcomes.retry_after_hint(sent, retry_ids))
         )
         # Retries wait in the routine queue: first attempts of a cancel or a tsunami warning go ahead of them.
         raise self.retry(args=(retry_ids,), countdown=countdown, queue=planning.ROUTINE_QUEUE)
@@ -192,7 +194,7 @@ def sweep() -> None:
     """Re-enqueue work left behind by lost messages or dead workers (runs on beat)."""
     with session_scope(_engine()) as session:
         settings = get_settings()
-        plan = service.sweep(session, stale_s=settings.dispatch_stale_s, batch_size=settings.dispatch_batch_size)
+        plan = sweeping.sweep(session, stale_s=settings.dispatch_stale_s, batch_size=settings.dispatch_batch_size)
     for alert_id in plan.fanout_alert_ids:
         fanout_alert.delay(alert_id)
     for chunk in plan.batches:

@@ -6,8 +6,11 @@ import sqlalchemy as sa
 from broadcast.alerts import composer
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
-from broadcast.dispatch import service
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
 from broadcast.dispatch.wiring import channel_set
 from broadcast.settings import Settings
 from broadcast.subscribers.models import Subscriber
@@ -48,13 +51,13 @@ def test_a_registered_toy_channel_is_previewed_and_fanned_out(session, toy_regis
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     assert sorted(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.channel == "toy"))) == on_toy
     for ids in planned.values():
-        batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
         session.commit()
-        service.record_results(session, sent=service.send_claimed(batch, channels=built.senders))
+        record_results(session, sent=send_claimed(batch, channels=built.senders))
         session.commit()
     sent = session.scalars(sa.select(OutboxMessage.text).where(OutboxMessage.channel == "toy")).all()
     assert len(sent) == len(on_toy) and all("TOY:" in t for t in sent)
