@@ -31,6 +31,7 @@ from broadcast.alerts.schemas import (
     HazardRenderIn,
     InfoIn,
     OutboxRead,
+    PeopleCounts,
     ReachRead,
     RejectIn,
 )
@@ -38,7 +39,14 @@ from broadcast.api import sse
 from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
-from broadcast.dispatch.progress import is_settled, outbox_for, progress, social_posts_since
+from broadcast.dispatch.progress import (
+    PeopleProgress,
+    is_settled,
+    outbox_for,
+    people_progress,
+    progress,
+    social_posts_since,
+)
 from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
@@ -154,6 +162,17 @@ def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: Set
     ]
 
 
+def _people(p: PeopleProgress) -> PeopleCounts:
+    return PeopleCounts(people=p.people, reached=p.reached, delivered=p.delivered, failed=p.failed, waiting=p.waiting)
+
+
+@router.get("/{alert_id}/people")
+def people(alert_id: int, user: StaffDep, session: SessionDep) -> PeopleCounts:
+    """Delivery progress by person: each person counts once, whichever of their channels reached them."""
+    service.read_alert(session, alert_id=alert_id, actor=user)
+    return _people(people_progress(session, alert_id=alert_id))
+
+
 @router.get("/{alert_id}/progress/stream", response_class=StreamingResponse)
 async def progress_stream(
     alert_id: int,
@@ -188,16 +207,21 @@ async def progress_stream(
 
 
 def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
-    """Reads one alert's per-channel progress: an SSE `progress` frame, or `done` once every delivery settled."""
+    """Reads one alert's progress: the per-channel `progress` frame with a `people` frame (counted by person), or
+    the `people` frame and `done` once every delivery settled."""
 
     def read(state: None) -> tuple[None, list[str], bool]:
         with session_factory(engine)() as s:
             rows = progress(s, alert_id=alert_id)
             settled = is_settled(s, alert_id=alert_id, rows=rows)
+            counted = _people(people_progress(s, alert_id=alert_id))
         payload = [
             {"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows
         ]
-        return None, [sse.frame("done" if settled else "progress", payload)], settled
+        people_frame = sse.frame("people", counted.model_dump())
+        if settled:  # `done` stays the last frame of the stream
+            return None, [people_frame, sse.frame("done", payload)], True
+        return None, [sse.frame("progress", payload), people_frame], False
 
     return read
 

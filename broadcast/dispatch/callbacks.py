@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from broadcast.db import utcnow
+from broadcast.dispatch import fallback
 from broadcast.dispatch.models import Delivery, DeliveryState
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
@@ -96,6 +97,7 @@ def record_status(session: Session, *, status: StatusUpdate) -> StatusRecorded:
         row.error = None
     elif status.state in (ProviderState.UNDELIVERED, ProviderState.FAILED):
         row.error = f"twilio {status.status} code {status.error_code}"
+    fallback.note_status(row, now=now)
     session.flush()
     stopped = None
     if status.error_code in SUPPRESS_CODES and row.subscriber_id is not None:

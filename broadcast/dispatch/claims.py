@@ -16,7 +16,7 @@ from broadcast.alerts import geometry, rules
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState
 from broadcast.db import utcnow
-from broadcast.dispatch import sql
+from broadcast.dispatch import planning, sql
 from broadcast.dispatch.models import Delivery, DeliveryState
 from broadcast.subscribers.models import Subscriber
 from channels.base import AlertData, Audience, Recipient
@@ -42,6 +42,8 @@ class ClaimedItem:
     recipient: Recipient
     # When a dead worker's claim on this row began: its send may or may not have reached the provider.
     in_doubt_since: datetime | None = None
+    # Its person has a channel after this one: should this one fail or go undelivered, the next is tried.
+    fallback: bool = False
 
 
 @dataclass
@@ -95,28 +97,36 @@ def claim(session: Session, *, delivery_ids: Sequence[int], lease_s: int, public
         skip(session, delivery_ids=[r.id for r in rows], reason=f"alert {alert.state}, not live")
         return ClaimedBatch()
     sub_ids = [r.subscriber_id for r in rows if r.subscriber_id is not None]
-    # Each personal channel names the subscriber attribute its address is in (phone, Telegram chat id, …).
-    fields = sorted({get_spec(r.channel).subscriber_address for r in rows if r.subscriber_id is not None})
-    addresses: dict[tuple[int, str], str] = {}
+    # Each personal channel names the subscriber attribute its address is in (phone, Telegram chat id, …); every
+    # personal channel of the alert is read, so each row knows whether its person has a channel after it.
+    personal = {c: get_spec(c).subscriber_address for c in alert.channels if audience_of(c) is Audience.SUBSCRIBERS}
+    personal |= {r.channel: get_spec(r.channel).subscriber_address for r in rows if r.subscriber_id is not None}
+    people: dict[int, Any] = {}
     if sub_ids:
-        active = Subscriber.active.is_(True)
-        columns = [getattr(Subscriber, f) for f in fields]
-        stmt = select(Subscriber.id, *columns).where(sql.among(session, Subscriber.id, sub_ids), active)
-        for sid, *values in session.execute(stmt):
-            addresses.update({(sid, f): str(v) for f, v in zip(fields, values, strict=True) if v is not None})
+        columns = [getattr(Subscriber, f) for f in sorted(set(personal.values()))]
+        stmt = select(Subscriber.id, Subscriber.channels, Subscriber.all_channels, *columns).where(
+            sql.among(session, Subscriber.id, sub_ids), Subscriber.active.is_(True)
+        )
+        people = {sub.id: sub._mapping for sub in session.execute(stmt)}
     data = alerts.to_alert_data(alert, public_base_url=public_base_url)
     data = replace(data, **_public_post_extras(session, alert, channels={r.channel for r in rows}))
     batch = ClaimedBatch(alert=data)
     stopped = []
     for r in rows:
+        fallback = False
         if r.subscriber_id is not None:
-            address = addresses.get((r.subscriber_id, get_spec(r.channel).subscriber_address))
-            if address is None:
+            person = people.get(r.subscriber_id)
+            value = None if person is None else person[personal[r.channel]]
+            if person is None or value is None:
                 stopped.append(r.id)
                 continue
+            address = str(value)
+            order = planning.person_order(person["channels"], planning.reachable_on(person, personal))
+            fallback = planning.has_fallback(order, r.channel, all_channels=person["all_channels"])
         else:
             address = data.public_url
-        batch.items.append(ClaimedItem(r.id, r.channel, Recipient(str(r.id), address, r.language), in_doubt.get(r.id)))
+        recipient = Recipient(str(r.id), address, r.language)
+        batch.items.append(ClaimedItem(r.id, r.channel, recipient, in_doubt.get(r.id), fallback))
     if stopped:
         skip(session, delivery_ids=stopped, reason="subscriber stopped")
     return batch

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from broadcast.db import utcnow
@@ -14,10 +17,14 @@ from broadcast.dispatch.models import Delivery, DeliveryState, OutboxMessage
 from broadcast.dispatch.pacing import Sent
 from broadcast.dispatch.planning import MAX_ATTEMPTS
 from channels.base import Outcome
+from channels.registry import get_spec
 
 
-def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
-    """Store each outcome (and the outbox copy); return the ids to retry later."""
+def record_results(session: Session, *, sent: Sequence[Sent], fallback_s: float = 120.0) -> list[int]:
+    """Store each outcome (and the outbox copy); return the ids to retry later.
+
+    A row whose person has a next channel gets its fallback time: now when it failed, `fallback_s` after it was
+    sent on a live channel with delivery receipts (a delivery receipt before then means no fallback)."""
     now = utcnow()
     retry: list[int] = []
     outbox_rows = []
@@ -64,6 +71,7 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         outcomes.append(row)
     conn = session.connection()
     sql.update_outcomes(conn, outcomes, now)
+    _set_fallback_due(conn, sent, outcomes, now=now, wait=timedelta(seconds=fallback_s))
     # Only rows we still hold: a row whose lease was taken over by another worker is not ours to overwrite.
     mine = and_(Delivery.id == bindparam("b_id"), Delivery.state == DeliveryState.SENDING.value)
     if held:
@@ -85,6 +93,41 @@ def record_results(session: Session, *, sent: Sequence[Sent]) -> list[int]:
         conn.execute(update(Delivery).where(mine).values(error=bindparam("b_error"), lease_until=now), in_doubt)
     sql.insert_ignore(session, OutboxMessage, outbox_rows, ["delivery_id"])
     return retry
+
+
+def awaits_receipt(s: Sent) -> bool:
+    """Whether a sent message only counts as reaching its person once delivered: live, on a channel whose provider
+    reports delivery (the outbox and channels without receipts never will)."""
+    return s.result.outcome is Outcome.SENT and s.mode == "live" and get_spec(s.item.channel).delivery_receipts
+
+
+def fallback_checks(sent: Sequence[Sent]) -> tuple[list[int], list[int]]:
+    """The rows of a batch whose person has a next channel: those to check now (not sent) and those to check once
+    the fallback wait is over (sent, awaiting a delivery receipt)."""
+    now = [s.item.delivery_id for s in sent if s.item.fallback and s.result.outcome is not Outcome.SENT]
+    later = [s.item.delivery_id for s in sent if s.item.fallback and awaits_receipt(s)]
+    return now, later
+
+
+def _set_fallback_due(
+    conn: Connection, sent: Sequence[Sent], outcomes: list[dict[str, Any]], *, now: datetime, wait: timedelta
+) -> None:
+    """Fallback times of the recorded rows that have a next channel (only rows in the state just written)."""
+    state_of = {o["b_id"]: o["b_state"] for o in outcomes}
+    due: dict[tuple[str, datetime], list[int]] = defaultdict(list)
+    for s in sent:
+        did = s.item.delivery_id
+        if not s.item.fallback or did not in state_of:
+            continue
+        state = state_of[did]
+        if state == DeliveryState.FAILED.value:
+            due[state, now].append(did)
+        elif state == DeliveryState.SENT.value and awaits_receipt(s):
+            due[state, now + wait].append(did)
+    for (state, at), ids in due.items():
+        conn.execute(
+            update(Delivery).where(sql.among(conn, Delivery.id, ids), Delivery.state == state).values(fallback_due=at)
+        )
 
 
 def retry_after_hint(sent: Sequence[Sent], retry_ids: Sequence[int]) -> float | None:

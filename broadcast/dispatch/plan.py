@@ -19,7 +19,7 @@ from broadcast.dispatch.models import REACHED_STATES, Delivery, DeliveryState
 from broadcast.subscribers import targeting, warm
 from broadcast.subscribers.models import Subscriber
 from channels.base import Audience
-from channels.registry import audience_of
+from channels.registry import audience_of, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,13 @@ FIRST_PAGE = 500  # subscribers read for the first planned rows of a fan-out
 
 
 def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
-    """Create one delivery per targeted recipient and channel (idempotent); publish the alert.
+    """Create the delivery rows of an alert (idempotent); publish the alert.
 
-    Subscribers are matched against the areas' codes and drawn geometry (subscribers.targeting); a personal
-    channel reaches only subscribers who chose it. An Update or Cancel first reaches everyone the original
-    reached; a Cancel reaches no one else. Returns the pending delivery ids per channel. A non-live alert plans nothing.
+    Subscribers are matched against the areas' codes and drawn geometry (subscribers.targeting); each person
+    gets one row, on the first of their channels (in their order) that the alert uses and they have an address
+    on, or one per such channel if they asked for all (the fallback step plans the next channel when one fails).
+    An Update or Cancel first reaches everyone the original reached; a Cancel reaches no one else. Returns the
+    pending delivery ids per channel. A non-live alert plans nothing.
     """
     planned: dict[str, list[int]] = defaultdict(list)
     for part in plan_alert_stream(session, alert_id=alert_id):
@@ -62,6 +64,13 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
     follow_up = alert.references_alert_id is not None and alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL)
     targeted: list[str] = []  # personal channels that also reach fresh targeting results
+    # Each person is planned once, on their preferred channel, whatever changed since: people who already have a
+    # row of this alert (the original's recipients of a follow-up, everyone an interrupted earlier run planned)
+    # are left out. Only a run after an interrupted one looks for its rows, page by page (the unique index).
+    planned_people: set[int] = set()
+    rerun = session.scalar(
+        select(Delivery.id).where(Delivery.alert_id == alert.id, Delivery.subscriber_id.is_not(None)).limit(1)
+    )
     for channel in alert.channels:
         if audience_of(channel) is Audience.PUBLIC:
             row = {"alert_id": alert.id, "channel": channel, "recipient_key": "public", "language": public_lang}
@@ -77,6 +86,7 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
                 )
                 .order_by(Delivery.id)
             ).all()
+            planned_people.update(r.subscriber_id for r in reached if r.subscriber_id is not None)
             for start in range(0, len(reached), chunk):
                 rows = [
                     {
@@ -101,26 +111,42 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
         # Only the matched subscribers' rows are read, in pages by ascending id (a small first one: the first
         # batches leave while later pages are still being read and written), so planning costs what the
         # recipients cost, not the table. The rows decide who is still active and on which channel.
+        addresses = {c: get_spec(c).subscriber_address for c in targeted}
+        columns = [getattr(Subscriber, f) for f in sorted(set(addresses.values()))]
         for page in planning.pages(matched.tolist(), first=FIRST_PAGE, size=chunk):
             found = session.execute(
-                select(Subscriber.id, Subscriber.language, Subscriber.channels)
+                select(Subscriber.id, Subscriber.language, Subscriber.channels, Subscriber.all_channels, *columns)
                 .where(sql.among(session, Subscriber.id, page), Subscriber.active.is_(True))
                 .order_by(Subscriber.id)
             ).all()
+            by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            if rerun is not None:
+                planned_people |= set(
+                    session.scalars(
+                        select(Delivery.subscriber_id).where(
+                            Delivery.alert_id == alert.id,
+                            Delivery.channel.in_(targeted),
+                            Delivery.recipient_key.in_([f"sub:{sub.id}" for sub in found]),
+                        )
+                    )
+                )
+            for sub in found:
+                if sub.id in planned_people:
+                    continue
+                order = planning.person_order(sub.channels, planning.reachable_on(sub._mapping, addresses))
+                for channel in planning.first_channels(order, all_channels=sub.all_channels):
+                    by_channel[channel].append(
+                        {
+                            "alert_id": alert.id,
+                            "channel": channel,
+                            "recipient_key": f"sub:{sub.id}",
+                            "subscriber_id": sub.id,
+                            "language": sub.language,
+                        }
+                    )
             for channel in targeted:
-                rows = [
-                    {
-                        "alert_id": alert.id,
-                        "channel": channel,
-                        "recipient_key": f"sub:{sid}",
-                        "subscriber_id": sid,
-                        "language": lang,
-                    }
-                    for sid, lang, chans in found
-                    if channel in (chans or ())
-                ]
-                if rows:
-                    yield add(channel, rows)
+                if by_channel[channel]:
+                    yield add(channel, by_channel[channel])
     pending = session.execute(
         select(Delivery.channel, Delivery.id)
         .where(Delivery.alert_id == alert.id, Delivery.state == DeliveryState.PENDING.value)

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcast.alerts import service as alerts
@@ -88,10 +88,59 @@ def progress(session: Session, *, alert_id: int) -> list[ChannelProgress]:
 
 
 def is_settled(session: Session, *, alert_id: int, rows: list[ChannelProgress]) -> bool:
-    """True once the alert was planned in full and no delivery is still pending or being sent."""
+    """True once the alert was planned in full, no delivery is still pending or being sent and no person's next
+    channel is still due."""
     alert = alerts.get_alert(session, alert_id=alert_id)
     if alert.state in (AlertState.DRAFT.value, AlertState.SUBMITTED.value, AlertState.APPROVED.value):
         return False
     if alert.planned_at is None and alerts.is_live(alert):
         return False  # rows are still being written: the first chunks may all be done before the rest exist
-    return all(r.finished == r.total for r in rows)
+    if not all(r.finished == r.total for r in rows):
+        return False
+    # A failed or undelivered row whose person's next channel is still due: the fan-out is not over for them.
+    due = select(Delivery.id).where(Delivery.fallback_due.is_not(None), Delivery.alert_id == alert_id).exists()
+    return not session.scalar(select(due))
+
+
+@dataclass(frozen=True)
+class PeopleProgress:
+    """An alert's personal deliveries counted by person: one person with a Telegram row that failed and an SMS
+    that went counts once, as reached."""
+
+    people: int  # with at least one delivery of the alert
+    reached: int  # a message accepted by a provider (sent) or delivered on some channel
+    delivered: int  # delivery confirmed on some channel
+    failed: int  # nothing reached them and nothing is left to try
+
+    @property
+    def waiting(self) -> int:
+        """People still being tried (a row under way, or a next channel due)."""
+        return self.people - self.reached - self.failed
+
+
+def people_progress(session: Session, *, alert_id: int) -> PeopleProgress:
+    """How many people an alert's personal deliveries reached so far (one grouped pass over its rows)."""
+    reached_states = (DeliveryState.SENT.value, DeliveryState.DELIVERED.value)
+    open_states = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
+    per_person = (
+        select(
+            func.max(case((Delivery.state.in_(reached_states), 1), else_=0)).label("reached"),
+            func.max(case((Delivery.state == DeliveryState.DELIVERED.value, 1), else_=0)).label("delivered"),
+            func.max(
+                case((or_(Delivery.state.in_(open_states), Delivery.fallback_due.is_not(None)), 1), else_=0)
+            ).label("open"),
+        )
+        .where(Delivery.alert_id == alert_id, Delivery.subscriber_id.is_not(None))
+        .group_by(Delivery.subscriber_id)
+        .subquery()
+    )
+    c = per_person.c
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(c.reached), 0),
+            func.coalesce(func.sum(c.delivered), 0),
+            func.coalesce(func.sum(case((and_(c.reached == 0, c.open == 0), 1), else_=0)), 0),
+        )
+    ).one()
+    return PeopleProgress(*(int(n) for n in row))

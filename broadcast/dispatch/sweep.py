@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertState
 from broadcast.db import utcnow
-from broadcast.dispatch import sql
+from broadcast.dispatch import fallback, planning, sql
 from broadcast.dispatch.claims import skip
 from broadcast.dispatch.models import Delivery, DeliveryState
 
@@ -23,6 +23,7 @@ class SweepPlan:
     batches: list[list[int]] = field(default_factory=list)
     skipped: int = 0
     expired: list[int] = field(default_factory=list)
+    fallbacks: list[list[int]] = field(default_factory=list)
 
 
 def stalled_alerts(session: Session, *, stale: datetime) -> list[int]:
@@ -46,9 +47,9 @@ def stalled_alerts(session: Session, *, stale: datetime) -> list[int]:
 
 def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> SweepPlan:
     """Expire alerts past their expiry, then find work a lost message or dead worker left behind:
-    unplanned approvals, expired leases, and the stale pending rows of alerts whose fan-out stopped moving
-    (a long rate-limited fan-out still waiting in the queue is left alone); skip what belongs to alerts no
-    longer live."""
+    unplanned approvals, expired leases, overdue fallbacks, and the stale pending rows of alerts whose fan-out
+    stopped moving (a long rate-limited fan-out still waiting in the queue is left alone); skip what belongs to
+    alerts no longer live."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_s)
     plan = SweepPlan()
@@ -88,6 +89,8 @@ def sweep(session: Session, *, stale_s: int = 60, batch_size: int = 200) -> Swee
             plan.skipped += len(ids)
             continue
         plan.batches += [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    # Fallbacks a countdown should have checked by now (its worker may have died with it).
+    plan.fallbacks = list(planning.batches(fallback.due(session, now=stale), batch_size))
     # A re-enqueued row counts as fresh again (and as movement of its alert): rows whose task is lost again are
     # re-enqueued at most once per `stale_s`, not on every sweep.
     requeued = [i for ids in plan.batches for i in ids]

@@ -24,7 +24,7 @@ from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.audit import service as audit
 from broadcast.dispatch import enqueue
 from broadcast.dispatch.models import Delivery, DeliveryState
-from broadcast.dispatch.progress import delivery_counts, progress
+from broadcast.dispatch.progress import delivery_counts, people_progress, progress
 from broadcast.dispatch.wiring import configured_renderers
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
@@ -244,6 +244,7 @@ def progress_page(alert_id: int, request: Request, session: SessionDep, settings
             "console_progress.html",
             alert=alert,
             rows=rows,
+            people=people_progress(session, alert_id=alert.id),
             modes={r.channel: settings.channel_mode(r.channel) for r in rows}
             | {ch: settings.channel_mode(ch) for ch in alert.channels},
             failures=_failures(session, alert.id),

@@ -33,7 +33,7 @@ def test_a_registered_toy_channel_is_previewed_and_fanned_out(session, toy_regis
     subs = make_subscribers(session)
     on_toy = subs["palu"][:2]
     for sid in on_toy:
-        session.get(Subscriber, sid).channels = ["sms", "toy"]
+        session.get(Subscriber, sid).channels = ["toy", "sms"]  # toy preferred: their one row is on toy
     session.commit()
     settings = Settings(environment="test", enabled_channels=["sms", "toy", "web"], public_base_url=BASE)
     built = channel_set(settings)
