@@ -76,9 +76,12 @@ def fall_back(session: Session, *, delivery_ids: Sequence[int], now: datetime) -
         people = {p.id: p._mapping for p in found}
     history: dict[tuple[int, int], list[tuple[int, str, str]]] = defaultdict(list)
     if people:
+        # By the unique alert × channel × recipient index: a person's rows, not a scan of the alert's.
         rows = session.execute(
             select(Delivery.id, Delivery.alert_id, Delivery.subscriber_id, Delivery.channel, Delivery.state).where(
-                Delivery.alert_id.in_(list(live)), sql.among(session, Delivery.subscriber_id, list(people))
+                Delivery.alert_id.in_(list(live)),
+                Delivery.channel.in_(list(personal)),
+                Delivery.recipient_key.in_([f"sub:{sid}" for sid in people]),
             )
         )
         for h in rows:

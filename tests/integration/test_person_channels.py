@@ -181,7 +181,10 @@ def test_not_delivered_in_time_falls_back_and_a_receipt_in_time_does_not(engine,
         row.state = "delivered"
         fallback.note_status(row, now=utcnow())
     _wait(engine, alert_id, _settled(alert_id))
-    assert _sms_to(engine) == [phones[silent.id]]
+    with session_scope(engine) as s:
+        seen = s.execute(sa.select(Delivery.id, Delivery.subscriber_id, Delivery.channel, Delivery.state,
+                                   Delivery.fallback_due).where(Delivery.alert_id == alert_id)).all()
+    assert _sms_to(engine) == [phones[silent.id]], seen
     with session_scope(engine) as s:
         people = people_progress(s, alert_id=alert_id)
         assert (people.people, people.reached, people.delivered) == (2, 2, 1)
