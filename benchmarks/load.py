@@ -44,7 +44,7 @@ def seed(database_url: str) -> dict[str, object]:
     from broadcast.alerts import service as alerts
     from broadcast.alerts.schemas import AlertCreate
     from broadcast.db import make_engine, session_scope
-    from broadcast.dispatch import service as dispatch
+    from broadcast.dispatch.plan import plan_alert
     from broadcast.users import service as users
     from broadcast.users.models import Role
     from tests.factories import alert_payload
@@ -80,7 +80,7 @@ def seed(database_url: str) -> dict[str, object]:
             alert = alerts.create_alert(s, data=AlertCreate(**payload), author=ops[0], sender="bpbd@palu")
             alerts.submit_alert(s, alert_id=alert.id, actor=ops[0])
             alerts.approve_alert(s, alert_id=alert.id, approver=apv, production=False)
-            dispatch.plan_alert(s, alert_id=alert.id)
+            plan_alert(s, alert_id=alert.id)
             identifiers.append(alert.identifier)
     engine.dispose()
     return {"identifiers": identifiers, "operators": [f"op{i}" for i in range(OPERATORS)]}

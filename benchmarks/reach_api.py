@@ -395,7 +395,7 @@ def measure_plan_here(db_url: str) -> dict[str, float]:
     from broadcast.alerts import target_area
     from broadcast.alerts.models import Alert
     from broadcast.db import make_engine
-    from broadcast.dispatch import service as dispatch
+    from broadcast.dispatch.plan import plan_alert
     from broadcast.subscribers import targeting, warm
 
     engine = make_engine(db_url)
@@ -403,7 +403,7 @@ def measure_plan_here(db_url: str) -> dict[str, float]:
     alert_id, _ = approved_alert(engine, ["33.15"], "op.grobogan", "apv.grobogan", outbox=False)
     with sa.orm.Session(engine) as s:
         t0 = time.perf_counter()
-        planned = dispatch.plan_alert(s, alert_id=alert_id)
+        planned = plan_alert(s, alert_id=alert_id)
         s.commit()
         ours = time.perf_counter() - t0
         alert = s.get(Alert, alert_id)

@@ -383,15 +383,15 @@ def alerts_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from broadcast.db import session_factory
-    from broadcast.dispatch import service as dispatch
+    from broadcast.dispatch.progress import ChannelProgress, is_settled, progress
     from broadcast.errors import NotFound
 
     engine = _engine()
 
-    def read() -> tuple[list[dispatch.ChannelProgress], bool]:
+    def read() -> tuple[list[ChannelProgress], bool]:
         with session_factory(engine)() as session:
-            rows = dispatch.progress(session, alert_id=alert_id)
-            return rows, dispatch.is_settled(session, alert_id=alert_id, rows=rows)
+            rows = progress(session, alert_id=alert_id)
+            return rows, is_settled(session, alert_id=alert_id, rows=rows)
 
     try:
         rows, settled = read()

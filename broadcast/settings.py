@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     dispatch_lease_s: int = Field(default=300, ge=1)
     dispatch_sweep_s: float = Field(default=30.0, gt=0)
     dispatch_stale_s: int = Field(default=60, ge=1)
+    # One person, many channels: how long a message sent on a channel with delivery receipts may stay undelivered
+    # before the person's next channel is tried (docs/fan-out.md).
+    dispatch_fallback_s: int = Field(default=120, ge=1, le=3600)
     # Operations-centre map: an optional raster tile layer under the packaged boundaries (which always work
     # offline), e.g. "https://tiles.example.id/{z}/{x}/{y}.png"; its origin is added to the CSP img-src.
     map_tile_url: str = ""

@@ -104,6 +104,10 @@ class ChannelSpec:
     limits: ChannelLimits | None = None
     recipient_cap: RecipientCapFactory | None = None
     subscriber_address: str = "phone"
+    # Personal channels: whether the provider reports delivery to the person (status callbacks). With receipts a
+    # sent message that is not delivered within the fallback wait counts as not reached and the person's next
+    # channel is tried; without them (the Bot API), sent is as far as it goes and counts as reached.
+    delivery_receipts: bool = True
     always_live: bool = False
     # Shown by `broadcast doctor` when the channel is enabled in production without credentials.
     credentials_hint: str = ""

@@ -62,7 +62,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "claim-sent-rows-again",
         "claim/lease: nothing sent twice",
-        "broadcast/dispatch/service.py",
+        "broadcast/dispatch/claims.py",
         "    claimable = or_(\n        Delivery.state == DeliveryState.PENDING.value,",
         "    claimable = or_(\n        Delivery.state.in_([DeliveryState.PENDING.value, DeliveryState.SENT.value]),",
         (f"{DISPATCH}::test_deliver_writes_outbox_once_and_redelivery_is_harmless[sqlite]",
@@ -71,7 +71,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "claim-ignores-the-lease",
         "claim/lease: a held row is not taken",
-        "broadcast/dispatch/service.py",
+        "broadcast/dispatch/claims.py",
         "        and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),\n    )\n    mine =",
         "        Delivery.state == DeliveryState.SENDING.value,\n    )\n    mine =",
         (f"{DISPATCH}::test_second_claim_of_the_same_rows_gets_nothing[sqlite]",),
@@ -79,7 +79,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "held-rows-use-up-retries",
         "recording outcomes: waiting for a limit is not an attempt",
-        "broadcast/dispatch/service.py",
+        "broadcast/dispatch/outcomes.py",
         "attempts=Delivery.attempts - 1,",
         "attempts=Delivery.attempts,",
         ("tests/integration/test_x_publish.py::test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker[sqlite]",),
@@ -87,7 +87,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sent-recorded-as-pending",
         "recording outcomes: a sent message is recorded sent",
-        "broadcast/dispatch/service.py",
+        "broadcast/dispatch/outcomes.py",
         '"b_state": DeliveryState.SENT.value, "b_pid"',
         '"b_state": DeliveryState.PENDING.value, "b_pid"',
         (f"{DISPATCH}::test_deliver_writes_outbox_once_and_redelivery_is_harmless[sqlite]",),

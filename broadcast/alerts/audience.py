@@ -39,7 +39,7 @@ def reach_of(session: Session, target: target_area.AreaTarget, *, jurisdiction: 
 
 def alert_reach(session: Session, *, alert: Alert) -> dict[str, Any]:
     """The reach of a stored alert's areas, limited to the personal channels the alert uses."""
-    from broadcast.dispatch.service import delivery_scope
+    from broadcast.dispatch.plan import delivery_scope
 
     shared, scope = delivery_scope(session, alert)
     out = reach_of(session, target_area.target_of(alert), jurisdiction=scope)

@@ -99,7 +99,7 @@ class Alert(Base):
     submitted_at: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
-    # Set once every delivery row of the alert exists (planning commits in chunks, see dispatch.service).
+    # Set once every delivery row of the alert exists (planning commits in chunks, see dispatch.plan).
     planned_at: Mapped[datetime | None]
 
     infos: Mapped[list[AlertInfo]] = relationship(

@@ -31,6 +31,7 @@ from broadcast.alerts.schemas import (
     HazardRenderIn,
     InfoIn,
     OutboxRead,
+    PeopleCounts,
     ReachRead,
     RejectIn,
 )
@@ -38,7 +39,14 @@ from broadcast.api import sse
 from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.progress import (
+    PeopleProgress,
+    is_settled,
+    outbox_for,
+    people_progress,
+    progress,
+    social_posts_since,
+)
 from broadcast.dispatch.wiring import configured_renderers, recipient_cap_usage
 from broadcast.errors import Invalid
 from broadcast.settings import Environment
@@ -147,11 +155,22 @@ def reject(alert_id: int, body: RejectIn, user: ApproverDep, session: SessionDep
 def deliveries(alert_id: int, user: StaffDep, session: SessionDep, settings: SettingsDep) -> list[DeliveryCounts]:
     """Delivery progress per channel."""
     service.read_alert(session, alert_id=alert_id, actor=user)
-    rows = dispatch.progress(session, alert_id=alert_id)
+    rows = progress(session, alert_id=alert_id)
     return [
         DeliveryCounts(channel=r.channel, mode=settings.channel_mode(r.channel), total=r.total, by_state=r.by_state)
         for r in rows
     ]
+
+
+def _people(p: PeopleProgress) -> PeopleCounts:
+    return PeopleCounts(people=p.people, reached=p.reached, delivered=p.delivered, failed=p.failed, waiting=p.waiting)
+
+
+@router.get("/{alert_id}/people")
+def people(alert_id: int, user: StaffDep, session: SessionDep) -> PeopleCounts:
+    """Delivery progress by person: each person counts once, whichever of their channels reached them."""
+    service.read_alert(session, alert_id=alert_id, actor=user)
+    return _people(people_progress(session, alert_id=alert_id))
 
 
 @router.get("/{alert_id}/progress/stream", response_class=StreamingResponse)
@@ -188,16 +207,21 @@ async def progress_stream(
 
 
 def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
-    """Reads one alert's per-channel progress: an SSE `progress` frame, or `done` once every delivery settled."""
+    """Reads one alert's progress: the per-channel `progress` frame with a `people` frame (counted by person), or
+    the `people` frame and `done` once every delivery settled."""
 
     def read(state: None) -> tuple[None, list[str], bool]:
         with session_factory(engine)() as s:
-            rows = dispatch.progress(s, alert_id=alert_id)
-            settled = dispatch.is_settled(s, alert_id=alert_id, rows=rows)
+            rows = progress(s, alert_id=alert_id)
+            settled = is_settled(s, alert_id=alert_id, rows=rows)
+            counted = _people(people_progress(s, alert_id=alert_id))
         payload = [
             {"channel": r.channel, "total": r.total, "finished": r.finished, "by_state": r.by_state} for r in rows
         ]
-        return None, [sse.frame("done" if settled else "progress", payload)], settled
+        people_frame = sse.frame("people", counted.model_dump())
+        if settled:  # `done` stays the last frame of the stream
+            return None, [people_frame, sse.frame("done", payload)], True
+        return None, [sse.frame("progress", payload), people_frame], False
 
     return read
 
@@ -206,7 +230,7 @@ def _progress_reader(engine: Any, alert_id: int) -> sse.Reader:
 def outbox(alert_id: int, user: AuthorDep, session: SessionDep) -> list[OutboxRead]:
     """Messages channels in outbox mode recorded instead of sending (phone numbers: inside the jurisdiction)."""
     service.read_alert(session, alert_id=alert_id, actor=user, what="outbox")
-    return [OutboxRead.model_validate(m) for m in dispatch.outbox_for(session, alert_id=alert_id)]
+    return [OutboxRead.model_validate(m) for m in outbox_for(session, alert_id=alert_id)]
 
 
 @router.get("/{alert_id}/preview")
@@ -258,9 +282,7 @@ def x_caps(alert_id: int, user: StaffDep, session: SessionDep, settings: Setting
     renderer = configured_renderers(settings)["social"]
     planned = len(renderer.render_thread(data)) if "social" in alert.channels and isinstance(renderer, XRenderer) else 0
     # Every account is counted together: conservative for each one, exact for the app-wide cap.
-    posted = dispatch.social_posts_since(
-        session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url
-    )
+    posted = social_posts_since(session, since=utcnow() - timedelta(hours=24), public_base_url=settings.public_base_url)
     check = check_posting_caps(planned, account_posts_24h=posted, app_posts_24h=posted)
     return {
         "planned_posts": planned,

@@ -249,6 +249,16 @@ class DeliveryCounts(BaseModel):
     by_state: dict[str, int]
 
 
+class PeopleCounts(BaseModel):
+    """An alert's personal deliveries counted by person, not by row (one person, many channels, one warning)."""
+
+    people: int
+    reached: int
+    delivered: int
+    failed: int
+    waiting: int
+
+
 class OutboxRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

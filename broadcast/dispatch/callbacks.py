@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from broadcast.db import utcnow
+from broadcast.dispatch import fallback
 from broadcast.dispatch.models import Delivery, DeliveryState
 from broadcast.subscribers import service as subscribers
 from broadcast.subscribers.models import Subscriber
@@ -105,6 +106,7 @@ def record_status(
     elif status.state in (ProviderState.UNDELIVERED, ProviderState.FAILED):
         provider = "twilio" if row.channel in TWILIO_CHANNELS else row.channel
         row.error = f"{provider} {status.status} code {status.error_code}"
+    fallback.note_status(row, now=now)
     session.flush()
     stopped = None
     if status.error_code in SUPPRESS_CODES and row.subscriber_id is not None:

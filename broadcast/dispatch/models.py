@@ -61,6 +61,9 @@ class Delivery(Base):
     provider_error_code: Mapped[int | None]
     provider_status_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    # When this person's next channel is due, should this row not have reached them (dispatch/fallback.py): set
+    # only on rows that have a next channel, cleared once the fallback step looked at the row.
+    fallback_due: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class OutboxMessage(Base):

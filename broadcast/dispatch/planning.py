@@ -1,9 +1,10 @@
-"""Pure fan-out planning: batching and retry backoff."""
+"""Pure fan-out planning: batching, queues, retry backoff, and which channel a person is tried on next."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 MAX_ATTEMPTS = 8
 DEFAULT_BATCH = 200
@@ -69,3 +70,43 @@ def retry_countdown(retries: int, retry_after: float | None, *, cap_s: float = 3
     if retry_after is not None and retry_after > wait:
         wait = float(retry_after)
     return min(wait, cap_s)
+
+
+# A person's delivery that ended without reaching them: their next channel is tried.
+GIVEN_UP_STATES = ("failed", "undelivered", "skipped")
+
+
+def person_order(chosen: Sequence[str] | None, reachable: Collection[str]) -> list[str]:
+    """The channels one person gets an alert on, preferred first: their own order, kept to the alert's personal
+    channels they have an address on (`reachable`), each once."""
+    return list(dict.fromkeys(c for c in chosen or () if c in reachable))
+
+
+def reachable_on(row: Mapping[Any, Any], addresses: Mapping[str, str]) -> set[str]:
+    """The channels of `addresses` (channel -> Subscriber attribute) a subscriber row has an address for."""
+    return {channel for channel, attribute in addresses.items() if row.get(attribute) is not None}
+
+
+def first_channels(order: Sequence[str], *, all_channels: bool) -> list[str]:
+    """The channels planned at once: every one when the person asked for all, else only the preferred."""
+    return list(order) if all_channels else list(order[:1])
+
+
+def has_fallback(order: Sequence[str], channel: str, *, all_channels: bool) -> bool:
+    """Whether a delivery on `channel` has a next channel to fall back to (never for someone who asked for all)."""
+    return not all_channels and channel in order and order.index(channel) < len(order) - 1
+
+
+def next_channel(order: Sequence[str], rows: Sequence[tuple[int, str, str]], *, due_id: int) -> str | None:
+    """The channel to try next for one person, given their deliveries of the alert as (id, channel, state) and the
+    row `due_id` whose fallback time came: none if any row reached them (delivered), if a later row exists (that
+    one decides), or if `due_id` is still under way; else the first channel of `order` without a row."""
+    if not rows or max(r[0] for r in rows) != due_id:
+        return None
+    if any(state == "delivered" for _, _, state in rows):
+        return None
+    due_state = next(state for rid, _, state in rows if rid == due_id)
+    if due_state not in (*GIVEN_UP_STATES, "sent"):
+        return None  # pending or sending again: wait for its outcome
+    used = {channel for _, channel, _ in rows}
+    return next((c for c in order if c not in used), None)

@@ -14,8 +14,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from broadcast.db import get_engine, session_scope
-from broadcast.dispatch import planning, service
+from broadcast.db import get_engine, session_scope, utcnow
+from broadcast.dispatch import claims, fallback, outcomes, pacing, planning
+from broadcast.dispatch import plan as planner
+from broadcast.dispatch import sweep as sweeping
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.dispatch.wiring import build_active_channels
 from broadcast.redisclient import redis_client
@@ -93,8 +95,8 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
-            queue = service.queue_of(session, alert_id=alert_id)
-            for part in service.plan_alert_stream(session, alert_id=alert_id):
+            queue = planner.queue_of(session, alert_id=alert_id)
+            for part in planner.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
                 planned = True
                 for name, ids in part.items():
@@ -134,7 +136,7 @@ class _StateReader:
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return service.is_alert_live(self._conn, alert_id=self._alert_id)
+            return claims.is_alert_live(self._conn, alert_id=self._alert_id)
         except DBAPIError:
             self.close()
             raise
@@ -155,9 +157,9 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
     settings = get_settings()
     engine = _engine()
 
-    def claim() -> service.ClaimedBatch:
+    def claim() -> claims.ClaimedBatch:
         with session_scope(engine) as session:
-            return service.claim(
+            return claims.claim(
                 session,
                 delivery_ids=delivery_ids,
                 lease_s=settings.dispatch_lease_s,
@@ -173,7 +175,7 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
 
     reader = _StateReader(engine, alert_id)
     try:
-        sent = service.send_claimed(
+        sent = pacing.send_claimed(
             claimed,
             channels=active_channels(),
             limiter=rate_limiter(),
@@ -184,15 +186,38 @@ def send_batch(self: Task[Any, Any], delivery_ids: list[int]) -> None:
 
     def record() -> list[int]:
         with session_scope(engine) as session:
-            return service.record_results(session, sent=sent)
+            return outcomes.record_results(session, sent=sent, fallback_s=settings.dispatch_fallback_s)
 
     retry_ids = _db_retrying("recording results", record)
+    now_ids, later_ids = outcomes.fallback_checks(sent)
+    if now_ids:
+        fall_back.delay(now_ids)
+    if later_ids:  # the beat sweep checks them too, should this countdown be lost with its worker
+        fall_back.apply_async(args=(later_ids,), countdown=settings.dispatch_fallback_s + 1)
     if retry_ids:
         countdown = planning.jittered(
-            planning.retry_countdown(self.request.retries, service.retry_after_hint(sent, retry_ids))
+            planning.retry_countdown(self.request.retries, outcomes.retry_after_hint(sent, retry_ids))
         )
         # Retries wait in the routine queue: first attempts of a cancel or a tsunami warning go ahead of them.
         raise self.retry(args=(retry_ids,), countdown=countdown, queue=planning.ROUTINE_QUEUE)
+
+
+@celery.task(name="dispatch.fall_back", bind=True, acks_late=True, max_retries=10)
+def fall_back(self: Task[Any, Any], delivery_ids: list[int]) -> None:
+    """Plan the next channel of each person whose delivery among these failed or was not delivered in time, and
+    send it on the alert's queue. Rows not yet due are left alone; a rerun plans nothing twice. Retries on
+    database errors with backoff; rows a lost run left due are found by the beat sweep."""
+    try:
+        with Session(_engine(), expire_on_commit=False) as session:
+            planned = fallback.fall_back(session, delivery_ids=delivery_ids, now=utcnow())
+            queues = {alert_id: planner.queue_of(session, alert_id=alert_id) for alert_id in planned}
+            session.commit()
+    except DBAPIError as exc:
+        raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
+    for alert_id, by_channel in planned.items():
+        for ids in by_channel.values():
+            for chunk in planning.batches(ids, get_settings().dispatch_batch_size):
+                send_batch.apply_async(args=(chunk,), queue=queues[alert_id])
 
 
 @celery.task(name="dispatch.sweep", acks_late=True)
@@ -200,15 +225,18 @@ def sweep() -> None:
     """Re-enqueue work left behind by lost messages or dead workers (runs on beat)."""
     with session_scope(_engine()) as session:
         settings = get_settings()
-        plan = service.sweep(session, stale_s=settings.dispatch_stale_s, batch_size=settings.dispatch_batch_size)
+        plan = sweeping.sweep(session, stale_s=settings.dispatch_stale_s, batch_size=settings.dispatch_batch_size)
     for alert_id in plan.fanout_alert_ids:
         fanout_alert.delay(alert_id)
     for chunk in plan.batches:
         send_batch.delay(chunk)
-    if plan.fanout_alert_ids or plan.batches or plan.skipped:
+    for chunk in plan.fallbacks:
+        fall_back.delay(chunk)
+    if plan.fanout_alert_ids or plan.batches or plan.skipped or plan.fallbacks:
         log.info(
-            "sweep: %d alerts re-planned, %d batches re-enqueued, %d skipped",
+            "sweep: %d alerts re-planned, %d batches re-enqueued, %d skipped, %d fallback checks",
             len(plan.fanout_alert_ids),
             len(plan.batches),
             plan.skipped,
+            len(plan.fallbacks),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, FetchedValue, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, FetchedValue, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcast.db import Base, utcnow
@@ -24,8 +24,12 @@ class Subscriber(Base):
     x_handle: Mapped[str | None] = mapped_column(String(16))  # without the @
     # The Telegram chat the bot sends to: someone who started the bot and registered with /daftar.
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    # Personal channels they receive alerts on ("sms"); public channels (X posts, web) reach everyone anyway.
+    # Personal channels they receive alerts on, preferred first ("telegram", "sms"): each alert goes to the first
+    # they can be reached on and falls back to the next when it fails or is not delivered in time (dispatch.
+    # fallback); public channels (X posts, web) reach everyone anyway.
     channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["sms"])
+    # They asked for every alert on every one of their channels at once (no fallback).
+    all_channels: Mapped[bool] = mapped_column(default=False, server_default=false())
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]

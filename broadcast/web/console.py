@@ -23,8 +23,8 @@ from broadcast.api.deps import SessionDep, SettingsDep, find_current_user
 from broadcast.api.pages import render_page, sign_in_redirect
 from broadcast.audit import service as audit
 from broadcast.dispatch import enqueue
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery, DeliveryState
+from broadcast.dispatch.progress import delivery_counts, people_progress, progress
 from broadcast.dispatch.wiring import configured_renderers, recipient_cap_usage
 from broadcast.errors import BroadcastError
 from broadcast.settings import Environment, Settings
@@ -98,7 +98,7 @@ def console(
             found = [a for a in found if a.status == status]
         if q.strip():
             found = [a for a in found if _matches(a, q.strip())]
-        rows = [(a, dispatch.delivery_counts(session, alert_id=a.id)) for a in found[:200]]
+        rows = [(a, delivery_counts(session, alert_id=a.id)) for a in found[:200]]
         return render_page(
             request,
             "console.html",
@@ -222,7 +222,7 @@ def review(alert_id: int, request: Request, session: SessionDep, settings: Setti
             follow_ups=alerts.list_follow_ups(session, alert_id=alert.id),
             audit_rows=_audit_rows(session, alert),
             failures=_failures(session, alert.id),
-            counts=dispatch.delivery_counts(session, alert_id=alert.id),
+            counts=delivery_counts(session, alert_id=alert.id),
             author=session.get(User, alert.author_id),
             approver=session.get(User, alert.approver_id) if alert.approver_id else None,
             own=user.id in contributors or user.id == alert.author_id,
@@ -242,12 +242,13 @@ def progress_page(alert_id: int, request: Request, session: SessionDep, settings
 
     def build(user: User) -> Response:
         alert = alerts.read_alert(session, alert_id=alert_id, actor=user, what="audit")
-        rows = dispatch.progress(session, alert_id=alert.id)
+        rows = progress(session, alert_id=alert.id)
         return render_page(
             request,
             "console_progress.html",
             alert=alert,
             rows=rows,
+            people=people_progress(session, alert_id=alert.id),
             modes={r.channel: settings.channel_mode(r.channel) for r in rows}
             | {ch: settings.channel_mode(ch) for ch in alert.channels},
             failures=_failures(session, alert.id),

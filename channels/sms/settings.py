@@ -36,7 +36,7 @@ class TwilioSettings(BaseModel):
     # Twilio Advanced Opt-Out answers STOP/START/HELP itself: we act on them but send an empty reply.
     advanced_opt_out: bool = False
     # Requests in flight per worker process; at most 50 so that a cancel stops a process within
-    # dispatch.service.CHECK_EVERY (100) requests, those already in flight included.
+    # dispatch.pacing.CHECK_EVERY (100) requests, those already in flight included.
     max_concurrency: int = Field(default=32, ge=1, le=50)
     timeout_s: float = Field(default=10.0, gt=0)
     # Twilio's limits in requests per second, each kept as a Redis token bucket shared by every worker (made

@@ -51,6 +51,7 @@ TELEGRAM = ChannelSpec(
     sender=_bot(channel_post=False),
     limits=_LIMITS,
     subscriber_address="telegram_chat_id",
+    delivery_receipts=False,  # the Bot API answers once the message is in the chat; nothing reports more
     credentials_hint=_HINT,
 )
 

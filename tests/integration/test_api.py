@@ -303,7 +303,10 @@ def test_follow_ups_over_http(client):
 def test_progress_stream_sends_events_until_settled(client, engine):
     from broadcast.alerts import service as alerts_service
     from broadcast.alerts.schemas import AlertCreate
-    from broadcast.dispatch import service as dispatch
+    from broadcast.dispatch.claims import claim
+    from broadcast.dispatch.outcomes import record_results
+    from broadcast.dispatch.pacing import send_claimed
+    from broadcast.dispatch.plan import plan_alert
     from broadcast.users.models import User
     from channels.registry import build_channels
 
@@ -321,13 +324,13 @@ def test_progress_stream_sends_events_until_settled(client, engine):
         first = next(line for line in lines if line.startswith("event:"))
         assert first == "event: progress"  # approved, not yet planned
         with session_scope(engine) as s:
-            planned = dispatch.plan_alert(s, alert_id=alert_id)
+            planned = plan_alert(s, alert_id=alert_id)
         channels = build_channels(["sms", "social", "web"], modes={}, public_base_url="http://x")
         for ids in planned.values():
             with session_scope(engine) as s:
-                batch = dispatch.claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
+                batch = claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
             with session_scope(engine) as s:
-                dispatch.record_results(s, sent=dispatch.send_claimed(batch, channels=channels))
+                record_results(s, sent=send_claimed(batch, channels=channels))
         events = [line for line in lines if line.startswith("event:")]
     assert events[-1] == "event: done"
     assert client.get("/api/v1/alerts/999/progress/stream", headers=headers).status_code == 404

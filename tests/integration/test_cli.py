@@ -93,7 +93,10 @@ def test_alerts_progress_shows_each_channel_settled(sqlite_dbs, tmp_path):
     from broadcast.alerts import service as alerts
     from broadcast.alerts.schemas import AlertCreate
     from broadcast.db import session_scope
-    from broadcast.dispatch import service as dispatch
+    from broadcast.dispatch.claims import claim
+    from broadcast.dispatch.outcomes import record_results
+    from broadcast.dispatch.pacing import send_claimed
+    from broadcast.dispatch.plan import plan_alert
     from channels.registry import build_channels
     from tests.factories import alert_payload, make_subscribers, make_team
 
@@ -108,13 +111,13 @@ def test_alerts_progress_shows_each_channel_settled(sqlite_dbs, tmp_path):
         alerts.approve_alert(s, alert_id=alert.id, approver=team["approver"], production=False)
         alert_id = alert.id
     with session_scope(engine) as s:
-        planned = dispatch.plan_alert(s, alert_id=alert_id)
+        planned = plan_alert(s, alert_id=alert_id)
     channels = build_channels(["sms", "social", "web"], modes={}, public_base_url="http://x")
     for ids in planned.values():
         with session_scope(engine) as s:
-            batch = dispatch.claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
+            batch = claim(s, delivery_ids=ids, lease_s=60, public_base_url="http://x")
         with session_scope(engine) as s:
-            dispatch.record_results(s, sent=dispatch.send_claimed(batch, channels=channels))
+            record_results(s, sent=send_claimed(batch, channels=channels))
     engine.dispose()
     res = run("alerts", "progress", str(alert_id), "--no-watch", db_url=url, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -7,8 +7,12 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import utcnow
-from broadcast.dispatch import service
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import Sent, send_claimed
+from broadcast.dispatch.plan import plan_alert
+from broadcast.dispatch.sweep import sweep
 from broadcast.subscribers.models import Subscriber
 from channels.registry import build_channels
 from tests.factories import alert_payload, make_subscribers, make_team
@@ -51,23 +55,23 @@ def _channels(handed: Counter | None = None):
 
 def _deliver_all(session, planned, handed: Counter | None = None):
     for ids in planned.values():
-        batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
         session.commit()
-        sent = service.send_claimed(batch, channels=_channels(handed))
-        service.record_results(session, sent=sent)
+        sent = send_claimed(batch, channels=_channels(handed))
+        record_results(session, sent=sent)
         session.commit()
 
 
 def test_plan_targets_exactly_the_area_and_is_idempotent(session, world):
     team, subs = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     assert alert.state == "published" and alert.published_at is not None
     sms_subs = set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.channel == "sms")))
     assert sms_subs == set(subs["palu"])  # not Donggala next door, not Grobogan
     assert len(planned["social"]) == 1 and len(planned["web"]) == 1
-    again = service.plan_alert(session, alert_id=alert.id)
+    again = plan_alert(session, alert_id=alert.id)
     session.commit()
     assert again == planned
     assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == len(subs["palu"]) + 2
@@ -79,7 +83,7 @@ def test_stopped_subscribers_get_nothing(session, world):
     stopped.active = False
     session.commit()
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     assert len(planned["sms"]) == len(subs["palu"]) - 1
 
@@ -87,7 +91,7 @@ def test_stopped_subscribers_get_nothing(session, world):
 def test_deliver_writes_outbox_once_and_redelivery_is_harmless(session, world):
     team, subs = world
     alert = _approved(session, team, status="Exercise")
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     handed: Counter = Counter()
     _deliver_all(session, planned, handed)
@@ -110,11 +114,11 @@ def test_deliver_writes_outbox_once_and_redelivery_is_harmless(session, world):
 def test_second_claim_of_the_same_rows_gets_nothing(session, world):
     team, _ = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
-    first = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    first = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
     session.commit()
-    second = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    second = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
     session.commit()
     assert len(first.items) == len(planned["sms"]) and second.items == []
 
@@ -122,10 +126,10 @@ def test_second_claim_of_the_same_rows_gets_nothing(session, world):
 def test_expired_alert_rows_are_skipped_not_sent(session, world):
     team, _ = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     alert.expires = utcnow() - timedelta(seconds=1)
     session.commit()
-    batch = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    batch = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
     session.commit()
     assert batch.items == []
     assert set(session.scalars(sa.select(Delivery.state).where(Delivery.channel == "sms"))) == {"skipped"}
@@ -136,13 +140,13 @@ def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
     alert = _approved(session, team)
     alert.approved_at = utcnow() - timedelta(minutes=5)
     session.commit()
-    plan = service.sweep(session)
+    plan = sweep(session)
     assert plan.fanout_alert_ids == [alert.id]
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
-    service.claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=BASE)  # a worker died
+    claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=BASE)  # a worker died
     session.commit()
-    plan = service.sweep(session)
+    plan = sweep(session)
     session.commit()
     assert sorted(sum(plan.batches, [])) == sorted(planned["sms"])
     # The swept rows reach each recipient once, however often the sweep's batches are delivered.
@@ -151,7 +155,7 @@ def test_sweep_finds_expired_leases_and_unplanned_approvals(session, world):
         _deliver_all(session, {"sms": sum(plan.batches, [])}, handed)
     phones = set(session.scalars(sa.select(Subscriber.phone).join(Delivery, Delivery.subscriber_id == Subscriber.id)))
     assert handed == Counter({("sms", p): 1 for p in phones})
-    assert not service.sweep(session).batches
+    assert not sweep(session).batches
 
 
 def test_a_timed_out_send_is_in_doubt_at_its_next_claim_and_a_clean_failure_is_not(session, world):
@@ -159,20 +163,20 @@ def test_a_timed_out_send_is_in_doubt_at_its_next_claim_and_a_clean_failure_is_n
 
     team, _ = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     ids = planned["sms"][:2]
-    batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+    batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
     session.commit()
     timed_out, refused = batch.items
     sent = [
-        service.Sent(timed_out, SendResult(timed_out.recipient.key, Outcome.RETRY, error="timeout", in_doubt=True),
+        Sent(timed_out, SendResult(timed_out.recipient.key, Outcome.RETRY, error="timeout", in_doubt=True),
                      "", "live"),
-        service.Sent(refused, SendResult(refused.recipient.key, Outcome.RETRY, error="HTTP 503"), "", "live"),
+        Sent(refused, SendResult(refused.recipient.key, Outcome.RETRY, error="HTTP 503"), "", "live"),
     ]
-    assert sorted(service.record_results(session, sent=sent)) == sorted(ids)
+    assert sorted(record_results(session, sent=sent)) == sorted(ids)
     session.commit()
-    again = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+    again = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
     session.commit()
     doubt = {i.delivery_id: i.in_doubt_since for i in again.items}
     assert doubt[timed_out.delivery_id] is not None  # the provider's list is checked before sending again
@@ -198,12 +202,12 @@ def _age(session, alert_id, *, minutes):
 def test_sweep_leaves_the_pending_rows_of_a_fanout_still_moving_in_the_queue(session, world):
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    ids = plan_alert(session, alert_id=alert.id)["sms"]
     session.commit()
     _age(session, alert.id, minutes=5)  # planned long ago; their batches still wait behind others in the queue
-    service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)  # ...while one is sent now
+    claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)  # ...while one is sent now
     session.commit()
-    plan = service.sweep(session, stale_s=60)
+    plan = sweep(session, stale_s=60)
     session.commit()
     assert plan.batches == []
 
@@ -213,43 +217,43 @@ def test_sweep_counts_a_row_held_back_for_a_rate_limit_as_movement(session, worl
 
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    ids = plan_alert(session, alert_id=alert.id)["sms"]
     session.commit()
     _age(session, alert.id, minutes=5)
-    batch = service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
+    batch = claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
     session.commit()
     wait = SendResult(batch.items[0].recipient.key, Outcome.RETRY, error="rate limit", retry_after=30)
-    service.record_results(session, sent=[service.Sent(batch.items[0], wait, "", "live", held=True)])
+    record_results(session, sent=[Sent(batch.items[0], wait, "", "live", held=True)])
     session.commit()
     assert session.get(Delivery, ids[0]).state == "pending"
-    assert service.sweep(session, stale_s=60).batches == []  # the held row is pending again, touched just now
+    assert sweep(session, stale_s=60).batches == []  # the held row is pending again, touched just now
     session.commit()
 
 
 def test_sweep_requeues_the_pending_rows_of_a_stalled_fanout_once_per_stale_period(session, world):
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    ids = plan_alert(session, alert_id=alert.id)["sms"]
     session.commit()
-    service.claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
+    claim(session, delivery_ids=ids[:1], lease_s=60, public_base_url=BASE)
     session.commit()
     _age(session, alert.id, minutes=5)  # the last movement was 5 minutes ago: the rest's tasks were lost
     pending = set(session.scalars(sa.select(Delivery.id).where(Delivery.alert_id == alert.id, Delivery.state == "pending")))
-    plan = service.sweep(session, stale_s=60)
+    plan = sweep(session, stale_s=60)
     session.commit()
     assert set(ids[1:]) <= pending == set(sum(plan.batches, []))
-    assert service.sweep(session, stale_s=60).batches == []  # not again on the next sweep
+    assert sweep(session, stale_s=60).batches == []  # not again on the next sweep
     session.commit()
 
 
 def test_sweep_requeues_expired_leases_even_while_the_fanout_moves(session, world):
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["sms"]
+    ids = plan_alert(session, alert_id=alert.id)["sms"]
     session.commit()
     _age(session, alert.id, minutes=5)
-    service.claim(session, delivery_ids=ids[:2], lease_s=-1, public_base_url=BASE)  # a worker died just now
+    claim(session, delivery_ids=ids[:2], lease_s=-1, public_base_url=BASE)  # a worker died just now
     session.commit()
-    plan = service.sweep(session, stale_s=60)
+    plan = sweep(session, stale_s=60)
     session.commit()
     assert sorted(sum(plan.batches, [])) == sorted(ids[:2])

@@ -32,9 +32,9 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import make_engine, session_scope
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
-from broadcast.dispatch.service import CHECK_EVERY
+from broadcast.dispatch.pacing import CHECK_EVERY
+from broadcast.dispatch.plan import plan_alert, queue_of
 from broadcast.subscribers.models import Subscriber
 from tests.conftest import require_service
 from tests.factories import alert_payload, make_team
@@ -410,7 +410,7 @@ def test_no_request_leaves_after_the_cancel_is_committed(rig: Rig, record) -> No
         )
         alerts.submit_alert(s, alert_id=cancel.id, actor=s.merge(rig.team["operator"]))
         alerts.approve_alert(s, alert_id=cancel.id, approver=s.merge(rig.team["approver"]), production=True)
-        dispatch.plan_alert(s, alert_id=cancel.id)  # publishing the Cancel cancels the original
+        plan_alert(s, alert_id=cancel.id)  # publishing the Cancel cancels the original
     committed_at = time.time()
     with session_scope(rig.engine) as s:
         assert s.get(Alert, alert_id).state == "cancelled"
@@ -453,7 +453,7 @@ def test_an_update_goes_ahead_of_a_routine_alerts_remaining_batches(rig: Rig, re
         alerts.submit_alert(s, alert_id=update.id, actor=s.merge(rig.team["approver"]))
         alerts.approve_alert(s, alert_id=update.id, approver=s.merge(rig.team["admin"]), production=True)
         update_id = update.id
-        queue = dispatch.queue_of(s, alert_id=update_id)
+        queue = queue_of(s, alert_id=update_id)
     assert queue == "critical"
     queued_at = time.time()
     rig.enqueue_fanout(update_id, queue=queue)

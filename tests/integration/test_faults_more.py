@@ -31,9 +31,9 @@ from fastapi.testclient import TestClient
 from broadcast.alerts.models import Alert
 from broadcast.api.app import create_app
 from broadcast.db import make_engine, session_scope, utcnow
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
-from broadcast.dispatch.service import CHECK_EVERY
+from broadcast.dispatch.pacing import CHECK_EVERY
+from broadcast.dispatch.sweep import sweep
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
 from tests.integration import test_fanout_faults as faults
@@ -262,7 +262,7 @@ def test_clock_jumps_around_expiry_send_nothing_after_it_and_resend_nothing(rig:
     finally:
         app.close()
     with time_machine.travel(utcnow() - timedelta(hours=2), tick=True), session_scope(rig.engine) as s:
-        plan = dispatch.sweep(s, stale_s=10, batch_size=200)
+        plan = sweep(s, stale_s=10, batch_size=200)
     before = len(posts)
     time.sleep(3)  # the redelivered batches run (and find nothing to claim)
     again = rig.posts()

@@ -9,8 +9,8 @@ from broadcast.alerts import service
 from broadcast.alerts.models import Alert, AlertArea
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.cap import validation
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.plan import plan_alert
 from broadcast.errors import InvalidGeometry
 from broadcast.subscribers import service as subscribers
 from geo import boundaries
@@ -44,7 +44,7 @@ def publish(session, team, payload):
     service.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     service.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=False)
     session.commit()
-    planned = dispatch.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     return alert, planned
 
@@ -219,7 +219,7 @@ def test_follow_up_keeps_the_drawn_area_and_reaches_the_original_recipients(sess
     service.submit_alert(session, alert_id=update.id, actor=team["operator"])
     service.approve_alert(session, alert_id=update.id, approver=team["approver"], production=False)
     session.commit()
-    dispatch.plan_alert(session, alert_id=update.id)
+    plan_alert(session, alert_id=update.id)
     session.commit()
     assert inside in sms_targets(session, update.id)
 

@@ -14,8 +14,12 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.audit import service as audit
 from broadcast.cap import validation
 from broadcast.db import utcnow
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
+from broadcast.dispatch.sweep import sweep
 from broadcast.intake import cap_documents
 from broadcast.subscribers import service as subscribers
 from channels.registry import build_channels
@@ -49,13 +53,13 @@ def approve_and_deliver(session, team, alert, approver=None):
 
 
 def deliver(session, alert_id):
-    planned = dispatch.plan_alert(session, alert_id=alert_id)
+    planned = plan_alert(session, alert_id=alert_id)
     session.commit()
     channels = build_channels(["sms", "social", "web"], modes={}, public_base_url=BASE)
     for ids in planned.values():
-        batch = dispatch.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
         session.commit()
-        dispatch.record_results(session, sent=dispatch.send_claimed(batch, channels=channels))
+        record_results(session, sent=send_claimed(batch, channels=channels))
         session.commit()
 
 
@@ -172,16 +176,16 @@ def test_nothing_is_sent_after_expiry_with_a_frozen_clock(session, world):
         service.submit_alert(session, alert_id=alert.id, actor=team["operator"])
         service.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=False)
         session.commit()
-        planned = dispatch.plan_alert(session, alert_id=alert.id)
+        planned = plan_alert(session, alert_id=alert.id)
         session.commit()
         clock.shift(timedelta(minutes=31))  # the batch reaches a worker after the alert expired
-        batch = dispatch.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+        batch = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
         session.commit()
         assert batch.items == []
         states = set(session.scalars(sa.select(Delivery.state).where(Delivery.channel == "sms")))
         assert states == {"skipped"}
         assert session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
-        plan = dispatch.sweep(session)
+        plan = sweep(session)
         session.commit()
         assert plan.expired == [alert.id]
         assert session.get(Alert, alert.id).state == "expired"

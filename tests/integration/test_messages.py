@@ -11,8 +11,11 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.api.app import create_app
 from broadcast.db import session_factory, session_scope
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
 from broadcast.dispatch.wiring import build_active_channels
 from broadcast.settings import Settings
 from broadcast.users.models import User
@@ -64,13 +67,13 @@ def _publish_and_deliver(engine, settings, alert_id):
         alerts.submit_alert(session, alert_id=alert_id, actor=operator)
         alerts.approve_alert(session, alert_id=alert_id, approver=approver, production=False)
         session.commit()
-        planned = dispatch.plan_alert(session, alert_id=alert_id)
+        planned = plan_alert(session, alert_id=alert_id)
         session.commit()
         channels = build_active_channels(settings)
         for ids in planned.values():
-            batch = dispatch.claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
+            batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
             session.commit()
-            dispatch.record_results(session, sent=dispatch.send_claimed(batch, channels=channels))
+            record_results(session, sent=send_claimed(batch, channels=channels))
             session.commit()
         rows = session.execute(
             sa.select(OutboxMessage.channel, Delivery.language, OutboxMessage.text)

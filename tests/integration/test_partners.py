@@ -16,7 +16,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.cap import validation
 from broadcast.db import session_scope
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.plan import plan_alert
 from broadcast.partners import service, signing
 from broadcast.partners.models import PartnerDelivery
 from broadcast.settings import Settings
@@ -100,7 +100,7 @@ def publish(engine, team, status="Actual", codes=("72.71",)):
                                     author=team["op.palu"], sender="bpbd@palu")
         alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
         alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         return alert.id
 
 

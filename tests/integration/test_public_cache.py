@@ -15,7 +15,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.abuse import check_form_token, form_token
 from broadcast.api.app import create_app
 from broadcast.db import session_scope, utcnow
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.plan import plan_alert
 from broadcast.settings import Settings
 from broadcast.users.models import User
 from broadcast.web.pagecache import Entry, Lru, PublicPageCache
@@ -39,7 +39,7 @@ def publish(engine, status="Actual", headline=None, **overrides):
         alert = service.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
         service.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
         service.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         return alert.id, alert.identifier, alert.verify_code
 
 
@@ -52,7 +52,7 @@ def follow_up(engine, original_id, msg_type, headline=None):
             follow.infos[0].headline = headline
         service.submit_alert(s, alert_id=follow.id, actor=team["op.palu"])
         service.approve_alert(s, alert_id=follow.id, approver=team["apv.sulteng"], production=True)
-        dispatch.plan_alert(s, alert_id=follow.id)
+        plan_alert(s, alert_id=follow.id)
         return follow.identifier
 
 

@@ -13,7 +13,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.cap import validation
 from broadcast.db import session_scope
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.plan import plan_alert
 from broadcast.settings import Settings
 from broadcast.users.models import User
 from tests.factories import alert_payload, make_team
@@ -31,7 +31,7 @@ def publish(engine, status, codes=("72.71",), headline=None):
         alert = service.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
         service.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
         service.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         return alert.identifier
 
 
@@ -151,7 +151,7 @@ def test_pages_show_the_local_time_of_the_alert_area(client, engine, code, provi
                                      author=users[f"op.{code}"], sender="bpbd@example.id")
         service.submit_alert(s, alert_id=alert.id, actor=users[f"op.{code}"])
         service.approve_alert(s, alert_id=alert.id, approver=users[f"apv.{province}"], production=True)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         identifier, verify_code = alert.identifier, alert.verify_code
     english = local.replace("Senin, 7 Desember 2026 pukul ", "Mon 7 Dec 2026, ").replace(".", ":")
     for path in (f"/peringatan/{identifier}", f"/wilayah/{code}", "/", f"/cek?kode={verify_code}"):

@@ -6,7 +6,8 @@ import time
 import pytest
 import redis
 
-from broadcast.dispatch import service
+from broadcast.dispatch.claims import ClaimedItem
+from broadcast.dispatch.pacing import send_claimed
 from broadcast.dispatch.ratelimit import RateLimiter
 from channels.base import OutboundMessage
 from channels.sms import TwilioSms
@@ -33,7 +34,7 @@ def _posts_by_sender(fake) -> dict[str, list[float]]:
     return by_sender
 
 
-def _sender_of(sms: TwilioSms, item: service.ClaimedItem) -> str | None:
+def _sender_of(sms: TwilioSms, item: ClaimedItem) -> str | None:
     return sms.sender_for(OutboundMessage(item.recipient.address, "", item.recipient.key))
 
 
@@ -68,7 +69,7 @@ def test_a_pool_of_long_codes_sends_each_number_once_a_second_side_by_side(sessi
     assert min(counts) >= 1
     limiter = GrantLog(redis.Redis.from_url(redis_url))
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=30)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=30)
     finally:
         sms.close()
     assert [s.result.outcome.value for s in sent] == ["sent"] * 8
@@ -96,7 +97,7 @@ def test_a_short_code_stays_under_its_100_a_second(session, fake, redis_url):
     batch = _claimed(session, 250)
     limiter = RateLimiter(redis.Redis.from_url(redis_url))
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=30)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=30)
     finally:
         sms.close()
     assert [s.result.outcome.value for s in sent] == ["sent"] * 250
@@ -109,7 +110,7 @@ def test_what_misses_the_deadline_comes_back_to_retry_with_the_wait(session, fak
     batch = _claimed(session, 4)
     limiter = RateLimiter(redis.Redis.from_url(redis_url))
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=2)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=2)
     finally:
         sms.close()
     outcomes = [s.result.outcome.value for s in sent]
@@ -124,7 +125,7 @@ def test_a_429_blocks_the_account_bucket_not_the_number(session, fake, redis_url
     fake.fail_next(1, status=429, code=20429, retry_after="30")
     client = redis.Redis.from_url(redis_url)
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=RateLimiter(client), max_wait_s=5)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=RateLimiter(client), max_wait_s=5)
     finally:
         sms.close()
     assert [s.result.outcome.value for s in sent] == ["retry"]

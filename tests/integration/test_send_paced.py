@@ -7,8 +7,11 @@ import sqlalchemy as sa
 
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
-from broadcast.dispatch import service
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import CHECK_EVERY, READ_EVERY, send_claimed
+from broadcast.dispatch.plan import plan_alert
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.subscribers import service as subscribers
 from channels.registry import build_channel
@@ -49,8 +52,8 @@ def _claimed(session, n):
     alert = alerts.create_alert(session, data=AlertCreate(**payload), author=team["operator"], sender="t@x")
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
-    planned = service.plan_alert(session, alert_id=alert.id)
-    batch = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
+    planned = plan_alert(session, alert_id=alert.id)
+    batch = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=BASE)
     session.commit()
     return batch
 
@@ -60,7 +63,7 @@ def test_paced_sends_never_exceed_the_rate_in_any_second(session, fake, redis_ur
     batch = _claimed(session, 50)
     limiter = RateLimiter(redis.Redis.from_url(redis_url))
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=60)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=limiter, max_wait_s=60)
     finally:
         sms.close()
     assert [s.result.outcome.value for s in sent] == ["sent"] * 50
@@ -70,7 +73,7 @@ def test_paced_sends_never_exceed_the_rate_in_any_second(session, fake, redis_ur
 
 def test_a_cancel_mid_batch_stops_the_rest(session, fake, redis_url):
     sms = _sms(fake, rate=1_000_000)
-    batch = _claimed(session, 2 * service.CHECK_EVERY + 10)
+    batch = _claimed(session, 2 * CHECK_EVERY + 10)
     checks = []
 
     def still_live():
@@ -78,14 +81,14 @@ def test_a_cancel_mid_batch_stops_the_rest(session, fake, redis_url):
         return False  # cancelled as soon as the first step went out
 
     try:
-        sent = service.send_claimed(batch, channels={"sms": sms}, limiter=None, still_live=still_live)
+        sent = send_claimed(batch, channels={"sms": sms}, limiter=None, still_live=still_live)
     finally:
         sms.close()
-    service.record_results(session, sent=sent)
+    record_results(session, sent=sent)
     session.commit()
     assert len(checks) == 1
-    assert fake.stats()["posts"] == service.READ_EVERY
+    assert fake.stats()["posts"] == READ_EVERY
     states = dict(
         session.execute(sa.select(Delivery.state, sa.func.count()).group_by(Delivery.state)).all()  # type: ignore[arg-type]
     )
-    assert states == {"sent": service.READ_EVERY, "skipped": 2 * service.CHECK_EVERY + 10 - service.READ_EVERY}
+    assert states == {"sent": READ_EVERY, "skipped": 2 * CHECK_EVERY + 10 - READ_EVERY}

@@ -15,8 +15,12 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.audit.models import AuditEntry
 from broadcast.db import session_scope
-from broadcast.dispatch import planning, service
+from broadcast.dispatch import planning
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.outcomes import record_results, retry_after_hint
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
 from broadcast.dispatch.wiring import build_active_channels, channel_config
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
@@ -90,10 +94,10 @@ def _approved(session, team):
 
 
 def _send(session, settings, channels, ids):
-    batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
+    batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
     session.commit()
-    sent = service.send_claimed(batch, channels=channels)
-    retry = service.record_results(session, sent=sent)
+    sent = send_claimed(batch, channels=channels)
+    retry = record_results(session, sent=sent)
     session.commit()
     return sent, retry
 
@@ -157,7 +161,7 @@ def test_fanout_through_the_real_sdk(session, settings, channels, fake, world):
     rejected_sub = session.get(Subscriber, subs["palu"][1])
     fake.reject_number(rejected_sub.phone, code=21211)
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     ids = planned["sms"]
     assert len(ids) == len(subs["palu"]) == 4
@@ -168,7 +172,7 @@ def test_fanout_through_the_real_sdk(session, settings, channels, fake, world):
     assert len(posts) == len(ids)  # N rows -> N requests
     assert all(r.authorized and r.form["MessagingServiceSid"].startswith("MG") for r in posts)
     assert len(retry) == 1  # the 429
-    assert planning.retry_countdown(0, service.retry_after_hint(sent, retry)) == 7.0
+    assert planning.retry_countdown(0, retry_after_hint(sent, retry)) == 7.0
 
     _, retry_again = _send(session, settings, channels, retry)
     assert retry_again == []
@@ -192,7 +196,7 @@ def test_fanout_through_the_real_sdk(session, settings, channels, fake, world):
 
 def _sent_alert(session, settings, channels, team):
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     _send(session, settings, channels, planned["sms"])
     session.expire_all()
@@ -261,7 +265,7 @@ def test_opt_out_code_stops_the_subscriber(client, session, engine, settings, ch
     assert trail[-1] == "subscriber.stop"
     # A later alert plans no row for them.
     alert2 = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert2.id)
+    planned = plan_alert(session, alert_id=alert2.id)
     session.commit()
     planned_subs = set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.id.in_(planned["sms"]))))
     assert sub.id not in planned_subs
@@ -312,7 +316,7 @@ def test_inbound_register_with_a_typo_stop_and_replay(client, session, engine, s
 
     # An alert for Kota Palu is planned for them ...
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     mine = session.scalar(sa.select(Delivery.id).where(Delivery.alert_id == alert.id, Delivery.subscriber_id == sub.id))
     assert mine in planned["sms"]
@@ -322,12 +326,12 @@ def test_inbound_register_with_a_typo_stop_and_replay(client, session, engine, s
     session.expire_all()
     assert not session.get(Subscriber, sub.id).active
     assert session.get(Delivery, mine).state == "skipped"
-    batch = service.claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=PUBLIC)
+    batch = claim(session, delivery_ids=planned["sms"], lease_s=60, public_base_url=PUBLIC)
     session.commit()
     assert sub.phone not in {i.recipient.address for i in batch.items}
     # A later alert plans no row for them.
     alert2 = _approved(session, team)
-    planned2 = service.plan_alert(session, alert_id=alert2.id)
+    planned2 = plan_alert(session, alert_id=alert2.id)
     session.commit()
     assert sub.id not in set(session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.id.in_(planned2["sms"]))))
     # MULAI brings them back.
@@ -445,7 +449,7 @@ def test_info_lists_current_alerts_and_a_number_answers_an_ambiguous_daftar(clie
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
-    service.plan_alert(session, alert_id=alert.id)
+    plan_alert(session, alert_id=alert.id)
     session.commit()
     token, path, phone = fake.auth_token, "/webhooks/twilio/inbound", "+6281299900777"
 
@@ -475,10 +479,10 @@ def test_rows_left_in_doubt_by_a_dead_worker_are_reconciled_not_resent(session, 
     The next worker asks Twilio what it already holds: every recipient ends with exactly one message."""
     team, _ = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     ids = planned["sms"]
-    dead = service.claim(session, delivery_ids=ids, lease_s=-1, public_base_url=settings.public_base_url)
+    dead = claim(session, delivery_ids=ids, lease_s=-1, public_base_url=settings.public_base_url)
     session.commit()
     sms = channels["sms"]
     messages = sms.render(dead.alert, [i.recipient for i in dead.items])
@@ -502,9 +506,9 @@ def test_rows_left_in_doubt_by_a_dead_worker_are_reconciled_not_resent(session, 
 def test_when_the_provider_cannot_tell_the_message_is_sent_again(session, settings, channels, fake, world):
     team, _ = world
     alert = _approved(session, team)
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
-    service.claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=settings.public_base_url)
+    claim(session, delivery_ids=planned["sms"], lease_s=-1, public_base_url=settings.public_base_url)
     session.commit()
     fake.fail_next(1, status=500, code=20500)  # the list request fails: a duplicate beats a missing warning
     _, retry = _send(session, settings, channels, planned["sms"])

@@ -12,7 +12,7 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.db import session_scope
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch import claims, outcomes, pacing, plan
 from broadcast.dispatch.models import Delivery
 from broadcast.reports.models import Report
 from broadcast.settings import Settings
@@ -181,15 +181,15 @@ def test_delivery_states_from_the_gateway_move_the_deliveries(client, engine, fa
         alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
         alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
     with session_scope(engine) as s:
-        planned = dispatch.plan_alert(s, alert_id=alert.id)["smsgateway"]
+        planned = plan.plan_alert(s, alert_id=alert.id)["smsgateway"]
     assert len(planned) == 2
     fake.undeliverable.add("+6281377700002")
     config = SmsGatewayConfig(base_url=fake.base_url, username=fake.username, password=fake.password)
     senders = {"smsgateway": SimGateway(GatewaySmsRenderer(), config=config)}
     with session_scope(engine) as s:
-        batch = dispatch.claim(s, delivery_ids=planned, lease_s=60, public_base_url=BASE)
+        batch = claims.claim(s, delivery_ids=planned, lease_s=60, public_base_url=BASE)
     with session_scope(engine) as s:
-        dispatch.record_results(s, sent=dispatch.send_claimed(batch, channels=senders))
+        outcomes.record_results(s, sent=pacing.send_claimed(batch, channels=senders))
     assert sorted(m["phone"] for m in fake.sent) == ["+6281377700001", "+6281377700002"]
     assert fake.sent[0]["text"].startswith("[LATIHAN]")
     for hook in fake.process():

@@ -5,8 +5,11 @@ import sqlalchemy as sa
 
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
-from broadcast.dispatch import service
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.outcomes import record_results
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
 from broadcast.subscribers import service as subscribers
 from channels.telegram.render import TelegramChannelRenderer, TelegramRenderer
 from channels.telegram.sender import TelegramBot
@@ -29,7 +32,7 @@ def test_fanout_reaches_the_telegram_chat_and_posts_once_to_the_agency_channel(s
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
     session.commit()
-    planned = service.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     assert len(planned["telegram"]) == 1 and len(planned["telegram_channel"]) == 1
     with FakeTelegram(TOKEN) as fake:
@@ -39,9 +42,9 @@ def test_fanout_reaches_the_telegram_chat_and_posts_once_to_the_agency_channel(s
             "telegram_channel": TelegramBot(TelegramChannelRenderer(), config=config, channel_post=True),
         }
         for name in senders:
-            batch = service.claim(session, delivery_ids=planned[name], lease_s=60, public_base_url=BASE)
+            batch = claim(session, delivery_ids=planned[name], lease_s=60, public_base_url=BASE)
             session.commit()
-            service.record_results(session, sent=service.send_claimed(batch, channels=senders))
+            record_results(session, sent=send_claimed(batch, channels=senders))
             session.commit()
         sent = fake.sent
     assert sorted(m["chat_id"] for m in sent) == ["555001", "@bpbdpalu"]

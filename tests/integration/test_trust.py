@@ -17,8 +17,8 @@ from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.cap import signing
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.plan import plan_alert
 from broadcast.reports import intake, triage
 from broadcast.settings import Settings
 from broadcast.subscribers import service as subscribers
@@ -49,7 +49,7 @@ def publish(session, team, *, status="Actual", codes=("72.71",), headline=None, 
             info.hazard = hazard
     alerts.submit_alert(session, alert_id=alert.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=alert.id, approver=team["approver"], production=True)
-    dispatch.plan_alert(session, alert_id=alert.id)
+    plan_alert(session, alert_id=alert.id)
     session.flush()
     return alert
 
@@ -60,7 +60,7 @@ def cancel(session, team, original):
     )
     alerts.submit_alert(session, alert_id=follow.id, actor=team["operator"])
     alerts.approve_alert(session, alert_id=follow.id, approver=team["approver"], production=True)
-    dispatch.plan_alert(session, alert_id=follow.id)
+    plan_alert(session, alert_id=follow.id)
     session.flush()
     return follow
 

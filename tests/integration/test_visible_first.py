@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert
 from broadcast.alerts.schemas import AlertCreate
-from broadcast.dispatch import service
+from broadcast.dispatch import plan
 from broadcast.dispatch.models import Delivery
 from broadcast.subscribers import warm
 from tests.factories import alert_payload, make_subscribers, make_team
@@ -35,7 +35,7 @@ def test_the_publish_is_its_own_first_part_before_any_targeting(session, monkeyp
         return real_snapshot(s)
 
     monkeypatch.setattr(warm, "snapshot", snapshot)
-    parts = service.plan_alert_stream(session, alert_id=alert.id)
+    parts = plan.plan_alert_stream(session, alert_id=alert.id)
     first = next(parts)
     # The caller commits this part before asking for the next: nothing but the publish is in it.
     assert first == {}

@@ -14,7 +14,7 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.app import create_app
 from broadcast.db import utcnow
-from broadcast.dispatch import service
+from broadcast.dispatch import claims, outcomes, pacing, plan
 from broadcast.dispatch.models import Delivery
 from broadcast.dispatch.ratelimit import RateLimiter
 from broadcast.dispatch.wiring import build_active_channels, channel_config
@@ -110,10 +110,10 @@ def _approved(session, team):
 
 
 def _send(session, settings, channels, ids, limiter=None):
-    batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
+    batch = claims.claim(session, delivery_ids=ids, lease_s=60, public_base_url=settings.public_base_url)
     session.commit()
-    sent = service.send_claimed(batch, channels=channels, limiter=limiter)
-    retry = service.record_results(session, sent=sent)
+    sent = pacing.send_claimed(batch, channels=channels, limiter=limiter)
+    retry = outcomes.record_results(session, sent=sent)
     session.commit()
     return sent, retry
 
@@ -132,7 +132,7 @@ def test_the_fan_out_sends_each_subscriber_their_languages_template(session, set
     assert isinstance(channels["whatsapp"], TwilioWhatsApp) and channels["whatsapp"].mode == "live"
     team, subs = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["whatsapp"]
+    ids = plan.plan_alert(session, alert_id=alert.id)["whatsapp"]
     session.commit()
     assert len(ids) == len(subs["palu"]) == 4
     fake.fail_next(1, status=429, code=20429, retry_after="5")
@@ -165,7 +165,7 @@ def test_status_callbacks_move_whatsapp_rows_forward_and_forged_ones_change_noth
 ):
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["whatsapp"]
+    ids = plan.plan_alert(session, alert_id=alert.id)["whatsapp"]
     session.commit()
     _send(session, settings, channels, ids)
     rows = _rows(session)
@@ -199,10 +199,10 @@ def test_status_callbacks_move_whatsapp_rows_forward_and_forged_ones_change_noth
 def test_rows_a_dead_worker_left_in_doubt_are_reconciled_not_sent_twice(session, settings, channels, fake, world):
     team, _ = world
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["whatsapp"]
+    ids = plan.plan_alert(session, alert_id=alert.id)["whatsapp"]
     session.commit()
     # A worker claims the batch and sends two of the four, then dies before recording anything.
-    batch = service.claim(session, delivery_ids=ids, lease_s=60, public_base_url=PUBLIC)
+    batch = claims.claim(session, delivery_ids=ids, lease_s=60, public_base_url=PUBLIC)
     session.commit()
     messages = channels["whatsapp"].render(batch.alert, [i.recipient for i in batch.items])
     first_sids = {m.reference: channels["whatsapp"].send(m) for m in messages[:2]}
@@ -219,7 +219,7 @@ def test_the_messaging_tier_is_a_shared_cap_on_people_per_24h(session, settings,
     team, _ = world
     limiter = RateLimiter(redis_db)
     alert = _approved(session, team)
-    ids = service.plan_alert(session, alert_id=alert.id)["whatsapp"]
+    ids = plan.plan_alert(session, alert_id=alert.id)["whatsapp"]
     session.commit()
     _send(session, settings, channels, ids, limiter=limiter)
     rows = _rows(session)
@@ -230,7 +230,7 @@ def test_the_messaging_tier_is_a_shared_cap_on_people_per_24h(session, settings,
     assert limiter.recipients_in_window(channels["whatsapp"].recipient_cap) == 2
     # A second alert: the two people already in the window are messaged again, the others still are not.
     second = _approved(session, team)
-    ids2 = service.plan_alert(session, alert_id=second.id)["whatsapp"]
+    ids2 = plan.plan_alert(session, alert_id=second.id)["whatsapp"]
     session.commit()
     _send(session, settings, channels, ids2, limiter=limiter)
     states = [r.state for r in _rows(session) if r.alert_id == second.id]

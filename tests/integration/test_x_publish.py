@@ -12,8 +12,11 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.dispatch import planning
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.claims import claim
 from broadcast.dispatch.models import Delivery, OutboxMessage
+from broadcast.dispatch.outcomes import record_results, retry_after_hint
+from broadcast.dispatch.pacing import send_claimed
+from broadcast.dispatch.plan import plan_alert
 from channels.registry import build_channels
 from channels.social import XAccount, XConfig, XPost
 from tests.factories import alert_payload, make_team
@@ -47,16 +50,16 @@ def publish(session, team, *, author="operator", approver="approver", alert=None
     alerts.submit_alert(session, alert_id=alert.id, actor=team[author])
     alerts.approve_alert(session, alert_id=alert.id, approver=team[approver], production=False)
     session.commit()
-    planned = dispatch.plan_alert(session, alert_id=alert.id)
+    planned = plan_alert(session, alert_id=alert.id)
     session.commit()
     return alert, planned
 
 
 def send(session, channels, ids):
-    batch = dispatch.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+    batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
     session.commit()
-    sent = dispatch.send_claimed(batch, channels=channels)
-    retry = dispatch.record_results(session, sent=sent)
+    sent = send_claimed(batch, channels=channels)
+    retry = record_results(session, sent=sent)
     session.commit()
     return sent, retry
 
@@ -95,7 +98,7 @@ def test_a_429_with_reset_delays_the_post_instead_of_losing_it(session, channels
     fake.rate_limit_next("POST", "/2/tweets", reset=int(time.time()) + 90)
     sent, retry = send(session, channels, planned["social"])
     assert retry == planned["social"]
-    hint = dispatch.retry_after_hint(sent, retry)
+    hint = retry_after_hint(sent, retry)
     assert hint is not None and 80 <= hint <= 91
     assert planning.retry_countdown(0, hint) == hint  # the task waits for X's reset, not a short backoff
     assert session.scalar(sa.select(Delivery.state).where(Delivery.id == planned["social"][0])) == "pending"
@@ -154,10 +157,10 @@ def test_account_caps_hold_posts_in_redis_buckets_and_a_429_blocks_every_worker(
     session.commit()
 
     def send_limited(ids):
-        batch = dispatch.claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
+        batch = claim(session, delivery_ids=ids, lease_s=60, public_base_url=BASE)
         session.commit()
-        sent = dispatch.send_claimed(batch, channels=channels, limiter=limiter)
-        retry = dispatch.record_results(session, sent=sent)
+        sent = send_claimed(batch, channels=channels, limiter=limiter)
+        retry = record_results(session, sent=sent)
         session.commit()
         return sent, retry
 

@@ -32,6 +32,7 @@ ALLOWED: dict[tuple[str, str], int | dict[str, int]] = {
     ("POST", "/api/v1/alerts/{alert_id}/approve"): 403,
     ("POST", "/api/v1/alerts/{alert_id}/reject"): 422,
     ("GET", "/api/v1/alerts/{alert_id}/deliveries"): 200,
+    ("GET", "/api/v1/alerts/{alert_id}/people"): 200,
     ("GET", "/api/v1/alerts/{alert_id}/progress/stream"): 404,
     ("GET", "/api/v1/alerts/{alert_id}/outbox"): 200,
     ("GET", "/api/v1/alerts/{alert_id}/preview"): 200,

@@ -23,8 +23,8 @@ from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, AlertArea, MsgType
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import make_engine, session_scope, utcnow
-from broadcast.dispatch import service as dispatch
 from broadcast.dispatch.models import Delivery
+from broadcast.dispatch.plan import plan_alert
 from broadcast.partners import service as partners
 from broadcast.reports.models import Incident, Report
 from broadcast.subscribers import service as subscribers
@@ -78,7 +78,7 @@ def sleman_world(w: World) -> dict[str, int]:
         alert = alerts.create_alert(s, data=AlertCreate(**payload), author=op, sender="bpbd@sleman")
         alerts.submit_alert(s, alert_id=alert.id, actor=op)
         alerts.approve_alert(s, alert_id=alert.id, approver=apv, production=False)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         draft = alerts.create_alert(s, data=AlertCreate(**payload), author=op, sender="bpbd@sleman")
         return {"alert": alert.id, "draft": draft.id, "op": op.id, "apv": apv.id, "sub": subs[0]}
 
@@ -153,7 +153,7 @@ def test_cap_import_update_across_jurisdictions_is_refused_by_the_cli(sqlite_dbs
                                         author=op, sender="bpbd@sleman")
             alerts.submit_alert(s, alert_id=alert.id, actor=op)
             alerts.approve_alert(s, alert_id=alert.id, approver=apv, production=False)
-            dispatch.plan_alert(s, alert_id=alert.id)
+            plan_alert(s, alert_id=alert.id)
             ref, original = alerts.capmap.reference_of(alert), alert.id
         with engine.connect() as c:
             before = c.scalar(sa.select(sa.func.count()).select_from(Alert))
@@ -218,7 +218,7 @@ def test_a_110_m_box_across_the_border_is_refused_and_never_reaches_a_kabupaten_
             alert = alerts.create_alert(s, data=AlertCreate(**payload), author=op, sender="bpbd@donggala")
             alerts.submit_alert(s, alert_id=alert.id, actor=op)
             alerts.approve_alert(s, alert_id=alert.id, approver=s.get(User, w.users["approver"]), production=False)
-            dispatch.plan_alert(s, alert_id=alert.id)
+            plan_alert(s, alert_id=alert.id)
             got = set(s.scalars(sa.select(Delivery.subscriber_id).where(Delivery.alert_id == alert.id,
                                                                          Delivery.channel == "sms")))
         kabupaten_level = w.subscribers["donggala"][1]
@@ -241,7 +241,7 @@ def test_fan_out_never_reaches_outside_the_approvers_jurisdiction(db_url, redis_
                                          target_geometry=mapping(sleman_slivers())))
             alert.state, alert.approver_id = "approved", apv.id
             s.flush()
-            dispatch.plan_alert(s, alert_id=alert.id)
+            plan_alert(s, alert_id=alert.id)
             got = set(s.scalars(sa.select(Delivery.subscriber_id).where(Delivery.alert_id == alert.id)))
         ok = sleman["sub"] not in got and set(w.subscribers["palu"]) <= got
         record("authority", "stored alert reaching outside the approver's jurisdiction", "held to it", ok=ok)
@@ -407,7 +407,7 @@ def test_publish_update_cancel_every_public_surface_says_the_same(db_url, redis_
             alert = alerts.create_alert(s, data=AlertCreate(**alert_payload("Exercise")), author=op, sender="t")
             alerts.submit_alert(s, alert_id=alert.id, actor=op)
             alerts.approve_alert(s, alert_id=alert.id, approver=apv, production=False)
-            dispatch.plan_alert(s, alert_id=alert.id)
+            plan_alert(s, alert_id=alert.id)
             ids = {"original": alert.id}
             codes = {"original": alert.verify_code}
             identifiers = {"original": alert.identifier}
@@ -421,7 +421,7 @@ def test_publish_update_cancel_every_public_surface_says_the_same(db_url, redis_
                     f.infos[0].headline = headlines["update"]
                 alerts.submit_alert(s, alert_id=f.id, actor=op)
                 alerts.approve_alert(s, alert_id=f.id, approver=apv, production=False)
-                dispatch.plan_alert(s, alert_id=f.id)
+                plan_alert(s, alert_id=f.id)
                 ids[kind], codes[kind], identifiers[kind] = f.id, f.verify_code, f.identifier
 
         def surfaces() -> dict[str, object]:

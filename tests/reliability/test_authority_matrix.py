@@ -28,7 +28,7 @@ from broadcast.alerts.schemas import AlertCreate
 from broadcast.api.problems import status_for
 from broadcast.authority import POLICY, Action, Target, may
 from broadcast.cap import validation
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.plan import plan_alert
 from broadcast.errors import BroadcastError
 from broadcast.intake import cap_documents
 from broadcast.reports import incidents, triage
@@ -87,7 +87,7 @@ def _objects(session) -> Objects:
     published = alerts.create_alert(session, data=payload, author=author, sender="t@x")
     alerts.submit_alert(session, alert_id=published.id, actor=author)
     alerts.approve_alert(session, alert_id=published.id, approver=second, production=False)
-    dispatch.plan_alert(session, alert_id=published.id)
+    plan_alert(session, alert_id=published.id)
     report = Report(source="web", external_id="matriks-1", raw={}, text="banjir", admin_code="72.71.01.1004",
                     hazard="banjir", state="new")
     now = published.sent

@@ -79,6 +79,7 @@ RULES: dict[tuple[str, str], Roles | Kind] = {
     ("POST", "/api/v1/alerts/{alert_id}/approve"): Roles(APPROVERS),
     ("POST", "/api/v1/alerts/{alert_id}/reject"): Roles(APPROVERS),
     ("GET", "/api/v1/alerts/{alert_id}/deliveries"): Roles(STAFF, jurisdiction=True),
+    ("GET", "/api/v1/alerts/{alert_id}/people"): Roles(STAFF, jurisdiction=True),
     ("GET", "/api/v1/alerts/{alert_id}/progress/stream"): Roles(STAFF),
     ("GET", "/api/v1/alerts/{alert_id}/outbox"): Roles(AUTHORS, jurisdiction=True),  # phone numbers (issue 18)
     ("GET", "/api/v1/alerts/{alert_id}/preview"): Roles(STAFF, jurisdiction=True),

@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from broadcast.alerts import service as alerts
 from broadcast.alerts.schemas import AlertCreate
 from broadcast.db import session_scope
-from broadcast.dispatch import service as dispatch
+from broadcast.dispatch.plan import plan_alert
 from broadcast.partners import signing
 from broadcast.reports.models import Report
 from broadcast.users.models import User
@@ -246,7 +246,7 @@ def test_injection_in_text_fields_is_stored_verbatim_and_escaped_on_pages(w, rec
         alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
         alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
         alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=False)
-        dispatch.plan_alert(s, alert_id=alert.id)
+        plan_alert(s, alert_id=alert.id)
         identifier, alert_id = alert.identifier, alert.id
     with w.engine.connect() as c:
         assert c.scalar(sa.text("SELECT count(*) FROM alerts")) >= 1  # DROP TABLE did nothing

@@ -1,5 +1,5 @@
-from broadcast.dispatch import service
-from broadcast.dispatch.service import LiveCheck
+from broadcast.dispatch import pacing
+from broadcast.dispatch.pacing import LiveCheck
 
 
 def test_reads_the_state_again_every_n_messages_and_stays_stopped():
@@ -20,7 +20,7 @@ def test_reads_the_state_again_every_n_messages_and_stays_stopped():
 
 def test_reads_the_state_again_after_the_interval_however_few_messages(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: now[0])
     reads = []
     check = LiveCheck(lambda: reads.append(1) or False, every=1000, every_s=1.0)
     assert check() and not reads

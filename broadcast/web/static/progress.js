@@ -36,9 +36,18 @@
     note.textContent = done && total > 0 ? "Selesai / finished" : (total ? "Mengirim… / sending…" : "Menunggu perencanaan… / waiting for planning…");
   }
 
+  // Each person counts once, whichever of their channels reached them (one person, many channels, one warning).
+  function renderPeople(p) {
+    document.getElementById("people-reached").textContent = String(p.reached);
+    document.getElementById("people-total").textContent = String(p.people);
+    document.getElementById("people-detail").textContent =
+      "terkirim ke ponsel / delivered " + p.delivered + " · gagal / failed " + p.failed + " · masih dicoba / still trying " + p.waiting;
+  }
+
   function connect() {
     var es = new EventSource("/api/v1/alerts/" + alertId + "/progress/stream?interval_s=0.5");
     es.addEventListener("progress", function (ev) { render(JSON.parse(ev.data), false); });
+    es.addEventListener("people", function (ev) { renderPeople(JSON.parse(ev.data)); });
     es.addEventListener("done", function (ev) {
       var rows = JSON.parse(ev.data);
       render(rows, true);

@@ -117,7 +117,7 @@ def test_the_account_cap_env_var_still_works(monkeypatch):
 
 
 def test_a_paced_step_is_bounded_by_the_smallest_burst_every_message_shares():
-    from broadcast.dispatch.service import _pace_size
+    from broadcast.dispatch.pacing import _pace_size
 
     limiter = object()  # only its presence matters: no limiter, no pacing
     messages = [msg(to=f"+628120000{i:04d}", ref=str(i)) for i in range(150)]
