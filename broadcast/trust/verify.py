@@ -100,13 +100,23 @@ _RENDER_CACHE: OrderedDict[tuple[object, ...], tuple[ChannelText, ...]] = Ordere
 _RENDER_CACHE_SIZE = 2 * RECENT_ALERTS
 
 
+def _hashable(value: object) -> object:
+    """A renderer setting as part of a cache key: itself, or its repr when it cannot be hashed (a dict of template
+    ids, a list of senders)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
 def rendered_texts(
     alert: Alert, *, public_base_url: str, renderers: Mapping[str, Renderer] | None = None
 ) -> list[ChannelText]:
     """The texts the alert's channels render for it (SMS per language, every X post of the thread)."""
     config = tuple(
         sorted(
-            (n, type(r).__name__, tuple(sorted(getattr(r, "__dict__", {}).items())))
+            (n, type(r).__name__, tuple(sorted((k, _hashable(v)) for k, v in getattr(r, "__dict__", {}).items())))
             for n, r in (renderers or {}).items()
         )
     )
