@@ -14,6 +14,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
 
+from broadcast import events
 from broadcast.alerts import areas as area_geo
 from broadcast.alerts import cap, capmap, public, rules
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
@@ -348,6 +349,8 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     cap.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
     session.flush()
     _audit(session, alert, "alert.approve", actor_id=approver.id, before=before)
+    first = alert.infos[0]
+    events.record(session, events.AlertApproved(alert.id, alert.msg_type, first.severity, first.urgency))
     return alert
 
 
@@ -403,6 +406,7 @@ def mark_published(session: Session, *, alert: Alert) -> Alert:
     alert.published_at = utcnow()
     session.flush()
     _audit(session, alert, "alert.publish", actor_id=None, before=before)
+    events.record(session, events.AlertPublished(alert.id))
     action = rules.follow_up_action(alert.msg_type)
     if action is not None and alert.references_alert_id is not None:
         original = _lock(session, alert.references_alert_id)

@@ -356,9 +356,6 @@ def get_incident(session: Session, *, incident_id: int) -> Incident:
 # Triage
 
 
-REPLIES_TO_SEND = "reports.replies_to_send"
-
-
 def report_target(report: Report | Incident) -> Target:
     """The authority target of a report or incident: its admin code, else its point; unlocated when neither."""
     code = report.admin_code or report.kecamatan_code
@@ -425,21 +422,13 @@ def set_state(session: Session, *, report_id: int, state: str, actor: Actor, not
         after={"state": report.state, "notes": report.notes},
     )
     if state in ("verified", "actioned"):
-        # Close the loop: the citizen hears back on the channel the report came from (opt-outs respected).
+        # Close the loop: the citizen hears back on the channel the report came from (opt-outs respected); the
+        # reply is sent after the commit (its ReplyQueued event).
         from broadcast.trust import service as trust
 
-        reply = trust.notify_reporter(session, report, state)
-        if reply is not None:
-            session.flush()
-            session.info.setdefault(REPLIES_TO_SEND, []).append(reply.id)
+        trust.notify_reporter(session, report, state)
     session.flush()
     return report
-
-
-def take_replies_to_send(session: Session) -> list[int]:
-    """Ids of replies to reporters queued in this session's transaction; call after commit to send them."""
-    ids: list[int] = session.info.pop(REPLIES_TO_SEND, [])
-    return ids
 
 
 def update_triage(

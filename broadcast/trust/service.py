@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcast import events
 from broadcast.alerts.models import Alert
 from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
@@ -494,6 +495,7 @@ def _queue(
     )
     session.add(reply)
     session.flush()
+    events.record(session, events.ReplyQueued(reply.id))
     return reply
 
 
