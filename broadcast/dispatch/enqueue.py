@@ -49,7 +49,8 @@ def send_now(bind: Engine | Connection, app: Any, row_id: int) -> bool:
     """Put one committed row on the broker and delete it; False (the row stays for `drain`) when the broker
     refused. `bind` is the engine, or the connection of the session that committed the row."""
     with Session(bind=bind, expire_on_commit=False) as session:
-        row = session.get(PendingEnqueue, row_id)
+        # A drain loop sending this row holds its lock (PostgreSQL): skip it rather than send it a second time.
+        row = session.get(PendingEnqueue, row_id, with_for_update={"skip_locked": True})
         if row is None:
             return True  # a drain loop was quicker
         try:
