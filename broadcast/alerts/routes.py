@@ -124,6 +124,7 @@ def approve(
     broker is down: the fan-out waits in the database and starts by itself when the broker answers again."""
     production = settings.environment is Environment.PRODUCTION
     alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
+    service.start_delivery(session, alert=alert)
     session.commit()
     fanout = fanout_state(send_events(request, session))
     return ApprovalRead.model_validate({**AlertRead.model_validate(alert).model_dump(), "fanout": fanout})

@@ -349,9 +349,15 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     cap.export(capmap.alert_to_message(alert))  # never approve what would publish invalid CAP
     session.flush()
     _audit(session, alert, "alert.approve", actor_id=approver.id, before=before)
+    return alert
+
+
+def start_delivery(session: Session, *, alert: Alert) -> None:
+    """Record that an approved alert's delivery is to start (AlertApproved: its fan-out, through the enqueue outbox,
+    after the commit). The approval entrypoint calls it; an approval inside a tool or a test that drives planning
+    itself does not."""
     first = alert.infos[0]
     events.record(session, events.AlertApproved(alert.id, alert.msg_type, first.severity, first.urgency))
-    return alert
 
 
 CONTRIBUTING_ACTIONS = frozenset(

@@ -97,13 +97,15 @@ def test_an_approval_puts_its_fanout_in_the_outbox_only_when_it_commits(session,
     session.commit()
     alert_id = _submitted(session, team)
 
-    alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alert = alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alerts.start_delivery(session, alert=alert)
     assert outbox(session) == [("dispatch.fanout_alert", [alert_id])]  # written in the approval's transaction
     session.rollback()
     assert outbox(session) == [] and events.send_committed(session, app=app) == []
     assert on_broker(redis_url) == []
 
-    alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alert = alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alerts.start_delivery(session, alert=alert)
     session.commit()
     sent = events.send_committed(session, app=app)
 
@@ -118,7 +120,8 @@ def test_an_approval_the_broker_refuses_waits_in_the_outbox(session, redis_url):
     team = make_team(session)
     session.commit()
     alert_id = _submitted(session, team, severity="Extreme")  # Extreme and Immediate: the critical queue
-    alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alert = alerts.approve_alert(session, alert_id=alert_id, approver=team["approver"], production=True)
+    alerts.start_delivery(session, alert=alert)
     session.commit()
     down = create_celery(Settings(environment="test", broker_url="redis://127.0.0.1:1/0"))
     try:
