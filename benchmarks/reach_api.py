@@ -157,7 +157,7 @@ def seed_team(db_url: str) -> None:
 def measure_index(db_url: str) -> dict[str, float]:
     """Load the warm index in this process: seconds and resident MB it added."""
     from broadcast.db import make_engine
-    from broadcast.dispatch.tasks import preload
+    from broadcast.runtime import preload
     from broadcast.subscribers import warm
 
     preload()  # the boundaries every process loads anyway: not the index's memory

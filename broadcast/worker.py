@@ -1,12 +1,16 @@
-"""The Celery app: broker, queues, reliability settings and the beat schedule."""
+"""The Celery app: the task modules it loads, queues, reliability settings and the beat schedule, and what a worker
+does at start. Settings are read when the app is first configured (a worker's start, the first send), not at
+import."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Celery
 from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 
+from broadcast import runtime
 from broadcast.dispatch.planning import INTAKE_QUEUE, ROUTINE_QUEUE
 from broadcast.settings import Settings, get_settings
 
@@ -34,27 +38,24 @@ INTAKE_ROUTES = {
 DISPATCH_QUEUES = "critical,broadcast"
 
 
-def create_celery(settings: Settings) -> Celery:
-    """A Celery app with acks-late, reject-on-worker-loss and one reserved task per process."""
-    app = Celery(
-        "broadcast",
-        broker=settings.resolved_broker_url,
-        include=TASK_MODULES,
-    )
-    app.conf.update(
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        task_default_queue=ROUTINE_QUEUE,
-        task_routes=INTAKE_ROUTES,
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration of these settings: acks-late, reject-on-worker-loss, one reserved task per
+    process, the intake routes and the beat schedule."""
+    return {
+        "broker_url": settings.resolved_broker_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_default_queue": ROUTINE_QUEUE,
+        "task_routes": INTAKE_ROUTES,
         # A worker listening to several queues always takes from the first non-empty one in this order.
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S, "queue_order_strategy": "priority"},
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        timezone="UTC",
-        enable_utc=True,
-        beat_schedule={
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S, "queue_order_strategy": "priority"},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {
             "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
             "partners-sweep": {"task": "partners.sweep", "schedule": 60.0},
             "reports-sweep": {"task": "reports.sweep", "schedule": 30.0},
@@ -71,28 +72,31 @@ def create_celery(settings: Settings) -> Celery:
                 else {}
             ),
         },
-    )
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app loading the task modules. Its configuration comes from `settings`, or when none are given
+    from `get_settings()` at the moment the app is first configured (a worker's or beat's start, the first send),
+    never at import."""
+    app = Celery("broadcast", include=TASK_MODULES)
+    app.add_defaults(lambda: celery_config(settings or get_settings()))
     return app
 
 
-celery = create_celery(get_settings())
+celery = create_celery()
 
 
 @worker_init.connect
 def _check_channels(**_: object) -> None:
     """Build every enabled channel at worker start, so bad configuration fails before any alert; load the
     boundaries once for every pool process."""
-    from broadcast.dispatch.tasks import active_channels
-
-    channels = active_channels()
+    channels = runtime.active_channels()
     log.info("channels: %s", {n: c.mode for n, c in channels.items()})
-    from broadcast.dispatch.tasks import preload
-
-    preload()
+    runtime.preload()
     _load_subscribers_before_fork()
     if INTAKE_QUEUE in (celery.amqp.queues.consume_from or {}):
         from broadcast.reports.enrichment import preload as preload_reports
-        from broadcast.settings import get_settings
 
         preload_reports(within=get_settings().reports_geoparse_within or None)
 
@@ -101,10 +105,8 @@ def _check_channels(**_: object) -> None:
 def _warm_up(**_: object) -> None:
     """Open this pool process's database and Redis connections before the first task, so the first batch of
     an alert does not pay for them (approval to first provider request is a goal)."""
-    from broadcast.dispatch.tasks import warm_up
-
     try:
-        warm_up()
+        runtime.warm_up()
     except Exception:  # a cold start is slower, not broken
         log.warning("worker warm-up failed", exc_info=True)
     _prewarm_subscribers()
@@ -143,18 +145,16 @@ def _prewarm_subscribers() -> None:
     """A process that plans fan-outs brings the warm subscriber index up to date now, in the background (from
     the parent's copy, or with a full load if there is none), so the first alert's plan costs its recipients,
     not a full table read (the intake worker never plans: it skips this)."""
-    from broadcast.db import get_engine
     from broadcast.subscribers import warm
 
     if _plans():
-        warm.prewarm(get_engine(get_settings().resolved_database_url))
+        warm.prewarm(runtime.engine())
 
 
 def _start_outbox_drain(name: str) -> None:
-    from broadcast.db import get_engine
     from broadcast.dispatch import enqueue
 
-    enqueue.start_drain_loop(lambda: get_engine(get_settings().resolved_database_url), celery, name=name)
+    enqueue.start_drain_loop(runtime.engine, celery, name=name)
 
 
 @worker_ready.connect

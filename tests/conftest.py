@@ -30,7 +30,8 @@ def _worker_redis_url(base: str) -> str:
     return f"{head}/{index}"
 
 
-# The Celery app reads its broker at import: point it at a test-only Redis database first.
+# Processes this suite starts (workers, uvicorn, beat) and the in-process Celery app, which reads its settings when
+# first configured (never at import), use a test-only Redis database.
 TEST_REDIS_URL = _worker_redis_url(os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ["BROADCAST_BROKER_URL"] = TEST_REDIS_URL
 os.environ.setdefault("BROADCAST_ENVIRONMENT", "test")

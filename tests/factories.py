@@ -92,3 +92,14 @@ def login_form(client: Any, username: str, password: str = PASSWORD) -> dict[str
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert token is not None, page.text[:300]
     return {"username": username, "password": password, "csrf": token.group(1)}
+
+
+class SendRecorder:
+    """Stands in for the Celery app where only what would be sent matters (`broadcast.events.send_committed`):
+    records (task, args, queue) of each send_task instead of reaching a broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any], str | None]] = []
+
+    def send_task(self, name: str, args: list[Any], queue: str | None = None, **_: Any) -> None:
+        self.sent.append((name, args, queue))

@@ -8,12 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from broadcast import events
 from broadcast.alerts import audience, hazards, service
-from broadcast.alerts.models import ALERT_STATES, Alert, MsgType
+from broadcast.alerts.models import ALERT_STATES, MsgType
 from broadcast.alerts.schemas import (
     AlertCreate,
     AlertRead,
@@ -36,7 +35,15 @@ from broadcast.alerts.schemas import (
     RejectIn,
 )
 from broadcast.api import sse
-from broadcast.api.deps import ApproverDep, AuthorDep, SessionDep, SettingsDep, StaffDep, StreamStaffDep
+from broadcast.api.deps import (
+    ApproverDep,
+    AuthorDep,
+    SessionDep,
+    SettingsDep,
+    StaffDep,
+    StreamStaffDep,
+    send_events,
+)
 from broadcast.audit import service as audit
 from broadcast.db import get_engine, session_factory
 from broadcast.dispatch.progress import (
@@ -60,24 +67,10 @@ CAP_MEDIA = "application/cap+xml"
 STATE_PATTERN = "^(" + "|".join(ALERT_STATES) + ")$"
 
 
-def record_fanout(session: Session, alert: Alert) -> int:
-    """Write the alert's fan-out task to the enqueue outbox, in the approval's transaction (on the critical
-    queue when it is urgent); returns the outbox row id for `send_fanout` after the commit."""
-    from broadcast.dispatch import enqueue
-    from broadcast.dispatch.planning import queue_for
-
-    first = alert.infos[0]
-    queue = queue_for(msg_type=alert.msg_type, severity=first.severity, urgency=first.urgency)
-    return enqueue.add(session, task="dispatch.fanout_alert", args=[alert.id], queue=queue, alert_id=alert.id).id
-
-
-def send_fanout(engine: Engine, row_id: int) -> FanoutState:
-    """Put a committed fan-out on the broker now; when the broker is down it stays in the outbox, the worker and
-    beat send it as soon as the broker answers, and the answer says so."""
-    from broadcast.dispatch import enqueue
-    from broadcast.worker import celery
-
-    if enqueue.send_now(engine, celery, row_id):
+def fanout_state(sent: list[events.Sent]) -> FanoutState:
+    """What the approval answers about its fan-out: queued, or waiting in the outbox because the broker refused
+    it (the worker and beat send it as soon as the broker answers)."""
+    if all(s.queued for s in sent if isinstance(s.event, events.AlertApproved)):
         return FanoutState(queued=True, detail="Penyebaran dimulai / fan-out queued")
     return FanoutState(
         queued=False,
@@ -132,14 +125,16 @@ def submit(alert_id: int, user: AuthorDep, session: SessionDep) -> AlertRead:
 
 
 @router.post("/{alert_id}/approve", status_code=202)
-def approve(alert_id: int, user: ApproverDep, session: SessionDep, settings: SettingsDep) -> ApprovalRead:
+def approve(
+    alert_id: int, request: Request, user: ApproverDep, session: SessionDep, settings: SettingsDep
+) -> ApprovalRead:
     """Approve a submitted alert (by a second person) and start delivery. `fanout.queued` is false when the
     broker is down: the fan-out waits in the database and starts by itself when the broker answers again."""
     production = settings.environment is Environment.PRODUCTION
     alert = service.approve_alert(session, alert_id=alert_id, approver=user, production=production)
-    row_id = record_fanout(session, alert)
+    service.start_delivery(session, alert=alert)
     session.commit()
-    fanout = send_fanout(get_engine(settings.resolved_database_url), row_id)
+    fanout = fanout_state(send_events(request, session))
     return ApprovalRead.model_validate({**AlertRead.model_validate(alert).model_dump(), "fanout": fanout})
 
 

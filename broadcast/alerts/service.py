@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, object_session
 
+from broadcast import events
 from broadcast.alerts import capmap, public, rules, target_area
 from broadcast.alerts.models import Alert, AlertArea, AlertInfo, AlertState, CapStatus, MsgType
 from broadcast.alerts.rules import Action
@@ -354,6 +355,14 @@ def approve_alert(session: Session, *, alert_id: int, approver: User, production
     return alert
 
 
+def start_delivery(session: Session, *, alert: Alert) -> None:
+    """Record that an approved alert's delivery is to start (AlertApproved: its fan-out, through the enqueue outbox,
+    after the commit). The approval entrypoint calls it; an approval inside a tool or a test that drives planning
+    itself does not."""
+    first = alert.infos[0]
+    events.record(session, events.AlertApproved(alert.id, alert.msg_type, first.severity, first.urgency))
+
+
 CONTRIBUTING_ACTIONS = frozenset(
     {
         "alert.create",
@@ -406,6 +415,7 @@ def mark_published(session: Session, *, alert: Alert) -> Alert:
     alert.published_at = utcnow()
     session.flush()
     _audit(session, alert, "alert.publish", actor_id=None, before=before)
+    events.record(session, events.AlertPublished(alert.id))
     action = rules.follow_up_action(alert.msg_type)
     if action is not None and alert.references_alert_id is not None:
         original = _lock(session, alert.references_alert_id)

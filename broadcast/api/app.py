@@ -29,6 +29,7 @@ from broadcast.web.public import router as public_router
 from broadcast.web.reports import router as report_pages_router
 from broadcast.web.staff import router as staff_router
 from broadcast.webhooks.routes import router as webhooks_router
+from broadcast.worker import celery
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
+    app.state.celery = celery  # where events committed by a request go (broadcast.api.deps.send_events)
     problems.register(app)
     # Partner report intake first: a flood spike is matched by the first route (no other path overlaps it).
     app.include_router(report_intake_router)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from broadcast import events
 from broadcast.db import get_engine, session_factory
 from broadcast.errors import Forbidden, Unauthorized
 from broadcast.settings import Settings, get_settings
@@ -23,13 +24,23 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request; entrypoints commit, anything uncommitted is rolled back."""
+def get_session(request: Request, settings: SettingsDep) -> Iterator[Session]:
+    """One session per request; entrypoints commit, anything uncommitted is rolled back, and the events of what
+    committed go to the broker once the route is done (`send_events`)."""
     session = session_factory(get_engine(settings.resolved_database_url))()
     try:
         yield session
     finally:
-        session.close()
+        try:
+            send_events(request, session)
+        finally:
+            session.close()
+
+
+def send_events(request: Request, session: Session) -> list[events.Sent]:
+    """Send the events committed in `session` (broadcast.events) through the app's Celery app; a route that
+    answers with the outcome calls this itself after its commit, the session dependency sends the rest."""
+    return events.send_committed(session, app=request.app.state.celery)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,11 +1,12 @@
 """A transactional outbox for broker enqueues: what must be queued is first written to the database in the
 transaction of the change that needs it, then put on the broker and deleted.
 
-`add` (inside the caller's transaction) → `send_now` right after the commit (the API) → `drain`, which the worker
-and beat run when they connect and every DRAIN_INTERVAL_S seconds, for whatever the broker refused. A broker that
-is down at approval time delays the fan-out until it answers again; it never loses it. A row is deleted only after
-the broker took the message, so a crash between the two sends it twice at worst, which the fan-out task tolerates
-(planning is idempotent).
+`add` (inside the caller's transaction, by `broadcast.events.record` for a durable event) → `send_now` right after
+the commit (`broadcast.events.send_committed`) → `drain`, which the worker and beat run when they connect and every
+DRAIN_INTERVAL_S seconds, for whatever the broker refused. A broker that is down at approval time delays the fan-out
+until it answers again; it never loses it. A row is deleted only after the broker took the message, so a crash
+between the two sends it twice at worst, which the tasks tolerate (fan-out planning and partner planning are
+idempotent).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from broadcast.db import session_factory, utcnow
@@ -44,11 +45,12 @@ def _publish(app: Any, row: PendingEnqueue) -> None:
     app.send_task(row.task, args=list(row.args), queue=row.queue, retry=False)
 
 
-def send_now(engine: Engine, app: Any, row_id: int) -> bool:
+def send_now(bind: Engine | Connection, app: Any, row_id: int) -> bool:
     """Put one committed row on the broker and delete it; False (the row stays for `drain`) when the broker
-    refused."""
-    with session_factory(engine)() as session:
-        row = session.get(PendingEnqueue, row_id)
+    refused. `bind` is the engine, or the connection of the session that committed the row."""
+    with Session(bind=bind, expire_on_commit=False) as session:
+        # A drain loop sending this row holds its lock (PostgreSQL): skip it rather than send it a second time.
+        row = session.get(PendingEnqueue, row_id, with_for_update={"skip_locked": True})
         if row is None:
             return True  # a drain loop was quicker
         try:

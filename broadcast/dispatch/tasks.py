@@ -6,7 +6,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from celery import Task
@@ -14,16 +13,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from broadcast.db import get_engine, session_scope, utcnow
+from broadcast import events
+from broadcast.db import session_scope, utcnow
 from broadcast.dispatch import claims, fallback, outcomes, pacing, planning
 from broadcast.dispatch import plan as planner
 from broadcast.dispatch import sweep as sweeping
-from broadcast.dispatch.ratelimit import RateLimiter
-from broadcast.dispatch.wiring import build_active_channels
-from broadcast.redisclient import redis_client
+from broadcast.runtime import active_channels, rate_limiter
+from broadcast.runtime import engine as _engine
 from broadcast.settings import get_settings
 from broadcast.worker import celery
-from channels.base import Channel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,45 +43,6 @@ def _db_retrying(what: str, work: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-@lru_cache(maxsize=1)
-def active_channels() -> dict[str, Channel]:
-    """The enabled channels of this process: live Twilio/X only in production with credentials, else outbox."""
-    return build_active_channels(get_settings())
-
-
-@lru_cache(maxsize=1)
-def rate_limiter() -> RateLimiter:
-    """The token buckets every worker of this deployment shares (in the broker's Redis)."""
-    return RateLimiter(redis_client(get_settings().resolved_redis_url, timeout_s=None))
-
-
-def _engine() -> Engine:
-    return get_engine(get_settings().resolved_database_url)
-
-
-def preload() -> None:
-    """Load the boundaries targeting reads (called once in the worker's main process, before the pool forks,
-    so every pool process shares them instead of loading them during an alert's first batch)."""
-    from geo import boundaries
-
-    for level in boundaries.LEVELS:
-        boundaries.load_level(level)
-    import numpy.ma  # noqa: F401 - numpy imports it lazily during an alert's first match (~40 ms)
-
-
-def warm_up() -> None:
-    """Connect this process to the database, Redis and the providers' clients (once per pool process at start)."""
-    engine = _engine()
-    engine.dispose(close=False)  # connections inherited from the parent process are not ours to use
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
-    rate_limiter().ping()
-    for channel in active_channels().values():
-        prepare = getattr(channel, "prepare", None)  # optional: adapters with connections to open
-        if callable(prepare):
-            prepare()
-
-
 @celery.task(name="dispatch.fanout_alert", bind=True, acks_late=True, max_retries=10)
 def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     """Plan an approved alert's deliveries, enqueueing each chunk's batches as soon as it is committed (the
@@ -91,37 +50,27 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     re-enqueues only what is still pending, and claims make a duplicate batch harmless."""
     settings = get_settings()
     channels = active_channels()
-    announced = planned = False
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = planner.queue_of(session, alert_id=alert_id)
             for part in planner.plan_alert_stream(session, alert_id=alert_id):
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
-                planned = True
                 for name, ids in part.items():
                     size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
                     for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
                         send_batch.apply_async(args=(chunk,), queue=queue)
                     first[name] = False
-                if not announced and part:
-                    # Partners learn of the publish as soon as it is planned, right behind the first batches
+                if part:
+                    # The publish (AlertPublished: partners learn of it) goes right behind the first batches
                     # (ahead of them in the same queue, the partner planning would delay the first SMS). The
                     # first part is the publish alone (public pages first): it has no batches to wait for.
-                    _announce(alert_id)
-                    announced = True
+                    events.send_committed(session, app=celery)
             session.commit()
-        if planned and not announced:
-            _announce(alert_id)
+            events.send_committed(session, app=celery)
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
-
-
-def _announce(alert_id: int) -> None:
-    from broadcast.partners.tasks import fan_out as partners_fan_out
-
-    partners_fan_out.delay(alert_id)
 
 
 class _StateReader:

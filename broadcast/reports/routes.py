@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -24,8 +23,6 @@ from broadcast.reports.models import Incident, Report
 from broadcast.reports.schemas import ReportAccepted, ReportCreate, StateIn, TriageIn
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import Settings
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 # The partner intake alone, included first in the app: the busiest route is matched before all others.
@@ -212,7 +209,6 @@ def set_report_state(report_id: int, body: StateIn, user: StaffDep, session: Ses
     """Triage a report: verified, dismissed or actioned (audited)."""
     report = triage.set_state(session, report_id=report_id, state=body.state, actor=user, note=body.note)
     session.commit()
-    _send_replies(triage.take_replies_to_send(session))
     return exports.report_summary(report)
 
 
@@ -252,7 +248,6 @@ def set_incident_state(incident_id: int, body: StateIn, user: StaffDep, session:
         session, incident_id=incident_id, state=body.state, actor=user, note=body.note
     )
     session.commit()
-    _send_replies(triage.take_replies_to_send(session))
     return exports.incident_summary(incident)
 
 
@@ -272,15 +267,3 @@ def draft_alert(incident_id: int, user: StaffDep, session: SessionDep, settings:
     alert = incidents.draft_alert_from_incident(session, incident_id=incident_id, actor=user, sender=settings.sender_id)
     session.commit()
     return {"alert_id": alert.id, "identifier": alert.identifier, "state": alert.state, "edit_url": "/konsol"}
-
-
-def _send_replies(reply_ids: list[int]) -> None:
-    """Hand replies to reporters to a worker; if the broker is down the trust sweep sends them later."""
-    if not reply_ids:
-        return
-    from broadcast.trust.tasks import send_replies
-
-    try:
-        send_replies.delay(reply_ids)
-    except Exception as exc:  # the replies are stored; the beat sweep picks them up
-        log.warning("replies to reporters %s not queued now (%s); the sweep will send them", reply_ids, exc)

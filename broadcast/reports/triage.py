@@ -27,13 +27,9 @@ __all__ = [
     "get_report_for",
     "report_target",
     "set_state",
-    "take_replies_to_send",
     "transition",
     "update_triage",
 ]
-
-REPLIES_TO_SEND = "reports.replies_to_send"
-
 
 # What each kind of subject is called in audit entries and messages, the right its triage needs, and the code of
 # a refused move (kept per kind: API clients tell a report's refusal from an incident's).
@@ -158,18 +154,10 @@ def set_state(session: Session, *, report_id: int, state: str, actor: Actor, not
     report = get_report(session, report_id=report_id)
     transition(session, report, actor=actor, step="state", value=state, note=note)
     if state in ("verified", "actioned"):
-        # Close the loop: the citizen hears back on the channel the report came from (opt-outs respected).
-        reply = trust.notify_reporter(session, report, state)
-        if reply is not None:
-            session.flush()
-            session.info.setdefault(REPLIES_TO_SEND, []).append(reply.id)
+        # Close the loop: the citizen hears back on the channel the report came from (opt-outs respected); the
+        # reply is sent after the commit (its ReplyQueued event).
+        trust.notify_reporter(session, report, state)
     return report
-
-
-def take_replies_to_send(session: Session) -> list[int]:
-    """Ids of replies to reporters queued in this session's transaction; call after commit to send them."""
-    ids: list[int] = session.info.pop(REPLIES_TO_SEND, [])
-    return ids
 
 
 def update_triage(

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from broadcast import events
 from broadcast.audit import service as audit
 from broadcast.db import utcnow
 from broadcast.subscribers import service
@@ -44,11 +45,10 @@ PENDING_MESSAGE = (
 @dataclass(frozen=True, slots=True)
 class ConsentAnswer:
     """What a staff request is answered, the same for every number (new, registered here or elsewhere):
-    `expires_at` is the end of the window for a YA. `request_id` is the request whose SMS is to be sent (None when
-    no SMS goes out); it is for the entrypoint only and never shown."""
+    `expires_at` is the end of the window for a YA. The confirmation SMS, when one is due, is a ConsentRequested
+    event sent after the commit."""
 
     expires_at: datetime
-    request_id: int | None
 
 
 def request_subscription(
@@ -87,7 +87,7 @@ def _request(
     session: Session, *, actor: User, fields: service.SubscriberFields, subscriber_id: int | None
 ) -> ConsentAnswer:
     now = utcnow()
-    answer = ConsentAnswer(expires_at=now + CONSENT_WINDOW, request_id=None)
+    answer = ConsentAnswer(expires_at=now + CONSENT_WINDOW)
     held = _why_no_sms(session, phone=fields.phone, now=now)
     entry: dict[str, Any] = {"phone": service.mask_phone(fields.phone), "subscriber_id": subscriber_id}
     if held is not None:
@@ -127,7 +127,8 @@ def _request(
         subject_id=request.id,
         after={**entry, "sms": True, "admin_code": fields.admin_code, "expires_at": request.expires_at.isoformat()},
     )
-    return ConsentAnswer(expires_at=answer.expires_at, request_id=request.id)
+    events.record(session, events.ConsentRequested(request.id))
+    return answer
 
 
 def _why_no_sms(session: Session, *, phone: str, now: datetime) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -16,8 +14,6 @@ from broadcast.subscribers.schemas import (
     SubscriberRead,
     SubscriberUpdate,
 )
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 CODE_PATTERN = r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$"
@@ -35,14 +31,8 @@ def create(body: SubscriberCreate, user: AuthorDep, session: SessionDep, setting
 
 
 def _pending(answer: consent.ConsentAnswer) -> ConsentPending:
-    """Enqueue the confirmation SMS (if one is due) after the commit, and word the uniform answer."""
-    if answer.request_id is not None:
-        from broadcast.subscribers.tasks import send_confirmations
-
-        try:
-            send_confirmations.delay([answer.request_id])
-        except Exception:  # the broker is down: the beat sweep sends it; the answer must not differ
-            log.warning("consent %s: broker refused, left to the sweep", answer.request_id, exc_info=True)
+    """Word the uniform answer (the confirmation SMS, if one is due, goes after the route: ConsentRequested; if
+    the broker refuses it the beat sweep sends it, and the answer does not differ)."""
     return ConsentPending(message=consent.PENDING_MESSAGE, expires_at=answer.expires_at)
 
 

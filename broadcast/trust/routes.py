@@ -363,14 +363,10 @@ def hoax_clarification_approve(
     user = _ops_user(request, session, settings, form_csrf=csrf)
     if user is None:
         raise Forbidden("Masuk sebagai petugas dan kirim ulang formulir / sign in and resend the form", code="csrf")
-    page, replies = service.approve_clarification(
+    page, _ = service.approve_clarification(
         session, clarification_id=clarification_id, approver=user, public_base_url=_base(settings)
     )
-    session.commit()
-    if replies:
-        from broadcast.trust.tasks import send_replies
-
-        send_replies.delay([r.id for r in replies])
+    session.commit()  # the replies go out after the route (their ReplyQueued events)
     return RedirectResponse(f"/klarifikasi/{page.slug}", status_code=303)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcast import events
 from broadcast.alerts.models import Alert
 from broadcast.audit import service as audit
 from broadcast.authority import Action as Can
@@ -496,6 +497,7 @@ def _queue(
     )
     session.add(reply)
     session.flush()
+    events.record(session, events.ReplyQueued(reply.id))
     return reply
 
 
@@ -566,6 +568,7 @@ def queue_answer(
     )  # fmt: skip
     session.add(reply)
     session.flush()
+    events.record(session, events.ReplyQueued(reply.id))  # sent by trust.send_replies after the commit
     return reply
 
 

@@ -23,7 +23,6 @@ from broadcast.errors import Forbidden, Invalid, TooLarge, Unavailable, Unsuppor
 from broadcast.redisclient import redis_client
 from broadcast.reports.tasks import kick_enrichment
 from broadcast.settings import SMSGATEWAY_WEBHOOK_PATH, TWILIO_INBOUND_PATH, TWILIO_STATUS_PATH, Settings
-from broadcast.trust.tasks import send_replies
 from broadcast.webhooks import service
 from channels.sms import InvalidCallback, parse_form, parse_inbound, parse_status_callback, validate_signature
 from channels.sms.inbound import TwilioForm
@@ -379,7 +378,6 @@ def smsgateway_event(
     except Exception:
         _release_delivery(settings, signed)
         raise
-    if reply is not None:
-        send_replies.delay([reply.id])
+    if reply is not None:  # the answer itself goes after the commit (its ReplyQueued event)
         kick_enrichment()  # a LAPOR waits for enrichment; a command finds nothing to do
     return Response(status_code=200)

@@ -210,7 +210,7 @@ def settled(engine) -> int:
 def test_a_real_worker_sends_the_answer_through_the_gateway_once(db_url, engine, redis_url, fake, monkeypatch):
     from celery.contrib.testing.worker import start_worker
 
-    from broadcast.dispatch.tasks import active_channels, rate_limiter
+    from broadcast.runtime import active_channels, rate_limiter
     from broadcast.settings import get_settings
     from broadcast.worker import celery
 

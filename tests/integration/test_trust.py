@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from broadcast import events
 from broadcast.alerts import service as alerts
 from broadcast.alerts.models import Alert, MsgType
 from broadcast.alerts.schemas import AlertCreate
@@ -30,7 +31,7 @@ from channels.base import InboundEvent
 from channels.outbox import Outbox
 from channels.sms import SmsRenderer
 from channels.social import XRenderer
-from tests.factories import PASSWORD, alert_payload, login_form, make_subscribers, make_team
+from tests.factories import PASSWORD, SendRecorder, alert_payload, login_form, make_subscribers, make_team
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 BASE = "https://peringatan.example.id"
@@ -454,7 +455,7 @@ def test_a_real_worker_sends_queued_replies_once(engine, db_url, session, team, 
 
     from celery.contrib.testing.worker import start_worker
 
-    from broadcast.dispatch.tasks import active_channels
+    from broadcast.runtime import active_channels
     from broadcast.settings import get_settings
     from broadcast.worker import celery
 
@@ -500,7 +501,7 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
     triage.set_state(session, report_id=mine.id, state="verified", actor=staff)
     triage.set_state(session, report_id=mine.id, state="actioned", actor=staff)
     triage.set_state(session, report_id=theirs.id, state="verified", actor=staff)
-    queued = triage.take_replies_to_send(session)
+    queued = [e.reply_id for e in events.recorded(session) if isinstance(e, events.ReplyQueued)]
     session.commit()
 
     replies = session.scalars(sa.select(TrustReply).order_by(TrustReply.id)).all()
@@ -509,7 +510,11 @@ def test_triage_replies_to_the_reporter_once_and_times_the_response(session, tea
         ("actioned", f"report:{mine.id}", "sms"),
     ]
     assert queued == [r.id for r in replies]
-    assert triage.take_replies_to_send(session) == []
+    broker = SendRecorder()
+    sent = events.send_committed(session, app=broker)
+    assert [(s.event, s.queued) for s in sent] == [(events.ReplyQueued(i), True) for i in queued]
+    assert broker.sent == [("trust.send_replies", [queued], None)]  # one task for the transaction's replies
+    assert events.send_committed(session, app=broker) == [] and len(broker.sent) == 1  # sent once, then forgotten
     actioned = transparency._first_actioned(session)
     assert set(actioned) == {mine.id}
 
