@@ -39,12 +39,14 @@ def test_a_registered_toy_channel_is_previewed_and_a_real_worker_fans_out_to_it(
     from celery.contrib.testing.worker import start_worker
 
     from broadcast.dispatch.planning import QUEUES
+    from broadcast.runtime import active_channels
     from broadcast.settings import get_settings
     from broadcast.worker import celery
 
     monkeypatch.setenv("BROADCAST_DATABASE_URL", db_url)
     monkeypatch.setenv("BROADCAST_ENABLED_CHANNELS", '["sms", "toy", "web"]')
     get_settings.cache_clear()
+    active_channels.cache_clear()  # the worker's channels as this test configures them, not an earlier test's
     try:
         with world(db_url, redis_url, engine, enabled_channels=CHANNELS) as w:
             on_toy = w.subscribers["palu"][:3]
@@ -75,6 +77,7 @@ def test_a_registered_toy_channel_is_previewed_and_a_real_worker_fans_out_to_it(
                     time.sleep(0.2)
     finally:
         get_settings.cache_clear()
+        active_channels.cache_clear()
     with engine.connect() as c:
         rows = c.execute(sa.select(Delivery.subscriber_id, Delivery.state, Delivery.provider_id)
                          .where(Delivery.alert_id == alert_id, Delivery.channel == "toy")).all()
