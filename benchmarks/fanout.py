@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -177,7 +178,8 @@ def drop_db(url: str) -> None:
     admin.dispose()
 
 
-def seed(db_url: str, n: int) -> None:
+def seed(db_url: str, n: int, person: Callable[[int], dict[str, object]] | None = None) -> None:
+    """The team and n active SMS subscribers in Palu (+62813 and eight digits), `person(i)` overriding fields."""
     from broadcast import migrate
     from broadcast.db import make_engine, session_scope
     from tests.factories import make_team
@@ -194,6 +196,7 @@ def seed(db_url: str, n: int) -> None:
             "active": True,
             "channels": ["sms"],
         }
+        | (person(i) if person else {})
         for i in range(n)
     ]
     from broadcast.subscribers.models import Subscriber

@@ -101,6 +101,11 @@ class FakeTelegram(LocalServer):
             self._state.pending_updates += n
 
     @property
+    def violations(self) -> int:
+        """How many sends went over a limit the real Telegram enforces (0 for a well-paced client)."""
+        return self._state.violations
+
+    @property
     def limited(self) -> int:
         """How many requests were answered 429 for going over a limit."""
         return self._state.limited
