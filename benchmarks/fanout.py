@@ -250,13 +250,14 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
             stderr=subprocess.DEVNULL,
         )
         wait_ready(BROKER)
+        from broadcast import events
         from broadcast.alerts import service as alerts
         from broadcast.alerts.models import Alert
-        from broadcast.alerts.routes import record_fanout, send_fanout
         from broadcast.alerts.schemas import AlertCreate
-        from broadcast.db import make_engine, session_scope
+        from broadcast.db import make_engine, session_factory
         from broadcast.dispatch.models import Delivery
         from broadcast.users.models import User
+        from broadcast.worker import celery
         from tests.factories import alert_payload
 
         engine = make_engine(db_url)
@@ -269,16 +270,17 @@ def run_ours(n: int, workers: int, *, rate: float | None = None, concurrency: in
             poll_pid=poll.scalar(sa.text("SELECT pg_backend_pid()")),
         )
         meter.start()
-        with session_scope(engine) as s:
+        with session_factory(engine)() as s:
             team = {u.username: u for u in s.scalars(sa.select(User))}
             payload = alert_payload("Actual")
             payload["channels"] = ["sms"]
             alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team["op.palu"], sender="bpbd@palu")
             alerts.submit_alert(s, alert_id=alert.id, actor=team["op.palu"])
             alerts.approve_alert(s, alert_id=alert.id, approver=team["apv.sulteng"], production=True)
-            row_id = record_fanout(s, alert)
-        approved_at = time.time()
-        send_fanout(engine, row_id)
+            alerts.start_delivery(s, alert=alert)  # the approve route's AlertApproved: the fan-out in the outbox
+            s.commit()
+            approved_at = time.time()
+            events.send_committed(s, app=celery)
         done_states = ("sent", "delivered", "failed", "skipped")
         done_q = sa.select(sa.func.count()).select_from(Delivery).where(Delivery.state.in_(done_states))
         while poll.scalar(done_q) < n:

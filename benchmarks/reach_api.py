@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -369,24 +369,36 @@ def fanout_free_port() -> int:
 
 def approved_alert(
     engine: sa.Engine, codes: list[str], author: str, approver: str, *, outbox: bool = True
-) -> tuple[int, int]:
-    """An approved SMS alert for `codes`, with its fan-out in the enqueue outbox (unless not `outbox`): (alert
-    id, outbox row id or 0)."""
+) -> tuple[int, Callable[[], None]]:
+    """An approved SMS alert for `codes`, committed with its AlertApproved event (the fan-out in the enqueue
+    outbox) unless not `outbox`: (alert id, a function handing the committed event to the broker, as the approve
+    route does after its commit)."""
+    from broadcast import events
     from broadcast.alerts import service as alerts
-    from broadcast.alerts.routes import record_fanout
     from broadcast.alerts.schemas import AlertCreate
-    from broadcast.db import session_scope
+    from broadcast.db import session_factory
     from broadcast.users.models import User
+    from broadcast.worker import celery
     from tests.factories import alert_payload
 
-    with session_scope(engine) as s:
-        team = {u.username: u for u in s.scalars(sa.select(User))}
-        payload = alert_payload("Actual", codes=codes)
-        payload["channels"] = ["sms"]
-        alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team[author], sender="bpbd@x")
-        alerts.submit_alert(s, alert_id=alert.id, actor=team[author])
-        alerts.approve_alert(s, alert_id=alert.id, approver=team[approver], production=True)
-        return alert.id, record_fanout(s, alert) if outbox else 0
+    s = session_factory(engine)()
+    team = {u.username: u for u in s.scalars(sa.select(User))}
+    payload = alert_payload("Actual", codes=codes)
+    payload["channels"] = ["sms"]
+    alert = alerts.create_alert(s, data=AlertCreate(**payload), author=team[author], sender="bpbd@x")
+    alerts.submit_alert(s, alert_id=alert.id, actor=team[author])
+    alerts.approve_alert(s, alert_id=alert.id, approver=team[approver], production=True)
+    if outbox:
+        alerts.start_delivery(s, alert=alert)
+    s.commit()
+
+    def send() -> None:
+        try:
+            events.send_committed(s, app=celery)
+        finally:
+            s.close()
+
+    return alert.id, send
 
 
 def measure_plan_here(db_url: str) -> dict[str, float]:
@@ -400,7 +412,8 @@ def measure_plan_here(db_url: str) -> dict[str, float]:
 
     engine = make_engine(db_url)
     warm.index_for(engine).snapshot()
-    alert_id, _ = approved_alert(engine, ["33.15"], "op.grobogan", "apv.grobogan", outbox=False)
+    alert_id, close = approved_alert(engine, ["33.15"], "op.grobogan", "apv.grobogan", outbox=False)
+    close()
     with sa.orm.Session(engine) as s:
         t0 = time.perf_counter()
         planned = plan_alert(s, alert_id=alert_id)
@@ -440,12 +453,11 @@ def measure_plan(
     engine = make_engine(db_url)
     try:
         fanout.wait_ready(BROKER)
-        from broadcast.alerts.routes import send_fanout
 
         def approve(codes: list[str], author: str, approver: str) -> tuple[int, float]:
-            alert_id, row_id = approved_alert(engine, codes, author, approver)
+            alert_id, send = approved_alert(engine, codes, author, approver)
             at = time.time()
-            send_fanout(engine, row_id)
+            send()
             return alert_id, at
 
         def settled(alert_id: int) -> None:
