@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,18 +222,37 @@ MUTATIONS: tuple[Mutation, ...] = (
 )
 
 
-def pytest(args: tuple[str, ...] | list[str], *, artifacts: Path, timeout: float) -> tuple[int, str]:
+def pytest(
+    args: tuple[str, ...] | list[str], *, artifacts: Path, timeout: float, cwd: Path = ROOT, redis_db: int | None = None
+) -> tuple[int, str]:
     env = dict(os.environ)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutated module must never leave a .pyc behind
     env["BROADCAST_RELIABILITY_JSON"] = str(artifacts / "reliability.json")  # not this run's real table
+    if cwd != ROOT:  # the lane's code also in the processes the tests start (workers, the CLI)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))
+    if redis_db is not None:  # each lane its own Redis database: the tests empty theirs
+        env["BROADCAST_TEST_REDIS_URL"] = f"redis://127.0.0.1:6379/{redis_db}"
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "--durations=0",
-           "--timeout=600", *args]
+           "--timeout=600", f"--basetemp={artifacts / ('tmp-' + cwd.name)}", *args]
     try:
-        run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        run = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return -1, "timed out"
     lines = [line for line in run.stdout.splitlines() if line.strip()]
     return run.returncode, (lines[-1] if lines else run.stderr.strip()[-300:])
+
+
+def lane_copies(tmp: Path, jobs: int) -> list[Path]:
+    """One copy of the source tree per lane, so mutations run side by side without seeing each other's change:
+    pytest runs with the copy as its working directory, and the copy's packages come first on sys.path."""
+    skip = shutil.ignore_patterns(".venv", ".git", "test-artifacts", "__pycache__", ".mypy_cache", ".ruff_cache",
+                                  "broadcast-data", "*.egg-info")
+    return [Path(shutil.copytree(ROOT, tmp / f"lane{i}", ignore=skip, symlinks=True)) for i in range(jobs)]
+
+
+def base_redis_db() -> int:
+    url = os.environ.get("BROADCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    return int(url.rsplit("/", 1)[-1] or 0)
 
 
 def check_snippets(mutations: tuple[Mutation, ...]) -> list[str]:
@@ -250,6 +272,7 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--only", action="append", default=[], help="run only this mutation (repeatable)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    parser.add_argument("--jobs", type=int, default=2, help="mutations run side by side, each in its own tree copy")
     args = parser.parse_args()
     mutations = tuple(m for m in MUTATIONS if not args.only or m.name in args.only)
     unknown = set(args.only) - {m.name for m in MUTATIONS}
@@ -275,15 +298,24 @@ def main() -> int:
             return 2
         survived = []
         print(f"\n{'mutation':38} {'rule':62} result")
-        for m in mutations:
-            path = ROOT / m.file
-            original = path.read_text()
-            started = time.monotonic()
+        lanes: queue.Queue[tuple[Path, int]] = queue.Queue()
+        for i, lane in enumerate(lane_copies(artifacts, max(1, args.jobs))):
+            lanes.put((lane, base_redis_db() - i))
+
+        def run(m: Mutation) -> None:
+            lane, redis_db = lanes.get()
             try:
-                path.write_text(original.replace(m.original, m.replacement, 1))
-                code, summary = pytest(m.tests, artifacts=artifacts, timeout=args.timeout)
+                path = lane / m.file
+                original = path.read_text()
+                started = time.monotonic()
+                try:
+                    path.write_text(original.replace(m.original, m.replacement, 1))
+                    code, summary = pytest(m.tests, artifacts=artifacts, timeout=args.timeout, cwd=lane,
+                                           redis_db=redis_db)
+                finally:
+                    path.write_text(original)
             finally:
-                path.write_text(original)
+                lanes.put((lane, redis_db))
             # 1: tests failed (caught). 0: all passed (survived). Anything else (no tests, usage error, timeout)
             # says nothing about the mutation: an error.
             if code == 1:
@@ -296,6 +328,9 @@ def main() -> int:
                 survived.append(m.name)
             print(f"{m.name:38} {m.rule[:62]:62} {result}: {summary} ({time.monotonic() - started:.0f} s)",
                   flush=True)
+
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(run, mutations))
     print(f"\n{len(mutations) - len(survived)} of {len(mutations)} mutations caught")
     if survived:
         print(f"NOT CAUGHT: {', '.join(survived)}", file=sys.stderr)
