@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     # One person, many channels: how long a message sent on a channel with delivery receipts may stay undelivered
     # before the person's next channel is tried (docs/fan-out.md).
     dispatch_fallback_s: int = Field(default=120, ge=1, le=3600)
+    # How long after planning a person may wait on their preferred channel before their next one takes over: a
+    # channel that cannot send to them by then (its provider's rate) gets only the people it can reach in time;
+    # a row still unsent at the deadline moves to the next channel. 0 turns both off (docs/fan-out.md).
+    dispatch_send_deadline_s: int = Field(default=30, ge=0, le=3600)
     # Operations-centre map: an optional raster tile layer under the packaged boundaries (which always work
     # offline), e.g. "https://tiles.example.id/{z}/{x}/{y}.png"; its origin is added to the CSP img-src.
     map_tile_url: str = ""

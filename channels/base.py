@@ -337,6 +337,12 @@ class Channel(ABC):
         beats a missing warning)."""
         return None
 
+    @property
+    def sustained_rate(self) -> float:
+        """Messages per second this channel keeps up to one person each (its tightest steady limit): planning
+        gives a paced channel only the people it can reach within the send deadline."""
+        return self.limits.rate_per_second
+
     def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
         """The provider limits sending `message` draws on, and how many requests it costs."""
         return [RateBucket(f"{self.name}:rate", self.limits.rate_per_second, self.limits.burst)], 1

@@ -21,6 +21,7 @@ from channels.base import Audience
 from channels.registry import audience_of, get_spec
 
 log = logging.getLogger(__name__)
+DEADLINE_PASSED = "not sent within the send deadline: the next channel takes over"
 
 
 def note_status(row: Delivery, *, now: datetime) -> None:
@@ -34,10 +35,12 @@ def note_status(row: Delivery, *, now: datetime) -> None:
         row.fallback_due = min(row.fallback_due, now)
 
 
-def due(session: Session, *, now: datetime, limit: int = 5000) -> list[int]:
-    """Ids of deliveries whose fallback time has come, oldest first (the beat sweep hands them to the fallback
-    task: the countdown that should have done it may have died with its worker)."""
+def due(session: Session, *, now: datetime, limit: int | None = 5000, alert_id: int | None = None) -> list[int]:
+    """Ids of deliveries (of one alert, if given) whose fallback time has come, oldest first (the beat sweep hands
+    them to the fallback task: the countdown that should have done it may have died with its worker)."""
     stmt = select(Delivery.id).where(Delivery.fallback_due <= now).order_by(Delivery.fallback_due).limit(limit)
+    if alert_id is not None:
+        stmt = stmt.where(Delivery.alert_id == alert_id)
     return list(session.scalars(stmt))
 
 
@@ -49,13 +52,23 @@ def fall_back(session: Session, *, delivery_ids: Sequence[int], now: datetime) -
     ignores a row that exists). Rows not yet due are left alone. Returns the new pending ids per alert and channel.
     """
     stmt = (
-        select(Delivery.id, Delivery.alert_id, Delivery.subscriber_id, Delivery.language)
+        select(Delivery.id, Delivery.alert_id, Delivery.subscriber_id, Delivery.language, Delivery.state)
         .where(sql.among(session, Delivery.id, delivery_ids), Delivery.fallback_due <= now)
         .with_for_update(skip_locked=True)
     )
-    due_rows = session.execute(stmt).all()
+    # A row a worker holds (`sending`) is left for its outcome, which sets its next fallback time.
+    due_rows = [r for r in session.execute(stmt) if r.state != DeliveryState.SENDING.value]
     if not due_rows:
         return {}
+    unsent = [r.id for r in due_rows if r.state == DeliveryState.PENDING.value]
+    if unsent:
+        # The send deadline passed before the row could go (its channel's rate, retries): it gives way to the
+        # person's next channel. Locked above, so no worker claims it meanwhile: one message, never both.
+        session.execute(
+            update(Delivery)
+            .where(sql.among(session, Delivery.id, unsent), Delivery.state == DeliveryState.PENDING.value)
+            .values(state=DeliveryState.SKIPPED.value, error=DEADLINE_PASSED, lease_until=None, updated_at=now)
+        )
     alert_ids = {r.alert_id for r in due_rows}
     sub_ids = {r.subscriber_id for r in due_rows if r.subscriber_id is not None}
     live = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids))) if alerts.is_live(a)}

@@ -112,22 +112,28 @@ def fallback_checks(sent: Sequence[Sent]) -> tuple[list[int], list[int]]:
 def _set_fallback_due(
     conn: Connection, sent: Sequence[Sent], outcomes: list[dict[str, Any]], *, now: datetime, wait: timedelta
 ) -> None:
-    """Fallback times of the recorded rows that have a next channel (only rows in the state just written)."""
+    """Fallback times of the recorded rows that have a next channel (only rows in the state just written). A row
+    sent on a channel without receipts has reached its person: the send deadline planning gave it is cleared."""
     state_of = {o["b_id"]: o["b_state"] for o in outcomes}
-    due: dict[tuple[str, datetime], list[int]] = defaultdict(list)
+    due: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
     for s in sent:
         did = s.item.delivery_id
-        if not s.item.fallback or did not in state_of:
+        if did not in state_of:
             continue
         state = state_of[did]
-        if state == DeliveryState.FAILED.value:
+        if state == DeliveryState.SENT.value and not awaits_receipt(s):
+            due[state, None].append(did)
+        elif not s.item.fallback:
+            continue
+        elif state == DeliveryState.FAILED.value:
             due[state, now].append(did)
-        elif state == DeliveryState.SENT.value and awaits_receipt(s):
+        elif state == DeliveryState.SENT.value:
             due[state, now + wait].append(did)
     for (state, at), ids in due.items():
-        conn.execute(
-            update(Delivery).where(sql.among(conn, Delivery.id, ids), Delivery.state == state).values(fallback_due=at)
-        )
+        where = [sql.among(conn, Delivery.id, ids), Delivery.state == state]
+        if at is None:
+            where.append(Delivery.fallback_due.is_not(None))
+        conn.execute(update(Delivery).where(*where).values(fallback_due=at))
 
 
 def retry_after_hint(sent: Sequence[Sent], retry_ids: Sequence[int]) -> float | None:

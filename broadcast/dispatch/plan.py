@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -42,13 +43,25 @@ def plan_alert(session: Session, *, alert_id: int) -> dict[str, list[int]]:
     return {channel: sorted(ids) for channel, ids in planned.items()}
 
 
-def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> Iterator[dict[str, list[int]]]:
+def plan_alert_stream(
+    session: Session,
+    *,
+    alert_id: int,
+    chunk: int = 5000,
+    room: Mapping[str, int] | None = None,
+    send_deadline_s: float = 0,
+) -> Iterator[dict[str, list[int]]]:
     """`plan_alert` in steps: yields the pending delivery ids per channel as each chunk of rows is flushed, so
     the caller can commit and enqueue the first batches before the last rows exist. Every pending id of the
     alert is yielded exactly once (rows an earlier run created come last). The publish comes alone, as an empty
     first part, before any targeting: public pages and feeds show the alert first, and a cancel arriving during
     planning already finds it live; `planned_at` is set with the last part (the sweep re-plans a published
-    alert without it)."""
+    alert without it).
+
+    The send deadline: `room` is how many people each paced channel can send to within `send_deadline_s` (see
+    planning.send_room); a person whose preferred channel is full goes on the next of their channels with room,
+    and every row with a next channel is due for the fallback step `send_deadline_s` after planning (a row
+    still unsent then moves on; a sent one gets its receipt wait instead)."""
     alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
     if alert is None or not alerts.is_live(alert):
         return
@@ -57,10 +70,14 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
         yield {}  # visible first: the caller commits the publish before any targeting (public pages, feeds)
     yielded: set[int] = set()
 
-    def add(channel: str, rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    def add(channel: str, rows: list[dict[str, Any]], *, due: datetime | None = None) -> dict[str, list[int]]:
         ids = sql.insert_deliveries(session, rows)
+        if due is not None and ids:
+            sql.set_fallback_due(session, ids, due)
         yielded.update(ids)
         return {channel: sorted(ids)} if ids else {}
+
+    room_left = dict(room or {})
 
     target = target_area.target_of(alert)
     public_lang = alert.infos[0].language if alert.infos else "id-ID"
@@ -122,6 +139,8 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
                 .order_by(Subscriber.id)
             ).all()
             by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            with_next: dict[str, list[dict[str, Any]]] = defaultdict(list)  # rows whose person has a next channel
+            due = utcnow() + timedelta(seconds=send_deadline_s) if send_deadline_s > 0 else None
             if rerun is not None:
                 planned_people |= set(
                     session.scalars(
@@ -136,8 +155,9 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
                 if sub.id in planned_people:
                     continue
                 order = planning.person_order(sub.channels, planning.reachable_on(sub._mapping, addresses))
-                for channel in planning.first_channels(order, all_channels=sub.all_channels):
-                    by_channel[channel].append(
+                for channel in planning.choose_channels(order, all_channels=sub.all_channels, room=room_left):
+                    has_next = due is not None and planning.has_fallback(order, channel, all_channels=sub.all_channels)
+                    (with_next if has_next else by_channel)[channel].append(
                         {
                             "alert_id": alert.id,
                             "channel": channel,
@@ -147,8 +167,10 @@ def plan_alert_stream(session: Session, *, alert_id: int, chunk: int = 5000) -> 
                         }
                     )
             for channel in targeted:
-                if by_channel[channel]:
-                    yield add(channel, by_channel[channel])
+                if by_channel[channel] or with_next[channel]:
+                    ids = add(channel, by_channel[channel]).get(channel, [])
+                    ids += add(channel, with_next[channel], due=due).get(channel, [])
+                    yield {channel: sorted(ids)} if ids else {}
     pending = session.execute(
         select(Delivery.channel, Delivery.id)
         .where(Delivery.alert_id == alert.id, Delivery.state == DeliveryState.PENDING.value)

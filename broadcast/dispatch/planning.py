@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -87,9 +88,35 @@ def reachable_on(row: Mapping[Any, Any], addresses: Mapping[str, str]) -> set[st
     return {channel for channel, attribute in addresses.items() if row.get(attribute) is not None}
 
 
-def first_channels(order: Sequence[str], *, all_channels: bool) -> list[str]:
-    """The channels planned at once: every one when the person asked for all, else only the preferred."""
-    return list(order) if all_channels else list(order[:1])
+def choose_channels(order: Sequence[str], *, all_channels: bool, room: dict[str, int]) -> list[str]:
+    """The channels planned at once for one person: only the preferred one, unless they asked for every
+    channel, minding what each channel can still send within the send deadline: `room` holds the people a paced
+    channel can still take (absent: no limit). The first channel of their order with room is chosen and its room
+    taken; when none has room, the preferred one (the person still gets one message, late). Someone who asked for
+    every channel gets them all, room or not."""
+    if all_channels:
+        return list(order)
+    for channel in order:
+        left = room.get(channel)
+        if left is None or left > 0:
+            if left is not None:
+                room[channel] = left - 1
+            return [channel]
+    return list(order[:1])
+
+
+def send_room(rates: Mapping[str, float], deadline_s: float) -> dict[str, int]:
+    """People each paced channel can send to within `deadline_s` of planning, at its sustained rate."""
+    if deadline_s <= 0:
+        return {}
+    return {name: max(1, int(rate * deadline_s)) for name, rate in rates.items()}
+
+
+def paced_batch(rate: float, size: int, *, hold_s: float = 2.0) -> int:
+    """Batch size for a channel sending at `rate` per second: at most what it sends in `hold_s`, so a batch of a
+    slow channel (a WhatsApp sender, a Telegram bot) holds a worker process for seconds, not minutes, and SMS
+    batches queued behind it are not starved."""
+    return max(1, min(size, math.ceil(rate * hold_s)))
 
 
 def has_fallback(order: Sequence[str], channel: str, *, all_channels: bool) -> bool:

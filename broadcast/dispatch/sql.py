@@ -56,6 +56,11 @@ def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> list[int]
     return list(session.scalars(insert, rows))
 
 
+def set_fallback_due(session: Session, ids: Sequence[int], at: datetime) -> None:
+    """When the fallback step looks at these rows (the send deadline of freshly planned rows)."""
+    session.execute(update(_DELIVERIES).where(among(session, _DELIVERIES.c.id, ids)).values(fallback_due=at))
+
+
 def _unnest_insert(table: Any) -> Any:
     """PostgreSQL: one INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING id for a whole chunk
     of rows. Five array parameters instead of five placeholders per row: psycopg parses (and PostgreSQL plans)

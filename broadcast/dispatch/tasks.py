@@ -51,14 +51,22 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     settings = get_settings()
     channels = active_channels()
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
+    deadline_s = settings.dispatch_send_deadline_s
+    live_rates = {name: ch.sustained_rate for name, ch in channels.items() if ch.mode == "live"}
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = planner.queue_of(session, alert_id=alert_id)
-            for part in planner.plan_alert_stream(session, alert_id=alert_id):
+            stream = planner.plan_alert_stream(
+                session,
+                alert_id=alert_id,
+                room=planning.send_room(live_rates, deadline_s),
+                send_deadline_s=deadline_s,
+            )
+            for part in stream:
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
                 for name, ids in part.items():
-                    size = channels[name].limits.max_batch if name in channels else settings.dispatch_batch_size
-                    for chunk in planning.lead_batches(ids, min(size, settings.dispatch_batch_size), lead=first[name]):
+                    size = _batch_size(name)
+                    for chunk in planning.lead_batches(ids, size, lead=first[name]):
                         send_batch.apply_async(args=(chunk,), queue=queue)
                     first[name] = False
                 if part:
@@ -68,9 +76,23 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
                     events.send_committed(session, app=celery)
             session.commit()
             events.send_committed(session, app=celery)
+        if deadline_s > 0:
+            # Rows still unsent at the send deadline move to the person's next channel (the sweep checks too).
+            fall_back_alert.apply_async(args=(alert_id,), countdown=deadline_s + 1)
     except Exception as exc:
         log.exception("planning alert %s failed", alert_id)
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
+
+
+def _batch_size(channel: str) -> int:
+    """Recipients per batch on `channel`: the configured size, the channel's own maximum, and no more than a paced
+    channel sends in a couple of seconds (planning.paced_batch), so its batches take turns with SMS ones."""
+    size = get_settings().dispatch_batch_size
+    found = active_channels().get(channel)
+    if found is None:
+        return size
+    size = min(size, found.limits.max_batch)
+    return planning.paced_batch(found.sustained_rate, size) if found.mode == "live" else size
 
 
 class _StateReader:
@@ -164,9 +186,18 @@ def fall_back(self: Task[Any, Any], delivery_ids: list[int]) -> None:
     except DBAPIError as exc:
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
     for alert_id, by_channel in planned.items():
-        for ids in by_channel.values():
-            for chunk in planning.batches(ids, get_settings().dispatch_batch_size):
+        for channel, ids in by_channel.items():
+            for chunk in planning.batches(ids, _batch_size(channel)):
                 send_batch.apply_async(args=(chunk,), queue=queues[alert_id])
+
+
+@celery.task(name="dispatch.fall_back_alert", acks_late=True)
+def fall_back_alert(alert_id: int) -> None:
+    """At an alert's send deadline: hand its rows whose fallback time has come to `fall_back`, in batches."""
+    with session_scope(_engine()) as session:
+        ids = fallback.due(session, now=utcnow(), alert_id=alert_id, limit=None)
+    for chunk in planning.batches(ids, get_settings().dispatch_batch_size):
+        fall_back.delay(chunk)
 
 
 @celery.task(name="dispatch.sweep", acks_late=True)

@@ -98,6 +98,11 @@ class TwilioWhatsApp(TwilioChannel):
         """Twilio lists a template message with its filled-in body: the text our preview showed."""
         return sent.body == message.text
 
+    @property
+    def sustained_rate(self) -> float:
+        """The sender's own rate (Twilio's default 10/s per WhatsApp sender), under the account's."""
+        return min(self.limits.rate_per_second, self._sender_rate[0])
+
     def rate_buckets(self, message: OutboundMessage) -> tuple[list[RateBucket], int]:
         """The account's cap (shared with SMS) and the WhatsApp sender's own rate; one request per message."""
         owner = self.config.from_number or self.config.messaging_service_sid

@@ -213,3 +213,72 @@ def test_the_sweep_finds_a_fallback_whose_countdown_was_lost(engine):
         assert sweep(s, stale_s=60).fallbacks == []
         rows = s.execute(sa.select(Delivery.channel).where(Delivery.subscriber_id == person.id)).all()
     assert sorted(r.channel for r in rows) == ["sms", "telegram"]
+
+
+def test_a_paced_channel_is_planned_only_for_whom_it_can_reach_by_the_send_deadline(engine, monkeypatch):
+    """Planning gives a slow channel (a WhatsApp sender at 8/s) only the people it can send to within the deadline;
+    the rest go straight to their next channel, and only rows with a next channel get the deadline."""
+    monkeypatch.setitem(registry.CHANNELS, TOY.name, TOY)
+    with session_scope(engine) as s:
+        people = [_person(s, 30 + n, ["toy", "sms"]) for n in range(5)]
+        alert_id = _approve(s, ["sms", "toy"])
+    from broadcast.dispatch.plan import plan_alert_stream
+
+    with session_scope(engine) as s:
+        before = utcnow()
+        parts = list(plan_alert_stream(s, alert_id=alert_id, room={"toy": 2}, send_deadline_s=30))
+        rows = s.execute(
+            sa.select(Delivery.subscriber_id, Delivery.channel, Delivery.fallback_due).where(
+                Delivery.alert_id == alert_id
+            )
+        ).all()
+    assert sum(len(ids) for part in parts for ids in part.values()) == 5
+    by_channel = {ch: sorted(r.subscriber_id for r in rows if r.channel == ch) for ch in ("toy", "sms")}
+    assert by_channel == {"toy": [p.id for p in people[:2]], "sms": [p.id for p in people[2:]]}
+    for r in rows:
+        if r.channel == "toy":  # due for the fallback step at the deadline: it moves on if still unsent then
+            assert timedelta(seconds=29) <= r.fallback_due.replace(tzinfo=before.tzinfo) - before <= timedelta(seconds=35)
+        else:  # SMS is their last channel: nothing to fall back to
+            assert r.fallback_due is None
+
+
+class StuckPager(LivePager):
+    """A live channel whose provider is down (every request a transient error): its rows wait for retries."""
+
+    calls: list[str]
+
+    def send(self, message):
+        from channels.base import ChannelUnavailable
+
+        self.calls.append(message.recipient)
+        raise ChannelUnavailable("503 from the provider")
+
+
+def test_a_row_still_unsent_at_the_send_deadline_gives_way_to_one_sms(engine, worker, monkeypatch):
+    monkeypatch.setitem(registry.CHANNELS, TOY.name, TOY)
+    monkeypatch.setenv("BROADCAST_DISPATCH_SEND_DEADLINE_S", "2")
+    with session_scope(engine) as s:
+        person = _person(s, 41, ["toy", "sms"])
+        phone = person.phone
+        alert_id = _approve(s, ["sms", "toy", "web"])
+    stuck = StuckPager(ToyRenderer())
+    stuck.calls = []
+    senders = {
+        "toy": stuck,
+        "sms": registry.build_channel("sms", mode="outbox", public_base_url=BASE),
+        "web": registry.build_channel("web", mode="live", public_base_url=BASE),
+    }
+    worker(senders, 60)
+    tasks.fanout_alert.delay(alert_id)
+    _wait(engine, alert_id, _settled(alert_id), within_s=30)
+    assert _sms_to(engine) == [phone]  # exactly one SMS
+    with session_scope(engine) as s:
+        toy = s.execute(sa.select(Delivery.state, Delivery.error, Delivery.fallback_due).where(
+            Delivery.alert_id == alert_id, Delivery.channel == "toy")).one()
+        assert (toy.state, toy.error, toy.fallback_due) == ("skipped", fallback.DEADLINE_PASSED, None)
+        people = people_progress(s, alert_id=alert_id)
+        assert (people.people, people.reached, people.waiting) == (1, 1, 0)
+    tried = len(stuck.calls)
+    assert tried >= 1
+    time.sleep(4)  # the retry queued before the deadline finds the row skipped: the provider is not asked again
+    assert len(stuck.calls) == tried

@@ -17,9 +17,31 @@ def test_reachable_on_needs_an_address_in_the_channels_attribute():
 
 
 def test_only_the_preferred_channel_is_planned_unless_the_person_asked_for_all():
-    assert planning.first_channels(["telegram", "sms"], all_channels=False) == ["telegram"]
-    assert planning.first_channels(["telegram", "sms"], all_channels=True) == ["telegram", "sms"]
-    assert planning.first_channels([], all_channels=False) == []
+    assert planning.choose_channels(["telegram", "sms"], all_channels=False, room={}) == ["telegram"]
+    assert planning.choose_channels(["telegram", "sms"], all_channels=True, room={}) == ["telegram", "sms"]
+    assert planning.choose_channels([], all_channels=False, room={}) == []
+
+
+def test_a_paced_channel_takes_only_the_people_it_can_reach_by_the_deadline():
+    # WhatsApp's sender sends 8 per second (10/s less the window margin): 30 s of it is 240 people.
+    room = planning.send_room({"whatsapp": 8.0, "telegram": 24.0, "sms": 1600.0}, 30)
+    assert room == {"whatsapp": 240, "telegram": 720, "sms": 48000}
+    room = {"whatsapp": 2, "telegram": 1}
+    chosen = [planning.choose_channels(["whatsapp", "telegram", "sms"], all_channels=False, room=room) for _ in range(5)]
+    assert chosen == [["whatsapp"], ["whatsapp"], ["telegram"], ["sms"], ["sms"]]
+    assert room == {"whatsapp": 0, "telegram": 0}
+    # With no channel left with room, the preferred one (late beats never); asking for all ignores the room.
+    assert planning.choose_channels(["whatsapp", "telegram"], all_channels=False, room=room) == ["whatsapp"]
+    assert planning.choose_channels(["whatsapp", "sms"], all_channels=True, room=room) == ["whatsapp", "sms"]
+    assert planning.send_room({"whatsapp": 8.0}, 0) == {}  # no deadline: no room limits
+    assert planning.send_room({"x": 0.01}, 30) == {"x": 1}
+
+
+def test_a_slow_channels_batches_hold_a_worker_for_seconds():
+    assert planning.paced_batch(8.0, 500) == 16
+    assert planning.paced_batch(24.0, 100) == 48
+    assert planning.paced_batch(1600.0, 500) == 500
+    assert planning.paced_batch(0.2, 500) == 1
 
 
 def test_a_row_has_a_fallback_only_before_the_last_channel_and_never_for_all():
