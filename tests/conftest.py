@@ -192,8 +192,9 @@ def redis_url() -> Iterator[str]:
 
 # The instant the clock-dependent tests (marked `clock`) run at, ISO-8601 with its offset; unset, the real now.
 # .ci/run runs them at fixed dates that once broke things: the 1st of a month and a month's end in WIB (UTC is
-# still in the other month), day 7 (a one-digit day), 31 December 23:59 WIB.
-TEST_NOW = os.environ.get("BROADCAST_TEST_NOW", "")
+# still in the other month), day 7 (a one-digit day), 31 December 23:59 WIB. Several instants, comma-separated,
+# run each clock test once per instant in one session (one start-up, spread over the xdist workers).
+TEST_NOWS = [s.strip() for s in os.environ.get("BROADCAST_TEST_NOW", "").split(",") if s.strip()]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -203,8 +204,32 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if len(TEST_NOWS) > 1 and metafunc.definition.get_closest_marker("clock") is not None:
+        metafunc.parametrize("clock_instant", TEST_NOWS, ids=[f"at-{now}" for now in TEST_NOWS])
+
+
+# Slowest first, so the long browser and service tests do not end up alone at the end of a run (pytest-xdist
+# hands out whole files in this order, --no-loadscope-reorder): e2e, then reliability, integration, unit.
+_RANK = {"e2e": 0, "reliability": 1, "integration": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = item.nodeid.split("/")
+        return _RANK.get(parts[1], 3) if len(parts) > 2 and parts[0] == "tests" else 3
+
+    items.sort(key=rank)  # stable: the order within a directory is kept
+
+
+@pytest.fixture
+def clock_instant() -> str:
+    """The instant a `clock` test runs at ('' for now); parametrized when BROADCAST_TEST_NOW lists several."""
+    return TEST_NOWS[0] if TEST_NOWS else ""
+
+
 @pytest.fixture(autouse=True)
-def _test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+def _test_clock(request: pytest.FixtureRequest, clock_instant: str) -> Iterator[None]:
     """Tests marked `clock` run at an injected instant: BROADCAST_TEST_NOW, else the moment they start; frozen
     there (so a run cannot straddle a day or month boundary) unless the marker says tick=True."""
     marker = request.node.get_closest_marker("clock")
@@ -215,7 +240,7 @@ def _test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
 
     import time_machine
 
-    start = datetime.fromisoformat(TEST_NOW) if TEST_NOW else datetime.now(UTC)
+    start = datetime.fromisoformat(clock_instant) if clock_instant else datetime.now(UTC)
     if start.tzinfo is None:
         raise ValueError("BROADCAST_TEST_NOW needs an offset, e.g. 2027-03-01T00:30:00+07:00")
     with time_machine.travel(start, tick=bool(marker.kwargs.get("tick", False))):
