@@ -223,6 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, kind, default, text in OPTIONS:
         parser.add_argument(flag, type=kind, default=default, help=text)
+    parser.add_argument("--worker-log", default="", help="write the worker's INFO log to this file")
     args = parser.parse_args()
 
     import redis
@@ -241,11 +242,19 @@ def main() -> None:
         try:
             fanout.seed(db_url, args.size, person)
             worker = subprocess.Popen(
-                [sys.executable, "-m", "broadcast.cli", "worker", "--concurrency", str(args.workers), *QUIET],
+                [
+                    sys.executable,
+                    "-m",
+                    "broadcast.cli",
+                    "worker",
+                    "--concurrency",
+                    str(args.workers),
+                    *(("--loglevel", "INFO") if args.worker_log else QUIET),
+                ],
                 env=env,
                 start_new_session=True,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=open(args.worker_log, "w") if args.worker_log else subprocess.DEVNULL,  # noqa: SIM115
             )
             fanout.wait_ready(BROKER)
             from broadcast.db import make_engine

@@ -105,11 +105,17 @@ def choose_channels(order: Sequence[str], *, all_channels: bool, room: dict[str,
     return list(order[:1])
 
 
+# Paced batches are spaced this much slower than the channel's rate (a batch's claim, render and record take time
+# too: spaced at the bare rate, batches overlap, compete for the same tokens and pile up on the worker's processes),
+# and planning gives a paced channel only what it sends at that pace by the deadline.
+PACING_SLACK = 1.25
+
+
 def send_room(rates: Mapping[str, float], deadline_s: float) -> dict[str, int]:
-    """People each paced channel can send to within `deadline_s` of planning, at its sustained rate."""
+    """People each paced channel can send to within `deadline_s` of planning, at its sustained rate (with slack)."""
     if deadline_s <= 0:
         return {}
-    return {name: max(1, int(rate * deadline_s)) for name, rate in rates.items()}
+    return {name: max(1, int(rate * deadline_s / PACING_SLACK)) for name, rate in rates.items()}
 
 
 def paced_batch(rate: float, size: int, *, hold_s: float = 2.0) -> int:

@@ -97,9 +97,18 @@ def is_settled(session: Session, *, alert_id: int, rows: list[ChannelProgress]) 
         return False  # rows are still being written: the first chunks may all be done before the rest exist
     if not all(r.finished == r.total for r in rows):
         return False
-    # A failed or undelivered row whose person's next channel is still due: the fan-out is not over for them.
-    due = select(Delivery.id).where(Delivery.fallback_due.is_not(None), Delivery.alert_id == alert_id).exists()
-    return not session.scalar(select(due))
+    # Decided by one statement (one snapshot): a row still open, or a person's next channel still due. Read apart,
+    # a fallback committed between the two reads (the due row cleared, the next channel's row pending) would be
+    # missed by both.
+    still_open = (
+        select(Delivery.id)
+        .where(
+            Delivery.alert_id == alert_id,
+            or_(Delivery.state.not_in(FINAL_STATES), Delivery.fallback_due.is_not(None)),
+        )
+        .exists()
+    )
+    return not session.scalar(select(still_open))
 
 
 @dataclass(frozen=True)

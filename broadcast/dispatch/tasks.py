@@ -62,12 +62,19 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
                 room=planning.send_room(live_rates, deadline_s),
                 send_deadline_s=deadline_s,
             )
+            offset: dict[str, float] = defaultdict(float)  # a paced channel's next batch: seconds from now
             for part in stream:
                 session.commit()  # enqueue only after the commit, or a worker may not find the rows yet
                 for name, ids in part.items():
-                    size = _batch_size(name)
+                    size, rate = _batching(name)
                     for chunk in planning.lead_batches(ids, size, lead=first[name]):
-                        send_batch.apply_async(args=(chunk,), queue=queue)
+                        if rate:
+                            # A paced channel's batches are spaced at its rate: each arrives about when its
+                            # tokens do, so they do not all take worker processes at once to wait for them.
+                            send_batch.apply_async(args=(chunk,), queue=queue, countdown=offset[name])
+                            offset[name] += len(chunk) / rate * planning.PACING_SLACK
+                        else:
+                            send_batch.apply_async(args=(chunk,), queue=queue)
                     first[name] = False
                 if part:
                     # The publish (AlertPublished: partners learn of it) goes right behind the first batches
@@ -87,12 +94,21 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
 def _batch_size(channel: str) -> int:
     """Recipients per batch on `channel`: the configured size, the channel's own maximum, and no more than a paced
     channel sends in a couple of seconds (planning.paced_batch), so its batches take turns with SMS ones."""
+    size, _ = _batching(channel)
+    return size
+
+
+def _batching(channel: str) -> tuple[int, float | None]:
+    """`_batch_size`, and the channel's rate when that makes it paced (its batches then go out spaced)."""
     size = get_settings().dispatch_batch_size
     found = active_channels().get(channel)
     if found is None:
-        return size
+        return size, None
     size = min(size, found.limits.max_batch)
-    return planning.paced_batch(found.sustained_rate, size) if found.mode == "live" else size
+    if found.mode != "live":
+        return size, None
+    paced = planning.paced_batch(found.sustained_rate, size)
+    return paced, (found.sustained_rate if paced < size else None)
 
 
 class _StateReader:

@@ -23,9 +23,10 @@ def test_only_the_preferred_channel_is_planned_unless_the_person_asked_for_all()
 
 
 def test_a_paced_channel_takes_only_the_people_it_can_reach_by_the_deadline():
-    # WhatsApp's sender sends 8 per second (10/s less the window margin): 30 s of it is 240 people.
+    # WhatsApp's sender sends 8 per second (10/s less the window margin): 30 s of it, at the paced batches' pace
+    # (PACING_SLACK), is 192 people.
     room = planning.send_room({"whatsapp": 8.0, "telegram": 24.0, "sms": 1600.0}, 30)
-    assert room == {"whatsapp": 240, "telegram": 720, "sms": 48000}
+    assert room == {"whatsapp": 192, "telegram": 576, "sms": 38400}
     room = {"whatsapp": 2, "telegram": 1}
     chosen = [planning.choose_channels(["whatsapp", "telegram", "sms"], all_channels=False, room=room) for _ in range(5)]
     assert chosen == [["whatsapp"], ["whatsapp"], ["telegram"], ["sms"], ["sms"]]
