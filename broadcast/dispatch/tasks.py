@@ -52,14 +52,16 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
     channels = active_channels()
     first: dict[str, bool] = defaultdict(lambda: True)  # the channel's first batches are still to go
     deadline_s = settings.dispatch_send_deadline_s
-    live_rates = {name: ch.sustained_rate for name, ch in channels.items() if ch.mode == "live"}
+    # The paced channels (a WhatsApp sender, a Telegram bot): their rate, for the room planning gives them and the
+    # spacing of their batches. A channel that sends a whole batch in a couple of seconds (SMS) is not paced.
+    paced_rates = {name: rate for name in channels if (rate := _batching(name)[1])}
     try:
         with Session(_engine(), expire_on_commit=False) as session:
             queue = planner.queue_of(session, alert_id=alert_id)
             stream = planner.plan_alert_stream(
                 session,
                 alert_id=alert_id,
-                room=planning.send_room(live_rates, deadline_s),
+                room=planning.send_room(paced_rates, deadline_s),
                 send_deadline_s=deadline_s,
             )
             offset: dict[str, float] = defaultdict(float)  # a paced channel's next batch: seconds from now
