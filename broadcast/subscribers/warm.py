@@ -28,6 +28,7 @@ would end the parent's session on the server).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -292,6 +293,7 @@ class WarmIndex:
         self._base = _Layer(base, base.ids)
         self._delta, self._top, self._mark = {}, _Layer(targeting.build_arrays([]), _EMPTY_IDS), mark
         self.loads += 1
+        _release_freed_memory()
         log.info("warm subscriber index loaded: %d active subscribers", base.size)
 
     def _refresh(self) -> None:
@@ -385,6 +387,17 @@ def index_for(engine: Engine) -> WarmIndex:
                 _indexes.popitem(last=False)[1].close()
         _indexes.move_to_end(key)
         return found
+
+
+def _release_freed_memory() -> None:
+    """Hand the load's freed buffers (fetched rows, their Python objects) back to the OS: glibc keeps them in its
+    heap, and the process would stay at the load's peak (1M subscribers: 68 MB of arrays, 250 MB of RSS). A no-op
+    where the C library has no malloc_trim (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def snapshot(session: Session) -> Snapshot:
