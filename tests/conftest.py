@@ -12,7 +12,6 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,12 +86,7 @@ class Databases:
         self.kind = kind
         self.tmp = tmp
         self.created: list[str] = []
-        self.count = 0
         self.run_id = uuid.uuid4().hex[:8]
-        # A test's PostgreSQL database is dropped as soon as the test ends, in this thread (DROP DATABASE waits on
-        # a checkpoint, not the CPU): hundreds of drops at the session's end held each worker for ~40 s.
-        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-test-db")
-        self._drops: list[Future[None]] = []
         if kind == "sqlite":
             self.template = tmp / "template.sqlite3"
             migrate.upgrade(f"sqlite:///{self.template}")
@@ -103,13 +97,9 @@ class Databases:
             self.created.append(self.template_name)
             migrate.upgrade(_pg_url(self.template_name))
 
-    def _name(self) -> str:
-        self.count += 1
-        return f"bcast_{self.run_id}_{self.count}"
-
     def empty(self) -> str:
         """A URL of a new database with no schema (for migration tests)."""
-        name = self._name()
+        name = f"bcast_{self.run_id}_{len(self.created)}"
         if self.kind == "sqlite":
             return f"sqlite:///{self.tmp / f'{name}_{uuid.uuid4().hex[:6]}.sqlite3'}"
         with _pg_admin().connect() as c:
@@ -119,7 +109,7 @@ class Databases:
 
     def fresh(self) -> str:
         """A URL of a new database at the newest schema."""
-        name = self._name()
+        name = f"bcast_{self.run_id}_{len(self.created)}"
         if self.kind == "sqlite":
             path = self.tmp / f"{name}_{uuid.uuid4().hex[:6]}.sqlite3"
             shutil.copyfile(self.template, path)
@@ -129,28 +119,14 @@ class Databases:
         self.created.append(name)
         return _pg_url(name)
 
-    def release(self, url: str) -> None:
-        """The test using `url` is over: drop its database in the background (PostgreSQL)."""
-        name = sa.make_url(url).database
-        if self.kind == "postgresql" and name in self.created:
-            self.created.remove(name)
-            self._drops.append(self._dropper.submit(_drop_pg, name))
-
     def cleanup(self) -> None:
         from broadcast.db import get_engine
 
         get_engine.cache_clear()
-        self._dropper.shutdown(wait=True)
-        for drop in self._drops:
-            drop.result()  # a failed drop fails the session's teardown, as before
         if self.kind == "postgresql":
-            for name in reversed(self.created):
-                _drop_pg(name)
-
-
-def _drop_pg(name: str) -> None:
-    with _pg_admin().connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            with _pg_admin().connect() as c:
+                for name in reversed(self.created):
+                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +159,6 @@ def db_url(dbs: Databases) -> Iterator[str]:
     from broadcast.db import get_engine
 
     get_engine(url).dispose()
-    dbs.release(url)
 
 
 @pytest.fixture
