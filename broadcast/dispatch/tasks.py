@@ -93,15 +93,10 @@ def fanout_alert(self: Task[Any, Any], alert_id: int) -> None:
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
 
 
-def _batch_size(channel: str) -> int:
-    """Recipients per batch on `channel`: the configured size, the channel's own maximum, and no more than a paced
-    channel sends in a couple of seconds (planning.paced_batch), so its batches take turns with SMS ones."""
-    size, _ = _batching(channel)
-    return size
-
-
 def _batching(channel: str) -> tuple[int, float | None]:
-    """`_batch_size`, and the channel's rate when that makes it paced (its batches then go out spaced)."""
+    """Recipients per batch on `channel` (the configured size, the channel's own maximum, and no more than a paced
+    channel sends in a couple of seconds, planning.paced_batch, so its batches take turns with SMS ones), and the
+    channel's rate when that makes it paced (its batches then go out spaced)."""
     size = get_settings().dispatch_batch_size
     found = active_channels().get(channel)
     if found is None:
@@ -205,7 +200,7 @@ def fall_back(self: Task[Any, Any], delivery_ids: list[int]) -> None:
         raise self.retry(exc=exc, countdown=planning.jittered(planning.backoff(self.request.retries))) from exc
     for alert_id, by_channel in planned.items():
         for channel, ids in by_channel.items():
-            for chunk in planning.batches(ids, _batch_size(channel)):
+            for chunk in planning.batches(ids, _batching(channel)[0]):
                 send_batch.apply_async(args=(chunk,), queue=queues[alert_id])
 
 
